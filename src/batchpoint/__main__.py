@@ -1,0 +1,3 @@
+from batchpoint.cli import app
+
+app()

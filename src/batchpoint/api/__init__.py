@@ -1,0 +1,1 @@
+"""HTTP layer: routes, authentication, api-version checks and ARM error mapping."""

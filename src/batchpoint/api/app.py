@@ -1,0 +1,40 @@
+"""The FastAPI application: routes, middleware, error handlers, and the services it runs on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from batchpoint import __version__
+from batchpoint.api.errors import install_error_handlers
+from batchpoint.api.middleware import ArmMiddleware
+from batchpoint.api.routes import batch, operations, workspaces
+from batchpoint.config import Settings
+from batchpoint.services.container import Services
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.open(settings)
+        services.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="batchpoint",
+        version=__version__,
+        description="Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for module in (workspaces, batch, operations):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(ArmMiddleware)
+    return app

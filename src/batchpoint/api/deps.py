@@ -1,0 +1,84 @@
+"""FastAPI dependencies: the services of this process, the caller, and path-derived resource ids."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from batchpoint.api.auth import authenticate
+from batchpoint.api.versions import arm_api_version, ml_api_version
+from batchpoint.services.container import Services
+from batchpoint.services.context import Caller, RequestContext
+from batchpoint.services.errors import ArmError
+from batchpoint.services.ids import resource_group_id, workspace_id
+
+UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+RESOURCE_GROUP_PATTERN = r"^[-\w\._\(\)]+$"
+WORKSPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$"
+CHILD_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$"
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _context(request: Request, caller: Caller, api_version: str) -> RequestContext:
+    return RequestContext(base_url=base_url(request), caller=caller, api_version=api_version)
+
+
+def ml_context(
+    request: Request,
+    caller: Annotated[Caller, Depends(authenticate)],
+    api_version: Annotated[str, Depends(ml_api_version)],
+) -> RequestContext:
+    return _context(request, caller, api_version)
+
+
+def arm_context(
+    request: Request,
+    caller: Annotated[Caller, Depends(authenticate)],
+    api_version: Annotated[str, Depends(arm_api_version)],
+) -> RequestContext:
+    return _context(request, caller, api_version)
+
+
+SubscriptionId = Annotated[str, Path(description="The ID of the target subscription (a UUID).")]
+ResourceGroupName = Annotated[
+    str, Path(min_length=1, max_length=90, pattern=RESOURCE_GROUP_PATTERN, description="Case insensitive.")
+]
+WorkspaceName = Annotated[str, Path(pattern=WORKSPACE_PATTERN, description="Azure Machine Learning Workspace Name")]
+
+
+def _check_subscription(subscription_id: str) -> str:
+    if not UUID.match(subscription_id):
+        raise ArmError(
+            400,
+            "InvalidSubscriptionId",
+            f"The provided subscription identifier '{subscription_id}' is malformed or invalid.",
+        )
+    return subscription_id
+
+
+def group_id(subscriptionId: SubscriptionId, resourceGroupName: ResourceGroupName) -> str:  # noqa: N803
+    return resource_group_id(_check_subscription(subscriptionId), resourceGroupName)
+
+
+def ws_id(
+    subscriptionId: SubscriptionId,  # noqa: N803
+    resourceGroupName: ResourceGroupName,  # noqa: N803
+    workspaceName: WorkspaceName,  # noqa: N803
+) -> str:
+    return workspace_id(_check_subscription(subscriptionId), resourceGroupName, workspaceName)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+MlContext = Annotated[RequestContext, Depends(ml_context)]
+ArmContext = Annotated[RequestContext, Depends(arm_context)]
+GroupId = Annotated[str, Depends(group_id)]
+WorkspaceId = Annotated[str, Depends(ws_id)]

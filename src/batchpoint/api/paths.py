@@ -1,0 +1,56 @@
+"""ARM matches the fixed segments of a path case-insensitively; routes are written in canonical casing."""
+
+from __future__ import annotations
+
+CANONICAL_SEGMENTS = {
+    name.lower(): name
+    for name in (
+        "subscriptions",
+        "resourceGroups",
+        "providers",
+        "Microsoft.MachineLearningServices",
+        "Microsoft.Resources",
+        "workspaces",
+        "batchEndpoints",
+        "deployments",
+        "listkeys",
+        "locations",
+        "mfeOperationsStatus",
+        "mfeOperationResults",
+        "models",
+        "codes",
+        "environments",
+        "data",
+        "datastores",
+        "components",
+        "versions",
+        "jobs",
+    )
+}
+
+
+def _type_positions(segments: list[str]) -> list[int]:
+    """Indexes of the fixed (type) segments of an ARM path; names in between keep their casing."""
+    lowered = [segment.lower() for segment in segments]
+    positions: list[int] = []
+    index = 0
+    if index < len(segments) and lowered[index] == "subscriptions":
+        positions.append(index)
+        index += 2
+    if index < len(segments) and lowered[index] == "resourcegroups":
+        positions.append(index)
+        index += 2
+    if index < len(segments) and lowered[index] == "providers":
+        positions += [index, index + 1]
+        index += 2
+        positions += list(range(index, len(segments), 2))
+    return [position for position in positions if position < len(segments)]
+
+
+def canonical_path(path: str) -> str:
+    if not path[:14].lower().startswith("/subscriptions"):
+        return path
+    segments = path[1:].split("/")
+    for position in _type_positions(segments):
+        segments[position] = CANONICAL_SEGMENTS.get(segments[position].lower(), segments[position])
+    return "/" + "/".join(segments)

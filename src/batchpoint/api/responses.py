@@ -1,0 +1,53 @@
+"""JSON responses with this server's base URL filled into stored links, and LRO headers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Response
+
+from batchpoint.services.context import BASE_URL
+from batchpoint.services.errors import ArmError
+from batchpoint.services.operations import polling_urls
+from batchpoint.services.context import RequestContext
+from batchpoint.store.entities import Operation
+
+RETRY_AFTER_SECONDS = "1"
+OPERATION_TIMEOUT = "PT1H"
+
+
+def render(body: str | dict[str, Any], base_url: str) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return text.replace(BASE_URL, base_url)
+
+
+def arm_json(
+    body: str | dict[str, Any] | None, base_url: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    content = render(body, base_url) if body is not None else None
+    return Response(content=content, status_code=status, headers=headers, media_type="application/json")
+
+
+def async_operation_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
+    """For PUT: ARM clients poll the operation-status resource, then GET the resource itself."""
+    urls = polling_urls(ctx.base_url, operation, ctx.api_version)
+    return {
+        "Azure-AsyncOperation": urls.async_operation,
+        "Retry-After": RETRY_AFTER_SECONDS,
+        "x-ms-async-operation-timeout": OPERATION_TIMEOUT,
+    }
+
+
+def location_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
+    """For PATCH and DELETE: clients poll Location until it stops answering 202."""
+    urls = polling_urls(ctx.base_url, operation, ctx.api_version)
+    return {
+        "Location": urls.location,
+        "Retry-After": RETRY_AFTER_SECONDS,
+        "x-ms-async-operation-timeout": OPERATION_TIMEOUT,
+    }
+
+
+def error_of(operation: Operation) -> ArmError:
+    return ArmError(400, operation.error_code or "OperationFailed", operation.error_message or "The operation failed.")

@@ -1,0 +1,173 @@
+"""The 11 ARM operations of batch endpoints and batch deployments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
+from batchpoint.api.responses import arm_json, async_operation_headers, location_headers
+from batchpoint.api.routes.docs import responses
+from batchpoint.api.routes.listing import list_response
+from batchpoint.schemas.batch import (
+    BatchDeploymentList,
+    BatchDeploymentPatch,
+    BatchDeploymentTrackedResource,
+    BatchEndpointList,
+    BatchEndpointPatch,
+    BatchEndpointTrackedResource,
+    EndpointAuthKeys,
+)
+from batchpoint.services.context import RequestContext
+from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, child_id
+from batchpoint.services.tracked import Accepted, TrackedResources
+
+router = APIRouter(tags=["Batch"])
+
+WS = (
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+    "/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}"
+)
+ENDPOINTS = WS + "/batchEndpoints"
+ENDPOINT = ENDPOINTS + "/{endpointName}"
+DEPLOYMENTS = ENDPOINT + "/deployments"
+DEPLOYMENT = DEPLOYMENTS + "/{deploymentName}"
+
+AnyName = Annotated[str, Path(min_length=1)]
+NewName = Annotated[str, Path(pattern=CHILD_NAME_PATTERN)]
+READ_ONLY = {"id", "name", "type", "systemData"}
+
+
+def endpoint_id(workspace: WorkspaceId, endpointName: AnyName) -> str:  # noqa: N803
+    return child_id(workspace, "batchEndpoints", endpointName)
+
+
+def deployment_id(workspace: WorkspaceId, endpointName: AnyName, deploymentName: AnyName) -> str:  # noqa: N803
+    return child_id(child_id(workspace, "batchEndpoints", endpointName), "deployments", deploymentName)
+
+
+def new_endpoint_id(workspace: WorkspaceId, endpointName: NewName) -> str:  # noqa: N803
+    return endpoint_id(workspace, endpointName)
+
+
+def new_deployment_id(workspace: WorkspaceId, endpointName: NewName, deploymentName: NewName) -> str:  # noqa: N803
+    return deployment_id(workspace, endpointName, deploymentName)
+
+
+EndpointId = Annotated[str, Depends(endpoint_id)]
+DeploymentId = Annotated[str, Depends(deployment_id)]
+NewEndpointId = Annotated[str, Depends(new_endpoint_id)]
+NewDeploymentId = Annotated[str, Depends(new_deployment_id)]
+
+
+def _put_response(ctx: RequestContext, accepted: Accepted) -> Response:
+    if accepted.operation is None:
+        return arm_json(accepted.resource.body_json(), ctx.base_url, 200)
+    status = 201 if accepted.created else 200
+    return arm_json(accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation))
+
+
+def _accepted(ctx: RequestContext, accepted: Accepted) -> Response:
+    assert accepted.operation is not None
+    return Response(status_code=202, headers=location_headers(ctx, accepted.operation))
+
+
+def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body: BatchEndpointTrackedResource | BatchDeploymentTrackedResource) -> Response:
+    request = body.model_dump(mode="json", exclude=READ_ONLY)
+    return _put_response(ctx, service.put(ctx, resource_id, request))
+
+
+@router.get(ENDPOINTS, operation_id="BatchEndpoints_List", responses=responses({200: BatchEndpointList}))
+def list_endpoints(
+    ctx: MlContext,
+    services: ServicesDep,
+    workspace: WorkspaceId,
+    count: Annotated[int | None, Query(description="Page size (default 100, at most 1000)")] = None,
+    skip: Annotated[str | None, Query(alias="$skip", description="Continuation token")] = None,
+    order_by: Annotated[str | None, Query(alias="$orderBy")] = None,
+) -> Response:
+    return list_response(ctx, services, workspace, BATCH_ENDPOINT_TYPE, workspace + "/batchEndpoints", count, skip, order_by, "count")
+
+
+@router.get(ENDPOINT, operation_id="BatchEndpoints_Get", responses=responses({200: BatchEndpointTrackedResource}))
+def get_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
+    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+
+@router.put(
+    ENDPOINT,
+    operation_id="BatchEndpoints_CreateOrUpdate",
+    responses=responses({200: BatchEndpointTrackedResource, 201: BatchEndpointTrackedResource}),
+)
+def put_endpoint(
+    ctx: MlContext, services: ServicesDep, resource_id: NewEndpointId, body: BatchEndpointTrackedResource
+) -> Response:
+    return _put(ctx, services.endpoints, resource_id, body)
+
+
+@router.patch(
+    ENDPOINT,
+    operation_id="BatchEndpoints_Update",
+    responses=responses({200: BatchEndpointTrackedResource, 202: None}),
+)
+def patch_endpoint(
+    ctx: MlContext, services: ServicesDep, resource_id: NewEndpointId, body: BatchEndpointPatch
+) -> Response:
+    return _accepted(ctx, services.endpoints.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+
+
+@router.delete(ENDPOINT, operation_id="BatchEndpoints_Delete", responses=responses({200: None, 202: None, 204: None}))
+def delete_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
+    return _accepted(ctx, services.endpoints.delete(ctx, resource_id))
+
+
+@router.post(ENDPOINT + "/listkeys", operation_id="BatchEndpoints_ListKeys", responses=responses({200: EndpointAuthKeys}))
+def list_keys(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
+    resource = services.resources.get(resource_id)
+    keys = {name: resource.secrets.get(name) for name in ("primaryKey", "secondaryKey")}
+    return arm_json(keys, ctx.base_url)
+
+
+@router.get(DEPLOYMENTS, operation_id="BatchDeployments_List", responses=responses({200: BatchDeploymentList}))
+def list_deployments(
+    ctx: MlContext,
+    services: ServicesDep,
+    parent_id: EndpointId,
+    top: Annotated[int | None, Query(alias="$top", description="Page size (default 100, at most 1000)")] = None,
+    skip: Annotated[str | None, Query(alias="$skip", description="Continuation token")] = None,
+    order_by: Annotated[str | None, Query(alias="$orderBy", description="CreatedAtDesc, CreatedAtAsc, ...")] = None,
+) -> Response:
+    return list_response(ctx, services, parent_id, BATCH_DEPLOYMENT_TYPE, parent_id + "/deployments", top, skip, order_by, "$top")
+
+
+@router.get(DEPLOYMENT, operation_id="BatchDeployments_Get", responses=responses({200: BatchDeploymentTrackedResource}))
+def get_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
+    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+
+@router.put(
+    DEPLOYMENT,
+    operation_id="BatchDeployments_CreateOrUpdate",
+    responses=responses({200: BatchDeploymentTrackedResource, 201: BatchDeploymentTrackedResource}),
+)
+def put_deployment(
+    ctx: MlContext, services: ServicesDep, resource_id: NewDeploymentId, body: BatchDeploymentTrackedResource
+) -> Response:
+    return _put(ctx, services.deployments, resource_id, body)
+
+
+@router.patch(
+    DEPLOYMENT,
+    operation_id="BatchDeployments_Update",
+    responses=responses({200: BatchDeploymentTrackedResource, 202: None}),
+)
+def patch_deployment(
+    ctx: MlContext, services: ServicesDep, resource_id: NewDeploymentId, body: BatchDeploymentPatch
+) -> Response:
+    return _accepted(ctx, services.deployments.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+
+
+@router.delete(DEPLOYMENT, operation_id="BatchDeployments_Delete", responses=responses({200: None, 202: None, 204: None}))
+def delete_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
+    return _accepted(ctx, services.deployments.delete(ctx, resource_id))

@@ -1,0 +1,74 @@
+"""``api-version``: required everywhere; the provider's routes take the published versions clients send."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Query
+
+from batchpoint.services.errors import ArmError
+
+VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+ML_API_VERSIONS = (
+    "2021-10-01",
+    "2022-02-01-preview",
+    "2022-05-01",
+    "2022-06-01-preview",
+    "2022-10-01",
+    "2022-10-01-preview",
+    "2022-12-01-preview",
+    "2023-02-01-preview",
+    "2023-04-01",
+    "2023-04-01-preview",
+    "2023-06-01-preview",
+    "2023-08-01-preview",
+    "2023-10-01",
+    "2024-01-01-preview",
+    "2024-04-01",
+    "2024-04-01-preview",
+    "2024-07-01-preview",
+    "2024-10-01",
+    "2024-10-01-preview",
+    "2025-01-01-preview",
+    "2025-04-01",
+    "2025-04-01-preview",
+    "2025-06-01",
+    "2025-07-01-preview",
+    "2025-09-01",
+    "2025-10-01-preview",
+    "2025-12-01",
+)
+_ML_LOWER = {version.lower() for version in ML_API_VERSIONS}
+
+MISSING = ArmError(
+    400,
+    "MissingApiVersionParameter",
+    "The api-version query parameter (?api-version=) is required for all requests.",
+)
+
+
+def _invalid(version: str, supported: str) -> ArmError:
+    return ArmError(
+        400,
+        "InvalidApiVersionParameter",
+        f"The api-version '{version}' is invalid. The supported versions are '{supported}'.",
+    )
+
+
+def ml_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+    """Versions of Microsoft.MachineLearningServices the official clients send."""
+    if not api_version:
+        raise MISSING
+    if api_version.lower() not in _ML_LOWER:
+        raise _invalid(api_version, ",".join(ML_API_VERSIONS))
+    return api_version
+
+
+def arm_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+    """Other providers (resource groups): any well-formed version."""
+    if not api_version:
+        raise MISSING
+    if not VERSION_FORMAT.match(api_version):
+        raise _invalid(api_version, "YYYY-MM-DD or YYYY-MM-DD-preview")
+    return api_version

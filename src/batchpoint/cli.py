@@ -1,0 +1,34 @@
+"""The ``batchpoint`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchpoint.config import Settings, default_home
+
+app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """batchpoint: Azure ML batch endpoints, locally."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
+    http: Annotated[bool, typer.Option("--http", help="Plain HTTP instead of HTTPS.")] = False,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in the data directory).")
+    ] = None,
+    home: Annotated[Path | None, typer.Option(help="Data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")] = None,
+) -> None:
+    """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
+    from batchpoint.server import serve as run_server
+
+    settings = Settings(home=home or default_home(), database_url=database_url, host=host, port=port, tls=not http)
+    run_server(settings)

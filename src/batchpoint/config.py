@@ -1,0 +1,42 @@
+"""Server settings: where data lives, which database, how to listen."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_RESOURCE_GROUP = "local"
+DEFAULT_WORKSPACE = "default"
+DEFAULT_LOCATION = "local"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("BATCHPOINT_HOME", Path.home() / ".batchpoint")).expanduser()
+
+
+@dataclass
+class Settings:
+    home: Path = field(default_factory=default_home)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls: bool = True
+    provisioning_delay_seconds: float = 0.0
+    """Extra time a provisioning operation stays in progress (lets tests watch polling and conflicts)."""
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'batchpoint.db'}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"

@@ -1,0 +1,46 @@
+"""Building blocks: strict models, case-insensitive enums, read-only fields."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+E = TypeVar("E", bound=Enum)
+
+
+class WireModel(BaseModel):
+    """A schema with ``additionalProperties: false``: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class OpenModel(BaseModel):
+    """A common-types schema that declares no ``additionalProperties`` (extra keys are kept)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+def canonical_enum(enum_type: type[E]) -> BeforeValidator:
+    """Accept an enum value in any casing and hand pydantic the canonical one (the SDK sends ``aadToken``)."""
+    by_lower = {member.value.lower(): member.value for member in enum_type}
+
+    def canonicalize(value: Any) -> Any:
+        if isinstance(value, str):
+            return by_lower.get(value.lower(), value)
+        return value
+
+    return BeforeValidator(canonicalize)
+
+
+def CaseInsensitive(enum_type: type[E]) -> Any:  # noqa: N802 - reads as a type in annotations
+    return Annotated[enum_type, canonical_enum(enum_type)]
+
+
+def ReadOnly(**kwargs: Any) -> Any:  # noqa: N802 - mirrors pydantic's Field
+    """A server-set field: documented as readOnly, ignored when a client sends it."""
+    return Field(default=None, json_schema_extra={"readOnly": True}, **kwargs)
+
+
+StringMap = dict[str, str | None]

@@ -1,0 +1,43 @@
+"""Resource groups and workspaces: only what the batch clients read is modelled; other keys pass through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from batchpoint.schemas.base import OpenModel, ReadOnly
+from batchpoint.schemas.common import ManagedServiceIdentity, Sku, SystemData
+
+
+class ArmEnvelope(OpenModel):
+    id: str | None = ReadOnly()
+    name: str | None = ReadOnly()
+    type: str | None = ReadOnly()
+    systemData: SystemData | None = ReadOnly()
+    location: str = Field(min_length=1)
+    tags: dict[str, str] | None = None
+
+
+class ResourceGroup(ArmEnvelope):
+    properties: dict[str, Any] | None = None
+
+
+class WorkspaceProperties(OpenModel):
+    friendlyName: str | None = None
+    description: str | None = None
+    workspaceId: str | None = ReadOnly()
+    discoveryUrl: str | None = ReadOnly()
+    provisioningState: str | None = ReadOnly()
+
+
+class Workspace(ArmEnvelope):
+    kind: str | None = None
+    sku: Sku | None = None
+    identity: ManagedServiceIdentity | None = None
+    properties: WorkspaceProperties | None = None
+
+
+class WorkspaceList(OpenModel):
+    value: list[Workspace]
+    nextLink: str | None = None

@@ -1,0 +1,65 @@
+"""Run the API under uvicorn, with TLS by default, and tell the user how to connect."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from batchpoint.api.app import create_app
+from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, Settings
+from batchpoint.tls import TlsFiles, ensure_certificates
+
+SNIPPET = '''\
+import os
+os.environ["REQUESTS_CA_BUNDLE"] = {ca!r}
+from azure.core.credentials import AccessToken
+from azure.ai.ml import MLClient
+
+class StaticToken:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("local-token", 4102444800)
+
+ml_client = MLClient(
+    StaticToken(), {subscription!r}, {group!r}, {workspace!r},
+    cloud="batchpoint",
+    cloud_metadata={{
+        "azure_portal": {base!r}, "resource_manager": {base!r},
+        "active_directory": {base!r}, "aml_resource_id": {base!r},
+        "storage_endpoint": "core.windows.net", "registry_discovery_endpoint": {base!r},
+    }},
+)
+# The management client:
+from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
+mgmt = MachineLearningServicesMgmtClient(StaticToken(), {subscription!r}, base_url={base!r}, polling_interval=1)
+'''
+
+
+def banner(settings: Settings, tls: TlsFiles | None) -> str:
+    lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}"]
+    if tls is not None:
+        lines.append(f"trust its certificate with:  export REQUESTS_CA_BUNDLE={tls.ca_cert}")
+    lines += ["", "Connect the official clients (paste into Python):", ""]
+    lines.append(
+        SNIPPET.format(
+            ca=str(tls.ca_cert) if tls else "",
+            subscription=DEFAULT_SUBSCRIPTION,
+            group=DEFAULT_RESOURCE_GROUP,
+            workspace=DEFAULT_WORKSPACE,
+            base=settings.base_url,
+        )
+    )
+    return "\n".join(lines)
+
+
+def serve(settings: Settings) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    tls = ensure_certificates(settings.home) if settings.tls else None
+    print(banner(settings, tls), flush=True)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+    )
+    uvicorn.Server(config).run()

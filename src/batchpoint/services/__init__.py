@@ -1,0 +1,1 @@
+"""Resource rules and long-running operations, independent of HTTP."""

@@ -1,0 +1,65 @@
+"""Wires the store, the operation runner and the resource services together for one server process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchpoint.config import (
+    DEFAULT_LOCATION,
+    DEFAULT_RESOURCE_GROUP,
+    DEFAULT_SUBSCRIPTION,
+    DEFAULT_WORKSPACE,
+    Settings,
+)
+from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
+from batchpoint.services.context import Caller, RequestContext
+from batchpoint.services.ids import resource_group_id, workspace_id
+from batchpoint.services.operations import OperationRunner
+from batchpoint.services.resources import Resources
+from batchpoint.services.tracked import TrackedResources
+from batchpoint.services.workspaces import Workspaces
+from batchpoint.store import Store, open_store
+
+SYSTEM = RequestContext(base_url="", caller=Caller(name="batchpoint", type="Application"), api_version="")
+
+
+@dataclass
+class Services:
+    store: Store
+    runner: OperationRunner
+    resources: Resources
+    workspaces: Workspaces
+    endpoints: TrackedResources
+    deployments: TrackedResources
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings.resolved_database_url)
+        runner = OperationRunner(store, delay_seconds=settings.provisioning_delay_seconds)
+        resources = Resources(store)
+        return cls(
+            store=store,
+            runner=runner,
+            resources=resources,
+            workspaces=Workspaces(resources),
+            endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
+            deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
+        )
+
+    def start(self) -> None:
+        self.ensure_defaults()
+        self.runner.resume()
+
+    def close(self) -> None:
+        self.runner.shutdown()
+        self.store.close()
+
+    def ensure_defaults(self) -> None:
+        """The default subscription's resource group ``local`` and workspace ``default``, on first start."""
+        group = resource_group_id(DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP)
+        if self.store.get(group) is None:
+            self.workspaces.put_resource_group(SYSTEM, group, {"location": DEFAULT_LOCATION})
+        workspace = workspace_id(DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP, DEFAULT_WORKSPACE)
+        if self.store.get(workspace) is None:
+            self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})

@@ -1,0 +1,102 @@
+"""List paging: page size, ``$orderBy``, and keyset continuation tokens carried in ``$skip``.
+
+A token remembers the sort value and key of the last item served, so the next page starts strictly after it:
+items added or removed between pages never make an item that existed throughout appear twice or go missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from batchpoint.services.errors import bad_request
+from batchpoint.store.entities import Cursor, Resource, SortField, SortOrder, to_micros
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_ORDERS = {
+    "createdatdesc": SortOrder(SortField.CREATED, True),
+    "createdatasc": SortOrder(SortField.CREATED, False),
+    "createdat": SortOrder(SortField.CREATED, False),
+    "createdtimedesc": SortOrder(SortField.CREATED, True),
+    "createdtimeasc": SortOrder(SortField.CREATED, False),
+    "createdtime": SortOrder(SortField.CREATED, False),
+    "updatedatdesc": SortOrder(SortField.UPDATED, True),
+    "updatedatasc": SortOrder(SortField.UPDATED, False),
+    "updatedat": SortOrder(SortField.UPDATED, False),
+}
+ORDER_CHOICES = "CreatedAtDesc, CreatedAtAsc, UpdatedAtDesc, UpdatedAtAsc (or 'createdAt desc' forms)"
+
+
+def parse_order(value: str | None) -> SortOrder:
+    if value is None or not value.strip():
+        return SortOrder()
+    order = _ORDERS.get("".join(value.split()).lower())
+    if order is None:
+        raise bad_request(f"Invalid $orderBy '{value}'. Supported values: {ORDER_CHOICES}.")
+    return order
+
+
+def parse_page_size(value: int | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise bad_request(f"The page size must be between 1 and {MAX_PAGE_SIZE}; got {value}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page starts: after a keyset cursor, or (for a numeric ``$skip``) after that many items."""
+
+    cursor: Cursor | None = None
+    offset: int = 0
+
+
+def parse_skip(value: str | None) -> Position:
+    if value is None or value == "":
+        return Position()
+    if value.isdigit():
+        return Position(offset=int(value))
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        return Position(cursor=Cursor(micros=int(data["m"]), key=str(data["k"])))
+    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
+        raise bad_request(f"The continuation token '$skip={value}' is invalid.") from None
+
+
+def encode_cursor(resource: Resource, order: SortOrder) -> str:
+    moment = resource.created_at if order.field is SortField.CREATED else resource.updated_at
+    raw = json.dumps({"m": to_micros(moment), "k": resource.key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@dataclass
+class Page:
+    items: Sequence[Resource]
+    next_skip: str | None
+
+
+def fetch_page(
+    fetch: Callable[[Cursor | None, int], list[Resource]], order: SortOrder, position: Position, size: int
+) -> Page:
+    """Read one page plus one item, to know whether another page follows."""
+    rows = fetch(position.cursor, position.offset + size + 1)[position.offset :]
+    items = rows[:size]
+    more = len(rows) > size
+    return Page(items=items, next_skip=encode_cursor(items[-1], order) if more and items else None)
+
+
+def next_link(base_url: str, path: str, query: dict[str, Any], next_skip: str | None) -> str | None:
+    if next_skip is None:
+        return None
+    params = {name: value for name, value in query.items() if value is not None and name != "$skip"}
+    params["$skip"] = next_skip
+    return f"{base_url}{path}?{urlencode(params)}"

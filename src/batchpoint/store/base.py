@@ -1,0 +1,56 @@
+"""The one narrow contract every storage backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from batchpoint.store.entities import Cursor, Operation, Resource, SortOrder
+
+
+class AlreadyExists(Exception):
+    """A resource with the same (case-insensitive) id is already stored."""
+
+
+class Store(ABC):
+    @abstractmethod
+    def get(self, resource_id: str) -> Resource | None: ...
+
+    @abstractmethod
+    def get_body_json(self, resource_id: str) -> str | None:
+        """The stored JSON body as text, for read paths that only forward it."""
+
+    @abstractmethod
+    def insert(self, resource: Resource) -> None:
+        """Store a new resource; raise AlreadyExists when the id is taken."""
+
+    @abstractmethod
+    def update(self, resource: Resource) -> None: ...
+
+    @abstractmethod
+    def delete_tree(self, resource_id: str) -> int:
+        """Delete a resource and everything below it; return how many rows went."""
+
+    @abstractmethod
+    def list_children(
+        self, parent_id: str, type_: str, order: SortOrder, after: Cursor | None, limit: int
+    ) -> list[Resource]: ...
+
+    @abstractmethod
+    def add_operation(self, operation: Operation) -> None:
+        """Record a new operation; raise AlreadyExists when one is already running on that resource."""
+
+    @abstractmethod
+    def get_operation(self, operation_id: str) -> Operation | None: ...
+
+    @abstractmethod
+    def save_operation(self, operation: Operation) -> None: ...
+
+    @abstractmethod
+    def running_operation(self, resource_id: str) -> Operation | None:
+        """The operation in progress on this resource, if any."""
+
+    @abstractmethod
+    def running_operations(self) -> list[Operation]: ...
+
+    def close(self) -> None:
+        """Release connections; backends that hold none need not override."""

@@ -1,0 +1,104 @@
+"""Plain records the store hands out; no ORM state leaks past the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+@dataclass
+class Resource:
+    """One ARM resource: its id keeps the caller's casing; lookups use ``key`` (the id lower-cased)."""
+
+    id: str
+    type: str
+    body: dict[str, Any]
+    secrets: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    @property
+    def name(self) -> str:
+        return self.id.rsplit("/", 1)[-1]
+
+    @property
+    def parent_id(self) -> str:
+        return parent_of(self.id)
+
+    def body_json(self) -> str:
+        return json.dumps(self.body, separators=(",", ":"))
+
+
+def parent_of(resource_id: str) -> str:
+    """The id of the ARM parent: drop the trailing ``/{type}/{name}`` pair."""
+    return resource_id.rsplit("/", 2)[0]
+
+
+class SortField(str, Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    field: SortField = SortField.CREATED
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the sort value and key of the last item of the previous page."""
+
+    micros: int
+    key: str
+
+
+class OperationStatus(str, Enum):
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not OperationStatus.IN_PROGRESS
+
+
+class OperationKind(str, Enum):
+    PROVISION = "provision"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass
+class Operation:
+    """A long-running operation on one resource, as ARM's operation-status resource reports it."""
+
+    id: str
+    resource_id: str
+    kind: OperationKind
+    location: str
+    status: OperationStatus = OperationStatus.IN_PROGRESS
+    started_at: datetime = field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None

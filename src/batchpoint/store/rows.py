@@ -1,0 +1,55 @@
+"""SQLAlchemy ORM rows. Only the SQL backend sees these; callers get entities."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ResourceRow(Base):
+    __tablename__ = "resources"
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    id: Mapped[str] = mapped_column(String(1024))
+    parent_key: Mapped[str] = mapped_column(String(1024))
+    type_key: Mapped[str] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text)
+    secrets: Mapped[str] = mapped_column(Text, default="{}")
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    updated_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_resources_children_created", "parent_key", "type_key", "created_us", "key"),
+        Index("ix_resources_children_updated", "parent_key", "type_key", "updated_us", "key"),
+    )
+
+
+class OperationRow(Base):
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(1024))
+    resource_key: Mapped[str] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    started_us: Mapped[int] = mapped_column(BigInteger)
+    ended_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        # At most one operation in progress per resource: the database arbitrates racing writers.
+        Index(
+            "uq_operations_running",
+            "resource_key",
+            unique=True,
+            sqlite_where=text("status = 'InProgress'"),
+            postgresql_where=text("status = 'InProgress'"),
+        ),
+    )

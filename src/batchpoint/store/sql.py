@@ -1,0 +1,192 @@
+"""SQLAlchemy backend for SQLite (embedded default, WAL) and PostgreSQL (several API replicas)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, delete, event, select, tuple_
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from batchpoint.store.base import AlreadyExists, Store
+from batchpoint.store.entities import (
+    Cursor,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Resource,
+    SortField,
+    SortOrder,
+    from_micros,
+    to_micros,
+)
+from batchpoint.store.migrate import upgrade_to_head
+from batchpoint.store.rows import OperationRow, ResourceRow
+
+
+def _enable_sqlite_wal(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
+        _enable_sqlite_wal(engine)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        upgrade_to_head(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def get(self, resource_id: str) -> Resource | None:
+        with self._session() as session:
+            row = session.get(ResourceRow, resource_id.lower())
+            return _resource(row) if row else None
+
+    def get_body_json(self, resource_id: str) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(ResourceRow.body).where(ResourceRow.key == resource_id.lower())
+            ).scalar_one_or_none()
+
+    def insert(self, resource: Resource) -> None:
+        try:
+            with self._session() as session:
+                session.add(_resource_row(resource))
+        except IntegrityError as exc:
+            raise AlreadyExists(resource.id) from exc
+
+    def update(self, resource: Resource) -> None:
+        with self._session() as session:
+            session.merge(_resource_row(resource))
+
+    def delete_tree(self, resource_id: str) -> int:
+        key = resource_id.lower()
+        with self._session() as session:
+            # '/' sorts just before '0', so this range is exactly the keys below ``key/``.
+            below = (ResourceRow.key >= key + "/") & (ResourceRow.key < key + "0")
+            result = session.execute(delete(ResourceRow).where((ResourceRow.key == key) | below))
+            return result.rowcount or 0
+
+    def list_children(
+        self, parent_id: str, type_: str, order: SortOrder, after: Cursor | None, limit: int
+    ) -> list[Resource]:
+        sort_column = ResourceRow.created_us if order.field is SortField.CREATED else ResourceRow.updated_us
+        position = tuple_(sort_column, ResourceRow.key)
+        query = select(ResourceRow).where(
+            ResourceRow.parent_key == parent_id.lower(), ResourceRow.type_key == type_.lower()
+        )
+        if after is not None:
+            boundary = tuple_(after.micros, after.key)
+            query = query.where(position < boundary if order.descending else position > boundary)
+        if order.descending:
+            query = query.order_by(sort_column.desc(), ResourceRow.key.desc())
+        else:
+            query = query.order_by(sort_column.asc(), ResourceRow.key.asc())
+        with self._session() as session:
+            return [_resource(row) for row in session.scalars(query.limit(limit))]
+
+    def add_operation(self, operation: Operation) -> None:
+        try:
+            with self._session() as session:
+                session.add(_operation_row(operation))
+        except IntegrityError as exc:
+            raise AlreadyExists(operation.resource_id) from exc
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        with self._session() as session:
+            row = session.get(OperationRow, operation_id)
+            return _operation(row) if row else None
+
+    def save_operation(self, operation: Operation) -> None:
+        with self._session() as session:
+            session.merge(_operation_row(operation))
+
+    def running_operation(self, resource_id: str) -> Operation | None:
+        query = select(OperationRow).where(
+            OperationRow.resource_key == resource_id.lower(),
+            OperationRow.status == OperationStatus.IN_PROGRESS.value,
+        )
+        with self._session() as session:
+            row = session.scalars(query.limit(1)).first()
+            return _operation(row) if row else None
+
+    def running_operations(self) -> list[Operation]:
+        query = select(OperationRow).where(OperationRow.status == OperationStatus.IN_PROGRESS.value)
+        with self._session() as session:
+            return [_operation(row) for row in session.scalars(query.order_by(OperationRow.started_us))]
+
+
+def _resource_row(resource: Resource) -> ResourceRow:
+    return ResourceRow(
+        key=resource.key,
+        id=resource.id,
+        parent_key=resource.parent_id.lower(),
+        type_key=resource.type.lower(),
+        type=resource.type,
+        body=resource.body_json(),
+        secrets=json.dumps(resource.secrets),
+        created_us=to_micros(resource.created_at),
+        updated_us=to_micros(resource.updated_at),
+    )
+
+
+def _resource(row: ResourceRow) -> Resource:
+    return Resource(
+        id=row.id,
+        type=row.type,
+        body=json.loads(row.body),
+        secrets=json.loads(row.secrets or "{}"),
+        created_at=from_micros(row.created_us),
+        updated_at=from_micros(row.updated_us),
+    )
+
+
+def _operation_row(operation: Operation) -> OperationRow:
+    return OperationRow(
+        id=operation.id,
+        resource_id=operation.resource_id,
+        resource_key=operation.resource_id.lower(),
+        kind=operation.kind.value,
+        location=operation.location,
+        status=operation.status.value,
+        started_us=to_micros(operation.started_at),
+        ended_us=to_micros(operation.ended_at) if operation.ended_at else None,
+        error_code=operation.error_code,
+        error_message=operation.error_message,
+    )
+
+
+def _operation(row: OperationRow) -> Operation:
+    return Operation(
+        id=row.id,
+        resource_id=row.resource_id,
+        kind=OperationKind(row.kind),
+        location=row.location,
+        status=OperationStatus(row.status),
+        started_at=from_micros(row.started_us),
+        ended_at=from_micros(row.ended_us) if row.ended_us is not None else None,
+        error_code=row.error_code,
+        error_message=row.error_message,
+    )
