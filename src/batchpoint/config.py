@@ -23,7 +23,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8443
     tls: bool = True
-    provisioning_delay_seconds: float = 0.0
+    provisioning_delay_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BATCHPOINT_PROVISIONING_DELAY", "0"))
+    )
     """Extra time a provisioning operation stays in progress (lets tests watch polling and conflicts)."""
 
     def __post_init__(self) -> None:

@@ -1,0 +1,60 @@
+"""Small helpers for driving the ARM API by hand in tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.server import API, WORKSPACE_ID
+
+ENDPOINTS = f"{WORKSPACE_ID}/batchEndpoints"
+
+
+def endpoint_url(name: str) -> str:
+    return f"{ENDPOINTS}/{name}"
+
+
+def deployment_url(endpoint: str, name: str) -> str:
+    return f"{ENDPOINTS}/{endpoint}/deployments/{name}"
+
+
+def endpoint_body(**properties: Any) -> dict[str, Any]:
+    return {"location": "local", "properties": {"authMode": "AADToken", **properties}}
+
+
+def deployment_body(**properties: Any) -> dict[str, Any]:
+    return {"location": "local", "properties": properties}
+
+
+def wait_for_operation(client: httpx.Client, response: httpx.Response, timeout: float = 15) -> httpx.Response:
+    """Follow an LRO the way ARM clients do: Azure-AsyncOperation to a terminal status, else Location."""
+    deadline = time.monotonic() + timeout
+    status_url = response.headers.get("Azure-AsyncOperation")
+    location = response.headers.get("Location")
+    while time.monotonic() < deadline:
+        if status_url:
+            polled = client.get(status_url)
+            assert polled.status_code == 200, polled.text
+            if polled.json()["status"] in ("Succeeded", "Failed", "Canceled"):
+                return polled
+        else:
+            assert location, "no polling header"
+            polled = client.get(location)
+            if polled.status_code != 202:
+                return polled
+        time.sleep(0.05)
+    raise AssertionError("operation did not finish in time")
+
+
+def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.Response:
+    response = client.put(url, params={"api-version": API}, json=body)
+    assert response.status_code in (200, 201), response.text
+    if "Azure-AsyncOperation" in response.headers:
+        assert wait_for_operation(client, response).json()["status"] == "Succeeded"
+    return client.get(url, params={"api-version": API})
+
+
+def create_endpoint(client: httpx.Client, name: str, **properties: Any) -> dict[str, Any]:
+    return put_and_wait(client, endpoint_url(name), endpoint_body(**properties)).json()

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.server import Server, create_postgres_database, postgres_available
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def database_url_for(backend: str) -> str | None:
+    if backend == "sqlite":
+        return None
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (set BATCHPOINT_TEST_POSTGRES to point elsewhere)")
+    return create_postgres_database()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+    """The real server on a free port, over plain HTTP, on the parametrized database backend.
+
+    Shared by a module's tests, which use names of their own."""
+    running = Server(home=tmp_path_factory.mktemp("home"), database_url=database_url_for(backend)).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server as users start it: HTTPS with its own certificate authority, SQLite."""
+    running = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
+    yield running
+    running.stop()

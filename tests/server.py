@@ -1,0 +1,106 @@
+"""Start the real ``batchpoint serve`` in a subprocess on a free port, and talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+POSTGRES_ADMIN_URL = os.environ.get("BATCHPOINT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+WORKSPACE_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/local/providers/Microsoft.MachineLearningServices/workspaces/default"
+)
+API = "2025-12-01"
+TOKEN = "test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_available() -> bool:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def create_postgres_database() -> str:
+    """A fresh, empty database for one server, so test runs never see each other's rows."""
+    name = f"batchpoint_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@dataclass
+class Server:
+    home: Path
+    database_url: str | None = None
+    tls: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.home / "tls" / "ca.pem"
+
+    def start(self) -> Server:
+        command = [sys.executable, "-m", "batchpoint", "serve", "--port", str(self.port), "--home", str(self.home)]
+        if not self.tls:
+            command.append("--http")
+        if self.database_url:
+            command += ["--database-url", self.database_url]
+        self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early; see {self.log.name}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.log.close()
+        return code
+
+    def client(self, token: str | None = TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify = str(self.ca_cert) if self.tls else False
+        return httpx.Client(base_url=self.base_url, headers=headers, verify=verify, timeout=30)
