@@ -49,8 +49,13 @@ class Resource:
 
 
 def parent_of(resource_id: str) -> str:
-    """The id of the ARM parent: drop the trailing ``/{type}/{name}`` pair."""
-    return resource_id.rsplit("/", 2)[0]
+    """The id of the ARM parent: drop the trailing ``/{type}/{name}`` pair, and a ``/providers/{namespace}``
+    hop that is left bare (a workspace's parent is its resource group)."""
+    parent = resource_id.rsplit("/", 2)[0]
+    head, _, namespace = parent.rpartition("/")
+    if head.lower().endswith("/providers"):
+        return head.rsplit("/", 1)[0]
+    return parent
 
 
 class SortField(str, Enum):

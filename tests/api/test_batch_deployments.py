@@ -1,0 +1,146 @@
+"""Batch deployments: defaults, create-only fields, provisioning checks, paging and errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.arm import (
+    create_endpoint,
+    deployment_body,
+    deployment_url,
+    endpoint_url,
+    put_and_wait,
+    wait_for_operation,
+)
+from tests.server import API, Server, WORKSPACE_ID
+
+V = {"api-version": API}
+DEFAULTS = {
+    "errorThreshold": -1,
+    "loggingLevel": "Info",
+    "maxConcurrencyPerInstance": 1,
+    "miniBatchSize": 10,
+    "outputAction": "AppendRow",
+    "outputFileName": "predictions.csv",
+    "resources": {"instanceCount": 1},
+    "retrySettings": {"maxRetries": 3, "timeout": "PT30S"},
+    "properties": {},
+    "provisioningState": "Succeeded",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def endpoint(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "ep")
+
+
+def test_defaults_are_filled_in(server: Server) -> None:
+    with server.client() as client:
+        deployment = put_and_wait(client, deployment_url("ep", "plain"), deployment_body()).json()
+    assert deployment["properties"] == DEFAULTS
+    assert deployment["type"] == "Microsoft.MachineLearningServices/workspaces/batchEndpoints/deployments"
+
+
+def test_sdk_casing_is_accepted_and_canonicalized(server: Server) -> None:
+    body = deployment_body(loggingLevel="debug", outputAction="summaryonly", model=None)
+    with server.client() as client:
+        deployment = put_and_wait(client, deployment_url("ep", "cased"), body).json()
+    assert deployment["properties"]["loggingLevel"] == "Debug"
+    assert deployment["properties"]["outputAction"] == "SummaryOnly"
+
+
+def test_missing_model_fails_provisioning_with_a_reason(server: Server) -> None:
+    body = deployment_body(model={"referenceType": "Id", "assetId": f"{WORKSPACE_ID}/models/nope/versions/1"})
+    with server.client() as client:
+        created = client.put(deployment_url("ep", "broken"), params=V, json=body)
+        status = wait_for_operation(client, created).json()
+        deployment = client.get(deployment_url("ep", "broken"), params=V).json()
+    assert status["status"] == "Failed"
+    assert "nope" in status["error"]["message"] and status["error"]["code"]
+    assert deployment["properties"]["provisioningState"] == "Failed"
+
+
+def test_create_only_fields_cannot_change(server: Server) -> None:
+    body = deployment_body(codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 2})
+    with server.client() as client:
+        put_and_wait(client, deployment_url("ep", "fixed"), body)
+        code = client.put(
+            deployment_url("ep", "fixed"),
+            params=V,
+            json=deployment_body(codeConfiguration={"scoringScript": "other.py"}, resources={"instanceCount": 2}),
+        )
+        scale = client.put(
+            deployment_url("ep", "fixed"),
+            params=V,
+            json=deployment_body(codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 3}),
+        )
+        same = client.put(deployment_url("ep", "fixed"), params=V, json={**body, "tags": {"k": "v"}})
+        wait_for_operation(client, same)
+    assert code.status_code == 400 and "codeConfiguration" in code.json()["error"]["message"]
+    assert scale.status_code == 400 and "resources" in scale.json()["error"]["message"]
+    assert same.status_code == 200
+
+
+def test_patch_changes_only_tags_and_description(server: Server) -> None:
+    with server.client() as client:
+        put_and_wait(client, deployment_url("ep", "patched"), deployment_body(description="old"))
+        patched = client.patch(
+            deployment_url("ep", "patched"), params=V, json={"tags": {"a": "b"}, "properties": {"description": "new"}}
+        )
+        final = wait_for_operation(client, patched).json()
+        refused = client.patch(deployment_url("ep", "patched"), params=V, json={"properties": {"miniBatchSize": 5}})
+    assert final["tags"] == {"a": "b"} and final["properties"]["description"] == "new"
+    assert refused.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("properties", "field"),
+    [
+        ({"miniBatchSize": "many"}, "miniBatchSize"),
+        ({"loggingLevel": "Verbose"}, "loggingLevel"),
+        ({"errorThreshold": -2}, "errorThreshold"),
+        ({"model": {"referenceType": "Id"}}, "assetId"),
+        ({"model": {"referenceType": "Url", "assetId": "x"}}, "model"),
+        ({"codeConfiguration": {"codeId": "x"}}, "scoringScript"),
+        ({"codeConfiguration": {"scoringScript": "---"}}, "scoringScript"),
+        ({"retrySettings": {"timeout": "soon"}}, "timeout"),
+        ({"unknownField": 1}, "unknownField"),
+        ({"deploymentConfiguration": {"deploymentConfigurationType": "Model", "extra": 1}}, "extra"),
+    ],
+)
+def test_invalid_bodies_get_400_naming_the_field(server: Server, properties: dict, field: str) -> None:
+    with server.client() as client:
+        response = client.put(deployment_url("ep", "invalid"), params=V, json=deployment_body(**properties))
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["message"]
+
+
+def test_location_is_required(server: Server) -> None:
+    with server.client() as client:
+        response = client.put(deployment_url("ep", "nowhere"), params=V, json={"properties": {}})
+    assert response.status_code == 400 and "location" in response.json()["error"]["message"]
+
+
+def test_names_outside_the_arm_pattern_are_refused(server: Server) -> None:
+    with server.client() as client:
+        response = client.put(deployment_url("ep", "-bad.name"), params=V, json=deployment_body())
+    assert response.status_code == 400
+
+
+def test_deployment_under_missing_endpoint_is_404(server: Server) -> None:
+    with server.client() as client:
+        put = client.put(deployment_url("ghost", "d"), params=V, json=deployment_body())
+        listed = client.get(endpoint_url("ghost") + "/deployments", params=V)
+    assert put.status_code == 404 and "ghost" in put.json()["error"]["message"]
+    assert listed.status_code == 404 and listed.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_deleting_an_endpoint_deletes_its_deployments(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "cascade")
+        put_and_wait(client, deployment_url("cascade", "child"), deployment_body())
+        wait_for_operation(client, client.delete(endpoint_url("cascade"), params=V))
+        create_endpoint(client, "cascade")
+        child = client.get(deployment_url("cascade", "child"), params=V)
+    assert child.status_code == 404
