@@ -11,6 +11,7 @@ from batchpoint.config import (
     DEFAULT_WORKSPACE,
     Settings,
 )
+from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.ids import resource_group_id, workspace_id
@@ -29,6 +30,7 @@ class Services:
     runner: OperationRunner
     resources: Resources
     workspaces: Workspaces
+    assets: Assets
     endpoints: TrackedResources
     deployments: TrackedResources
 
@@ -43,6 +45,7 @@ class Services:
             runner=runner,
             resources=resources,
             workspaces=Workspaces(resources),
+            assets=Assets(resources),
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
         )

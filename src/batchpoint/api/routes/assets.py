@@ -1,0 +1,106 @@
+"""Versioned assets: ``{workspace}/{models|codes|environments|data|components}/{name}[/versions/{version}]``.
+
+Each asset kind gets its own routes (and OpenAPI operations) from one template. No postponed annotations here:
+FastAPI must see the per-kind dependency types defined inside ``register``.
+"""
+
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routes.batch import WS
+from batchpoint.api.routes.docs import responses
+from batchpoint.api.routes.listing import list_response
+from batchpoint.schemas.assets import AssetContainer, AssetList, AssetVersion
+from batchpoint.services.assets import COLLECTIONS, container_type, version_type
+from batchpoint.services.ids import child_id
+from batchpoint.services.workspaces import Upserted
+
+router = APIRouter(tags=["Assets"])
+
+AssetName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
+VersionName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]*$")]
+PageSize = Annotated[int | None, Query(alias="$top")]
+Skip = Annotated[str | None, Query(alias="$skip")]
+OrderBy = Annotated[str | None, Query(alias="$orderBy", description="e.g. 'createdtime desc'")]
+ListViewType = Annotated[str | None, Query(alias="listViewType", description="ActiveOnly, ArchivedOnly or All")]
+
+
+def _upserted(ctx: MlContext, upserted: Upserted) -> Response:
+    return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
+
+
+def register(collection: str) -> None:  # noqa: C901 - one small route per operation
+    containers = f"{WS}/{collection}"
+    container = containers + "/{name}"
+    versions = container + "/versions"
+    version = versions + "/{version}"
+    title = collection[:1].upper() + collection[1:]
+
+    def container_id(workspace: WorkspaceId, name: AssetName) -> str:
+        return child_id(workspace, collection, name)
+
+    def version_id(parent: Annotated[str, Depends(container_id)], version: VersionName) -> str:
+        return child_id(parent, "versions", version)
+
+    ContainerId = Annotated[str, Depends(container_id)]  # noqa: N806
+    VersionId = Annotated[str, Depends(version_id)]  # noqa: N806
+
+    @router.get(containers, operation_id=f"{title}Containers_List", responses=responses({200: AssetList}))
+    def list_containers(
+        ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, top: PageSize = None, skip: Skip = None,
+        order_by: OrderBy = None, list_view_type: ListViewType = None,
+    ) -> Response:
+        path = f"{workspace}/{collection}"
+        return list_response(ctx, services, workspace, container_type(collection), path, top, skip, order_by, "$top")
+
+    @router.put(
+        container,
+        operation_id=f"{title}Containers_CreateOrUpdate",
+        responses=responses({200: AssetContainer, 201: AssetContainer}),
+    )
+    def put_container(ctx: MlContext, services: ServicesDep, resource_id: ContainerId, body: AssetContainer) -> Response:
+        request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
+        return _upserted(ctx, services.assets.put_container(ctx, collection, resource_id, request))
+
+    @router.get(container, operation_id=f"{title}Containers_Get", responses=responses({200: AssetContainer}))
+    def get_container(ctx: MlContext, services: ServicesDep, resource_id: ContainerId) -> Response:
+        return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+    @router.delete(container, operation_id=f"{title}Containers_Delete", responses=responses({200: None}))
+    def delete_container(services: ServicesDep, ctx: MlContext, resource_id: ContainerId) -> Response:
+        services.assets.delete(resource_id)
+        return Response(status_code=200)
+
+    @router.get(versions, operation_id=f"{title}Versions_List", responses=responses({200: AssetList}))
+    def list_versions(
+        ctx: MlContext, services: ServicesDep, resource_id: ContainerId, top: PageSize = None, skip: Skip = None,
+        order_by: OrderBy = None, list_view_type: ListViewType = None,
+    ) -> Response:
+        path = f"{resource_id}/versions"
+        return list_response(ctx, services, resource_id, version_type(collection), path, top, skip, order_by, "$top")
+
+    @router.put(
+        version,
+        operation_id=f"{title}Versions_CreateOrUpdate",
+        responses=responses({200: AssetVersion, 201: AssetVersion}),
+    )
+    def put_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId, body: AssetVersion) -> Response:
+        request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
+        return _upserted(ctx, services.assets.put_version(ctx, collection, resource_id, request))
+
+    @router.get(version, operation_id=f"{title}Versions_Get", responses=responses({200: AssetVersion}))
+    def get_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:
+        return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+    @router.delete(version, operation_id=f"{title}Versions_Delete", responses=responses({200: None}))
+    def delete_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:
+        services.assets.delete(resource_id)
+        return Response(status_code=200)
+
+
+for _collection in COLLECTIONS:
+    register(_collection)

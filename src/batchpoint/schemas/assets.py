@@ -1,0 +1,28 @@
+"""Asset containers and versions. Their properties differ per asset kind and pass through as sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchpoint.schemas.base import OpenModel, ReadOnly
+from batchpoint.schemas.common import SystemData
+
+
+class AssetEnvelope(OpenModel):
+    id: str | None = ReadOnly()
+    name: str | None = ReadOnly()
+    type: str | None = ReadOnly()
+    systemData: SystemData | None = ReadOnly()
+
+
+class AssetContainer(AssetEnvelope):
+    properties: dict[str, Any] | None = None
+
+
+class AssetVersion(AssetEnvelope):
+    properties: dict[str, Any]
+
+
+class AssetList(OpenModel):
+    value: list[AssetVersion]
+    nextLink: str | None = None

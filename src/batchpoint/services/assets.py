@@ -1,0 +1,75 @@
+"""Versioned workspace assets (models, codes, environments, data, components): containers and versions.
+
+This is the registry the deployments point at. Uploads, hash lookups and datastores build on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchpoint.services.context import RequestContext
+from batchpoint.services.errors import bad_request
+from batchpoint.services.ids import WORKSPACE_TYPE
+from batchpoint.services.resources import Resources, check_tags, new_version, save
+from batchpoint.services.workspaces import Upserted
+from batchpoint.store.entities import parent_of
+
+COLLECTIONS = ("models", "codes", "environments", "data", "components")
+VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "models": {"flavors": {}, "modelType": "custom_model"},
+    "data": {"dataType": "uri_folder"},
+}
+
+
+def container_type(collection: str) -> str:
+    return f"{WORKSPACE_TYPE}/{collection}"
+
+
+def version_type(collection: str) -> str:
+    return f"{WORKSPACE_TYPE}/{collection}/versions"
+
+
+@dataclass
+class Assets:
+    resources: Resources
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.resources.store
+
+    def put_container(self, ctx: RequestContext, collection: str, container_id: str, body: dict[str, Any]) -> Upserted:
+        self.resources.require(parent_of(container_id))
+        existing = self.store.get(container_id)
+        properties = {**(existing.body["properties"] if existing else {}), **(body.get("properties") or {})}
+        properties.setdefault("isArchived", False)
+        properties["provisioningState"] = "Succeeded"
+        resource = new_version(
+            ctx, existing.id if existing else container_id, container_type(collection), {"properties": properties}, existing
+        )
+        save(self.store, resource, existing)
+        return Upserted(resource, created=existing is None)
+
+    def put_version(self, ctx: RequestContext, collection: str, version_id: str, body: dict[str, Any]) -> Upserted:
+        container_id = parent_of(version_id)
+        if self.store.get(container_id) is None:
+            self.put_container(ctx, collection, container_id, {})
+        existing = self.store.get(version_id)
+        requested = body.get("properties")
+        if not isinstance(requested, dict):
+            raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
+        properties = {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **requested}
+        properties["tags"] = check_tags(properties.get("tags"))
+        if properties.get("flavors") is None and collection == "models":
+            properties["flavors"] = {}
+        properties["provisioningState"] = "Succeeded"
+        resource = new_version(
+            ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
+        )
+        save(self.store, resource, existing)
+        return Upserted(resource, created=existing is None)
+
+    def delete(self, resource_id: str) -> None:
+        self.resources.require(resource_id)
+        self.store.delete_tree(resource_id)

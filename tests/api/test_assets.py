@@ -1,0 +1,53 @@
+"""Versioned assets as ARM resources, and deployments that point at them."""
+
+from __future__ import annotations
+
+from tests.api.arm import create_endpoint, deployment_body, deployment_url, put_and_wait
+from tests.server import API, WORKSPACE_ID, Server
+
+V = {"api-version": API}
+
+
+def test_model_version_round_trip_with_flavors_object(server: Server) -> None:
+    url = f"{WORKSPACE_ID}/models/sk/versions/1"
+    with server.client() as client:
+        created = client.put(url, params=V, json={"properties": {"modelUri": "azureml://datastores/x/paths/m"}})
+        container = client.get(f"{WORKSPACE_ID}/models/sk", params=V)
+        got = client.get(url, params=V).json()
+    assert created.status_code == 201
+    assert container.status_code == 200
+    assert got["properties"]["flavors"] == {} and got["properties"]["isArchived"] is False
+    assert got["type"] == "Microsoft.MachineLearningServices/workspaces/models/versions"
+
+
+def test_versions_list_newest_first(server: Server) -> None:
+    with server.client() as client:
+        for version in ("1", "2", "3"):
+            client.put(f"{WORKSPACE_ID}/environments/env/versions/{version}", params=V, json={"properties": {"image": "x"}})
+        newest = client.get(
+            f"{WORKSPACE_ID}/environments/env/versions", params={**V, "$orderBy": "createdtime desc", "$top": "1"}
+        ).json()
+    assert [item["name"] for item in newest["value"]] == ["3"]
+
+
+def test_unknown_asset_kind_is_404(server: Server) -> None:
+    with server.client() as client:
+        response = client.get(f"{WORKSPACE_ID}/gadgets/x", params=V)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "NotFound"
+
+
+def test_deployment_referencing_existing_assets_succeeds(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "assets-ep")
+        client.put(f"{WORKSPACE_ID}/models/m/versions/1", params=V, json={"properties": {}})
+        client.put(f"{WORKSPACE_ID}/models/m/versions/2", params=V, json={"properties": {}})
+        client.put(f"{WORKSPACE_ID}/codes/c/versions/1", params=V, json={"properties": {"codeUri": "x"}})
+        client.put(f"{WORKSPACE_ID}/environments/e/versions/1", params=V, json={"properties": {"image": "x"}})
+        body = deployment_body(
+            model={"referenceType": "Id", "assetId": "azureml:m@latest"},
+            codeConfiguration={"codeId": f"{WORKSPACE_ID}/codes/c/versions/1", "scoringScript": "score.py"},
+            environmentId="azureml:e:1",
+            compute=f"{WORKSPACE_ID}/computes/cpu-cluster",
+        )
+        deployment = put_and_wait(client, deployment_url("assets-ep", "ok"), body).json()
+    assert deployment["properties"]["provisioningState"] == "Succeeded"
