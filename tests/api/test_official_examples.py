@@ -1,0 +1,124 @@
+"""Every official x-ms-example of the 11 batch operations replays against the real server: its request is
+accepted, and the response carries the example's keys with the same JSON types."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.arm import wait_for_operation
+from tests.server import Server
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "azure-ml-arm" / "examples" / "Workspace"
+UUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
+ORDER = [
+    ("BatchEndpoint", "createOrUpdate", "PUT", "{e}"),
+    ("BatchEndpoint", "get", "GET", "{e}"),
+    ("BatchEndpoint", "list", "GET", ""),
+    ("BatchEndpoint", "update", "PATCH", "{e}"),
+    ("BatchEndpoint", "listKeys", "POST", "{e}/listkeys"),
+    ("BatchDeployment", "createOrUpdate", "PUT", "{e}/deployments/{d}"),
+    ("BatchDeployment", "get", "GET", "{e}/deployments/{d}"),
+    ("BatchDeployment", "list", "GET", "{e}/deployments"),
+    ("BatchDeployment", "update", "PATCH", "{e}/deployments/{d}"),
+    ("BatchDeployment", "delete", "DELETE", "{e}/deployments/{d}"),
+    ("BatchEndpoint", "delete", "DELETE", "{e}"),
+]
+QUERY_PARAMETERS = ("api-version", "count", "$top", "$orderBy")
+
+pytestmark = pytest.mark.skipif(not EXAMPLES.exists(), reason=f"reference examples not found at {EXAMPLES}")
+
+
+def load(group: str, name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / group / f"{name}.json").read_text())
+
+
+def workspace_url(parameters: dict[str, Any]) -> str:
+    return (
+        f"/subscriptions/{parameters['subscriptionId']}/resourceGroups/{parameters['resourceGroupName']}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{parameters['workspaceName']}"
+    )
+
+
+def ensure_parents(client: httpx.Client, parameters: dict[str, Any], with_endpoint: bool) -> None:
+    group = f"/subscriptions/{parameters['subscriptionId']}/resourceGroups/{parameters['resourceGroupName']}"
+    client.put(group, params={"api-version": "2021-04-01"}, json={"location": "string"})
+    client.put(workspace_url(parameters), params={"api-version": "2025-12-01"}, json={"location": "string"})
+    if with_endpoint and "endpointName" in parameters:
+        endpoint = f"{workspace_url(parameters)}/batchEndpoints/{parameters['endpointName']}"
+        if client.get(endpoint, params={"api-version": "2025-12-01"}).status_code == 404:
+            body = {"location": "string", "properties": {"authMode": "AMLToken"}}
+            wait_for_operation(client, client.put(endpoint, params={"api-version": "2025-12-01"}, json=body))
+
+
+def json_type(value: Any) -> str:
+    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else type(value).__name__
+
+
+def assert_same_shape(expected: Any, actual: Any, where: str = "$") -> None:
+    """Every key of the example is in the response with the same JSON type (free-form map keys such as
+    generated UUIDs are data, not schema, and are skipped)."""
+    assert json_type(actual) == json_type(expected), f"{where}: {actual!r} is not a {json_type(expected)}"
+    if isinstance(expected, dict):
+        for key, value in expected.items():
+            if UUID.match(key):
+                continue
+            assert key in actual, f"{where}: key {key!r} missing from {sorted(actual)}"
+            assert_same_shape(value, actual[key], f"{where}.{key}")
+    elif isinstance(expected, list) and expected:
+        assert actual, f"{where}: empty list"
+        assert_same_shape(expected[0], actual[0], f"{where}[0]")
+
+
+def send(client: httpx.Client, method: str, example: dict[str, Any], suffix: str) -> httpx.Response:
+    parameters = example["parameters"]
+    path = suffix.format(e=parameters.get("endpointName", ""), d=parameters.get("deploymentName", ""))
+    url = f"{workspace_url(parameters)}/batchEndpoints" + (f"/{path}" if path else "")
+    query = {name: parameters[name] for name in QUERY_PARAMETERS if name in parameters}
+    if query.get("$orderBy") == "string":
+        query["$orderBy"] = "CreatedAtDesc"  # the example's placeholder; any value outside the documented set is a 400
+    return client.request(method, url, params=query, json=parameters.get("body"))
+
+
+@pytest.fixture(scope="module")
+def example_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    running = Server(home=tmp_path_factory.mktemp("home")).start()
+    yield running
+    running.stop()
+
+
+def add_sibling(client: httpx.Client, group: str) -> None:
+    """A second item, so that a list with the example's page size of one has a nextLink."""
+    create = load(group, "createOrUpdate")
+    name_parameter = "endpointName" if group == "BatchEndpoint" else "deploymentName"
+    create["parameters"] = {**create["parameters"], name_parameter: "sibling"}
+    suffix = "{e}" if group == "BatchEndpoint" else "{e}/deployments/{d}"
+    assert send(client, "PUT", create, suffix).status_code == 201
+
+
+def final_body(client: httpx.Client, response: httpx.Response) -> httpx.Response:
+    return wait_for_operation(client, response) if response.status_code == 202 else response
+
+
+def test_examples_replay_in_order(example_server: Server) -> None:
+    with example_server.client() as client:
+        for group, name, method, suffix in ORDER:
+            example = load(group, name)
+            ensure_parents(client, example["parameters"], with_endpoint=group == "BatchDeployment" or name == "delete")
+            if name == "list":
+                add_sibling(client, group)
+            response = send(client, method, example, suffix)
+            declared = example["responses"]
+            assert str(response.status_code) in declared, f"{group} {name}: {response.status_code} {response.text}"
+            expected = declared[str(response.status_code)]
+            if "body" in expected:
+                assert_same_shape(expected["body"], response.json(), f"{group}.{name}")
+            for header in expected.get("headers", {}):
+                assert header in response.headers, f"{group} {name}: header {header} missing"
+            if method == "PATCH":
+                assert_same_shape(declared["200"]["body"], final_body(client, response).json(), f"{group}.{name}.final")
