@@ -62,4 +62,8 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(tls.cert) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn has shut down gracefully and re-raised Ctrl-C; a clean stop exits 0
+    print("batchpoint stopped.", flush=True)
