@@ -1,0 +1,44 @@
+"""``batchpoint serve`` as a user starts it: HTTPS by default, its own certificate, a usable banner."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import pytest
+
+from tests.server import API, WORKSPACE_ID, Server
+
+
+def test_serves_https_with_a_certificate_for_127_0_0_1_and_localhost(tls_server: Server) -> None:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls_server.ca_cert))) as client:
+        for host in ("127.0.0.1", "localhost"):
+            response = client.get(
+                f"https://{host}:{tls_server.port}{WORKSPACE_ID}",
+                params={"api-version": API},
+                headers={"Authorization": "Bearer t"},
+            )
+            assert response.status_code == 200
+
+
+def test_plain_clients_without_the_certificate_are_refused(tls_server: Server) -> None:
+    with pytest.raises(httpx.ConnectError), httpx.Client() as client:
+        client.get(f"{tls_server.base_url}/discovery")
+
+
+def test_banner_tells_how_to_connect(tls_server: Server) -> None:
+    log = (tls_server.home / f"server-{tls_server.port}.log").read_text()
+    assert tls_server.base_url in log
+    assert f"REQUESTS_CA_BUNDLE={tls_server.ca_cert}" in log
+    assert "MLClient(" in log and "MachineLearningServicesMgmtClient(" in log
+
+
+def test_first_start_creates_default_workspace_and_data_directory(tls_server: Server) -> None:
+    assert (tls_server.home / "batchpoint.db").exists()
+    assert tls_server.ca_cert.exists() and (tls_server.home / "tls" / "server-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_ctrl_c_stops_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
+    server = Server(home=tmp_path_factory.mktemp("home")).start()
+    assert server.stop() == 0
+    assert "batchpoint stopped." in (server.home / f"server-{server.port}.log").read_text()
