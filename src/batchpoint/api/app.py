@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from batchpoint import __version__
 from batchpoint.api.errors import install_error_handlers
 from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.api.routes import assets, batch, operations, workspaces
+from batchpoint.api.routes import assets, batch, blob, datastores, operations, workspaces
 from batchpoint.config import Settings
 from batchpoint.services.container import Services
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for module in (workspaces, batch, assets, operations):
+    for module in (workspaces, batch, datastores, assets, operations, blob):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(ArmMiddleware)

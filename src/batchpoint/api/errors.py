@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The ARM error body; ``x-ms-error-code`` carries the code too, where storage clients look for it."""
+    headers = {**(headers or {}), "x-ms-error-code": code}
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Response
 
-from batchpoint.services.context import BASE_URL
+from batchpoint.services.context import BASE_URL, HOST
 from batchpoint.services.errors import ArmError
 from batchpoint.services.operations import polling_urls
 from batchpoint.services.context import RequestContext
@@ -19,7 +19,7 @@ OPERATION_TIMEOUT = "PT1H"
 
 def render(body: str | dict[str, Any], base_url: str) -> str:
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-    return text.replace(BASE_URL, base_url)
+    return text.replace(BASE_URL, base_url).replace(HOST, base_url.split("://", 1)[-1])
 
 
 def arm_json(

@@ -26,3 +26,15 @@ class AssetVersion(AssetEnvelope):
 class AssetList(OpenModel):
     value: list[AssetVersion]
     nextLink: str | None = None
+
+
+class DatastoreSecrets(OpenModel):
+    secretsType: str
+    key: str | None = None
+    sasToken: str | None = None
+
+
+class PendingUpload(OpenModel):
+    blobReferenceForConsumption: dict[str, Any] | None = None
+    pendingUploadId: str | None = None
+    pendingUploadType: str | None = None

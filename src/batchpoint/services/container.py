@@ -14,6 +14,7 @@ from batchpoint.config import (
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
+from batchpoint.services.datastores import Datastores
 from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.operations import OperationRunner
 from batchpoint.services.resources import Resources
@@ -30,6 +31,7 @@ class Services:
     runner: OperationRunner
     resources: Resources
     workspaces: Workspaces
+    datastores: Datastores
     assets: Assets
     endpoints: TrackedResources
     deployments: TrackedResources
@@ -40,11 +42,13 @@ class Services:
         store = open_store(settings.resolved_database_url)
         runner = OperationRunner(store, delay_seconds=settings.provisioning_delay_seconds)
         resources = Resources(store)
+        datastores = Datastores(resources, settings.home / "storage")
         return cls(
             store=store,
             runner=runner,
             resources=resources,
-            workspaces=Workspaces(resources),
+            workspaces=Workspaces(resources, datastores),
+            datastores=datastores,
             assets=Assets(resources),
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
@@ -64,5 +68,8 @@ class Services:
         if self.store.get(group) is None:
             self.workspaces.put_resource_group(SYSTEM, group, {"location": DEFAULT_LOCATION})
         workspace = workspace_id(DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP, DEFAULT_WORKSPACE)
-        if self.store.get(workspace) is None:
+        existing = self.store.get(workspace)
+        if existing is None:
             self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
+        else:
+            self.datastores.ensure_workspace_storage(SYSTEM, existing)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 BASE_URL = "https://batchpoint.base.invalid"
 """Stands for this server's own base URL inside stored bodies; the API swaps in the URL the client used,
 so stored links stay right when the server moves to another host or port."""
+HOST = "batchpoint.host.invalid"
+"""Stands for this server's ``host:port`` inside stored bodies (datastore account names), likewise."""
 
 
 @dataclass(frozen=True)

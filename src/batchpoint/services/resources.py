@@ -26,6 +26,12 @@ def ancestors(resource_id: str) -> list[str]:
 
 
 @dataclass
+class Upserted:
+    resource: Resource
+    created: bool
+
+
+@dataclass
 class Resources:
     store: Store
 

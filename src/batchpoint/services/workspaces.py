@@ -10,7 +10,8 @@ from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import bad_request
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE
-from batchpoint.services.resources import Resources, check_tags, new_version, same_location, save
+from batchpoint.services.datastores import Datastores
+from batchpoint.services.resources import Resources, Upserted, check_tags, new_version, same_location, save
 from batchpoint.store.entities import Resource
 
 
@@ -26,14 +27,9 @@ def discovery_document(base_url: str) -> dict[str, str]:
 
 
 @dataclass
-class Upserted:
-    resource: Resource
-    created: bool
-
-
-@dataclass
 class Workspaces:
     resources: Resources
+    datastores: Datastores
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -70,7 +66,9 @@ class Workspaces:
         identity = resolve_identity(body.get("identity"), before.get("identity"))
         if identity:
             document["identity"] = identity
-        return self._save(ctx, workspace_id, WORKSPACE_TYPE, document, existing)
+        upserted = self._save(ctx, workspace_id, WORKSPACE_TYPE, document, existing)
+        self.datastores.ensure_workspace_storage(ctx, upserted.resource)
+        return upserted
 
     def delete(self, resource_id: str) -> None:
         self.resources.require(resource_id)

@@ -36,6 +36,10 @@ class Store(ABC):
     ) -> list[Resource]: ...
 
     @abstractmethod
+    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
+        """Resources of one type anywhere below an ancestor, oldest first, after a keyset cursor."""
+
+    @abstractmethod
     def add_operation(self, operation: Operation) -> None:
         """Record a new operation; raise AlreadyExists when one is already running on that resource."""
 

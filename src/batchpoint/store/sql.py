@@ -107,6 +107,17 @@ class SqlStore(Store):
         with self._session() as session:
             return [_resource(row) for row in session.scalars(query.limit(limit))]
 
+    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
+        key = ancestor_id.lower()
+        query = select(ResourceRow).where(
+            ResourceRow.key > key + "/", ResourceRow.key < key + "0", ResourceRow.type_key == type_.lower()
+        )
+        if after is not None:
+            query = query.where(tuple_(ResourceRow.created_us, ResourceRow.key) > tuple_(after.micros, after.key))
+        query = query.order_by(ResourceRow.created_us, ResourceRow.key).limit(limit)
+        with self._session() as session:
+            return [_resource(row) for row in session.scalars(query)]
+
     def add_operation(self, operation: Operation) -> None:
         try:
             with self._session() as session:

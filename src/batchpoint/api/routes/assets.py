@@ -14,10 +14,10 @@ from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response
-from batchpoint.schemas.assets import AssetContainer, AssetList, AssetVersion
+from batchpoint.services.resources import Upserted
+from batchpoint.schemas.assets import AssetContainer, AssetList, AssetVersion, PendingUpload
 from batchpoint.services.assets import COLLECTIONS, container_type, version_type
 from batchpoint.services.ids import child_id
-from batchpoint.services.workspaces import Upserted
 
 router = APIRouter(tags=["Assets"])
 
@@ -77,9 +77,14 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
 
     @router.get(versions, operation_id=f"{title}Versions_List", responses=responses({200: AssetList}))
     def list_versions(
-        ctx: MlContext, services: ServicesDep, resource_id: ContainerId, top: PageSize = None, skip: Skip = None,
-        order_by: OrderBy = None, list_view_type: ListViewType = None,
+        ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: ContainerId,
+        top: PageSize = None, skip: Skip = None, order_by: OrderBy = None, list_view_type: ListViewType = None,
+        hash: Annotated[str | None, Query(description="Content hash of a code folder")] = None,  # noqa: A002
+        hash_version: Annotated[str | None, Query(alias="hashVersion")] = None,
     ) -> Response:
+        if hash is not None:
+            found = services.assets.code_versions_with_hash(workspace, hash, hash_version or "")
+            return arm_json({"value": [resource.body for resource in found]}, ctx.base_url)
         path = f"{resource_id}/versions"
         return list_response(ctx, services, resource_id, version_type(collection), path, top, skip, order_by, "$top")
 
@@ -91,6 +96,16 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     def put_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId, body: AssetVersion) -> Response:
         request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
         return _upserted(ctx, services.assets.put_version(ctx, collection, resource_id, request))
+
+    if collection == "codes":
+
+        @router.post(
+            version + "/startPendingUpload",
+            operation_id="CodeVersions_CreateOrGetStartPendingUpload",
+            responses=responses({200: PendingUpload}),
+        )
+        def start_pending_upload(ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: VersionId) -> Response:
+            return arm_json(services.datastores.start_pending_upload(ctx.base_url, workspace), ctx.base_url)
 
     @router.get(version, operation_id=f"{title}Versions_Get", responses=responses({200: AssetVersion}))
     def get_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:

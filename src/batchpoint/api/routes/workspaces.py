@@ -13,7 +13,8 @@ from batchpoint.api.routes.listing import list_response
 from batchpoint.api.routes.docs import responses
 from batchpoint.schemas.workspace import ResourceGroup, Workspace, WorkspaceList
 from batchpoint.services.ids import WORKSPACE_TYPE
-from batchpoint.services.workspaces import Upserted, discovery_document
+from batchpoint.services.resources import Upserted
+from batchpoint.services.workspaces import discovery_document
 
 router = APIRouter(tags=["Workspaces"])
 

@@ -1,0 +1,67 @@
+"""Datastores of a workspace, and their secrets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routes.batch import WS
+from batchpoint.api.routes.docs import responses
+from batchpoint.api.routes.listing import list_response
+from batchpoint.schemas.assets import AssetContainer, AssetList, DatastoreSecrets
+from batchpoint.services.datastores import DATASTORE_TYPE
+from batchpoint.services.ids import child_id
+
+router = APIRouter(tags=["Datastores"])
+
+DATASTORES = WS + "/datastores"
+DATASTORE = DATASTORES + "/{name}"
+DatastoreName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
+
+
+def datastore_id(workspace: WorkspaceId, name: DatastoreName) -> str:
+    return child_id(workspace, "datastores", name)
+
+
+DatastoreId = Annotated[str, Depends(datastore_id)]
+
+
+@router.get(DATASTORES, operation_id="Datastores_List", responses=responses({200: AssetList}))
+def list_datastores(
+    ctx: MlContext,
+    services: ServicesDep,
+    workspace: WorkspaceId,
+    count: Annotated[int | None, Query()] = None,
+    skip: Annotated[str | None, Query(alias="$skip")] = None,
+    is_default: Annotated[bool | None, Query(alias="isDefault")] = None,
+) -> Response:
+    if is_default:
+        default = services.datastores.default_of(workspace)
+        return arm_json({"value": [default.body]}, ctx.base_url)
+    path = workspace + "/datastores"
+    return list_response(ctx, services, workspace, DATASTORE_TYPE, path, count, skip, None, "count")
+
+
+@router.get(DATASTORE, operation_id="Datastores_Get", responses=responses({200: AssetContainer}))
+def get_datastore(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId) -> Response:
+    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+
+@router.put(DATASTORE, operation_id="Datastores_CreateOrUpdate", responses=responses({200: AssetContainer, 201: AssetContainer}))
+def put_datastore(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId, body: AssetContainer) -> Response:
+    upserted = services.datastores.put(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
+    return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
+
+
+@router.delete(DATASTORE, operation_id="Datastores_Delete", responses=responses({200: None}))
+def delete_datastore(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId) -> Response:
+    services.datastores.delete(resource_id)
+    return Response(status_code=200)
+
+
+@router.post(DATASTORE + "/listSecrets", operation_id="Datastores_ListSecrets", responses=responses({200: DatastoreSecrets}))
+def list_secrets(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId) -> Response:
+    return arm_json(services.datastores.list_secrets(resource_id), ctx.base_url)
