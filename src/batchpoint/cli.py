@@ -26,9 +26,20 @@ def serve(
         str | None, typer.Option(help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in the data directory).")
     ] = None,
     home: Annotated[Path | None, typer.Option(help="Data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")] = None,
+    allow_local_path: Annotated[
+        list[Path] | None,
+        typer.Option(help="A folder that jobs and assets may use by local path (repeatable).", exists=True, file_okay=False),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
 
-    settings = Settings(home=home or default_home(), database_url=database_url, host=host, port=port, tls=not http)
+    settings = Settings(
+        home=home or default_home(),
+        database_url=database_url,
+        host=host,
+        port=port,
+        tls=not http,
+        allowed_local_paths=list(allow_local_path or []),
+    )
     run_server(settings)

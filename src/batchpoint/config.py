@@ -20,6 +20,8 @@ def default_home() -> Path:
 class Settings:
     home: Path = field(default_factory=default_home)
     database_url: str | None = None
+    allowed_local_paths: list[Path] = field(default_factory=list)
+    """Folders whose files jobs and assets may read and write by plain local path."""
     host: str = "127.0.0.1"
     port: int = 8443
     tls: bool = True

@@ -19,6 +19,7 @@ from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.operations import OperationRunner
 from batchpoint.services.resources import Resources
 from batchpoint.services.tracked import TrackedResources
+from batchpoint.services.uris import UriResolver
 from batchpoint.services.workspaces import Workspaces
 from batchpoint.store import Store, open_store
 
@@ -33,6 +34,7 @@ class Services:
     workspaces: Workspaces
     datastores: Datastores
     assets: Assets
+    uris: UriResolver
     endpoints: TrackedResources
     deployments: TrackedResources
 
@@ -50,6 +52,7 @@ class Services:
             workspaces=Workspaces(resources, datastores),
             datastores=datastores,
             assets=Assets(resources),
+            uris=UriResolver(datastores, settings.allowed_local_paths),
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
         )
