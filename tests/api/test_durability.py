@@ -60,10 +60,11 @@ def test_writes_during_a_running_operation_get_409(slow_server: Server) -> None:
         second_put = client.put(endpoint_url("busy"), params=V, json=endpoint_body(description="again"))
         delete = client.delete(endpoint_url("busy"), params=V)
         patch = client.patch(endpoint_url("busy"), params=V, json={"tags": {"a": "b"}})
-        in_progress = client.get(created.headers["Azure-AsyncOperation"]).json()
+        polled = client.get(created.headers["Azure-AsyncOperation"])
+        in_progress = polled.json()
         wait_for_operation(client, created)
         after = client.put(endpoint_url("busy"), params=V, json=endpoint_body(description="again"))
     assert [second_put.status_code, delete.status_code, patch.status_code] == [409, 409, 409]
     assert second_put.json()["error"]["code"] == "Conflict"
-    assert in_progress["status"] == "InProgress"
+    assert in_progress["status"] == "InProgress" and polled.headers["Retry-After"] == "1"
     assert after.status_code == 200 and after.headers["Azure-AsyncOperation"]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from batchpoint.api.deps import MlContext, ServicesDep
-from batchpoint.api.responses import arm_json, error_of, location_headers
+from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
 from batchpoint.api.routes.docs import responses
 from batchpoint.schemas.common import OperationStatusResult
 from batchpoint.services.errors import ArmError
@@ -36,7 +36,8 @@ def operation_status(
     request: Request, ctx: MlContext, services: ServicesDep, operationId: OperationId  # noqa: N803
 ) -> Response:
     operation = _operation(services, operationId)
-    return arm_json(status_body(operation, str(request.url)), ctx.base_url)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if operation.status is OperationStatus.IN_PROGRESS else None
+    return arm_json(status_body(operation, str(request.url)), ctx.base_url, headers=headers)
 
 
 @router.get(
