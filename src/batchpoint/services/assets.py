@@ -53,13 +53,12 @@ class Assets:
         return Upserted(resource, created=existing is None)
 
     def put_version(self, ctx: RequestContext, collection: str, version_id: str, body: dict[str, Any]) -> Upserted:
-        container_id = parent_of(version_id)
-        if self.store.get(container_id) is None:
-            self.put_container(ctx, collection, container_id, {})
-        existing = self.store.get(version_id)
         requested = body.get("properties")
         if not isinstance(requested, dict):
             raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
+        container_id = parent_of(version_id)
+        container = self.store.get(container_id) or self.put_container(ctx, collection, container_id, {}).resource
+        existing = self.store.get(version_id)
         properties = {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **requested}
         properties["tags"] = check_tags(properties.get("tags"))
         if properties.get("flavors") is None and collection == "models":
@@ -69,7 +68,18 @@ class Assets:
             ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
         )
         save(self.store, resource, existing)
+        if existing is None:
+            self._record_latest(container, resource.name)
         return Upserted(resource, created=existing is None)
+
+    def _record_latest(self, container: Resource, version: str) -> None:
+        """Containers tell clients their latest and next version (``azureml:name@latest`` reads them)."""
+        properties = container.body["properties"]
+        properties["latestVersion"] = version
+        following = int(version) + 1 if version.isdigit() else None
+        if following is not None and following > int(properties.get("nextVersion") or 0):
+            properties["nextVersion"] = str(following)
+        self.store.update(container)
 
     def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> Iterator[Resource]:
         """Code versions anywhere in the workspace with this content hash: ``azure-ai-ml`` looks up a folder

@@ -1,0 +1,33 @@
+"""Connect the unmodified ``azure-ai-ml`` MLClient to a test server, the way the server's banner says."""
+
+from __future__ import annotations
+
+import pytest
+from azure.ai.ml import MLClient
+
+from tests.sdk.credentials import StaticTokenCredential
+from tests.server import SUBSCRIPTION, Server
+
+
+def connect(server: Server, patch: pytest.MonkeyPatch) -> MLClient:
+    """MLClient on a custom cloud whose every endpoint is the server, trusting the server's own CA."""
+    cloud = f"batchpoint-{server.port}"  # the SDK registers clouds process-wide and keeps the first definition
+    patch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_cert))
+    patch.setenv("AZUREML_CURRENT_CLOUD", cloud)  # MLClient sets it process-wide; this way the patch undoes it
+    base = server.base_url
+    return MLClient(
+        StaticTokenCredential(),
+        SUBSCRIPTION,
+        "local",
+        "default",
+        cloud=cloud,
+        cloud_metadata={
+            "azure_portal": base,
+            "resource_manager": base,
+            "active_directory": base,
+            "aml_resource_id": base,
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": base,
+        },
+        enable_telemetry=False,
+    )
