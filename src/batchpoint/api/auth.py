@@ -6,6 +6,8 @@ name the caller in ``systemData``. A stricter validator replaces the body of ``a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import jwt
 from fastapi import Request
 
@@ -28,6 +30,7 @@ def _missing_header() -> ArmError:
     )
 
 
+@lru_cache(maxsize=1024)
 def _caller_from_token(token: str) -> Caller:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -38,7 +41,7 @@ def _caller_from_token(token: str) -> Caller:
     return Caller(name=str(name or ANONYMOUS), type=kind, object_id=claims.get("oid"))
 
 
-def authenticate(request: Request) -> Caller:
+async def authenticate(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

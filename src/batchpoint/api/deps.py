@@ -20,7 +20,7 @@ WORKSPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$"
 CHILD_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -32,7 +32,7 @@ def _context(request: Request, caller: Caller, api_version: str) -> RequestConte
     return RequestContext(base_url=base_url(request), caller=caller, api_version=api_version)
 
 
-def ml_context(
+async def ml_context(
     request: Request,
     caller: Annotated[Caller, Depends(authenticate)],
     api_version: Annotated[str, Depends(ml_api_version)],
@@ -40,7 +40,7 @@ def ml_context(
     return _context(request, caller, api_version)
 
 
-def arm_context(
+async def arm_context(
     request: Request,
     caller: Annotated[Caller, Depends(authenticate)],
     api_version: Annotated[str, Depends(arm_api_version)],
@@ -65,11 +65,11 @@ def _check_subscription(subscription_id: str) -> str:
     return subscription_id
 
 
-def group_id(subscriptionId: SubscriptionId, resourceGroupName: ResourceGroupName) -> str:  # noqa: N803
+async def group_id(subscriptionId: SubscriptionId, resourceGroupName: ResourceGroupName) -> str:  # noqa: N803
     return resource_group_id(_check_subscription(subscriptionId), resourceGroupName)
 
 
-def ws_id(
+async def ws_id(
     subscriptionId: SubscriptionId,  # noqa: N803
     resourceGroupName: ResourceGroupName,  # noqa: N803
     workspaceName: WorkspaceName,  # noqa: N803

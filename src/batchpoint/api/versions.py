@@ -56,7 +56,7 @@ def _invalid(version: str, supported: str) -> ArmError:
     )
 
 
-def ml_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+async def ml_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
     """Versions of Microsoft.MachineLearningServices the official clients send."""
     if not api_version:
         raise MISSING
@@ -65,7 +65,7 @@ def ml_api_version(api_version: str | None = Query(None, alias="api-version")) -
     return api_version
 
 
-def arm_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+async def arm_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
     """Other providers (resource groups): any well-formed version."""
     if not api_version:
         raise MISSING

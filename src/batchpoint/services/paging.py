@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from batchpoint.services.errors import bad_request
-from batchpoint.store.entities import Cursor, Resource, SortField, SortOrder, to_micros
+from batchpoint.store.entities import Cursor, Listed, SortField, SortOrder
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -72,26 +72,23 @@ def parse_skip(value: str | None) -> Position:
         raise bad_request(f"The continuation token '$skip={value}' is invalid.") from None
 
 
-def encode_cursor(resource: Resource, order: SortOrder) -> str:
-    moment = resource.created_at if order.field is SortField.CREATED else resource.updated_at
-    raw = json.dumps({"m": to_micros(moment), "k": resource.key}, separators=(",", ":")).encode()
+def encode_cursor(position: Cursor) -> str:
+    raw = json.dumps({"m": position.micros, "k": position.key}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
 @dataclass
 class Page:
-    items: Sequence[Resource]
+    items: Sequence[Listed]
     next_skip: str | None
 
 
-def fetch_page(
-    fetch: Callable[[Cursor | None, int], list[Resource]], order: SortOrder, position: Position, size: int
-) -> Page:
+def fetch_page(fetch: Callable[[Cursor | None, int], list[Listed]], position: Position, size: int) -> Page:
     """Read one page plus one item, to know whether another page follows."""
     rows = fetch(position.cursor, position.offset + size + 1)[position.offset :]
     items = rows[:size]
     more = len(rows) > size
-    return Page(items=items, next_skip=encode_cursor(items[-1], order) if more and items else None)
+    return Page(items=items, next_skip=encode_cursor(items[-1].position) if more and items else None)
 
 
 def next_link(base_url: str, path: str, query: dict[str, Any], next_skip: str | None) -> str | None:

@@ -62,13 +62,12 @@ class Resources:
             raise self.not_found(resource_id)
 
     def list_page(self, parent_id: str, type_: str, order: SortOrder, position: Position, size: int) -> Page:
-        self.require(parent_id)
-        return fetch_page(
-            lambda cursor, limit: self.store.list_children(parent_id, type_, order, cursor, limit),
-            order,
-            position,
-            size,
+        page = fetch_page(
+            lambda cursor, limit: self.store.list_children(parent_id, type_, order, cursor, limit), position, size
         )
+        if not page.items:
+            self.require(parent_id)  # children exist only while their parent does: check it only when empty
+        return page
 
 
 def system_data(caller: Caller, existing: Resource | None) -> dict[str, Any]:

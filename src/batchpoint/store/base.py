@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from batchpoint.store.entities import Cursor, Operation, Resource, SortOrder
+from batchpoint.store.entities import Cursor, Listed, Operation, Resource, SortOrder
 
 
 class AlreadyExists(Exception):
@@ -33,7 +33,8 @@ class Store(ABC):
     @abstractmethod
     def list_children(
         self, parent_id: str, type_: str, order: SortOrder, after: Cursor | None, limit: int
-    ) -> list[Resource]: ...
+    ) -> list[Listed]:
+        """Direct children of one type in the given order, strictly after a keyset cursor."""
 
     @abstractmethod
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:

@@ -77,6 +77,15 @@ class Cursor:
     key: str
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One item of a listed page: its stored JSON as text (forwarded as is) and its keyset position."""
+
+    id: str
+    position: Cursor
+    body_json: str
+
+
 class OperationStatus(str, Enum):
     IN_PROGRESS = "InProgress"
     SUCCEEDED = "Succeeded"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
-from sqlalchemy import create_engine, delete, event, select, tuple_
+from sqlalchemy import Select, bindparam, create_engine, delete, event, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from batchpoint.store.base import AlreadyExists, Store
 from batchpoint.store.entities import (
     Cursor,
+    Listed,
     Operation,
     OperationKind,
     OperationStatus,
@@ -66,9 +68,7 @@ class SqlStore(Store):
 
     def get_body_json(self, resource_id: str) -> str | None:
         with self.engine.connect() as connection:
-            return connection.execute(
-                select(ResourceRow.body).where(ResourceRow.key == resource_id.lower())
-            ).scalar_one_or_none()
+            return connection.execute(BODY_BY_KEY, {"key": resource_id.lower()}).scalar_one_or_none()
 
     def insert(self, resource: Resource) -> None:
         try:
@@ -91,21 +91,13 @@ class SqlStore(Store):
 
     def list_children(
         self, parent_id: str, type_: str, order: SortOrder, after: Cursor | None, limit: int
-    ) -> list[Resource]:
-        sort_column = ResourceRow.created_us if order.field is SortField.CREATED else ResourceRow.updated_us
-        position = tuple_(sort_column, ResourceRow.key)
-        query = select(ResourceRow).where(
-            ResourceRow.parent_key == parent_id.lower(), ResourceRow.type_key == type_.lower()
-        )
+    ) -> list[Listed]:
+        parameters = {"parent": parent_id.lower(), "type": type_.lower(), "limit": limit}
         if after is not None:
-            boundary = tuple_(after.micros, after.key)
-            query = query.where(position < boundary if order.descending else position > boundary)
-        if order.descending:
-            query = query.order_by(sort_column.desc(), ResourceRow.key.desc())
-        else:
-            query = query.order_by(sort_column.asc(), ResourceRow.key.asc())
-        with self._session() as session:
-            return [_resource(row) for row in session.scalars(query.limit(limit))]
+            parameters |= {"micros": after.micros, "after_key": after.key}
+        with self.engine.connect() as connection:
+            rows = connection.execute(_children_query(order, after is not None), parameters)
+            return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
 
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
         key = ancestor_id.lower()
@@ -147,6 +139,23 @@ class SqlStore(Store):
         query = select(OperationRow).where(OperationRow.status == OperationStatus.IN_PROGRESS.value)
         with self._session() as session:
             return [_operation(row) for row in session.scalars(query.order_by(OperationRow.started_us))]
+
+
+BODY_BY_KEY = select(ResourceRow.body).where(ResourceRow.key == bindparam("key"))
+
+
+@cache
+def _children_query(order: SortOrder, with_cursor: bool) -> Select:
+    """Built once per shape: the read path of every list page."""
+    sort_column = ResourceRow.created_us if order.field is SortField.CREATED else ResourceRow.updated_us
+    query = select(ResourceRow.id, ResourceRow.key, sort_column, ResourceRow.body).where(
+        ResourceRow.parent_key == bindparam("parent"), ResourceRow.type_key == bindparam("type")
+    )
+    if with_cursor:
+        position, boundary = tuple_(sort_column, ResourceRow.key), tuple_(bindparam("micros"), bindparam("after_key"))
+        query = query.where(position < boundary if order.descending else position > boundary)
+    direction = (lambda column: column.desc()) if order.descending else (lambda column: column.asc())
+    return query.order_by(direction(sort_column), direction(ResourceRow.key)).limit(bindparam("limit"))
 
 
 def _resource_row(resource: Resource) -> ResourceRow:

@@ -40,10 +40,10 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     version = versions + "/{version}"
     title = collection[:1].upper() + collection[1:]
 
-    def container_id(workspace: WorkspaceId, name: AssetName) -> str:
+    async def container_id(workspace: WorkspaceId, name: AssetName) -> str:
         return child_id(workspace, collection, name)
 
-    def version_id(parent: Annotated[str, Depends(container_id)], version: VersionName) -> str:
+    async def version_id(parent: Annotated[str, Depends(container_id)], version: VersionName) -> str:
         return child_id(parent, "versions", version)
 
     ContainerId = Annotated[str, Depends(container_id)]  # noqa: N806

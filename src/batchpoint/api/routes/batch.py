@@ -39,20 +39,24 @@ NewName = Annotated[str, Path(pattern=CHILD_NAME_PATTERN)]
 READ_ONLY = {"id", "name", "type", "systemData"}
 
 
-def endpoint_id(workspace: WorkspaceId, endpointName: AnyName) -> str:  # noqa: N803
+async def endpoint_id(workspace: WorkspaceId, endpointName: AnyName) -> str:  # noqa: N803
     return child_id(workspace, "batchEndpoints", endpointName)
 
 
-def deployment_id(workspace: WorkspaceId, endpointName: AnyName, deploymentName: AnyName) -> str:  # noqa: N803
-    return child_id(child_id(workspace, "batchEndpoints", endpointName), "deployments", deploymentName)
+def _deployment_path(workspace: str, endpoint: str, deployment: str) -> str:
+    return child_id(child_id(workspace, "batchEndpoints", endpoint), "deployments", deployment)
 
 
-def new_endpoint_id(workspace: WorkspaceId, endpointName: NewName) -> str:  # noqa: N803
-    return endpoint_id(workspace, endpointName)
+async def deployment_id(workspace: WorkspaceId, endpointName: AnyName, deploymentName: AnyName) -> str:  # noqa: N803
+    return _deployment_path(workspace, endpointName, deploymentName)
 
 
-def new_deployment_id(workspace: WorkspaceId, endpointName: NewName, deploymentName: NewName) -> str:  # noqa: N803
-    return deployment_id(workspace, endpointName, deploymentName)
+async def new_endpoint_id(workspace: WorkspaceId, endpointName: NewName) -> str:  # noqa: N803
+    return child_id(workspace, "batchEndpoints", endpointName)
+
+
+async def new_deployment_id(workspace: WorkspaceId, endpointName: NewName, deploymentName: NewName) -> str:  # noqa: N803
+    return _deployment_path(workspace, endpointName, deploymentName)
 
 
 EndpointId = Annotated[str, Depends(endpoint_id)]

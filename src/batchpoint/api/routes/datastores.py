@@ -22,7 +22,7 @@ DATASTORE = DATASTORES + "/{name}"
 DatastoreName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
 
 
-def datastore_id(workspace: WorkspaceId, name: DatastoreName) -> str:
+async def datastore_id(workspace: WorkspaceId, name: DatastoreName) -> str:
     return child_id(workspace, "datastores", name)
 
 

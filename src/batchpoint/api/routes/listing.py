@@ -27,6 +27,6 @@ def list_response(
     page = services.resources.list_page(parent_id, type_, order, position, page_size)
     query = {"api-version": ctx.api_version, size_param: size, "$orderBy": order_by}
     link = next_link(ctx.base_url, path, query, page.next_skip)
-    body = '{"value":[' + ",".join(item.body_json() for item in page.items) + "]"
+    body = '{"value":[' + ",".join(item.body_json for item in page.items) + "]"
     body += f',"nextLink":{json.dumps(link)}}}' if link else "}"
     return arm_json(body, ctx.base_url)
