@@ -8,6 +8,9 @@ from batchpoint.api.app import create_app
 from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, Settings
 from batchpoint.tls import TlsFiles, ensure_certificates
 
+GRACEFUL_SHUTDOWN_SECONDS = 3
+"""How long a stop waits for open connections: idle TLS keep-alive clients never answer close_notify."""
+
 SNIPPET = '''\
 import os
 os.environ["REQUESTS_CA_BUNDLE"] = {ca!r}
@@ -61,6 +64,7 @@ def serve(settings: Settings) -> None:
         log_level="warning",
         ssl_certfile=str(tls.cert) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     try:
         uvicorn.Server(config).run()

@@ -1,0 +1,116 @@
+"""Batch endpoints and deployments through the unmodified ``azure-ai-ml`` MLClient, over HTTPS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import pytest
+from azure.ai.ml import MLClient
+from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Environment, Model, ModelBatchDeployment
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.polling import LROPoller
+
+from tests.sdk.mlclient import connect
+from tests.server import API, WORKSPACE_ID, Server
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+LRO_BUDGET_SECONDS = 5.0
+ASSET_KINDS = ("model", "code", "environment", "compute")
+
+
+@pytest.fixture(scope="module")
+def ml_client(tls_server: Server) -> Iterator[MLClient]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield connect(tls_server, patch)
+
+
+@pytest.fixture(scope="module")
+def assets(ml_client: MLClient, tls_server: Server) -> dict[str, str]:
+    """ARM ids of existing model, code and environment versions, and of a compute (which nothing checks)."""
+    environment = ml_client.environments.create_or_update(Environment(name="sdk-env", version="1", image="python:3.11"))
+    model = ml_client.models.create_or_update(
+        Model(name="sdk-model", version="1", path="azureml://datastores/workspaceblobstore/paths/models/m")
+    )
+    code = f"{WORKSPACE_ID}/codes/sdk-code/versions/1"
+    with tls_server.client() as client:
+        response = client.put(code, params={"api-version": API}, json={"properties": {"codeUri": "https://x/y"}})
+    assert response.status_code == 201, response.text
+    compute = f"{WORKSPACE_ID}/computes/cpu-cluster"
+    return dict(zip(ASSET_KINDS, (model.id, code, environment.id, compute), strict=True))
+
+
+def finish(begin: Callable[P, LROPoller[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Start a long-running operation and wait for its result, within what a local server should take."""
+    started = time.monotonic()
+    result = begin(*args, **kwargs).result()
+    elapsed = time.monotonic() - started
+    assert elapsed < LRO_BUDGET_SECONDS, f"{begin.__qualname__} took {elapsed:.1f}s"
+    return result
+
+
+def test_environment_and_model_versions_are_created(assets: dict[str, str]) -> None:
+    assert assets["environment"] == f"{WORKSPACE_ID}/environments/sdk-env/versions/1"
+    assert assets["model"] == f"{WORKSPACE_ID}/models/sdk-model/versions/1"
+
+
+def test_batch_endpoint_lifecycle(ml_client: MLClient, tls_server: Server) -> None:
+    created = finish(ml_client.batch_endpoints.begin_create_or_update, BatchEndpoint(name="sdk-ep", description="d"))
+    got = ml_client.batch_endpoints.get("sdk-ep")
+    listed = [endpoint.name for endpoint in ml_client.batch_endpoints.list()]
+    finish(ml_client.batch_endpoints.begin_delete, "sdk-ep")
+
+    assert created.name == got.name == "sdk-ep"
+    assert created.id == got.id == f"{WORKSPACE_ID}/batchEndpoints/sdk-ep"
+    assert created.provisioning_state == got.provisioning_state == "Succeeded"
+    assert got.description == "d" and got.scoring_uri.startswith(tls_server.base_url)
+    assert "sdk-ep" in listed
+    with pytest.raises(ResourceNotFoundError):
+        ml_client.batch_endpoints.get("sdk-ep")
+
+
+def test_batch_deployment_lifecycle_and_default(ml_client: MLClient, assets: dict[str, str]) -> None:
+    finish(ml_client.batch_endpoints.begin_create_or_update, BatchEndpoint(name="sdk-dep-ep"))
+    blue = ModelBatchDeployment(
+        name="blue",
+        endpoint_name="sdk-dep-ep",
+        model=assets["model"],
+        code_configuration=CodeConfiguration(code=assets["code"], scoring_script="score.py"),
+        environment=assets["environment"],
+        compute=assets["compute"],
+    )
+    created = finish(ml_client.batch_deployments.begin_create_or_update, blue)
+    got = ml_client.batch_deployments.get("blue", endpoint_name="sdk-dep-ep")
+    listed = [deployment.name for deployment in ml_client.batch_deployments.list(endpoint_name="sdk-dep-ep")]
+
+    endpoint = ml_client.batch_endpoints.get("sdk-dep-ep")
+    endpoint.defaults.deployment_name = "blue"
+    finish(ml_client.batch_endpoints.begin_create_or_update, endpoint)
+    default = ml_client.batch_endpoints.get("sdk-dep-ep").defaults.deployment_name
+
+    finish(ml_client.batch_deployments.begin_delete, "blue", endpoint_name="sdk-dep-ep")
+
+    assert created.name == got.name == "blue"
+    assert created.id == got.id == f"{WORKSPACE_ID}/batchEndpoints/sdk-dep-ep/deployments/blue"
+    assert created.provisioning_state == got.provisioning_state == "Succeeded"
+    referenced = (got.model, got.code_configuration.code, got.environment, got.compute)
+    assert dict(zip(ASSET_KINDS, referenced, strict=True)) == assets
+    assert listed == ["blue"]
+    assert default == "blue"
+    with pytest.raises(ResourceNotFoundError):
+        ml_client.batch_deployments.get("blue", endpoint_name="sdk-dep-ep")
+
+
+def test_server_stops_promptly_while_the_sdk_keeps_connections_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = Server(home=tmp_path, tls=True).start()
+    try:
+        assert list(connect(server, monkeypatch).batch_endpoints.list()) == []
+    finally:
+        code = server.stop()
+    assert code == 0, "the server was killed after not stopping within 15 s"
