@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from batchpoint import __version__
 from batchpoint.api.errors import install_error_handlers
@@ -31,9 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted.",
         lifespan=lifespan,
+        # Routes build their responses; a status without a declared model has no body (ARM's 200/202 on
+        # PATCH and DELETE), which the OpenAPI document then says too.
+        default_response_class=Response,
     )
     app.state.settings = settings
-    for module in (workspaces, batch, datastores, assets, operations, blob):
+    for module in (batch, workspaces, datastores, assets, operations, blob):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(ArmMiddleware)

@@ -1,4 +1,4 @@
-"""The one authentication seam: every route depends on ``authenticate``.
+"""The one authentication seam: every ARM route's context dependency calls ``authenticate``.
 
 For now any bearer token is accepted; its ``oid``/``upn`` claims (read without checking the signature)
 name the caller in ``systemData``. A stricter validator replaces the body of ``authenticate`` only.
@@ -41,7 +41,7 @@ def _caller_from_token(token: str) -> Caller:
     return Caller(name=str(name or ANONYMOUS), type=kind, object_id=claims.get("oid"))
 
 
-async def authenticate(request: Request) -> Caller:
+def authenticate(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 
 from batchpoint.api.auth import authenticate
-from batchpoint.api.versions import arm_api_version, ml_api_version
+from batchpoint.api.versions import check_arm_version, check_ml_version
 from batchpoint.services.container import Services
-from batchpoint.services.context import Caller, RequestContext
+from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError
 from batchpoint.services.ids import resource_group_id, workspace_id
 
@@ -28,24 +28,20 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _context(request: Request, caller: Caller, api_version: str) -> RequestContext:
-    return RequestContext(base_url=base_url(request), caller=caller, api_version=api_version)
+ApiVersion = Annotated[str | None, Query(alias="api-version", description="The API version to use for this operation.")]
 
 
-async def ml_context(
-    request: Request,
-    caller: Annotated[Caller, Depends(authenticate)],
-    api_version: Annotated[str, Depends(ml_api_version)],
-) -> RequestContext:
-    return _context(request, caller, api_version)
+# Dependencies stay flat (no dependency of a dependency): FastAPI's per-level cost dominates the read paths.
+async def ml_context(request: Request, api_version: ApiVersion = None) -> RequestContext:
+    """The caller (authenticated first) and a Microsoft.MachineLearningServices api-version."""
+    caller = authenticate(request)
+    return RequestContext(base_url=base_url(request), caller=caller, api_version=check_ml_version(api_version))
 
 
-async def arm_context(
-    request: Request,
-    caller: Annotated[Caller, Depends(authenticate)],
-    api_version: Annotated[str, Depends(arm_api_version)],
-) -> RequestContext:
-    return _context(request, caller, api_version)
+async def arm_context(request: Request, api_version: ApiVersion = None) -> RequestContext:
+    """The caller (authenticated first) and any well-formed api-version (other providers)."""
+    caller = authenticate(request)
+    return RequestContext(base_url=base_url(request), caller=caller, api_version=check_arm_version(api_version))
 
 
 SubscriptionId = Annotated[str, Path(description="The ID of the target subscription (a UUID).")]
@@ -69,12 +65,16 @@ async def group_id(subscriptionId: SubscriptionId, resourceGroupName: ResourceGr
     return resource_group_id(_check_subscription(subscriptionId), resourceGroupName)
 
 
+def checked_workspace_id(subscription: str, group: str, workspace: str) -> str:
+    return workspace_id(_check_subscription(subscription), group, workspace)
+
+
 async def ws_id(
     subscriptionId: SubscriptionId,  # noqa: N803
     resourceGroupName: ResourceGroupName,  # noqa: N803
     workspaceName: WorkspaceName,  # noqa: N803
 ) -> str:
-    return workspace_id(_check_subscription(subscriptionId), resourceGroupName, workspaceName)
+    return checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

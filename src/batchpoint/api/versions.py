@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from fastapi import Query
-
 from batchpoint.services.errors import ArmError
 
 VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
@@ -56,7 +54,7 @@ def _invalid(version: str, supported: str) -> ArmError:
     )
 
 
-async def ml_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+def check_ml_version(api_version: str | None) -> str:
     """Versions of Microsoft.MachineLearningServices the official clients send."""
     if not api_version:
         raise MISSING
@@ -65,7 +63,7 @@ async def ml_api_version(api_version: str | None = Query(None, alias="api-versio
     return api_version
 
 
-async def arm_api_version(api_version: str | None = Query(None, alias="api-version")) -> str:
+def check_arm_version(api_version: str | None) -> str:
     """Other providers (resource groups): any well-formed version."""
     if not api_version:
         raise MISSING

@@ -13,7 +13,7 @@ def resolve_identity(requested: dict[str, Any] | None, existing: dict[str, Any] 
     if requested is None:
         return existing
     existing = existing or {}
-    kind = requested.get("type", existing.get("type", "None"))
+    kind = requested.get("type") or existing.get("type") or "None"
     identity: dict[str, Any] = {"type": kind}
     if "SystemAssigned" in kind:
         identity["principalId"] = existing.get("principalId") or str(uuid.uuid4())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,17 +60,28 @@ class Position:
     offset: int = 0
 
 
+MAX_OFFSET = 1_000_000
+INT64 = 2**63 - 1
+OFFSET = re.compile(r"^[0-9]{1,7}$")
+
+
 def parse_skip(value: str | None) -> Position:
     if value is None or value == "":
         return Position()
-    if value.isdigit():
+    if OFFSET.match(value) and int(value) <= MAX_OFFSET:
         return Position(offset=int(value))
     try:
         padded = value + "=" * (-len(value) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        return Position(cursor=Cursor(micros=int(data["m"]), key=str(data["k"])))
+        micros, key = data["m"], data["k"]
+        if type(micros) is not int or not 0 <= micros <= INT64 or not isinstance(key, str):
+            raise ValueError("out of range")
+        return Position(cursor=Cursor(micros=micros, key=key))
     except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
-        raise bad_request(f"The continuation token '$skip={value}' is invalid.") from None
+        raise bad_request(
+            f"The continuation token '$skip={value}' is invalid: pass on the nextLink as given, "
+            f"or a number of items to skip (at most {MAX_OFFSET})."
+        ) from None
 
 
 def encode_cursor(position: Cursor) -> str:

@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Select, bindparam, create_engine, delete, event, select, tuple_
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Compiled, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +52,7 @@ class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         upgrade_to_head(self.engine)
+        self._compiled_sql: dict[Select, tuple[Compiled, tuple[str, ...] | None]] = {}
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -67,8 +69,33 @@ class SqlStore(Store):
             return _resource(row) if row else None
 
     def get_body_json(self, resource_id: str) -> str | None:
-        with self.engine.connect() as connection:
-            return connection.execute(BODY_BY_KEY, {"key": resource_id.lower()}).scalar_one_or_none()
+        rows = self._read(BODY_BY_KEY, {"key": resource_id.lower()})
+        return rows[0][0] if rows else None
+
+    def _read(self, statement: Select, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The hot read paths go straight to the driver with SQL compiled once per statement: SQLAlchemy's
+        per-execution overhead is several times the cost of these primary-key and index reads."""
+        compiled, order = self._compiled(statement)
+        values = compiled.construct_params(parameters)
+        bound = tuple(values[name] for name in order) if order is not None else values
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(compiled.string, bound)
+            rows = cursor.fetchall()
+            cursor.close()
+            connection.commit()
+            return rows
+        finally:
+            connection.close()
+
+    def _compiled(self, statement: Select) -> tuple[Compiled, tuple[str, ...] | None]:
+        cached = self._compiled_sql.get(statement)
+        if cached is None:
+            compiled = statement.compile(dialect=self.engine.dialect)
+            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+            cached = self._compiled_sql[statement] = (compiled, order)
+        return cached
 
     def insert(self, resource: Resource) -> None:
         try:
@@ -95,9 +122,8 @@ class SqlStore(Store):
         parameters = {"parent": parent_id.lower(), "type": type_.lower(), "limit": limit}
         if after is not None:
             parameters |= {"micros": after.micros, "after_key": after.key}
-        with self.engine.connect() as connection:
-            rows = connection.execute(_children_query(order, after is not None), parameters)
-            return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
+        rows = self._read(_children_query(order, after is not None), parameters)
+        return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
 
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
         key = ancestor_id.lower()

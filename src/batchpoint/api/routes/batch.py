@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
+from batchpoint.api.deps import (
+    CHILD_NAME_PATTERN,
+    MlContext,
+    ResourceGroupName,
+    ServicesDep,
+    SubscriptionId,
+    WorkspaceId,
+    WorkspaceName,
+    checked_workspace_id,
+)
 from batchpoint.api.responses import arm_json, async_operation_headers, location_headers
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response
@@ -39,24 +48,48 @@ NewName = Annotated[str, Path(pattern=CHILD_NAME_PATTERN)]
 READ_ONLY = {"id", "name", "type", "systemData"}
 
 
-async def endpoint_id(workspace: WorkspaceId, endpointName: AnyName) -> str:  # noqa: N803
-    return child_id(workspace, "batchEndpoints", endpointName)
+async def endpoint_id(
+    subscriptionId: SubscriptionId,  # noqa: N803
+    resourceGroupName: ResourceGroupName,  # noqa: N803
+    workspaceName: WorkspaceName,  # noqa: N803
+    endpointName: AnyName,  # noqa: N803
+) -> str:
+    return _endpoint_path(checked_workspace_id(subscriptionId, resourceGroupName, workspaceName), endpointName)
 
 
-def _deployment_path(workspace: str, endpoint: str, deployment: str) -> str:
-    return child_id(child_id(workspace, "batchEndpoints", endpoint), "deployments", deployment)
+async def deployment_id(
+    subscriptionId: SubscriptionId,  # noqa: N803
+    resourceGroupName: ResourceGroupName,  # noqa: N803
+    workspaceName: WorkspaceName,  # noqa: N803
+    endpointName: AnyName,  # noqa: N803
+    deploymentName: AnyName,  # noqa: N803
+) -> str:
+    workspace = checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
+    return child_id(_endpoint_path(workspace, endpointName), "deployments", deploymentName)
 
 
-async def deployment_id(workspace: WorkspaceId, endpointName: AnyName, deploymentName: AnyName) -> str:  # noqa: N803
-    return _deployment_path(workspace, endpointName, deploymentName)
+async def new_endpoint_id(
+    subscriptionId: SubscriptionId,  # noqa: N803
+    resourceGroupName: ResourceGroupName,  # noqa: N803
+    workspaceName: WorkspaceName,  # noqa: N803
+    endpointName: NewName,  # noqa: N803
+) -> str:
+    return _endpoint_path(checked_workspace_id(subscriptionId, resourceGroupName, workspaceName), endpointName)
 
 
-async def new_endpoint_id(workspace: WorkspaceId, endpointName: NewName) -> str:  # noqa: N803
-    return child_id(workspace, "batchEndpoints", endpointName)
+async def new_deployment_id(
+    subscriptionId: SubscriptionId,  # noqa: N803
+    resourceGroupName: ResourceGroupName,  # noqa: N803
+    workspaceName: WorkspaceName,  # noqa: N803
+    endpointName: NewName,  # noqa: N803
+    deploymentName: NewName,  # noqa: N803
+) -> str:
+    workspace = checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
+    return child_id(_endpoint_path(workspace, endpointName), "deployments", deploymentName)
 
 
-async def new_deployment_id(workspace: WorkspaceId, endpointName: NewName, deploymentName: NewName) -> str:  # noqa: N803
-    return _deployment_path(workspace, endpointName, deploymentName)
+def _endpoint_path(workspace: str, endpoint: str) -> str:
+    return child_id(workspace, "batchEndpoints", endpoint)
 
 
 EndpointId = Annotated[str, Depends(endpoint_id)]
@@ -83,7 +116,7 @@ def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body:
 
 
 @router.get(ENDPOINTS, operation_id="BatchEndpoints_List", responses=responses({200: BatchEndpointList}))
-def list_endpoints(
+async def list_endpoints(
     ctx: MlContext,
     services: ServicesDep,
     workspace: WorkspaceId,
@@ -95,7 +128,7 @@ def list_endpoints(
 
 
 @router.get(ENDPOINT, operation_id="BatchEndpoints_Get", responses=responses({200: BatchEndpointTrackedResource}))
-def get_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
+async def get_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 
@@ -134,7 +167,7 @@ def list_keys(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) ->
 
 
 @router.get(DEPLOYMENTS, operation_id="BatchDeployments_List", responses=responses({200: BatchDeploymentList}))
-def list_deployments(
+async def list_deployments(
     ctx: MlContext,
     services: ServicesDep,
     parent_id: EndpointId,
@@ -146,7 +179,7 @@ def list_deployments(
 
 
 @router.get(DEPLOYMENT, operation_id="BatchDeployments_Get", responses=responses({200: BatchDeploymentTrackedResource}))
-def get_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
+async def get_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from batchpoint.api.deps import ArmContext, GroupId, MlContext, ServicesDep, WorkspaceId, base_url
 from batchpoint.api.responses import arm_json
@@ -69,7 +70,7 @@ def delete_workspace(ctx: MlContext, services: ServicesDep, workspace: Workspace
     return Response(status_code=200)
 
 
-@router.get("/discovery", operation_id="Workspaces_Discovery", tags=["Discovery"])
+@router.get("/discovery", operation_id="Workspaces_Discovery", tags=["Discovery"], response_class=JSONResponse)
 def discovery(request: Request) -> dict[str, str]:
     """Read without a token, as azure-ai-ml does: where the data-plane and history services are."""
     return discovery_document(base_url(request))
