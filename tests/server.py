@@ -30,6 +30,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: str, timeout: float = 30.0) -> None:
+    """Returns once ``port`` on 127.0.0.1 accepts connections; fails if ``process`` exits first or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early; see {log}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on port {port} in time; see {log}")
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 15) -> int:
+    """Sends ``sig`` and returns the exit code; kills the process if it has not exited after ``timeout`` s."""
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 def postgres_available() -> bool:
     try:
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
@@ -76,27 +100,13 @@ class Server:
         self._wait_ready()
         return self
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early; see {self.log.name}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start in time")
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        wait_for_port(self.process, self.port, "server", self.log.name)
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         assert self.process is not None
-        self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = stop_process(self.process, sig)
         self.log.close()
         return code
 
