@@ -9,13 +9,23 @@ from fastapi import FastAPI, Response
 
 from batchpoint import __version__
 from batchpoint.api.errors import install_error_handlers
+from batchpoint.api.fastpath import ReadFastPath
 from batchpoint.api.middleware import ArmMiddleware
 from batchpoint.api.routes import assets, batch, blob, datastores, operations, workspaces
 from batchpoint.config import Settings
 from batchpoint.services.container import Services
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> ArmMiddleware:
+    """The server's ASGI application: ARM path and header handling around the read fast path around FastAPI.
+
+    Both layers sit outside FastAPI, so the hot reads skip its middleware stack too.
+    """
+    api = create_api(settings)
+    return ArmMiddleware(ReadFastPath(api, lambda: api.state.services))
+
+
+def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings)
@@ -39,5 +49,4 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (batch, workspaces, datastores, assets, operations, blob):
         app.include_router(module.router)
     install_error_handlers(app)
-    app.add_middleware(ArmMiddleware)
     return app

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from batchpoint.services.errors import bad_request
 from batchpoint.store.entities import Cursor, Listed, SortField, SortOrder
@@ -44,12 +44,12 @@ def parse_order(value: str | None) -> SortOrder:
     return order
 
 
-def parse_page_size(value: int | None) -> int:
-    if value is None:
+def parse_page_size(value: str | None) -> int:
+    if value is None or value == "":
         return DEFAULT_PAGE_SIZE
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise bad_request(f"The page size must be between 1 and {MAX_PAGE_SIZE}; got {value}.")
-    return value
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= MAX_PAGE_SIZE:
+        raise bad_request(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}; got '{value}'.")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,6 @@ def fetch_page(fetch: Callable[[Cursor | None, int], list[Listed]], position: Po
 def next_link(base_url: str, path: str, query: dict[str, Any], next_skip: str | None) -> str | None:
     if next_skip is None:
         return None
-    params = {name: value for name, value in query.items() if value is not None and name != "$skip"}
-    params["$skip"] = next_skip
-    return f"{base_url}{path}?{urlencode(params)}"
+    pairs = [f"{name}={quote(str(value), safe='')}" for name, value in query.items() if value is not None]
+    # The token is URL-safe base64 already.
+    return f"{base_url}{quote(path)}?{'&'.join(pairs)}&$skip={next_skip}"

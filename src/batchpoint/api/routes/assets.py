@@ -7,13 +7,13 @@ FastAPI must see the per-kind dependency types defined inside ``register``.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.docs import responses
-from batchpoint.api.routes.listing import list_response
+from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.services.resources import Upserted
 from batchpoint.schemas.assets import AssetContainer, AssetList, AssetVersion, PendingUpload
 from batchpoint.services.assets import COLLECTIONS, container_type, version_type
@@ -23,9 +23,6 @@ router = APIRouter(tags=["Assets"])
 
 AssetName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
 VersionName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]*$")]
-PageSize = Annotated[int | None, Query(alias="$top")]
-Skip = Annotated[str | None, Query(alias="$skip")]
-OrderBy = Annotated[str | None, Query(alias="$orderBy", description="e.g. 'createdtime desc'")]
 ListViewType = Annotated[str | None, Query(alias="listViewType", description="ActiveOnly, ArchivedOnly or All")]
 
 
@@ -49,13 +46,17 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     ContainerId = Annotated[str, Depends(container_id)]  # noqa: N806
     VersionId = Annotated[str, Depends(version_id)]  # noqa: N806
 
-    @router.get(containers, operation_id=f"{title}Containers_List", responses=responses({200: AssetList}))
+    @router.get(
+        containers,
+        operation_id=f"{title}Containers_List",
+        responses=responses({200: AssetList}),
+        openapi_extra=paging_parameters("$top"),
+    )
     def list_containers(
-        ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, top: PageSize = None, skip: Skip = None,
-        order_by: OrderBy = None, list_view_type: ListViewType = None,
+        request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, list_view_type: ListViewType = None
     ) -> Response:
         path = f"{workspace}/{collection}"
-        return list_response(ctx, services, workspace, container_type(collection), path, top, skip, order_by, "$top")
+        return list_response(ctx, services, workspace, container_type(collection), path, request.query_params, "$top")
 
     @router.put(
         container,
@@ -75,10 +76,15 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
         services.assets.delete(resource_id)
         return Response(status_code=200)
 
-    @router.get(versions, operation_id=f"{title}Versions_List", responses=responses({200: AssetList}))
+    @router.get(
+        versions,
+        operation_id=f"{title}Versions_List",
+        responses=responses({200: AssetList}),
+        openapi_extra=paging_parameters("$top"),
+    )
     def list_versions(
-        ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: ContainerId,
-        top: PageSize = None, skip: Skip = None, order_by: OrderBy = None, list_view_type: ListViewType = None,
+        request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: ContainerId,
+        list_view_type: ListViewType = None,
         hash: Annotated[str | None, Query(description="Content hash of a code folder")] = None,  # noqa: A002
         hash_version: Annotated[str | None, Query(alias="hashVersion")] = None,
     ) -> Response:
@@ -86,7 +92,9 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
             found = services.assets.code_versions_with_hash(workspace, hash, hash_version or "")
             return arm_json({"value": [resource.body for resource in found]}, ctx.base_url)
         path = f"{resource_id}/versions"
-        return list_response(ctx, services, resource_id, version_type(collection), path, top, skip, order_by, "$top")
+        return list_response(
+            ctx, services, resource_id, version_type(collection), path, request.query_params, "$top"
+        )
 
     @router.put(
         version,

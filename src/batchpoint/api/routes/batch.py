@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from batchpoint.api.deps import (
     CHILD_NAME_PATTERN,
@@ -18,7 +18,7 @@ from batchpoint.api.deps import (
 )
 from batchpoint.api.responses import arm_json, async_operation_headers, location_headers
 from batchpoint.api.routes.docs import responses
-from batchpoint.api.routes.listing import list_response
+from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.batch import (
     BatchDeploymentList,
     BatchDeploymentPatch,
@@ -115,16 +115,15 @@ def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body:
     return _put_response(ctx, service.put(ctx, resource_id, request))
 
 
-@router.get(ENDPOINTS, operation_id="BatchEndpoints_List", responses=responses({200: BatchEndpointList}))
-async def list_endpoints(
-    ctx: MlContext,
-    services: ServicesDep,
-    workspace: WorkspaceId,
-    count: Annotated[int | None, Query(description="Page size (default 100, at most 1000)")] = None,
-    skip: Annotated[str | None, Query(alias="$skip", description="Continuation token")] = None,
-    order_by: Annotated[str | None, Query(alias="$orderBy")] = None,
-) -> Response:
-    return list_response(ctx, services, workspace, BATCH_ENDPOINT_TYPE, workspace + "/batchEndpoints", count, skip, order_by, "count")
+@router.get(
+    ENDPOINTS,
+    operation_id="BatchEndpoints_List",
+    responses=responses({200: BatchEndpointList}),
+    openapi_extra=paging_parameters("count"),
+)
+async def list_endpoints(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
+    path = workspace + "/batchEndpoints"
+    return list_response(ctx, services, workspace, BATCH_ENDPOINT_TYPE, path, request.query_params, "count")
 
 
 @router.get(ENDPOINT, operation_id="BatchEndpoints_Get", responses=responses({200: BatchEndpointTrackedResource}))
@@ -166,16 +165,15 @@ def list_keys(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) ->
     return arm_json(keys, ctx.base_url)
 
 
-@router.get(DEPLOYMENTS, operation_id="BatchDeployments_List", responses=responses({200: BatchDeploymentList}))
-async def list_deployments(
-    ctx: MlContext,
-    services: ServicesDep,
-    parent_id: EndpointId,
-    top: Annotated[int | None, Query(alias="$top", description="Page size (default 100, at most 1000)")] = None,
-    skip: Annotated[str | None, Query(alias="$skip", description="Continuation token")] = None,
-    order_by: Annotated[str | None, Query(alias="$orderBy", description="CreatedAtDesc, CreatedAtAsc, ...")] = None,
-) -> Response:
-    return list_response(ctx, services, parent_id, BATCH_DEPLOYMENT_TYPE, parent_id + "/deployments", top, skip, order_by, "$top")
+@router.get(
+    DEPLOYMENTS,
+    operation_id="BatchDeployments_List",
+    responses=responses({200: BatchDeploymentList}),
+    openapi_extra=paging_parameters("$top"),
+)
+async def list_deployments(request: Request, ctx: MlContext, services: ServicesDep, parent_id: EndpointId) -> Response:
+    path = parent_id + "/deployments"
+    return list_response(ctx, services, parent_id, BATCH_DEPLOYMENT_TYPE, path, request.query_params, "$top")
 
 
 @router.get(DEPLOYMENT, operation_id="BatchDeployments_Get", responses=responses({200: BatchDeploymentTrackedResource}))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.docs import responses
-from batchpoint.api.routes.listing import list_response
+from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.assets import AssetContainer, AssetList, DatastoreSecrets
 from batchpoint.services.datastores import DATASTORE_TYPE
 from batchpoint.services.ids import child_id
@@ -29,20 +29,24 @@ async def datastore_id(workspace: WorkspaceId, name: DatastoreName) -> str:
 DatastoreId = Annotated[str, Depends(datastore_id)]
 
 
-@router.get(DATASTORES, operation_id="Datastores_List", responses=responses({200: AssetList}))
+@router.get(
+    DATASTORES,
+    operation_id="Datastores_List",
+    responses=responses({200: AssetList}),
+    openapi_extra=paging_parameters("count", ordered=False),
+)
 def list_datastores(
+    request: Request,
     ctx: MlContext,
     services: ServicesDep,
     workspace: WorkspaceId,
-    count: Annotated[int | None, Query()] = None,
-    skip: Annotated[str | None, Query(alias="$skip")] = None,
     is_default: Annotated[bool | None, Query(alias="isDefault")] = None,
 ) -> Response:
     if is_default:
         default = services.datastores.default_of(workspace)
         return arm_json({"value": [default.body]}, ctx.base_url)
     path = workspace + "/datastores"
-    return list_response(ctx, services, workspace, DATASTORE_TYPE, path, count, skip, None, "count")
+    return list_response(ctx, services, workspace, DATASTORE_TYPE, path, request.query_params, "count")
 
 
 @router.get(DATASTORE, operation_id="Datastores_Get", responses=responses({200: AssetContainer}))

@@ -1,15 +1,42 @@
-"""One paged ARM list response, shared by every collection route."""
+"""One paged ARM list response, shared by every collection route.
+
+The paging parameters are read straight from the query string and documented through ``openapi_extra``:
+FastAPI's per-parameter validation costs more than the whole page read (see docs/performance.md).
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import Response
+from starlette.datastructures import QueryParams
 
 from batchpoint.api.responses import arm_json
 from batchpoint.services.container import Services
 from batchpoint.services.context import RequestContext
 from batchpoint.services.paging import next_link, parse_order, parse_page_size, parse_skip
+
+
+def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
+    """The OpenAPI declaration of a list's paging parameters (``count`` or ``$top``, ``$skip``, ``$orderBy``)."""
+    parameters = [
+        {
+            "name": size_param,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "format": "int32"},
+            "description": "Page size (default 100, at most 1000).",
+        },
+        {"name": "$skip", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Continuation token (from nextLink), or a number of items to skip."},
+    ]
+    if ordered:
+        parameters.append(
+            {"name": "$orderBy", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "CreatedAtDesc, CreatedAtAsc, UpdatedAtDesc, UpdatedAtAsc ('createdAt desc' forms too)."}
+        )
+    return {"parameters": parameters}
 
 
 def list_response(
@@ -18,15 +45,13 @@ def list_response(
     parent_id: str,
     type_: str,
     path: str,
-    size: int | None,
-    skip: str | None,
-    order_by: str | None,
+    query: QueryParams,
     size_param: str,
 ) -> Response:
+    size, skip, order_by = query.get(size_param), query.get("$skip"), query.get("$orderBy")
     order, page_size, position = parse_order(order_by), parse_page_size(size), parse_skip(skip)
     page = services.resources.list_page(parent_id, type_, order, position, page_size)
-    query = {"api-version": ctx.api_version, size_param: size, "$orderBy": order_by}
-    link = next_link(ctx.base_url, path, query, page.next_skip)
+    link = next_link(ctx.base_url, path, {"api-version": ctx.api_version, size_param: size, "$orderBy": order_by}, page.next_skip)
     body = '{"value":[' + ",".join(item.body_json for item in page.items) + "]"
     body += f',"nextLink":{json.dumps(link)}}}' if link else "}"
     return arm_json(body, ctx.base_url)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from batchpoint.api.deps import ArmContext, GroupId, MlContext, ServicesDep, WorkspaceId, base_url
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import WS
-from batchpoint.api.routes.listing import list_response
+from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.api.routes.docs import responses
 from batchpoint.schemas.workspace import ResourceGroup, Workspace, WorkspaceList
 from batchpoint.services.ids import WORKSPACE_TYPE
@@ -43,14 +43,15 @@ def delete_resource_group(ctx: ArmContext, services: ServicesDep, group: GroupId
     return Response(status_code=200)
 
 
-@router.get(WORKSPACES, operation_id="Workspaces_ListByResourceGroup", responses=responses({200: WorkspaceList}))
-def list_workspaces(
-    ctx: MlContext,
-    services: ServicesDep,
-    group: GroupId,
-    skip: Annotated[str | None, Query(alias="$skip", description="Continuation token")] = None,
-) -> Response:
-    return list_response(ctx, services, group, WORKSPACE_TYPE, group + "/providers/Microsoft.MachineLearningServices/workspaces", None, skip, None, "count")
+@router.get(
+    WORKSPACES,
+    operation_id="Workspaces_ListByResourceGroup",
+    responses=responses({200: WorkspaceList}),
+    openapi_extra=paging_parameters("count", ordered=False),
+)
+def list_workspaces(request: Request, ctx: MlContext, services: ServicesDep, group: GroupId) -> Response:
+    path = group + "/providers/Microsoft.MachineLearningServices/workspaces"
+    return list_response(ctx, services, group, WORKSPACE_TYPE, path, request.query_params, "count")
 
 
 @router.put(WS, operation_id="Workspaces_CreateOrUpdate", responses=responses({200: Workspace, 201: Workspace}))

@@ -1,0 +1,76 @@
+"""A read fast path for the hottest GETs: a batch endpoint or deployment, and their lists.
+
+FastAPI's routing and dependency solving cost several times the read itself. This ASGI layer answers those
+GETs directly, with the same checks the routes use (authentication, api-version, names, paging), but only when
+everything succeeds; any request it is not sure about (an error of any kind, another method, another path) goes
+on to the FastAPI routes, which own every error answer. So both paths answer a request the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from batchpoint.api.auth import authenticate
+from batchpoint.api.deps import CHILD_NAME_PATTERN, RESOURCE_GROUP_PATTERN, UUID, WORKSPACE_PATTERN, base_url
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routes.listing import list_response
+from batchpoint.api.versions import check_ml_version
+from batchpoint.services.context import RequestContext
+from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
+
+NAME = CHILD_NAME_PATTERN.strip("^$")
+READS = re.compile(
+    r"^(?P<workspace>/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+))"
+    rf"/batchEndpoints(?:/(?P<endpoint>{NAME})(?P<deployments>/deployments(?:/(?P<deployment>{NAME}))?)?)?$"
+)
+GROUP, WORKSPACE = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATTERN)
+
+
+class ReadFastPath:
+    def __init__(self, app: Any, services: Callable[[], Any]) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if response is None:
+            await self.app(scope, receive, send)
+        else:
+            await response(scope, receive, send)
+
+    def _answer(self, scope: dict[str, Any]) -> Response | None:
+        match = READS.match(scope["path"])
+        if match is None or not _valid_names(match):
+            return None
+        request = Request(scope)
+        try:
+            ctx = RequestContext(
+                base_url=base_url(request),
+                caller=authenticate(request),
+                api_version=check_ml_version(request.query_params.get("api-version")),
+            )
+            return _read(ctx, self.services(), match, request.query_params)
+        except Exception:  # noqa: BLE001 - the routes answer anything unusual, errors included
+            return None
+
+
+def _valid_names(match: re.Match[str]) -> bool:
+    return bool(UUID.match(match["subscription"]) and GROUP.match(match["group"]) and WORKSPACE.match(match["name"]))
+
+
+def _read(ctx: RequestContext, services: Any, match: re.Match[str], query: QueryParams) -> Response | None:
+    path = match.group(0)
+    if match["deployment"] or (match["endpoint"] and not match["deployments"]):
+        body = services.store.get_body_json(path)
+        return arm_json(body, ctx.base_url) if body is not None else None
+    if match["deployments"]:
+        parent = path.rsplit("/", 1)[0]
+        return list_response(ctx, services, parent, BATCH_DEPLOYMENT_TYPE, path, query, "$top")
+    return list_response(ctx, services, match["workspace"], BATCH_ENDPOINT_TYPE, path, query, "count")
