@@ -1,0 +1,265 @@
+"""Runs one batch job: plans it once, dispatches tries to an executor, retries, counts, commits and reports.
+
+`run_job` is also how a job resumes after the server died: called again with the same ledger it skips the
+mini-batches that succeeded (their rows are committed) and runs the others, so the output holds every item
+exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from batchpoint.runtime.executor import Executor, Task, TaskDone, TaskFailed
+from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
+from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
+from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
+from batchpoint.runtime.ledger import Ledger, MiniBatch
+from batchpoint.runtime.limits import ErrorThreshold, ItemCounts, RetryPolicy, count_items
+from batchpoint.runtime.output import (
+    JobLock,
+    MissingRowsError,
+    Output,
+    check_output_available,
+    open_output,
+    remove_private_dir,
+)
+from batchpoint.runtime.report import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    Counts,
+    Failure,
+    JobLogs,
+    JobOutcome,
+    JobStatus,
+    outcome_message,
+)
+from batchpoint.runtime.spec import JobSpec
+
+CHECK_SECONDS = 0.1
+"""How often `should_cancel` is asked."""
+PROGRESS_SECONDS = 1.0
+"""How often progress is reported (when it changed)."""
+
+ProgressCallback = Callable[[Counts], None]
+
+
+def run_job(
+    spec: JobSpec,
+    ledger: Ledger,
+    executor: Executor,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> JobOutcome:
+    """Run (or resume) the job to its end and return how it ended.
+
+    Raises OutputExistsError when a job that was never planned would overwrite its output file (Decision 10),
+    and JobAlreadyRunningError when another coordinator runs the same job. Any other exception (from the
+    ledger, the file system or the callbacks) propagates once the workers are stopped, and leaves the job
+    resumable: that is also how to stop a job without canceling it. `on_progress` gets a copy of the counts at
+    most every second; `should_cancel` is asked every 0.1 s."""
+    if ledger.mini_batches(spec.job_id) is None:
+        check_output_available(spec)
+    with JobLock(spec):
+        problem = _unrunnable(spec)
+        if problem is None:
+            try:
+                batches = _plan(spec, ledger)
+            except InputNotFoundError as error:
+                problem = str(error)
+        if problem is not None:
+            return _end_early(spec, problem)
+        return _JobRun(spec, ledger, executor, batches, on_progress, should_cancel).run()
+
+
+def _unrunnable(spec: JobSpec) -> str | None:
+    if spec.script_path is None:
+        return "The deployment has no scoring script; running models without one is not supported yet."
+    if not spec.script_path.is_file():
+        return f"The scoring script '{spec.script_path}' does not exist."
+    return None
+
+
+def _plan(spec: JobSpec, ledger: Ledger) -> list[MiniBatch]:
+    batches = ledger.mini_batches(spec.job_id)
+    if batches is None:
+        ledger.plan(spec.job_id, plan_mini_batches(iter_input_files(spec.input_paths), spec.mini_batch_size))
+        batches = ledger.mini_batches(spec.job_id)
+        assert batches is not None
+    return batches
+
+
+def _end_early(spec: JobSpec, message: str) -> JobOutcome:
+    outcome = JobOutcome(FAILED, message, Counts(), None)
+    JobLogs(spec).result(outcome, [])
+    remove_private_dir(spec)
+    return outcome
+
+
+class _JobRun:
+    """The state of one run of the coordinator loop; all of it is rebuilt from the ledger on resume."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        ledger: Ledger,
+        executor: Executor,
+        batches: list[MiniBatch],
+        on_progress: ProgressCallback | None,
+        should_cancel: Callable[[], bool] | None,
+    ) -> None:
+        self.spec = spec
+        self.ledger = ledger
+        self.executor = executor
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+        self.retry = RetryPolicy(spec.max_retries)
+        self.threshold = ErrorThreshold(spec.error_threshold)
+        self.logs = JobLogs(spec)
+        self.counts = Counts(mini_batches_total=len(batches), items_total=sum(len(batch.files) for batch in batches))
+        self.succeeded = bytearray(len(batches))
+        """1 at the index of each succeeded mini-batch: what goes into the output, in order."""
+        self.pending: deque[MiniBatch] = deque()
+        self.running: dict[int, MiniBatch] = {}
+        self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
+        """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
+        self.failures: list[Failure] = []
+        self.reported: Counts | None = None
+        self.next_report = 0.0
+        for batch in batches:
+            self._restore(batch)
+
+    def run(self) -> JobOutcome:
+        output = open_output(self.spec)
+        try:
+            status = self._execute(output)
+            return self._finish(status, output)
+        finally:
+            output.close()
+
+    def _restore(self, batch: MiniBatch) -> None:
+        if batch.status == MINI_BATCH_SUCCEEDED:
+            self._count_success(batch, ItemCounts(batch.succeeded_items, batch.failed_items))
+        elif batch.status == MINI_BATCH_FAILED:
+            self._count_exhausted(batch)
+        elif self.retry.exhausted(batch.tries):
+            self._exhaust(batch)  # its last failed try was recorded, its exhaustion was lost
+        else:
+            self.pending.append(batch)
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _execute(self, output: Output) -> JobStatus:
+        if self.threshold.exceeded(self.counts.items_failed) or not self.pending:
+            return self._status_when_done()
+        self._report(force=True)
+        self.executor.start(self.spec)
+        try:
+            stopped = self._loop(output)
+        finally:
+            self.executor.stop()
+        self._commit(output.flush())
+        return stopped or self._status_when_done()
+
+    def _loop(self, output: Output) -> JobStatus | None:
+        next_check = time.monotonic() + CHECK_SECONDS
+        while self.pending or self.running:
+            self._dispatch()
+            for result in self.executor.poll(max(0.0, next_check - time.monotonic())):
+                if isinstance(result, TaskDone):
+                    self._succeeded(result, output)
+                else:
+                    self._failed(result)
+            self._commit(output.committed())
+            if self.threshold.exceeded(self.counts.items_failed):
+                return FAILED
+            if time.monotonic() >= next_check:
+                if self.should_cancel is not None and self.should_cancel():
+                    return CANCELED
+                self._report()
+                next_check = time.monotonic() + CHECK_SECONDS
+        return None
+
+    def _status_when_done(self) -> JobStatus:
+        return FAILED if self.threshold.exceeded(self.counts.items_failed) else COMPLETED
+
+    def _dispatch(self) -> None:
+        while self.pending and self.executor.idle_slots():
+            batch = self.pending.popleft()
+            worker = self.executor.submit(Task(batch.index, batch.files))
+            self.ledger.start_attempt(self.spec.job_id, batch.index, batch.tries + 1, worker)
+            self.running[batch.index] = batch
+
+    def _succeeded(self, result: TaskDone, output: Output) -> None:
+        batch = self.running.pop(result.index)
+        items = count_items(result.returned, len(batch.files))
+        output.add(batch.index, result.rows)
+        self.uncommitted[batch.index] = (batch.tries + 1, items)
+        self._count_success(batch, items)
+        if items.failed:
+            self.failures.append(Failure.short_result(batch, result.returned))
+
+    def _commit(self, indexes: list[int]) -> None:
+        for index in indexes:
+            try_number, items = self.uncommitted.pop(index)
+            self.ledger.record_success(self.spec.job_id, index, try_number, items.succeeded, items.failed)
+
+    def _failed(self, result: TaskFailed) -> None:
+        batch = self.running.pop(result.index)
+        try_number = batch.tries + 1
+        self.logs.try_failed(batch, try_number, self.retry.tries_allowed, result)
+        self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
+        batch = replace(batch, tries=try_number, last_error=result.error)
+        if self.retry.exhausted(try_number):
+            self._exhaust(batch)
+        else:
+            self.pending.append(batch)
+
+    def _exhaust(self, batch: MiniBatch) -> None:
+        self.ledger.mark_exhausted(self.spec.job_id, batch.index)
+        self._count_exhausted(batch)
+
+    def _count_success(self, batch: MiniBatch, items: ItemCounts) -> None:
+        self.succeeded[batch.index] = 1
+        self.counts.mini_batches_succeeded += 1
+        self.counts.items_succeeded += items.succeeded
+        self.counts.items_failed += items.failed
+
+    def _count_exhausted(self, batch: MiniBatch) -> None:
+        self.counts.mini_batches_failed += 1
+        self.counts.items_failed += len(batch.files)
+        self.failures.append(Failure.exhausted(batch))
+
+    # --- reporting and the end ------------------------------------------------------------------------
+
+    def _report(self, force: bool = False) -> None:
+        """Progress to the callback and the overview file, when it changed (or when forced), at most every
+        PROGRESS_SECONDS."""
+        now = time.monotonic()
+        if not force and now < self.next_report:
+            return
+        counts = replace(self.counts, mini_batches_running=len(self.running))
+        if force or counts != self.reported:
+            self.logs.progress(counts)
+            if self.on_progress is not None:
+                self.on_progress(replace(counts))
+            self.reported = counts
+        self.next_report = now + PROGRESS_SECONDS
+
+    def _finish(self, status: JobStatus, output: Output) -> JobOutcome:
+        output_file = None
+        message = outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
+        if status == COMPLETED:
+            try:
+                output_file = output.write(index for index, done in enumerate(self.succeeded) if done)
+            except MissingRowsError as error:
+                status, message = FAILED, str(error)
+        self.running.clear()
+        self._report(force=True)
+        outcome = JobOutcome(status, message, replace(self.counts), output_file)
+        self.logs.result(outcome, self.failures)
+        remove_private_dir(self.spec)
+        return outcome

@@ -1,0 +1,77 @@
+"""The seam between the coordinator and the workers that call the scoring script.
+
+The coordinator owns the ledger, retries, the error threshold and the output; an executor only runs tries. The
+local process pool (`batchpoint.runtime.local`) is the one implementation; a distributed one would implement
+the same five methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from batchpoint.runtime.spec import JobSpec
+
+FailureKind = Literal["exception", "init", "timeout", "died"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One try of one mini-batch."""
+
+    index: int
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDone:
+    """`run()` returned a list or DataFrame of `returned` rows, formatted as `rows` (empty for summary_only)."""
+
+    index: int
+    worker: str
+    returned: int
+    rows: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """The try failed; `error` is what a user needs to fix it: the exception and its traceback, or why the
+    worker stopped."""
+
+    index: int
+    worker: str
+    kind: FailureKind
+    error: str
+
+
+TaskResult = TaskDone | TaskFailed
+
+
+class Executor(ABC):
+    """Runs tries on workers that have imported the scoring script and called its `init()`.
+
+    One instance runs one job at a time, driven by one thread: `start`, then `submit`/`poll` until done, then
+    `stop`. An executor must enforce `spec.timeout_seconds` on each `run()` (reporting a `timeout` failure), report
+    a worker that dies during a try as `died`, replace lost workers, and make sure no worker outlives the process
+    that started it."""
+
+    @abstractmethod
+    def start(self, spec: JobSpec) -> None:
+        """Get ready to run the job's tries; workers may start lazily on `submit`."""
+
+    @abstractmethod
+    def idle_slots(self) -> int:
+        """How many more tasks `submit` accepts now."""
+
+    @abstractmethod
+    def submit(self, task: Task) -> str:
+        """Start the task on an idle slot and return the name of the worker running it."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[TaskResult]:
+        """Results of finished tries; waits up to `timeout` seconds when there are none yet."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Retire the workers: idle ones call `shutdown()`, busy ones are stopped. Safe to call more than once."""

@@ -1,0 +1,139 @@
+"""The durable record of a job's mini-batches and tries, and its in-memory implementation.
+
+The coordinator is the only writer and calls a ledger from the one thread that runs the job; different jobs may
+use one ledger from different threads at once. A try that was started but never ended (the server died during
+it) is not counted: on resume the mini-batch is simply pending again.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+MiniBatchStatus = Literal["pending", "succeeded", "failed"]
+AttemptOutcome = Literal["succeeded", "failed"]
+PENDING: MiniBatchStatus = "pending"
+SUCCEEDED: MiniBatchStatus = "succeeded"
+FAILED: MiniBatchStatus = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class MiniBatch:
+    """One planned mini-batch as the ledger knows it.
+
+    `succeeded` means its try returned a result (whose short count may still fail items); `failed` means it
+    used all its tries, and then all its items count as failed."""
+
+    index: int
+    files: tuple[str, ...]
+    status: MiniBatchStatus = PENDING
+    tries: int = 0
+    """Tries that ended, failed or successful."""
+    succeeded_items: int = 0
+    failed_items: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of a mini-batch; `outcome` stays None while it runs (or when the server died during it)."""
+
+    index: int
+    try_number: int
+    worker: str
+    outcome: AttemptOutcome | None = None
+    error: str | None = None
+
+
+class Ledger(ABC):
+    """What the coordinator needs to remember across a crash of the server.
+
+    Each write's docstring states what must be durable when it returns."""
+
+    @abstractmethod
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+        """Store the job's mini-batches, numbered from 0 in the order given, all pending.
+
+        Durable and all-or-nothing: if the iterable raises, nothing is stored and the error propagates. Called
+        only for a job that `mini_batches` reports as unplanned, so the input is listed once per job."""
+
+    @abstractmethod
+    def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
+        """The job's mini-batches by index, or None when the job has no plan yet (an empty list is a plan)."""
+
+    @abstractmethod
+    def start_attempt(self, job_id: str, index: int, try_number: int, worker: str) -> None:
+        """Note that a try began on `worker` (for progress and forensics). Need not be durable: nothing is decided
+        from it. A try number may be started again after a crash, which replaces the earlier record."""
+
+    @abstractmethod
+    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
+        """The try succeeded and its rows are committed: status `succeeded`, one more try, the item counts.
+
+        Must be durable on return: the mini-batch is never run again, and its committed rows are the ones the
+        output will hold."""
+
+    @abstractmethod
+    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
+        """The try failed (exception, timeout, dead worker, failing init): one more try, `last_error` = error.
+
+        Should be durable on return; if lost in a crash the mini-batch gets that try again."""
+
+    @abstractmethod
+    def mark_exhausted(self, job_id: str, index: int) -> None:
+        """The mini-batch used all its tries: status `failed`, all its items failed, no succeeded items.
+
+        Should be durable on return; if lost, the coordinator marks it again on resume from its try count."""
+
+
+class InMemoryLedger(Ledger):
+    """The ledger of a server without a database, and the test double. Its `attempts` are kept for inspection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plans: dict[str, list[MiniBatch]] = {}
+        self.attempts: dict[str, dict[tuple[int, int], Attempt]] = {}
+        """Per job, by (mini-batch index, try number)."""
+
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+        planned = [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
+        with self._lock:
+            self._plans.setdefault(job_id, planned)
+            self.attempts.setdefault(job_id, {})
+
+    def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
+        with self._lock:
+            plan = self._plans.get(job_id)
+            return None if plan is None else list(plan)
+
+    def start_attempt(self, job_id: str, index: int, try_number: int, worker: str) -> None:
+        with self._lock:
+            self.attempts[job_id][(index, try_number)] = Attempt(index, try_number, worker)
+
+    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
+        self._end_try(job_id, index, try_number, "succeeded", None)
+        self._update(job_id, index, status=SUCCEEDED, succeeded_items=succeeded_items, failed_items=failed_items)
+
+    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
+        self._end_try(job_id, index, try_number, "failed", error)
+        self._update(job_id, index, last_error=error)
+
+    def mark_exhausted(self, job_id: str, index: int) -> None:
+        with self._lock:
+            batch = self._plans[job_id][index]
+            self._plans[job_id][index] = replace(batch, status=FAILED, succeeded_items=0, failed_items=len(batch.files))
+
+    def _update(self, job_id: str, index: int, **changes: Any) -> None:
+        with self._lock:
+            batch = self._plans[job_id][index]
+            self._plans[job_id][index] = replace(batch, tries=batch.tries + 1, **changes)
+
+    def _end_try(self, job_id: str, index: int, try_number: int, outcome: AttemptOutcome, error: str | None) -> None:
+        with self._lock:
+            attempts = self.attempts[job_id]
+            key = (index, try_number)
+            if key in attempts:
+                attempts[key] = replace(attempts[key], outcome=outcome, error=error)

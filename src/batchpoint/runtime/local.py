@@ -1,0 +1,330 @@
+"""The local executor: `instance_count x max_concurrency_per_instance` worker processes on this machine.
+
+Workers are started with `subprocess` (the server is multi-threaded, so no fork without exec), each in its own
+session so that a timeout kills the script's own child processes too. A worker is started when its slot first
+gets a task and replaced (lazily, by the next task) when it is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from batchpoint.runtime.executor import Executor, FailureKind, Task, TaskDone, TaskFailed, TaskResult
+from batchpoint.runtime.limits import Deadlines
+from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, receive, send
+from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
+from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
+
+STACK_POLL_SECONDS = 0.02
+
+
+class _Worker:
+    def __init__(
+        self, slot: int, process: subprocess.Popen[bytes], commands: Connection, replies: Connection, home: Path
+    ) -> None:
+        self.slot = slot
+        self.process = process
+        self.commands = commands
+        self.replies = replies
+        self.home = home
+        """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
+        self.name = f"process{slot:03d} (pid {process.pid})"
+        self.task: Task | None = None
+        self.ready = False
+        """`init()` has returned; `run()` starts as soon as a task arrives, so its time limit starts too."""
+
+    @property
+    def traceback_file(self) -> Path:
+        return self.home / "traceback.txt"
+
+
+class LocalProcessExecutor(Executor):
+    def __init__(
+        self, python: str = sys.executable, shutdown_grace_seconds: float = 10.0, stack_dump_seconds: float = 0.5
+    ) -> None:
+        """`python` must be able to import batchpoint; `shutdown_grace_seconds` bounds the scripts' `shutdown()`;
+        `stack_dump_seconds` bounds the wait for a timed-out worker's stack before it is killed."""
+        self._python = python
+        self._grace = shutdown_grace_seconds
+        self._stack_dump_seconds = stack_dump_seconds
+        self._slots: list[_Worker | None] = []
+        self._deadlines: Deadlines[int] = Deadlines()
+        self._finished: list[TaskResult] = []
+
+    def start(self, spec: JobSpec) -> None:
+        if spec.script_path is None:
+            raise ValueError("The local executor needs a scoring script.")
+        self._spec = spec
+        self._homes = _job_homes(spec)
+        self._environment = _environment(spec)
+        self._stdout_dir = spec.logs_dir / "user" / "stdout"
+        self._stdout_dir.mkdir(parents=True, exist_ok=True)
+        self._slots = [None] * spec.worker_count
+
+    def idle_slots(self) -> int:
+        return sum(1 for worker in self._slots if worker is None or worker.task is None)
+
+    def submit(self, task: Task) -> str:
+        worker = self._idle_worker()
+        worker.task = task
+        try:
+            send(worker.commands, RUN, index=task.index, files=task.files)
+        except OSError:
+            self._lose(worker, "died", f"The worker {worker.name} had exited before mini-batch {task.index} reached it.")
+        else:
+            if worker.ready:
+                self._arm(worker)
+        return worker.name
+
+    def poll(self, timeout: float) -> list[TaskResult]:
+        if not self._finished:
+            self._receive(timeout)
+        self._stop_expired()
+        finished, self._finished = self._finished, []
+        return finished
+
+    def stop(self) -> None:
+        workers = [worker for worker in self._slots if worker is not None]
+        idle = [worker for worker in workers if worker.task is None]
+        for worker in idle:
+            _send_quietly(worker.commands, STOP)
+        self._wait_until_closed([worker.replies for worker in idle], time.monotonic() + self._grace)
+        for worker in workers:
+            self._retire(worker)
+        self._finished.clear()
+        shutil.rmtree(self._homes, ignore_errors=True)
+
+    @staticmethod
+    def _wait_until_closed(connections: list[Connection], deadline: float) -> None:
+        """Wait for retiring workers to close their pipes (they do by exiting, after `shutdown()`)."""
+        while connections and (left := deadline - time.monotonic()) > 0:
+            for connection in wait(connections, left):
+                connections.remove(connection)  # type: ignore[arg-type]
+
+    # --- workers ----------------------------------------------------------------------------------------
+
+    def _idle_worker(self) -> _Worker:
+        for worker in self._slots:
+            if worker is not None and worker.task is None:
+                return worker
+        for slot, worker in enumerate(self._slots):
+            if worker is None:
+                return self._spawn(slot)
+        raise RuntimeError("submit() was called without an idle slot")
+
+    def _spawn(self, slot: int) -> _Worker:
+        home = Path(tempfile.mkdtemp(prefix=f"process{slot:03d}-", dir=self._homes))
+        (home / "cwd").mkdir()
+        command_read, command_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        stdout = self._stdout_dir / f"process{slot:03d}.stdout.txt"
+        try:
+            with open(stdout, "ab") as out, open(stdout.with_name(f"process{slot:03d}.stderr.txt"), "ab") as err:
+                process = subprocess.Popen(
+                    [self._python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
+                    pass_fds=(command_read, reply_write),
+                    cwd=home / "cwd",
+                    env=self._environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+        except BaseException:
+            for fd in (command_write, reply_read):
+                os.close(fd)
+            shutil.rmtree(home, ignore_errors=True)
+            raise
+        finally:
+            os.close(command_read)
+            os.close(reply_write)
+        worker = _Worker(slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home)
+        self._slots[slot] = worker
+        _send_quietly(worker.commands, CONFIG, **self._config(worker))
+        return worker
+
+    def _config(self, worker: _Worker) -> dict[str, Any]:
+        spec = self._spec
+        return {
+            "parent_pid": os.getpid(),
+            "script": str(spec.script_path),
+            "code_dir": str(spec.code_dir.absolute()) if spec.code_dir else None,
+            "logging_level": spec.logging_level,
+            "summary_only": spec.output_action == SUMMARY_ONLY,
+            "argv": _script_argv(spec),
+            "traceback_file": str(worker.traceback_file),
+        }
+
+    def _arm(self, worker: _Worker) -> None:
+        self._deadlines.arm(worker.slot, time.monotonic() + self._spec.timeout_seconds)
+
+    # --- results ----------------------------------------------------------------------------------------
+
+    def _receive(self, timeout: float) -> None:
+        workers = {worker.replies: worker for worker in self._slots if worker is not None}
+        seconds = self._deadlines.seconds_left(time.monotonic(), timeout)
+        if not workers:
+            time.sleep(seconds)
+            return
+        for connection in wait(list(workers), seconds):
+            self._receive_from(workers[connection])  # type: ignore[index]
+
+    def _receive_from(self, worker: _Worker) -> None:
+        try:
+            message, payload = receive(worker.replies)
+            kind = message["kind"]
+            if kind == READY:
+                worker.ready = True
+                if worker.task is not None:
+                    self._arm(worker)
+            elif kind == DONE:
+                self._finish(worker, TaskDone(message["index"], worker.name, message["returned"], payload))
+            elif kind == ERROR:
+                self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"]))
+            elif kind == INIT_FAILED:
+                self._lose(worker, "init", message["error"])
+        except (EOFError, OSError):
+            self._lose_dead(worker)
+
+    def _finish(self, worker: _Worker, result: TaskResult) -> None:
+        self._deadlines.disarm(worker.slot)
+        worker.task = None
+        self._finished.append(result)
+
+    def _stop_expired(self) -> None:
+        for slot in self._deadlines.expired(time.monotonic()):
+            worker = self._slots[slot]
+            assert worker is not None and worker.task is not None
+            stack = self._dump_stack(worker)
+            self._lose(
+                worker,
+                "timeout",
+                f"run() did not finish mini-batch {worker.task.index} within {self._spec.timeout_seconds:g} seconds; "
+                f"the worker {worker.name} was stopped. Where it was:\n{stack}",
+            )
+
+    def _dump_stack(self, worker: _Worker) -> str:
+        """Ask the worker for its Python stacks (faulthandler) and wait briefly until they are written."""
+        _signal_quietly(worker.process.pid, STACK_DUMP_SIGNAL)
+        deadline = time.monotonic() + self._stack_dump_seconds
+        written = 0
+        while time.monotonic() < deadline:
+            time.sleep(STACK_POLL_SECONDS)
+            previous, written = written, _size(worker.traceback_file)
+            if written and written == previous:
+                break
+        return _read(worker.traceback_file)
+
+    def _lose_dead(self, worker: _Worker) -> None:
+        crash = _read(worker.traceback_file)
+        returncode = self._retire(worker)
+        if worker.task is not None:
+            error = f"The worker {worker.name} {_describe_exit(returncode)} while running mini-batch {worker.task.index}."
+            self._record_loss(worker, "died", f"{error}\n{crash}" if crash else error)
+
+    def _lose(self, worker: _Worker, kind: FailureKind, error: str) -> None:
+        self._retire(worker)
+        self._record_loss(worker, kind, error)
+
+    def _record_loss(self, worker: _Worker, kind: FailureKind, error: str) -> None:
+        if worker.task is not None:
+            self._finished.append(TaskFailed(worker.task.index, worker.name, kind, error))
+
+    def _retire(self, worker: _Worker) -> int:
+        """Kill what is left of the worker and its children, reap it and free its slot; returns its exit code."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.process.pid, signal.SIGKILL)  # not reaped yet, so the group id cannot be reused
+        returncode = worker.process.wait()
+        worker.commands.close()
+        worker.replies.close()
+        shutil.rmtree(worker.home, ignore_errors=True)
+        self._deadlines.disarm(worker.slot)
+        self._slots[worker.slot] = None
+        return returncode
+
+
+def _job_homes(spec: JobSpec) -> Path:
+    """A fresh folder for the job's worker folders, in a temporary folder only this user can enter. Whatever
+    a server that died during the job left there goes first (its workers died with it).
+
+    Named after the job and its output folder: the job lock on the output folder makes sure no live
+    coordinator uses it, even when two servers on this machine run jobs of the same name."""
+    root = Path(tempfile.gettempdir()) / f"batchpoint-{os.geteuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(root)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{root} must be a folder that only its owner can enter.")
+    location = hashlib.sha256(str(spec.private_dir.absolute()).encode()).hexdigest()[:16]
+    homes = root / f"{spec.job_id}-{location}"
+    shutil.rmtree(homes, ignore_errors=True)
+    homes.mkdir()
+    return homes
+
+
+def _environment(spec: JobSpec) -> dict[str, str]:
+    """The server's environment, then the deployment's variables, then the two the runtime defines."""
+    environment = {**os.environ, **spec.environment_variables, "AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute())}
+    if spec.model_dir is None:
+        environment.pop("AZUREML_MODEL_DIR", None)
+    else:
+        environment["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
+    return environment
+
+
+def _script_argv(spec: JobSpec) -> list[str]:
+    """The arguments the Azure driver passes, for scripts that read them with `argparse.parse_known_args()`."""
+    return [
+        str(spec.script_path),
+        "--logging_level", spec.logging_level.upper(),
+        "--mini_batch_size", str(spec.mini_batch_size),
+        "--output", str(spec.output_dir.absolute()),
+        "--output_action", "summary_only" if spec.output_action == SUMMARY_ONLY else "append_row",
+    ]  # fmt: skip
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = str(-returncode)
+    hint = " (as the out-of-memory killer does)" if -returncode == signal.SIGKILL else ""
+    return f"was killed by signal {name}{hint}"
+
+
+def _send_quietly(connection: Connection, kind: str, **fields: Any) -> None:
+    """Send, ignoring a worker that has already gone: its end of the pipe reports that to `poll`."""
+    with contextlib.suppress(OSError):
+        send(connection, kind, **fields)
+
+
+def _signal_quietly(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,29 @@
+"""Messages between the local executor and its worker processes, over a pair of pipes.
+
+Each message is one frame: a line of JSON `{"kind": ..., ...}`, then a raw payload (the formatted rows of a
+`done`, empty otherwise). JSON rather than pickle, so that a scoring script cannot make the server unpickle
+anything; one frame per message, so that a mini-batch costs one write and one wake-up each way.
+
+Executor to worker: `config` (first, once), then `run` or `stop`.
+Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`.
+"""
+
+from __future__ import annotations
+
+import json
+from multiprocessing.connection import Connection
+from typing import Any
+
+CONFIG, RUN, STOP = "config", "run", "stop"
+READY, INIT_FAILED, DONE, ERROR = "ready", "init_failed", "done", "error"
+
+
+def send(connection: Connection, kind: str, payload: bytes = b"", **fields: Any) -> None:
+    connection.send_bytes(json.dumps({"kind": kind, **fields}).encode() + b"\n" + payload)
+
+
+def receive(connection: Connection) -> tuple[dict[str, Any], bytes]:
+    """The next message and its payload; raises EOFError when the other side has gone."""
+    header, _, payload = connection.recv_bytes().partition(b"\n")  # JSON escapes its newlines
+    message: dict[str, Any] = json.loads(header)
+    return message, payload

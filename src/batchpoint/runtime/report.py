@@ -1,0 +1,136 @@
+"""What a job reports: live counts, its outcome, and the log files under `output_dir/logs` (Decision 14)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from batchpoint.runtime.executor import TaskFailed
+from batchpoint.runtime.ledger import MiniBatch
+from batchpoint.runtime.spec import JobSpec
+
+JobStatus = Literal["Completed", "Failed", "Canceled"]
+COMPLETED: JobStatus = "Completed"
+FAILED: JobStatus = "Failed"
+CANCELED: JobStatus = "Canceled"
+
+FILES_NAMED = 3
+FAILURES_LISTED = 10
+
+
+@dataclass(slots=True)
+class Counts:
+    mini_batches_total: int = 0
+    mini_batches_succeeded: int = 0
+    mini_batches_failed: int = 0
+    mini_batches_running: int = 0
+    items_total: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    status: JobStatus
+    message: str
+    """For a failure: the first failing file(s), the exception and the traceback."""
+    counts: Counts
+    output_file: Path | None
+    """The predictions file of a completed append_row job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why some items failed: a mini-batch that used all its tries, or a result shorter than its mini-batch."""
+
+    summary: str
+    detail: str = ""
+
+    @classmethod
+    def exhausted(cls, batch: MiniBatch) -> Failure:
+        return cls(
+            f"Mini-batch {batch.index} ({name_files(batch.files)}) failed on all {batch.tries} tries; the last error:",
+            batch.last_error or "",
+        )
+
+    @classmethod
+    def short_result(cls, batch: MiniBatch, returned: int) -> Failure:
+        missing = len(batch.files) - returned
+        return cls(
+            f"run() returned {returned} rows for the {len(batch.files)} files of mini-batch {batch.index} "
+            f"({name_files(batch.files)}); {missing} items count as failed."
+        )
+
+    def __str__(self) -> str:
+        return f"{self.summary}\n{self.detail}".rstrip()
+
+
+def name_files(files: tuple[str, ...]) -> str:
+    named = ", ".join(files[:FILES_NAMED])
+    return named if len(files) <= FILES_NAMED else f"{named} and {len(files) - FILES_NAMED} more"
+
+
+def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, failures: list[Failure]) -> str:
+    if status == CANCELED:
+        headline = "The job was canceled."
+    elif status == FAILED:
+        headline = f"The number of failed items is {counts.items_failed}, which exceeds the error threshold {error_threshold}."
+    elif counts.items_total == 0:
+        headline = "The input has no files; the job completed with an empty output."
+    else:
+        headline = (
+            f"{counts.items_succeeded} of {counts.items_total} items succeeded and {counts.items_failed} failed "
+            f"(error threshold {error_threshold})."
+        )
+    return f"{headline}\n{failures[0]}" if failures and status != CANCELED else headline
+
+
+class JobLogs:
+    """`logs/job_result.txt`, `logs/job_progress_overview.txt` and `logs/user/error/<mini-batch>.txt`."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        self._dir = spec.logs_dir
+        self._errors = spec.logs_dir / "user" / "error"
+        self._errors.mkdir(parents=True, exist_ok=True)
+
+    def try_failed(self, batch: MiniBatch, try_number: int, tries_allowed: int, failure: TaskFailed) -> None:
+        """Append a failed try, with the files of its mini-batch and the error, to the mini-batch's error file."""
+        files = "\n".join(batch.files)
+        with open(self._errors / f"mini_batch_{batch.index:09d}.txt", "a", encoding="utf-8", errors="replace") as log:
+            log.write(
+                f"=== {_now()} mini-batch {batch.index}, try {try_number} of {tries_allowed}, {failure.kind} on "
+                f"{failure.worker}\nFiles:\n{files}\n{failure.error.rstrip()}\n\n"
+            )
+
+    def progress(self, counts: Counts) -> None:
+        with open(self._dir / "job_progress_overview.txt", "a", encoding="utf-8") as log:
+            log.write(f"{_now()} {describe_counts(counts)}\n")
+
+    def result(self, outcome: JobOutcome, failures: list[Failure]) -> None:
+        """Write `job_result.txt` whole or not at all."""
+        listed = "\n\n".join(str(failure) for failure in failures[:FAILURES_LISTED])
+        more = f"\n\n... and {len(failures) - FAILURES_LISTED} more" if len(failures) > FAILURES_LISTED else ""
+        text = (
+            f"Status: {outcome.status}\n{outcome.message}\n\n{describe_counts(outcome.counts)}\n"
+            f"Output: {outcome.output_file or 'none'}\n"
+            + (f"\nFailures:\n{listed}{more}\n" if failures else "")
+        )
+        path = self._dir / "job_result.txt"
+        temporary = path.with_name(".job_result.txt.tmp")
+        temporary.write_text(text, encoding="utf-8", errors="replace")
+        os.replace(temporary, path)
+
+
+def describe_counts(counts: Counts) -> str:
+    return (
+        f"Mini-batches: {counts.mini_batches_total} total, {counts.mini_batches_succeeded} succeeded, "
+        f"{counts.mini_batches_failed} failed, {counts.mini_batches_running} running. Items: {counts.items_total} "
+        f"total, {counts.items_succeeded} succeeded, {counts.items_failed} failed."
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,96 @@
+"""What one batch job runs: the deployment's settings resolved for one invoke."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OutputAction = Literal["AppendRow", "SummaryOnly"]
+LoggingLevel = Literal["Info", "Warning", "Debug"]
+
+APPEND_ROW: OutputAction = "AppendRow"
+SUMMARY_ONLY: OutputAction = "SummaryOnly"
+OUTPUT_ACTIONS = (APPEND_ROW, SUMMARY_ONLY)
+LOGGING_LEVELS = ("Info", "Warning", "Debug")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """A job's inputs, code, model and settings; defaults are the deployment schema's (Decision 2).
+
+    `output_dir` is both `AZUREML_BI_OUTPUT_PATH` and the folder `output_file_name` is written to; the job's
+    logs go to `output_dir/logs`."""
+
+    job_id: str
+    input_paths: Sequence[Path]
+    output_dir: Path
+    code_dir: Path | None = None
+    scoring_script: str | None = None
+    """Relative to `code_dir`; without a `code_dir`, a path of its own."""
+    model_dir: Path | None = None
+    output_action: OutputAction = APPEND_ROW
+    output_file_name: str = "predictions.csv"
+    mini_batch_size: int = 10
+    instance_count: int = 1
+    max_concurrency_per_instance: int = 1
+    max_retries: int = 3
+    timeout_seconds: float = 30.0
+    error_threshold: int = -1
+    logging_level: LoggingLevel = "Info"
+    environment_variables: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))
+        _check_path_component("job_id", self.job_id)
+        _check_path_component("output_file_name", self.output_file_name)
+        _check_at_least("mini_batch_size", self.mini_batch_size, 1)
+        _check_at_least("instance_count", self.instance_count, 1)
+        _check_at_least("max_concurrency_per_instance", self.max_concurrency_per_instance, 1)
+        _check_at_least("max_retries", self.max_retries, 0)
+        _check_at_least("error_threshold", self.error_threshold, -1)
+        if not self.timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be positive, not {self.timeout_seconds}")
+        _check_choice("output_action", self.output_action, OUTPUT_ACTIONS)
+        _check_choice("logging_level", self.logging_level, LOGGING_LEVELS)
+
+    @property
+    def worker_count(self) -> int:
+        return self.instance_count * self.max_concurrency_per_instance
+
+    @property
+    def script_path(self) -> Path | None:
+        if self.scoring_script is None:
+            return None
+        script = Path(self.scoring_script)
+        return (self.code_dir / script if self.code_dir else script).absolute()
+
+    @property
+    def output_file(self) -> Path | None:
+        """The predictions file; None for summary_only, which writes none (Decision 9)."""
+        return self.output_dir / self.output_file_name if self.output_action == APPEND_ROW else None
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.output_dir / "logs"
+
+    @property
+    def private_dir(self) -> Path:
+        """Where the job keeps its committed rows until the output file is written; hidden from listings."""
+        return self.output_dir / ".batchpoint" / self.job_id
+
+
+def _check_path_component(name: str, value: str) -> None:
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise ValueError(f"{name} must be a plain file name, not {value!r}")
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")

@@ -1,0 +1,183 @@
+"""A worker process: imports the scoring script, calls `init()` once, `run()` per mini-batch, `shutdown()` at the end.
+
+Started by the local executor as `python -m batchpoint.runtime.worker READ_FD WRITE_FD` with its environment
+and private working folder already set, and stdout/stderr on the job's log files. It never writes the output
+file: formatted rows go back to the coordinator, which commits them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any, NoReturn
+
+from batchpoint.runtime.protocol import DONE, ERROR, INIT_FAILED, READY, STOP, receive, send
+
+LOG_LEVELS = {"Info": logging.INFO, "Warning": logging.WARNING, "Debug": logging.DEBUG}
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PR_SET_PDEATHSIG = 1
+PARENT_CHECK_SECONDS = 1.0
+STACK_DUMP_SIGNAL = signal.SIGUSR1
+"""The executor sends it before killing a worker that timed out, to learn where `run()` was stuck."""
+
+_traceback_file: IO[str] | None = None
+
+
+def main(read_fd: int, write_fd: int) -> None:
+    commands, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    config, _ = receive(commands)
+    die_with_parent(config["parent_pid"])
+    capture_tracebacks(config["traceback_file"])
+    configure_process(config)
+    script = initialize(config, replies)
+    serve(script, commands, replies, config["summary_only"])
+    call_shutdown(script)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make sure this worker cannot outlive the server: an orphan must not keep running the script.
+
+    On Linux the kernel kills us when the parent goes (PR_SET_PDEATHSIG); everywhere, a thread also watches
+    `os.getppid()`, and the first check covers a parent that died before the signal was armed."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="batchpoint-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
+def capture_tracebacks(path: str) -> None:
+    """Python stacks of a crash (segfault, abort) or of a stack-dump request go to `path` for the executor."""
+    global _traceback_file
+    _traceback_file = open(path, "w", encoding="utf-8")
+    faulthandler.enable(file=_traceback_file, all_threads=True)
+    faulthandler.register(STACK_DUMP_SIGNAL, file=_traceback_file, all_threads=True)
+
+
+def configure_process(config: dict[str, Any]) -> None:
+    """Logging at the deployment's level into stdout (line-buffered, so a killed worker's log is complete),
+    the driver-style arguments on `sys.argv`, and the code folder importable."""
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.basicConfig(level=LOG_LEVELS[config["logging_level"]], format=LOG_FORMAT, stream=sys.stdout)
+    sys.argv = list(config["argv"])
+    script = Path(config["script"])
+    for folder in dict.fromkeys([str(script.parent), config["code_dir"]]):
+        if folder:
+            sys.path.insert(0, folder)
+
+
+def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
+    """Import the script and call its `init()`; on failure report it and exit (the executor starts another)."""
+    try:
+        script = load_script(Path(config["script"]))
+        init = getattr(script, "init", None)
+        if callable(init):
+            init()
+    except BaseException as error:
+        send(replies, INIT_FAILED, error=user_traceback(error))
+        _exit_now(1)
+    send(replies, READY)
+    return script
+
+
+def load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"The scoring script {path} cannot be imported (it must be a .py file).")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise AttributeError(f"The scoring script {path} defines no run(mini_batch) function.")
+    return module
+
+
+def serve(script: ModuleType, commands: Connection, replies: Connection, summary_only: bool) -> None:
+    while True:
+        try:
+            message, _ = receive(commands)
+        except EOFError:
+            return
+        if message["kind"] == STOP:
+            return
+        run_mini_batch(script, message["index"], message["files"], summary_only, replies)
+
+
+def run_mini_batch(script: ModuleType, index: int, files: list[str], summary_only: bool, replies: Connection) -> None:
+    try:
+        result = script.run(files)
+    except BaseException as error:
+        send(replies, ERROR, index=index, error=user_traceback(error))
+        return
+    try:
+        returned, rows = format_result(result, summary_only)
+    except Exception as error:
+        send(replies, ERROR, index=index, error="".join(traceback.format_exception_only(error)))
+        return
+    send(replies, DONE, rows, index=index, returned=returned)
+
+
+def format_result(result: object, summary_only: bool) -> tuple[int, bytes]:
+    """Decision 8: a list gives one `str(element)` per line; a DataFrame gives space-delimited rows without
+    header or index. Returns the number of rows and, unless summary_only, the encoded rows."""
+    if isinstance(result, list):
+        return len(result), b"" if summary_only else _encode("".join(str(row) + "\n" for row in result))
+    if _is_dataframe(result):
+        frame: Any = result
+        return len(frame), b"" if summary_only else _encode(frame.to_csv(sep=" ", header=False, index=False, lineterminator="\n"))
+    raise TypeError(f"run() returned {type(result).__name__}; it must return a list or a pandas DataFrame.")
+
+
+def _is_dataframe(result: object) -> bool:
+    # A script that returns a DataFrame has imported pandas; the worker itself never imports it.
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(result, pandas.DataFrame)
+
+
+def _encode(text: str) -> bytes:
+    # surrogateescape gives back undecodable bytes of file names unchanged.
+    return text.encode("utf-8", "surrogateescape")
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback without this module's own frame at the top."""
+    tb = error.__traceback__.tb_next if error.__traceback__ else None
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
+def call_shutdown(script: ModuleType) -> None:
+    shutdown = getattr(script, "shutdown", None)
+    if not callable(shutdown):
+        return
+    try:
+        shutdown()
+    except BaseException:
+        traceback.print_exc()
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without waiting for threads the script may have started."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))

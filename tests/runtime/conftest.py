@@ -1,0 +1,115 @@
+"""Jobs with real worker processes: a scoring script and input files written into a temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
+from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.report import JobOutcome
+from batchpoint.runtime.spec import JobSpec
+
+
+@dataclass
+class Kit:
+    """Builds one job: `inputs` then `script`, then `run`. Tries and errors are read back from `ledger`."""
+
+    root: Path
+    ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "in"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def markers(self) -> Path:
+        """A folder scripts use to remember things across tries (e.g. "fail the first time only")."""
+        path = self.root / "markers"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def inputs(self, *names: str) -> list[Path]:
+        """Create input files (relative names, parents made); each holds its own stem."""
+        paths = []
+        for name in names:
+            path = self.input_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Path(name).stem)
+            paths.append(path)
+        return paths
+
+    def script(self, *parts: str, name: str = "score.py") -> None:
+        """Write a module into the code folder from parts, each dedented on its own."""
+        self.code_dir.mkdir(exist_ok=True)
+        (self.code_dir / name).write_text("\n".join(textwrap.dedent(part) for part in parts))
+
+    def spec(self, **settings: Any) -> JobSpec:
+        defaults: dict[str, Any] = {
+            "job_id": "job",
+            "input_paths": [self.input_dir],
+            "output_dir": self.output_dir,
+            "code_dir": self.code_dir,
+            "scoring_script": "score.py",
+            "mini_batch_size": 2,
+            "timeout_seconds": 20.0,
+            "environment_variables": {"MARKERS": str(self.markers)},
+        }
+        return JobSpec(**{**defaults, **settings})
+
+    def run(self, ledger: Ledger | None = None, **settings: Any) -> JobOutcome:
+        return run_job(self.spec(**settings), ledger or self.ledger, LocalProcessExecutor())
+
+    def batches(self, job_id: str = "job") -> list[MiniBatch]:
+        batches = self.ledger.mini_batches(job_id)
+        assert batches is not None
+        return batches
+
+    def tries(self) -> list[int]:
+        return [batch.tries for batch in self.batches()]
+
+    def predictions(self) -> str | None:
+        path = self.output_dir / "predictions.csv"
+        return path.read_text() if path.exists() else None
+
+    def check(self, outcome: JobOutcome, status: str, failed_items: int, tries: list[int], predictions: str | None) -> None:
+        """What every job test pins: the status, the failed items, the tries of each mini-batch, and the exact
+        predictions file (None: there is none)."""
+        assert outcome.status == status, outcome.message
+        assert outcome.counts.items_failed == failed_items
+        assert self.tries() == tries
+        assert self.predictions() == predictions
+
+    def log(self, relative: str) -> str:
+        return (self.output_dir / "logs" / relative).read_text()
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Kit:
+    return Kit(tmp_path)
+
+
+ECHO = """
+    import os
+
+    def run(mini_batch):
+        return [os.path.basename(path) for path in mini_batch]
+"""
+"""A script whose rows are the input file names."""
+
+
+def lines(*rows: str) -> str:
+    return "".join(f"{row}\n" for row in rows)

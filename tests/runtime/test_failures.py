@@ -1,0 +1,189 @@
+"""Failing tries: exceptions, timeouts, dead workers, failing init(); retries and the error threshold (Decisions
+1, 3, 4, 7, 14)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.ledger import InMemoryLedger
+from batchpoint.runtime.local import LocalProcessExecutor
+from tests.runtime.conftest import Kit, lines
+
+FIRST_TRY_ONLY = """
+import os
+from pathlib import Path
+
+def first_time(name):
+    marker = Path(os.environ["MARKERS"], name)
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+"""
+"""Helpers for scripts that misbehave on a mini-batch's first try only, so that its retry succeeds."""
+
+ECHO_RUN = """
+def run(mini_batch):
+    names = [os.path.basename(path) for path in mini_batch]
+    if "bad.txt" in names and {condition}:
+        {misbehave}
+    return names
+"""
+
+
+def script_failing(kit: Kit, misbehave: str, condition: str = "first_time('run')", header: str = "") -> None:
+    kit.script(FIRST_TRY_ONLY, header, ECHO_RUN.format(condition=condition, misbehave=misbehave))
+
+
+def test_an_exception_fails_its_mini_batch_after_all_tries_and_names_file_exception_and_traceback(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt")
+    script_failing(kit, "raise ValueError(f'cannot score {names}')", condition="True")
+
+    outcome = kit.run(max_retries=2)
+
+    kit.check(outcome, "Completed", 2, [1, 3, 1], lines("a.txt", "b.txt", "d.txt"))
+    assert (outcome.counts.mini_batches_succeeded, outcome.counts.mini_batches_failed) == (2, 1)
+    assert [batch.status for batch in kit.batches()] == ["succeeded", "failed", "succeeded"]
+    for report in (outcome.message, kit.log("job_result.txt")):
+        assert str(kit.input_dir / "bad.txt") in report
+        assert "ValueError: cannot score ['bad.txt', 'c.txt']" in report
+        assert 'Traceback (most recent call last):\n  File "' in report
+        assert "score.py" in report
+    error_file = kit.log("user/error/mini_batch_000000001.txt")
+    assert [f"try {number} of 3" in error_file for number in (1, 2, 3)] == [True] * 3
+    assert error_file.count("ValueError: cannot score") == 3
+
+
+def test_a_run_that_hangs_past_the_timeout_is_killed_retried_and_its_stack_reported(kit: Kit) -> None:
+    kit.inputs("a.txt", "bad.txt", "c.txt")
+    script_failing(kit, "time.sleep(60)", header="import time\n")
+    started = time.monotonic()
+
+    outcome = kit.run(timeout_seconds=1.5, mini_batch_size=1, max_concurrency_per_instance=2)
+
+    assert time.monotonic() - started < 15
+    kit.check(outcome, "Completed", 0, [1, 2, 1], lines("a.txt", "bad.txt", "c.txt"))
+    error_file = kit.log("user/error/mini_batch_000000001.txt")
+    assert "try 1 of 4, timeout" in error_file
+    assert "did not finish mini-batch 1 within 1.5 seconds" in error_file
+    assert "score.py" in error_file and "in run" in error_file  # where it hung, from faulthandler
+
+
+@pytest.mark.parametrize(
+    ("misbehave", "described"),
+    [
+        ("os._exit(3)", "exited with code 3"),
+        ("import ctypes; ctypes.string_at(0)", "was killed by signal SIGSEGV"),
+        ("os.kill(os.getpid(), 9)", "was killed by signal SIGKILL (as the out-of-memory killer does)"),
+    ],
+)
+def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(kit: Kit, misbehave: str, described: str) -> None:
+    kit.inputs("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt")
+    script_failing(kit, misbehave)
+
+    outcome = kit.run()
+
+    kit.check(outcome, "Completed", 0, [1, 2, 1], lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt"))
+    error_file = kit.log("user/error/mini_batch_000000001.txt")
+    assert "try 1 of 4, died" in error_file and described in error_file
+    workers = {attempt.worker for attempt in kit.ledger.attempts["job"].values()}
+    assert len(workers) == 2
+
+
+def test_a_segfault_reports_the_python_stack(kit: Kit) -> None:
+    kit.inputs("bad.txt")
+    script_failing(kit, "import ctypes; ctypes.string_at(0)", condition="True")
+
+    outcome = kit.run(max_retries=0)
+
+    kit.check(outcome, "Completed", 1, [1], "")
+    assert "Fatal Python error: Segmentation fault" in outcome.message
+    assert "in run" in outcome.message
+
+
+def test_init_failing_once_costs_a_try_and_the_worker_is_replaced(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(
+        FIRST_TRY_ONLY,
+        """
+        def init():
+            if first_time("init"):
+                raise RuntimeError("model not ready")
+
+        def run(mini_batch):
+            return [os.path.basename(path) for path in mini_batch]
+        """,
+    )
+
+    outcome = kit.run()
+
+    kit.check(outcome, "Completed", 0, [2, 1], lines("a.txt", "b.txt", "c.txt"))
+    error_file = kit.log("user/error/mini_batch_000000000.txt")
+    assert "try 1 of 4, init" in error_file and "RuntimeError: model not ready" in error_file
+
+
+def test_init_failing_always_fails_the_job_over_the_threshold_with_its_traceback(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(
+        """
+        def init():
+            raise RuntimeError("no model here")
+
+        def run(mini_batch):
+            return mini_batch
+        """
+    )
+
+    outcome = kit.run(max_retries=1, error_threshold=0)
+
+    kit.check(outcome, "Failed", 2, [2, 1], None)  # a retry waits behind the mini-batches never tried
+    assert "The number of failed items is 2, which exceeds the error threshold 0." in outcome.message
+    assert "RuntimeError: no model here" in outcome.message
+    assert "in init" in outcome.message
+    assert str(kit.input_dir / "a.txt") in outcome.message
+
+
+def test_the_job_fails_as_soon_as_failed_items_exceed_the_threshold(kit: Kit) -> None:
+    names = [f"bad{index:02d}.txt" for index in range(20)]
+    kit.inputs(*names)
+    kit.script(
+        """
+        def run(mini_batch):
+            raise KeyError(mini_batch[0])
+        """
+    )
+
+    outcome = kit.run(mini_batch_size=1, max_retries=0, error_threshold=2)
+
+    kit.check(outcome, "Failed", 3, [1, 1, 1] + [0] * 17, None)
+    assert outcome.counts.mini_batches_failed == 3
+    assert len(kit.ledger.attempts["job"]) == 3
+    assert f"KeyError: '{kit.input_dir / 'bad00.txt'}'" in outcome.message
+    assert "Status: Failed" in kit.log("job_result.txt")
+    assert not (kit.output_dir / ".batchpoint").exists()
+
+
+def test_a_canceled_job_stops_and_writes_no_output(kit: Kit) -> None:
+    kit.inputs(*[f"f{index}.txt" for index in range(6)])
+    kit.script(
+        """
+        import time
+
+        def run(mini_batch):
+            time.sleep(0.3)
+            return mini_batch
+        """
+    )
+    started = time.monotonic()
+
+    def should_cancel() -> bool:
+        return time.monotonic() - started > 0.5
+
+    outcome = run_job(kit.spec(mini_batch_size=1), InMemoryLedger(), LocalProcessExecutor(), should_cancel=should_cancel)
+
+    assert outcome.status == "Canceled"
+    assert outcome.counts.mini_batches_succeeded < 6
+    assert kit.predictions() is None
