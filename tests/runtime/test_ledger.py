@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
+from batchpoint.store import open_store
 from tests.runtime.crashable import FileLedger
 
 LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "in-memory": lambda path: InMemoryLedger(),
     "file": lambda path: FileLedger(path / "ledger"),
+    "sqlite": lambda path: open_store(f"sqlite:///{path / 'ledger.db'}").ledger(),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from batchpoint.runtime.ledger import Ledger
 from batchpoint.store.entities import Cursor, Listed, Operation, Resource, SortOrder
 
 
@@ -56,6 +57,10 @@ class Store(ABC):
 
     @abstractmethod
     def running_operations(self) -> list[Operation]: ...
+
+    @abstractmethod
+    def ledger(self) -> Ledger:
+        """The runtime's durable record of job mini-batches, kept in this store."""
 
     def close(self) -> None:
         """Release connections; backends that hold none need not override."""

@@ -53,3 +53,36 @@ class OperationRow(Base):
             postgresql_where=text("status = 'InProgress'"),
         ),
     )
+
+
+class JobPlanRow(Base):
+    """That a job's input was listed and cut into mini-batches (an empty plan is a plan too)."""
+
+    __tablename__ = "job_plans"
+
+    job_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    mini_batch_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class MiniBatchRow(Base):
+    __tablename__ = "job_mini_batches"
+
+    job_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    files: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    tries: Mapped[int] = mapped_column(BigInteger, default=0)
+    succeeded_items: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_items: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AttemptRow(Base):
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    try_number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    worker: Mapped[str] = mapped_column(String(256))
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

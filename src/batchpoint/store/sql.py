@@ -26,6 +26,7 @@ from batchpoint.store.entities import (
     from_micros,
     to_micros,
 )
+from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
 from batchpoint.store.rows import OperationRow, ResourceRow
 
@@ -62,6 +63,9 @@ class SqlStore(Store):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(self.engine)
 
     def get(self, resource_id: str) -> Resource | None:
         with self._session() as session:
