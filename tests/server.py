@@ -76,6 +76,8 @@ class Server:
     database_url: str | None = None
     tls: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    """More ``batchpoint serve`` options, e.g. ``--allow-local-path``."""
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -93,6 +95,7 @@ class Server:
             command.append("--http")
         if self.database_url:
             command += ["--database-url", self.database_url]
+        command += self.args
         self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

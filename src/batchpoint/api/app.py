@@ -11,7 +11,7 @@ from batchpoint import __version__
 from batchpoint.api.errors import install_error_handlers
 from batchpoint.api.fastpath import ReadFastPath
 from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.api.routes import assets, batch, blob, datastores, operations, workspaces
+from batchpoint.api.routes import assets, batch, blob, datastores, jobs, operations, workspaces
 from batchpoint.config import Settings
 from batchpoint.services.container import Services
 
@@ -46,7 +46,7 @@ def create_api(settings: Settings) -> FastAPI:
         default_response_class=Response,
     )
     app.state.settings = settings
-    for module in (batch, workspaces, datastores, assets, operations, blob):
+    for module in (batch, workspaces, datastores, assets, jobs, operations, blob):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

@@ -16,6 +16,8 @@ from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.datastores import Datastores
 from batchpoint.services.ids import resource_group_id, workspace_id
+from batchpoint.services.job_runner import JobRunner
+from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
 from batchpoint.services.resources import Resources
 from batchpoint.services.tracked import TrackedResources
@@ -35,6 +37,8 @@ class Services:
     datastores: Datastores
     assets: Assets
     uris: UriResolver
+    jobs: Jobs
+    job_runner: JobRunner
     endpoints: TrackedResources
     deployments: TrackedResources
 
@@ -45,6 +49,8 @@ class Services:
         runner = OperationRunner(store, delay_seconds=settings.provisioning_delay_seconds)
         resources = Resources(store)
         datastores = Datastores(resources, settings.home / "storage")
+        uris = UriResolver(datastores, settings.allowed_local_paths)
+        job_runner = JobRunner(store)
         return cls(
             store=store,
             runner=runner,
@@ -52,7 +58,9 @@ class Services:
             workspaces=Workspaces(resources, datastores),
             datastores=datastores,
             assets=Assets(resources),
-            uris=UriResolver(datastores, settings.allowed_local_paths),
+            uris=uris,
+            jobs=Jobs(resources, JobPlanner(resources, uris, settings.home / "jobs"), job_runner),
+            job_runner=job_runner,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
         )
@@ -60,8 +68,10 @@ class Services:
     def start(self) -> None:
         self.ensure_defaults()
         self.runner.resume()
+        self.job_runner.resume()
 
     def close(self) -> None:
+        self.job_runner.shutdown()
         self.runner.shutdown()
         self.store.close()
 

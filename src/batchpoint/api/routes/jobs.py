@@ -1,0 +1,82 @@
+"""Invoking a batch endpoint (``POST {scoringUri}``), and batch jobs as ARM resources."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from batchpoint.api.auth import authenticate
+from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, base_url
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
+from batchpoint.api.routes.docs import responses
+from batchpoint.api.routes.listing import list_response, paging_parameters
+from batchpoint.schemas.assets import AssetList, AssetVersion
+from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse
+from batchpoint.services.context import RequestContext
+from batchpoint.services.ids import child_id
+from batchpoint.services.jobs import JOB_TYPE
+
+router = APIRouter(tags=["Jobs"])
+
+INVOKE = "/inference" + ENDPOINT + "/jobs"
+JOBS = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/jobs"
+JOB = JOBS + "/{jobName}"
+REPEATABILITY_HEADERS = ("repeatability_request-id", "repeatability-request-id", "x-ms-client-request-id")
+
+JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")]
+
+
+async def invoke_context(request: Request) -> RequestContext:
+    """Invoke carries no api-version (it is a data-plane call), but the same authentication."""
+    return RequestContext(base_url=base_url(request), caller=authenticate(request), api_version="")
+
+
+async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803
+    return child_id(workspace, "jobs", jobName)
+
+
+JobId = Annotated[str, Depends(job_id)]
+
+
+def invoke_answer(job_body: dict) -> dict:  # type: ignore[type-arg]
+    return {
+        "id": job_body["id"],
+        "name": job_body["name"],
+        "type": job_body["type"],
+        "properties": {"status": job_body["properties"]["status"]},
+    }
+
+
+@router.post(INVOKE, operation_id="BatchEndpoints_Invoke", responses=responses({200: InvokeResponse}))
+def invoke(
+    request: Request,
+    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+    body: InvokeRequest,
+) -> Response:
+    """Start a batch job on the deployment named by ``azureml-model-deployment``, else the endpoint's default."""
+    request_id = next((request.headers[name] for name in REPEATABILITY_HEADERS if request.headers.get(name)), None)
+    properties = body.model_dump(mode="json", exclude_none=True)["properties"]
+    header = request.headers.get("azureml-model-deployment")
+    job = services.jobs.invoke(ctx, resource_id, properties, header, request_id)
+    return arm_json(invoke_answer(job.body), ctx.base_url)
+
+
+@router.get(JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top"))
+def list_jobs(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
+    return list_response(ctx, services, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
+
+
+@router.get(JOB, operation_id="Jobs_Get", responses=responses({200: AssetVersion}))
+def get_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+
+@router.post(JOB + "/cancel", operation_id="Jobs_Cancel", responses=responses({200: None}))
+def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
+    services.jobs.cancel(resource_id)
+    return Response(status_code=200)

@@ -1,0 +1,78 @@
+"""The invoke request (``POST {scoringUri}``) as azure-ai-ml and the REST docs send it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def _camel_keys(value: Any) -> Any:
+    """The REST docs spell keys ``InputData``/``JobInputType``; the SDK sends ``inputData``/``jobInputType``."""
+    if isinstance(value, dict):
+        return {(key[:1].lower() + key[1:] if isinstance(key, str) else key): item for key, item in value.items()}
+    return value
+
+
+class InvokeModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def camel_case(cls, value: Any) -> Any:
+        return _camel_keys(value)
+
+
+class JobInput(InvokeModel):
+    jobInputType: str
+    uri: str | None = None
+    mode: str | None = None
+    value: str | None = None
+
+
+class JobOutput(InvokeModel):
+    jobOutputType: str | None = None
+    uri: str | None = None
+    mode: str | None = None
+
+
+class OutputDataset(InvokeModel):
+    datastoreId: str | None = None
+    path: str | None = None
+
+
+class RetrySettings(InvokeModel):
+    maxRetries: int | None = Field(default=None, ge=0, le=100)
+    timeout: str | None = None
+
+
+class ComputeOverride(InvokeModel):
+    instanceCount: int | None = Field(default=None, ge=1, le=64)
+
+
+class InvokeProperties(InvokeModel):
+    inputData: dict[str, JobInput] = Field(default_factory=dict)
+    outputData: dict[str, JobOutput] | None = None
+    outputDataset: OutputDataset | None = None
+    outputFileName: str | None = None
+    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
+    properties: dict[str, str] | None = None
+    retrySettings: RetrySettings | None = None
+    errorThreshold: int | None = Field(default=None, ge=-1)
+    miniBatchSize: int | None = Field(default=None, ge=1)
+    compute: ComputeOverride | None = None
+
+
+class InvokeRequest(InvokeModel):
+    properties: InvokeProperties
+
+
+class InvokeResponseProperties(BaseModel):
+    status: str
+
+
+class InvokeResponse(BaseModel):
+    id: str
+    name: str
+    type: str
+    properties: InvokeResponseProperties

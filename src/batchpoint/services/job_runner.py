@@ -1,0 +1,125 @@
+"""Takes accepted jobs to their end on a few background threads, records their progress and outcome on the
+job resource, and picks up unfinished jobs when the server starts again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.report import Counts, JobOutcome
+from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
+from batchpoint.services.operations import iso
+from batchpoint.store import Store
+from batchpoint.store.entities import utcnow
+
+log = logging.getLogger(__name__)
+ALL_WORKSPACES = "/subscriptions"
+SCAN_LIMIT = 100_000
+
+
+class ServerStopping(Exception):
+    """Raised into a running job when the server stops: the job is left to resume at the next start."""
+
+
+class JobRunner:
+    def __init__(self, store: Store, max_jobs: int = 4) -> None:
+        self._store = store
+        self._ledger = store.ledger()
+        self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
+        self._canceled: set[str] = set()
+        self._stopping = threading.Event()
+
+    def submit(self, job_id: str) -> None:
+        self._pool.submit(self._run, job_id)
+
+    def cancel(self, job_id: str) -> None:
+        self._canceled.add(job_id.lower())
+
+    def resume(self) -> int:
+        """Submit every job a previous run of the server left unfinished."""
+        unfinished = [
+            job.id
+            for job in self._store.list_below(ALL_WORKSPACES, JOB_TYPE, None, SCAN_LIMIT)
+            if job.body["properties"]["status"] not in TERMINAL
+        ]
+        for job_id in unfinished:
+            self.submit(job_id)
+        return len(unfinished)
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, job_id: str) -> None:
+        job = self._store.get(job_id)
+        if job is None or job.body["properties"]["status"] in TERMINAL:
+            return
+        spec = spec_from_record(job.secrets["spec"])
+        self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+        try:
+            outcome = run_job(
+                spec,
+                self._ledger,
+                LocalProcessExecutor(),
+                on_progress=lambda counts: self._progress(job_id, counts),
+                should_cancel=lambda: self._should_cancel(job_id),
+            )
+        except ServerStopping:
+            return
+        except Exception as error:  # the job must end, whatever went wrong around it
+            log.exception("job %s failed outside its scoring script", job_id)
+            self._finish(job_id, "Failed", f"{type(error).__name__}: {error}\n{traceback.format_exc()}", None)
+        else:
+            self._finish(job_id, outcome.status, outcome.message, outcome)
+        self._ledger.forget(spec.job_id)
+        self._canceled.discard(job_id.lower())
+
+    def _should_cancel(self, job_id: str) -> bool:
+        if self._stopping.is_set():
+            raise ServerStopping
+        return job_id.lower() in self._canceled
+
+    def _progress(self, job_id: str, counts: Counts) -> None:
+        def apply(properties: dict[str, Any]) -> None:
+            properties["progress"] = progress_of(counts)
+            done = counts.mini_batches_succeeded + counts.mini_batches_failed
+            if counts.mini_batches_total and done == counts.mini_batches_total:
+                properties["status"] = "Finalizing"
+
+        self._update(job_id, apply)
+
+    def _finish(self, job_id: str, status: str, message: str, outcome: JobOutcome | None) -> None:
+        def apply(properties: dict[str, Any]) -> None:
+            properties.update(status=status, endTime=iso(utcnow()), statusMessage=message.splitlines()[0] if message else "")
+            if outcome is not None:
+                properties["progress"] = progress_of(outcome.counts)
+            if status == "Failed":
+                properties["error"] = {"code": "JobFailed", "message": message}
+
+        self._update(job_id, apply)
+
+    def _update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        job = self._store.get(job_id)
+        if job is None:
+            return
+        change(job.body["properties"])
+        job.updated_at = utcnow()
+        self._store.update(job)
+
+
+def progress_of(counts: Counts) -> dict[str, Any]:
+    return {
+        "miniBatches": {
+            "total": counts.mini_batches_total,
+            "succeeded": counts.mini_batches_succeeded,
+            "failed": counts.mini_batches_failed,
+            "running": counts.mini_batches_running,
+        },
+        "items": {"total": counts.items_total, "succeeded": counts.items_succeeded, "failed": counts.items_failed},
+    }

@@ -1,0 +1,299 @@
+"""Batch jobs: invoking an endpoint creates one, a background runner takes it to its end (and resumes it
+after a crash), and its state reads as an ARM job resource."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import isodate
+
+from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.spec import JobSpec
+from batchpoint.services.context import BASE_URL, RequestContext
+from batchpoint.services.errors import ArmError, bad_request, conflict
+from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
+from batchpoint.services.references import resolve_version
+from batchpoint.services.resources import Resources, new_version
+from batchpoint.services.uris import Location, UriResolver
+from batchpoint.store import AlreadyExists
+from batchpoint.store.entities import Resource
+
+JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
+INVOCATION_TYPE = "batchpoint/invocations"
+TERMINAL = ("Completed", "Failed", "Canceled")
+INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
+
+
+def default_output_uri(job_name: str) -> str:
+    return f"azureml://datastores/workspaceblobstore/paths/azureml/{job_name}/score/"
+
+
+@dataclass(frozen=True)
+class Routing:
+    deployment: Resource
+    reason: str
+    """Why this deployment ran the job: the ``azureml-model-deployment`` header or the endpoint's default."""
+
+
+@dataclass
+class JobPlanner:
+    """Turns an invoke into a job: picks the deployment, resolves code, model, input and output."""
+
+    resources: Resources
+    uris: UriResolver
+    jobs_root: Path
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.resources.store
+
+    def route(self, endpoint: Resource, header: str | None) -> Routing:
+        name = header.strip() if header and header.strip() else None
+        reason = "header azureml-model-deployment"
+        if name is None:
+            name = (endpoint.body["properties"].get("defaults") or {}).get("deploymentName")
+            reason = "endpoint default deployment"
+        if not name:
+            raise bad_request(
+                "No valid deployments to route to: the endpoint has no default deployment. Set "
+                "defaults.deploymentName on the endpoint or send the header azureml-model-deployment.",
+                "UserError",
+            )
+        deployment = self.store.get(f"{endpoint.id}/deployments/{name}")
+        if deployment is None:
+            raise bad_request(f"The deployment '{name}' ({reason}) does not exist under '{endpoint.name}'.", "UserError")
+        state = deployment.body["properties"].get("provisioningState")
+        if state != "Succeeded":
+            raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
+        return Routing(deployment, reason)
+
+    def spec(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> JobSpec:
+        settings = deployment.body["properties"]
+        output_dir, file_name = self._output(workspace_id, job_name, request, settings)
+        code_dir, script = self._code(workspace_id, settings)
+        retry = {**settings.get("retrySettings", {}), **_present(request.get("retrySettings") or {})}
+        try:
+            return JobSpec(
+                job_id=uuid.uuid4().hex,
+                input_paths=[self._input(workspace_id, request.get("inputData") or {})],
+                output_dir=output_dir,
+                code_dir=code_dir,
+                scoring_script=script,
+                model_dir=self._model(workspace_id, job_name, settings),
+                output_action=settings.get("outputAction", "AppendRow"),
+                output_file_name=file_name,
+                mini_batch_size=request.get("miniBatchSize") or settings.get("miniBatchSize", 10),
+                instance_count=(request.get("compute") or {}).get("instanceCount")
+                or settings.get("resources", {}).get("instanceCount", 1),
+                max_concurrency_per_instance=settings.get("maxConcurrencyPerInstance", 1),
+                max_retries=retry.get("maxRetries", 3),
+                timeout_seconds=_seconds(retry.get("timeout", "PT30S")),
+                error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
+                logging_level=settings.get("loggingLevel", "Info"),
+                environment_variables={k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()},
+            )
+        except ValueError as error:
+            raise bad_request(f"The job cannot run with these settings: {error}") from None
+
+    def _input(self, workspace_id: str, inputs: dict[str, Any]) -> Path:
+        data = [value for value in inputs.values() if (value.get("jobInputType") or "").lower() != "literal"]
+        if len(data) != 1 or len(inputs) != 1:
+            raise bad_request(
+                f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
+                "UserError",
+            )
+        kind = (data[0].get("jobInputType") or "").lower()
+        if kind not in INPUT_TYPES:
+            raise bad_request(f"Input type '{data[0].get('jobInputType')}' is not supported; use UriFolder or UriFile.")
+        if not data[0].get("uri"):
+            raise bad_request("The input has no 'uri'.", "UserError")
+        return _local(self.uris.resolve(workspace_id, data[0]["uri"]), "input")
+
+    def _output(
+        self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
+    ) -> tuple[Path, str]:
+        file_name = request.get("outputFileName") or settings.get("outputFileName", "predictions.csv")
+        uri, is_file = default_output_uri(job_name), False
+        outputs = list((request.get("outputData") or {}).values())
+        dataset = request.get("outputDataset") or {}
+        if outputs and outputs[0].get("uri"):
+            uri, is_file = outputs[0]["uri"], (outputs[0].get("jobOutputType") or "").lower() == "urifile"
+        elif dataset.get("datastoreId"):
+            datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
+            uri = f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}"
+        location = _local(self.uris.resolve(workspace_id, uri), "output")
+        if is_file:
+            return location.parent, location.name
+        return location, file_name
+
+    def _code(self, workspace_id: str, settings: dict[str, Any]) -> tuple[Path | None, str | None]:
+        configuration = settings.get("codeConfiguration") or {}
+        if not configuration.get("codeId"):
+            return None, configuration.get("scoringScript")
+        version = self.store.get(resolve_version(self.store, workspace_id, "codes", configuration["codeId"], "code"))
+        code_uri = version.body["properties"].get("codeUri")
+        if not code_uri:
+            raise bad_request("The deployment's code version has no codeUri.", "UserError")
+        return _local(self.uris.resolve(workspace_id, code_uri), "code"), configuration.get("scoringScript")
+
+    def _model(self, workspace_id: str, job_name: str, settings: dict[str, Any]) -> Path | None:
+        """AZUREML_MODEL_DIR: a private folder where the registered files appear under their own name."""
+        model = settings.get("model") or {}
+        if model.get("referenceType") != "Id":
+            return None
+        version = self.store.get(resolve_version(self.store, workspace_id, "models", model["assetId"], "model"))
+        model_uri = version.body["properties"].get("modelUri")
+        if not model_uri:
+            return None
+        target = _local(self.uris.resolve(workspace_id, model_uri), "model")
+        root = self.jobs_root / job_name / "model"
+        root.mkdir(parents=True, exist_ok=True)
+        link = root / target.name
+        if not link.is_symlink():
+            link.symlink_to(target)
+        return root
+
+
+def _local(location: Location, what: str) -> Path:
+    if location.local_path is None:
+        raise bad_request(
+            f"The {what} '{location.uri}' is on remote storage; batchpoint runs jobs on local datastores and "
+            "allowed local paths for now.",
+            "UserError",
+        )
+    return location.local_path
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _first_set(*values: Any) -> Any:
+    return next(value for value in values if value is not None)
+
+
+def _seconds(duration: str) -> float:
+    try:
+        return isodate.parse_duration(duration).total_seconds()
+    except (isodate.ISO8601Error, AttributeError, TypeError, ValueError):
+        raise bad_request(f"retrySettings.timeout '{duration}' is not an ISO-8601 duration such as 'PT30S'.") from None
+
+
+def job_document(job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
+    """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``."""
+    properties = {
+        "azureml.batchrun": "true",
+        "azureml.endpointname": endpoint.name,
+        "azureml.deploymentname": routing.deployment.name,
+        "batchpoint.routing": routing.reason,
+        **(request.get("properties") or {}),
+    }
+    inputs = {name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
+              for name, value in (request.get("inputData") or {}).items()}
+    return {
+        "properties": {
+            "jobType": "Pipeline",
+            "status": "NotStarted",
+            "displayName": job_name,
+            "experimentName": (request.get("properties") or {}).get("experimentName") or endpoint.name,
+            "properties": properties,
+            "tags": {},
+            "inputs": inputs,
+            "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}},
+            "jobs": {},
+            "settings": {},
+            "services": {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}},
+            "progress": _empty_progress(),
+        }
+    }
+
+
+def _output_uri(request: dict[str, Any], job_name: str) -> str:
+    outputs = list((request.get("outputData") or {}).values())
+    return outputs[0]["uri"] if outputs and outputs[0].get("uri") else default_output_uri(job_name)
+
+
+def _empty_progress() -> dict[str, Any]:
+    return {"miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0}, "items": {"succeeded": 0, "failed": 0}}
+
+
+def spec_to_record(spec: JobSpec) -> dict[str, Any]:
+    """What the runner needs to (re)build the spec after a restart; kept with the job, never shown."""
+    record = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
+    record["input_paths"] = [str(path) for path in spec.input_paths]
+    for name in ("output_dir", "code_dir", "model_dir"):
+        record[name] = str(record[name]) if record[name] is not None else None
+    record["environment_variables"] = dict(spec.environment_variables)
+    return record
+
+
+def spec_from_record(record: dict[str, Any]) -> JobSpec:
+    paths = {name: Path(record[name]) if record[name] is not None else None for name in ("output_dir", "code_dir", "model_dir")}
+    return JobSpec(**{**record, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
+
+
+@dataclass
+class Jobs:
+    resources: Resources
+    planner: JobPlanner
+    runner: Any
+    """The JobRunner that takes accepted jobs to their end."""
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.resources.store
+
+    def invoke(
+        self, ctx: RequestContext, endpoint_id: str, request: dict[str, Any], header: str | None, request_id: str | None
+    ) -> Resource:
+        endpoint = self.resources.get(endpoint_id)
+        repeated = self._repeated(endpoint, request_id)
+        if repeated is not None:
+            return repeated
+        routing = self.planner.route(endpoint, header)
+        workspace_id = ArmPath.parse(endpoint.id).workspace_id
+        job_name = request.get("name") or f"batchjob-{uuid.uuid4()}"
+        job_id = f"{workspace_id}/jobs/{job_name}"
+        if self.store.get_body_json(job_id) is not None:
+            raise conflict(f"A job named '{job_name}' already exists in this workspace.")
+        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request)
+        try:
+            check_output_available(spec)
+        except OutputExistsError as error:
+            raise bad_request(
+                f"The output file '{spec.output_file_name}' already exists in the output folder; a batch job never "
+                "overwrites or appends to it. Choose another output path or file name.",
+                "UserError",
+            ) from error
+        job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, spec), None)
+        job.secrets = {"spec": spec_to_record(spec)}
+        self.store.insert(job)
+        if request_id is not None and not self._claim(endpoint, request_id, job_id):
+            self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job
+            return self._repeated(endpoint, request_id) or self.resources.get(job_id)
+        self.runner.submit(job.id)
+        return job
+
+    def cancel(self, job_id: str) -> Resource:
+        job = self.resources.get(job_id)
+        if job.body["properties"]["status"] not in TERMINAL:
+            self.runner.cancel(job.id)
+        return job
+
+    def _repeated(self, endpoint: Resource, request_id: str | None) -> Resource | None:
+        """An invoke repeating a request id already seen for this endpoint returns the first job (Decision 13)."""
+        if not request_id:
+            return None
+        claim = self.store.get(f"{endpoint.id}/invocations/{request_id}")
+        return self.store.get(claim.body["job"]) if claim else None
+
+    def _claim(self, endpoint: Resource, request_id: str, job_id: str) -> bool:
+        claim = Resource(id=f"{endpoint.id}/invocations/{request_id}", type=INVOCATION_TYPE, body={"job": job_id})
+        try:
+            self.store.insert(claim)
+        except AlreadyExists:
+            return False
+        return True

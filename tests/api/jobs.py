@@ -1,0 +1,62 @@
+"""Helpers for job tests: a scoring script on disk, a deployment that runs it, invoke and wait."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.api.arm import create_endpoint, deployment_body, deployment_url, endpoint_url, put_and_wait
+from tests.server import API, WORKSPACE_ID
+
+V = {"api-version": API}
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+def write_inputs(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        (folder / f"f{index:05d}.txt").write_text(f"{index}\n")
+    return folder
+
+
+def deploy_script(
+    client: httpx.Client, folder: Path, endpoint: str, deployment: str, script: str, **settings: Any
+) -> None:
+    """Register ``script`` as a code version and deploy it as the endpoint's default deployment."""
+    code = folder / f"code-{endpoint}-{deployment}"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "score.py").write_text(script)
+    code_id = f"{WORKSPACE_ID}/codes/{endpoint}-{deployment}/versions/1"
+    assert client.put(code_id, params=V, json={"properties": {"codeUri": str(code)}}).status_code in (200, 201)
+    if client.get(endpoint_url(endpoint), params=V).status_code == 404:
+        create_endpoint(client, endpoint)
+    body = deployment_body(codeConfiguration={"codeId": code_id, "scoringScript": "score.py"}, **settings)
+    assert put_and_wait(client, deployment_url(endpoint, deployment), body).json()["properties"]["provisioningState"] == "Succeeded"
+    endpoint_body = client.get(endpoint_url(endpoint), params=V).json()
+    endpoint_body["properties"]["defaults"] = {"deploymentName": deployment}
+    put_and_wait(client, endpoint_url(endpoint), endpoint_body)
+
+
+def invoke(client: httpx.Client, endpoint: str, uri: str, headers: dict[str, str] | None = None, **properties: Any) -> httpx.Response:
+    scoring_uri = client.get(endpoint_url(endpoint), params=V).json()["properties"]["scoringUri"]
+    body = {"properties": {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": uri}}, **properties}}
+    return client.post(scoring_uri, json=body, headers=headers or {})
+
+
+def wait_for_job(client: httpx.Client, name: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()
+        if job["properties"]["status"] in TERMINAL:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {name} did not finish in {timeout} s")
+
+
+def predictions(home: Path, job_name: str, file_name: str = "predictions.csv") -> list[str]:
+    matches = list((home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job_name}/score/{file_name}"))
+    assert len(matches) == 1, f"no output for {job_name}"
+    return matches[0].read_text().splitlines()

@@ -1,0 +1,170 @@
+"""Invoking batch endpoints over HTTP: routing, repeatability, outputs, failures and cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.server import WORKSPACE_ID, Server
+
+ECHO = """
+import os
+
+def init():
+    global greeting
+    greeting = "seen"
+
+def run(mini_batch):
+    return [f"{greeting} {os.path.basename(path)}" for path in mini_batch]
+"""
+FAIL_ON_SEVEN = """
+import os
+
+def init():
+    pass
+
+def run(mini_batch):
+    if any(path.endswith("f00007.txt") for path in mini_batch):
+        raise ValueError("cannot score file seven")
+    return [os.path.basename(path) for path in mini_batch]
+"""
+HANG = """
+import time
+
+def init():
+    pass
+
+def run(mini_batch):
+    time.sleep(60)
+    return mini_batch
+"""
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def job_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Server]:
+    server = Server(home=tmp_path_factory.mktemp("home"), args=["--allow-local-path", str(data_root)]).start()
+    with server.client() as client:
+        deploy_script(client, data_root, "echo", "blue", ECHO, miniBatchSize=4, maxConcurrencyPerInstance=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(data_root: Path) -> Path:
+    return write_inputs(data_root / "inputs", 23)
+
+
+def test_invoke_runs_the_scoring_script_over_every_file_in_order(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        started = invoke(client, "echo", str(inputs))
+        assert started.status_code == 200
+        answer = started.json()
+        assert answer["type"] == "Microsoft.MachineLearningServices/workspaces/jobs"
+        assert answer["properties"]["status"] in ("NotStarted", "Running")
+        job = wait_for_job(client, answer["name"])
+    properties = job["properties"]
+    assert properties["status"] == "Completed", properties
+    assert properties["jobType"] == "Pipeline" and properties["properties"]["azureml.batchrun"] == "true"
+    assert properties["properties"]["azureml.deploymentname"] == "blue"
+    assert properties["properties"]["batchpoint.routing"] == "endpoint default deployment"
+    assert properties["progress"]["miniBatches"] == {"total": 6, "succeeded": 6, "failed": 0, "running": 0}
+    assert properties["progress"]["items"]["succeeded"] == 23
+    assert predictions(job_server.home, answer["name"]) == [f"seen f{index:05d}.txt" for index in range(23)]
+
+
+def test_the_same_repeatability_id_creates_one_job(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        first = invoke(client, "echo", str(inputs), {"repeatability_request-id": "same-request"}).json()
+        again = invoke(client, "echo", str(inputs), {"repeatability_request-id": "same-request"}).json()
+        other = invoke(client, "echo", str(inputs), {"repeatability_request-id": "another-request"}).json()
+        listed = client.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"]
+        for job in (first, other):
+            wait_for_job(client, job["name"])
+    assert first["name"] == again["name"] != other["name"]
+    assert sum(1 for job in listed if job["name"] == first["name"]) == 1
+
+
+def test_per_job_overrides_apply(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        answer = invoke(client, "echo", str(inputs), miniBatchSize=10, outputFileName="scores.txt").json()
+        job = wait_for_job(client, answer["name"])
+    assert job["properties"]["progress"]["miniBatches"]["total"] == 3
+    assert len(predictions(job_server.home, answer["name"], "scores.txt")) == 23
+
+
+def test_a_chosen_output_folder_is_used_and_never_overwritten(job_server: Server, inputs: Path, data_root: Path) -> None:
+    target = data_root / "chosen-output"
+    outputs = {"outputData": {"score": {"jobOutputType": "UriFolder", "uri": str(target)}}}
+    with job_server.client() as client:
+        first = invoke(client, "echo", str(inputs), **outputs).json()
+        assert wait_for_job(client, first["name"])["properties"]["status"] == "Completed"
+        second = invoke(client, "echo", str(inputs), **outputs)
+    assert len((target / "predictions.csv").read_text().splitlines()) == 23
+    assert second.status_code == 400 and "already exists" in second.json()["error"]["message"]
+
+
+def test_failures_name_the_file_and_the_exception(job_server: Server, data_root: Path, inputs: Path) -> None:
+    with job_server.client() as client:
+        deploy_script(client, data_root, "failing", "red", FAIL_ON_SEVEN, miniBatchSize=5, errorThreshold=0,
+                      retrySettings={"maxRetries": 1, "timeout": "PT30S"})
+        answer = invoke(client, "failing", str(inputs)).json()
+        job = wait_for_job(client, answer["name"])
+    properties = job["properties"]
+    assert properties["status"] == "Failed"
+    assert "f00007.txt" in properties["error"]["message"] and "cannot score file seven" in properties["error"]["message"]
+    assert "Traceback" in properties["error"]["message"]
+
+
+def test_cancel_stops_a_running_job(job_server: Server, data_root: Path, inputs: Path) -> None:
+    with job_server.client() as client:
+        deploy_script(client, data_root, "hanging", "slow", HANG, retrySettings={"maxRetries": 0, "timeout": "PT5M"})
+        answer = invoke(client, "hanging", str(inputs)).json()
+        assert client.post(f"{WORKSPACE_ID}/jobs/{answer['name']}/cancel", params=V).status_code == 200
+        job = wait_for_job(client, answer["name"], timeout=30)
+    assert job["properties"]["status"] == "Canceled"
+
+
+@pytest.mark.parametrize(
+    ("input_data", "fragment"),
+    [
+        ({}, "exactly one data input"),
+        ({"a": {"jobInputType": "UriFolder", "uri": "/x"}, "b": {"jobInputType": "UriFolder", "uri": "/y"}}, "exactly one"),
+        ({"n": {"jobInputType": "Literal", "value": "3"}}, "exactly one data input"),
+        ({"UriFolder": {"jobInputType": "MLTable", "uri": "/x"}}, "not supported"),
+        ({"UriFolder": {"jobInputType": "UriFolder", "uri": "/etc"}}, "allow-local-path"),
+        ({"UriFolder": {"jobInputType": "UriFolder", "uri": "https://example.com/data/"}}, "remote"),
+        ({"UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/nope/paths/x"}}, "nope"),
+    ],
+)
+def test_bad_inputs_are_refused_with_a_reason(job_server: Server, input_data: dict, fragment: str) -> None:
+    with job_server.client() as client:
+        scoring_uri = client.get(f"{WORKSPACE_ID}/batchEndpoints/echo", params=V).json()["properties"]["scoringUri"]
+        response = client.post(scoring_uri, json={"properties": {"inputData": input_data}})
+    assert response.status_code in (400, 404), response.text
+    assert fragment in response.json()["error"]["message"]
+
+
+def test_routing_needs_a_deployment(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        unknown = invoke(client, "echo", str(inputs), {"azureml-model-deployment": "green"})
+        client.put(f"{WORKSPACE_ID}/batchEndpoints/empty", params=V, json={"location": "local", "properties": {"authMode": "AADToken"}})
+        scoring_uri = client.get(f"{WORKSPACE_ID}/batchEndpoints/empty", params=V).json()["properties"]["scoringUri"]
+        no_default = client.post(scoring_uri, json={"properties": {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": str(inputs)}}}})
+    assert unknown.status_code == 400 and "green" in unknown.json()["error"]["message"]
+    assert no_default.status_code == 400 and "No valid deployments" in no_default.json()["error"]["message"]
+
+
+def test_invoke_needs_a_token(job_server: Server, inputs: Path) -> None:
+    with job_server.client(token=None) as client:
+        response = client.post(
+            job_server.base_url + f"/inference{WORKSPACE_ID}/batchEndpoints/echo/jobs", json={"properties": {}}
+        )
+    assert response.status_code == 401
