@@ -96,6 +96,7 @@ class Server:
         if self.database_url:
             command += ["--database-url", self.database_url]
         command += self.args
+        self.home.mkdir(parents=True, exist_ok=True)
         self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
