@@ -168,3 +168,16 @@ def test_invoke_needs_a_token(job_server: Server, inputs: Path) -> None:
             job_server.base_url + f"/inference{WORKSPACE_ID}/batchEndpoints/echo/jobs", json={"properties": {}}
         )
     assert response.status_code == 401
+
+
+def test_run_details_link_every_log_file(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        name = invoke(client, "echo", str(inputs)).json()["name"]
+        wait_for_job(client, name)
+        details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
+        result = client.get(details["logFiles"]["job_result.txt"])
+        tampered = client.get(details["logFiles"]["job_result.txt"].replace("sp=r", "sp=rw"))
+    assert details["status"] == "Completed" and details["runId"] == name and details["endTimeUtc"]
+    assert "job_progress_overview.txt" in details["logFiles"]
+    assert result.status_code == 200 and "Completed" in result.text
+    assert tampered.status_code == 403

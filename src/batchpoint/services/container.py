@@ -15,6 +15,7 @@ from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.datastores import Datastores
+from batchpoint.services.history import History
 from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
@@ -39,6 +40,7 @@ class Services:
     uris: UriResolver
     jobs: Jobs
     job_runner: JobRunner
+    history: History
     endpoints: TrackedResources
     deployments: TrackedResources
 
@@ -61,6 +63,7 @@ class Services:
             uris=uris,
             jobs=Jobs(resources, JobPlanner(resources, uris, settings.home / "jobs"), job_runner),
             job_runner=job_runner,
+            history=History(resources, datastores),
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
         )

@@ -29,7 +29,7 @@ JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-
 
 
 async def invoke_context(request: Request) -> RequestContext:
-    """Invoke carries no api-version (it is a data-plane call), but the same authentication."""
+    """Data-plane calls (invoke, run history) carry no api-version, but the same authentication."""
     return RequestContext(base_url=base_url(request), caller=authenticate(request), api_version="")
 
 
@@ -80,3 +80,11 @@ def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Res
     """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
     services.jobs.cancel(resource_id)
     return Response(status_code=200)
+
+
+@router.get("/history/v1.0" + JOB.replace("/jobs/", "/runs/") + "/details", operation_id="Runs_GetDetails")
+def run_details(
+    ctx: Annotated[RequestContext, Depends(invoke_context)], services: ServicesDep, resource_id: JobId
+) -> Response:
+    """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
+    return arm_json(services.history.details(ctx.base_url, resource_id), ctx.base_url)
