@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from batchpoint.cli_jobs import invoke, jobs_app
 from batchpoint.config import Settings, default_home
 
 app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
@@ -43,3 +44,7 @@ def serve(
         allowed_local_paths=list(allow_local_path or []),
     )
     run_server(settings)
+
+
+app.command()(invoke)
+app.add_typer(jobs_app, name="jobs")

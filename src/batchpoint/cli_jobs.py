@@ -1,0 +1,153 @@
+"""``batchpoint invoke`` and ``batchpoint jobs ...``: start and follow batch jobs from a terminal."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from batchpoint.client import TERMINAL, BatchpointClient, ServerError, Target
+
+console = Console()
+jobs_app = typer.Typer(help="List, show, follow and cancel batch jobs.", no_args_is_help=True)
+
+Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
+Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]
+POLL_SECONDS = 0.5
+
+
+def connect(url: str | None, home: Path | None) -> BatchpointClient:
+    target = Target(home=home)
+    if url:
+        target.url = url
+    return BatchpointClient(target)
+
+
+def input_reference(value: str) -> tuple[str, str]:
+    """A local path becomes an absolute path (the server must allow its folder); URIs pass unchanged."""
+    if "://" in value or value.startswith(("azureml:", "/subscriptions/")):
+        return value, "UriFolder"
+    path = Path(value).expanduser().resolve()
+    return str(path), "UriFile" if path.is_file() else "UriFolder"
+
+
+def invoke(
+    endpoint: Annotated[str, typer.Argument(help="The batch endpoint to invoke.")],
+    input: Annotated[str, typer.Option("--input", help="A local file or folder, an azureml:// URI or a data asset.")],  # noqa: A002
+    deployment: Annotated[str | None, typer.Option(help="Run on this deployment instead of the default.")] = None,
+    mini_batch_size: Annotated[int | None, typer.Option(help="Files per mini-batch for this job.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar until it ends.")] = False,
+    url: Url = None,
+    home: Home = None,
+) -> None:
+    """Start a batch job on ENDPOINT."""
+    client = connect(url, home)
+    uri, kind = input_reference(input)
+    overrides = {"miniBatchSize": mini_batch_size} if mini_batch_size else {}
+    job = _guard(lambda: client.invoke(endpoint, uri, kind, deployment, overrides))
+    console.print(f"job [bold]{job['name']}[/bold] {job['properties']['status']}")
+    if wait:
+        raise typer.Exit(follow(client, job["name"]))
+
+
+def follow(client: BatchpointClient, name: str) -> int:
+    """A live progress bar until the job ends; then the output or the failure. Returns the exit code."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+               TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("mini-batches", total=None, detail="")
+        while True:
+            job = _guard(lambda: client.job(name))["properties"]
+            progress.update(bar, **_bar_state(job["progress"], time.monotonic() - started))
+            if job["status"] in TERMINAL:
+                break
+            time.sleep(POLL_SECONDS)
+    return report(job)
+
+
+def _bar_state(progress: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    batches, items = progress["miniBatches"], progress["items"]
+    done = batches["succeeded"] + batches["failed"]
+    rate = items["succeeded"] / elapsed if elapsed > 0 else 0.0
+    detail = f"failed {batches['failed']}  items/s {rate:,.0f}"
+    return {"total": batches["total"] or None, "completed": done, "detail": detail}
+
+
+def report(job: dict[str, Any]) -> int:
+    status = job["status"]
+    if status == "Completed":
+        console.print(f"[green]Completed[/green]: {job.get('statusMessage', '')}")
+        console.print(f"output: {job['outputs']['score']['uri']}")
+        return 0
+    console.print(f"[red]{status}[/red]")
+    console.print((job.get("error") or {}).get("message") or job.get("statusMessage", ""))
+    return 1
+
+
+def _guard(call):  # type: ignore[no-untyped-def]
+    try:
+        return call()
+    except ServerError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+@jobs_app.command("list")
+def list_jobs(
+    endpoint: Annotated[str | None, typer.Option(help="Only this endpoint's jobs.")] = None,
+    url: Url = None,
+    home: Home = None,
+) -> None:
+    """Jobs of the workspace, oldest first."""
+    jobs = _guard(lambda: connect(url, home).jobs())
+    table = Table("endpoint", "deployment", "status", "mini-batches", "failed items")
+    table.add_column("name", no_wrap=True, min_width=max((len(job["name"]) for job in jobs), default=4))
+    for job in jobs:
+        properties = job["properties"]
+        tags = properties.get("properties", {})
+        if endpoint and tags.get("azureml.endpointname", "").lower() != endpoint.lower():
+            continue
+        batches = properties["progress"]["miniBatches"]
+        table.add_row(
+            tags.get("azureml.endpointname", ""),
+            tags.get("azureml.deploymentname", ""),
+            properties["status"],
+            f"{batches['succeeded'] + batches['failed']}/{batches['total']}",
+            str(properties["progress"]["items"]["failed"]),
+            job["name"],
+        )
+    console.print(table)
+
+
+@jobs_app.command()
+def show(name: str, url: Url = None, home: Home = None) -> None:
+    """The job resource, as the API returns it."""
+    console.print_json(json.dumps(_guard(lambda: connect(url, home).job(name))))
+
+
+@jobs_app.command()
+def logs(name: str, url: Url = None, home: Home = None) -> None:
+    """Every log file of the job: the result first, then progress, worker output and errors."""
+    for log, text in _guard(lambda: connect(url, home).logs(name)).items():
+        console.rule(log)
+        console.print(text, markup=False, highlight=False)
+
+
+@jobs_app.command()
+def cancel(name: str, url: Url = None, home: Home = None) -> None:
+    """Ask the job to stop; it reads Canceled once its workers have stopped."""
+    _guard(lambda: connect(url, home).cancel(name))
+    console.print(f"cancel requested for {name}")
+
+
+@jobs_app.command("wait")
+def wait_for(name: str, url: Url = None, home: Home = None) -> None:
+    """Follow a job with a progress bar until it ends."""
+    raise typer.Exit(follow(connect(url, home), name))

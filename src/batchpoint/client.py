@@ -1,0 +1,94 @@
+"""A small client of a batchpoint server, for the CLI: the same HTTP API the Azure SDKs use."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
+from batchpoint.services.ids import workspace_id
+
+API_VERSION = "2025-12-01"
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+class ServerError(Exception):
+    """The server refused a request; the message is its ARM error."""
+
+
+@dataclass
+class Target:
+    url: str = os.environ.get("BATCHPOINT_URL", "https://127.0.0.1:8443")
+    token: str = os.environ.get("BATCHPOINT_TOKEN", "local")
+    home: Path | None = None
+    subscription: str = DEFAULT_SUBSCRIPTION
+    resource_group: str = DEFAULT_RESOURCE_GROUP
+    workspace: str = DEFAULT_WORKSPACE
+
+    @property
+    def workspace_id(self) -> str:
+        return workspace_id(self.subscription, self.resource_group, self.workspace)
+
+    def verify(self) -> str | bool:
+        """Trust the server's own certificate authority, as created in its data directory."""
+        if not self.url.startswith("https"):
+            return False
+        ca = (self.home or default_home()) / "tls" / "ca.pem"
+        return str(ca) if ca.exists() else True
+
+
+class BatchpointClient:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.http = httpx.Client(
+            base_url=target.url, headers={"Authorization": f"Bearer {target.token}"}, verify=target.verify(), timeout=60
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, url, **kwargs)
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                raise ServerError(f"{error['code']}: {error['message']}")
+            except (ValueError, KeyError):
+                raise ServerError(f"HTTP {response.status_code}: {response.text[:500]}") from None
+        return response.json() if response.content else None
+
+    def _arm(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, self.target.workspace_id + path, params={"api-version": API_VERSION}, **kwargs)
+
+    def invoke(
+        self, endpoint: str, input_uri: str, input_type: str, deployment: str | None, overrides: dict[str, Any]
+    ) -> dict[str, Any]:
+        scoring_uri = self._arm("GET", f"/batchEndpoints/{endpoint}")["properties"]["scoringUri"]
+        body = {"properties": {"inputData": {input_type: {"jobInputType": input_type, "uri": input_uri}}, **overrides}}
+        headers = {"azureml-model-deployment": deployment} if deployment else {}
+        return self._call("POST", scoring_uri, json=body, headers=headers)
+
+    def job(self, name: str) -> dict[str, Any]:
+        return self._arm("GET", f"/jobs/{name}")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        found, page = [], self._arm("GET", "/jobs")
+        while True:
+            found += page["value"]
+            if not page.get("nextLink"):
+                return found
+            page = self._call("GET", page["nextLink"])
+
+    def cancel(self, name: str) -> None:
+        self._arm("POST", f"/jobs/{name}/cancel")
+
+    def logs(self, name: str) -> dict[str, str]:
+        """Each log file of the job (name -> text), job_result.txt first."""
+        details = self._call("GET", f"/history/v1.0{self.target.workspace_id}/runs/{name}/details")
+        links = details["logFiles"]
+        order = sorted(links, key=lambda log: (log != "job_result.txt", log))
+        return {log: self.http.get(links[log]).text for log in order}

@@ -1,0 +1,62 @@
+"""``batchpoint invoke`` and ``batchpoint jobs`` against a real server over HTTPS, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.jobs import deploy_script, write_inputs
+from tests.server import Server
+
+ECHO = "def init():\n    pass\n\ndef run(mini_batch):\n    return [p.rsplit('/', 1)[1] for p in mini_batch]\n"
+BROKEN = "def init():\n    raise RuntimeError('model file missing')\n\ndef run(mini_batch):\n    return mini_batch\n"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Server]:
+    server = Server(home=tmp_path_factory.mktemp("home"), tls=True, args=["--allow-local-path", str(data)]).start()
+    with server.client() as client:
+        deploy_script(client, data, "cli-ep", "main", ECHO, miniBatchSize=3)
+        deploy_script(client, data, "cli-broken", "main", BROKEN, errorThreshold=0,
+                      retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+    yield server
+    server.stop()
+
+
+def batchpoint(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "batchpoint", *args, "--url", server.base_url, "--home", str(server.home)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_invoke_wait_shows_the_output(cli_server: Server, data: Path) -> None:
+    inputs = write_inputs(data / "cli-in", 10)
+    result = batchpoint(cli_server, "invoke", "cli-ep", "--input", str(inputs), "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Completed" in result.stdout and "azureml://datastores/workspaceblobstore/paths/azureml/" in result.stdout
+    name = result.stdout.split()[1]
+    listed = batchpoint(cli_server, "jobs", "list", "--endpoint", "cli-ep")
+    logs = batchpoint(cli_server, "jobs", "logs", name)
+    assert name[:20] in listed.stdout
+    assert "job_result.txt" in logs.stdout and "Completed" in logs.stdout
+
+
+def test_a_failed_job_exits_non_zero_and_says_why(cli_server: Server, data: Path) -> None:
+    inputs = write_inputs(data / "cli-in-2", 4)
+    result = batchpoint(cli_server, "invoke", "cli-broken", "--input", str(inputs), "--wait")
+    assert result.returncode == 1
+    assert "Failed" in result.stdout and "model file missing" in result.stdout
+
+
+def test_server_errors_are_shown_plainly(cli_server: Server) -> None:
+    result = batchpoint(cli_server, "invoke", "no-such-endpoint", "--input", "/nowhere")
+    assert result.returncode == 2
+    assert "ResourceNotFound" in result.stdout
