@@ -181,3 +181,17 @@ def test_run_details_link_every_log_file(job_server: Server, inputs: Path) -> No
     assert "job_progress_overview.txt" in details["logFiles"]
     assert result.status_code == 200 and "Completed" in result.text
     assert tampered.status_code == 403
+
+
+def test_jobs_are_listed_per_endpoint_and_per_deployment(job_server: Server, inputs: Path) -> None:
+    mfe = f"{job_server.base_url}/mferp/managementfrontend{WORKSPACE_ID}/batchEndpoints"
+    dataplane = {"api-version": "2020-09-01-dataplanepreview"}
+    with job_server.client() as client:
+        name = invoke(client, "echo", str(inputs)).json()["name"]
+        wait_for_job(client, name)
+        of_endpoint = client.get(f"{mfe}/echo/jobs", params=dataplane).json()["value"]
+        of_deployment = client.get(f"{mfe}/echo/deployments/blue/jobs", params=dataplane).json()["value"]
+        of_other = client.get(f"{mfe}/echo/deployments/green/jobs", params=dataplane).json()["value"]
+    assert name in [job["name"] for job in of_endpoint]
+    assert name in [job["name"] for job in of_deployment]
+    assert of_other == []

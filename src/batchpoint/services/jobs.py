@@ -24,6 +24,7 @@ from batchpoint.store.entities import Resource
 JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
 INVOCATION_TYPE = "batchpoint/invocations"
 TERMINAL = ("Completed", "Failed", "Canceled")
+JOB_SCAN_LIMIT = 100_000
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 
 
@@ -276,6 +277,19 @@ class Jobs:
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
         return job
+
+    def of_endpoint(self, endpoint_id: str, deployment: str | None) -> list[dict[str, Any]]:
+        """Jobs an endpoint (or one of its deployments) ran; jobs outlive the endpoint, as on Azure."""
+        workspace_id = ArmPath.parse(endpoint_id).workspace_id
+        endpoint = endpoint_id.rsplit("/", 1)[-1].lower()
+        found = []
+        for job in self.store.list_below(workspace_id, JOB_TYPE, None, JOB_SCAN_LIMIT):
+            tags = job.body["properties"].get("properties", {})
+            if tags.get("azureml.endpointname", "").lower() != endpoint:
+                continue
+            if deployment is None or tags.get("azureml.deploymentname", "").lower() == deployment.lower():
+                found.append(job.body)
+        return found
 
     def cancel(self, job_id: str) -> Resource:
         job = self.resources.get(job_id)

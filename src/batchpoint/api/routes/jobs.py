@@ -88,3 +88,27 @@ def run_details(
 ) -> Response:
     """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
     return arm_json(services.history.details(ctx.base_url, resource_id), ctx.base_url)
+
+
+MFE = "/mferp/managementfrontend" + ENDPOINT
+
+
+@router.get(MFE + "/jobs", operation_id="BatchEndpoints_ListJobs", responses=responses({200: AssetList}))
+def list_endpoint_jobs(
+    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+) -> Response:
+    """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first."""
+    return arm_json({"value": services.jobs.of_endpoint(resource_id, None)}, ctx.base_url)
+
+
+@router.get(MFE + "/deployments/{deploymentName}/jobs", operation_id="BatchDeployments_ListJobs", responses=responses({200: AssetList}))
+def list_deployment_jobs(
+    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+    deploymentName: Annotated[str, Path(min_length=1)],  # noqa: N803
+) -> Response:
+    """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first."""
+    return arm_json({"value": services.jobs.of_endpoint(resource_id, deploymentName)}, ctx.base_url)
