@@ -1,0 +1,81 @@
+"""The documented batch workflow with the unmodified MLClient: deploy local code, invoke on a local folder,
+follow the job, list the endpoint's jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.ai.ml import Input, MLClient
+from azure.ai.ml.entities import (
+    BatchEndpoint,
+    BatchRetrySettings,
+    CodeConfiguration,
+    Environment,
+    Model,
+    ModelBatchDeployment,
+    ModelBatchDeploymentSettings,
+)
+
+from tests.api.jobs import predictions, write_inputs
+from tests.sdk.mlclient import connect
+from tests.server import Server
+
+SCORE = """
+import os
+
+def init():
+    global model_files
+    model_files = sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
+
+def run(mini_batch):
+    return [f"{os.path.basename(path)} {model_files[0]} {os.environ['GREETING']}" for path in mini_batch]
+"""
+
+
+@pytest.fixture(scope="module")
+def ml_client(tls_server: Server) -> Iterator[MLClient]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield connect(tls_server, patch)
+
+
+def test_invoke_a_local_folder_and_follow_the_job(ml_client: MLClient, tls_server: Server, tmp_path: Path) -> None:
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "score.py").write_text(SCORE)
+    weights = tmp_path / "model"
+    weights.mkdir()
+    (weights / "weights.bin").write_bytes(b"w")
+    model = ml_client.models.create_or_update(Model(name="sdk-job-model", path=str(weights)))
+    environment = ml_client.environments.create_or_update(Environment(name="sdk-job-env", image="python:3.11"))
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="sdk-jobs")).result()
+    deployment = ModelBatchDeployment(
+        name="main",
+        endpoint_name="sdk-jobs",
+        model=model,
+        environment=environment,
+        code_configuration=CodeConfiguration(code=str(code), scoring_script="score.py"),
+        compute="cpu-cluster",
+        settings=ModelBatchDeploymentSettings(
+            mini_batch_size=3,
+            max_concurrency_per_instance=2,
+            output_file_name="predictions.csv",
+            retry_settings=BatchRetrySettings(max_retries=1, timeout=30),
+            logging_level="info",
+            environment_variables={"GREETING": "hello"},
+        ),
+    )
+    ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    endpoint = ml_client.batch_endpoints.get("sdk-jobs")
+    endpoint.defaults.deployment_name = "main"
+    ml_client.batch_endpoints.begin_create_or_update(endpoint).result()
+
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="sdk-jobs", input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 8)))
+    )
+    ml_client.jobs.stream(job.name)
+
+    assert ml_client.jobs.get(job.name).status == "Completed"
+    assert job.name in [listed.name for listed in ml_client.batch_endpoints.list_jobs("sdk-jobs")]
+    assert predictions(tls_server.home, job.name) == [f"f{index:05d}.txt model hello" for index in range(8)]
