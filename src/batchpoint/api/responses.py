@@ -31,22 +31,16 @@ def arm_json(
 
 def async_operation_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
     """For PUT: ARM clients poll the operation-status resource, then GET the resource itself."""
-    urls = polling_urls(ctx.base_url, operation, ctx.api_version)
-    return {
-        "Azure-AsyncOperation": urls.async_operation,
-        "Retry-After": RETRY_AFTER_SECONDS,
-        "x-ms-async-operation-timeout": OPERATION_TIMEOUT,
-    }
+    return _polling_headers("Azure-AsyncOperation", polling_urls(ctx.base_url, operation, ctx.api_version).async_operation)
 
 
 def location_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
     """For PATCH and DELETE: clients poll Location until it stops answering 202."""
-    urls = polling_urls(ctx.base_url, operation, ctx.api_version)
-    return {
-        "Location": urls.location,
-        "Retry-After": RETRY_AFTER_SECONDS,
-        "x-ms-async-operation-timeout": OPERATION_TIMEOUT,
-    }
+    return _polling_headers("Location", polling_urls(ctx.base_url, operation, ctx.api_version).location)
+
+
+def _polling_headers(header: str, url: str) -> dict[str, str]:
+    return {header: url, "Retry-After": RETRY_AFTER_SECONDS, "x-ms-async-operation-timeout": OPERATION_TIMEOUT}
 
 
 def error_of(operation: Operation) -> ArmError:

@@ -9,10 +9,10 @@ from pydantic import Discriminator, Field, Tag
 
 from batchpoint.schemas.base import CaseInsensitive, ReadOnly, StringMap, WireModel, canonical_enum
 from batchpoint.schemas.common import (
+    ArmEnvelope,
     ManagedServiceIdentity,
     PartialManagedServiceIdentity,
     Sku,
-    SystemData,
 )
 
 INT32 = {"ge": -(2**31), "le": 2**31 - 1}
@@ -183,13 +183,8 @@ class BatchDeploymentProperties(WireModel):
     retrySettings: BatchRetrySettings | None = None
 
 
-class TrackedResourceFields(WireModel):
-    id: str | None = ReadOnly()
-    name: str | None = ReadOnly()
-    type: str | None = ReadOnly()
-    systemData: SystemData | None = ReadOnly()
-    location: str = Field(min_length=1)
-    tags: dict[str, str] | None = None
+class TrackedResourceFields(ArmEnvelope):
+    model_config = WireModel.model_config  # additionalProperties: false
     identity: ManagedServiceIdentity | None = None
     kind: str | None = None
     sku: Sku | None = None

@@ -65,6 +65,17 @@ class SystemData(OpenModel):
     lastModifiedAt: str | None = None
 
 
+class ArmEnvelope(OpenModel):
+    """The fields every tracked ARM resource has; the server sets the read-only ones."""
+
+    id: str | None = ReadOnly()
+    name: str | None = ReadOnly()
+    type: str | None = ReadOnly()
+    systemData: SystemData | None = ReadOnly()
+    location: str = Field(min_length=1)
+    tags: dict[str, str] | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from batchpoint.schemas.base import OpenModel, ReadOnly
-from batchpoint.schemas.common import ManagedServiceIdentity, Sku, SystemData
-
-
-class ArmEnvelope(OpenModel):
-    id: str | None = ReadOnly()
-    name: str | None = ReadOnly()
-    type: str | None = ReadOnly()
-    systemData: SystemData | None = ReadOnly()
-    location: str = Field(min_length=1)
-    tags: dict[str, str] | None = None
+from batchpoint.schemas.common import ArmEnvelope, ManagedServiceIdentity, Sku
 
 
 class ResourceGroup(ArmEnvelope):

@@ -12,7 +12,7 @@ from typing import Any
 from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import bad_request
 from batchpoint.services.ids import WORKSPACE_TYPE
-from batchpoint.services.resources import Resources, Upserted, check_tags, new_version, save
+from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, save
 from batchpoint.store.entities import Cursor, Resource, parent_of, to_micros
 
 SCAN_BATCH = 500
@@ -33,12 +33,8 @@ def version_type(collection: str) -> str:
 
 
 @dataclass
-class Assets:
+class Assets(OnResources):
     resources: Resources
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def put_container(self, ctx: RequestContext, collection: str, container_id: str, body: dict[str, Any]) -> Upserted:
         self.resources.require(parent_of(container_id))

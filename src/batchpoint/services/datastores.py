@@ -21,7 +21,7 @@ from batchpoint.services.blobs import BlobContainer
 from batchpoint.services.context import HOST, RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
-from batchpoint.services.resources import Resources, Upserted, check_tags, new_version, save
+from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, save
 from batchpoint.store.entities import Resource
 
 DATASTORE_TYPE = f"{WORKSPACE_TYPE}/datastores"
@@ -55,13 +55,9 @@ class Account:
 
 
 @dataclass
-class Datastores:
+class Datastores(OnResources):
     resources: Resources
     storage_root: Path
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def ensure_workspace_storage(self, ctx: RequestContext, workspace: Resource) -> None:
         account = account_name_for(workspace.body["properties"]["workspaceId"])

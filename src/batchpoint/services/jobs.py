@@ -16,7 +16,7 @@ from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.services.references import resolve_version
-from batchpoint.services.resources import Resources, new_version
+from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
 from batchpoint.store import AlreadyExists
 from batchpoint.store.entities import Resource
@@ -40,16 +40,12 @@ class Routing:
 
 
 @dataclass
-class JobPlanner:
+class JobPlanner(OnResources):
     """Turns an invoke into a job: picks the deployment, resolves code, model, input and output."""
 
     resources: Resources
     uris: UriResolver
     jobs_root: Path
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def route(self, endpoint: Resource, header: str | None) -> Routing:
         name = header.strip() if header and header.strip() else None
@@ -237,15 +233,11 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
 
 
 @dataclass
-class Jobs:
+class Jobs(OnResources):
     resources: Resources
     planner: JobPlanner
     runner: Any
     """The JobRunner that takes accepted jobs to their end."""
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def invoke(
         self, ctx: RequestContext, endpoint_id: str, request: dict[str, Any], header: str | None, request_id: str | None

@@ -70,6 +70,16 @@ class Resources:
         return page
 
 
+class OnResources:
+    """A service built on ``Resources``, reaching the store through it."""
+
+    resources: Resources
+
+    @property
+    def store(self) -> Store:
+        return self.resources.store
+
+
 def system_data(caller: Caller, existing: Resource | None) -> dict[str, Any]:
     now = iso(utcnow())
     created = (existing.body.get("systemData") if existing else None) or {

@@ -13,7 +13,7 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.operations import OperationRunner
-from batchpoint.services.resources import Resources, check_tags, new_version, same_location, save
+from batchpoint.services.resources import OnResources, Resources, check_tags, new_version, same_location, save
 from batchpoint.store.entities import Operation, OperationKind, Resource, parent_of
 
 SUCCEEDED = "Succeeded"
@@ -48,7 +48,7 @@ class Accepted:
 
 
 @dataclass
-class TrackedResources:
+class TrackedResources(OnResources):
     resources: Resources
     runner: OperationRunner
     kind: ResourceKind
@@ -56,10 +56,6 @@ class TrackedResources:
     def __post_init__(self) -> None:
         self.runner.register(OperationKind.PROVISION, self.kind.type, self._provision)
         self.runner.register(OperationKind.DELETE, self.kind.type, self._delete)
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def put(self, ctx: RequestContext, resource_id: str, request: dict[str, Any]) -> Accepted:
         parent = self.resources.get(parent_of(resource_id))

@@ -11,7 +11,7 @@ from batchpoint.services.errors import bad_request
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE
 from batchpoint.services.datastores import Datastores
-from batchpoint.services.resources import Resources, Upserted, check_tags, new_version, same_location, save
+from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, same_location, save
 from batchpoint.store.entities import Resource
 
 
@@ -27,13 +27,9 @@ def discovery_document(base_url: str) -> dict[str, str]:
 
 
 @dataclass
-class Workspaces:
+class Workspaces(OnResources):
     resources: Resources
     datastores: Datastores
-
-    @property
-    def store(self):  # type: ignore[no-untyped-def]
-        return self.resources.store
 
     def put_resource_group(self, ctx: RequestContext, group_id: str, body: dict[str, Any]) -> Upserted:
         existing = self.store.get(group_id)
