@@ -76,3 +76,15 @@ class InvokeResponse(BaseModel):
     name: str
     type: str
     properties: InvokeResponseProperties
+
+
+class RunDetails(BaseModel):
+    """What ``jobs.stream`` reads from the run history."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runId: str
+    status: str
+    startTimeUtc: str | None = None
+    endTimeUtc: str | None = None
+    logFiles: dict[str, str]

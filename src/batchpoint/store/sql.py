@@ -115,8 +115,7 @@ class SqlStore(Store):
     def delete_tree(self, resource_id: str) -> int:
         key = resource_id.lower()
         with self._session() as session:
-            # '/' sorts just before '0', so this range is exactly the keys below ``key/``.
-            below = (ResourceRow.key >= key + "/") & (ResourceRow.key < key + "0")
+            below = ResourceRow.key.startswith(key + "/", autoescape=True)
             result = session.execute(delete(ResourceRow).where((ResourceRow.key == key) | below))
             return result.rowcount or 0
 
@@ -132,7 +131,7 @@ class SqlStore(Store):
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
         key = ancestor_id.lower()
         query = select(ResourceRow).where(
-            ResourceRow.key > key + "/", ResourceRow.key < key + "0", ResourceRow.type_key == type_.lower()
+            ResourceRow.key.startswith(key + "/", autoescape=True), ResourceRow.type_key == type_.lower()
         )
         if after is not None:
             query = query.where(tuple_(ResourceRow.created_us, ResourceRow.key) > tuple_(after.micros, after.key))

@@ -13,7 +13,7 @@ from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.assets import AssetList, AssetVersion
-from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse
+from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse, RunDetails
 from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import child_id
 from batchpoint.services.jobs import JOB_TYPE
@@ -82,7 +82,11 @@ def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Res
     return Response(status_code=200)
 
 
-@router.get("/history/v1.0" + JOB.replace("/jobs/", "/runs/") + "/details", operation_id="Runs_GetDetails")
+@router.get(
+    "/history/v1.0" + JOB.replace("/jobs/", "/runs/") + "/details",
+    operation_id="Runs_GetDetails",
+    responses=responses({200: RunDetails}),
+)
 def run_details(
     ctx: Annotated[RequestContext, Depends(invoke_context)], services: ServicesDep, resource_id: JobId
 ) -> Response:
