@@ -78,4 +78,11 @@ def test_invoke_a_local_folder_and_follow_the_job(ml_client: MLClient, tls_serve
 
     assert ml_client.jobs.get(job.name).status == "Completed"
     assert job.name in [listed.name for listed in ml_client.batch_endpoints.list_jobs("sdk-jobs")]
-    assert predictions(tls_server.home, job.name) == [f"f{index:05d}.txt model hello" for index in range(8)]
+    assert list(ml_client.jobs.list(parent_job_name=job.name)) == []
+    expected = [f"f{index:05d}.txt model hello" for index in range(8)]
+    assert predictions(tls_server.home, job.name) == expected
+
+    ml_client.jobs.download(job.name, download_path=str(tmp_path / "download"), all=True)
+    downloaded = tmp_path / "download" / "named-outputs" / "score"
+    assert (downloaded / "predictions.csv").read_text().splitlines() == expected
+    assert "Completed" in (downloaded / "logs" / "job_result.txt").read_text()

@@ -88,3 +88,15 @@ class RunDetails(BaseModel):
     startTimeUtc: str | None = None
     endTimeUtc: str | None = None
     logFiles: dict[str, str]
+
+
+class RunDataRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    runId: str = Field(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
+
+
+class ResolveUrisRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    values: list[str] = Field(max_length=1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,11 @@ from batchpoint.services.datastores import Datastores
 from batchpoint.services.resources import Resources
 
 LOG_LINK_LIFETIME = timedelta(hours=12)
+OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)$")
+
+
+def output_asset_id(job_name: str, output: str) -> str:
+    return f"azureml://jobs/{job_name}/outputs/{output}"
 
 
 @dataclass
@@ -35,6 +41,26 @@ class History:
         if "error" in properties:
             details["error"] = {"error": properties["error"]}
         return details
+
+    def run_data(self, job_id: str) -> dict[str, Any]:
+        """``jobs.download`` asks for the run's outputs, then resolves them with ``resolve_outputs``."""
+        job = self.resources.get(job_id)
+        outputs = {
+            name: {"assetId": output_asset_id(job.name, name), "type": output["jobOutputType"]}
+            for name, output in job.body["properties"].get("outputs", {}).items()
+        }
+        return {"runMetadata": {"runId": job.name, "status": job.body["properties"]["status"], "outputs": outputs}}
+
+    def resolve_outputs(self, workspace_id: str, asset_ids: list[str]) -> dict[str, Any]:
+        """The URI behind each job output id that ``run_data`` handed out; other ids are not known here."""
+        resolved = {}
+        for asset_id in asset_ids:
+            match = OUTPUT_ASSET.match(asset_id)
+            job = self.resources.store.get(f"{workspace_id}/jobs/{match['job']}") if match else None
+            output = job.body["properties"].get("outputs", {}).get(match["output"]) if job and match else None
+            if output is not None:
+                resolved[asset_id] = {"uri": output["uri"], "type": output["jobOutputType"]}
+        return {"values": resolved}
 
     def _log_links(self, base_url: str, logs: Path) -> dict[str, str]:
         """Each log file as a read-only SAS link of the blob API (only for outputs on a local datastore)."""

@@ -155,7 +155,7 @@ def delete_blob(request: Request, services: ServicesDep, account: str, container
 
 def _range(request: Request, size: int) -> tuple[int | None, int]:
     header = request.headers.get("x-ms-range") or request.headers.get("range")
-    if not header or size == 0:
+    if not header:
         return None, size - 1
     try:
         unit, _, span = header.partition("=")
@@ -164,7 +164,7 @@ def _range(request: Request, size: int) -> tuple[int | None, int]:
         last = min(int(last_text), size - 1) if last_text else size - 1
     except ValueError:
         raise ArmError(400, "InvalidRange", f"The range '{header}' is not understood.") from None
-    if unit.strip() != "bytes" or first >= size or first > last:
+    if unit.strip() != "bytes" or first >= size or first > last:  # an empty blob has no range: clients retry without
         raise ArmError(416, "InvalidRange", f"The range '{header}' is not satisfiable for a blob of {size} bytes.")
     return first, last
 

@@ -13,7 +13,7 @@ from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.assets import AssetList, AssetVersion
-from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse, RunDetails
+from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse, ResolveUrisRequest, RunDataRequest, RunDetails
 from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import child_id
 from batchpoint.services.jobs import JOB_TYPE
@@ -116,3 +116,31 @@ def list_deployment_jobs(
 ) -> Response:
     """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first."""
     return arm_json({"value": services.jobs.of_endpoint(resource_id, deploymentName)}, ctx.base_url)
+
+
+HISTORY = "/history/v1.0" + JOBS.removesuffix("/jobs")
+DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
+
+
+@router.post(HISTORY + "/rundata", operation_id="Runs_GetRunData", responses=responses({200: None}))
+def run_data(ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: RunDataRequest) -> Response:
+    """``jobs.download``: the run's named outputs, as asset ids resolved by ``batchGetResolvedUris``."""
+    return arm_json(services.history.run_data(child_id(workspace, "jobs", body.runId)), ctx.base_url)
+
+
+@router.get(HISTORY + "/runs/{jobName}/children", operation_id="Runs_GetChildren", responses=responses({200: None}))
+def run_children(ctx: DataplaneContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """A batch job runs as one step here; it has no child runs to list."""
+    services.resources.require(resource_id)
+    return arm_json({"value": [], "continuationToken": None}, ctx.base_url)
+
+
+@router.post(
+    "/data/v1.0" + JOBS.removesuffix("/jobs") + "/dataversion/batchGetResolvedUris",
+    operation_id="DataVersion_BatchGetResolvedUris",
+    responses=responses({200: None}),
+)
+def resolve_output_uris(
+    ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: ResolveUrisRequest
+) -> Response:
+    return arm_json(services.history.resolve_outputs(workspace, body.values), ctx.base_url)
