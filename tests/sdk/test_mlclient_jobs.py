@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.ai.ml import Input, MLClient
+from azure.ai.ml import Input, MLClient, Output
 from azure.ai.ml.entities import (
     BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
+    Data,
     Environment,
     Model,
     ModelBatchDeployment,
@@ -40,7 +41,10 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
         yield connect(tls_server, patch)
 
 
-def test_invoke_a_local_folder_and_follow_the_job(ml_client: MLClient, tls_server: Server, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Endpoint ``sdk-jobs`` with deployment ``main`` as its default, registered from local folders."""
+    tmp_path = tmp_path_factory.mktemp("sdk-deploy")
     code = tmp_path / "src"
     code.mkdir()
     (code / "score.py").write_text(SCORE)
@@ -70,9 +74,14 @@ def test_invoke_a_local_folder_and_follow_the_job(ml_client: MLClient, tls_serve
     endpoint = ml_client.batch_endpoints.get("sdk-jobs")
     endpoint.defaults.deployment_name = "main"
     ml_client.batch_endpoints.begin_create_or_update(endpoint).result()
+    return "sdk-jobs"
 
+
+def test_invoke_a_local_folder_and_follow_the_job(
+    ml_client: MLClient, tls_server: Server, deployed: str, tmp_path: Path
+) -> None:
     job = ml_client.batch_endpoints.invoke(
-        endpoint_name="sdk-jobs", input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 8)))
+        endpoint_name=deployed, input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 8)))
     )
     ml_client.jobs.stream(job.name)
 
@@ -86,3 +95,24 @@ def test_invoke_a_local_folder_and_follow_the_job(ml_client: MLClient, tls_serve
     downloaded = tmp_path / "download" / "named-outputs" / "score"
     assert (downloaded / "predictions.csv").read_text().splitlines() == expected
     assert "Completed" in (downloaded / "logs" / "job_result.txt").read_text()
+
+
+def test_invoke_with_datastore_input_overrides_and_a_chosen_output(
+    ml_client: MLClient, tls_server: Server, deployed: str, tmp_path: Path
+) -> None:
+    """Invoke variants of the tutorial: a datastore URI input, params_override, outputs= to a datastore path."""
+    data = ml_client.data.create_or_update(Data(name="sdk-inputs", path=str(write_inputs(tmp_path / "in", 6)), type="uri_folder"))
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name=deployed,
+        deployment_name="main",
+        inputs={"heart": Input(type="uri_folder", path=data.path)},
+        params_override=[{"mini_batch_size": "4"}, {"compute.instance_count": "2"}],
+        outputs={"score": Output(type="uri_folder", path="azureml://datastores/workspaceblobstore/paths/chosen/out/")},
+    )
+    ml_client.jobs.stream(job.name)
+    finished = ml_client.jobs.get(job.name)
+    blobstore = next((tls_server.home / "storage").glob("bp*/azureml-blobstore-*"))
+    assert finished.status == "Completed"
+    assert (blobstore / "chosen" / "out" / "predictions.csv").read_text().splitlines() == [
+        f"f{index:05d}.txt model hello" for index in range(6)
+    ]
