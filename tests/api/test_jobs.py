@@ -140,7 +140,6 @@ def test_cancel_stops_a_running_job(job_server: Server, data_root: Path, inputs:
         ({"n": {"jobInputType": "Literal", "value": "3"}}, "exactly one data input"),
         ({"UriFolder": {"jobInputType": "MLTable", "uri": "/x"}}, "not supported"),
         ({"UriFolder": {"jobInputType": "UriFolder", "uri": "/etc"}}, "allow-local-path"),
-        ({"UriFolder": {"jobInputType": "UriFolder", "uri": "https://example.com/data/"}}, "remote"),
         ({"UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/nope/paths/x"}}, "nope"),
     ],
 )
@@ -195,3 +194,13 @@ def test_jobs_are_listed_per_endpoint_and_per_deployment(job_server: Server, inp
     assert name in [job["name"] for job in of_endpoint]
     assert name in [job["name"] for job in of_deployment]
     assert of_other == []
+
+
+def test_an_unreachable_input_url_fails_the_job_and_names_it(job_server: Server) -> None:
+    url = "http://127.0.0.1:9/nothing-listens-here/data.csv"
+    with job_server.client() as client:
+        answer = invoke(client, "echo", url, {"azureml-model-deployment": "blue"})
+        assert answer.status_code == 200, answer.text
+        job = wait_for_job(client, answer.json()["name"])
+    assert job["properties"]["status"] == "Failed"
+    assert "nothing-listens-here" in job["properties"]["error"]["message"]

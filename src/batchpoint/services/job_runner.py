@@ -8,6 +8,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.coordinator import run_job
@@ -20,7 +21,12 @@ from batchpoint.store.entities import utcnow
 
 log = logging.getLogger(__name__)
 ALL_WORKSPACES = "/subscriptions"
+FETCHED_MARKER = ".batchpoint-fetched"
 SCAN_LIMIT = 100_000
+
+
+class InputFetchError(Exception):
+    """A remote input could not be copied to the job's folder."""
 
 
 class ServerStopping(Exception):
@@ -63,6 +69,7 @@ class JobRunner:
         spec = spec_from_record(job.secrets["spec"])
         self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
         try:
+            fetch_input(job.secrets.get("fetch"))
             outcome = run_job(
                 spec,
                 self._ledger,
@@ -72,6 +79,8 @@ class JobRunner:
             )
         except ServerStopping:
             return
+        except InputFetchError as error:
+            self._finish(job_id, "Failed", str(error), None)
         except Exception as error:  # the job must end, whatever went wrong around it
             log.exception("job %s failed outside its scoring script", job_id)
             self._finish(job_id, "Failed", f"{type(error).__name__}: {error}\n{traceback.format_exc()}", None)
@@ -111,6 +120,29 @@ class JobRunner:
         change(job.body["properties"])
         job.updated_at = utcnow()
         self._store.update(job)
+
+
+def fetch_input(remote: dict[str, Any] | None) -> None:
+    """Copy a remote input (a remote datastore or a URL) into the job's folder, once: a marker says it is whole,
+    so a job resumed after a crash does not fetch again. The marker is hidden, so the runtime does not list it."""
+    if remote is None:
+        return
+    target = Path(remote["target"])
+    marker = target / FETCHED_MARKER
+    if marker.exists():
+        return
+    import fsspec  # heavy: only jobs with remote inputs need it
+
+    try:
+        filesystem = fsspec.filesystem(remote["protocol"], **remote["storage_options"])
+        target.mkdir(parents=True, exist_ok=True)
+        if filesystem.isdir(remote["path"]):
+            filesystem.get(remote["path"].rstrip("/") + "/", str(target) + "/", recursive=True)
+        else:
+            filesystem.get(remote["path"], str(target / remote["path"].rstrip("/").rsplit("/", 1)[-1]))
+    except Exception as error:  # any storage client error: the job fails saying which input
+        raise InputFetchError(f"Could not fetch the input '{remote['uri']}': {type(error).__name__}: {error}") from error
+    marker.touch()
 
 
 def progress_of(counts: Counts) -> dict[str, Any]:

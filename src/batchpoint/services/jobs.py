@@ -67,6 +67,19 @@ class JobPlanner(OnResources):
             raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
         return Routing(deployment, reason)
 
+    def remote_input(self, workspace_id: str, job_name: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        """Where to fetch an input on remote storage from, before the job runs; None for a local input."""
+        location = self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
+        if location.local_path is not None:
+            return None
+        return {
+            "uri": location.uri,
+            "protocol": location.protocol,
+            "path": location.path,
+            "storage_options": location.storage_options,
+            "target": str(self.jobs_root / job_name / "input"),
+        }
+
     def spec(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> JobSpec:
         settings = deployment.body["properties"]
         output_dir, file_name = self._output(workspace_id, job_name, request, settings)
@@ -75,7 +88,7 @@ class JobPlanner(OnResources):
         try:
             return JobSpec(
                 job_id=uuid.uuid4().hex,
-                input_paths=[self._input(workspace_id, request.get("inputData") or {})],
+                input_paths=[self._input(workspace_id, job_name, request.get("inputData") or {})],
                 output_dir=output_dir,
                 code_dir=code_dir,
                 scoring_script=script,
@@ -95,19 +108,10 @@ class JobPlanner(OnResources):
         except ValueError as error:
             raise bad_request(f"The job cannot run with these settings: {error}") from None
 
-    def _input(self, workspace_id: str, inputs: dict[str, Any]) -> Path:
-        data = [value for value in inputs.values() if (value.get("jobInputType") or "").lower() != "literal"]
-        if len(data) != 1 or len(inputs) != 1:
-            raise bad_request(
-                f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
-                "UserError",
-            )
-        kind = (data[0].get("jobInputType") or "").lower()
-        if kind not in INPUT_TYPES:
-            raise bad_request(f"Input type '{data[0].get('jobInputType')}' is not supported; use UriFolder or UriFile.")
-        if not data[0].get("uri"):
-            raise bad_request("The input has no 'uri'.", "UserError")
-        return _local(self.uris.resolve(workspace_id, data[0]["uri"]), "input")
+    def _input(self, workspace_id: str, job_name: str, inputs: dict[str, Any]) -> Path:
+        """The local folder or file the job reads: remote inputs are fetched into the job's folder first."""
+        location = self.uris.resolve(workspace_id, _data_input(inputs)["uri"])
+        return location.local_path or self.jobs_root / job_name / "input"
 
     def _output(
         self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
@@ -154,11 +158,27 @@ class JobPlanner(OnResources):
         return root
 
 
+def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A model deployment's one data input (Azure ignores its name)."""
+    data = [value for value in inputs.values() if (value.get("jobInputType") or "").lower() != "literal"]
+    if len(data) != 1 or len(inputs) != 1:
+        raise bad_request(
+            f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
+            "UserError",
+        )
+    kind = (data[0].get("jobInputType") or "").lower()
+    if kind not in INPUT_TYPES:
+        raise bad_request(f"Input type '{data[0].get('jobInputType')}' is not supported; use UriFolder or UriFile.")
+    if not data[0].get("uri"):
+        raise bad_request("The input has no 'uri'.", "UserError")
+    return data[0]
+
+
 def _local(location: Location, what: str) -> Path:
     if location.local_path is None:
         raise bad_request(
-            f"The {what} '{location.uri}' is on remote storage; batchpoint runs jobs on local datastores and "
-            "allowed local paths for now.",
+            f"The {what} '{location.uri}' is on remote storage; batchpoint reads job inputs from remote "
+            "datastores and URLs, and writes outputs, code and models to local datastores and allowed local paths.",
             "UserError",
         )
     return location.local_path
@@ -262,7 +282,7 @@ class Jobs(OnResources):
                 "UserError",
             ) from error
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, spec), None)
-        job.secrets = {"spec": spec_to_record(spec)}
+        job.secrets = {"spec": spec_to_record(spec), "fetch": self.planner.remote_input(workspace_id, job_name, request)}
         self.store.insert(job)
         if request_id is not None and not self._claim(endpoint, request_id, job_id):
             self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job
