@@ -25,12 +25,14 @@ from tests.server import Server
 
 SCORE = """
 import os
+import time
 
 def init():
     global model_files
     model_files = sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
 
 def run(mini_batch):
+    time.sleep(0.3)
     return [f"{os.path.basename(path)} {model_files[0]} {os.environ['GREETING']}" for path in mini_batch]
 """
 
@@ -83,6 +85,7 @@ def test_invoke_a_local_folder_and_follow_the_job(
     job = ml_client.batch_endpoints.invoke(
         endpoint_name=deployed, input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 8)))
     )
+    assert first_status_after_start(ml_client, job.name) == "Running"
     ml_client.jobs.stream(job.name)
 
     assert ml_client.jobs.get(job.name).status == "Completed"
@@ -95,6 +98,13 @@ def test_invoke_a_local_folder_and_follow_the_job(
     downloaded = tmp_path / "download" / "named-outputs" / "score"
     assert (downloaded / "predictions.csv").read_text().splitlines() == expected
     assert "Completed" in (downloaded / "logs" / "job_result.txt").read_text()
+
+
+def first_status_after_start(ml_client: MLClient, name: str) -> str:
+    status = "NotStarted"
+    while status in ("NotStarted", "Queued"):
+        status = ml_client.jobs.get(name).status
+    return status
 
 
 def test_invoke_with_datastore_input_overrides_and_a_chosen_output(
@@ -116,3 +126,9 @@ def test_invoke_with_datastore_input_overrides_and_a_chosen_output(
     assert (blobstore / "chosen" / "out" / "predictions.csv").read_text().splitlines() == [
         f"f{index:05d}.txt model hello" for index in range(6)
     ]
+
+
+def test_deployment_and_endpoint_are_deleted_last(ml_client: MLClient, deployed: str) -> None:
+    ml_client.batch_deployments.begin_delete(name="main", endpoint_name=deployed).result()
+    ml_client.batch_endpoints.begin_delete(name=deployed).result()
+    assert deployed not in [endpoint.name for endpoint in ml_client.batch_endpoints.list()]
