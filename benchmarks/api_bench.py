@@ -47,6 +47,8 @@ DEPLOYMENTS_PATH = f"{WORKSPACE}/batchEndpoints/bench/deployments"
 DEPLOYMENT_COUNT = 1000
 CLIENTS = 16
 BODIES_ENV = "API_BENCH_BODIES"
+TOKEN_ENV = "API_BENCH_TOKEN"
+"""A token of the benchmarked server's embedded issuer: set once it runs, read by the load generator process too."""
 STARLETTE, BATCHPOINT = "starlette", "batchpoint"
 
 
@@ -80,7 +82,7 @@ DEPLOYMENT_BODY = {"location": "local", "properties": {}}
 
 def encode_request(port: int, method: str, target: str, body: bytes = b"") -> bytes:
     head = (
-        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer x\r\n"
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {os.environ[TOKEN_ENV]}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
@@ -223,6 +225,11 @@ def batchpoint_command(port: int, home: Path) -> list[str]:
     return [sys.executable, "-m", "batchpoint", "serve", "--http", "--port", str(port), "--home", str(home)]
 
 
+def mint_token(home: Path) -> str:
+    command = [sys.executable, "-m", "batchpoint", "token", "--home", str(home), "--minutes", "120"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def baseline_command(port: int) -> list[str]:
     app_dir = str(Path(__file__).resolve().parent)
     factory = f"{Path(__file__).stem}:baseline_app"
@@ -344,6 +351,7 @@ def benchmark(timing: Timing, workdir: Path) -> Results:
     bodies_file = workdir / "bodies.json"
     home = workdir / "home"
     with running(batchpoint_command(ports[BATCHPOINT], home), ports[BATCHPOINT], workdir / "batchpoint.log"):
+        os.environ[TOKEN_ENV] = mint_token(home)
         started = time.monotonic()
         bodies = asyncio.run(populate(ports[BATCHPOINT]))
         print(f"created {DEPLOYMENT_COUNT} deployments in {time.monotonic() - started:.1f} s", flush=True)

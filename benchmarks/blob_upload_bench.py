@@ -91,7 +91,7 @@ def default_blob(server: Server) -> BlobClient:
     """The benchmark blob in the default datastore, reached as the SDKs reach it: account name and key."""
     versioned = {"api-version": API}
     datastore_id = f"{WORKSPACE_ID}/datastores/workspaceblobstore"
-    with server.client(token="x") as client:
+    with server.client() as client:
         properties = client.get(datastore_id, params=versioned).raise_for_status().json()["properties"]
         key = client.post(f"{datastore_id}/listSecrets", params=versioned).raise_for_status().json()["key"]
     account = properties["accountName"].split("/blob/")[1].split("?")[0]

@@ -10,10 +10,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
+
+from batchpoint.issuer import ensure_issuer
 
 POSTGRES_ADMIN_URL = os.environ.get("BATCHPOINT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -21,7 +25,13 @@ WORKSPACE_ID = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/local/providers/Microsoft.MachineLearningServices/workspaces/default"
 )
 API = "2025-12-01"
-TOKEN = "test-token"
+TEST_USER = "tester@example.com"
+TOKEN_MINUTES = 24 * 60
+
+
+class Token(Enum):
+    OWN = "own"
+    """A valid token of the server's embedded issuer (``Server.token()``)."""
 
 
 def free_port() -> int:
@@ -114,7 +124,16 @@ class Server:
         self.log.close()
         return code
 
-    def client(self, token: str | None = TOKEN) -> httpx.Client:
+    def token(self, **options: Any) -> str:
+        """A token of the server's embedded issuer, as ``batchpoint token --home`` prints, for its own URL.
+
+        ``options`` are ``Issuer.mint``'s (``user``, ``roles``, ...)."""
+        defaults: dict[str, Any] = {"audience": self.base_url, "user": TEST_USER, "minutes": TOKEN_MINUTES}
+        return ensure_issuer(self.home).mint(**defaults | options)
+
+    def client(self, token: str | Token | None = Token.OWN) -> httpx.Client:
+        """An HTTP client with ``token`` (``None``: no Authorization header)."""
+        token = self.token() if token is Token.OWN else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify = str(self.ca_cert) if self.tls else False
         return httpx.Client(base_url=self.base_url, headers=headers, verify=verify, timeout=30)

@@ -16,7 +16,7 @@ def test_serves_https_with_a_certificate_for_127_0_0_1_and_localhost(tls_server:
             response = client.get(
                 f"https://{host}:{tls_server.port}{WORKSPACE_ID}",
                 params={"api-version": API},
-                headers={"Authorization": "Bearer t"},
+                headers={"Authorization": f"Bearer {tls_server.token()}"},
             )
             assert response.status_code == 200
 

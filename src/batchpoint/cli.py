@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from batchpoint.cli_jobs import invoke, jobs_app
+from batchpoint.cli_token import token
+from batchpoint.cli_yaml import add_to as add_yaml_commands
 from batchpoint.config import Settings, default_home
 
 app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
@@ -31,6 +33,14 @@ def serve(
         list[Path] | None,
         typer.Option(help="A folder that jobs and assets may use by local path (repeatable).", exists=True, file_okay=False),
     ] = None,
+    trusted_issuer: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ISSUER=JWKS_FILE_OR_URL",
+            help="Also accept the tokens of ISSUER (their 'iss'), checked with the keys of a JWKS file, "
+            "a JWKS URL or an OpenID configuration URL (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -42,9 +52,19 @@ def serve(
         port=port,
         tls=not http,
         allowed_local_paths=list(allow_local_path or []),
+        trusted_issuers=dict(_issuer_and_keys(value) for value in trusted_issuer or []),
     )
     run_server(settings)
 
 
+def _issuer_and_keys(value: str) -> tuple[str, str]:
+    issuer, separator, keys = value.partition("=")
+    if not separator or not issuer or not keys:
+        raise typer.BadParameter(f"'{value}' is not ISSUER=JWKS_FILE_OR_URL", param_hint="--trusted-issuer")
+    return issuer, keys
+
+
 app.command()(invoke)
 app.add_typer(jobs_app, name="jobs")
+app.command()(token)
+add_yaml_commands(app)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
+from batchpoint.issuer import ensure_issuer
 from batchpoint.services.ids import workspace_id
 
 API_VERSION = "2025-12-01"
@@ -23,11 +24,16 @@ class ServerError(Exception):
 @dataclass
 class Target:
     url: str = os.environ.get("BATCHPOINT_URL", "https://127.0.0.1:8443")
-    token: str = os.environ.get("BATCHPOINT_TOKEN", "local")
+    token: str = os.environ.get("BATCHPOINT_TOKEN", "")
     home: Path | None = None
     subscription: str = DEFAULT_SUBSCRIPTION
     resource_group: str = DEFAULT_RESOURCE_GROUP
     workspace: str = DEFAULT_WORKSPACE
+
+    def __post_init__(self) -> None:
+        """Without ``$BATCHPOINT_TOKEN``, a token of the embedded issuer of the server's data directory."""
+        if not self.token:
+            self.token = ensure_issuer(self.home or default_home()).mint()
 
     @property
     def workspace_id(self) -> str:

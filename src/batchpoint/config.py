@@ -22,6 +22,8 @@ class Settings:
     database_url: str | None = None
     allowed_local_paths: list[Path] = field(default_factory=list)
     """Folders whose files jobs and assets may read and write by plain local path."""
+    trusted_issuers: dict[str, str] = field(default_factory=dict)
+    """Token issuers trusted besides the embedded one: ``iss`` to a JWKS file, or a JWKS or OpenID configuration URL."""
     host: str = "127.0.0.1"
     port: int = 8443
     tls: bool = True

@@ -12,17 +12,20 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for open connections: idle TLS keep-alive clients never answer close_notify."""
 
 SNIPPET = '''\
-import os
+import os, subprocess, time
 os.environ["REQUESTS_CA_BUNDLE"] = {ca!r}
 from azure.core.credentials import AccessToken
 from azure.ai.ml import MLClient
 
-class StaticToken:
+class BatchpointToken:
+    """Tokens of the server's own issuer, from `batchpoint token`."""
     def get_token(self, *scopes, **kwargs):
-        return AccessToken("local-token", 4102444800)
+        command = ["batchpoint", "token", "--home", {home!r}, "--minutes", "60"]
+        token = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+        return AccessToken(token, int(time.time()) + 3600)
 
 ml_client = MLClient(
-    StaticToken(), {subscription!r}, {group!r}, {workspace!r},
+    BatchpointToken(), {subscription!r}, {group!r}, {workspace!r},
     cloud="batchpoint",
     cloud_metadata={{
         "azure_portal": {base!r}, "resource_manager": {base!r},
@@ -32,7 +35,7 @@ ml_client = MLClient(
 )
 # The management client:
 from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
-mgmt = MachineLearningServicesMgmtClient(StaticToken(), {subscription!r}, base_url={base!r}, polling_interval=1)
+mgmt = MachineLearningServicesMgmtClient(BatchpointToken(), {subscription!r}, base_url={base!r}, polling_interval=1)
 '''
 
 
@@ -40,6 +43,7 @@ def banner(settings: Settings, tls: TlsFiles | None) -> str:
     lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}"]
     if tls is not None:
         lines.append(f"trust its certificate with:  export REQUESTS_CA_BUNDLE={tls.ca_cert}")
+    lines.append(f"get an access token with:    export TOKEN=$(batchpoint token --home {settings.home})")
     lines += ["", "Connect the official clients (paste into Python):", ""]
     lines.append(
         SNIPPET.format(
@@ -48,6 +52,7 @@ def banner(settings: Settings, tls: TlsFiles | None) -> str:
             group=DEFAULT_RESOURCE_GROUP,
             workspace=DEFAULT_WORKSPACE,
             base=settings.base_url,
+            home=str(settings.home),
         )
     )
     return "\n".join(lines)

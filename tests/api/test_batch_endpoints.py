@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import jwt
-
 from tests.api.arm import (
     ENDPOINTS,
     create_endpoint,
@@ -156,8 +154,7 @@ def test_delete_answers_202_then_the_endpoint_is_gone(server: Server) -> None:
 
 
 def test_created_by_comes_from_the_token_claims(server: Server) -> None:
-    token = jwt.encode({"upn": "ada@example.com", "oid": "1234"}, "secret", algorithm="HS256")
-    with server.client(token=token) as client:
+    with server.client(token=server.token(user="ada@example.com")) as client:
         endpoint = create_endpoint(client, "mine")
     assert endpoint["systemData"]["createdBy"] == "ada@example.com"
     assert endpoint["systemData"]["createdByType"] == "User"

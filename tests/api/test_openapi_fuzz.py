@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.api.arm import create_endpoint, deployment_body, deployment_url, put_and_wait
-from tests.server import API, SUBSCRIPTION, TOKEN, Server
+from tests.server import API, SUBSCRIPTION, Server
 
 ENDPOINT = "fuzz-endpoint"
 DEPLOYMENT = "fuzz-deployment"
@@ -45,7 +45,6 @@ WORKSPACE_SCOPE = {
 }
 SEEDED_RESOURCES = {"endpointName": ENDPOINT, "deploymentName": DEPLOYMENT}
 EXISTING = WORKSPACE_SCOPE | SEEDED_RESOURCES
-AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
 MAX_EXAMPLES = 30
 CHECKS = [
     not_a_server_error,
@@ -92,10 +91,14 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def api_schema(sqlite_server: Server) -> OpenApiSchema:
     """The document the server serves, with hooks that aim generated requests at existing resources."""
     schema = schemathesis.openapi.from_url(f"{sqlite_server.base_url}/openapi.json")
-    schema.config.update(base_url=sqlite_server.base_url, headers=AUTHORIZATION)
+    schema.config.update(base_url=sqlite_server.base_url, headers=authorization(sqlite_server))
     schema.hooks.hook("flatmap_path_parameters")(aim_at_existing_resources)
     schema.hooks.hook("flatmap_query")(mostly_valid_api_version)
     return schema
+
+
+def authorization(server: Server) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.token()}"}
 
 
 def chance(numerator: int, denominator: int) -> st.SearchStrategy[bool]:
@@ -168,9 +171,13 @@ def test_every_response_is_documented_and_never_a_server_error(
 
 
 @pytest.mark.parametrize("finding", FINDINGS)
-def test_requests_that_once_failed_are_answered_as_documented(api_schema: OpenApiSchema, finding: Finding) -> None:
+def test_requests_that_once_failed_are_answered_as_documented(
+    sqlite_server: Server, api_schema: OpenApiSchema, finding: Finding
+) -> None:
     operation = api_schema.find_operation_by_id(finding.operation_id)
     path_parameters = {name: value for name, value in EXISTING.items() if f"{{{name}}}" in operation.path}
     query = {"api-version": API, **finding.query}
-    case = operation.Case(path_parameters=path_parameters, headers=AUTHORIZATION, query=query, body=finding.body)
+    case = operation.Case(
+        path_parameters=path_parameters, headers=authorization(sqlite_server), query=query, body=finding.body
+    )
     case.call_and_validate(checks=CHECKS)

@@ -1,4 +1,6 @@
-"""A credential that hands out a fixed token: Entra ID itself is the one thing faked offline."""
+"""A credential that hands out a fixed token: Entra ID itself is the one thing faked offline.
+
+The token is a real one, signed by the test server's embedded issuer (``Server.token()``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ FAR_FUTURE = 4102444800
 
 
 class StaticTokenCredential:
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(self, token: str) -> None:
         self.token = token
         self.scopes: list[str] = []
 

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 
 from batchpoint import __version__
+from batchpoint.api.auth import token_validator
 from batchpoint.api.errors import install_error_handlers
 from batchpoint.api.fastpath import ReadFastPath
 from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.api.routes import assets, batch, blob, datastores, jobs, operations, workspaces
+from batchpoint.api.routes import assets, batch, blob, datastores, identity, jobs, operations, workspaces
 from batchpoint.config import Settings
+from batchpoint.issuer import ensure_issuer
 from batchpoint.services.container import Services
 
 
@@ -46,7 +48,9 @@ def create_api(settings: Settings) -> FastAPI:
         default_response_class=Response,
     )
     app.state.settings = settings
-    for module in (batch, workspaces, datastores, assets, jobs, operations, blob):
+    app.state.issuer = ensure_issuer(settings.home)
+    app.state.tokens = token_validator(settings, app.state.issuer)
+    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

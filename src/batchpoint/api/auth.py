@@ -1,20 +1,45 @@
-"""The one authentication seam: every ARM route's context dependency calls ``authenticate``.
+"""The one authentication seam: every route's context dependency, and the read fast path, call ``authenticate``.
 
-For now any bearer token is accepted; its ``oid``/``upn`` claims (read without checking the signature)
-name the caller in ``systemData``. A stricter validator replaces the body of ``authenticate`` only.
+A request needs a bearer token that the app's ``TokenValidator`` accepts (see ``api/tokens.py``); its
+``upn``/``oid`` claims name the caller in ``systemData``. ARM calls take the management audiences (this server's
+own URL, ``https://management.azure.com/``); data-plane calls (invoke, run history) take ``https://ml.azure.com``
+too. Refusals are ARM's 401s, with a ``WWW-Authenticate`` challenge.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from starlette.requests import Request
 
-import jwt
-from fastapi import Request
-
+from batchpoint.api.tokens import Claims, LocalKeys, TokenRejected, TokenValidator, audience_forms, key_source
+from batchpoint.config import Settings
+from batchpoint.issuer import Issuer
 from batchpoint.services.context import Caller
 from batchpoint.services.errors import ArmError
 
 ANONYMOUS = "unknown"
+MANAGEMENT_AUDIENCE = "https://management.azure.com/"
+ML_AUDIENCE = "https://ml.azure.com"
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+AUTHORIZATION_URI = "https://login.windows.net/common"
+
+
+def token_validator(settings: Settings, embedded: Issuer) -> TokenValidator:
+    """The embedded issuer and the configured ones; the audiences of this server as configured.
+
+    The server's own URL counts under its configured host and the local names only, never under a request's
+    ``Host`` header, which would let a token meant for any other service in."""
+    configured = {issuer: key_source(keys) for issuer, keys in settings.trusted_issuers.items()}
+    issuers = {embedded.url: LocalKeys(embedded.jwks()), **configured}
+    own_urls = {f"{settings.scheme}://{host}:{settings.port}" for host in (settings.host, *LOCAL_HOSTS)}
+    management = audience_forms([*own_urls, MANAGEMENT_AUDIENCE])
+    return TokenValidator(issuers, management, management | audience_forms([ML_AUDIENCE]))
+
+
+def _challenge(description: str) -> dict[str, str]:
+    return {
+        "WWW-Authenticate": f'Bearer authorization_uri="{AUTHORIZATION_URI}", error="invalid_token", '
+        f'error_description="{description}"'
+    }
 
 
 def _missing_header() -> ArmError:
@@ -22,28 +47,30 @@ def _missing_header() -> ArmError:
         401,
         "AuthenticationFailed",
         "Authentication failed. The 'Authorization' header is missing.",
-        headers={
-            "WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/common", '
-            'error="invalid_token", '
-            'error_description="The authentication failed because of missing \'Authorization\' header."'
-        },
+        headers=_challenge("The authentication failed because of missing 'Authorization' header."),
     )
 
 
-@lru_cache(maxsize=1024)
-def _caller_from_token(token: str) -> Caller:
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return Caller(name=ANONYMOUS)
+def _rejected(rejected: TokenRejected) -> ArmError:
+    if rejected.expired:
+        return ArmError(401, "ExpiredAuthenticationToken", rejected.reason, headers=_challenge("The access token expired."))
+    message = f"The access token is invalid. {rejected.reason}"
+    return ArmError(401, "InvalidAuthenticationToken", message, headers=_challenge("The access token is invalid."))
+
+
+def _caller(claims: Claims) -> Caller:
     name = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username") or claims.get("oid")
     kind = "User" if claims.get("upn") or claims.get("preferred_username") else "Application"
     return Caller(name=str(name or ANONYMOUS), type=kind, object_id=claims.get("oid"))
 
 
-def authenticate(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def authenticate(request: Request, data_plane: bool = False) -> Caller:
+    """The caller of ``request``, else a 401; ``data_plane`` routes also accept ``https://ml.azure.com`` tokens."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _missing_header()
-    return _caller_from_token(token.strip())
+    validator: TokenValidator = request.app.state.tokens
+    try:
+        return _caller(validator.claims(token.strip(), data_plane))
+    except TokenRejected as rejected:
+        raise _rejected(rejected) from None

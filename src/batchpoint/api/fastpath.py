@@ -49,7 +49,7 @@ class ReadFastPath:
         match = READS.match(scope["path"])
         if match is None or not _valid_names(match):
             return None
-        request = Request(scope)
+        request = Request({**scope, "app": self.app})  # FastAPI sets it too; authentication reads the app's state
         try:
             ctx = RequestContext(
                 base_url=base_url(request),

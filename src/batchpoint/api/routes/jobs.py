@@ -30,7 +30,7 @@ JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-
 
 async def invoke_context(request: Request) -> RequestContext:
     """Data-plane calls (invoke, run history) carry no api-version, but the same authentication."""
-    return RequestContext(base_url=base_url(request), caller=authenticate(request), api_version="")
+    return RequestContext(base_url=base_url(request), caller=authenticate(request, data_plane=True), api_version="")
 
 
 async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803

@@ -1,0 +1,123 @@
+"""The embedded token issuer: an ES256 key pair made once in the data directory, trusted by default.
+
+``batchpoint token`` signs access tokens with the private key; the server trusts the public key and publishes it
+(``/discovery/keys``), so other tools can check the tokens too. The issuer's tenant id derives from the key, so
+another data directory is another tenant, whose tokens this server refuses.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+ALGORITHM = "ES256"
+ISSUER_BASE = "https://sts.batchpoint.local"
+"""Issuer URLs look like Entra ID's v1 ones (``https://sts.windows.net/{tenant}/``); nothing is ever fetched there."""
+DEFAULT_AUDIENCE = "https://management.azure.com/"
+"""Every route accepts it, whatever the server's host and port."""
+DEFAULT_MINUTES = 60
+
+
+def key_file(home: Path) -> Path:
+    return home / "issuer" / "signing-key.pem"
+
+
+@dataclass(frozen=True)
+class Issuer:
+    key: ec.EllipticCurvePrivateKey
+
+    @cached_property
+    def _public_key(self) -> dict[str, str]:
+        jwk: dict[str, str] = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        return jwk
+
+    @cached_property
+    def kid(self) -> str:
+        """The key's RFC 7638 thumbprint."""
+        members = json.dumps(
+            {name: self._public_key[name] for name in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
+        )
+        return base64.urlsafe_b64encode(hashlib.sha256(members.encode()).digest()).rstrip(b"=").decode()
+
+    @cached_property
+    def tenant(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ISSUER_BASE}/{self.kid}"))
+
+    @property
+    def url(self) -> str:
+        return f"{ISSUER_BASE}/{self.tenant}/"
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [{**self._public_key, "kid": self.kid, "use": "sig", "alg": ALGORITHM}]}
+
+    def mint(
+        self,
+        audience: str | Sequence[str] = DEFAULT_AUDIENCE,
+        user: str | None = None,
+        roles: Sequence[str] = (),
+        scopes: Sequence[str] = (),
+        minutes: float = DEFAULT_MINUTES,
+    ) -> str:
+        """A signed access token for ``user`` (default: the login name), shaped like an Entra ID one."""
+        name = user or getpass.getuser()
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": audience if isinstance(audience, str) else list(audience),
+            "tid": self.tenant,
+            "oid": str(uuid.uuid5(uuid.UUID(self.tenant), name)),
+            "upn": name,
+            "name": name,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(minutes * 60),
+        }
+        if roles:
+            claims["roles"] = list(roles)
+        if scopes:
+            claims["scp"] = " ".join(scopes)
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"})
+
+
+def ensure_issuer(home: Path) -> Issuer:
+    """The data directory's issuer, its key made on first use (by the server or ``batchpoint token``, whichever
+    comes first: the key file is created atomically, so both end up with the same key)."""
+    path = key_file(home)
+    if not path.exists():
+        _create_key(path)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} does not hold an EC private key")
+    return Issuer(key)
+
+
+def _create_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(pem)
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process made it first; use theirs
+    finally:
+        os.unlink(temporary)

@@ -1,0 +1,156 @@
+"""The az-ml-style verbs (``batchpoint batch-endpoint|batch-deployment|model|environment ...``) on az ml YAML
+files, run as a user runs them against a real server over HTTPS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from batchpoint.cli import app
+from tests.api.jobs import predictions, write_inputs
+from tests.server import Server
+
+SCORE = """
+import os
+
+def init():
+    global model_files
+    model_files = sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
+
+def run(mini_batch):
+    return [f"{os.path.basename(path)} {model_files[0]} {os.environ['GREETING']}" for path in mini_batch]
+"""
+
+MODEL = """\
+$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json
+name: yaml-model
+path: ./model
+description: Weights from a local folder.
+"""
+
+ENVIRONMENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+name: yaml-env
+image: python:3.11
+"""
+
+ENDPOINT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json
+name: yaml-ep
+description: Scores text files.
+auth_mode: aad_token
+"""
+
+DEPLOYMENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json
+name: main
+endpoint_name: yaml-ep
+type: model
+model: azureml:yaml-model@latest
+code_configuration:
+  code: ./src
+  scoring_script: score.py
+environment: azureml:yaml-env@latest
+compute: azureml:cpu-cluster
+resources:
+  instance_count: 1
+settings:
+  mini_batch_size: 10
+  max_concurrency_per_instance: 2
+  output_action: append_row
+  output_file_name: predictions.csv
+  retry_settings:
+    max_retries: 1
+    timeout: 30
+  error_threshold: -1
+  logging_level: info
+  environment_variables:
+    GREETING: hello
+"""
+
+
+@pytest.fixture(scope="module")
+def yaml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """No --allow-local-path: the SDK uploads every local code, model and input folder through the blob API."""
+    server = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder laid out like the azureml-examples batch samples: YAML files next to ./src and ./model."""
+    folder = tmp_path_factory.mktemp("project")
+    (folder / "src").mkdir()
+    (folder / "src" / "score.py").write_text(SCORE)
+    (folder / "model").mkdir()
+    (folder / "model" / "weights.bin").write_bytes(b"w")
+    for name, text in {"model": MODEL, "environment": ENVIRONMENT, "endpoint": ENDPOINT, "deployment": DEPLOYMENT}.items():
+        (folder / f"{name}.yml").write_text(text)
+    return folder
+
+
+def batchpoint(server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "batchpoint", *args, "--url", server.base_url, "--home", str(server.home)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path) -> None:
+    run = lambda *args: batchpoint(yaml_server, project, *args)  # noqa: E731
+    model = json.loads(succeeded(run("model", "create", "-f", "model.yml")))
+    succeeded(run("environment", "create", "-f", "environment.yml"))
+    succeeded(run("batch-endpoint", "create", "-f", "endpoint.yml"))
+    deployment = json.loads(succeeded(
+        run("batch-deployment", "create", "-f", "deployment.yml", "--set-default", "--set", "settings.mini_batch_size=3")
+    ))
+    inputs = write_inputs(project / "inputs", 7)
+
+    invoked = run("batch-endpoint", "invoke", "-f", "endpoint.yml", "--input", str(inputs), "--wait")
+    name = succeeded(invoked).split()[1]
+    jobs = succeeded(run("batch-endpoint", "list-jobs", "--name", "yaml-ep"))
+    endpoint = json.loads(succeeded(run("batch-endpoint", "show", "-f", "endpoint.yml")))
+
+    assert model["version"] == "1" and "/models/yaml-model/versions/1" in deployment["model"]
+    assert deployment["mini_batch_size"] == 3 and deployment["environment_variables"] == {"GREETING": "hello"}
+    assert "Completed" in invoked.stdout and name in jobs and endpoint["defaults"]["deployment_name"] == "main"
+    assert predictions(yaml_server.home, name) == [f"f{index:05d}.txt model hello" for index in range(7)]
+
+    succeeded(run("batch-deployment", "delete", "-f", "deployment.yml"))
+    succeeded(run("batch-endpoint", "delete", "--name", "yaml-ep"))
+    gone = run("batch-endpoint", "show", "--name", "yaml-ep")
+    assert gone.returncode == 2 and "yaml-ep" in gone.stdout
+
+
+def test_validation_errors_point_at_the_yaml_line_or_the_set_option(yaml_server: Server, project: Path) -> None:
+    text = DEPLOYMENT.replace("mini_batch_size: 10", "mini_batch_size: ten").replace(
+        "  logging_level: info\n", "  logging_level: info\n  colour: blue\n"
+    )
+    broken = project / "broken.yml"
+    broken.write_text(text)
+    line_of = lambda content: text.splitlines().index(content) + 1  # noqa: E731
+
+    result = batchpoint(yaml_server, project, "batch-deployment", "create", "-f", str(broken),
+                        "--set", "settings.max_concurrency_per_instance=many")
+
+    assert result.returncode == 2
+    assert f"{broken}:{line_of('  mini_batch_size: ten')}: settings.mini_batch_size: Not a valid integer." in result.stdout
+    assert f"{broken}:{line_of('  colour: blue')}: settings.colour: Unknown field." in result.stdout
+    assert ("--set settings.max_concurrency_per_instance=many: settings.max_concurrency_per_instance: "
+            "Not a valid integer.") in result.stdout
+
+
+def test_without_azure_ai_ml_the_yaml_verbs_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
+    result = CliRunner().invoke(app, ["batch-endpoint", "list"])
+    assert result.exit_code == 2 and "pip install 'batchpoint[cli]'" in result.stdout
