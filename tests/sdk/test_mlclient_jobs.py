@@ -66,7 +66,9 @@ def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> s
         settings=ModelBatchDeploymentSettings(
             mini_batch_size=3,
             max_concurrency_per_instance=2,
+            output_action="append_row",
             output_file_name="predictions.csv",
+            error_threshold=-1,
             retry_settings=BatchRetrySettings(max_retries=1, timeout=30),
             logging_level="info",
             environment_variables={"GREETING": "hello"},
