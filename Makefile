@@ -9,7 +9,7 @@ AZURITE := node_modules/.bin/azurite-blob
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,test]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,mlflow,test]'
 	touch $(STAMP)
 
 # Azurite (package-lock.json) for the AzureBlob datastore tests; without Node.js those tests are skipped.

@@ -10,6 +10,7 @@ from typing import Any
 
 import isodate
 
+from batchpoint import runtime as runtime_package
 from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.services.context import BASE_URL, RequestContext
@@ -25,6 +26,8 @@ JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
 INVOCATION_TYPE = "batchpoint/invocations"
 TERMINAL = ("Completed", "Failed", "Canceled")
 JOB_SCAN_LIMIT = 100_000
+MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
+"""Azure's generated scorer for MLflow models deployed without a scoring script."""
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 
 
@@ -133,12 +136,21 @@ class JobPlanner(OnResources):
     def _code(self, workspace_id: str, settings: dict[str, Any]) -> tuple[Path | None, str | None]:
         configuration = settings.get("codeConfiguration") or {}
         if not configuration.get("codeId"):
+            if self._model_type(workspace_id, settings) == "mlflow_model":
+                return MLFLOW_SCORER.parent, MLFLOW_SCORER.name
             return None, configuration.get("scoringScript")
         version = self.store.get(resolve_version(self.store, workspace_id, "codes", configuration["codeId"], "code"))
         code_uri = version.body["properties"].get("codeUri")
         if not code_uri:
             raise bad_request("The deployment's code version has no codeUri.", "UserError")
         return _local(self.uris.resolve(workspace_id, code_uri), "code"), configuration.get("scoringScript")
+
+    def _model_type(self, workspace_id: str, settings: dict[str, Any]) -> str | None:
+        model = settings.get("model") or {}
+        if model.get("referenceType") != "Id":
+            return None
+        version = self.store.get(resolve_version(self.store, workspace_id, "models", model["assetId"], "model"))
+        return (version.body["properties"].get("modelType") or "").lower()
 
     def _model(self, workspace_id: str, job_name: str, settings: dict[str, Any]) -> Path | None:
         """AZUREML_MODEL_DIR: a private folder where the registered files appear under their own name."""

@@ -1,0 +1,98 @@
+"""The scoring script of MLflow models deployed without one, as Azure ML generates it (Decision 15).
+
+It reads each input file (``.csv``, ``.parquet``/``.pqt``), casts its columns to the model's input signature,
+calls ``predict()`` once per file, and returns one ``row,prediction,file`` line per input row (``row`` is the
+0-based index within its file). A prediction with several values (a DataFrame row, a dict, a vector) is written
+as compact JSON in one quoted field, so every line keeps exactly three CSV fields. A file it cannot read or cast fails
+its mini-batch with a message naming the file and, for a cast, the column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pqt": pd.read_parquet}
+MLFLOW_TYPES = {
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "string": "str",
+    "boolean": "bool",
+}
+
+model: Any = None
+
+
+def init() -> None:
+    global model
+    import mlflow.pyfunc  # noqa: PLC0415 - heavy, and only workers of MLflow deployments need it
+
+    model = mlflow.pyfunc.load_model(str(model_folder(Path(os.environ["AZUREML_MODEL_DIR"])).resolve()))
+
+
+def model_folder(root: Path) -> Path:
+    """The folder holding the ``MLmodel`` file, wherever the registered files put it below the model root (which
+    links to them, hence ``followlinks``)."""
+    found = sorted(Path(folder) for folder, _, files in os.walk(root, followlinks=True) if "MLmodel" in files)
+    if not found:
+        raise FileNotFoundError(f"No MLmodel file below the model folder {root}: is this an MLflow model?")
+    return found[0]
+
+
+def run(mini_batch: list[str]) -> list[str]:
+    rows: list[str] = []
+    for path in mini_batch:
+        predictions = model.predict(cast_to_signature(read(path), path))
+        name = os.path.basename(path)
+        rows += [f"{index},{flatten(value)},{name}" for index, value in enumerate(prediction_values(predictions))]
+    return rows
+
+
+def read(path: str) -> pd.DataFrame:
+    reader = READERS.get(Path(path).suffix.lower())
+    if reader is None:
+        raise ValueError(
+            f"Error processing input file '{os.path.basename(path)}': file type '{Path(path).suffix.lstrip('.')}' "
+            f"is not supported (supported: {', '.join(sorted(READERS))})."
+        )
+    return reader(path)
+
+
+def cast_to_signature(frame: pd.DataFrame, path: str) -> pd.DataFrame:
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        return frame
+    for column in schema.inputs:
+        dtype = MLFLOW_TYPES.get(str(column.type).lower().split(".")[-1])
+        if column.name not in frame.columns or dtype is None:
+            continue
+        try:
+            frame[column.name] = frame[column.name].astype(dtype)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"Error processing input file '{os.path.basename(path)}': column '{column.name}' cannot be read as "
+                f"{dtype}: {error}"
+            ) from None
+    return frame
+
+
+def prediction_values(predictions: Any) -> list[Any]:
+    if isinstance(predictions, pd.DataFrame):
+        return predictions.to_dict(orient="records")
+    if isinstance(predictions, dict):
+        return [dict(zip(predictions, values)) for values in zip(*predictions.values())]
+    return list(getattr(predictions, "tolist", lambda: predictions)())
+
+
+def flatten(value: Any) -> str:
+    """A scalar as is; several values as compact JSON, quoted as one CSV field so its commas stay inside it."""
+    if isinstance(value, dict | list | tuple):
+        text = json.dumps(value, separators=(",", ":"), default=str)
+        return '"' + text.replace('"', '""') + '"'
+    return str(value)

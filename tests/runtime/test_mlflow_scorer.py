@@ -1,0 +1,52 @@
+"""The MLflow scorer's file handling: what it reads, how it casts, and how it names what went wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from batchpoint.runtime.scorers import mlflow_scorer
+
+pytest.importorskip("mlflow", reason="MLflow scoring needs the 'mlflow' extra")
+
+
+@pytest.fixture
+def signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose input signature has a long column ``a`` and a double column ``b``."""
+    from mlflow.models import infer_signature
+
+    schema = infer_signature(pd.DataFrame({"a": [1], "b": [0.5]})).inputs
+    metadata = SimpleNamespace(get_input_schema=lambda: schema)
+    monkeypatch.setattr(mlflow_scorer, "model", SimpleNamespace(metadata=metadata))
+
+
+def test_unsupported_file_types_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "data.avro"
+    path.write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"'data\.avro': file type 'avro' is not supported"):
+        mlflow_scorer.read(str(path))
+
+
+def test_columns_are_cast_to_the_signature(signature: None, tmp_path: Path) -> None:
+    frame = mlflow_scorer.cast_to_signature(pd.DataFrame({"a": ["1", "2"], "b": ["0.5", "1"]}), str(tmp_path / "f.csv"))
+    assert str(frame["a"].dtype) == "int64" and str(frame["b"].dtype) == "float64"
+
+
+def test_a_cast_error_names_the_file_and_the_column(signature: None) -> None:
+    with pytest.raises(ValueError, match=r"'bad\.csv': column 'a' cannot be read as int64"):
+        mlflow_scorer.cast_to_signature(pd.DataFrame({"a": ["x"], "b": [1.0]}), "/in/bad.csv")
+
+
+@pytest.mark.parametrize(
+    ("predictions", "expected"),
+    [
+        (pd.Series([1.5, 2.0]).to_numpy(), ["1.5", "2.0"]),
+        (pd.DataFrame({"p": [1, 2], "q": ["x", "y"]}), ['"{""p"":1,""q"":""x""}"', '"{""p"":2,""q"":""y""}"']),
+        ({"p": [1, 2]}, ['"{""p"":1}"', '"{""p"":2}"']),
+    ],
+)
+def test_multi_output_predictions_become_one_quoted_json_field(predictions: object, expected: list[str]) -> None:
+    assert [mlflow_scorer.flatten(value) for value in mlflow_scorer.prediction_values(predictions)] == expected
