@@ -101,6 +101,7 @@ class Server:
 
     def start(self) -> Server:
         command = [sys.executable, "-m", "batchpoint", "serve", "--port", str(self.port), "--home", str(self.home)]
+        command += ["--owner", TEST_USER]  # Server.token()'s user may do anything, as before role assignments
         if not self.tls:
             command.append("--http")
         if self.database_url:

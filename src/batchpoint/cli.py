@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from batchpoint.cli_jobs import invoke, jobs_app
+from batchpoint.cli_roles import role_app
 from batchpoint.cli_token import token
 from batchpoint.cli_yaml import add_to as add_yaml_commands
-from batchpoint.config import Settings, default_home
+from batchpoint.config import DEFAULT_MAX_BODY_BYTES, Settings, default_home
 
 app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
 
@@ -41,6 +42,14 @@ def serve(
             "a JWKS URL or an OpenID configuration URL (repeatable).",
         ),
     ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body outside the blob API; a larger one gets 413.")
+    ] = DEFAULT_MAX_BODY_BYTES,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option(help="Make this user (a name as 'batchpoint token --user' takes, or an object id) Owner over "
+                     "every scope, at each start (repeatable)."),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -53,6 +62,8 @@ def serve(
         tls=not http,
         allowed_local_paths=list(allow_local_path or []),
         trusted_issuers=dict(_issuer_and_keys(value) for value in trusted_issuer or []),
+        owners=list(owner or []),
+        max_body_bytes=max_body_bytes,
     )
     run_server(settings)
 
@@ -66,5 +77,6 @@ def _issuer_and_keys(value: str) -> tuple[str, str]:
 
 app.command()(invoke)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(role_app, name="role")
 app.command()(token)
 add_yaml_commands(app)

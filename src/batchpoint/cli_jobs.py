@@ -50,7 +50,7 @@ def invoke(
     client = connect(url, home)
     uri, kind = input_reference(input)
     overrides = {"miniBatchSize": mini_batch_size} if mini_batch_size else {}
-    job = _guard(lambda: client.invoke(endpoint, uri, kind, deployment, overrides))
+    job = guard(lambda: client.invoke(endpoint, uri, kind, deployment, overrides))
     console.print(f"job [bold]{job['name']}[/bold] {job['properties']['status']}")
     if wait:
         raise typer.Exit(follow(client, job["name"]))
@@ -64,7 +64,7 @@ def follow(client: BatchpointClient, name: str) -> int:
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("mini-batches", total=None, detail="")
         while True:
-            job = _guard(lambda: client.job(name))["properties"]
+            job = guard(lambda: client.job(name))["properties"]
             progress.update(bar, **_bar_state(job["progress"], time.monotonic() - started))
             if job["status"] in TERMINAL:
                 break
@@ -91,7 +91,8 @@ def report(job: dict[str, Any]) -> int:
     return 1
 
 
-def _guard(call):  # type: ignore[no-untyped-def]
+def guard(call):  # type: ignore[no-untyped-def]
+    """Run a client call; a server refusal is printed plainly and exits 2."""
     try:
         return call()
     except ServerError as error:
@@ -106,7 +107,7 @@ def list_jobs(
     home: Home = None,
 ) -> None:
     """Jobs of the workspace, oldest first."""
-    jobs = _guard(lambda: connect(url, home).jobs())
+    jobs = guard(lambda: connect(url, home).jobs())
     table = Table("endpoint", "deployment", "status", "mini-batches", "failed items")
     table.add_column("name", no_wrap=True, min_width=max((len(job["name"]) for job in jobs), default=4))
     for job in jobs:
@@ -129,13 +130,13 @@ def list_jobs(
 @jobs_app.command()
 def show(name: str, url: Url = None, home: Home = None) -> None:
     """The job resource, as the API returns it."""
-    console.print_json(json.dumps(_guard(lambda: connect(url, home).job(name))))
+    console.print_json(json.dumps(guard(lambda: connect(url, home).job(name))))
 
 
 @jobs_app.command()
 def logs(name: str, url: Url = None, home: Home = None) -> None:
     """Every log file of the job: the result first, then progress, worker output and errors."""
-    for log, text in _guard(lambda: connect(url, home).logs(name)).items():
+    for log, text in guard(lambda: connect(url, home).logs(name)).items():
         console.rule(log)
         console.print(text, markup=False, highlight=False)
 
@@ -143,7 +144,7 @@ def logs(name: str, url: Url = None, home: Home = None) -> None:
 @jobs_app.command()
 def cancel(name: str, url: Url = None, home: Home = None) -> None:
     """Ask the job to stop; it reads Canceled once its workers have stopped."""
-    _guard(lambda: connect(url, home).cancel(name))
+    guard(lambda: connect(url, home).cancel(name))
     console.print(f"cancel requested for {name}")
 
 

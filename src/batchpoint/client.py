@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from batchpoint.issuer import ensure_issuer
 from batchpoint.services.ids import workspace_id
 
 API_VERSION = "2025-12-01"
+AUTHORIZATION_API_VERSION = "2022-04-01"
+ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
@@ -98,3 +101,18 @@ class BatchpointClient:
         links = details["logFiles"]
         order = sorted(links, key=lambda log: (log != "job_result.txt", log))
         return {log: self.http.get(links[log]).text for log in order}
+
+    def _authorization(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, params={"api-version": AUTHORIZATION_API_VERSION}, **kwargs)
+
+    def role_assignments(self, scope: str) -> list[dict[str, Any]]:
+        """The assignments that hold at ``scope`` and those below it."""
+        return self._authorization("GET", scope.rstrip("/") + ASSIGNMENTS)["value"]
+
+    def assign_role(self, scope: str, principal_id: str, role: str) -> dict[str, Any]:
+        name = uuid.uuid4()
+        body = {"properties": {"roleDefinitionId": role, "principalId": principal_id}}
+        return self._authorization("PUT", f"{scope.rstrip('/')}{ASSIGNMENTS}/{name}", json=body)
+
+    def remove_role_assignment(self, assignment_id: str) -> None:
+        self._authorization("DELETE", assignment_id)

@@ -10,6 +10,7 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "local"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_LOCATION = "local"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def default_home() -> Path:
@@ -24,6 +25,8 @@ class Settings:
     """Folders whose files jobs and assets may read and write by plain local path."""
     trusted_issuers: dict[str, str] = field(default_factory=dict)
     """Token issuers trusted besides the embedded one: ``iss`` to a JWKS file, or a JWKS or OpenID configuration URL."""
+    owners: list[str] = field(default_factory=list)
+    """Users (names as ``batchpoint token --user`` takes, or object ids) made Owner over the root scope at start."""
     host: str = "127.0.0.1"
     port: int = 8443
     tls: bool = True
@@ -31,6 +34,8 @@ class Settings:
         default_factory=lambda: float(os.environ.get("BATCHPOINT_PROVISIONING_DELAY", "0"))
     )
     """Extra time a provisioning operation stays in progress (lets tests watch polling and conflicts)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()

@@ -63,6 +63,17 @@ class Issuer:
     def url(self) -> str:
         return f"{ISSUER_BASE}/{self.tenant}/"
 
+    def object_id(self, user: str | None = None) -> str:
+        """The ``oid`` the tokens of ``user`` (default: the login name) carry: stable per user and tenant."""
+        return str(uuid.uuid5(uuid.UUID(self.tenant), user or getpass.getuser()))
+
+    def principal_id(self, user_or_id: str) -> str:
+        """An object id as given, else the one this issuer's tokens for that user name carry."""
+        try:
+            return str(uuid.UUID(user_or_id))
+        except ValueError:
+            return self.object_id(user_or_id)
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": [{**self._public_key, "kid": self.kid, "use": "sig", "alg": ALGORITHM}]}
 
@@ -81,7 +92,7 @@ class Issuer:
             "iss": self.url,
             "aud": audience if isinstance(audience, str) else list(audience),
             "tid": self.tenant,
-            "oid": str(uuid.uuid5(uuid.UUID(self.tenant), name)),
+            "oid": self.object_id(name),
             "upn": name,
             "name": name,
             "iat": now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from tests.server import API, WORKSPACE_ID
 
 ENDPOINTS = f"{WORKSPACE_ID}/batchEndpoints"
+AUTHORIZATION_API = "2022-04-01"
 
 
 def endpoint_url(name: str) -> str:
@@ -58,3 +60,13 @@ def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.
 
 def create_endpoint(client: httpx.Client, name: str, **properties: Any) -> dict[str, Any]:
     return put_and_wait(client, endpoint_url(name), endpoint_body(**properties)).json()
+
+
+def grant(client: httpx.Client, scope: str, principal_id: str, role: str) -> dict[str, Any]:
+    """Assign ``role`` (a built-in role's name) to ``principal_id`` over ``scope`` through the API."""
+    name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{principal_id}|{role}"))
+    body = {"properties": {"roleDefinitionId": role, "principalId": principal_id}}
+    url = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    response = client.put(url, params={"api-version": AUTHORIZATION_API}, json=body)
+    assert response.status_code in (200, 201), response.text
+    return response.json()

@@ -30,6 +30,8 @@ V = {"api-version": API}
 ENDPOINT = "auth-ep"
 RSA_ISSUER = "https://login.example.com/11111111-1111-1111-1111-111111111111/v2.0"
 RSA_KID = "rsa-key-1"
+OID = "0b1c2d3e-0000-0000-0000-000000000001"
+"""The object id of the tokens the cases sign; the server makes it Owner, so a good token is an allowed call."""
 INVALID, EXPIRED, MISSING = "InvalidAuthenticationToken", "ExpiredAuthenticationToken", "AuthenticationFailed"
 INPUT = {"properties": {"inputData": {"in": {"jobInputType": "UriFolder", "uri": "azureml://datastores/x/paths/y"}}}}
 
@@ -50,7 +52,7 @@ class Keys:
         claims = {
             "iss": self.embedded.url,
             "aud": self.server.base_url,
-            "oid": "0b1c2d3e-0000-0000-0000-000000000001",
+            "oid": OID,
             "upn": "ada@example.com",
             "iat": now,
             "nbf": now,
@@ -171,7 +173,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     jwk = {**RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True), "kid": RSA_KID, "use": "sig"}
     jwks.write_text(json.dumps({"keys": [jwk]}))
     home = tmp_path_factory.mktemp("home")
-    server = Server(home=home, args=["--trusted-issuer", f"{RSA_ISSUER}={jwks}"]).start()
+    owners = ["--owner", OID, "--owner", "lin@example.com"]
+    server = Server(home=home, args=["--trusted-issuer", f"{RSA_ISSUER}={jwks}", *owners]).start()
     with server.client() as client:
         create_endpoint(client, ENDPOINT)
     stranger = ensure_issuer(tmp_path_factory.mktemp("stranger"))
@@ -290,7 +293,10 @@ def test_token_command_prints_a_token_the_server_accepts(keys: Keys) -> None:
 def test_an_issuer_trusted_by_its_openid_configuration_url(keys: Keys, tmp_path: Path) -> None:
     """Another server trusts this one's issuer through its discovery URL, fetched when a token first needs it."""
     discovery = f"{keys.server.base_url}/.well-known/openid-configuration"
-    other = Server(home=tmp_path / "home", args=["--trusted-issuer", f"{keys.embedded.url}={discovery}"]).start()
+    other = Server(
+        home=tmp_path / "home",
+        args=["--trusted-issuer", f"{keys.embedded.url}={discovery}", "--owner", keys.embedded.object_id("remote@example.com")],
+    ).start()
     try:
         with other.client(token=keys.embedded.mint(audience=other.base_url, user="remote@example.com")) as client:
             assert client.get(WORKSPACE_ID, params=V).status_code == 200

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from batchpoint.issuer import ensure_issuer
 from tests.api.arm import (
     ENDPOINTS,
     create_endpoint,
     endpoint_body,
     endpoint_url,
+    grant,
     put_and_wait,
     wait_for_operation,
 )
-from tests.server import API, Server
+from tests.server import API, WORKSPACE_ID, Server
 
 V = {"api-version": API}
 
@@ -154,6 +156,8 @@ def test_delete_answers_202_then_the_endpoint_is_gone(server: Server) -> None:
 
 
 def test_created_by_comes_from_the_token_claims(server: Server) -> None:
+    with server.client() as owner:
+        grant(owner, WORKSPACE_ID, ensure_issuer(server.home).object_id("ada@example.com"), "Contributor")
     with server.client(token=server.token(user="ada@example.com")) as client:
         endpoint = create_endpoint(client, "mine")
     assert endpoint["systemData"]["createdBy"] == "ada@example.com"

@@ -11,20 +11,23 @@ from batchpoint import __version__
 from batchpoint.api.auth import token_validator
 from batchpoint.api.errors import install_error_handlers
 from batchpoint.api.fastpath import ReadFastPath
+from batchpoint.api.limits import RequestLimits
 from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.api.routes import assets, batch, blob, datastores, identity, jobs, operations, workspaces
+from batchpoint.api.routes import assets, batch, blob, datastores, identity, jobs, operations, roles, workspaces
 from batchpoint.config import Settings
 from batchpoint.issuer import ensure_issuer
 from batchpoint.services.container import Services
 
 
 def create_app(settings: Settings) -> ArmMiddleware:
-    """The server's ASGI application: ARM path and header handling around the read fast path around FastAPI.
+    """The server's ASGI application: ARM path and header handling, then the request body limits, then the read
+    fast path, then FastAPI.
 
-    Both layers sit outside FastAPI, so the hot reads skip its middleware stack too.
+    These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
+    the ARM layer, so that their refusals carry request ids like every other answer.
     """
     api = create_api(settings)
-    return ArmMiddleware(ReadFastPath(api, lambda: api.state.services))
+    return ArmMiddleware(RequestLimits(ReadFastPath(api, lambda: api.state.services), settings.max_body_bytes))
 
 
 def create_api(settings: Settings) -> FastAPI:
@@ -50,7 +53,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
-    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity):
+    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity, roles):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

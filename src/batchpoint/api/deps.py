@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
-from batchpoint.api.auth import authenticate
+from batchpoint.api.auth import authenticate, authorize
 from batchpoint.api.versions import check_arm_version, check_ml_version
 from batchpoint.services.container import Services
-from batchpoint.services.context import RequestContext
+from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.errors import ArmError
 from batchpoint.services.ids import resource_group_id, workspace_id
 
@@ -31,16 +31,23 @@ def base_url(request: Request) -> str:
 ApiVersion = Annotated[str | None, Query(alias="api-version", description="The API version to use for this operation.")]
 
 
+def authorized_caller(request: Request, data_plane: bool = False) -> Caller:
+    """The authenticated caller, once its role assignments allow the request (401, then 403, else)."""
+    caller = authenticate(request, data_plane)
+    authorize(request, caller)
+    return caller
+
+
 # Dependencies stay flat (no dependency of a dependency): FastAPI's per-level cost dominates the read paths.
 async def ml_context(request: Request, api_version: ApiVersion = None) -> RequestContext:
-    """The caller (authenticated first) and a Microsoft.MachineLearningServices api-version."""
-    caller = authenticate(request)
+    """The caller (authenticated and authorized first) and a Microsoft.MachineLearningServices api-version."""
+    caller = authorized_caller(request)
     return RequestContext(base_url=base_url(request), caller=caller, api_version=check_ml_version(api_version))
 
 
 async def arm_context(request: Request, api_version: ApiVersion = None) -> RequestContext:
-    """The caller (authenticated first) and any well-formed api-version (other providers)."""
-    caller = authenticate(request)
+    """The caller (authenticated and authorized first) and any well-formed api-version (other providers)."""
+    caller = authorized_caller(request)
     return RequestContext(base_url=base_url(request), caller=caller, api_version=check_arm_version(api_version))
 
 

@@ -1,4 +1,9 @@
-"""Every failure leaves as an ARM error body ``{"error": {"code", "message"}}`` with a 4xx status."""
+"""Every failure leaves as an ARM error body ``{"error": {"code", "message"}}`` with a 4xx status.
+
+Messages may echo what the client sent (a name, a path, a bad value); the echo is clipped, and the request's own
+credentials are blanked out wherever they appear. An unexpected error says nothing of itself: its traceback, and
+the server paths in it, go to the log only.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,11 @@ from batchpoint.services.errors import ArmError
 
 log = logging.getLogger(__name__)
 
+ECHO_LIMIT = 200
+"""Characters of one echoed input in a validation message (a field name, what pydantic says of it)."""
+MESSAGE_LIMIT = 2000
+REDACTED = "[redacted]"
+
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The ARM error body; ``x-ms-error-code`` carries the code too, where storage clients look for it."""
@@ -21,7 +31,24 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str]:
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def redacted(text: str, request: Request) -> str:
+    """The text without the credentials of the request's ``Authorization`` header."""
+    credentials = request.headers.get("authorization", "").partition(" ")[2].strip()
+    if len(credentials) < 8:  # no secret, and blanking it would garble the message
+        return text
+    return text.replace(credentials, REDACTED)
+
+
+def scrubbed(message: str, request: Request) -> str:
+    """The message without the request's credentials, then clipped (so no part of them is left either)."""
+    return clip(redacted(message, request), MESSAGE_LIMIT)
+
+
+def describe_validation_errors(errors: list[dict[str, Any]], request: Request) -> tuple[str, str]:
     """A readable message naming each bad field, and the ARM code for where the problem is."""
     parts, code = [], "InvalidRequestContent"
     for error in errors[:10]:
@@ -29,27 +56,29 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, str]:
         if location and location[0] in ("path", "query", "header"):
             code = "BadRequest"
         field = ".".join(location[1:]) if location[:1] == ["body"] else ".".join(location)
-        parts.append(f"{field or 'body'}: {error.get('msg', 'invalid')}")
+        problem = str(error.get("msg", "invalid"))
+        parts.append(f"{clip(redacted(field, request)) or 'body'}: {clip(redacted(problem, request))}")
     return "The request is invalid. " + "; ".join(parts), code
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArmError)
-    async def arm_error(_request: Request, exc: ArmError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    async def arm_error(request: Request, exc: ArmError) -> JSONResponse:
+        return error_response(exc.status, exc.code, scrubbed(exc.message, request), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, code = describe_validation_errors(list(exc.errors()))
-        return error_response(400, code, message)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, code = describe_validation_errors(list(exc.errors()), request)
+        return error_response(400, code, scrubbed(message, request))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return error_response(404, "NotFound", f"No route matches '{request.method} {request.url.path}'.")
+            message = f"No route matches '{request.method} {request.url.path}'."
+            return error_response(404, "NotFound", scrubbed(message, request))
         if exc.status_code == 405:
             return error_response(405, "MethodNotAllowed", f"'{request.method}' is not supported on this path.")
-        return error_response(exc.status_code, "BadRequest", str(exc.detail))
+        return error_response(exc.status_code, "BadRequest", scrubbed(str(exc.detail), request))
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,8 @@
 """A read fast path for the hottest GETs: a batch endpoint or deployment, and their lists.
 
 FastAPI's routing and dependency solving cost several times the read itself. This ASGI layer answers those
-GETs directly, with the same checks the routes use (authentication, api-version, names, paging), but only when
+GETs directly, with the same checks the routes use (authentication, authorization, api-version, names, paging),
+but only when
 everything succeeds; any request it is not sure about (an error of any kind, another method, another path) goes
 on to the FastAPI routes, which own every error answer. So both paths answer a request the same way.
 """
@@ -16,8 +17,14 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from batchpoint.api.auth import authenticate
-from batchpoint.api.deps import CHILD_NAME_PATTERN, RESOURCE_GROUP_PATTERN, UUID, WORKSPACE_PATTERN, base_url
+from batchpoint.api.deps import (
+    CHILD_NAME_PATTERN,
+    RESOURCE_GROUP_PATTERN,
+    UUID,
+    WORKSPACE_PATTERN,
+    authorized_caller,
+    base_url,
+)
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.listing import list_response
 from batchpoint.api.versions import check_ml_version
@@ -53,7 +60,7 @@ class ReadFastPath:
         try:
             ctx = RequestContext(
                 base_url=base_url(request),
-                caller=authenticate(request),
+                caller=authorized_caller(request),
                 api_version=check_ml_version(request.query_params.get("api-version")),
             )
             return _read(ctx, self.services(), match, request.query_params)

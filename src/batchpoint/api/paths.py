@@ -25,6 +25,8 @@ CANONICAL_SEGMENTS = {
         "components",
         "versions",
         "jobs",
+        "Microsoft.Authorization",
+        "roleAssignments",
     )
 }
 

@@ -11,6 +11,7 @@ from batchpoint.config import (
     DEFAULT_WORKSPACE,
     Settings,
 )
+from batchpoint.issuer import ensure_issuer
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
@@ -20,12 +21,14 @@ from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
+from batchpoint.services.rbac import OWNER, RoleAssignments
 from batchpoint.services.resources import Resources
 from batchpoint.services.tracked import TrackedResources
 from batchpoint.services.uris import UriResolver
 from batchpoint.services.workspaces import Workspaces
 from batchpoint.store import Store, open_store
 
+ROOT_SCOPE = "/"
 SYSTEM = RequestContext(base_url="", caller=Caller(name="batchpoint", type="Application"), api_version="")
 
 
@@ -43,6 +46,11 @@ class Services:
     history: History
     endpoints: TrackedResources
     deployments: TrackedResources
+    roles: RoleAssignments
+    local_user: str
+    """The object id ``batchpoint token`` puts in tokens by default: made Owner of the default subscription."""
+    owners: tuple[str, ...] = ()
+    """The object ids made Owner over the root scope at each start (``serve --owner``)."""
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -53,6 +61,7 @@ class Services:
         datastores = Datastores(resources, settings.home / "storage")
         uris = UriResolver(datastores, settings.allowed_local_paths)
         job_runner = JobRunner(store)
+        issuer = ensure_issuer(settings.home)
         return cls(
             store=store,
             runner=runner,
@@ -66,10 +75,14 @@ class Services:
             history=History(resources, datastores),
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
+            roles=RoleAssignments(store),
+            local_user=issuer.object_id(),
+            owners=tuple(issuer.principal_id(owner) for owner in settings.owners),
         )
 
     def start(self) -> None:
         self.ensure_defaults()
+        self.ensure_owners()
         self.runner.resume()
         self.job_runner.resume()
 
@@ -89,3 +102,11 @@ class Services:
             self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
         else:
             self.datastores.ensure_workspace_storage(SYSTEM, existing)
+
+    def ensure_owners(self) -> None:
+        """The local user owns the default subscription from the first start (while no assignment exists at all,
+        so removing every assignment and restarting recovers access); ``serve --owner`` users own every scope."""
+        if not self.roles.any():
+            self.roles.grant(f"/subscriptions/{DEFAULT_SUBSCRIPTION}", self.local_user, OWNER)
+        for owner in self.owners:
+            self.roles.grant(ROOT_SCOPE, owner, OWNER)

@@ -17,6 +17,12 @@ class Caller:
     name: str
     type: str = "User"
     object_id: str | None = None
+    groups: tuple[str, ...] = ()
+    """The object ids of the caller's groups (the token's ``groups`` claim): role assignments to them count."""
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        return (self.object_id, *self.groups) if self.object_id else self.groups
 
 
 @dataclass(frozen=True)

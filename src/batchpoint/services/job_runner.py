@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,7 +82,8 @@ class JobRunner:
             self._finish(job_id, "Failed", str(error), None)
         except Exception as error:  # the job must end, whatever went wrong around it
             log.exception("job %s failed outside its scoring script", job_id)
-            self._finish(job_id, "Failed", f"{type(error).__name__}: {error}\n{traceback.format_exc()}", None)
+            message = f"The job failed outside its scoring script ({type(error).__name__}); see the server's log."
+            self._finish(job_id, "Failed", message, None)
         else:
             self._finish(job_id, outcome.status, outcome.message, outcome)
         self._ledger.forget(spec.job_id)

@@ -64,8 +64,8 @@ class OperationRunner:
             ) from None
         try:
             yield operation
-        except BaseException as exc:
-            self._finish(operation, ArmError(500, "InternalError", f"the request did not complete: {exc}"))
+        except BaseException:
+            self._finish(operation, ArmError(500, "InternalError", "The request did not complete; see the server's log."))
             raise
         self._pool.submit(self._run, operation.id)
 
@@ -92,9 +92,9 @@ class OperationRunner:
             self._finish(operation, None)
         except ArmError as exc:
             self._finish(operation, exc)
-        except Exception as exc:  # the operation must end, whatever its work raised
+        except Exception:  # the operation must end, whatever its work raised
             log.exception("operation %s failed", operation_id)
-            self._finish(operation, ArmError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
+            self._finish(operation, ArmError(500, "InternalError", "The operation failed; see the server's log."))
 
     def _finish(self, operation: Operation, error: ArmError | None) -> None:
         operation.ended_at = utcnow()

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from batchpoint.api.auth import authenticate
-from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, base_url
+from batchpoint.api.auth import endpoint_key_caller
+from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
@@ -29,8 +29,18 @@ JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-
 
 
 async def invoke_context(request: Request) -> RequestContext:
-    """Data-plane calls (invoke, run history) carry no api-version, but the same authentication."""
-    return RequestContext(base_url=base_url(request), caller=authenticate(request, data_plane=True), api_version="")
+    """Data-plane calls (invoke, run history) carry no api-version, but the same authentication and authorization."""
+    return RequestContext(base_url=base_url(request), caller=authorized_caller(request, data_plane=True), api_version="")
+
+
+async def invoke_endpoint_context(
+    request: Request, services: ServicesDep, resource_id: Annotated[str, Depends(endpoint_id)]
+) -> RequestContext:
+    """A ``Key`` endpoint's own keys may invoke it; anything else needs a token with the invoke permission."""
+    caller = endpoint_key_caller(request, services.store.get(resource_id))
+    if caller is None:
+        return await invoke_context(request)
+    return RequestContext(base_url=base_url(request), caller=caller, api_version="")
 
 
 async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803
@@ -52,7 +62,7 @@ def invoke_answer(job_body: dict) -> dict:  # type: ignore[type-arg]
 @router.post(INVOKE, operation_id="BatchEndpoints_Invoke", responses=responses({200: InvokeResponse}))
 def invoke(
     request: Request,
-    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    ctx: Annotated[RequestContext, Depends(invoke_endpoint_context)],
     services: ServicesDep,
     resource_id: Annotated[str, Depends(endpoint_id)],
     body: InvokeRequest,

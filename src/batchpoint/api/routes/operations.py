@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
+from batchpoint.api.auth import check_permission
 from batchpoint.api.deps import MlContext, ServicesDep
+from batchpoint.api.permissions import Permission, arm_action
 from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
 from batchpoint.api.routes.docs import responses
 from batchpoint.schemas.common import OperationStatusResult
@@ -20,10 +22,13 @@ LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.MachineLearningS
 OperationId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _operation(services: ServicesDep, operation_id: str) -> Operation:
+def _operation(request: Request, ctx: MlContext, services: ServicesDep, operation_id: str) -> Operation:
+    """The operation, if the caller may read the resource it works on."""
     operation = services.store.get_operation(operation_id)
     if operation is None:
         raise ArmError(404, "OperationNotFound", f"The operation '{operation_id}' was not found.")
+    permission = Permission(arm_action("GET", operation.resource_id), operation.resource_id)
+    check_permission(request, ctx.caller, permission)
     return operation
 
 
@@ -35,7 +40,7 @@ def _operation(services: ServicesDep, operation_id: str) -> Operation:
 def operation_status(
     request: Request, ctx: MlContext, services: ServicesDep, operationId: OperationId  # noqa: N803
 ) -> Response:
-    operation = _operation(services, operationId)
+    operation = _operation(request, ctx, services, operationId)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if operation.status is OperationStatus.IN_PROGRESS else None
     return arm_json(status_body(operation, str(request.url)), ctx.base_url, headers=headers)
 
@@ -45,9 +50,11 @@ def operation_status(
     operation_id="Operations_GetResult",
     responses=responses({200: None, 202: None, 204: None}),
 )
-def operation_result(ctx: MlContext, services: ServicesDep, operationId: OperationId) -> Response:  # noqa: N803
+def operation_result(
+    request: Request, ctx: MlContext, services: ServicesDep, operationId: OperationId  # noqa: N803
+) -> Response:
     """202 while running; then the resource (PATCH) or no content (DELETE); a failure as its error."""
-    operation = _operation(services, operationId)
+    operation = _operation(request, ctx, services, operationId)
     if operation.status is OperationStatus.IN_PROGRESS:
         return Response(status_code=202, headers=location_headers(ctx, operation))
     if operation.status is not OperationStatus.SUCCEEDED:

@@ -75,3 +75,4 @@ def delete_workspace(ctx: MlContext, services: ServicesDep, workspace: Workspace
 def discovery(request: Request) -> dict[str, str]:
     """Read without a token, as azure-ai-ml does: where the data-plane and history services are."""
     return discovery_document(base_url(request))
+

@@ -1,0 +1,224 @@
+"""Role-based access control: built-in roles, role assignments (kept in the resources store), and decisions.
+
+An assignment gives a principal (a user's or application's ``oid``, or a group's object id) a role over a scope:
+the root ``/``, a subscription, a resource group, a workspace or an endpoint; it holds at that scope and every
+scope below it. Roles are Azure's built-in ones, with their Azure ids, as sets of ARM actions with wildcards.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from batchpoint.services.context import Caller
+from batchpoint.services.errors import ArmError, bad_request
+from batchpoint.store import Store
+from batchpoint.store.entities import Cursor, Resource, to_micros
+
+ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
+ASSIGNMENTS = "/providers/" + ASSIGNMENT_TYPE
+DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
+ML = "Microsoft.MachineLearningServices/workspaces"
+CACHE_SECONDS = 2.0
+"""How long a process trusts its copy of the assignments; writes through this process refresh it at once."""
+LOAD_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    id: str
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...] = ()
+
+    @cached_property
+    def _allowed(self) -> re.Pattern[str]:
+        return _wildcards(self.actions)
+
+    @cached_property
+    def _denied(self) -> re.Pattern[str]:
+        return _wildcards(self.not_actions)
+
+    def permits(self, action: str) -> bool:
+        return bool(self._allowed.fullmatch(action)) and not self._denied.fullmatch(action)
+
+
+def _wildcards(patterns: Iterable[str]) -> re.Pattern[str]:
+    """ARM action patterns: ``*`` matches anything (slashes included); case does not matter."""
+    alternatives = "|".join(re.escape(pattern).replace(r"\*", ".*") for pattern in patterns) or "(?!)"
+    return re.compile(alternatives, re.IGNORECASE)
+
+
+AUTHORIZATION_WRITES = ("Microsoft.Authorization/*/Write", "Microsoft.Authorization/*/Delete")
+ROLES = (
+    Role("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", ("*",)),
+    Role("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c", ("*",), AUTHORIZATION_WRITES),
+    Role("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", ("*/read",)),
+    Role(
+        "AzureML Data Scientist",
+        "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+        ("*/read", f"{ML}/*/action", f"{ML}/*/write", f"{ML}/*/delete"),
+        (
+            f"{ML}/batchEndpoints/write",
+            f"{ML}/batchEndpoints/delete",
+            f"{ML}/batchEndpoints/deployments/write",
+            f"{ML}/batchEndpoints/deployments/delete",
+            *AUTHORIZATION_WRITES,
+        ),
+    ),
+)
+
+
+OWNER = ROLES[0]
+
+
+def role_named(name_or_id: str) -> Role:
+    """A built-in role by name (any case), by id, or by a ``.../roleDefinitions/{id}`` resource id."""
+    wanted = name_or_id.rsplit("/", 1)[-1].lower()
+    for role in ROLES:
+        if wanted in (role.name.lower(), role.id):
+            return role
+    known = ", ".join(role.name for role in ROLES)
+    raise bad_request(f"The role '{name_or_id}' does not exist; the built-in roles are {known}.", "RoleDefinitionDoesNotExist")
+
+
+def scope_key(scope: str) -> str:
+    """Scopes compare case-insensitively, without a trailing slash; the root scope ``/`` is the empty key."""
+    return scope.rstrip("/").lower()
+
+
+def covers(assigned: str, target: str) -> bool:
+    """Whether an assignment at scope key ``assigned`` holds at scope key ``target``."""
+    return target == assigned or target.startswith(assigned + "/")
+
+
+def assignment_id(scope: str, principal_id: str, role: Role) -> str:
+    name = uuid.uuid5(uuid.NAMESPACE_URL, f"{scope_key(scope)}|{principal_id.lower()}|{role.id}")
+    return f"{scope.rstrip('/')}{ASSIGNMENTS}/{name}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    scope: str
+    principal_id: str
+    role: Role
+
+    @classmethod
+    def of(cls, resource: Resource) -> Assignment:
+        properties = resource.body["properties"]
+        return cls(properties["scope"], properties["principalId"], role_named(properties["roleDefinitionId"]))
+
+
+def assignment_body(resource_id: str, assignment: Assignment) -> dict[str, Any]:
+    subscription = assignment.scope.split("/")[2] if assignment.scope.startswith("/subscriptions/") else None
+    definitions = f"/subscriptions/{subscription}{DEFINITIONS}" if subscription else DEFINITIONS
+    return {
+        "id": resource_id,
+        "name": resource_id.rsplit("/", 1)[-1],
+        "type": ASSIGNMENT_TYPE,
+        "properties": {
+            "roleDefinitionId": definitions + assignment.role.id,
+            "roleDefinitionName": assignment.role.name,
+            "principalId": assignment.principal_id,
+            "scope": assignment.scope,
+        },
+    }
+
+
+def authorization_failed(caller: Caller, action: str, scope: str) -> ArmError:
+    client = caller.object_id or caller.name
+    return ArmError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{client}' with object id '{client}' does not have authorization to perform action "
+        f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh "
+        "your credentials.",
+    )
+
+
+@dataclass
+class RoleAssignments:
+    """The assignments in the store, and a per-process index of them by principal for the decisions."""
+
+    store: Store
+    _index: dict[str, list[Assignment]] = field(default_factory=dict)
+    _loaded_at: float = float("-inf")
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def assign(self, resource_id: str, assignment: Assignment) -> tuple[dict[str, Any], bool]:
+        """The assignment's body, and whether it is new (assigning again changes nothing)."""
+        existing = self.store.get(resource_id)
+        if existing is not None:
+            return existing.body, False
+        body = assignment_body(resource_id, assignment)
+        self.store.insert(Resource(id=resource_id, type=ASSIGNMENT_TYPE, body=body))
+        self._loaded_at = float("-inf")
+        return body, True
+
+    def grant(self, scope: str, principal_id: str, role: Role) -> None:
+        """Assign ``role``, under a name derived from what it grants, so granting twice is one assignment."""
+        self.assign(assignment_id(scope, principal_id, role), Assignment(scope, principal_id, role))
+
+    def remove(self, resource_id: str) -> bool:
+        removed = self.store.delete_tree(resource_id) > 0
+        self._loaded_at = float("-inf")
+        return removed
+
+    def get(self, resource_id: str) -> dict[str, Any] | None:
+        resource = self.store.get(resource_id)
+        return resource.body if resource is not None and resource.type == ASSIGNMENT_TYPE else None
+
+    def related(self, scope: str) -> list[dict[str, Any]]:
+        """The assignments that hold at ``scope`` (made there or above) or below it, as ARM lists them."""
+        target = scope_key(scope)
+        return [
+            resource.body
+            for resource in self._all()
+            if covers(scope_key(resource.body["properties"]["scope"]), target)
+            or covers(target, scope_key(resource.body["properties"]["scope"]))
+        ]
+
+    def any(self) -> bool:
+        return bool(self.store.list_below("", ASSIGNMENT_TYPE, None, 1))
+
+    def permits(self, caller: Caller, action: str, scope: str) -> bool:
+        """Whether an assignment of the caller or of one of its groups grants ``action`` over ``scope``."""
+        index = self._fresh_index()
+        target = scope_key(scope)
+        return any(
+            covers(scope_key(assignment.scope), target) and assignment.role.permits(action)
+            for principal in caller.principals
+            for assignment in index.get(principal.lower(), ())
+        )
+
+    def _fresh_index(self) -> dict[str, list[Assignment]]:
+        if time.monotonic() - self._loaded_at > CACHE_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > CACHE_SECONDS:
+                    loaded_at = time.monotonic()
+                    self._index = _index(Assignment.of(resource) for resource in self._all())
+                    self._loaded_at = loaded_at
+        return self._index
+
+    def _all(self) -> list[Resource]:
+        found: list[Resource] = []
+        while page := self.store.list_below("", ASSIGNMENT_TYPE, _cursor(found), LOAD_PAGE):
+            found += page
+        return found
+
+
+def _cursor(found: list[Resource]) -> Cursor | None:
+    return Cursor(micros=to_micros(found[-1].created_at), key=found[-1].key) if found else None
+
+
+def _index(assignments: Iterable[Assignment]) -> dict[str, list[Assignment]]:
+    index: dict[str, list[Assignment]] = {}
+    for assignment in assignments:
+        index.setdefault(assignment.principal_id.lower(), []).append(assignment)
+    return index
