@@ -132,6 +132,11 @@ class Server:
         defaults: dict[str, Any] = {"audience": self.base_url, "user": TEST_USER, "minutes": TOKEN_MINUTES}
         return ensure_issuer(self.home).mint(**defaults | options)
 
+    def cli_token(self) -> str:
+        """A token exactly as a user gets one: printed by ``batchpoint token --home``."""
+        command = [sys.executable, "-m", "batchpoint", "token", "--home", str(self.home), "--user", TEST_USER]
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
     def client(self, token: str | Token | None = Token.OWN) -> httpx.Client:
         """An HTTP client with ``token`` (``None``: no Authorization header)."""
         token = self.token() if token is Token.OWN else token

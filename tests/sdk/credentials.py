@@ -1,6 +1,6 @@
 """A credential that hands out a fixed token: Entra ID itself is the one thing faked offline.
 
-The token is a real one, signed by the test server's embedded issuer (``Server.token()``)."""
+The token is a real one, printed by ``batchpoint token`` for the test server (``Server.cli_token()``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ def connect(server: Server, patch: pytest.MonkeyPatch) -> MLClient:
     patch.setenv("AZUREML_CURRENT_CLOUD", cloud)  # MLClient sets it process-wide; this way the patch undoes it
     base = server.base_url
     return MLClient(
-        StaticTokenCredential(server.token()),
+        StaticTokenCredential(server.cli_token()),
         SUBSCRIPTION,
         "local",
         "default",

@@ -21,7 +21,7 @@ POLLER_SECONDS = 3.0
 @pytest.fixture(scope="module")
 def client(tls_server: Server) -> Iterator[MachineLearningServicesMgmtClient]:
     mgmt = MachineLearningServicesMgmtClient(
-        StaticTokenCredential(tls_server.token()),
+        StaticTokenCredential(tls_server.cli_token()),
         SUBSCRIPTION,
         base_url=tls_server.base_url,
         polling_interval=1,
