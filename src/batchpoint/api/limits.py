@@ -99,8 +99,11 @@ class RequestLimits:
 
 
 def has_body(scope: Scope) -> bool:
-    """Whether the request announces a body at all (HTTP/1.1 has none without either header)."""
-    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+    """Whether the request announces a body (HTTP/1.1 has none without either header, or with a length of 0)."""
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+        for name, value in scope["headers"]
+    )
 
 
 def is_json(headers: Headers) -> bool:

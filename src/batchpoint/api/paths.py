@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 CANONICAL_SEGMENTS = {
     name.lower(): name
     for name in (
@@ -49,7 +51,9 @@ def _type_positions(segments: list[str]) -> list[int]:
     return [position for position in positions if position < len(segments)]
 
 
+@lru_cache(maxsize=4096)
 def canonical_path(path: str) -> str:
+    """Cached: clients repeat the same few paths, and this runs on every request."""
     if not path[:14].lower().startswith("/subscriptions"):
         return path
     segments = path[1:].split("/")
