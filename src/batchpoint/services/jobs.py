@@ -70,9 +70,12 @@ class JobPlanner(OnResources):
             raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
         return Routing(deployment, reason)
 
-    def remote_input(self, workspace_id: str, job_name: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    def input_location(self, workspace_id: str, request: dict[str, Any]) -> Location:
+        """Where the job's one data input is; resolved once per invoke, for the spec and for the fetch."""
+        return self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
+
+    def remote_input(self, job_name: str, location: Location) -> dict[str, Any] | None:
         """Where to fetch an input on remote storage from, before the job runs; None for a local input."""
-        location = self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
         if location.local_path is not None:
             return None
         return {
@@ -80,10 +83,12 @@ class JobPlanner(OnResources):
             "protocol": location.protocol,
             "path": location.path,
             "storage_options": location.storage_options,
-            "target": str(self.jobs_root / job_name / "input"),
+            "target": str(self._fetched_input(job_name)),
         }
 
-    def spec(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> JobSpec:
+    def spec(
+        self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any], source: Location
+    ) -> JobSpec:
         settings = deployment.body["properties"]
         output_dir, file_name = self._output(workspace_id, job_name, request, settings)
         code_dir, script = self._code(workspace_id, settings)
@@ -91,7 +96,7 @@ class JobPlanner(OnResources):
         try:
             return JobSpec(
                 job_id=uuid.uuid4().hex,
-                input_paths=[self._input(workspace_id, job_name, request.get("inputData") or {})],
+                input_paths=[source.local_path or self._fetched_input(job_name)],
                 output_dir=output_dir,
                 code_dir=code_dir,
                 scoring_script=script,
@@ -111,10 +116,9 @@ class JobPlanner(OnResources):
         except ValueError as error:
             raise bad_request(f"The job cannot run with these settings: {error}") from None
 
-    def _input(self, workspace_id: str, job_name: str, inputs: dict[str, Any]) -> Path:
-        """The local folder or file the job reads: remote inputs are fetched into the job's folder first."""
-        location = self.uris.resolve(workspace_id, _data_input(inputs)["uri"])
-        return location.local_path or self.jobs_root / job_name / "input"
+    def _fetched_input(self, job_name: str) -> Path:
+        """Where a remote input is fetched to before the first mini-batch."""
+        return self.jobs_root / job_name / "input"
 
     def _output(
         self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
@@ -284,7 +288,8 @@ class Jobs(OnResources):
         job_id = f"{workspace_id}/jobs/{job_name}"
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_name}' already exists in this workspace.")
-        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request)
+        source = self.planner.input_location(workspace_id, request)
+        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source)
         try:
             check_output_available(spec)
         except OutputExistsError as error:
@@ -294,7 +299,7 @@ class Jobs(OnResources):
                 "UserError",
             ) from error
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, spec), None)
-        job.secrets = {"spec": spec_to_record(spec), "fetch": self.planner.remote_input(workspace_id, job_name, request)}
+        job.secrets = {"spec": spec_to_record(spec), "fetch": self.planner.remote_input(job_name, source)}
         self.store.insert(job)
         if request_id is not None and not self._claim(endpoint, request_id, job_id):
             self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job

@@ -54,7 +54,7 @@ async def endpoint_id(
     workspaceName: WorkspaceName,  # noqa: N803
     endpointName: AnyName,  # noqa: N803
 ) -> str:
-    return _endpoint_path(checked_workspace_id(subscriptionId, resourceGroupName, workspaceName), endpointName)
+    return _endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName)
 
 
 async def deployment_id(
@@ -64,8 +64,7 @@ async def deployment_id(
     endpointName: AnyName,  # noqa: N803
     deploymentName: AnyName,  # noqa: N803
 ) -> str:
-    workspace = checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
-    return child_id(_endpoint_path(workspace, endpointName), "deployments", deploymentName)
+    return child_id(_endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName)
 
 
 async def new_endpoint_id(
@@ -74,7 +73,7 @@ async def new_endpoint_id(
     workspaceName: WorkspaceName,  # noqa: N803
     endpointName: NewName,  # noqa: N803
 ) -> str:
-    return _endpoint_path(checked_workspace_id(subscriptionId, resourceGroupName, workspaceName), endpointName)
+    return _endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName)
 
 
 async def new_deployment_id(
@@ -84,12 +83,12 @@ async def new_deployment_id(
     endpointName: NewName,  # noqa: N803
     deploymentName: NewName,  # noqa: N803
 ) -> str:
-    workspace = checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
-    return child_id(_endpoint_path(workspace, endpointName), "deployments", deploymentName)
+    return child_id(_endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName)
 
 
-def _endpoint_path(workspace: str, endpoint: str) -> str:
-    return child_id(workspace, "batchEndpoints", endpoint)
+def _endpoint_id(subscription: str, group: str, workspace: str, endpoint: str) -> str:
+    """The four id dependencies differ only in which name pattern FastAPI checks; they build ids alike."""
+    return child_id(checked_workspace_id(subscription, group, workspace), "batchEndpoints", endpoint)
 
 
 EndpointId = Annotated[str, Depends(endpoint_id)]
