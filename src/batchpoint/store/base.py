@@ -25,7 +25,9 @@ class Store(ABC):
         """Store a new resource; raise AlreadyExists when the id is taken."""
 
     @abstractmethod
-    def update(self, resource: Resource) -> None: ...
+    def update(self, resource: Resource) -> None:
+        """Rewrite a stored resource; one deleted meanwhile stays deleted (late background work must not
+        bring back what a DELETE removed)."""
 
     @abstractmethod
     def delete_tree(self, resource_id: str) -> int:

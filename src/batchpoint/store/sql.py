@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, create_engine, delete, event, select, tuple_
+from sqlalchemy import Select, bindparam, create_engine, delete, event, select, tuple_, update
 from sqlalchemy.engine import Compiled, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -109,8 +109,10 @@ class SqlStore(Store):
             raise AlreadyExists(resource.id) from exc
 
     def update(self, resource: Resource) -> None:
+        row = _resource_row(resource)
+        values = {column: getattr(row, column) for column in ("id", "type", "type_key", "body", "secrets", "updated_us")}
         with self._session() as session:
-            session.merge(_resource_row(resource))
+            session.execute(update(ResourceRow).where(ResourceRow.key == row.key).values(**values))
 
     def delete_tree(self, resource_id: str) -> int:
         key = resource_id.lower()
