@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -143,3 +145,13 @@ class Server:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify = str(self.ca_cert) if self.tls else False
         return httpx.Client(base_url=self.base_url, headers=headers, verify=verify, timeout=30)
+
+
+@contextlib.contextmanager
+def running(home: Path, *args: str) -> Iterator[Server]:
+    """A server on SQLite over HTTP with extra `serve` arguments, stopped at the end of the block."""
+    server = Server(home=home, args=list(args)).start()
+    try:
+        yield server
+    finally:
+        server.stop()

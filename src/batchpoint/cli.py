@@ -50,6 +50,11 @@ def serve(
         typer.Option(help="Make this user (a name as 'batchpoint token --user' takes, or an object id) Owner over "
                      "every scope, at each start (repeatable)."),
     ] = None,
+    package_index: Annotated[
+        str | None,
+        typer.Option(envvar="BATCHPOINT_PACKAGE_INDEX", help="Package index deployment environments are built from "
+                     "(pip's --index-url, e.g. an offline mirror); default: pip's own configuration."),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -64,6 +69,7 @@ def serve(
         trusted_issuers=dict(_issuer_and_keys(value) for value in trusted_issuer or []),
         owners=list(owner or []),
         max_body_bytes=max_body_bytes,
+        package_index=package_index,
     )
     run_server(settings)
 

@@ -34,6 +34,9 @@ class Settings:
         default_factory=lambda: float(os.environ.get("BATCHPOINT_PROVISIONING_DELAY", "0"))
     )
     """Extra time a provisioning operation stays in progress (lets tests watch polling and conflicts)."""
+    package_index: str | None = None
+    """The package index environments are built from (``pip install --index-url``); None uses pip's own
+    configuration (``pip.conf``, ``PIP_INDEX_URL``)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
 
@@ -43,6 +46,14 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'batchpoint.db'}"
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.home / "environments"
+
+    @property
+    def installer_options(self) -> list[str]:
+        return ["--index-url", self.package_index] if self.package_index else []
 
     @property
     def scheme(self) -> str:

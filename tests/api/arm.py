@@ -50,11 +50,11 @@ def wait_for_operation(client: httpx.Client, response: httpx.Response, timeout: 
     raise AssertionError("operation did not finish in time")
 
 
-def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.Response:
+def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any], timeout: float = 15) -> httpx.Response:
     response = client.put(url, params={"api-version": API}, json=body)
     assert response.status_code in (200, 201), response.text
     if "Azure-AsyncOperation" in response.headers:
-        assert wait_for_operation(client, response).json()["status"] == "Succeeded"
+        assert wait_for_operation(client, response, timeout).json()["status"] == "Succeeded"
     return client.get(url, params={"api-version": API})
 
 

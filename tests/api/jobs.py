@@ -23,7 +23,7 @@ def write_inputs(folder: Path, count: int) -> Path:
 
 
 def deploy_script(
-    client: httpx.Client, folder: Path, endpoint: str, deployment: str, script: str, **settings: Any
+    client: httpx.Client, folder: Path, endpoint: str, deployment: str, script: str, timeout: float = 15, **settings: Any
 ) -> None:
     """Register ``script`` as a code version and deploy it as the endpoint's default deployment."""
     code = folder / f"code-{endpoint}-{deployment}"
@@ -34,7 +34,7 @@ def deploy_script(
     if client.get(endpoint_url(endpoint), params=V).status_code == 404:
         create_endpoint(client, endpoint)
     body = deployment_body(codeConfiguration={"codeId": code_id, "scoringScript": "score.py"}, **settings)
-    assert put_and_wait(client, deployment_url(endpoint, deployment), body).json()["properties"]["provisioningState"] == "Succeeded"
+    assert put_and_wait(client, deployment_url(endpoint, deployment), body, timeout).json()["properties"]["provisioningState"] == "Succeeded"
     endpoint_body = client.get(endpoint_url(endpoint), params=V).json()
     endpoint_body["properties"]["defaults"] = {"deploymentName": deployment}
     put_and_wait(client, endpoint_url(endpoint), endpoint_body)

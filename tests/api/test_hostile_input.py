@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from batchpoint.api.deps import CHILD_NAME_PATTERN
 from batchpoint.api.limits import MAX_DEPTH, MAX_MEMBERS, MAX_STRING, json_problem
 from tests.api.arm import ENDPOINTS, create_endpoint, endpoint_body, endpoint_url
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, running
 
 LIMIT = 256 * 1024
 V = {"api-version": API}
@@ -34,11 +34,10 @@ FUZZ_REQUESTS = 2000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(home=tmp_path_factory.mktemp("home"), args=["--max-body-bytes", str(LIMIT)]).start()
-    with running.client() as client:
-        create_endpoint(client, ENDPOINT)
-    yield running
-    running.stop()
+    with running(tmp_path_factory.mktemp("home"), "--max-body-bytes", str(LIMIT)) as started:
+        with started.client() as client:
+            create_endpoint(client, ENDPOINT)
+        yield started
 
 
 @pytest.fixture(scope="module")

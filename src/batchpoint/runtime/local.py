@@ -69,6 +69,7 @@ class LocalProcessExecutor(Executor):
         self._spec = spec
         self._homes = _job_homes(spec)
         self._environment = _environment(spec)
+        self._job_python = str(spec.python) if spec.python else self._python
         self._stdout_dir = spec.logs_dir / "user" / "stdout"
         self._stdout_dir.mkdir(parents=True, exist_ok=True)
         self._slots = [None] * spec.worker_count
@@ -133,7 +134,7 @@ class LocalProcessExecutor(Executor):
         try:
             with open(stdout, "ab") as out, open(stdout.with_name(f"process{slot:03d}.stderr.txt"), "ab") as err:
                 process = subprocess.Popen(
-                    [self._python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
+                    [self._job_python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
                     pass_fds=(command_read, reply_write),
                     cwd=home / "cwd",
                     env=self._environment,
@@ -280,7 +281,33 @@ def _environment(spec: JobSpec) -> dict[str, str]:
         environment.pop("AZUREML_MODEL_DIR", None)
     else:
         environment["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
+    if spec.python is not None:
+        environment.update(_virtual_environment(spec.python))
     return environment
+
+
+def _virtual_environment(python: Path) -> dict[str, str]:
+    """Variables of a deployment's own environment: its `bin/` first on PATH, and the runtime importable through
+    a folder that holds nothing but the `batchpoint` package (so none of the server's packages leak in)."""
+    folder = python.parent.parent
+    return {
+        "VIRTUAL_ENV": str(folder),
+        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(_runtime_import_root()),
+        "PYTHONNOUSERSITE": "1",
+    }
+
+
+def _runtime_import_root() -> Path:
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(str(package).encode()).hexdigest()[:16]
+    root = Path(tempfile.gettempdir()) / f"batchpoint-runtime-{os.getuid()}-{digest}"
+    link = root / "batchpoint"
+    if not link.is_symlink():
+        root.mkdir(exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            link.symlink_to(package, target_is_directory=True)
+    return root
 
 
 def _script_argv(spec: JobSpec) -> list[str]:

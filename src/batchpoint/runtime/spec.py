@@ -40,6 +40,8 @@ class JobSpec:
     error_threshold: int = -1
     logging_level: LoggingLevel = "Info"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
+    python: Path | None = None
+    """The interpreter of the deployment's environment; None runs the workers in the server's own."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))

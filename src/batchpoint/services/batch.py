@@ -9,8 +9,10 @@ from typing import Any
 import isodate
 
 from batchpoint.services.context import BASE_URL
+from batchpoint.services.environments import DeploymentEnvironments
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.identity import resolve_identity
+from batchpoint.services.operations import Progress
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
 from batchpoint.services.references import is_registry_reference, resolve_version
 from batchpoint.store import Store
@@ -82,7 +84,7 @@ class BatchEndpointKind:
     def check_parent(self, parent: Resource) -> None:
         """Workspaces have no state that blocks endpoint writes."""
 
-    def provision(self, resource: Resource) -> None:
+    def provision(self, resource: Resource, progress: Progress) -> None:
         """An endpoint has nothing to check: deployments are validated on their own."""
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -95,6 +97,7 @@ class BatchEndpointKind:
 @dataclass
 class BatchDeploymentKind:
     store: Store
+    environments: DeploymentEnvironments
     type: str = BATCH_DEPLOYMENT_TYPE
 
     def build_properties(
@@ -120,8 +123,8 @@ class BatchDeploymentKind:
         if parent.body["properties"].get("provisioningState") == "Deleting":
             raise conflict(f"The batch endpoint '{parent.name}' is being deleted.")
 
-    def provision(self, resource: Resource) -> None:
-        """Every asset the deployment names must exist in its workspace."""
+    def provision(self, resource: Resource, progress: Progress) -> None:
+        """Every asset the deployment names must exist in its workspace; its environment is built (or found)."""
         properties = resource.body["properties"]
         workspace_id = ArmPath.parse(resource.id).workspace_id
         model = properties.get("model")
@@ -136,6 +139,7 @@ class BatchDeploymentKind:
         component = (properties.get("deploymentConfiguration") or {}).get("componentId")
         if component:
             resolve_version(self.store, workspace_id, "components", component["assetId"], "component")
+        self.environments.prepare(resource, progress)
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
         description = (patch.get("properties") or {}).get("description")

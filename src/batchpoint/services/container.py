@@ -12,10 +12,12 @@ from batchpoint.config import (
     Settings,
 )
 from batchpoint.issuer import ensure_issuer
+from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.datastores import Datastores
+from batchpoint.services.environments import DeploymentEnvironments
 from batchpoint.services.history import History
 from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
@@ -44,6 +46,7 @@ class Services:
     jobs: Jobs
     job_runner: JobRunner
     history: History
+    environments: DeploymentEnvironments
     endpoints: TrackedResources
     deployments: TrackedResources
     roles: RoleAssignments
@@ -60,7 +63,9 @@ class Services:
         resources = Resources(store)
         datastores = Datastores(resources, settings.home / "storage")
         uris = UriResolver(datastores, settings.allowed_local_paths)
-        job_runner = JobRunner(store)
+        environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
+        environments = DeploymentEnvironments(store, uris, environment_cache)
+        job_runner = JobRunner(store, environment_cache)
         issuer = ensure_issuer(settings.home)
         return cls(
             store=store,
@@ -70,11 +75,12 @@ class Services:
             datastores=datastores,
             assets=Assets(resources),
             uris=uris,
-            jobs=Jobs(resources, JobPlanner(resources, uris, settings.home / "jobs"), job_runner),
+            jobs=Jobs(resources, JobPlanner(resources, uris, environments, settings.home / "jobs"), job_runner),
             job_runner=job_runner,
             history=History(resources, datastores),
+            environments=environments,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
-            deployments=TrackedResources(resources, runner, BatchDeploymentKind(store)),
+            deployments=TrackedResources(resources, runner, BatchDeploymentKind(store, environments)),
             roles=RoleAssignments(store),
             local_user=issuer.object_id(),
             owners=tuple(issuer.principal_id(owner) for owner in settings.owners),
@@ -83,6 +89,7 @@ class Services:
     def start(self) -> None:
         self.ensure_defaults()
         self.ensure_owners()
+        self.environments.cache.sweep()
         self.runner.resume()
         self.job_runner.resume()
 

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.report import Counts, JobOutcome
+from batchpoint.services.environments import environment_from_record
 from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
 from batchpoint.services.operations import iso
 from batchpoint.store import Store
@@ -33,8 +36,9 @@ class ServerStopping(Exception):
 
 
 class JobRunner:
-    def __init__(self, store: Store, max_jobs: int = 4) -> None:
+    def __init__(self, store: Store, environments: EnvironmentCache, max_jobs: int = 4) -> None:
         self._store = store
+        self._environments = environments
         self._ledger = store.ledger()
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
         self._canceled: set[str] = set()
@@ -69,6 +73,7 @@ class JobRunner:
         self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
         try:
             fetch_input(job.secrets.get("fetch"))
+            self._ensure_environment(environment_from_record(job.secrets.get("environment")))
             outcome = run_job(
                 spec,
                 self._ledger,
@@ -78,7 +83,7 @@ class JobRunner:
             )
         except ServerStopping:
             return
-        except InputFetchError as error:
+        except (InputFetchError, EnvironmentBuildError) as error:
             self._finish(job_id, "Failed", str(error), None)
         except Exception as error:  # the job must end, whatever went wrong around it
             log.exception("job %s failed outside its scoring script", job_id)
@@ -88,6 +93,11 @@ class JobRunner:
             self._finish(job_id, outcome.status, outcome.message, outcome)
         self._ledger.forget(spec.job_id)
         self._canceled.discard(job_id.lower())
+
+    def _ensure_environment(self, spec: EnvironmentSpec | None) -> None:
+        """Normally found in the cache (built when the deployment provisioned); rebuilt if the cache lost it."""
+        if spec is not None:
+            self._environments.ensure(spec)
 
     def _should_cancel(self, job_id: str) -> bool:
         if self._stopping.is_set():

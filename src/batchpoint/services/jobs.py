@@ -12,11 +12,13 @@ import isodate
 
 from batchpoint import runtime as runtime_package
 from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
-from batchpoint.services.references import resolve_version
+from batchpoint.services.environments import DeploymentEnvironments, environment_record
+from batchpoint.services.references import deployment_model, resolve_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
 from batchpoint.store import AlreadyExists
@@ -28,6 +30,7 @@ TERMINAL = ("Completed", "Failed", "Canceled")
 JOB_SCAN_LIMIT = 100_000
 MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
 """Azure's generated scorer for MLflow models deployed without a scoring script."""
+PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 
 
@@ -48,6 +51,7 @@ class JobPlanner(OnResources):
 
     resources: Resources
     uris: UriResolver
+    environments: DeploymentEnvironments
     jobs_root: Path
 
     def route(self, endpoint: Resource, header: str | None) -> Routing:
@@ -86,8 +90,17 @@ class JobPlanner(OnResources):
             "target": str(self._fetched_input(job_name)),
         }
 
+    def environment(self, workspace_id: str, deployment: Resource) -> EnvironmentSpec | None:
+        return self.environments.spec_of(deployment.body["properties"], workspace_id)
+
     def spec(
-        self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any], source: Location
+        self,
+        job_name: str,
+        workspace_id: str,
+        deployment: Resource,
+        request: dict[str, Any],
+        source: Location,
+        environment: EnvironmentSpec | None,
     ) -> JobSpec:
         settings = deployment.body["properties"]
         output_dir, file_name = self._output(workspace_id, job_name, request, settings)
@@ -112,6 +125,7 @@ class JobPlanner(OnResources):
                 error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
                 logging_level=settings.get("loggingLevel", "Info"),
                 environment_variables={k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()},
+                python=self.environments.python_of(environment),
             )
         except ValueError as error:
             raise bad_request(f"The job cannot run with these settings: {error}") from None
@@ -150,19 +164,13 @@ class JobPlanner(OnResources):
         return _local(self.uris.resolve(workspace_id, code_uri), "code"), configuration.get("scoringScript")
 
     def _model_type(self, workspace_id: str, settings: dict[str, Any]) -> str | None:
-        model = settings.get("model") or {}
-        if model.get("referenceType") != "Id":
-            return None
-        version = self.store.get(resolve_version(self.store, workspace_id, "models", model["assetId"], "model"))
-        return (version.body["properties"].get("modelType") or "").lower()
+        version = deployment_model(self.store, workspace_id, settings)
+        return (version.body["properties"].get("modelType") or "").lower() if version else None
 
     def _model(self, workspace_id: str, job_name: str, settings: dict[str, Any]) -> Path | None:
         """AZUREML_MODEL_DIR: a private folder where the registered files appear under their own name."""
-        model = settings.get("model") or {}
-        if model.get("referenceType") != "Id":
-            return None
-        version = self.store.get(resolve_version(self.store, workspace_id, "models", model["assetId"], "model"))
-        model_uri = version.body["properties"].get("modelUri")
+        version = deployment_model(self.store, workspace_id, settings)
+        model_uri = version.body["properties"].get("modelUri") if version else None
         if not model_uri:
             return None
         target = _local(self.uris.resolve(workspace_id, model_uri), "model")
@@ -257,14 +265,14 @@ def spec_to_record(spec: JobSpec) -> dict[str, Any]:
     """What the runner needs to (re)build the spec after a restart; kept with the job, never shown."""
     record = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
     record["input_paths"] = [str(path) for path in spec.input_paths]
-    for name in ("output_dir", "code_dir", "model_dir"):
+    for name in PATH_FIELDS:
         record[name] = str(record[name]) if record[name] is not None else None
     record["environment_variables"] = dict(spec.environment_variables)
     return record
 
 
 def spec_from_record(record: dict[str, Any]) -> JobSpec:
-    paths = {name: Path(record[name]) if record[name] is not None else None for name in ("output_dir", "code_dir", "model_dir")}
+    paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
     return JobSpec(**{**record, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
 
 
@@ -289,7 +297,8 @@ class Jobs(OnResources):
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_name}' already exists in this workspace.")
         source = self.planner.input_location(workspace_id, request)
-        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source)
+        environment = self.planner.environment(workspace_id, routing.deployment)
+        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
         try:
             check_output_available(spec)
         except OutputExistsError as error:
@@ -299,7 +308,11 @@ class Jobs(OnResources):
                 "UserError",
             ) from error
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, spec), None)
-        job.secrets = {"spec": spec_to_record(spec), "fetch": self.planner.remote_input(job_name, source)}
+        job.secrets = {
+            "spec": spec_to_record(spec),
+            "fetch": self.planner.remote_input(job_name, source),
+            "environment": environment_record(environment),
+        }
         self.store.insert(job)
         if request_id is not None and not self._claim(endpoint, request_id, job_id):
             self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job

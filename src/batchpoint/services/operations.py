@@ -23,7 +23,9 @@ from batchpoint.store.entities import Operation, OperationKind, OperationStatus,
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[Resource | None], None]
+Progress = Callable[[dict[str, Any]], None]
+"""Work reports what it is doing; the operation status shows it under ``properties``."""
+Work = Callable[[Resource | None, Progress], None]
 
 
 def iso(moment: Any) -> str | None:
@@ -88,13 +90,17 @@ class OperationRunner:
         work = self._work.get((operation.kind, type_of(operation.resource_id).lower()))
         try:
             if work is not None:
-                work(self._store.get(operation.resource_id))
+                work(self._store.get(operation.resource_id), lambda detail: self._report(operation, detail))
             self._finish(operation, None)
         except ArmError as exc:
             self._finish(operation, exc)
         except Exception:  # the operation must end, whatever its work raised
             log.exception("operation %s failed", operation_id)
             self._finish(operation, ArmError(500, "InternalError", "The operation failed; see the server's log."))
+
+    def _report(self, operation: Operation, detail: dict[str, Any]) -> None:
+        operation.detail = detail
+        self._store.save_operation(operation)
 
     def _finish(self, operation: Operation, error: ArmError | None) -> None:
         operation.ended_at = utcnow()
@@ -124,6 +130,8 @@ def status_body(operation: Operation, status_url: str) -> dict[str, Any]:
         "startTime": iso(operation.started_at),
         "percentComplete": 100.0 if operation.status.terminal else 0.0,
     }
+    if operation.detail:
+        body["properties"] = operation.detail
     if operation.ended_at:
         body["endTime"] = iso(operation.ended_at)
     if operation.error_code:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.ids import ArmPath
 from batchpoint.store import Store
-from batchpoint.store.entities import SortField, SortOrder
+from batchpoint.store.entities import Resource, SortField, SortOrder
 
 _ARM_VERSION = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices"
@@ -69,3 +70,11 @@ def _latest_version_id(store: Store, container_id: str, reference: str, what: st
 def _versions_type(container_id: str) -> str:
     collection = container_id.rstrip("/").split("/")[-2]
     return f"Microsoft.MachineLearningServices/workspaces/{collection}/versions"
+
+
+def deployment_model(store: Store, workspace_id: str, deployment: dict[str, Any]) -> Resource | None:
+    """The model version a deployment's properties reference by id, or None when they name none."""
+    model = deployment.get("model") or {}
+    if model.get("referenceType") != "Id":
+        return None
+    return store.get(resolve_version(store, workspace_id, "models", model["assetId"], "model"))

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.identity import resolve_identity
-from batchpoint.services.operations import OperationRunner
+from batchpoint.services.operations import OperationRunner, Progress
 from batchpoint.services.resources import OnResources, Resources, check_tags, new_version, same_location, save
 from batchpoint.store.entities import Operation, OperationKind, Resource, parent_of
 
@@ -34,8 +34,8 @@ class ResourceKind(Protocol):
     def check_parent(self, parent: Resource) -> None:
         """Refuse writes under a parent that cannot take them (for example one being deleted)."""
 
-    def provision(self, resource: Resource) -> None:
-        """Check what the resource points at; raise ArmError to fail provisioning."""
+    def provision(self, resource: Resource, progress: Progress) -> None:
+        """Check what the resource points at and prepare what it needs; raise ArmError to fail provisioning."""
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None: ...
 
@@ -106,17 +106,17 @@ class TrackedResources(OnResources):
                 document[key] = value
         return document
 
-    def _provision(self, resource: Resource | None) -> None:
+    def _provision(self, resource: Resource | None, progress: Progress) -> None:
         if resource is None:
             return
         try:
-            self.kind.provision(resource)
+            self.kind.provision(resource, progress)
         except ArmError:
             self._set_state(resource, FAILED)
             raise
         self._set_state(resource, SUCCEEDED)
 
-    def _delete(self, resource: Resource | None) -> None:
+    def _delete(self, resource: Resource | None, progress: Progress) -> None:
         if resource is not None:
             self.store.delete_tree(resource.id)
 

@@ -116,3 +116,5 @@ class Operation:
     ended_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    detail: dict[str, Any] | None = None
+    """What the work reports while it runs (for example an environment build's last installer line)."""

@@ -42,6 +42,7 @@ class OperationRow(Base):
     ended_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(256), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         # At most one operation in progress per resource: the database arbitrates racing writers.

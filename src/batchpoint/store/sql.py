@@ -226,6 +226,7 @@ def _operation_row(operation: Operation) -> OperationRow:
         ended_us=to_micros(operation.ended_at) if operation.ended_at else None,
         error_code=operation.error_code,
         error_message=operation.error_message,
+        detail=json.dumps(operation.detail) if operation.detail is not None else None,
     )
 
 
@@ -240,4 +241,5 @@ def _operation(row: OperationRow) -> Operation:
         ended_at=from_micros(row.ended_us) if row.ended_us is not None else None,
         error_code=row.error_code,
         error_message=row.error_message,
+        detail=json.loads(row.detail) if row.detail is not None else None,
     )

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from batchpoint.runtime.scorers.mlmodel import model_folder
+
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pqt": pd.read_parquet}
 MLFLOW_TYPES = {
     "integer": "int32",
@@ -34,15 +36,6 @@ def init() -> None:
     import mlflow.pyfunc  # noqa: PLC0415 - heavy, and only workers of MLflow deployments need it
 
     model = mlflow.pyfunc.load_model(str(model_folder(Path(os.environ["AZUREML_MODEL_DIR"])).resolve()))
-
-
-def model_folder(root: Path) -> Path:
-    """The folder holding the ``MLmodel`` file, wherever the registered files put it below the model root (which
-    links to them, hence ``followlinks``)."""
-    found = sorted(Path(folder) for folder, _, files in os.walk(root, followlinks=True) if "MLmodel" in files)
-    if not found:
-        raise FileNotFoundError(f"No MLmodel file below the model folder {root}: is this an MLflow model?")
-    return found[0]
 
 
 def run(mini_batch: list[str]) -> list[str]:

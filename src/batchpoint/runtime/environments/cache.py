@@ -1,0 +1,178 @@
+"""Virtual environments built from specs, once per spec hash, shared by every deployment that asks for it.
+
+Layout under the cache root:
+    <key>/                  the virtual environment; complete only when <key>/batchpoint-environment.json exists
+    logs/<key>.log          the build log (kept after a failure)
+    locks/<key>.lock        held while a build of <key> runs, by any process on this machine
+
+A build runs in its final folder (virtual environments are not relocatable) and is removed when it fails; an
+unfinished folder left by a crash is removed by the next build of its key or by `sweep()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from batchpoint.runtime.environments.spec import EnvironmentSpec
+
+READY_FILE = "batchpoint-environment.json"
+REQUIREMENTS_FILE = "batchpoint-requirements.txt"
+ERROR_LINES = 20
+
+Progress = Callable[[str], None]
+
+
+class EnvironmentBuildError(Exception):
+    """The installer failed; the message carries its error lines."""
+
+
+@dataclass(frozen=True)
+class BuiltEnvironment:
+    key: str
+    folder: Path
+    built: bool
+    """True when this call built it, False when it came from the cache."""
+
+    @property
+    def python(self) -> Path:
+        return self.folder / "bin" / "python"
+
+
+class EnvironmentCache:
+    def __init__(
+        self, root: Path, installer_options: Sequence[str] = (), build_timeout_seconds: float = 1800.0
+    ) -> None:
+        """`installer_options` are passed to `pip install` (for example `--index-url` of an offline mirror)."""
+        self.root = root.absolute()
+        self._options = tuple(installer_options)
+        self._timeout = build_timeout_seconds
+
+    def log_path(self, spec: EnvironmentSpec) -> Path:
+        return self.root / "logs" / f"{spec.key}.log"
+
+    def find(self, spec: EnvironmentSpec) -> BuiltEnvironment | None:
+        folder = self.root / spec.key
+        return BuiltEnvironment(spec.key, folder, built=False) if (folder / READY_FILE).is_file() else None
+
+    def ensure(self, spec: EnvironmentSpec, progress: Progress = lambda line: None) -> BuiltEnvironment:
+        """The environment of `spec`, built now unless it is cached; raises EnvironmentBuildError."""
+        cached = self.find(spec)
+        if cached is not None:
+            return cached
+        with self._lock(spec.key, blocking=True):
+            cached = self.find(spec)
+            if cached is not None:
+                return cached
+            folder = self.root / spec.key
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                self._build(spec, folder, progress)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            return BuiltEnvironment(spec.key, folder, built=True)
+
+    def sweep(self) -> list[str]:
+        """Remove unfinished builds nobody is running (left by a crash); returns their keys."""
+        removed = []
+        for folder in self.root.glob("*"):
+            if folder.name in ("logs", "locks") or not folder.is_dir() or (folder / READY_FILE).exists():
+                continue
+            with self._lock(folder.name, blocking=False) as held:
+                if held and not (folder / READY_FILE).exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder.name)
+        return removed
+
+    @contextlib.contextmanager
+    def _lock(self, key: str, blocking: bool) -> Iterator[bool]:
+        path = self.root / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _build(self, spec: EnvironmentSpec, folder: Path, progress: Progress) -> None:
+        log = self.log_path(spec)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as out:
+            def report(line: str) -> None:
+                out.write(line + "\n")
+                out.flush()
+                progress(line)
+
+            report(f"# building environment {spec.key} from {spec.source or 'an environment'}")
+            for note in _notes(spec):
+                report(f"# {note}")
+            self._run([sys.executable, "-m", "venv", "--without-pip", str(folder)], report)
+            if spec.requirements:
+                requirements = folder / REQUIREMENTS_FILE
+                requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
+                self._run(self._install_command(folder, requirements), report)
+            (folder / READY_FILE).write_text(json.dumps({**asdict(spec), "key": spec.key, "builtAt": time.time()}))
+            report(f"# environment {spec.key} is ready")
+
+    def _install_command(self, folder: Path, requirements: Path) -> list[str]:
+        python = str(folder / "bin" / "python")
+        return [
+            sys.executable, "-m", "pip", "--python", python, "install", "--no-input",
+            "--disable-pip-version-check", "--progress-bar", "off", *self._options, "-r", str(requirements),
+        ]  # fmt: skip
+
+    def _run(self, command: list[str], report: Progress) -> None:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+        )
+        watchdog = threading.Timer(self._timeout, process.kill)
+        watchdog.start()
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                report(line)
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if code != 0:
+            raise EnvironmentBuildError(_failure(command, code, lines, self._timeout))
+
+
+def _notes(spec: EnvironmentSpec) -> list[str]:
+    notes = []
+    if spec.python_mismatch:
+        notes.append(f"warning: {spec.python_mismatch}")
+    if spec.image:
+        notes.append(f"image '{spec.image}' is recorded, not pulled: batchpoint builds the environment locally")
+    if spec.skipped:
+        notes.append(f"conda system packages left out (pip has none): {', '.join(spec.skipped)}")
+    return notes
+
+
+def _failure(command: list[str], code: int, lines: list[str], timeout: float) -> str:
+    tool = "pip install" if "pip" in command else "python -m venv"
+    if code < 0:
+        return f"{tool} was stopped after {timeout:.0f} s without finishing."
+    errors = [line for line in lines if line.startswith("ERROR:")] or lines[-ERROR_LINES:]
+    return f"{tool} failed (exit code {code}): " + " ".join(line.strip() for line in errors[-ERROR_LINES:])

@@ -1,0 +1,1 @@
+"""Scoring scripts batchpoint supplies itself (the MLflow scorer)."""

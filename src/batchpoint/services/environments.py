@@ -1,0 +1,121 @@
+"""Which Python environment a deployment's workers run in, and building it while the deployment provisions.
+
+- An environment version with a conda file: that file's packages (conda pins become pip pins).
+- An environment with only an image, or a registry (curated) environment: the server's interpreter; the image is
+  recorded, not pulled.
+- No environment and an MLflow model: the model's own `conda.yaml` / `python_env.yaml` / `requirements.txt`,
+  unless the server's interpreter already satisfies every requirement (then nothing is built).
+- Otherwise: the server's interpreter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.spec import (
+    EnvironmentSpec,
+    EnvironmentSpecError,
+    from_conda_file,
+    from_mlflow_model,
+    unmet_on_host,
+)
+from batchpoint.runtime.scorers.mlmodel import model_folder
+from batchpoint.services.errors import ArmError
+from batchpoint.services.ids import ArmPath
+from batchpoint.services.references import deployment_model, is_registry_reference, resolve_version
+from batchpoint.services.uris import UriResolver
+from batchpoint.store import Store
+from batchpoint.store.entities import Resource
+
+Progress = Callable[[dict[str, Any]], None]
+PROGRESS_INTERVAL_SECONDS = 0.5
+MLFLOW_MODEL = "mlflow_model"
+
+
+@dataclass
+class DeploymentEnvironments:
+    store: Store
+    uris: UriResolver
+    cache: EnvironmentCache
+
+    def spec_of(self, deployment: dict[str, Any], workspace_id: str) -> EnvironmentSpec | None:
+        """The environment a deployment's properties ask for; None runs it in the server's interpreter."""
+        try:
+            environment_id = deployment.get("environmentId")
+            if environment_id:
+                return self._declared(workspace_id, environment_id)
+            return self._mlflow_model_environment(workspace_id, deployment)
+        except EnvironmentSpecError as error:
+            raise ArmError(400, "InvalidEnvironment", str(error)) from None
+
+    def prepare(self, deployment: Resource, progress: Progress) -> None:
+        """Build the deployment's environment unless it is cached; raises ArmError with the installer's error."""
+        spec = self.spec_of(deployment.body["properties"], ArmPath.parse(deployment.id).workspace_id)
+        if spec is None or self.cache.find(spec) is not None:
+            return
+        reporter = _ThrottledProgress(progress, spec.key, self.cache.log_path(spec))
+        try:
+            self.cache.ensure(spec, reporter)
+        except EnvironmentBuildError as error:
+            raise ArmError(
+                400,
+                "EnvironmentBuildFailed",
+                f"The environment of deployment '{deployment.name}' ({spec.source}) could not be built: {error} "
+                f"Build log: {self.cache.log_path(spec)}",
+            ) from None
+
+    def python_of(self, spec: EnvironmentSpec | None) -> Path | None:
+        return None if spec is None else self.cache.root / spec.key / "bin" / "python"
+
+    def _declared(self, workspace_id: str, environment_id: str) -> EnvironmentSpec | None:
+        if is_registry_reference(environment_id):
+            return None
+        version = self.store.get(resolve_version(self.store, workspace_id, "environments", environment_id, "environment"))
+        properties = version.body["properties"] if version else {}
+        if not properties.get("condaFile"):
+            return None
+        return from_conda_file(properties["condaFile"], f"environment '{environment_id}'", properties.get("image"))
+
+    def _mlflow_model_environment(self, workspace_id: str, deployment: dict[str, Any]) -> EnvironmentSpec | None:
+        model = deployment_model(self.store, workspace_id, deployment)
+        if model is None or (model.body["properties"].get("modelType") or "").lower() != MLFLOW_MODEL:
+            return None
+        model_uri = model.body["properties"].get("modelUri")
+        location = self.uris.resolve(workspace_id, model_uri) if model_uri else None
+        if location is None or location.local_path is None:
+            return None
+        try:
+            spec = from_mlflow_model(model_folder(location.local_path))
+        except FileNotFoundError:
+            return None
+        return spec if spec is not None and unmet_on_host(spec.requirements) else None
+
+
+def environment_record(spec: EnvironmentSpec | None) -> dict[str, Any] | None:
+    return asdict(spec) if spec is not None else None
+
+
+def environment_from_record(record: dict[str, Any] | None) -> EnvironmentSpec | None:
+    if record is None:
+        return None
+    return EnvironmentSpec(**{**record, "requirements": tuple(record["requirements"]), "skipped": tuple(record["skipped"])})
+
+
+class _ThrottledProgress:
+    """Installer lines become operation progress at most every half second (each one is a database write)."""
+
+    def __init__(self, progress: Progress, key: str, log: Path) -> None:
+        self._progress = progress
+        self._detail = {"phase": "BuildingEnvironment", "environment": key, "buildLog": str(log)}
+        self._last = 0.0
+
+    def __call__(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_SECONDS:
+            self._last = now
+            self._progress({**self._detail, "lastLine": line[-500:]})

@@ -1,0 +1,23 @@
+"""operation detail: progress that running work reports
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.add_column(sa.Column("detail", sa.Text, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.drop_column("detail")
