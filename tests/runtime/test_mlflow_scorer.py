@@ -50,3 +50,34 @@ def test_a_cast_error_names_the_file_and_the_column(signature: None) -> None:
 )
 def test_multi_output_predictions_become_one_quoted_json_field(predictions: object, expected: list[str]) -> None:
     assert [mlflow_scorer.flatten(value) for value in mlflow_scorer.prediction_values(predictions)] == expected
+
+
+def test_an_image_is_one_array_shaped_by_the_tensor_signature(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import numpy as np
+    from mlflow.types.schema import Schema, TensorSpec
+    from PIL import Image
+
+    schema = Schema([TensorSpec(np.dtype("float32"), (-1, 4, 4))])
+    seen = []
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        seen.append((pixels.shape, pixels.dtype))
+        return pixels.reshape(len(pixels), -1).mean(axis=1)
+
+    metadata = SimpleNamespace(get_input_schema=lambda: schema)
+    monkeypatch.setattr(mlflow_scorer, "model", SimpleNamespace(metadata=metadata, predict=predict))
+    Image.fromarray(np.full((4, 4), 8, dtype=np.uint8)).save(tmp_path / "digit.png")
+    assert mlflow_scorer.run([str(tmp_path / "digit.png")]) == ["0,8.0,digit.png"]
+    assert seen == [((1, 4, 4), np.dtype("float32"))]
+
+
+def test_an_image_that_does_not_fit_the_tensor_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import numpy as np
+    from mlflow.types.schema import Schema, TensorSpec
+    from PIL import Image
+
+    metadata = SimpleNamespace(get_input_schema=lambda: Schema([TensorSpec(np.dtype("float32"), (-1, 3, 3))]))
+    monkeypatch.setattr(mlflow_scorer, "model", SimpleNamespace(metadata=metadata))
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match=r"'big\.png': the image"):
+        mlflow_scorer.read(str(tmp_path / "big.png"))

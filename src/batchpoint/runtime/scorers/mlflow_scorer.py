@@ -2,7 +2,8 @@
 
 It reads each input file (``.csv``, ``.parquet``/``.pqt``), casts its columns to the model's input signature,
 calls ``predict()`` once per file, and returns one ``row,prediction,file`` line per input row (``row`` is the
-0-based index within its file). A prediction with several values (a DataFrame row, a dict, a vector) is written
+0-based index within its file). An image (``.png .jpg .jpeg .tiff .bmp .gif``, read with Pillow) is one array,
+shaped and typed by the model's tensor signature (else uint8 pixels), and gives one line with ``row`` 0. A prediction with several values (a DataFrame row, a dict, a vector) is written
 as compact JSON in one quoted field, so every line keeps exactly three CSV fields. A file it cannot read or cast fails
 its mini-batch with a message naming the file and, for a cast, the column.
 """
@@ -14,10 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchpoint.runtime.scorers.mlmodel import model_folder
 
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".tiff", ".bmp", ".gif")
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pqt": pd.read_parquet}
 MLFLOW_TYPES = {
     "integer": "int32",
@@ -41,20 +44,52 @@ def init() -> None:
 def run(mini_batch: list[str]) -> list[str]:
     rows: list[str] = []
     for path in mini_batch:
-        predictions = model.predict(cast_to_signature(read(path), path))
         name = os.path.basename(path)
-        rows += [f"{index},{flatten(value)},{name}" for index, value in enumerate(prediction_values(predictions))]
+        data = read(path)
+        if isinstance(data, pd.DataFrame):
+            values = prediction_values(model.predict(cast_to_signature(data, path)))
+            rows += [f"{index},{flatten(value)},{name}" for index, value in enumerate(values)]
+        else:
+            values = prediction_values(model.predict(data))
+            rows.append(f"0,{flatten(values[0] if len(values) == 1 else values)},{name}")
     return rows
 
 
-def read(path: str) -> pd.DataFrame:
-    reader = READERS.get(Path(path).suffix.lower())
+def read(path: str) -> pd.DataFrame | np.ndarray:
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_TYPES:
+        return read_image(path)
+    reader = READERS.get(suffix)
     if reader is None:
         raise ValueError(
-            f"Error processing input file '{os.path.basename(path)}': file type '{Path(path).suffix.lstrip('.')}' "
-            f"is not supported (supported: {', '.join(sorted(READERS))})."
+            f"Error processing input file '{os.path.basename(path)}': file type '{suffix.lstrip('.')}' "
+            f"is not supported (supported: {', '.join(sorted([*READERS, *IMAGE_TYPES]))})."
         )
     return reader(path)
+
+
+def read_image(path: str) -> np.ndarray:
+    """The image as an array shaped and typed by the model's tensor signature if it has one, else uint8 pixels."""
+    try:
+        from PIL import Image  # noqa: PLC0415 - only image inputs need Pillow
+    except ImportError:
+        raise ValueError(
+            f"Error processing input file '{os.path.basename(path)}': reading images needs Pillow in the "
+            "deployment's environment (add 'pillow' to its requirements)."
+        ) from None
+    with Image.open(path) as image:
+        pixels = np.asarray(image)
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.is_tensor_spec():
+        return pixels.astype(np.uint8)
+    tensor = schema.inputs[0]
+    try:
+        return pixels.reshape(tensor.shape).astype(tensor.type)
+    except ValueError as error:
+        raise ValueError(
+            f"Error processing input file '{os.path.basename(path)}': the image ({pixels.shape}) does not fit the "
+            f"model's input tensor {tensor.shape}: {error}"
+        ) from None
 
 
 def cast_to_signature(frame: pd.DataFrame, path: str) -> pd.DataFrame:
