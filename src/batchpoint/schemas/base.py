@@ -44,3 +44,14 @@ def ReadOnly(**kwargs: Any) -> Any:  # noqa: N802 - mirrors pydantic's Field
 
 
 StringMap = dict[str, str | None]
+
+
+def _scalar_as_string(value: Any) -> Any:
+    """JSON scalars become strings (booleans as ``true``/``false``); anything else is left for the type check."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+ScalarMap = dict[str, Annotated[str | None, BeforeValidator(_scalar_as_string)]]
+"""A map of strings that also takes numbers and booleans, as strings."""

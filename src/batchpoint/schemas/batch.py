@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from batchpoint.schemas.base import CaseInsensitive, ReadOnly, StringMap, WireModel, canonical_enum
+from batchpoint.schemas.base import CaseInsensitive, ReadOnly, ScalarMap, StringMap, WireModel, canonical_enum
 from batchpoint.schemas.common import (
     ArmEnvelope,
     ManagedServiceIdentity,
@@ -136,7 +136,9 @@ class BatchPipelineComponentDeploymentConfiguration(WireModel):
     ]
     componentId: IdAssetReference | None = None
     description: str | None = None
-    settings: StringMap | None = None
+    settings: ScalarMap | None = None
+    """Strings on the wire; azure-ai-ml sends the values as users wrote them (``continue_on_step_failure: False``),
+    and the service takes them and keeps them as strings."""
     tags: StringMap | None = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 
 def _camel_keys(value: Any) -> Any:
@@ -12,6 +12,9 @@ def _camel_keys(value: Any) -> Any:
     if isinstance(value, dict):
         return {(key[:1].lower() + key[1:] if isinstance(key, str) else key): item for key, item in value.items()}
     return value
+
+
+Literal = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 class InvokeModel(BaseModel):
@@ -27,7 +30,8 @@ class JobInput(InvokeModel):
     jobInputType: str
     uri: str | None = None
     mode: str | None = None
-    value: str | None = None
+    value: Literal | None = None
+    """A literal input's value: the SDK sends it with its JSON type (``2``, ``0.5``, ``false``, ``"p_"``)."""
 
 
 class JobOutput(InvokeModel):
@@ -51,7 +55,8 @@ class ComputeOverride(InvokeModel):
 
 
 class InvokeProperties(InvokeModel):
-    inputData: dict[str, JobInput] = Field(default_factory=dict)
+    inputData: dict[str, JobInput | Literal] = Field(default_factory=dict)
+    """Inputs by name; ``invoke(inputs={"n": 2})`` sends a bare value for a literal input."""
     outputData: dict[str, JobOutput] | None = None
     outputDataset: OutputDataset | None = None
     outputFileName: str | None = None

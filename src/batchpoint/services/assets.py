@@ -17,6 +17,7 @@ from batchpoint.store.entities import Cursor, Resource, parent_of, to_micros
 
 SCAN_BATCH = 500
 COLLECTIONS = ("models", "codes", "environments", "data", "components")
+DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "models": {"flavors": {}, "modelType": "custom_model"},
@@ -26,6 +27,14 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def container_type(collection: str) -> str:
     return f"{WORKSPACE_TYPE}/{collection}"
+
+
+def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
+    """azure-ai-ml reads a component's name and version from its spec, and leaves the version out when the
+    server picks it: fill both in from the URL, as Azure does."""
+    container_id, _, version = version_id.rpartition("/versions/")
+    spec.setdefault("name", container_id.rsplit("/", 1)[-1])
+    spec["version"] = str(spec.get("version") or version)
 
 
 def version_type(collection: str) -> str:
@@ -59,6 +68,8 @@ class Assets(OnResources):
         properties["tags"] = check_tags(properties.get("tags"))
         if properties.get("flavors") is None and collection == "models":
             properties["flavors"] = {}
+        if collection == "components" and isinstance(properties.get("componentSpec"), dict):
+            _name_component_spec(properties["componentSpec"], version_id)
         properties["provisioningState"] = "Succeeded"
         resource = new_version(
             ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
@@ -67,6 +78,15 @@ class Assets(OnResources):
         if existing is None:
             self._record_latest(container, resource.name)
         return Upserted(resource, created=existing is None)
+
+    def get_version_json(self, version_id: str) -> str:
+        """A version's JSON; ``azureml_default`` names the latest version (``components.get(name)`` asks for it)."""
+        container_id, _, version = version_id.rpartition("/versions/")
+        if version.lower() == DEFAULT_VERSION:
+            container = self.resources.get(container_id)
+            latest = container.body["properties"].get("latestVersion")
+            version_id = f"{container_id}/versions/{latest}" if latest else version_id
+        return self.resources.get_json(version_id)
 
     def _record_latest(self, container: Resource, version: str) -> None:
         """Containers tell clients their latest and next version (``azureml:name@latest`` reads them)."""

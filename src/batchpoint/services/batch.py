@@ -14,6 +14,7 @@ from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.operations import Progress
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
+from batchpoint.services.pipelines import load_pipeline
 from batchpoint.services.references import is_registry_reference, resolve_version
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -109,6 +110,9 @@ class BatchDeploymentKind:
         properties["retrySettings"] = {**DEFAULT_RETRY, **(requested.get("retrySettings") or {})}
         _check_duration(properties["retrySettings"]["timeout"])
         properties["properties"] = merge_add_only(before.get("properties"), requested.get("properties"))
+        configuration = properties.get("deploymentConfiguration")
+        if configuration is not None:
+            configuration.setdefault("settings", {})
         if existing is not None:
             for field in ("codeConfiguration", "resources"):
                 if requested.get(field) is None and field in before:
@@ -138,8 +142,17 @@ class BatchDeploymentKind:
             resolve_version(self.store, workspace_id, "environments", environment_id, "environment")
         component = (properties.get("deploymentConfiguration") or {}).get("componentId")
         if component:
-            resolve_version(self.store, workspace_id, "components", component["assetId"], "component")
+            self._prepare_pipeline(workspace_id, component["assetId"], progress)
         self.environments.prepare(resource, progress)
+
+    def _prepare_pipeline(self, workspace_id: str, component_id: str, progress: Progress) -> None:
+        """The component must be a valid pipeline; every step's environment is built now, as a model's is."""
+        pipeline = load_pipeline(self.store, workspace_id, component_id)
+        for node in pipeline.nodes.values():
+            environment = node.spec.get("environment")
+            if environment:
+                spec = self.environments.spec_of({"environmentId": environment}, workspace_id)
+                self.environments.build(spec, f"step '{node.name}'", progress)
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
         description = (patch.get("properties") or {}).get("description")

@@ -23,6 +23,7 @@ from batchpoint.services.ids import resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
+from batchpoint.services.pipeline_jobs import PipelinePlanner
 from batchpoint.services.rbac import OWNER, RoleAssignments
 from batchpoint.services.resources import Resources
 from batchpoint.services.tracked import TrackedResources
@@ -75,7 +76,12 @@ class Services:
             datastores=datastores,
             assets=Assets(resources),
             uris=uris,
-            jobs=Jobs(resources, JobPlanner(resources, uris, environments, settings.home / "jobs"), job_runner),
+            jobs=Jobs(
+                resources,
+                JobPlanner(resources, uris, environments, settings.home / "jobs"),
+                PipelinePlanner(store, uris, environments, settings.home / "jobs"),
+                job_runner,
+            ),
             job_runner=job_runner,
             history=History(resources, datastores),
             environments=environments,

@@ -56,6 +56,10 @@ class DeploymentEnvironments:
     def prepare(self, deployment: Resource, progress: Progress) -> None:
         """Build the deployment's environment unless it is cached; raises ArmError with the installer's error."""
         spec = self.spec_of(deployment.body["properties"], ArmPath.parse(deployment.id).workspace_id)
+        self.build(spec, f"deployment '{deployment.name}'", progress)
+
+    def build(self, spec: EnvironmentSpec | None, owner: str, progress: Progress) -> None:
+        """Build `spec` unless it is cached (or None); `owner` names what needs it in the error message."""
         if spec is None or self.cache.find(spec) is not None:
             return
         reporter = _ThrottledProgress(progress, spec.key, self.cache.log_path(spec))
@@ -65,7 +69,7 @@ class DeploymentEnvironments:
             raise ArmError(
                 400,
                 "EnvironmentBuildFailed",
-                f"The environment of deployment '{deployment.name}' ({spec.source}) could not be built: {error} "
+                f"The environment of {owner} ({spec.source}) could not be built: {error} "
                 f"Build log: {self.cache.log_path(spec)}",
             ) from None
 
@@ -73,6 +77,8 @@ class DeploymentEnvironments:
         return None if spec is None else self.cache.root / spec.key / "bin" / "python"
 
     def _declared(self, workspace_id: str, environment_id: str) -> EnvironmentSpec | None:
+        """An environment version's spec; None for one without a conda file or from a registry."""
+        environment_id = environment_id.removeprefix("azureml:") if environment_id.startswith("azureml:/") else environment_id
         if is_registry_reference(environment_id):
             return None
         version = self.store.get(resolve_version(self.store, workspace_id, "environments", environment_id, "environment"))

@@ -10,10 +10,40 @@ from typing import Any
 
 from batchpoint.services.blob_auth import sas_for
 from batchpoint.services.datastores import Datastores
+from batchpoint.services.pipeline_jobs import child_name
 from batchpoint.services.resources import Resources
+from batchpoint.store.entities import Resource
 
 LOG_LINK_LIFETIME = timedelta(hours=12)
 OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)$")
+
+
+def _logs_dir(job: Resource) -> Path:
+    if "spec" in job.secrets:
+        return Path(job.secrets["spec"]["output_dir"]) / "logs"
+    if "pipeline" in job.secrets:
+        return Path(job.secrets["pipeline"]["logs_dir"])
+    return Path(job.secrets.get("logs_dir", "/nonexistent"))
+
+
+def _run_of_child(parent: str, child: Resource) -> dict[str, Any]:
+    properties = child.body["properties"]
+    return {
+        "runId": child.name,
+        "parentRunId": parent,
+        "rootRunId": parent,
+        "experimentId": parent,
+        "name": properties["displayName"],
+        "displayName": properties["displayName"],
+        "status": properties["status"],
+        "runType": "azureml.StepRun",
+        "createdUtc": child.body.get("systemData", {}).get("createdAt"),
+        "startTimeUtc": properties.get("startTime"),
+        "endTimeUtc": properties.get("endTime"),
+        "properties": properties.get("properties", {}),
+        "tags": {},
+        "services": {},
+    }
 
 
 def output_asset_id(job_name: str, output: str) -> str:
@@ -33,7 +63,7 @@ class History:
             "status": properties["status"],
             "startTimeUtc": properties.get("startTime"),
             "endTimeUtc": properties.get("endTime"),
-            "logFiles": self._log_links(base_url, Path(job.secrets["spec"]["output_dir"]) / "logs"),
+            "logFiles": self._log_links(base_url, _logs_dir(job)),
             "warnings": [],
             "services": {},
             "properties": properties.get("properties", {}),
@@ -41,6 +71,17 @@ class History:
         if "error" in properties:
             details["error"] = {"error": properties["error"]}
         return details
+
+    def children(self, job_id: str) -> list[dict[str, Any]]:
+        """A pipeline job's steps as run-history runs (``jobs.list(parent_job_name=...)``); none for a model job."""
+        job = self.resources.get(job_id)
+        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        runs = []
+        for step in (job.secrets.get("pipeline") or {}).get("steps", []):
+            child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
+            if child is not None:
+                runs.append(_run_of_child(job.name, child))
+        return runs
 
     def run_data(self, job_id: str) -> dict[str, Any]:
         """``jobs.download`` asks for the run's outputs, then resolves them with ``resolve_outputs``."""

@@ -18,8 +18,9 @@ from batchpoint.runtime.report import Counts, JobOutcome
 from batchpoint.services.environments import environment_from_record
 from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
 from batchpoint.services.operations import iso
+from batchpoint.services.pipeline_jobs import run_pipeline
 from batchpoint.store import Store
-from batchpoint.store.entities import utcnow
+from batchpoint.store.entities import Resource, utcnow
 
 log = logging.getLogger(__name__)
 ALL_WORKSPACES = "/subscriptions"
@@ -69,6 +70,9 @@ class JobRunner:
         job = self._store.get(job_id)
         if job is None or job.body["properties"]["status"] in TERMINAL:
             return
+        if "pipeline" in job.secrets:
+            self._run_pipeline(job)
+            return
         spec = spec_from_record(job.secrets["spec"])
         self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
         try:
@@ -93,6 +97,44 @@ class JobRunner:
             self._finish(job_id, outcome.status, outcome.message, outcome)
         self._ledger.forget(spec.job_id)
         self._canceled.discard(job_id.lower())
+
+    def _run_pipeline(self, job: Resource) -> None:
+        self._update(job.id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        try:
+            status, message = run_pipeline(
+                job.secrets["pipeline"],
+                workspace_id,
+                job.name,
+                self._environments,
+                self._status_of,
+                self._step_status,
+                lambda: self._should_cancel(job.id),
+            )
+        except ServerStopping:
+            return
+        except Exception as error:  # the job must end, whatever went wrong around it
+            log.exception("pipeline job %s failed outside its steps", job.id)
+            status, message = "Failed", f"The job failed outside its steps ({type(error).__name__}); see the server's log."
+        self._finish(job.id, status, message, None)
+        self._canceled.discard(job.id.lower())
+
+    def _status_of(self, job_id: str) -> str | None:
+        child = self._store.get(job_id)
+        return child.body["properties"]["status"] if child else None
+
+    def _step_status(self, child_id: str, status: str, message: str) -> None:
+        def apply(properties: dict[str, Any]) -> None:
+            now = iso(utcnow())
+            properties["status"] = status
+            if status == "Running":
+                properties["startTime"] = now
+            else:
+                properties.update(endTime=now, statusMessage=message.splitlines()[0] if message else "")
+                if status == "Failed":
+                    properties["error"] = {"code": "StepFailed", "message": message}
+
+        self._update(child_id, apply)
 
     def _ensure_environment(self, spec: EnvironmentSpec | None) -> None:
         """Normally found in the cache (built when the deployment provisioned); rebuilt if the cache lost it."""

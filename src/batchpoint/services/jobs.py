@@ -18,6 +18,7 @@ from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
+from batchpoint.services.pipeline_jobs import PipelinePlanner, is_pipeline_deployment
 from batchpoint.services.references import deployment_model, resolve_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
@@ -184,7 +185,7 @@ class JobPlanner(OnResources):
 
 def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
     """A model deployment's one data input (Azure ignores its name)."""
-    data = [value for value in inputs.values() if (value.get("jobInputType") or "").lower() != "literal"]
+    data = [value for value in inputs.values() if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"]
     if len(data) != 1 or len(inputs) != 1:
         raise bad_request(
             f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
@@ -223,8 +224,16 @@ def _seconds(duration: str) -> float:
         raise bad_request(f"retrySettings.timeout '{duration}' is not an ISO-8601 duration such as 'PT30S'.") from None
 
 
-def job_document(job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
-    """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``."""
+def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A model job's one data input and its one output, ``score``."""
+    inputs = {name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
+              for name, value in (request.get("inputData") or {}).items()}
+    return {"inputs": inputs, "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}}}
+
+
+def job_document(job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``; ``io`` holds its inputs and
+    outputs (and, for a pipeline deployment, its component and settings)."""
     properties = {
         "azureml.batchrun": "true",
         "azureml.endpointname": endpoint.name,
@@ -232,8 +241,6 @@ def job_document(job_name: str, endpoint: Resource, routing: Routing, request: d
         "batchpoint.routing": routing.reason,
         **(request.get("properties") or {}),
     }
-    inputs = {name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
-              for name, value in (request.get("inputData") or {}).items()}
     return {
         "properties": {
             "jobType": "Pipeline",
@@ -242,10 +249,9 @@ def job_document(job_name: str, endpoint: Resource, routing: Routing, request: d
             "experimentName": (request.get("properties") or {}).get("experimentName") or endpoint.name,
             "properties": properties,
             "tags": {},
-            "inputs": inputs,
-            "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}},
             "jobs": {},
             "settings": {},
+            **io,
             "services": {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}},
             "progress": _empty_progress(),
         }
@@ -280,6 +286,7 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
 class Jobs(OnResources):
     resources: Resources
     planner: JobPlanner
+    pipelines: PipelinePlanner
     runner: Any
     """The JobRunner that takes accepted jobs to their end."""
 
@@ -296,6 +303,25 @@ class Jobs(OnResources):
         job_id = f"{workspace_id}/jobs/{job_name}"
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_name}' already exists in this workspace.")
+        if is_pipeline_deployment(routing.deployment):
+            planned = self.pipelines.plan(job_name, workspace_id, routing.deployment, request)
+            job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None)
+            job.secrets = {"pipeline": planned.record}
+            for name, child in planned.children.items():
+                self.store.insert(new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None))
+        else:
+            job = self._model_job(ctx, job_id, endpoint, routing, request)
+        self.store.insert(job)
+        if request_id is not None and not self._claim(endpoint, request_id, job_id):
+            self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job
+            return self._repeated(endpoint, request_id) or self.resources.get(job_id)
+        self.runner.submit(job.id)
+        return job
+
+    def _model_job(
+        self, ctx: RequestContext, job_id: str, endpoint: Resource, routing: Routing, request: dict[str, Any]
+    ) -> Resource:
+        workspace_id, job_name = job_id.rsplit("/jobs/", 1)
         source = self.planner.input_location(workspace_id, request)
         environment = self.planner.environment(workspace_id, routing.deployment)
         spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
@@ -307,17 +333,13 @@ class Jobs(OnResources):
                 "overwrites or appends to it. Choose another output path or file name.",
                 "UserError",
             ) from error
-        job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, spec), None)
+        io = model_job_io(job_name, request)
+        job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, io), None)
         job.secrets = {
             "spec": spec_to_record(spec),
             "fetch": self.planner.remote_input(job_name, source),
             "environment": environment_record(environment),
         }
-        self.store.insert(job)
-        if request_id is not None and not self._claim(endpoint, request_id, job_id):
-            self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job
-            return self._repeated(endpoint, request_id) or self.resources.get(job_id)
-        self.runner.submit(job.id)
         return job
 
     def of_endpoint(self, endpoint_id: str, deployment: str | None) -> list[dict[str, Any]]:

@@ -117,7 +117,7 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
 
     @router.get(version, operation_id=f"{title}Versions_Get", responses=responses({200: AssetVersion}))
     def get_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:
-        return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+        return arm_json(services.assets.get_version_json(resource_id), ctx.base_url)
 
     @router.delete(version, operation_id=f"{title}Versions_Delete", responses=responses({200: None}))
     def delete_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:

@@ -140,9 +140,9 @@ def run_data(ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceI
 
 @router.get(HISTORY + "/runs/{jobName}/children", operation_id="Runs_GetChildren", responses=responses({200: None}))
 def run_children(ctx: DataplaneContext, services: ServicesDep, resource_id: JobId) -> Response:
-    """A batch job runs as one step here; it has no child runs to list."""
-    services.resources.require(resource_id)
-    return arm_json({"value": [], "continuationToken": None}, ctx.base_url)
+    """A pipeline job's steps; a model job runs as one step and has none."""
+    children = services.history.children(resource_id)
+    return arm_json({"value": children, "continuationToken": None, "nextLink": None}, ctx.base_url)
 
 
 @router.post(

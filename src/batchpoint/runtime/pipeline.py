@@ -1,0 +1,166 @@
+"""Running a pipeline's steps: each step is a shell command in its own process; a step starts when the steps it
+reads from have completed, and independent steps run in parallel.
+
+A step writes its outputs into `<output>.partial` folders that are renamed into place when it completes, so an
+output folder is whole or absent. Steps already completed (before a crash of the server) are not run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COMPLETED, FAILED, CANCELED, RUNNING = "Completed", "Failed", "Canceled", "Running"
+POLL_SECONDS = 0.05
+ERROR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step, ready to run: its command with every placeholder replaced by a value or a folder."""
+
+    name: str
+    command: str
+    code_dir: Path | None
+    work_dir: Path
+    outputs: Mapping[str, Path]
+    """Final output folders; the command writes to `partial(path)` of each."""
+    depends_on: frozenset[str] = frozenset()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Variables set for the command (PATH and VIRTUAL_ENV of its Python environment)."""
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / "user_logs" / "std_log.txt"
+
+
+@dataclass
+class GraphOutcome:
+    statuses: dict[str, str]
+    errors: dict[str, str]
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, status in self.statuses.items() if status == FAILED]
+
+
+StatusListener = Callable[[str, str, str], None]
+"""Called with (step, status, message) whenever a step starts or ends."""
+
+
+def partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def run_graph(
+    steps: list[StepRun],
+    completed: set[str],
+    continue_on_step_failure: bool,
+    on_status: StatusListener,
+    should_cancel: Callable[[], bool],
+) -> GraphOutcome:
+    outcome = GraphOutcome({name: COMPLETED for name in completed}, {})
+    pending = {step.name: step for step in steps if step.name not in completed}
+    running: dict[Future[tuple[str, str]], StepRun] = {}
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
+        while pending or running:
+            if should_cancel() or (outcome.failed and not continue_on_step_failure):
+                stop.set()
+            if not stop.is_set():
+                for step in _ready(pending, outcome.statuses):
+                    del pending[step.name]
+                    on_status(step.name, RUNNING, "")
+                    running[pool.submit(_run_step, step, stop)] = step
+                _skip_blocked(pending, outcome, on_status)
+            if not running:
+                break
+            finished, _ = wait(list(running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                status, message = future.result()
+                outcome.statuses[step.name] = status
+                if message:
+                    outcome.errors[step.name] = message
+                on_status(step.name, status, message)
+    for name in pending:
+        outcome.statuses[name] = CANCELED
+        on_status(name, CANCELED, "The pipeline stopped before this step started.")
+    return outcome
+
+
+def _ready(pending: dict[str, StepRun], statuses: dict[str, str]) -> list[StepRun]:
+    return [step for step in pending.values() if all(statuses.get(name) == COMPLETED for name in step.depends_on)]
+
+
+def _skip_blocked(pending: dict[str, StepRun], outcome: GraphOutcome, on_status: StatusListener) -> None:
+    """Steps downstream of a failed or canceled step can never run: they end Canceled, naming the cause."""
+    changed = True
+    while changed:
+        changed = False
+        for step in list(pending.values()):
+            blocked = [name for name in step.depends_on if outcome.statuses.get(name) in (FAILED, CANCELED)]
+            if blocked:
+                del pending[step.name]
+                outcome.statuses[step.name] = CANCELED
+                on_status(step.name, CANCELED, f"Skipped: the step '{blocked[0]}' it depends on did not complete.")
+                changed = True
+
+
+def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
+    _prepare(step)
+    with open(step.log_file, "ab") as log:
+        process = subprocess.Popen(
+            ["/bin/bash", "-c", step.command],
+            cwd=step.work_dir / "code",
+            env={**os.environ, **step.environment},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        while process.poll() is None:
+            if stop.is_set():
+                _kill(process)
+                return CANCELED, "Canceled: the pipeline stopped while this step ran."
+            time.sleep(POLL_SECONDS)
+    if process.returncode != 0:
+        return FAILED, f"The step '{step.name}' failed (exit code {process.returncode}): {_tail(step.log_file)}"
+    for final in step.outputs.values():
+        shutil.rmtree(final, ignore_errors=True)
+        partial(final).rename(final)
+    return COMPLETED, ""
+
+
+def _prepare(step: StepRun) -> None:
+    """A fresh copy of the code (a script may write next to itself) and empty partial output folders."""
+    code = step.work_dir / "code"
+    shutil.rmtree(code, ignore_errors=True)
+    if step.code_dir is not None:
+        shutil.copytree(step.code_dir, code, symlinks=True)
+    else:
+        code.mkdir(parents=True)
+    step.log_file.parent.mkdir(parents=True, exist_ok=True)
+    for final in step.outputs.values():
+        shutil.rmtree(partial(final), ignore_errors=True)
+        partial(final).mkdir(parents=True)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _tail(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return " | ".join(line.strip() for line in lines[-ERROR_TAIL_LINES:] if line.strip()) or "(no output)"

@@ -1,0 +1,243 @@
+"""Pipeline components behind a batch deployment: checking the graph, binding an invoke's inputs, planning steps.
+
+A pipeline component's spec (as azure-ai-ml registers it) has typed `inputs` and `outputs` and `jobs`: one node per
+step, each naming a registered command component (`componentId`) and binding its inputs to the pipeline's inputs
+(`${{parent.inputs.x}}`), to another step's output (`${{parent.jobs.n.outputs.y}}`) or to a literal, and its
+outputs to the pipeline's outputs (`${{parent.outputs.z}}`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchpoint.services.errors import ArmError, bad_request
+from batchpoint.services.references import resolve_version
+from batchpoint.store import Store
+
+PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.(?P<name>[\w.-]+)\s*\}\}$")
+STEP_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.(?P<step>[\w-]+)\.outputs\.(?P<name>[\w.-]+)\s*\}\}$")
+PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.(?P<name>[\w.-]+)\s*\}\}$")
+PLACEHOLDER = re.compile(r"\$\{\{\s*(?P<kind>inputs|outputs)\.(?P<name>[\w.-]+)\s*\}\}")
+DATA_TYPES = ("uri_folder", "uri_file")
+SINGLE_INPUT_KEYS = ("urifolder", "urifile")
+"""`batch_endpoints.invoke(input=...)` names its one input by type; it binds to the pipeline's only data input."""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    component_id: str
+    spec: dict[str, Any]
+    """The command component's spec."""
+    inputs: dict[str, str]
+    """Component input name to its binding (a `${{parent...}}` reference or a literal), as registered."""
+    outputs: dict[str, str | None]
+    """Component output name to the pipeline output it is, or None for an intermediate output."""
+
+    @property
+    def depends_on(self) -> frozenset[str]:
+        return frozenset(match["step"] for value in self.inputs.values() if (match := STEP_OUTPUT.match(value)))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    component_id: str
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def order(self) -> list[str]:
+        """Steps in an order where each comes after the steps it reads from (the graph has no cycle)."""
+        return _topological(self.nodes)
+
+
+def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
+    """The deployment's pipeline component, checked: ArmError 400 names every problem found."""
+    component_id = resolve_version(store, workspace_id, "components", reference, "component")
+    spec = _component_spec(store, component_id)
+    if str(spec.get("type", "")).lower() != "pipeline":
+        raise bad_request(f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment needs a pipeline component.", "UserError")
+    problems: list[str] = []
+    nodes = {}
+    for name, job in (spec.get("jobs") or {}).items():
+        node = _node(store, workspace_id, name, job, problems)
+        if node is not None:
+            nodes[name] = node
+    pipeline = Pipeline(component_id, dict(spec.get("inputs") or {}), dict(spec.get("outputs") or {}), nodes)
+    problems += _binding_problems(pipeline)
+    if not problems:
+        try:
+            pipeline.order()
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ArmError(400, "UserError", f"The pipeline component '{reference}' is not valid: " + "; ".join(problems))
+    return pipeline
+
+
+def _component_spec(store: Store, component_id: str) -> dict[str, Any]:
+    version = store.get(component_id)
+    spec = (version.body["properties"].get("componentSpec") if version else None) or {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], problems: list[str]) -> Node | None:
+    reference = str(job.get("componentId") or "").removeprefix("azureml:")
+    if not reference:
+        problems.append(f"step '{name}' names no component")
+        return None
+    try:
+        component_id = resolve_version(store, workspace_id, "components", reference, "component")
+    except ArmError:
+        problems.append(f"step '{name}' references the component '{reference}', which does not exist")
+        return None
+    spec = _component_spec(store, component_id)
+    if str(spec.get("type", "")).lower() != "command" or not spec.get("command"):
+        problems.append(f"step '{name}': only command components can run as steps (got '{spec.get('type')}')")
+        return None
+    inputs = {key: str(_binding_value(value)) for key, value in (job.get("inputs") or {}).items()}
+    outputs = {}
+    for key, value in (job.get("outputs") or {}).items():
+        match = PARENT_OUTPUT.match(str(_binding_value(value)))
+        outputs[key] = match["name"] if match else None
+    return Node(name, component_id, spec, inputs, outputs)
+
+
+def _binding_value(value: Any) -> Any:
+    return value.get("value", value.get("path", "")) if isinstance(value, dict) else value
+
+
+def _binding_problems(pipeline: Pipeline) -> list[str]:
+    problems = []
+    for node in pipeline.nodes.values():
+        declared = node.spec.get("inputs") or {}
+        for key, value in node.inputs.items():
+            if key not in declared:
+                problems.append(f"step '{node.name}' binds '{key}', which its component has no input of")
+            elif (match := PARENT_INPUT.match(value)) and match["name"] not in pipeline.inputs:
+                problems.append(f"step '{node.name}' input '{key}' reads the pipeline input '{match['name']}', which does not exist")
+            elif (match := STEP_OUTPUT.match(value)) and not _has_output(pipeline, match["step"], match["name"]):
+                problems.append(f"step '{node.name}' input '{key}' reads '{match['step']}.outputs.{match['name']}', which does not exist")
+        for key, spec in declared.items():
+            if key not in node.inputs and not _has_default(spec):
+                problems.append(f"step '{node.name}' input '{key}' is not bound")
+    produced = {output for node in pipeline.nodes.values() for output in node.outputs.values() if output}
+    problems += [f"the pipeline output '{name}' is bound to no step" for name in pipeline.outputs if name not in produced]
+    return problems
+
+
+def _has_output(pipeline: Pipeline, step: str, name: str) -> bool:
+    node = pipeline.nodes.get(step)
+    return node is not None and name in (node.spec.get("outputs") or {})
+
+
+def _has_default(spec: Any) -> bool:
+    return isinstance(spec, dict) and (spec.get("default") is not None or bool(spec.get("optional")))
+
+
+def _topological(nodes: dict[str, Node]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name):] + [name]
+            raise ValueError(f"the steps form a cycle: {' -> '.join(cycle)}")
+        state[name] = "visiting"
+        for upstream in sorted(nodes[name].depends_on):
+            visit(upstream, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in sorted(nodes):
+        visit(name, [])
+    return order
+
+
+# --- invoke -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundInput:
+    type: str
+    """The pipeline input's declared type: uri_folder, uri_file, string, integer, number or boolean."""
+    value: Any
+    """A data input's URI, or a literal's value (typed)."""
+
+
+def bind_inputs(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, BoundInput]:
+    """The invoke's inputs by name, with the component's defaults; 400 naming unknown or missing ones."""
+    request = _single_input_by_type(pipeline, request)
+    unknown = sorted(set(request) - set(pipeline.inputs))
+    if unknown:
+        raise bad_request(f"Unknown input(s) {', '.join(unknown)}; the pipeline takes: {', '.join(pipeline.inputs) or 'none'}.", "UserError")
+    bound, missing = {}, []
+    for name, spec in pipeline.inputs.items():
+        kind = str((spec or {}).get("type", "string")).lower()
+        if name in request:
+            bound[name] = BoundInput(kind, _typed(name, kind, request[name]))
+        elif (spec or {}).get("default") is not None:
+            bound[name] = BoundInput(kind, _literal(name, kind, spec["default"]))
+        elif not (spec or {}).get("optional"):
+            missing.append(name)
+    if missing:
+        raise bad_request(f"Missing required input(s): {', '.join(missing)}.", "UserError")
+    return bound
+
+
+def _single_input_by_type(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
+    keys = [key for key in request if key.lower() in SINGLE_INPUT_KEYS and key not in pipeline.inputs]
+    data_inputs = [name for name, spec in pipeline.inputs.items() if str((spec or {}).get("type", "")).lower() in DATA_TYPES]
+    if len(keys) == 1 and len(data_inputs) == 1:
+        request = dict(request)
+        request[data_inputs[0]] = request.pop(keys[0])
+    return request
+
+
+def _typed(name: str, kind: str, given: Any) -> Any:
+    if kind in DATA_TYPES:
+        uri = given.get("uri") if isinstance(given, dict) else None
+        if not uri:
+            raise bad_request(f"The input '{name}' is a {kind}: give it as {{'jobInputType': 'UriFolder', 'uri': ...}}.", "UserError")
+        return uri
+    value = given.get("value") if isinstance(given, dict) else given
+    return _literal(name, kind, value)
+
+
+def _literal(name: str, kind: str, value: Any) -> Any:
+    try:
+        if kind == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "number":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "boolean":
+            text = str(value).lower()
+            if text not in ("true", "false"):
+                raise ValueError
+            return text == "true"
+    except (TypeError, ValueError):
+        raise bad_request(f"The input '{name}' must be {'an' if kind == 'integer' else 'a'} {kind}, not {value!r}.", "UserError") from None
+    if isinstance(value, dict | list):
+        raise bad_request(f"The input '{name}' must be a {kind} value.", "UserError")
+    return str(value)
+
+
+def command_line(command: str, values: dict[str, str], node: str) -> str:
+    """A command component's command with `${{inputs.x}}` / `${{outputs.y}}` replaced by shell-quoted values."""
+
+    def replace(match: re.Match[str]) -> str:
+        key = f"{match['kind']}.{match['name']}"
+        if key not in values:
+            raise ArmError(400, "UserError", f"The step '{node}' command uses ${{{{{key}}}}}, which has no value.")
+        return shlex.quote(values[key])
+
+    return PLACEHOLDER.sub(replace, command)

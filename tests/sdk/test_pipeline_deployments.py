@@ -1,0 +1,200 @@
+"""Pipeline component batch deployments through the unmodified MLClient: register command components and a
+pipeline built with the DSL, deploy it, invoke it with data and literal inputs, read its steps and outputs."""
+
+# No `from __future__ import annotations`: the @pipeline DSL reads real annotation objects (Input(...)).
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.ai.ml import Input, MLClient, load_component
+from azure.ai.ml.dsl import pipeline
+from azure.ai.ml.entities import BatchEndpoint, Environment, PipelineComponentBatchDeployment
+from azure.core.exceptions import HttpResponseError
+
+from tests.sdk.mlclient import connect
+from tests.server import WORKSPACE_ID, Server
+
+PREPARE_PY = """
+import argparse, os, shutil
+p = argparse.ArgumentParser()
+p.add_argument("--data"); p.add_argument("--n", type=int); p.add_argument("--prefix"); p.add_argument("--out")
+a = p.parse_args()
+for f in sorted(os.listdir(a.data))[: a.n]:
+    shutil.copy(os.path.join(a.data, f), os.path.join(a.out, a.prefix + f))
+"""
+SCORE_PY = """
+import argparse, os
+p = argparse.ArgumentParser()
+p.add_argument("--prepared"); p.add_argument("--scores")
+a = p.parse_args()
+with open(os.path.join(a.scores, "scores.csv"), "w") as out:
+    for f in sorted(os.listdir(a.prepared)):
+        out.write(f + "," + str(len(open(os.path.join(a.prepared, f)).read())) + "\\n")
+"""
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+def command_component(folder: Path, name: str, command: str, inputs: str = "{}", outputs: str = "{}") -> Any:
+    """A command component YAML as users write them (code folder ./src, a registered environment)."""
+    source = folder / f"{name}.yml"
+    source.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\n"
+        f"name: {name}\nversion: '1'\ntype: command\ninputs: {inputs}\noutputs: {outputs}\n"
+        f"code: ./src\nenvironment: azureml:pipe-env:1\ncommand: {json.dumps(command)}\n"
+    )
+    return load_component(source=source)
+
+
+@pytest.fixture(scope="module")
+def ml_client(tls_server: Server) -> Iterator[MLClient]:
+    with pytest.MonkeyPatch.context() as patch:
+        client = connect(tls_server, patch)
+        client.environments.create_or_update(Environment(name="pipe-env", version="1", image="python:3.11"))
+        yield client
+
+
+@pytest.fixture(scope="module")
+def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("components")
+    (folder / "src").mkdir()
+    (folder / "src" / "prepare.py").write_text(PREPARE_PY)
+    (folder / "src" / "score.py").write_text(SCORE_PY)
+    specs = {
+        "prepare_data": (
+            "python prepare.py --data ${{inputs.data}} --n ${{inputs.n}} --prefix ${{inputs.prefix}} --out ${{outputs.prepared}}",
+            "{data: {type: uri_folder}, n: {type: integer, default: 3}, prefix: {type: string, default: p_}}",
+            "{prepared: {type: uri_folder}}",
+        ),
+        "score_data": (
+            "python score.py --prepared ${{inputs.prepared}} --scores ${{outputs.scores}}",
+            "{prepared: {type: uri_folder}}",
+            "{scores: {type: uri_folder}}",
+        ),
+        "fail_step": ("python -c \"import sys; sys.exit('boom: the model file is missing')\"", "{}", "{}"),
+        "hello": ("echo hello from ${{outputs.greeting}} && echo hello > ${{outputs.greeting}}/hello.txt", "{}", "{greeting: {type: uri_folder}}"),
+    }
+    return {
+        name: ml_client.components.create_or_update(command_component(folder, name, *spec))
+        for name, spec in specs.items()
+    }
+
+
+def deploy(ml_client: MLClient, endpoint: str, component: Any, **settings: Any) -> PipelineComponentBatchDeployment:
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    return ml_client.batch_deployments.begin_create_or_update(
+        PipelineComponentBatchDeployment(
+            name="pipe", endpoint_name=endpoint, component=component, settings={"default_compute": "cpu-cluster", **settings}
+        )
+    ).result()
+
+
+def wait(ml_client: MLClient, name: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while (status := ml_client.jobs.get(name).status) not in TERMINAL:
+        assert time.monotonic() < deadline, f"job {name} is still {status}"
+        time.sleep(0.3)
+    return status
+
+
+def steps_of(ml_client: MLClient, job_name: str) -> dict[str, str]:
+    return {child.display_name: child.status for child in ml_client.jobs.list(parent_job_name=job_name)}
+
+
+def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
+    ml_client: MLClient, components: dict[str, Any], tmp_path: Path
+) -> None:
+    prepare, score = components["prepare_data"], components["score_data"]
+    assert prepare.id == f"{WORKSPACE_ID}/components/prepare_data/versions/1"
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(5):
+        (data / f"f{index}.txt").write_text("x" * (index + 1))
+
+    @pipeline(name="prep_score", description="prepare then score")
+    def prep_score(data: Input(type="uri_folder"), n: int = 3, prefix: str = "p_"):  # type: ignore[valid-type]
+        prepared = prepare(data=data, n=n, prefix=prefix)
+        scored = score(prepared=prepared.outputs.prepared)
+        return {"scores": scored.outputs.scores}
+
+    component = ml_client.components.create_or_update(prep_score, version="1")
+    assert component.type == "pipeline" and set(component.jobs) == {"prepared", "scored"}
+    assert ml_client.components.get("prep_score").version == "1"
+
+    deployment = deploy(ml_client, "pipe-ep", component, continue_on_step_failure=False)
+    assert isinstance(deployment, PipelineComponentBatchDeployment)
+    assert deployment.component == component.id
+    assert ml_client.batch_deployments.get(name="pipe", endpoint_name="pipe-ep").properties["default_compute"] == "cpu-cluster"
+
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="pipe-ep",
+        deployment_name="pipe",
+        inputs={"data": Input(type="uri_folder", path=str(data)), "n": Input(type="integer", default=2),
+                "prefix": Input(type="string", default="zz_")},
+    )
+    assert wait(ml_client, job.name) == "Completed"
+    assert type(ml_client.jobs.get(job.name)).__name__ == "PipelineJob"
+    assert steps_of(ml_client, job.name) == {"prepared": "Completed", "scored": "Completed"}
+    child = next(iter(ml_client.jobs.list(parent_job_name=job.name)))
+    assert ml_client.jobs.get(child.name).status == "Completed"
+
+    ml_client.jobs.download(job.name, output_name="scores", download_path=str(tmp_path / "dl"))
+    lines = (tmp_path / "dl" / "named-outputs" / "scores" / "scores.csv").read_text().splitlines()
+    assert lines == ["zz_f0.txt,1", "zz_f1.txt,2"]
+
+
+@pytest.mark.parametrize("continue_on_step_failure", [False, True])
+def test_a_failed_step_fails_the_job_naming_it_and_the_independent_branch_follows_the_setting(
+    ml_client: MLClient, components: dict[str, Any], tls_server: Server, continue_on_step_failure: bool
+) -> None:
+    fail_step, hello = components["fail_step"], components["hello"]
+
+    @pipeline(name="branches")
+    def branches():
+        fail_step()
+        greeted = hello()
+        return {"greeting": greeted.outputs.greeting}
+
+    component = ml_client.components.create_or_update(branches)
+    endpoint = f"branches-{str(continue_on_step_failure).lower()}"
+    deploy(ml_client, endpoint, component, continue_on_step_failure=continue_on_step_failure)
+    job = ml_client.batch_endpoints.invoke(endpoint_name=endpoint)
+    assert wait(ml_client, job.name) == "Failed"
+    with tls_server.client() as client:
+        failed = client.get(f"{WORKSPACE_ID}/jobs/{job.name}", params={"api-version": "2025-12-01"}).json()
+    message = failed["properties"]["error"]["message"]
+    assert "'fail_step'" in message and "boom: the model file is missing" in message
+    steps = steps_of(ml_client, job.name)
+    assert steps["fail_step"] == "Failed"
+    if continue_on_step_failure:
+        assert steps["greeted"] == "Completed"
+
+
+def test_a_pipeline_without_inputs_runs_without_inputs(ml_client: MLClient, components: dict[str, Any]) -> None:
+    hello = components["hello"]
+
+    @pipeline(name="hello_world")
+    def hello_world():
+        return {"greeting": hello().outputs.greeting}
+
+    deploy(ml_client, "hello-ep", ml_client.components.create_or_update(hello_world))
+    job = ml_client.batch_endpoints.invoke(endpoint_name="hello-ep")
+    assert wait(ml_client, job.name) == "Completed"
+    assert steps_of(ml_client, job.name) == {"hello": "Completed"}
+
+
+def test_unknown_and_missing_inputs_are_refused_naming_them(ml_client: MLClient, components: dict[str, Any]) -> None:
+    prepare = components["prepare_data"]
+
+    @pipeline(name="prepare_only")
+    def prepare_only(data: Input(type="uri_folder")):  # type: ignore[valid-type]
+        return {"prepared": prepare(data=data).outputs.prepared}
+
+    deploy(ml_client, "prepare-ep", ml_client.components.create_or_update(prepare_only))
+    with pytest.raises(HttpResponseError, match="Missing required input.*data"):
+        ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={})
+    with pytest.raises(HttpResponseError, match="Unknown input.*colour"):
+        ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={"data": Input(path="azureml://datastores/workspaceblobstore/paths/x/"), "colour": "red"})
