@@ -128,6 +128,7 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _process_group_file(step).write_text(str(process.pid))
         while process.poll() is None:
             if stop.is_set():
                 _kill(process)
@@ -141,8 +142,20 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
     return COMPLETED, ""
 
 
+def _process_group_file(step: StepRun) -> Path:
+    return step.work_dir / "process-group"
+
+
+def _stop_leftover(step: StepRun) -> None:
+    """A step that was running when the server was killed may still run, orphaned: stop it before running again."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        os.killpg(int(_process_group_file(step).read_text()), signal.SIGKILL)
+
+
 def _prepare(step: StepRun) -> None:
-    """A fresh copy of the code (a script may write next to itself) and empty partial output folders."""
+    """No leftover of an earlier try, a fresh copy of the code (a script may write next to itself) and empty
+    partial output folders."""
+    _stop_leftover(step)
     code = step.work_dir / "code"
     shutil.rmtree(code, ignore_errors=True)
     if step.code_dir is not None:

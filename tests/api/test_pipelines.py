@@ -1,7 +1,11 @@
-"""A pipeline deployment is checked when it provisions: every problem of its graph is named in the failure."""
+"""A pipeline deployment is checked when it provisions (every problem of its graph is named in the failure), and
+its jobs resume from their finished steps after a crash of the server."""
 
 from __future__ import annotations
 
+import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,3 +79,49 @@ def test_a_command_component_is_not_a_pipeline(client: httpx.Client) -> None:
     status = provision(client, "graph-command", f"{WORKSPACE_ID}/components/echo/versions/1")
     assert status["status"] == "Failed"
     assert "needs a pipeline component" in status["error"]["message"]
+
+
+def test_a_pipeline_job_resumes_after_kill_9_from_its_finished_steps(tmp_path: Path) -> None:
+    """The first step counts its runs in a file; the second waits for a flag; the server is killed meanwhile."""
+    flag, runs = tmp_path / "go", tmp_path / "runs.txt"
+    first = {"type": "command", "command": f"echo run >> {runs} && echo done > ${{{{outputs.y}}}}/first.txt",
+             "outputs": {"y": {"type": "uri_folder"}}}
+    second = {"type": "command", "command": f"while [ ! -e {flag} ]; do sleep 0.05; done; cp ${{{{inputs.x}}}}/first.txt ${{{{outputs.z}}}}/",
+              "inputs": {"x": {"type": "uri_folder"}}, "outputs": {"z": {"type": "uri_folder"}}}
+    server = Server(home=tmp_path / "home").start()
+    try:
+        with server.client() as client:
+            spec = {
+                "type": "pipeline",
+                "outputs": {"result": {"type": "uri_folder"}},
+                "jobs": {
+                    "first": {**node(component(client, "first", first)), "outputs": {}},
+                    "second": {**node(component(client, "second", second), x="${{parent.jobs.first.outputs.y}}"),
+                               "outputs": {"z": {"value": "${{parent.outputs.result}}", "type": "literal"}}},
+                },
+            }
+            assert provision(client, "durable-pipe", component(client, "durable", spec))["status"] == "Succeeded"
+            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/durable-pipe", params=V).json()["properties"]["scoringUri"]
+            name = client.post(scoring, json={"properties": {}}, headers={"azureml-model-deployment": "main"}).json()["name"]
+            wait_for_status(client, f"{WORKSPACE_ID}/jobs/{name}-second", "Running")
+        server.stop(signal.SIGKILL)
+        flag.touch()
+        server.start()
+        with server.client() as client:
+            job = wait_for_status(client, f"{WORKSPACE_ID}/jobs/{name}", "Completed")
+    finally:
+        server.stop()
+    assert runs.read_text().splitlines() == ["run"], "the finished step must not run again"
+    assert job["properties"]["outputs"]["result"]["uri"].endswith(f"azureml/{name}/result/")
+    outputs = list((tmp_path / "home" / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/result/first.txt"))
+    assert len(outputs) == 1 and outputs[0].read_text() == "done\n"
+
+
+def wait_for_status(client: httpx.Client, job_id: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(job_id, params=V).json()
+        if job["properties"]["status"] == status:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id} did not reach {status}: {job['properties']['status']}")
