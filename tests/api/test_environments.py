@@ -15,7 +15,7 @@ from tests.server import WORKSPACE_ID, Server, running
 
 PANDAS_2 = "dependencies:\n- python=3.11\n- pip\n- pandas=2.3\n- numpy<3\n"
 """A conda pin (`pandas=2.3` means any 2.3 release) that batchpoint turns into a pip pin."""
-PANDAS_3 = "dependencies:\n- pip\n- pip:\n  - pandas>=3\n"
+PANDAS_3 = "dependencies:\n- pip\n- pip:\n  - pandas>=3,<3.1\n"
 BUILD_TIMEOUT = 300
 UNINSTALLABLE = "dependencies:\n- pip:\n  - batchpoint-test-no-such-package==0.0.1\n"
 
