@@ -75,6 +75,13 @@ def test_a_cycle_is_named_with_its_steps(client: httpx.Client) -> None:
     assert "cycle: a -> b -> a" in status["error"]["message"]
 
 
+def test_steps_may_name_their_component_in_every_reference_form(client: httpx.Client) -> None:
+    echo = f"{WORKSPACE_ID}/components/echo/versions/1"
+    jobs = {"plain": node(echo, x="a"), "prefixed": node(f"azureml:{echo}", x="b"), "short": node("azureml:echo:1", x="c")}
+    status = provision(client, "graph-references", component(client, "references", {"type": "pipeline", "jobs": jobs}))
+    assert status["status"] == "Succeeded", status
+
+
 def test_a_command_component_is_not_a_pipeline(client: httpx.Client) -> None:
     status = provision(client, "graph-command", f"{WORKSPACE_ID}/components/echo/versions/1")
     assert status["status"] == "Failed"

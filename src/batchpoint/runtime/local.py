@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from batchpoint.runtime.environments.cache import activation
 from batchpoint.runtime.executor import Executor, FailureKind, Task, TaskDone, TaskFailed, TaskResult
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, receive, send
@@ -287,12 +288,10 @@ def _environment(spec: JobSpec) -> dict[str, str]:
 
 
 def _virtual_environment(python: Path) -> dict[str, str]:
-    """Variables of a deployment's own environment: its `bin/` first on PATH, and the runtime importable through
-    a folder that holds nothing but the `batchpoint` package (so none of the server's packages leak in)."""
-    folder = python.parent.parent
+    """Variables of a deployment's own environment: activated, and the runtime importable through a folder that
+    holds nothing but the `batchpoint` package (so none of the server's packages leak in)."""
     return {
-        "VIRTUAL_ENV": str(folder),
-        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **activation(python),
         "PYTHONPATH": str(_runtime_import_root()),
         "PYTHONNOUSERSITE": "1",
     }

@@ -149,10 +149,8 @@ class BatchDeploymentKind:
         """The component must be a valid pipeline; every step's environment is built now, as a model's is."""
         pipeline = load_pipeline(self.store, workspace_id, component_id)
         for node in pipeline.nodes.values():
-            environment = node.spec.get("environment")
-            if environment:
-                spec = self.environments.spec_of({"environmentId": environment}, workspace_id)
-                self.environments.build(spec, f"step '{node.name}'", progress)
+            spec = self.environments.of_reference(workspace_id, node.spec.get("environment"))
+            self.environments.build(spec, f"step '{node.name}'", progress)
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
         description = (patch.get("properties") or {}).get("description")

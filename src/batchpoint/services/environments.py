@@ -73,12 +73,15 @@ class DeploymentEnvironments:
                 f"Build log: {self.cache.log_path(spec)}",
             ) from None
 
+    def of_reference(self, workspace_id: str, reference: str | None) -> EnvironmentSpec | None:
+        """The spec of an environment named by reference (a component's `environment`), if any."""
+        return self.spec_of({"environmentId": reference}, workspace_id) if reference else None
+
     def python_of(self, spec: EnvironmentSpec | None) -> Path | None:
-        return None if spec is None else self.cache.root / spec.key / "bin" / "python"
+        return None if spec is None else self.cache.python_of(spec)
 
     def _declared(self, workspace_id: str, environment_id: str) -> EnvironmentSpec | None:
         """An environment version's spec; None for one without a conda file or from a registry."""
-        environment_id = environment_id.removeprefix("azureml:") if environment_id.startswith("azureml:/") else environment_id
         if is_registry_reference(environment_id):
             return None
         version = self.store.get(resolve_version(self.store, workspace_id, "environments", environment_id, "environment"))

@@ -18,12 +18,9 @@ LOG_LINK_LIFETIME = timedelta(hours=12)
 OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)$")
 
 
-def _logs_dir(job: Resource) -> Path:
-    if "spec" in job.secrets:
-        return Path(job.secrets["spec"]["output_dir"]) / "logs"
-    if "pipeline" in job.secrets:
-        return Path(job.secrets["pipeline"]["logs_dir"])
-    return Path(job.secrets.get("logs_dir", "/nonexistent"))
+def _logs_dir(job: Resource) -> Path | None:
+    """A model job's logs folder; pipeline jobs and their steps keep their logs outside the datastores."""
+    return Path(job.secrets["spec"]["output_dir"]) / "logs" if "spec" in job.secrets else None
 
 
 def _run_of_child(parent: str, child: Resource) -> dict[str, Any]:
@@ -103,8 +100,10 @@ class History:
                 resolved[asset_id] = {"uri": output["uri"], "type": output["jobOutputType"]}
         return {"values": resolved}
 
-    def _log_links(self, base_url: str, logs: Path) -> dict[str, str]:
+    def _log_links(self, base_url: str, logs: Path | None) -> dict[str, str]:
         """Each log file as a read-only SAS link of the blob API (only for outputs on a local datastore)."""
+        if logs is None:
+            return {}
         root = self.datastores.storage_root.resolve()
         folder = logs.resolve()
         if root not in folder.parents or not folder.is_dir():

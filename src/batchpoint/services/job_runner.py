@@ -74,7 +74,7 @@ class JobRunner:
             self._run_pipeline(job)
             return
         spec = spec_from_record(job.secrets["spec"])
-        self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+        self._start(job_id)
         try:
             fetch_input(job.secrets.get("fetch"))
             self._ensure_environment(environment_from_record(job.secrets.get("environment")))
@@ -98,8 +98,11 @@ class JobRunner:
         self._ledger.forget(spec.job_id)
         self._canceled.discard(job_id.lower())
 
+    def _start(self, job_id: str) -> None:
+        self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+
     def _run_pipeline(self, job: Resource) -> None:
-        self._update(job.id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+        self._start(job.id)
         workspace_id = job.id.rsplit("/jobs/", 1)[0]
         try:
             status, message = run_pipeline(

@@ -18,7 +18,7 @@ from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
-from batchpoint.services.pipeline_jobs import PipelinePlanner, is_pipeline_deployment
+from batchpoint.services.pipeline_jobs import PipelinePlanner, is_pipeline_deployment, output_uri
 from batchpoint.services.references import deployment_model, resolve_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
@@ -36,7 +36,7 @@ INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 
 
 def default_output_uri(job_name: str) -> str:
-    return f"azureml://datastores/workspaceblobstore/paths/azureml/{job_name}/score/"
+    return output_uri(job_name, "score")
 
 
 @dataclass(frozen=True)

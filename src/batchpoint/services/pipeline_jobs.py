@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
 from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
 from batchpoint.services.context import BASE_URL
 from batchpoint.services.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.services.errors import bad_request
 from batchpoint.services.pipelines import (
+    DATA_TYPES,
     PARENT_INPUT,
     STEP_OUTPUT,
     BoundInput,
@@ -29,9 +30,6 @@ from batchpoint.services.references import resolve_version
 from batchpoint.services.uris import UriResolver
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
-
-DATA_TYPES = ("uri_folder", "uri_file")
-
 
 def output_uri(job_name: str, output: str) -> str:
     """Azure's default place for a job's named output (also where `jobs.download` looks when all else fails)."""
@@ -81,7 +79,6 @@ class PipelinePlanner:
         record = {
             "steps": steps,
             "continue_on_step_failure": str(settings.get("continue_on_step_failure", "false")).lower() == "true",
-            "logs_dir": str(self.jobs_root / job_name / "logs"),
         }
         document = {
             "componentId": pipeline.component_id,
@@ -124,7 +121,7 @@ class PipelinePlanner:
         }
         earlier = {step["name"]: step["outputs"] for step in planned}
         command = command_line(node.spec["command"], self._placeholders(node, values, earlier, outputs), node.name)
-        environment = self._environment(workspace_id, node)
+        environment = self.environments.of_reference(workspace_id, node.spec.get("environment"))
         work_dir = self.jobs_root / job_name / "steps" / node.name
         step = {
             "name": node.name,
@@ -157,13 +154,8 @@ class PipelinePlanner:
         placeholders.update({f"outputs.{key}": str(partial(path)) for key, path in outputs.items()})
         return placeholders
 
-    def _environment(self, workspace_id: str, node: Node) -> Any:
-        reference = node.spec.get("environment")
-        return self.environments.spec_of({"environmentId": reference}, workspace_id) if reference else None
-
     def _code(self, workspace_id: str, node: Node) -> Path:
         reference = str(node.spec["code"])
-        reference = reference.removeprefix("azureml:") if reference.startswith("azureml:/") else reference
         version = self.store.get(resolve_version(self.store, workspace_id, "codes", reference, "code"))
         code_uri = version.body["properties"].get("codeUri") if version else None
         if not code_uri:
@@ -233,11 +225,12 @@ def run_pipeline(
 
 
 def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
+    """A planned step, its environment built if the cache lost it; without one, `python` is the server's own."""
     spec = environment_from_record(step["environment"])
-    python = cache.ensure(spec).python if spec is not None else Path(sys.executable)
-    variables = {"PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     if spec is not None:
-        variables["VIRTUAL_ENV"] = str(python.parent.parent)
+        variables = activation(cache.ensure(spec).python)
+    else:
+        variables = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return StepRun(
         name=step["name"],
         command=step["command"],

@@ -85,7 +85,7 @@ def _component_spec(store: Store, component_id: str) -> dict[str, Any]:
 
 
 def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], problems: list[str]) -> Node | None:
-    reference = str(job.get("componentId") or "").removeprefix("azureml:")
+    reference = str(job.get("componentId") or "")
     if not reference:
         problems.append(f"step '{name}' names no component")
         return None

@@ -17,6 +17,8 @@ _ARM_VERSION = re.compile(
 )
 _SHORT = re.compile(r"^azureml:(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>latest))$", re.IGNORECASE)
 REGISTRY_PREFIX = "azureml://registries/"
+ARM_ID_PREFIX = "azureml:"
+"""Component specs name their code and environment as ``azureml:`` followed by an ARM id."""
 
 
 def is_registry_reference(reference: str) -> bool:
@@ -32,9 +34,9 @@ def resolve_version(store: Store, workspace_id: str, collection: str, reference:
 
 
 def _version_id(store: Store, workspace_id: str, collection: str, reference: str, what: str) -> str:
-    arm = _ARM_VERSION.match(reference)
+    arm = _ARM_VERSION.match(reference.removeprefix(ARM_ID_PREFIX))
     if arm:
-        if ArmPath.parse(reference).workspace_id.lower() != workspace_id.lower():
+        if ArmPath.parse(arm[0]).workspace_id.lower() != workspace_id.lower():
             raise bad_request(f"The {what} '{reference}' belongs to another workspace.", "UserError")
         if arm["collection"].lower() != collection.lower():
             raise bad_request(f"'{reference}' is not a {what} reference.", "UserError")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,11 @@ class BuiltEnvironment:
         return self.folder / "bin" / "python"
 
 
+def activation(python: Path) -> dict[str, str]:
+    """The variables `bin/activate` sets: the environment's `bin/` first on PATH, and VIRTUAL_ENV."""
+    return {"VIRTUAL_ENV": str(python.parent.parent), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 class EnvironmentCache:
     def __init__(
         self, root: Path, installer_options: Sequence[str] = (), build_timeout_seconds: float = 1800.0
@@ -61,8 +67,12 @@ class EnvironmentCache:
         return self.root / "logs" / f"{spec.key}.log"
 
     def find(self, spec: EnvironmentSpec) -> BuiltEnvironment | None:
-        folder = self.root / spec.key
-        return BuiltEnvironment(spec.key, folder, built=False) if (folder / READY_FILE).is_file() else None
+        cached = BuiltEnvironment(spec.key, self.root / spec.key, built=False)
+        return cached if (cached.folder / READY_FILE).is_file() else None
+
+    def python_of(self, spec: EnvironmentSpec) -> Path:
+        """Where the interpreter of `spec`'s environment is, built or not."""
+        return BuiltEnvironment(spec.key, self.root / spec.key, built=False).python
 
     def ensure(self, spec: EnvironmentSpec, progress: Progress = lambda line: None) -> BuiltEnvironment:
         """The environment of `spec`, built now unless it is cached; raises EnvironmentBuildError."""
