@@ -84,8 +84,7 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def deploy(ml_client: MLClient, endpoint: str, component: Any, **settings: Any) -> PipelineComponentBatchDeployment:
-    """The endpoint's default deployment: invokes name no deployment, because azure-ai-ml keeps the
-    `azureml-model-deployment` header of an invoke that did and sends it with later invokes (of other tests too)."""
+    """The endpoint's default deployment, which invokes that name no deployment run."""
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
     deployment = ml_client.batch_deployments.begin_create_or_update(
         PipelineComponentBatchDeployment(
