@@ -8,25 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from batchpoint.client import TERMINAL, BatchpointClient, ServerError, Target
+from batchpoint.cli.common import Home, Url, connect, console, guard
+from batchpoint.client import TERMINAL, BatchpointClient
 
-console = Console()
 jobs_app = typer.Typer(help="List, show, follow and cancel batch jobs.", no_args_is_help=True)
 
-Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
-Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]
 POLL_SECONDS = 0.5
-
-
-def connect(url: str | None, home: Path | None) -> BatchpointClient:
-    target = Target(home=home)
-    if url:
-        target.url = url
-    return BatchpointClient(target)
 
 
 def input_reference(value: str) -> tuple[str, str]:
@@ -89,15 +79,6 @@ def report(job: dict[str, Any]) -> int:
     console.print(f"[red]{status}[/red]")
     console.print((job.get("error") or {}).get("message") or job.get("statusMessage", ""))
     return 1
-
-
-def guard(call):  # type: ignore[no-untyped-def]
-    """Run a client call; a server refusal is printed plainly and exits 2."""
-    try:
-        return call()
-    except ServerError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
 
 
 @jobs_app.command("list")

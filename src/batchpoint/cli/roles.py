@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from batchpoint.cli_jobs import Home, Url, guard, connect, console
+from batchpoint.cli.common import Home, Url, connect, console, guard
 from batchpoint.config import DEFAULT_SUBSCRIPTION, default_home
 from batchpoint.issuer import ensure_issuer
 

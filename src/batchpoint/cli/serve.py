@@ -1,4 +1,4 @@
-"""The ``batchpoint`` command."""
+"""``batchpoint serve``: start the server."""
 
 from __future__ import annotations
 
@@ -7,21 +7,9 @@ from typing import Annotated
 
 import typer
 
-from batchpoint.cli_jobs import invoke, jobs_app
-from batchpoint.cli_roles import role_app
-from batchpoint.cli_token import token
-from batchpoint.cli_yaml import add_to as add_yaml_commands
 from batchpoint.config import DEFAULT_MAX_BODY_BYTES, Settings, default_home
 
-app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
 
-
-@app.callback()
-def main() -> None:
-    """batchpoint: Azure ML batch endpoints, locally."""
-
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
@@ -79,10 +67,3 @@ def _issuer_and_keys(value: str) -> tuple[str, str]:
     if not separator or not issuer or not keys:
         raise typer.BadParameter(f"'{value}' is not ISSUER=JWKS_FILE_OR_URL", param_hint="--trusted-issuer")
     return issuer, keys
-
-
-app.command()(invoke)
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(role_app, name="role")
-app.command()(token)
-add_yaml_commands(app)

@@ -1,4 +1,4 @@
-"""The ``az ml`` verbs on the same YAML files: ``batchpoint batch-endpoint|batch-deployment|model|environment|data``.
+"""What the ``az ml`` verbs share (``batchpoint batch-endpoint|batch-deployment|model|environment|data``).
 
 A thin layer over ``azure-ai-ml`` (the optional ``batchpoint[cli]`` dependencies): its loaders read the YAML, so the
 semantics of every field are Azure's by construction, and its ``MLClient``, pointed at the batchpoint server the way
@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from batchpoint.cli_jobs import Home, Url, connect, console, follow
+from batchpoint.cli.common import connect, console
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -51,13 +50,6 @@ def require_sdk() -> None:
 
 def group(help: str) -> typer.Typer:  # noqa: A002
     return typer.Typer(help=help, no_args_is_help=True, callback=require_sdk)
-
-
-endpoint_app = group("Batch endpoints from az ml YAML files.")
-deployment_app = group("Batch deployments from az ml YAML files.")
-model_app = group("Register models from az ml YAML files.")
-environment_app = group("Register environments from az ml YAML files.")
-data_app = group("Register data assets from az ml YAML files.")
 
 
 # --- Connecting MLClient to the server -----------------------------------------------------------------------------
@@ -262,200 +254,6 @@ def check_existence(present: bool, should_exist: bool, label: str) -> None:
         raise typer.Exit(2)
 
 
-# --- batch-endpoint ------------------------------------------------------------------------------------------------
-
-
-def put_endpoint(file: Path, name: str | None, sets: list[str] | None, url: str | None, home: Path | None,
-                 update: bool) -> None:
-    from azure.ai.ml import load_batch_endpoint
-
-    source = Source(file, [*(sets or []), *([f"name={name}"] if name else [])])
-    endpoint = load(load_batch_endpoint, source)
-    client = ml_client(url, home)
-    with reported(source):
-        present = exists(lambda: client.batch_endpoints.get(endpoint.name))
-        check_existence(present, update, f"batch endpoint {endpoint.name}")
-        show(client.batch_endpoints.begin_create_or_update(endpoint).result())
-
-
-def endpoint_name(name: str | None, file: Path | None) -> str:
-    """From --name, else from the YAML file."""
-    from azure.ai.ml import load_batch_endpoint
-
-    if not name and file:
-        name = load(load_batch_endpoint, Source(file)).name
-    return required(name, "--name")
-
-
-@endpoint_app.command("create")
-def endpoint_create(file: YamlFile, name: Name = None, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Create a batch endpoint from a YAML file."""
-    put_endpoint(file, name, set_, url, home, update=False)
-
-
-@endpoint_app.command("update")
-def endpoint_update(file: YamlFile, name: Name = None, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Update an existing batch endpoint from a YAML file."""
-    put_endpoint(file, name, set_, url, home, update=True)
-
-
-@endpoint_app.command("show")
-def endpoint_show(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
-    """Show a batch endpoint."""
-    resolved = endpoint_name(name, file)
-    with reported():
-        show(ml_client(url, home).batch_endpoints.get(resolved))
-
-
-@endpoint_app.command("list")
-def endpoint_list(url: Url = None, home: Home = None) -> None:
-    """The workspace's batch endpoints."""
-    table = Table("name", "default deployment", "scoring URI")
-    with reported():
-        for endpoint in ml_client(url, home).batch_endpoints.list():
-            default = getattr(endpoint.defaults, "deployment_name", None)
-            table.add_row(endpoint.name, default or "", endpoint.scoring_uri or "")
-    console.print(table)
-
-
-@endpoint_app.command("delete")
-def endpoint_delete(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
-    """Delete a batch endpoint and its deployments."""
-    resolved = endpoint_name(name, file)
-    with reported():
-        ml_client(url, home).batch_endpoints.begin_delete(resolved).result()
-    console.print(f"deleted batch endpoint {resolved}")
-
-
-@endpoint_app.command("invoke")
-def endpoint_invoke(
-    input: Annotated[str, typer.Option("--input", help="A local file or folder (uploaded), an azureml:// URI or a data asset.")],  # noqa: A002
-    name: Name = None,
-    file: File = None,
-    deployment_name: Annotated[str | None, typer.Option("--deployment-name", "-d", help="Instead of the default deployment.")] = None,
-    mini_batch_size: Annotated[int | None, typer.Option(help="Files per mini-batch for this job.")] = None,
-    instance_count: Annotated[int | None, typer.Option(help="Instances for this job.")] = None,
-    wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar until it ends.")] = False,
-    url: Url = None,
-    home: Home = None,
-) -> None:
-    """Start a batch job; a local --input is uploaded to the workspace's default datastore first."""
-    from azure.ai.ml import Input
-
-    resolved = endpoint_name(name, file)
-    overrides: list[dict[str, Any]] = []
-    if mini_batch_size:
-        overrides.append({"mini_batch_size": mini_batch_size})
-    if instance_count:
-        overrides.append({"compute.instance_count": instance_count})
-    local = Path(input).expanduser()
-    kind = "uri_file" if local.is_file() else "uri_folder"
-    path = str(local.resolve()) if local.exists() else input
-    with reported():
-        job = ml_client(url, home).batch_endpoints.invoke(
-            endpoint_name=resolved, deployment_name=deployment_name, input=Input(type=kind, path=path),
-            params_override=overrides,
-        )
-    console.print(f"job [bold]{job.name}[/bold] {job.status}")
-    if wait:
-        raise typer.Exit(follow(connect(url, home), job.name))
-
-
-@endpoint_app.command("list-jobs")
-def endpoint_list_jobs(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
-    """The endpoint's batch jobs."""
-    resolved = endpoint_name(name, file)
-    with reported():
-        jobs = list(ml_client(url, home).batch_endpoints.list_jobs(resolved))
-    table = Table("status")
-    table.add_column("name", no_wrap=True)
-    for job in jobs:
-        table.add_row(job.status, job.name)
-    console.print(table)
-
-
-# --- batch-deployment ----------------------------------------------------------------------------------------------
-
-
-def put_deployment(file: Path, name: str | None, endpoint: str | None, sets: list[str] | None, set_default: bool,
-                   url: str | None, home: Path | None, update: bool) -> None:
-    named = [*([f"name={name}"] if name else []), *([f"endpoint_name={endpoint}"] if endpoint else [])]
-    source = Source(file, [*(sets or []), *named])
-    deployment = load_deployment(source)
-    client = ml_client(url, home)
-    with reported(source):
-        present = exists(lambda: client.batch_deployments.get(deployment.name, deployment.endpoint_name))
-        check_existence(present, update, f"batch deployment {deployment.endpoint_name}/{deployment.name}")
-        created = client.batch_deployments.begin_create_or_update(deployment).result()
-        if set_default:
-            set_default_deployment(client, deployment.endpoint_name, created.name)
-    show(created)
-
-
-def set_default_deployment(client: MLClient, endpoint_name: str, deployment_name: str) -> None:
-    endpoint = client.batch_endpoints.get(endpoint_name)
-    endpoint.defaults = {"deployment_name": deployment_name}
-    client.batch_endpoints.begin_create_or_update(endpoint).result()
-
-
-def deployment_names(name: str | None, endpoint: str | None, file: Path | None) -> tuple[str, str]:
-    """(endpoint, deployment) from the options, else from the YAML file."""
-    if not (name and endpoint) and file:
-        loaded = load_deployment(Source(file))
-        name, endpoint = name or loaded.name, endpoint or loaded.endpoint_name
-    return required(endpoint, "--endpoint-name"), required(name, "--name")
-
-
-SetDefault = Annotated[bool, typer.Option("--set-default", help="Make it the endpoint's default deployment.")]
-
-
-@deployment_app.command("create")
-def deployment_create(file: YamlFile, name: Name = None, endpoint_name: EndpointName = None, set_: Sets = None,
-                      set_default: SetDefault = False, url: Url = None, home: Home = None) -> None:
-    """Create a batch deployment from a YAML file (local code and models are uploaded)."""
-    put_deployment(file, name, endpoint_name, set_, set_default, url, home, update=False)
-
-
-@deployment_app.command("update")
-def deployment_update(file: YamlFile, name: Name = None, endpoint_name: EndpointName = None, set_: Sets = None,
-                      set_default: SetDefault = False, url: Url = None, home: Home = None) -> None:
-    """Update an existing batch deployment from a YAML file."""
-    put_deployment(file, name, endpoint_name, set_, set_default, url, home, update=True)
-
-
-@deployment_app.command("show")
-def deployment_show(name: Name = None, endpoint_name: EndpointName = None, file: File = None, url: Url = None,
-                    home: Home = None) -> None:
-    """Show a batch deployment."""
-    endpoint, deployment = deployment_names(name, endpoint_name, file)
-    with reported():
-        show(ml_client(url, home).batch_deployments.get(deployment, endpoint))
-
-
-@deployment_app.command("list")
-def deployment_list(endpoint_name: EndpointName = None, file: File = None, url: Url = None, home: Home = None) -> None:
-    """The endpoint's batch deployments."""
-    endpoint = endpoint_name or (load_deployment(Source(file)).endpoint_name if file else None)
-    table = Table("name", "state", "model")
-    with reported():
-        for deployment in ml_client(url, home).batch_deployments.list(required(endpoint, "--endpoint-name")):
-            table.add_row(deployment.name, deployment.provisioning_state or "", str(deployment.model or ""))
-    console.print(table)
-
-
-@deployment_app.command("delete")
-def deployment_delete(name: Name = None, endpoint_name: EndpointName = None, file: File = None, url: Url = None,
-                      home: Home = None) -> None:
-    """Delete a batch deployment."""
-    endpoint, deployment = deployment_names(name, endpoint_name, file)
-    with reported():
-        ml_client(url, home).batch_deployments.begin_delete(deployment, endpoint).result()
-    console.print(f"deleted batch deployment {endpoint}/{deployment}")
-
-
-# --- model, environment, data --------------------------------------------------------------------------------------
-
-
 def register(loader_name: str, operations: str, file: Path, sets: list[str] | None, url: str | None,
              home: Path | None) -> None:
     """Create an asset version from a YAML file; a local ``path:`` or build context is uploaded by the SDK."""
@@ -466,30 +264,3 @@ def register(loader_name: str, operations: str, file: Path, sets: list[str] | No
     client = ml_client(url, home)
     with reported(source):
         show(getattr(client, operations).create_or_update(asset))
-
-
-@model_app.command("create")
-def model_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register a model version (a local path: is uploaded)."""
-    register("load_model", "models", file, set_, url, home)
-
-
-@environment_app.command("create")
-def environment_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register an environment version."""
-    register("load_environment", "environments", file, set_, url, home)
-
-
-@data_app.command("create")
-def data_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register a data asset version (a local path: is uploaded)."""
-    register("load_data", "data", file, set_, url, home)
-
-
-def add_to(app: typer.Typer) -> None:
-    """Register the command groups on the ``batchpoint`` command."""
-    app.add_typer(endpoint_app, name="batch-endpoint")
-    app.add_typer(deployment_app, name="batch-deployment")
-    app.add_typer(model_app, name="model")
-    app.add_typer(environment_app, name="environment")
-    app.add_typer(data_app, name="data")

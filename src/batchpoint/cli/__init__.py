@@ -1,0 +1,30 @@
+"""The ``batchpoint`` command: one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from batchpoint.cli import batch_deployment, batch_endpoint, data, environment, model
+from batchpoint.cli.jobs import invoke, jobs_app
+from batchpoint.cli.roles import role_app
+from batchpoint.cli.serve import serve
+from batchpoint.cli.token import token
+
+app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """batchpoint: Azure ML batch endpoints, locally."""
+
+
+app.command()(serve)
+app.command()(invoke)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(role_app, name="role")
+app.command()(token)
+app.add_typer(batch_endpoint.app, name="batch-endpoint")
+app.add_typer(batch_deployment.app, name="batch-deployment")
+app.add_typer(model.app, name="model")
+app.add_typer(environment.app, name="environment")
+app.add_typer(data.app, name="data")

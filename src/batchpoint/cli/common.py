@@ -1,0 +1,32 @@
+"""What every command group shares: the console, the server options and the client they make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from batchpoint.client import BatchpointClient, ServerError, Target
+
+console = Console()
+
+Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
+Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]
+
+
+def connect(url: str | None, home: Path | None) -> BatchpointClient:
+    target = Target(home=home)
+    if url:
+        target.url = url
+    return BatchpointClient(target)
+
+
+def guard(call):  # type: ignore[no-untyped-def]
+    """Run a client call; a server refusal is printed plainly and exits 2."""
+    try:
+        return call()
+    except ServerError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
