@@ -104,7 +104,7 @@ def test_a_segfault_reports_the_python_stack(kit: Kit) -> None:
     assert "in run" in outcome.message
 
 
-def test_init_failing_once_costs_a_try_and_the_worker_is_replaced(kit: Kit) -> None:
+def test_init_failing_once_costs_no_try_and_the_worker_is_replaced(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
     kit.script(
         FIRST_TRY_ONLY,
@@ -120,30 +120,59 @@ def test_init_failing_once_costs_a_try_and_the_worker_is_replaced(kit: Kit) -> N
 
     outcome = kit.run()
 
-    kit.check(outcome, "Completed", 0, [2, 1], lines("a.txt", "b.txt", "c.txt"))
-    error_file = kit.log("user/error/mini_batch_000000000.txt")
-    assert "try 1 of 4, init" in error_file and "RuntimeError: model not ready" in error_file
+    kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt", "c.txt"))
+    init_log = kit.log("user/error/init.txt")
+    assert "init() failed on process000" in init_log and "RuntimeError: model not ready" in init_log
 
 
-def test_init_failing_always_fails_the_job_over_the_threshold_with_its_traceback(kit: Kit) -> None:
+INIT_RAISES = """
+def init():
+    raise RuntimeError("no model here")
+
+def run(mini_batch):
+    return mini_batch
+"""
+
+
+@pytest.mark.parametrize("error_threshold", [-1, 5])
+def test_init_failing_on_every_try_fails_the_job_whatever_the_threshold_with_its_traceback(
+    kit: Kit, error_threshold: int
+) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
-    kit.script(
-        """
-        def init():
-            raise RuntimeError("no model here")
+    kit.script(INIT_RAISES)
 
-        def run(mini_batch):
-            return mini_batch
-        """
-    )
+    outcome = kit.run(max_retries=1, error_threshold=error_threshold, max_concurrency_per_instance=2)
 
-    outcome = kit.run(max_retries=1, error_threshold=0)
+    kit.check(outcome, "Failed", 0, [0, 0], None)
+    first_line = outcome.message.splitlines()[0]
+    assert "init() of the scoring script failed 2 times in a row on each of the 2 worker(s)" in first_line
+    assert "(RuntimeError: no model here)" in first_line
+    assert 'Traceback (most recent call last):\n  File "' in outcome.message and "in init" in outcome.message
+    assert kit.log("job_result.txt").startswith(f"Status: Failed\n{first_line}")
+    assert kit.log("user/error/init.txt").count("RuntimeError: no model here") == 4
 
-    kit.check(outcome, "Failed", 2, [2, 1], None)  # a retry waits behind the mini-batches never tried
-    assert "The number of failed items is 2, which exceeds the error threshold 0." in outcome.message
-    assert "RuntimeError: no model here" in outcome.message
+
+def test_a_worker_that_dies_in_init_counts_as_a_failed_init(kit: Kit) -> None:
+    kit.inputs("a.txt")
+    kit.script("import os\n\ndef init():\n    os._exit(3)\n\ndef run(mini_batch):\n    return mini_batch\n")
+
+    outcome = kit.run(max_retries=0)
+
+    kit.check(outcome, "Failed", 0, [0], None)
+    assert "exited with code 3 during init()" in outcome.message
+
+
+def test_an_init_that_hangs_past_its_time_limit_fails_the_job_with_its_stack(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt")
+    kit.script("import time\n\ndef init():\n    time.sleep(600)\n\ndef run(mini_batch):\n    return mini_batch\n")
+
+    started = time.monotonic()
+    outcome = kit.run(max_retries=0, init_timeout_seconds=1.0)
+
+    kit.check(outcome, "Failed", 0, [0], None)
+    assert time.monotonic() - started < 30
+    assert "init() did not return within 1 seconds" in outcome.message.splitlines()[0]
     assert "in init" in outcome.message
-    assert str(kit.input_dir / "a.txt") in outcome.message
 
 
 def test_the_job_fails_as_soon_as_failed_items_exceed_the_threshold(kit: Kit) -> None:

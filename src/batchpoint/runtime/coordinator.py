@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from batchpoint.runtime.executor import Executor, Task, TaskDone, TaskFailed
+from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskFailed
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
@@ -127,6 +127,8 @@ class _JobRun:
         self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
         """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
         self.failures: list[Failure] = []
+        self.fatal: str | None = None
+        """Why the job failed whatever its error threshold (every worker's init() failed)."""
         self.reported: Counts | None = None
         self.next_report = 0.0
         for batch in batches:
@@ -159,6 +161,9 @@ class _JobRun:
         self.executor.start(self.spec)
         try:
             stopped = self._loop(output)
+        except InitFailedError as error:
+            self.fatal = str(error)
+            stopped = FAILED
         finally:
             self.executor.stop()
         self._commit(output.flush())
@@ -209,6 +214,10 @@ class _JobRun:
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
+        if result.kind == "init":
+            self.logs.init_failed(result)
+            self.pending.appendleft(batch)  # not the mini-batch's fault: it costs no try
+            return
         try_number = batch.tries + 1
         self.logs.try_failed(batch, try_number, self.retry.tries_allowed, result)
         self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
@@ -251,7 +260,7 @@ class _JobRun:
 
     def _finish(self, status: JobStatus, output: Output) -> JobOutcome:
         output_file = None
-        message = outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
+        message = self.fatal or outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
         if status == COMPLETED:
             try:
                 output_file = output.write(index for index, done in enumerate(self.succeeded) if done)

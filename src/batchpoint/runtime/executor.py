@@ -48,13 +48,22 @@ class TaskFailed:
 TaskResult = TaskDone | TaskFailed
 
 
+class InitFailedError(Exception):
+    """`init()` failed on every worker slot as many times as the job allows: no worker can run the job, which
+    fails whatever its error threshold (Decision 1). The message carries the last init traceback."""
+
+
 class Executor(ABC):
     """Runs tries on workers that have imported the scoring script and called its `init()`.
 
     One instance runs one job at a time, driven by one thread: `start`, then `submit`/`poll` until done, then
     `stop`. An executor must enforce `spec.timeout_seconds` on each `run()` (reporting a `timeout` failure), report
     a worker that dies during a try as `died`, replace lost workers, and make sure no worker outlives the process
-    that started it."""
+    that started it.
+
+    A worker whose `init()` fails (raises, dies, or exceeds `spec.init_timeout_seconds`) hands its task back as
+    an `init` failure, which costs the mini-batch no try, and is replaced; a slot whose `init()` failed
+    `spec.init_tries` times in a row is given up. When every slot is given up, `poll` raises InitFailedError."""
 
     @abstractmethod
     def start(self, spec: JobSpec) -> None:
@@ -70,7 +79,8 @@ class Executor(ABC):
 
     @abstractmethod
     def poll(self, timeout: float) -> list[TaskResult]:
-        """Results of finished tries; waits up to `timeout` seconds when there are none yet."""
+        """Results of finished tries; waits up to `timeout` seconds when there are none yet. Raises
+        InitFailedError when no slot can start a worker any more."""
 
     @abstractmethod
     def stop(self) -> None:

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.environments.cache import activation
-from batchpoint.runtime.executor import Executor, FailureKind, Task, TaskDone, TaskFailed, TaskResult
+from batchpoint.runtime.executor import (
+    Executor,
+    FailureKind,
+    InitFailedError,
+    Task,
+    TaskDone,
+    TaskFailed,
+    TaskResult,
+)
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, receive, send
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
@@ -63,6 +71,9 @@ class LocalProcessExecutor(Executor):
         self._slots: list[_Worker | None] = []
         self._deadlines: Deadlines[int] = Deadlines()
         self._finished: list[TaskResult] = []
+        self._init_failures: list[int] = []
+        """Per slot: how many times in a row `init()` failed there."""
+        self._last_init_error = ""
 
     def start(self, spec: JobSpec) -> None:
         if spec.script_path is None:
@@ -74,9 +85,14 @@ class LocalProcessExecutor(Executor):
         self._stdout_dir = spec.logs_dir / "user" / "stdout"
         self._stdout_dir.mkdir(parents=True, exist_ok=True)
         self._slots = [None] * spec.worker_count
+        self._init_failures = [0] * spec.worker_count
 
     def idle_slots(self) -> int:
-        return sum(1 for worker in self._slots if worker is None or worker.task is None)
+        return sum(
+            1
+            for slot, worker in enumerate(self._slots)
+            if (worker is None and self._usable(slot)) or (worker is not None and worker.task is None)
+        )
 
     def submit(self, task: Task) -> str:
         worker = self._idle_worker()
@@ -91,6 +107,12 @@ class LocalProcessExecutor(Executor):
         return worker.name
 
     def poll(self, timeout: float) -> list[TaskResult]:
+        if not any(self._usable(slot) for slot in range(len(self._slots))):
+            raise InitFailedError(
+                f"The init() of the scoring script failed {self._spec.init_tries} times in a row on each of the "
+                f"{len(self._slots)} worker(s) ({_gist(self._last_init_error)}); the job cannot run. "
+                f"The last error:\n{self._last_init_error}"
+            )
         if not self._finished:
             self._receive(timeout)
         self._stop_expired()
@@ -122,7 +144,7 @@ class LocalProcessExecutor(Executor):
             if worker is not None and worker.task is None:
                 return worker
         for slot, worker in enumerate(self._slots):
-            if worker is None:
+            if worker is None and self._usable(slot):
                 return self._spawn(slot)
         raise RuntimeError("submit() was called without an idle slot")
 
@@ -155,7 +177,12 @@ class LocalProcessExecutor(Executor):
         worker = _Worker(slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home)
         self._slots[slot] = worker
         _send_quietly(worker.commands, CONFIG, **self._config(worker))
+        self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
+
+    def _usable(self, slot: int) -> bool:
+        """A slot is given up once `init()` failed there `init_tries` times in a row."""
+        return self._init_failures[slot] < self._spec.init_tries
 
     def _config(self, worker: _Worker) -> dict[str, Any]:
         spec = self._spec
@@ -189,6 +216,8 @@ class LocalProcessExecutor(Executor):
             kind = message["kind"]
             if kind == READY:
                 worker.ready = True
+                self._init_failures[worker.slot] = 0
+                self._deadlines.disarm(worker.slot)
                 if worker.task is not None:
                     self._arm(worker)
             elif kind == DONE:
@@ -196,7 +225,7 @@ class LocalProcessExecutor(Executor):
             elif kind == ERROR:
                 self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"]))
             elif kind == INIT_FAILED:
-                self._lose(worker, "init", message["error"])
+                self._init_failed(worker, message["error"])
         except (EOFError, OSError):
             self._lose_dead(worker)
 
@@ -208,8 +237,16 @@ class LocalProcessExecutor(Executor):
     def _stop_expired(self) -> None:
         for slot in self._deadlines.expired(time.monotonic()):
             worker = self._slots[slot]
-            assert worker is not None and worker.task is not None
+            assert worker is not None
             stack = self._dump_stack(worker)
+            if not worker.ready:
+                self._init_failed(
+                    worker,
+                    f"init() did not return within {self._spec.init_timeout_seconds:g} seconds; the worker "
+                    f"{worker.name} was stopped. Where it was:\n{stack}",
+                )
+                continue
+            assert worker.task is not None
             self._lose(
                 worker,
                 "timeout",
@@ -232,13 +269,26 @@ class LocalProcessExecutor(Executor):
     def _lose_dead(self, worker: _Worker) -> None:
         crash = _read(worker.traceback_file)
         returncode = self._retire(worker)
-        if worker.task is not None:
+        if not worker.ready:
+            error = f"The worker {worker.name} {_describe_exit(returncode)} during init()."
+            self._count_init_failure(worker, f"{error}\n{crash}" if crash else error)
+        elif worker.task is not None:
             error = f"The worker {worker.name} {_describe_exit(returncode)} while running mini-batch {worker.task.index}."
             self._record_loss(worker, "died", f"{error}\n{crash}" if crash else error)
 
     def _lose(self, worker: _Worker, kind: FailureKind, error: str) -> None:
         self._retire(worker)
         self._record_loss(worker, kind, error)
+
+    def _init_failed(self, worker: _Worker, error: str) -> None:
+        self._retire(worker)
+        self._count_init_failure(worker, error)
+
+    def _count_init_failure(self, worker: _Worker, error: str) -> None:
+        """The worker is gone; its task goes back to the coordinator without costing the mini-batch a try."""
+        self._init_failures[worker.slot] += 1
+        self._last_init_error = error
+        self._record_loss(worker, "init", error)
 
     def _record_loss(self, worker: _Worker, kind: FailureKind, error: str) -> None:
         if worker.task is not None:
@@ -318,6 +368,12 @@ def _script_argv(spec: JobSpec) -> list[str]:
         "--output", str(spec.output_dir.absolute()),
         "--output_action", "summary_only" if spec.output_action == SUMMARY_ONLY else "append_row",
     ]  # fmt: skip
+
+
+def _gist(error: str) -> str:
+    """One line of an error: a traceback's last line (the exception), else its first line."""
+    lines = [line for line in error.strip().splitlines() if line.strip()] or ["no error text"]
+    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
 
 
 def _describe_exit(returncode: int) -> str:

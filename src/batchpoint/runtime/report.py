@@ -105,6 +105,11 @@ class JobLogs:
                 f"{failure.worker}\nFiles:\n{files}\n{failure.error.rstrip()}\n\n"
             )
 
+    def init_failed(self, failure: TaskFailed) -> None:
+        """Append a failed `init()` to `user/error/init.txt`."""
+        with open(self._errors / "init.txt", "a", encoding="utf-8", errors="replace") as log:
+            log.write(f"=== {_now()} init() failed on {failure.worker}\n{failure.error.rstrip()}\n\n")
+
     def progress(self, counts: Counts) -> None:
         with open(self._dir / "job_progress_overview.txt", "a", encoding="utf-8") as log:
             log.write(f"{_now()} {describe_counts(counts)}\n")

@@ -14,6 +14,7 @@ APPEND_ROW: OutputAction = "AppendRow"
 SUMMARY_ONLY: OutputAction = "SummaryOnly"
 OUTPUT_ACTIONS = (APPEND_ROW, SUMMARY_ONLY)
 LOGGING_LEVELS = ("Info", "Warning", "Debug")
+DEFAULT_INIT_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +38,8 @@ class JobSpec:
     max_concurrency_per_instance: int = 1
     max_retries: int = 3
     timeout_seconds: float = 30.0
+    init_timeout_seconds: float = DEFAULT_INIT_TIMEOUT_SECONDS
+    """The time limit on each worker's `init()` (Decision 1)."""
     error_threshold: int = -1
     logging_level: LoggingLevel = "Info"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
@@ -52,14 +55,20 @@ class JobSpec:
         _check_at_least("max_concurrency_per_instance", self.max_concurrency_per_instance, 1)
         _check_at_least("max_retries", self.max_retries, 0)
         _check_at_least("error_threshold", self.error_threshold, -1)
-        if not self.timeout_seconds > 0:
-            raise ValueError(f"timeout_seconds must be positive, not {self.timeout_seconds}")
+        _check_positive("timeout_seconds", self.timeout_seconds)
+        _check_positive("init_timeout_seconds", self.init_timeout_seconds)
         _check_choice("output_action", self.output_action, OUTPUT_ACTIONS)
         _check_choice("logging_level", self.logging_level, LOGGING_LEVELS)
 
     @property
     def worker_count(self) -> int:
         return self.instance_count * self.max_concurrency_per_instance
+
+    @property
+    def init_tries(self) -> int:
+        """How many times in a row `init()` may fail on one worker slot before the slot is given up: as many
+        tries as a mini-batch gets."""
+        return 1 + self.max_retries
 
     @property
     def script_path(self) -> Path | None:
@@ -91,6 +100,11 @@ def _check_path_component(name: str, value: str) -> None:
 def _check_at_least(name: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, not {value}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, not {value}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

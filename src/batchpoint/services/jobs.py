@@ -13,7 +13,7 @@ import isodate
 from batchpoint import runtime as runtime_package
 from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
 from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
@@ -33,6 +33,8 @@ MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scor
 """Azure's generated scorer for MLflow models deployed without a scoring script."""
 PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
+INIT_TIMEOUT_VARIABLE = "BATCHPOINT_INIT_TIMEOUT"
+"""A deployment's environment variable: the time limit on `init()` in seconds (Decision 1)."""
 
 
 def default_output_uri(job_name: str) -> str:
@@ -107,6 +109,7 @@ class JobPlanner(OnResources):
         output_dir, file_name = self._output(workspace_id, job_name, request, settings)
         code_dir, script = self._code(workspace_id, settings)
         retry = {**settings.get("retrySettings", {}), **_present(request.get("retrySettings") or {})}
+        variables = {k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()}
         try:
             return JobSpec(
                 job_id=uuid.uuid4().hex,
@@ -123,9 +126,10 @@ class JobPlanner(OnResources):
                 max_concurrency_per_instance=settings.get("maxConcurrencyPerInstance", 1),
                 max_retries=retry.get("maxRetries", 3),
                 timeout_seconds=_seconds(retry.get("timeout", "PT30S")),
+                init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
                 error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
                 logging_level=settings.get("loggingLevel", "Info"),
-                environment_variables={k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()},
+                environment_variables=variables,
                 python=self.environments.python_of(environment),
             )
         except ValueError as error:
