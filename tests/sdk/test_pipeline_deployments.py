@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from azure.ai.ml import Input, MLClient, load_component
 from azure.ai.ml.dsl import pipeline
-from azure.ai.ml.entities import BatchEndpoint, Environment, PipelineComponentBatchDeployment
+from azure.ai.ml.entities import BatchEndpoint, Data, Environment, Model, PipelineComponentBatchDeployment
 from azure.core.exceptions import HttpResponseError
 
 from tests.sdk.mlclient import connect
@@ -76,6 +76,16 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
         ),
         "fail_step": ("python -c \"import sys; sys.exit('boom: the model file is missing')\"", "{}", "{}"),
         "hello": ("echo hello from ${{outputs.greeting}} && echo hello > ${{outputs.greeting}}/hello.txt", "{}", "{greeting: {type: uri_folder}}"),
+        "optional_flag": (
+            "echo start $[[--opt ${{inputs.x}}]] end > ${{outputs.args}}/args.txt",
+            "{x: {type: string, optional: true}}",
+            "{args: {type: uri_folder}}",
+        ),
+        "read_assets": (
+            "cat ${{inputs.model}}/weights.txt ${{inputs.data}}/rows.txt > ${{outputs.read}}/read.txt",
+            "{model: {type: custom_model}, data: {type: uri_folder}}",
+            "{read: {type: uri_folder}}",
+        ),
     }
     return {
         name: ml_client.components.create_or_update(command_component(folder, name, *spec))
@@ -202,3 +212,50 @@ def test_unknown_and_missing_inputs_are_refused_naming_them(ml_client: MLClient,
         ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={})
     with pytest.raises(HttpResponseError, match="Unknown input.*colour"):
         ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={"data": Input(path="azureml://datastores/workspaceblobstore/paths/x/"), "colour": "red"})
+
+
+def downloaded(ml_client: MLClient, job_name: str, output: str, file: str, folder: Path) -> str:
+    ml_client.jobs.download(job_name, output_name=output, download_path=str(folder))
+    return (folder / "named-outputs" / output / file).read_text()
+
+
+def test_an_optional_fragment_is_kept_when_its_input_is_bound_and_dropped_when_not(
+    ml_client: MLClient, components: dict[str, Any], tmp_path: Path
+) -> None:
+    optional_flag = components["optional_flag"]
+
+    @pipeline(name="optional_args")
+    def optional_args(x: Input(type="string", optional=True)):  # type: ignore[valid-type]
+        return {"args": optional_flag(x=x).outputs.args}
+
+    deploy(ml_client, "optional-ep", ml_client.components.create_or_update(optional_args))
+    bound = ml_client.batch_endpoints.invoke(endpoint_name="optional-ep", inputs={"x": Input(type="string", default="it is")})
+    unbound = ml_client.batch_endpoints.invoke(endpoint_name="optional-ep")
+    assert wait(ml_client, bound.name) == "Completed"
+    assert wait(ml_client, unbound.name) == "Completed"
+    assert downloaded(ml_client, bound.name, "args", "args.txt", tmp_path / "bound") == "start --opt it is end\n"
+    assert downloaded(ml_client, unbound.name, "args", "args.txt", tmp_path / "unbound") == "start end\n"
+
+
+def test_a_step_reads_a_registered_model_and_a_data_asset_from_their_folders(
+    ml_client: MLClient, components: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("weights 42\n")
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "rows.txt").write_text("row 1\n")
+    model = ml_client.models.create_or_update(Model(name="step-model", version="1", path=str(tmp_path / "model")))
+    ml_client.data.create_or_update(Data(name="step-rows", version="1", path=str(tmp_path / "rows"), type="uri_folder"))
+    read_assets = components["read_assets"]
+
+    @pipeline(name="read_registered")
+    def read_registered():
+        step = read_assets(model=Input(type="custom_model", path=model.id), data=Input(type="uri_folder", path="azureml:step-rows:1"))
+        return {"read": step.outputs.read}
+
+    component = ml_client.components.create_or_update(read_registered)
+    assert component.jobs["step"].inputs["model"].path == model.id
+    deploy(ml_client, "assets-ep", component)
+    job = ml_client.batch_endpoints.invoke(endpoint_name="assets-ep")
+    assert wait(ml_client, job.name) == "Completed"
+    assert downloaded(ml_client, job.name, "read", "read.txt", tmp_path / "dl") == "weights 42\nrow 1\n"

@@ -16,7 +16,8 @@ from batchpoint.services.context import BASE_URL
 from batchpoint.services.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.services.errors import bad_request
 from batchpoint.services.pipelines import (
-    DATA_TYPES,
+    ASSET_TYPES,
+    MODEL_TYPES,
     PARENT_INPUT,
     STEP_OUTPUT,
     BoundInput,
@@ -26,7 +27,7 @@ from batchpoint.services.pipelines import (
     command_line,
     load_pipeline,
 )
-from batchpoint.services.references import resolve_version
+from batchpoint.services.references import names_a_version, resolve_version
 from batchpoint.services.uris import UriResolver
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -95,9 +96,19 @@ class PipelinePlanner:
         return {name: (requested.get(name) or {}).get("uri") or output_uri(job_name, name) for name in pipeline.outputs}
 
     def _value(self, workspace_id: str, name: str, given: BoundInput) -> str:
-        if given.type in DATA_TYPES:
-            return str(self._local(workspace_id, given.value, f"input '{name}'"))
+        if given.type in ASSET_TYPES:
+            return str(self._asset(workspace_id, given.type, given.value, f"input '{name}'"))
         return str(given.value)
+
+    def _asset(self, workspace_id: str, kind: str, reference: str, what: str) -> Path:
+        """The local folder (or file) of a data location, a data asset or, for model inputs, a registered model."""
+        if kind in MODEL_TYPES and names_a_version(reference):
+            version = self.store.get(resolve_version(self.store, workspace_id, "models", reference, "model"))
+            model_uri = version.body["properties"].get("modelUri") if version else None
+            if not model_uri:
+                raise bad_request(f"The model '{reference}' of the {what} has no modelUri.", "UserError")
+            reference = model_uri
+        return self._local(workspace_id, reference, what)
 
     def _local(self, workspace_id: str, uri: str, what: str) -> Path:
         location = self.uris.resolve(workspace_id, uri)
@@ -120,7 +131,8 @@ class PipelinePlanner:
             for output, bound in ((key, node.outputs.get(key)) for key in (node.spec.get("outputs") or {}))
         }
         earlier = {step["name"]: step["outputs"] for step in planned}
-        command = command_line(node.spec["command"], self._placeholders(node, values, earlier, outputs), node.name)
+        placeholders = self._placeholders(workspace_id, node, values, earlier, outputs)
+        command = command_line(node.spec["command"], placeholders, node.name)
         environment = self.environments.of_reference(workspace_id, node.spec.get("environment"))
         work_dir = self.jobs_root / job_name / "steps" / node.name
         step = {
@@ -134,23 +146,31 @@ class PipelinePlanner:
         }
         return step, _child_document(job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir)
 
-    @staticmethod
     def _placeholders(
-        node: Node, values: dict[str, str], earlier: dict[str, dict[str, str]], outputs: dict[str, Path]
+        self,
+        workspace_id: str,
+        node: Node,
+        values: dict[str, str],
+        earlier: dict[str, dict[str, str]],
+        outputs: dict[str, Path],
     ) -> dict[str, str]:
+        """Each placeholder with a value: step defaults, then bindings; an unbound optional input has none."""
         placeholders = {
             f"inputs.{key}": str(spec["default"])
             for key, spec in (node.spec.get("inputs") or {}).items()
             if isinstance(spec, dict) and spec.get("default") is not None
         }
         for key, binding in node.inputs.items():
-            if match := PARENT_INPUT.match(binding):
+            if match := PARENT_INPUT.match(binding.value):
                 if match["name"] in values:
                     placeholders[f"inputs.{key}"] = values[match["name"]]
-            elif match := STEP_OUTPUT.match(binding):
+            elif match := STEP_OUTPUT.match(binding.value):
                 placeholders[f"inputs.{key}"] = earlier[match["step"]][match["name"]]
+            elif binding.type in ASSET_TYPES:
+                what = f"input '{key}' of step '{node.name}'"
+                placeholders[f"inputs.{key}"] = str(self._asset(workspace_id, binding.type, binding.value, what))
             else:
-                placeholders[f"inputs.{key}"] = binding
+                placeholders[f"inputs.{key}"] = binding.value
         placeholders.update({f"outputs.{key}": str(partial(path)) for key, path in outputs.items()})
         return placeholders
 
@@ -164,7 +184,7 @@ class PipelinePlanner:
 
 
 def _input_document(given: BoundInput) -> dict[str, Any]:
-    if given.type in DATA_TYPES:
+    if given.type in ASSET_TYPES:
         return {"jobInputType": given.type, "uri": given.value}
     return {"jobInputType": "literal", "value": str(given.value)}
 

@@ -21,9 +21,22 @@ PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.(?P<name>[\w.-]+)\s*\}\}$"
 STEP_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.(?P<step>[\w-]+)\.outputs\.(?P<name>[\w.-]+)\s*\}\}$")
 PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.(?P<name>[\w.-]+)\s*\}\}$")
 PLACEHOLDER = re.compile(r"\$\{\{\s*(?P<kind>inputs|outputs)\.(?P<name>[\w.-]+)\s*\}\}")
+COMMAND_TOKEN = re.compile(r"\$\[\[(?P<fragment>.*?)\]\]|" + PLACEHOLDER.pattern, re.DOTALL)
+"""An optional fragment `$[[...]]` or a placeholder outside one, in a command."""
 DATA_TYPES = ("uri_folder", "uri_file")
+MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
+ASSET_TYPES = (*DATA_TYPES, "mltable", *MODEL_TYPES)
+"""Input types whose value is a location (a URI, a data asset or a model), handed to a step as a local path."""
 SINGLE_INPUT_KEYS = ("urifolder", "urifile")
 """`batch_endpoints.invoke(input=...)` names its one input by type; it binds to the pipeline's only data input."""
+
+
+@dataclass(frozen=True)
+class StepInput:
+    value: str
+    """A `${{parent...}}` reference, a literal, or an asset's location (a URI, a data asset, a model)."""
+    type: str
+    """The binding's `job_input_type` (`literal`, `uri_folder`, `custom_model`, ...)."""
 
 
 @dataclass(frozen=True)
@@ -32,14 +45,14 @@ class Node:
     component_id: str
     spec: dict[str, Any]
     """The command component's spec."""
-    inputs: dict[str, str]
-    """Component input name to its binding (a `${{parent...}}` reference or a literal), as registered."""
+    inputs: dict[str, StepInput]
+    """Component input name to its binding, as registered."""
     outputs: dict[str, str | None]
     """Component output name to the pipeline output it is, or None for an intermediate output."""
 
     @property
     def depends_on(self) -> frozenset[str]:
-        return frozenset(match["step"] for value in self.inputs.values() if (match := STEP_OUTPUT.match(value)))
+        return frozenset(match["step"] for bound in self.inputs.values() if (match := STEP_OUTPUT.match(bound.value)))
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], probl
     if str(spec.get("type", "")).lower() != "command" or not spec.get("command"):
         problems.append(f"step '{name}': only command components can run as steps (got '{spec.get('type')}')")
         return None
-    inputs = {key: str(_binding_value(value)) for key, value in (job.get("inputs") or {}).items()}
+    inputs = {key: _step_input(value) for key, value in (job.get("inputs") or {}).items()}
     outputs = {}
     for key, value in (job.get("outputs") or {}).items():
         match = PARENT_OUTPUT.match(str(_binding_value(value)))
@@ -107,14 +120,24 @@ def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], probl
 
 
 def _binding_value(value: Any) -> Any:
-    return value.get("value", value.get("path", "")) if isinstance(value, dict) else value
+    """A binding as the SDK sends it: `{"value": ...}` for literals and references, `{"uri": ...}` (or `path`) for
+    assets; a bare value is a literal."""
+    if not isinstance(value, dict):
+        return value
+    return next((value[key] for key in ("value", "uri", "path") if value.get(key) is not None), "")
+
+
+def _step_input(value: Any) -> StepInput:
+    kind = (value.get("job_input_type") or value.get("jobInputType")) if isinstance(value, dict) else None
+    return StepInput(str(_binding_value(value)), str(kind or "literal").lower())
 
 
 def _binding_problems(pipeline: Pipeline) -> list[str]:
     problems = []
     for node in pipeline.nodes.values():
         declared = node.spec.get("inputs") or {}
-        for key, value in node.inputs.items():
+        for key, bound in node.inputs.items():
+            value = bound.value
             if key not in declared:
                 problems.append(f"step '{node.name}' binds '{key}', which its component has no input of")
             elif (match := PARENT_INPUT.match(value)) and match["name"] not in pipeline.inputs:
@@ -200,7 +223,7 @@ def _single_input_by_type(pipeline: Pipeline, request: dict[str, Any]) -> dict[s
 
 
 def _typed(name: str, kind: str, given: Any) -> Any:
-    if kind in DATA_TYPES:
+    if kind in ASSET_TYPES:
         uri = given.get("uri") if isinstance(given, dict) else None
         if not uri:
             raise bad_request(f"The input '{name}' is a {kind}: give it as {{'jobInputType': 'UriFolder', 'uri': ...}}.", "UserError")
@@ -232,12 +255,28 @@ def _literal(name: str, kind: str, value: Any) -> Any:
 
 
 def command_line(command: str, values: dict[str, str], node: str) -> str:
-    """A command component's command with `${{inputs.x}}` / `${{outputs.y}}` replaced by shell-quoted values."""
+    """A command component's command with `${{inputs.x}}` / `${{outputs.y}}` replaced by shell-quoted values.
+
+    An optional fragment `$[[...]]` is kept (without its brackets) when every placeholder in it has a value, and
+    dropped otherwise; a placeholder without a value outside one is refused."""
 
     def replace(match: re.Match[str]) -> str:
-        key = f"{match['kind']}.{match['name']}"
-        if key not in values:
-            raise ArmError(400, "UserError", f"The step '{node}' command uses ${{{{{key}}}}}, which has no value.")
-        return shlex.quote(values[key])
+        if match["fragment"] is None:
+            return _quoted(match, values, node)
+        keys = [_placeholder_key(found) for found in PLACEHOLDER.finditer(match["fragment"])]
+        if not all(key in values for key in keys):
+            return ""
+        return PLACEHOLDER.sub(lambda found: _quoted(found, values, node), match["fragment"])
 
-    return PLACEHOLDER.sub(replace, command)
+    return COMMAND_TOKEN.sub(replace, command)
+
+
+def _placeholder_key(match: re.Match[str]) -> str:
+    return f"{match['kind']}.{match['name']}"
+
+
+def _quoted(match: re.Match[str], values: dict[str, str], node: str) -> str:
+    key = _placeholder_key(match)
+    if key not in values:
+        raise ArmError(400, "UserError", f"The step '{node}' command uses ${{{{{key}}}}}, which has no value.")
+    return shlex.quote(values[key])

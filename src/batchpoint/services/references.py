@@ -25,6 +25,12 @@ def is_registry_reference(reference: str) -> bool:
     return reference.lower().startswith(REGISTRY_PREFIX)
 
 
+def names_a_version(reference: str) -> bool:
+    """Whether a reference names an asset version (an ARM id or `azureml:name:version|@latest`), not a location."""
+    reference = reference.strip()
+    return bool(_ARM_VERSION.match(reference.removeprefix(ARM_ID_PREFIX)) or _SHORT.match(reference))
+
+
 def resolve_version(store: Store, workspace_id: str, collection: str, reference: str, what: str) -> str:
     """The ARM id of the asset version a reference names, which must exist in this workspace."""
     version_id = _version_id(store, workspace_id, collection, reference.strip(), what)
