@@ -14,12 +14,12 @@ ENDPOINTS = f"{WORKSPACE_ID}/batchEndpoints"
 AUTHORIZATION_API = "2022-04-01"
 
 
-def endpoint_url(name: str) -> str:
-    return f"{ENDPOINTS}/{name}"
+def endpoint_url(name: str, workspace: str = WORKSPACE_ID) -> str:
+    return f"{workspace}/batchEndpoints/{name}"
 
 
-def deployment_url(endpoint: str, name: str) -> str:
-    return f"{ENDPOINTS}/{endpoint}/deployments/{name}"
+def deployment_url(endpoint: str, name: str, workspace: str = WORKSPACE_ID) -> str:
+    return f"{endpoint_url(endpoint, workspace)}/deployments/{name}"
 
 
 def endpoint_body(**properties: Any) -> dict[str, Any]:
@@ -58,8 +58,8 @@ def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any], timeout: 
     return client.get(url, params={"api-version": API})
 
 
-def create_endpoint(client: httpx.Client, name: str, **properties: Any) -> dict[str, Any]:
-    return put_and_wait(client, endpoint_url(name), endpoint_body(**properties)).json()
+def create_endpoint(client: httpx.Client, name: str, workspace: str = WORKSPACE_ID, **properties: Any) -> dict[str, Any]:
+    return put_and_wait(client, endpoint_url(name, workspace), endpoint_body(**properties)).json()
 
 
 def grant(client: httpx.Client, scope: str, principal_id: str, role: str) -> dict[str, Any]:

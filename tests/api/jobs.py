@@ -23,33 +23,48 @@ def write_inputs(folder: Path, count: int) -> Path:
 
 
 def deploy_script(
-    client: httpx.Client, folder: Path, endpoint: str, deployment: str, script: str, timeout: float = 15, **settings: Any
+    client: httpx.Client,
+    folder: Path,
+    endpoint: str,
+    deployment: str,
+    script: str,
+    timeout: float = 15,
+    workspace: str = WORKSPACE_ID,
+    **settings: Any,
 ) -> None:
     """Register ``script`` as a code version and deploy it as the endpoint's default deployment."""
     code = folder / f"code-{endpoint}-{deployment}"
     code.mkdir(parents=True, exist_ok=True)
     (code / "score.py").write_text(script)
-    code_id = f"{WORKSPACE_ID}/codes/{endpoint}-{deployment}/versions/1"
+    code_id = f"{workspace}/codes/{endpoint}-{deployment}/versions/1"
     assert client.put(code_id, params=V, json={"properties": {"codeUri": str(code)}}).status_code in (200, 201)
-    if client.get(endpoint_url(endpoint), params=V).status_code == 404:
-        create_endpoint(client, endpoint)
+    if client.get(endpoint_url(endpoint, workspace), params=V).status_code == 404:
+        create_endpoint(client, endpoint, workspace)
     body = deployment_body(codeConfiguration={"codeId": code_id, "scoringScript": "score.py"}, **settings)
-    assert put_and_wait(client, deployment_url(endpoint, deployment), body, timeout).json()["properties"]["provisioningState"] == "Succeeded"
-    endpoint_body = client.get(endpoint_url(endpoint), params=V).json()
+    deployed = put_and_wait(client, deployment_url(endpoint, deployment, workspace), body, timeout).json()
+    assert deployed["properties"]["provisioningState"] == "Succeeded"
+    endpoint_body = client.get(endpoint_url(endpoint, workspace), params=V).json()
     endpoint_body["properties"]["defaults"] = {"deploymentName": deployment}
-    put_and_wait(client, endpoint_url(endpoint), endpoint_body)
+    put_and_wait(client, endpoint_url(endpoint, workspace), endpoint_body)
 
 
-def invoke(client: httpx.Client, endpoint: str, uri: str, headers: dict[str, str] | None = None, **properties: Any) -> httpx.Response:
-    scoring_uri = client.get(endpoint_url(endpoint), params=V).json()["properties"]["scoringUri"]
+def invoke(
+    client: httpx.Client,
+    endpoint: str,
+    uri: str,
+    headers: dict[str, str] | None = None,
+    workspace: str = WORKSPACE_ID,
+    **properties: Any,
+) -> httpx.Response:
+    scoring_uri = client.get(endpoint_url(endpoint, workspace), params=V).json()["properties"]["scoringUri"]
     body = {"properties": {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": uri}}, **properties}}
     return client.post(scoring_uri, json=body, headers=headers or {})
 
 
-def wait_for_job(client: httpx.Client, name: str, timeout: float = 60) -> dict[str, Any]:
+def wait_for_job(client: httpx.Client, name: str, timeout: float = 60, workspace: str = WORKSPACE_ID) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()
+        job = client.get(f"{workspace}/jobs/{name}", params=V).json()
         if job["properties"]["status"] in TERMINAL:
             return job
         time.sleep(0.1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batchpoint.services.ids import provider_hops
+
 ML = "Microsoft.MachineLearningServices/workspaces"
 INVOKE_PREFIX = "/inference"
 INVOKE_ACTION = f"{ML}/batchEndpoints/jobs/write"
@@ -41,8 +43,7 @@ def arm_action(method: str, resource_path: str) -> str:
     """``Microsoft.Resources/subscriptions/resourceGroups/read``,
     ``Microsoft.MachineLearningServices/workspaces/batchEndpoints/listkeys/action``, ..."""
     segments = resource_path.strip("/").split("/")
-    lowered = [segment.lower() for segment in segments]
-    hop = max((index for index, segment in enumerate(lowered[:-1]) if segment == "providers"), default=None)
+    hop = max(provider_hops(segments), default=None)
     if hop is None:
         namespace, types = "Microsoft.Resources", segments[0::2]
     else:

@@ -7,22 +7,11 @@ from typing import Any
 
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, resource_group_not_found, resource_not_found
-from batchpoint.services.ids import RESOURCE_GROUP_TYPE, ArmPath, relative_type_and_name, type_of
+from batchpoint.services.ids import RESOURCE_GROUP_TYPE, ArmPath, ancestors, relative_type_and_name, type_of
 from batchpoint.services.operations import iso
 from batchpoint.services.paging import Page, Position, fetch_page
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, SortOrder, utcnow
-
-
-def ancestors(resource_id: str) -> list[str]:
-    """Ids from the resource group down to (and including) the resource itself."""
-    parts = resource_id.strip("/").split("/")
-    lowered = [part.lower() for part in parts]
-    chain = ["/" + "/".join(parts[:4])]
-    if "providers" in lowered:
-        start = lowered.index("providers") + 2
-        chain += ["/" + "/".join(parts[: end + 1]) for end in range(start + 1, len(parts), 2)]
-    return chain
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import bad_request
 from batchpoint.services.identity import resolve_identity
-from batchpoint.services.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE
+from batchpoint.services.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE, ArmPath
 from batchpoint.services.datastores import Datastores
 from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, same_location, save
 from batchpoint.store.entities import Resource
@@ -42,7 +42,7 @@ class Workspaces(OnResources):
         return self._save(ctx, group_id, RESOURCE_GROUP_TYPE, document, existing)
 
     def put_workspace(self, ctx: RequestContext, workspace_id: str, body: dict[str, Any]) -> Upserted:
-        self.resources.require(workspace_id.rsplit("/providers/", 1)[0])
+        self.resources.require(ArmPath.parse(workspace_id).resource_group_id)
         existing = self.store.get(workspace_id)
         before = existing.body if existing else {}
         properties = {**before.get("properties", {}), **(body.get("properties") or {})}
