@@ -1,60 +1,34 @@
-"""A coordinator in its own process, with a ledger kept in a file, for tests that SIGKILL the "server".
+"""A coordinator in its own process, on the production SQL ledger, for tests that SIGKILL the "server".
 
-`python -m tests.runtime.crashable ROOT` runs the job `resume_spec(ROOT)` with `FileLedger(ROOT / "ledger")`.
+`python -m tests.runtime.crashable ROOT` runs the job `resume_spec(ROOT)` with the ledger of the SQLite database
+`ledger_url(ROOT)`, exactly the ledger `batchpoint serve` keeps by default.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import sys
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from batchpoint.runtime.coordinator import run_job
-from batchpoint.runtime.ledger import InMemoryLedger
+from batchpoint.runtime.ledger import Ledger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.spec import JobSpec
+from batchpoint.store import open_store
+
+JOB_ID = "resumable"
 
 
-class FileLedger(InMemoryLedger):
-    """An InMemoryLedger whose mini-batches are saved to a file (atomically) on each write that must be durable;
-    attempts are not saved, as the contract allows."""
+def ledger_url(root: Path) -> str:
+    return f"sqlite:///{root / 'ledger.db'}"
 
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self._path = path
-        if path.exists():
-            self._plans = pickle.loads(path.read_bytes())
-            self.attempts = {job_id: {} for job_id in self._plans}
 
-    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
-        super().plan(job_id, mini_batches)
-        self._save()
-
-    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
-        super().record_success(job_id, index, try_number, succeeded_items, failed_items)
-        self._save()
-
-    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
-        super().record_failed_try(job_id, index, try_number, error)
-        self._save()
-
-    def mark_exhausted(self, job_id: str, index: int) -> None:
-        super().mark_exhausted(job_id, index)
-        self._save()
-
-    def _save(self) -> None:
-        with self._lock:
-            data = pickle.dumps(self._plans)
-        temporary = self._path.with_suffix(".tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, self._path)
+def sql_ledger(root: Path) -> Ledger:
+    return open_store(ledger_url(root)).ledger()
 
 
 def resume_spec(root: Path) -> JobSpec:
     return JobSpec(
-        job_id="resumable",
+        job_id=JOB_ID,
         input_paths=[root / "in"],
         output_dir=root / "out",
         code_dir=root / "code",
@@ -67,5 +41,5 @@ def resume_spec(root: Path) -> JobSpec:
 
 if __name__ == "__main__":
     root = Path(sys.argv[1])
-    outcome = run_job(resume_spec(root), FileLedger(root / "ledger"), LocalProcessExecutor())
+    outcome = run_job(resume_spec(root), sql_ledger(root), LocalProcessExecutor())
     print(outcome.status)

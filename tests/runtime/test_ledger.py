@@ -1,6 +1,6 @@
 """The ledger contract, run against every implementation in this package's tests.
 
-A new implementation (the SQL ledger) joins by adding a factory to LEDGERS, or by reusing `ledger_contract`."""
+A new implementation joins by adding a factory to LEDGERS."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
 from batchpoint.store import open_store
-from tests.runtime.crashable import FileLedger
 
 LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "in-memory": lambda path: InMemoryLedger(),
-    "file": lambda path: FileLedger(path / "ledger"),
     "sqlite": lambda path: open_store(f"sqlite:///{path / 'ledger.db'}").ledger(),
 }
 

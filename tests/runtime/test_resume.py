@@ -1,26 +1,39 @@
 """Decision 12: a coordinator killed with SIGKILL at any moment resumes from its finished mini-batches, its
-workers die with it, and the output holds every item exactly once."""
+workers die with it, and the output holds every item exactly once.
+
+The coordinator runs on the production SQL ledger (SQLite). Kill points are drawn from a seed printed with every
+failure; `BATCHPOINT_KILL_SEED=N` replays one. The test process is made a child subreaper, as a container's init
+or a CI runner can be, so orphaned workers are re-parented to it instead of to PID 1: workers must still die."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.ledger import Ledger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.output import JobAlreadyRunningError, JobLock
 from tests.runtime.conftest import Kit, lines
-from tests.runtime.crashable import FileLedger, resume_spec
+from tests.runtime.crashable import JOB_ID, resume_spec, sql_ledger
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FILES = [f"f{index:03d}.txt" for index in range(48)]
+MINI_BATCHES = 16
+KILLS = 3
+PR_SET_CHILD_SUBREAPER = 36
 SLOW_ECHO = """
     import os, random, time
     from pathlib import Path
@@ -29,6 +42,10 @@ SLOW_ECHO = """
         Path(os.environ["MARKERS"], f"pid-{os.getpid()}").touch()
 
     def run(mini_batch):
+        markers = os.environ["MARKERS"]
+        if Path(markers, "stall").exists():  # the test is about to kill the coordinator: be caught mid-run()
+            Path(markers, f"stalled-{os.getpid()}").touch()
+            time.sleep(60)
         time.sleep(random.random() / 10)
         with open(Path(os.environ["MARKERS"], "runs"), "a") as runs:
             runs.write(os.path.basename(mini_batch[0]) + "\\n")
@@ -36,66 +53,107 @@ SLOW_ECHO = """
 """
 
 
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    assert prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        yield
+    finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+@pytest.fixture
+def kill_seed() -> int:
+    seed = int(os.environ.get("BATCHPOINT_KILL_SEED") or random.randrange(2**32))
+    print(f"kill points drawn with BATCHPOINT_KILL_SEED={seed}")
+    return seed
+
+
 def start_coordinator(root: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tests.runtime.crashable", str(root)], cwd=REPOSITORY)
 
 
-def succeeded(root: Path) -> set[int]:
-    batches = FileLedger(root / "ledger").mini_batches("resumable") if (root / "ledger").exists() else None
-    return {batch.index for batch in batches or [] if batch.status == "succeeded"}
+def succeeded(ledger: Ledger) -> set[int]:
+    return {batch.index for batch in ledger.mini_batches(JOB_ID) or [] if batch.status == "succeeded"}
 
 
-def at_least_succeeded(root: Path, minimum: int) -> Callable[[], bool]:
-    return lambda: len(succeeded(root)) >= minimum
+def at_least_succeeded(ledger: Ledger, minimum: int) -> Callable[[], bool]:
+    return lambda: len(succeeded(ledger)) >= minimum
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
 
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie nobody has reaped yet."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+def processes_with(environment_entry: str) -> list[int]:
+    """Live processes, whatever their parent, whose environment holds the entry (zombies have none)."""
+    found = []
+    needle = environment_entry.encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
 
 
-def worker_pids(markers: Path) -> list[int]:
-    return [int(path.name.removeprefix("pid-")) for path in markers.glob("pid-*")]
+def reap_zombies_of_ours(pids: set[int]) -> None:
+    """Orphaned workers were re-parented to this (subreaper) process: collect the ones that exited."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
 
 
 def runs(markers: Path) -> Counter[str]:
-    return Counter((markers / "runs").read_text().split())
+    return Counter((markers / "runs").read_text().split()) if (markers / "runs").exists() else Counter()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(kit: Kit) -> None:
+def kill_points(seed: int) -> list[tuple[int, float]]:
+    """(succeeded mini-batches to wait for, delay after a worker stalls) for each kill, in order."""
+    draw = random.Random(seed)
+    minimums = sorted(draw.sample(range(MINI_BATCHES - 6), KILLS))  # work is left to be caught in
+    return [(minimum, draw.uniform(0.0, 0.3)) for minimum in minimums]
+
+
+def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
+    kit: Kit, subreaper: None, kill_seed: int
+) -> None:
     kit.inputs(*FILES)
     kit.script(SLOW_ECHO)
+    worker_entry = f"MARKERS={kit.markers}"
+    ledger = sql_ledger(kit.root)
     finished_runs: dict[str, int] = {}
-    for minimum, then_wait in ((0, 0.3), (3, 0.0), (8, 0.0)):
+    seen_workers: set[int] = set()
+    for minimum, then_wait in kill_points(kill_seed):
         coordinator = start_coordinator(kit.root)
-        wait_for(at_least_succeeded(kit.root, minimum))
+        wait_for(at_least_succeeded(ledger, minimum), 30, f"{minimum} mini-batches (seed {kill_seed})")
+        (kit.markers / "stall").touch()
+        wait_for(lambda: any(kit.markers.glob("stalled-*")), 10, f"a worker inside run() (seed {kill_seed})")
         time.sleep(then_wait)
+        seen_workers.update(processes_with(worker_entry))
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait()
-        wait_for(lambda: not any(alive(pid) for pid in worker_pids(kit.markers)), seconds=5)
-        done = succeeded(kit.root)
-        counts = runs(kit.markers) if (kit.markers / "runs").exists() else Counter()
-        finished_runs.update({FILES[3 * index]: counts[FILES[3 * index]] for index in done})
+        wait_for(lambda: not processes_with(worker_entry), 5, f"orphaned workers to die (seed {kill_seed})")
+        reap_zombies_of_ours(seen_workers)
+        for marker in [kit.markers / "stall", *kit.markers.glob("stalled-*")]:
+            marker.unlink()
+        counts = runs(kit.markers)
+        finished_runs.update({FILES[3 * index]: counts[FILES[3 * index]] for index in succeeded(ledger)})
 
-    outcome = run_job(resume_spec(kit.root), FileLedger(kit.root / "ledger"), LocalProcessExecutor())
+    outcome = run_job(resume_spec(kit.root), ledger, LocalProcessExecutor())
 
-    assert outcome.status == "Completed"
+    assert outcome.status == "Completed", f"seed {kill_seed}: {outcome.message}"
     assert (outcome.counts.items_succeeded, outcome.counts.items_failed) == (48, 0)
-    assert kit.predictions() == lines(*FILES)
-    assert len(finished_runs) >= 8
+    assert kit.predictions() == lines(*FILES), f"seed {kill_seed}"
     final_runs = runs(kit.markers)
-    assert {name: final_runs[name] for name in finished_runs} == finished_runs  # never run again
+    assert {name: final_runs[name] for name in finished_runs} == finished_runs, f"seed {kill_seed}: run again"
     assert not (kit.output_dir / ".batchpoint").exists()
 
 
