@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,13 @@ API_VERSION = "2025-12-01"
 AUTHORIZATION_API_VERSION = "2022-04-01"
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 TERMINAL = ("Completed", "Failed", "Canceled")
+STREAMED_LOGS = (re.compile(r"user_logs/std_log[\D]*0*(?:_ps)?\.txt"), re.compile(r"logs/azureml/executionlogs\.txt"))
+"""The log ``jobs.stream`` prints, as azure-ai-ml picks it: a job's ``std_log.txt``, else a pipeline's log."""
+FOLLOW_SECONDS = 1.0
+
+
+def streamed_log(names: list[str]) -> str | None:
+    return next((name for pattern in STREAMED_LOGS for name in sorted(names) if pattern.fullmatch(name)), None)
 
 
 class ServerError(Exception):
@@ -101,6 +111,21 @@ class BatchpointClient:
         links = details["logFiles"]
         order = sorted(links, key=lambda log: (log != "job_result.txt", log))
         return {log: self.http.get(links[log]).text for log in order}
+
+    def follow_log(self, name: str, write: Callable[[str], None]) -> str:
+        """Write the job's streamed log as it grows, whole lines only, until the job ends; return its status."""
+        printed = 0
+        while True:
+            details = self._call("GET", f"/history/v1.0{self.target.workspace_id}/runs/{name}/details")
+            log = streamed_log(list(details["logFiles"]))
+            if log is not None:
+                text = self.http.get(details["logFiles"][log]).text
+                whole = text[: text.rfind("\n") + 1]
+                write(whole[printed:])
+                printed = len(whole)
+            if details["status"] in TERMINAL:
+                return details["status"]
+            time.sleep(FOLLOW_SECONDS)
 
     def _authorization(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._call(method, path, params={"api-version": AUTHORIZATION_API_VERSION}, **kwargs)

@@ -13,6 +13,7 @@ from tests.api.jobs import deploy_script, write_inputs
 from tests.server import Server
 
 ECHO = "def init():\n    pass\n\ndef run(mini_batch):\n    return [p.rsplit('/', 1)[1] for p in mini_batch]\n"
+SLOW = "import time\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    time.sleep(0.5)\n    print('scoring', len(mini_batch), 'files')\n    return mini_batch\n"
 BROKEN = "def init():\n    raise RuntimeError('model file missing')\n\ndef run(mini_batch):\n    return mini_batch\n"
 
 
@@ -26,6 +27,7 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator
     server = Server(home=tmp_path_factory.mktemp("home"), tls=True, args=["--allow-local-path", str(data)]).start()
     with server.client() as client:
         deploy_script(client, data, "cli-ep", "main", ECHO, miniBatchSize=3)
+        deploy_script(client, data, "cli-slow", "main", SLOW, miniBatchSize=3)
         deploy_script(client, data, "cli-broken", "main", BROKEN, errorThreshold=0,
                       retrySettings={"maxRetries": 0, "timeout": "PT30S"})
     yield server
@@ -47,6 +49,16 @@ def test_invoke_wait_shows_the_output(cli_server: Server, data: Path) -> None:
     logs = batchpoint(cli_server, "jobs", "logs", name)
     assert name[:20] in listed.stdout
     assert "job_result.txt" in logs.stdout and "Completed" in logs.stdout
+
+
+def test_logs_follow_prints_the_job_as_it_runs(cli_server: Server, data: Path) -> None:
+    inputs = write_inputs(data / "cli-in-follow", 12)
+    name = batchpoint(cli_server, "invoke", "cli-slow", "--input", str(inputs)).stdout.split()[1]
+    result = batchpoint(cli_server, "jobs", "logs", name, "--follow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    progress = [line for line in result.stdout.splitlines() if "Progress: Mini-batches: 4 total" in line]
+    assert len(progress) >= 2 and "] scoring 3 files" in result.stdout
+    assert "Job Completed: 12 of 12 items succeeded" in result.stdout
 
 
 def test_a_failed_job_exits_non_zero_and_says_why(cli_server: Server, data: Path) -> None:

@@ -33,6 +33,7 @@ def init():
 
 def run(mini_batch):
     time.sleep(0.3)
+    print("scoring", len(mini_batch), "files")
     return [f"{os.path.basename(path)} {model_files[0]} {os.environ['GREETING']}" for path in mini_batch]
 """
 
@@ -82,18 +83,23 @@ def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> s
 
 
 def test_invoke_a_local_folder_and_follow_the_job(
-    ml_client: MLClient, tls_server: Server, deployed: str, tmp_path: Path
+    ml_client: MLClient, tls_server: Server, deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job = ml_client.batch_endpoints.invoke(
-        endpoint_name=deployed, input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 8)))
+        endpoint_name=deployed, input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 24)))
     )
     assert first_status_after_start(ml_client, job.name) == "Running"
     ml_client.jobs.stream(job.name)
+    streamed = capsys.readouterr().out
+    assert f"Web View: {tls_server.base_url}/jobs/{job.name}" in streamed
+    assert "Streaming user_logs/std_log.txt" in streamed
+    assert "Progress: Mini-batches: 8 total" in streamed and "Job Completed: 24 of 24 items succeeded" in streamed
+    assert "] scoring 3 files" in streamed and "[process000.stdout]" in streamed
 
     assert ml_client.jobs.get(job.name).status == "Completed"
     assert job.name in [listed.name for listed in ml_client.batch_endpoints.list_jobs("sdk-jobs")]
     assert list(ml_client.jobs.list(parent_job_name=job.name)) == []
-    expected = [f"f{index:05d}.txt model hello" for index in range(8)]
+    expected = [f"f{index:05d}.txt model hello" for index in range(24)]
     assert predictions(tls_server.home, job.name) == expected
 
     ml_client.jobs.download(job.name, download_path=str(tmp_path / "download"), all=True)

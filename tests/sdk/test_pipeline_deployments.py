@@ -19,12 +19,14 @@ from tests.sdk.mlclient import connect
 from tests.server import WORKSPACE_ID, Server
 
 PREPARE_PY = """
-import argparse, os, shutil
+import argparse, os, shutil, time
 p = argparse.ArgumentParser()
 p.add_argument("--data"); p.add_argument("--n", type=int); p.add_argument("--prefix"); p.add_argument("--out")
 a = p.parse_args()
+time.sleep(1)
 for f in sorted(os.listdir(a.data))[: a.n]:
     shutil.copy(os.path.join(a.data, f), os.path.join(a.out, a.prefix + f))
+    print("copied", f)
 """
 SCORE_PY = """
 import argparse, os
@@ -120,7 +122,7 @@ def steps_of(ml_client: MLClient, job_name: str) -> dict[str, str]:
 
 
 def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
-    ml_client: MLClient, components: dict[str, Any], tmp_path: Path
+    ml_client: MLClient, tls_server: Server, components: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prepare, score = components["prepare_data"], components["score_data"]
     assert prepare.id == f"{WORKSPACE_ID}/components/prepare_data/versions/1"
@@ -149,11 +151,19 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
         inputs={"data": Input(type="uri_folder", path=str(data)), "n": Input(type="integer", default=2),
                 "prefix": Input(type="string", default="zz_")},
     )
+    ml_client.jobs.stream(job.name)
+    streamed = capsys.readouterr().out
+    assert "Streaming logs/azureml/executionlogs.txt" in streamed
+    assert f"Step {job.name}-prepared: Running" in streamed and f"Step {job.name}-scored: Completed" in streamed
+    assert "[prepared] copied f0.txt" in streamed and "[prepared] copied f1.txt" in streamed
     assert wait(ml_client, job.name) == "Completed"
     assert type(ml_client.jobs.get(job.name)).__name__ == "PipelineJob"
     assert steps_of(ml_client, job.name) == {"prepared": "Completed", "scored": "Completed"}
     child = next(iter(ml_client.jobs.list(parent_job_name=job.name)))
     assert ml_client.jobs.get(child.name).status == "Completed"
+    with tls_server.client() as client:
+        step_logs = client.get(f"{tls_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{job.name}-prepared/details").json()
+        assert "copied f1.txt" in client.get(step_logs["logFiles"]["user_logs/std_log.txt"]).text
 
     ml_client.jobs.download(job.name, output_name="scores", download_path=str(tmp_path / "dl"))
     lines = (tmp_path / "dl" / "named-outputs" / "scores" / "scores.csv").read_text().splitlines()

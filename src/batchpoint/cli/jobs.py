@@ -115,9 +115,18 @@ def show(name: str, url: Url = None, home: Home = None) -> None:
 
 
 @jobs_app.command()
-def logs(name: str, url: Url = None, home: Home = None) -> None:
+def logs(
+    name: str,
+    follow_log: Annotated[bool, typer.Option("--follow", "-f", help="Print the job's log as it runs, until it ends.")] = False,
+    url: Url = None,
+    home: Home = None,
+) -> None:
     """Every log file of the job: the result first, then progress, worker output and errors."""
-    for log, text in guard(lambda: connect(url, home).logs(name)).items():
+    client = connect(url, home)
+    if follow_log:
+        status = guard(lambda: client.follow_log(name, lambda text: console.print(text, end="", markup=False, highlight=False)))
+        raise typer.Exit(0 if status == "Completed" else 1)
+    for log, text in guard(lambda: client.logs(name)).items():
         console.rule(log)
         console.print(text, markup=False, highlight=False)
 

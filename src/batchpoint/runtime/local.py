@@ -33,6 +33,7 @@ from batchpoint.runtime.executor import (
 )
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, receive, send
+from batchpoint.runtime.report import worker_output_dir
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
@@ -82,7 +83,7 @@ class LocalProcessExecutor(Executor):
         self._homes = _job_homes(spec)
         self._environment = _environment(spec)
         self._job_python = str(spec.python) if spec.python else self._python
-        self._stdout_dir = spec.logs_dir / "user" / "stdout"
+        self._stdout_dir = worker_output_dir(spec)
         self._stdout_dir.mkdir(parents=True, exist_ok=True)
         self._slots = [None] * spec.worker_count
         self._init_failures = [0] * spec.worker_count

@@ -40,7 +40,7 @@ class StepRun:
 
     @property
     def log_file(self) -> Path:
-        return self.work_dir / "user_logs" / "std_log.txt"
+        return step_log(self.work_dir)
 
 
 @dataclass
@@ -55,6 +55,11 @@ class GraphOutcome:
 
 StatusListener = Callable[[str, str, str], None]
 """Called with (step, status, message) whenever a step starts or ends."""
+
+
+def step_log(work_dir: Path) -> Path:
+    """A step's output (stdout and stderr), `user_logs/std_log.txt` as Azure names it."""
+    return work_dir / "user_logs" / "std_log.txt"
 
 
 def partial(path: Path) -> Path:
@@ -122,7 +127,7 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
         process = subprocess.Popen(
             ["/bin/bash", "-c", step.command],
             cwd=step.work_dir / "code",
-            env={**os.environ, **step.environment},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **step.environment},  # prints reach the log as they happen
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,5 @@
-"""What a job reports: live counts, its outcome, and the log files under `output_dir/logs` (Decision 14)."""
+"""What a job reports: live counts, its outcome, and the log files under `output_dir/logs` (Decision 14), among
+them `user_logs/std_log.txt`, the log `jobs.stream` prints: progress, failed tries and what the workers print."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Literal
 
 from batchpoint.runtime.executor import TaskFailed
 from batchpoint.runtime.ledger import MiniBatch
+from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.spec import JobSpec
 
 JobStatus = Literal["Completed", "Failed", "Canceled"]
@@ -18,6 +20,8 @@ FAILED: JobStatus = "Failed"
 CANCELED: JobStatus = "Canceled"
 
 FILES_NAMED = 3
+STREAM_LOG = Path("user_logs") / "std_log.txt"
+WORKER_OUTPUT = Path("user") / "stdout"
 FAILURES_LISTED = 10
 
 
@@ -88,13 +92,26 @@ def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, fai
     return f"{headline}\n{failures[0]}" if failures and status != CANCELED else headline
 
 
+def worker_output_dir(spec: JobSpec) -> Path:
+    """Where each worker's stdout and stderr go (`processNNN.stdout.txt`, `processNNN.stderr.txt`)."""
+    return spec.logs_dir / WORKER_OUTPUT
+
+
+def stream_log(spec: JobSpec) -> StreamLog:
+    """The job's `user_logs/std_log.txt`, collecting what the workers print (labelled `processNNN.stdout`)."""
+    outputs = worker_output_dir(spec)
+    return StreamLog(spec.logs_dir / STREAM_LOG, lambda: {path.stem: path for path in sorted(outputs.glob("*.txt"))})
+
+
 class JobLogs:
-    """`logs/job_result.txt`, `logs/job_progress_overview.txt` and `logs/user/error/<mini-batch>.txt`."""
+    """`logs/job_result.txt`, `logs/job_progress_overview.txt`, `logs/user/error/<mini-batch>.txt`, and the lines
+    of each in `logs/user_logs/std_log.txt`."""
 
     def __init__(self, spec: JobSpec) -> None:
         self._dir = spec.logs_dir
         self._errors = spec.logs_dir / "user" / "error"
         self._errors.mkdir(parents=True, exist_ok=True)
+        self._stream = StreamLog(spec.logs_dir / STREAM_LOG)
 
     def try_failed(self, batch: MiniBatch, try_number: int, tries_allowed: int, failure: TaskFailed) -> None:
         """Append a failed try, with the files of its mini-batch and the error, to the mini-batch's error file."""
@@ -104,6 +121,11 @@ class JobLogs:
                 f"=== {_now()} mini-batch {batch.index}, try {try_number} of {tries_allowed}, {failure.kind} on "
                 f"{failure.worker}\nFiles:\n{files}\n{failure.error.rstrip()}\n\n"
             )
+        last_line = (failure.error.strip().splitlines() or [""])[-1]
+        self._stream.write(
+            f"Mini-batch {batch.index} ({name_files(batch.files)}) failed on try {try_number} of {tries_allowed} "
+            f"({failure.kind} on {failure.worker}): {last_line}"
+        )
 
     def init_failed(self, failure: TaskFailed) -> None:
         """Append a failed `init()` to `user/error/init.txt`."""
@@ -113,6 +135,7 @@ class JobLogs:
     def progress(self, counts: Counts) -> None:
         with open(self._dir / "job_progress_overview.txt", "a", encoding="utf-8") as log:
             log.write(f"{_now()} {describe_counts(counts)}\n")
+        self._stream.write(f"Progress: {describe_counts(counts)}")
 
     def result(self, outcome: JobOutcome, failures: list[Failure]) -> None:
         """Write `job_result.txt` whole or not at all."""
@@ -127,6 +150,7 @@ class JobLogs:
         temporary = path.with_name(".job_result.txt.tmp")
         temporary.write_text(text, encoding="utf-8", errors="replace")
         os.replace(temporary, path)
+        self._stream.write(f"Job {outcome.status}: {outcome.message}")
 
 
 def describe_counts(counts: Counts) -> str:

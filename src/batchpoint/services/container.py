@@ -66,7 +66,7 @@ class Services:
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
         environments = DeploymentEnvironments(store, uris, environment_cache)
-        job_runner = JobRunner(store, environment_cache)
+        job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)
         return cls(
             store=store,
@@ -83,7 +83,7 @@ class Services:
                 job_runner,
             ),
             job_runner=job_runner,
-            history=History(resources, datastores),
+            history=History(resources, datastores, settings.home / "jobs"),
             environments=environments,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store, environments)),

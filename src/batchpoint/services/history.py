@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from batchpoint.services.blob_auth import sas_for
-from batchpoint.services.datastores import Datastores
+from batchpoint.services.datastores import Datastores, account_name_for
+from batchpoint.services.errors import ArmError
+from batchpoint.services.job_logs import LogFolder, check_log_link, log_folder, log_link
 from batchpoint.services.pipeline_jobs import child_name
 from batchpoint.services.resources import Resources
 from batchpoint.store.entities import Resource
 
-LOG_LINK_LIFETIME = timedelta(hours=12)
 OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)$")
-
-
-def _logs_dir(job: Resource) -> Path | None:
-    """A model job's logs folder; pipeline jobs and their steps keep their logs outside the datastores."""
-    return Path(job.secrets["spec"]["output_dir"]) / "logs" if "spec" in job.secrets else None
 
 
 def _run_of_child(parent: str, child: Resource) -> dict[str, Any]:
@@ -51,6 +45,7 @@ def output_asset_id(job_name: str, output: str) -> str:
 class History:
     resources: Resources
     datastores: Datastores
+    jobs_root: Path
 
     def details(self, base_url: str, job_id: str) -> dict[str, Any]:
         job = self.resources.get(job_id)
@@ -60,7 +55,7 @@ class History:
             "status": properties["status"],
             "startTimeUtc": properties.get("startTime"),
             "endTimeUtc": properties.get("endTime"),
-            "logFiles": self._log_links(base_url, _logs_dir(job)),
+            "logFiles": self._log_links(base_url, job),
             "warnings": [],
             "services": {},
             "properties": properties.get("properties", {}),
@@ -72,7 +67,7 @@ class History:
     def children(self, job_id: str) -> list[dict[str, Any]]:
         """A pipeline job's steps as run-history runs (``jobs.list(parent_job_name=...)``); none for a model job."""
         job = self.resources.get(job_id)
-        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        workspace_id = _workspace_of(job)
         runs = []
         for step in (job.secrets.get("pipeline") or {}).get("steps", []):
             child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
@@ -100,20 +95,33 @@ class History:
                 resolved[asset_id] = {"uri": output["uri"], "type": output["jobOutputType"]}
         return {"values": resolved}
 
-    def _log_links(self, base_url: str, logs: Path | None) -> dict[str, str]:
-        """Each log file as a read-only SAS link of the blob API (only for outputs on a local datastore)."""
-        if logs is None:
+    def log_folder(self, job: Resource) -> LogFolder | None:
+        parent_name = job.body["properties"].get("properties", {}).get("azureml.pipelinerunid")
+        parent = self.resources.store.get(f"{_workspace_of(job)}/jobs/{parent_name}") if parent_name else None
+        return log_folder(job, parent, self.jobs_root)
+
+    def log_file(self, job_id: str, name: str, expiry: str, signature: str) -> Path:
+        """The log file a signed link names (403 for a bad link, 404 for a job or file that does not exist)."""
+        job = self.resources.get(job_id)
+        check_log_link(job.id, name, expiry, signature, self._link_key(job))
+        folder = self.log_folder(job)
+        if folder is None:
+            raise ArmError(404, "LogFileNotFound", f"The job has no log file '{name}'.")
+        return folder.path(name)
+
+    def _log_links(self, base_url: str, job: Resource) -> dict[str, str]:
+        """Each log file as a read-only signed link (see ``job_logs``)."""
+        folder = self.log_folder(job)
+        names = folder.names() if folder is not None else []
+        if not names:
             return {}
-        root = self.datastores.storage_root.resolve()
-        folder = logs.resolve()
-        if root not in folder.parents or not folder.is_dir():
-            return {}
-        account, container, *rest = folder.relative_to(root).parts
-        prefix = "/".join(rest)
-        sas = sas_for(account, self.datastores.account(account).key, container, prefix, "r", LOG_LINK_LIFETIME)
-        return {
-            path.relative_to(folder).as_posix(): f"{base_url}/blob/{account}/{container}/{prefix}/"
-            f"{path.relative_to(folder).as_posix()}?{sas}"
-            for path in sorted(folder.rglob("*"))
-            if path.is_file()
-        }
+        key = self._link_key(job)
+        return {name: log_link(base_url, job.id, name, key) for name in names}
+
+    def _link_key(self, job: Resource) -> str:
+        workspace = self.resources.get(_workspace_of(job))
+        return self.datastores.account(account_name_for(workspace.body["properties"]["workspaceId"])).key
+
+
+def _workspace_of(job: Resource) -> str:
+    return job.id.rsplit("/jobs/", 1)[0]

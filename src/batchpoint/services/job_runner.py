@@ -14,8 +14,11 @@ from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.local import LocalProcessExecutor
-from batchpoint.runtime.report import Counts, JobOutcome
+from batchpoint.runtime.logs import StreamLog, followed
+from batchpoint.runtime.pipeline import step_log
+from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.services.environments import environment_from_record
+from batchpoint.services.job_logs import pipeline_execution_log
 from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
 from batchpoint.services.operations import iso
 from batchpoint.services.pipeline_jobs import run_pipeline
@@ -37,9 +40,10 @@ class ServerStopping(Exception):
 
 
 class JobRunner:
-    def __init__(self, store: Store, environments: EnvironmentCache, max_jobs: int = 4) -> None:
+    def __init__(self, store: Store, environments: EnvironmentCache, jobs_root: Path, max_jobs: int = 4) -> None:
         self._store = store
         self._environments = environments
+        self._jobs_root = jobs_root
         self._ledger = store.ledger()
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
         self._canceled: set[str] = set()
@@ -78,13 +82,14 @@ class JobRunner:
         try:
             fetch_input(job.secrets.get("fetch"))
             self._ensure_environment(environment_from_record(job.secrets.get("environment")))
-            outcome = run_job(
-                spec,
-                self._ledger,
-                LocalProcessExecutor(),
-                on_progress=lambda counts: self._progress(job_id, counts),
-                should_cancel=lambda: self._should_cancel(job_id),
-            )
+            with followed(stream_log(spec)):
+                outcome = run_job(
+                    spec,
+                    self._ledger,
+                    LocalProcessExecutor(),
+                    on_progress=lambda counts: self._progress(job_id, counts),
+                    should_cancel=lambda: self._should_cancel(job_id),
+                )
         except ServerStopping:
             return
         except (InputFetchError, EnvironmentBuildError) as error:
@@ -104,21 +109,25 @@ class JobRunner:
     def _run_pipeline(self, job: Resource) -> None:
         self._start(job.id)
         workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        steps = {step["name"]: step_log(Path(step["work_dir"])) for step in job.secrets["pipeline"]["steps"]}
+        execution_log = StreamLog(pipeline_execution_log(self._jobs_root, job.name), lambda: steps)
         try:
-            status, message = run_pipeline(
-                job.secrets["pipeline"],
-                workspace_id,
-                job.name,
-                self._environments,
-                self._status_of,
-                self._step_status,
-                lambda: self._should_cancel(job.id),
-            )
+            with followed(execution_log):
+                status, message = run_pipeline(
+                    job.secrets["pipeline"],
+                    workspace_id,
+                    job.name,
+                    self._environments,
+                    self._status_of,
+                    lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
+                    lambda: self._should_cancel(job.id),
+                )
         except ServerStopping:
             return
         except Exception as error:  # the job must end, whatever went wrong around it
             log.exception("pipeline job %s failed outside its steps", job.id)
             status, message = "Failed", f"The job failed outside its steps ({type(error).__name__}); see the server's log."
+        execution_log.write(f"Job {status}: {message}")
         self._finish(job.id, status, message, None)
         self._canceled.discard(job.id.lower())
 
@@ -126,7 +135,9 @@ class JobRunner:
         child = self._store.get(job_id)
         return child.body["properties"]["status"] if child else None
 
-    def _step_status(self, child_id: str, status: str, message: str) -> None:
+    def _step_status(self, child_id: str, status: str, message: str, execution_log: StreamLog) -> None:
+        execution_log.write(f"Step {child_id.rsplit('/', 1)[-1]}: {status}" + (f": {message}" if message else ""))
+
         def apply(properties: dict[str, Any]) -> None:
             now = iso(utcnow())
             properties["status"] = status

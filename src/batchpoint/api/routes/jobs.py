@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from batchpoint.api.auth import endpoint_key_caller
 from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
@@ -102,6 +102,19 @@ def run_details(
 ) -> Response:
     """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
     return arm_json(services.history.details(ctx.base_url, resource_id), ctx.base_url)
+
+
+@router.get("/logs/v1.0" + JOB + "/{logName:path}", operation_id="Runs_GetLogFile", responses=responses({200: None}))
+def log_file(
+    services: ServicesDep,
+    resource_id: JobId,
+    logName: str,  # noqa: N803
+    se: Annotated[str, Query(description="The link's expiry.")] = "",
+    sig: Annotated[str, Query(description="The link's signature.")] = "",
+) -> Response:
+    """A log file, through the signed link the run details gave out (no token: ``jobs.stream`` sends none)."""
+    path = services.history.log_file(resource_id, logName, se, sig)
+    return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
 
 
 MFE = "/mferp/managementfrontend" + ENDPOINT
