@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchpoint.services.context import RequestContext
-from batchpoint.services.errors import bad_request
+from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.ids import WORKSPACE_TYPE
 from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, save
 from batchpoint.store.entities import Cursor, Resource, parent_of, to_micros
@@ -19,6 +19,9 @@ SCAN_BATCH = 500
 COLLECTIONS = ("models", "codes", "environments", "data", "components")
 DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
+MUTABLE_FIELDS = frozenset({"description", "tags", "isArchived", "stage", "provisioningState"})
+"""What Azure lets a registered version change; everything else is its definition, fixed once registered."""
+KIND_NAMES = {"models": "Model", "codes": "Code", "environments": "Environment", "data": "Data", "components": "Component"}
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "models": {"flavors": {}, "modelType": "custom_model"},
     "data": {"dataType": "uri_folder"},
@@ -35,6 +38,24 @@ def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
     container_id, _, version = version_id.rpartition("/versions/")
     spec.setdefault("name", container_id.rsplit("/", 1)[-1])
     spec["version"] = str(spec.get("version") or version)
+
+
+def _check_same_definition(collection: str, existing: Resource, properties: dict[str, Any]) -> None:
+    """Azure refuses to change a registered version (azure-ai-ml relies on that 409 to move on to the next
+    version); registering the same definition again only updates the mutable fields."""
+    before = existing.body["properties"]
+    changed = sorted(
+        name for name in (before.keys() | properties.keys()) - MUTABLE_FIELDS if before.get(name) != properties.get(name)
+    )
+    if changed:
+        name = parent_of(existing.id).rsplit("/", 1)[-1]
+        raise ArmError(
+            409,
+            "UserError",
+            f"{KIND_NAMES[collection]} {name} with version {existing.name} is already registered and cannot be "
+            f"changed (it differs in: {', '.join(changed)}). Register the new definition as another version; "
+            "create_or_update without a version picks the next one.",
+        )
 
 
 def version_type(collection: str) -> str:
@@ -71,6 +92,8 @@ class Assets(OnResources):
         if collection == "components" and isinstance(properties.get("componentSpec"), dict):
             _name_component_spec(properties["componentSpec"], version_id)
         properties["provisioningState"] = "Succeeded"
+        if existing is not None:
+            _check_same_definition(collection, existing, properties)
         resource = new_version(
             ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
         )
