@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.server import Server, create_postgres_database, postgres_available
 
-BACKENDS = ["sqlite", "postgresql"]
+ALL_BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = os.environ.get("BATCHPOINT_TEST_BACKENDS", "sqlite").split(",")
+"""The databases the HTTP suites run on. PostgreSQL is covered by the store and ledger contract tests and the
+multi-replica tests; `make test-postgres` runs every HTTP suite on it too."""
 
 
 def database_url_for(backend: str) -> str | None:

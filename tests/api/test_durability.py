@@ -8,10 +8,16 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.arm import create_endpoint, deployment_body, deployment_url, endpoint_body, endpoint_url, wait_for_operation
-from tests.conftest import database_url_for
+from tests.conftest import ALL_BACKENDS, database_url_for
 from tests.server import API, Server
 
 V = {"api-version": API}
+
+
+@pytest.fixture(scope="module", params=ALL_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Durability is the database's business: these tests always run on both."""
+    return request.param
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ they reach the handlers instead of stopping at a 404 for an unknown subscription
 
 Generation is derandomized, so a run is reproducible; a failure prints a curl command that replays it.
 Requests once seen failing are replayed on every run too, as generation reaches them only by luck.
+`make test` sends a few examples per operation; `make fuzz` (BATCHPOINT_FUZZ_EXAMPLES) sends many more.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +47,7 @@ WORKSPACE_SCOPE = {
 }
 SEEDED_RESOURCES = {"endpointName": ENDPOINT, "deploymentName": DEPLOYMENT}
 EXISTING = WORKSPACE_SCOPE | SEEDED_RESOURCES
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = int(os.environ.get("BATCHPOINT_FUZZ_EXAMPLES", "8"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
