@@ -163,3 +163,31 @@ def test_a_second_run_of_a_finished_job_changes_nothing(kit: Kit) -> None:
 
     kit.check(again, "Completed", 0, [1, 1], lines("f0.txt", "f1.txt", "f2.txt"))
     assert again.counts == first.counts
+
+
+def test_a_remote_output_gets_the_files_of_a_completed_job_but_not_its_logs(kit: Kit) -> None:
+    kit.inputs(*NAMES[:3])
+    kit.script(
+        """
+        import os
+        from pathlib import Path
+
+        def run(mini_batch):
+            folder = Path(os.environ["AZUREML_BI_OUTPUT_PATH"], "scores")
+            folder.mkdir(exist_ok=True)
+            for path in mini_batch:
+                (folder / (Path(path).stem + ".out")).write_text("scored")
+            return [os.path.basename(path) for path in mini_batch]
+        """
+    )
+    remote = kit.root / "remote"
+    (remote / "scores").mkdir(parents=True)
+    spec = kit.spec(remote_output={"uri": "azureml://datastores/elsewhere/paths/x/", "protocol": "file", "path": str(remote)})
+
+    outcome = run_job(spec, kit.ledger, LocalProcessExecutor())
+
+    assert outcome.status == "Completed", outcome.message
+    published = sorted(str(path.relative_to(remote)) for path in remote.rglob("*") if path.is_file())
+    assert published == ["predictions.csv", "scores/f0.out", "scores/f1.out", "scores/f2.out"]
+    assert (remote / "predictions.csv").read_text() == lines(*NAMES[:3])
+    assert run_job(spec, kit.ledger, LocalProcessExecutor()).status == "Completed"  # published once, left alone

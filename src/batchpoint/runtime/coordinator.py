@@ -26,6 +26,7 @@ from batchpoint.runtime.output import (
     open_output,
     remove_private_dir,
 )
+from batchpoint.runtime.remote_output import PublishError, publish, remote_output_problem
 from batchpoint.runtime.report import (
     CANCELED,
     COMPLETED,
@@ -61,10 +62,11 @@ def run_job(
     ledger, the file system or the callbacks) propagates once the workers are stopped, and leaves the job
     resumable: that is also how to stop a job without canceling it. `on_progress` gets a copy of the counts at
     most every second; `should_cancel` is asked every 0.1 s."""
-    if ledger.mini_batches(spec.job_id) is None:
+    unplanned = ledger.mini_batches(spec.job_id) is None
+    if unplanned:
         check_output_available(spec)
     with JobLock(spec):
-        problem = _unrunnable(spec)
+        problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
         if problem is None:
             try:
                 batches = _plan(spec, ledger)
@@ -264,7 +266,8 @@ class _JobRun:
         if status == COMPLETED:
             try:
                 output_file = output.write(index for index, done in enumerate(self.succeeded) if done)
-            except MissingRowsError as error:
+                publish(self.spec)
+            except (MissingRowsError, PublishError) as error:
                 status, message = FAILED, str(error)
         self.running.clear()
         self._report(force=True)

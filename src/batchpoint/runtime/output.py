@@ -50,7 +50,8 @@ class MissingRowsError(Exception):
 
 
 def check_output_available(spec: JobSpec) -> None:
-    """Raise OutputExistsError if the job's output file exists; call it when the job is submitted."""
+    """Raise OutputExistsError if the job's output file exists; call it when the job is submitted. (A remote
+    destination is checked when the job starts: `remote_output.remote_output_problem`.)"""
     target = spec.output_file
     if target is not None and target.exists():
         raise OutputExistsError(target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 OutputAction = Literal["AppendRow", "SummaryOnly"]
 LoggingLevel = Literal["Info", "Warning", "Debug"]
@@ -45,6 +45,9 @@ class JobSpec:
     environment_variables: Mapping[str, str] = field(default_factory=dict)
     python: Path | None = None
     """The interpreter of the deployment's environment; None runs the workers in the server's own."""
+    remote_output: Mapping[str, Any] | None = None
+    """Where a completed job's output files are uploaded (`remote_output.RemoteFolder` fields: uri, protocol,
+    path, storage_options); `output_dir` is then a local staging folder. None: `output_dir` is the output."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))

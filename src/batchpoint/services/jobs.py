@@ -106,7 +106,7 @@ class JobPlanner(OnResources):
         environment: EnvironmentSpec | None,
     ) -> JobSpec:
         settings = deployment.body["properties"]
-        output_dir, file_name = self._output(workspace_id, job_name, request, settings)
+        output_dir, file_name, remote_output = self._output(workspace_id, job_name, request, settings)
         code_dir, script = self._code(workspace_id, settings)
         retry = {**settings.get("retrySettings", {}), **_present(request.get("retrySettings") or {})}
         variables = {k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()}
@@ -131,6 +131,7 @@ class JobPlanner(OnResources):
                 logging_level=settings.get("loggingLevel", "Info"),
                 environment_variables=variables,
                 python=self.environments.python_of(environment),
+                remote_output=remote_output,
             )
         except ValueError as error:
             raise bad_request(f"The job cannot run with these settings: {error}") from None
@@ -141,7 +142,9 @@ class JobPlanner(OnResources):
 
     def _output(
         self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
-    ) -> tuple[Path, str]:
+    ) -> tuple[Path, str, dict[str, Any] | None]:
+        """The output folder, the predictions file's name and, for an output on remote storage, where the
+        completed output goes (the folder is then a local staging folder)."""
         file_name = request.get("outputFileName") or settings.get("outputFileName", "predictions.csv")
         uri, is_file = default_output_uri(job_name), False
         outputs = list((request.get("outputData") or {}).values())
@@ -151,10 +154,24 @@ class JobPlanner(OnResources):
         elif dataset.get("datastoreId"):
             datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
             uri = f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}"
-        location = _local(self.uris.resolve(workspace_id, uri), "output")
+        location = self.uris.resolve(workspace_id, uri)
+        if location.local_path is None:
+            return self._remote_output(job_name, location, file_name, is_file)
         if is_file:
-            return location.parent, location.name
-        return location, file_name
+            return location.local_path.parent, location.local_path.name, None
+        return location.local_path, file_name, None
+
+    def _remote_output(
+        self, job_name: str, location: Location, file_name: str, is_file: bool
+    ) -> tuple[Path, str, dict[str, Any]]:
+        if not location.writable:
+            raise bad_request(f"The output '{location.uri}' is read-only; write outputs to a datastore.", "UserError")
+        folder = location.path.rstrip("/")
+        if is_file:
+            folder, _, file_name = folder.rpartition("/")
+        remote = {"uri": location.uri, "protocol": location.protocol, "path": folder,
+                  "storage_options": location.storage_options}  # fmt: skip
+        return self.jobs_root / job_name / "output", file_name, remote
 
     def _code(self, workspace_id: str, settings: dict[str, Any]) -> tuple[Path | None, str | None]:
         configuration = settings.get("codeConfiguration") or {}
@@ -206,8 +223,8 @@ def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
 def _local(location: Location, what: str) -> Path:
     if location.local_path is None:
         raise bad_request(
-            f"The {what} '{location.uri}' is on remote storage; batchpoint reads job inputs from remote "
-            "datastores and URLs, and writes outputs, code and models to local datastores and allowed local paths.",
+            f"The {what} '{location.uri}' is on remote storage; batchpoint reads code and models from local "
+            "datastores and allowed local paths.",
             "UserError",
         )
     return location.local_path
