@@ -6,28 +6,43 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from prometheus_client import REGISTRY
 
 from batchpoint import __version__
 from batchpoint.api.auth import token_validator
 from batchpoint.api.errors import install_error_handlers
-from batchpoint.api.fastpath import ReadFastPath
+from batchpoint.api.fastpath import ReadFastPath, route_template
 from batchpoint.api.limits import RequestLimits
+from batchpoint.api.metrics import HttpMetrics, RouteRecorder
 from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.api.routes import assets, batch, blob, datastores, identity, jobs, operations, roles, workspaces
+from batchpoint.api.routes import (
+    assets,
+    batch,
+    blob,
+    datastores,
+    identity,
+    jobs,
+    metrics,
+    operations,
+    roles,
+    workspaces,
+)
 from batchpoint.config import Settings
 from batchpoint.issuer import ensure_issuer
 from batchpoint.services.container import Services
+from batchpoint.services.metrics import ServerCollector
 
 
-def create_app(settings: Settings) -> ArmMiddleware:
-    """The server's ASGI application: ARM path and header handling, then the request body limits, then the read
-    fast path, then FastAPI.
+def create_app(settings: Settings) -> HttpMetrics:
+    """The server's ASGI application: the HTTP metrics, ARM path and header handling, then the request body
+    limits, then the read fast path, then FastAPI.
 
     These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
     the ARM layer, so that their refusals carry request ids like every other answer.
     """
     api = create_api(settings)
-    return ArmMiddleware(RequestLimits(ReadFastPath(api, lambda: api.state.services), settings.max_body_bytes))
+    fast_path = ReadFastPath(RouteRecorder(api), lambda: api.state.services)
+    return HttpMetrics(ArmMiddleware(RequestLimits(fast_path, settings.max_body_bytes)), route_template)
 
 
 def create_api(settings: Settings) -> FastAPI:
@@ -36,9 +51,12 @@ def create_api(settings: Settings) -> FastAPI:
         services = Services.open(settings)
         services.start()
         app.state.services = services
+        collector = ServerCollector(services.store, services.job_runner.activity)
+        REGISTRY.register(collector)
         try:
             yield
         finally:
+            REGISTRY.unregister(collector)
             services.close()
 
     app = FastAPI(
@@ -53,7 +71,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
-    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity, roles):
+    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

@@ -26,6 +26,7 @@ from batchpoint.api.deps import (
     base_url,
 )
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes.batch import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
 from batchpoint.api.routes.listing import list_response
 from batchpoint.api.versions import check_ml_version
 from batchpoint.services.context import RequestContext
@@ -66,6 +67,18 @@ class ReadFastPath:
             return _read(ctx, self.services(), match, request.query_params)
         except Exception:  # noqa: BLE001 - the routes answer anything unusual, errors included
             return None
+
+
+def route_template(path: str) -> str | None:
+    """The template of the route a fast-path read stands for (for the HTTP metrics), else None."""
+    match = READS.match(path)
+    if match is None:
+        return None
+    if match["deployment"]:
+        return DEPLOYMENT
+    if match["deployments"]:
+        return DEPLOYMENTS
+    return ENDPOINT if match["endpoint"] else ENDPOINTS
 
 
 def _valid_names(match: re.Match[str]) -> bool:

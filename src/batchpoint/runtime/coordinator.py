@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
+from batchpoint.runtime import metrics
 from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskFailed
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
@@ -126,6 +127,8 @@ class _JobRun:
         """1 at the index of each succeeded mini-batch: what goes into the output, in order."""
         self.pending: deque[MiniBatch] = deque()
         self.running: dict[int, MiniBatch] = {}
+        self.started: dict[int, float] = {}
+        """When each running mini-batch's try was submitted (monotonic seconds), for the run() duration metric."""
         self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
         """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
         self.failures: list[Failure] = []
@@ -199,10 +202,12 @@ class _JobRun:
             worker = self.executor.submit(Task(batch.index, batch.files))
             self.ledger.start_attempt(self.spec.job_id, batch.index, batch.tries + 1, worker)
             self.running[batch.index] = batch
+            self.started[batch.index] = time.monotonic()
 
     def _succeeded(self, result: TaskDone, output: Output) -> None:
         batch = self.running.pop(result.index)
         items = count_items(result.returned, len(batch.files))
+        metrics.mini_batch_succeeded(self._try_seconds(result.index), items.succeeded, items.failed)
         output.add(batch.index, result.rows)
         self.uncommitted[batch.index] = (batch.tries + 1, items)
         self._count_success(batch, items)
@@ -216,6 +221,7 @@ class _JobRun:
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
+        metrics.try_failed(result, self._try_seconds(result.index))
         if result.kind == "init":
             self.logs.init_failed(result)
             self.pending.appendleft(batch)  # not the mini-batch's fault: it costs no try
@@ -225,9 +231,14 @@ class _JobRun:
         self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
         batch = replace(batch, tries=try_number, last_error=result.error)
         if self.retry.exhausted(try_number):
+            metrics.mini_batch_exhausted(len(batch.files))
             self._exhaust(batch)
         else:
+            metrics.mini_batch_retried()
             self.pending.append(batch)
+
+    def _try_seconds(self, index: int) -> float:
+        return time.monotonic() - self.started.pop(index)
 
     def _exhaust(self, batch: MiniBatch) -> None:
         self.ledger.mark_exhausted(self.spec.job_id, batch.index)

@@ -20,6 +20,7 @@ from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.services.environments import environment_from_record
 from batchpoint.services.job_logs import pipeline_execution_log
 from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
+from batchpoint.services.metrics import RunnerActivity
 from batchpoint.services.operations import iso
 from batchpoint.services.pipeline_jobs import run_pipeline
 from batchpoint.store import Store
@@ -44,13 +45,22 @@ class JobRunner:
         self._store = store
         self._environments = environments
         self._jobs_root = jobs_root
+        self.activity = RunnerActivity()
         self._ledger = store.ledger()
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
         self._canceled: set[str] = set()
         self._stopping = threading.Event()
 
     def submit(self, job_id: str) -> None:
-        self._pool.submit(self._run, job_id)
+        self.activity.queued(job_id)
+        self._pool.submit(self._run_tracked, job_id)
+
+    def _run_tracked(self, job_id: str) -> None:
+        self.activity.dequeued(job_id)
+        try:
+            self._run(job_id)
+        finally:
+            self.activity.ended(job_id)
 
     def cancel(self, job_id: str) -> None:
         self._canceled.add(job_id.lower())
@@ -161,6 +171,8 @@ class JobRunner:
         return job_id.lower() in self._canceled
 
     def _progress(self, job_id: str, counts: Counts) -> None:
+        self.activity.progress(job_id, counts)
+
         def apply(properties: dict[str, Any]) -> None:
             properties["progress"] = progress_of(counts)
             done = counts.mini_batches_succeeded + counts.mini_batches_failed

@@ -44,6 +44,10 @@ class Store(ABC):
         """Resources of one type anywhere below an ancestor, oldest first, after a keyset cursor."""
 
     @abstractmethod
+    def count_by_status(self, type_: str) -> dict[str, int]:
+        """How many resources of one type there are per ``properties.status`` (jobs by state), in one query."""
+
+    @abstractmethod
     def add_operation(self, operation: Operation) -> None:
         """Record a new operation; raise AlreadyExists when one is already running on that resource."""
 

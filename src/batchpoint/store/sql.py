@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, create_engine, delete, event, select, tuple_, update
+from sqlalchemy import JSON, Select, bindparam, cast, create_engine, delete, event, func, select, tuple_, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Compiled, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -140,6 +141,13 @@ class SqlStore(Store):
         query = query.order_by(ResourceRow.created_us, ResourceRow.key).limit(limit)
         with self._session() as session:
             return [_resource(row) for row in session.scalars(query)]
+
+    def count_by_status(self, type_: str) -> dict[str, int]:
+        body = cast(ResourceRow.body, JSONB) if self.engine.dialect.name == "postgresql" else type_coerce(ResourceRow.body, JSON)
+        status = body[("properties", "status")].as_string()
+        query = select(status, func.count()).where(ResourceRow.type_key == type_.lower()).group_by(status)
+        with self._session() as session:
+            return {str(state): count for state, count in session.execute(query)}
 
     def add_operation(self, operation: Operation) -> None:
         try:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from batchpoint.runtime import metrics
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 
 READY_FILE = "batchpoint-environment.json"
@@ -89,7 +90,9 @@ class EnvironmentCache:
                 self._build(spec, folder, progress)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
+                metrics.ENVIRONMENT_BUILDS.labels("failed").inc()
                 raise
+            metrics.ENVIRONMENT_BUILDS.labels("succeeded").inc()
             return BuiltEnvironment(spec.key, folder, built=True)
 
     def sweep(self) -> list[str]:

@@ -1,0 +1,94 @@
+"""The gauges of ``/metrics`` read when Prometheus scrapes: jobs by state from the database (right whichever
+replica answers), and what this process's job runner is doing now (queue, busy workers, throughput)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from batchpoint.runtime.report import Counts
+from batchpoint.services.jobs import JOB_TYPE
+from batchpoint.store import Store
+
+
+@dataclass
+class _Running:
+    started: float
+    items_done_at_start: int
+    counts: Counts
+
+
+def _items_done(counts: Counts) -> int:
+    return counts.items_succeeded + counts.items_failed
+
+
+@dataclass
+class RunnerActivity:
+    """What the job runner of this process has queued and running, updated at each progress report."""
+
+    _queued: set[str] = field(default_factory=set)
+    _running: dict[str, _Running] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def queued(self, job_id: str) -> None:
+        with self._lock:
+            self._queued.add(job_id)
+
+    def dequeued(self, job_id: str) -> None:
+        with self._lock:
+            self._queued.discard(job_id)
+
+    def progress(self, job_id: str, counts: Counts) -> None:
+        with self._lock:
+            running = self._running.setdefault(job_id, _Running(time.monotonic(), _items_done(counts), counts))
+            running.counts = counts
+
+    def ended(self, job_id: str) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def busy_workers(self) -> int:
+        with self._lock:
+            return sum(running.counts.mini_batches_running for running in self._running.values())
+
+    def items_per_second(self) -> float:
+        """Items done per second by the running jobs, each since this process started running it."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(
+                (_items_done(running.counts) - running.items_done_at_start) / (now - running.started)
+                for running in self._running.values()
+                if now > running.started
+            )
+
+
+class ServerCollector(Collector):
+    def __init__(self, store: Store, activity: RunnerActivity) -> None:
+        self._store = store
+        self._activity = activity
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("batchpoint_jobs", "Jobs by state, in the database (every replica's).", labels=["state"])
+        for state, count in sorted(self._store.count_by_status(JOB_TYPE).items()):
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "batchpoint_job_queue_depth", "Jobs accepted by this process and waiting for a runner.", self._activity.queue_depth()
+        )
+        yield GaugeMetricFamily(
+            "batchpoint_busy_workers", "Workers of this process running a mini-batch now.", self._activity.busy_workers()
+        )
+        yield GaugeMetricFamily(
+            "batchpoint_items_per_second",
+            "Items per second the running jobs of this process score now.",
+            self._activity.items_per_second(),
+        )
