@@ -11,10 +11,12 @@ import pytest
 
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
 from batchpoint.store import open_store
+from tests.store.conftest import database_url
 
 LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "in-memory": lambda path: InMemoryLedger(),
     "sqlite": lambda path: open_store(f"sqlite:///{path / 'ledger.db'}").ledger(),
+    "postgresql": lambda path: open_store(database_url("postgresql", path)).ledger(),
 }
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batchpoint.services.errors import ArmError
+from batchpoint.store import AlreadyExists, VersionConflict
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArmError)
     async def arm_error(request: Request, exc: ArmError) -> JSONResponse:
         return error_response(exc.status, exc.code, scrubbed(exc.message, request), exc.headers)
+
+    @app.exception_handler(AlreadyExists)
+    async def already_exists(request: Request, exc: AlreadyExists) -> JSONResponse:
+        message = f"The resource '{exc}' already exists (another request created it at the same time)."
+        return error_response(409, "Conflict", scrubbed(message, request))
+
+    @app.exception_handler(VersionConflict)
+    async def version_conflict(request: Request, exc: VersionConflict) -> JSONResponse:
+        message = f"The resource '{exc}' was changed by another request while this one was applied; retry."
+        return error_response(409, "Conflict", scrubbed(message, request))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from typing import Any
 from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.ids import WORKSPACE_TYPE
-from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, new_version, save
+from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, modify, new_version, save
 from batchpoint.store.entities import Cursor, Resource, parent_of, to_micros
 
 SCAN_BATCH = 500
@@ -113,12 +113,15 @@ class Assets(OnResources):
 
     def _record_latest(self, container: Resource, version: str) -> None:
         """Containers tell clients their latest and next version (``azureml:name@latest`` reads them)."""
-        properties = container.body["properties"]
-        properties["latestVersion"] = version
-        following = int(version) + 1 if version.isdigit() else None
-        if following is not None and following > int(properties.get("nextVersion") or 0):
-            properties["nextVersion"] = str(following)
-        self.store.update(container)
+
+        def record(current: Resource) -> None:
+            properties = current.body["properties"]
+            properties["latestVersion"] = version
+            following = int(version) + 1 if version.isdigit() else None
+            if following is not None and following > int(properties.get("nextVersion") or 0):
+                properties["nextVersion"] = str(following)
+
+        modify(self.store, container.id, record)
 
     def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> Iterator[Resource]:
         """Code versions anywhere in the workspace with this content hash: ``azure-ai-ml`` looks up a folder

@@ -23,6 +23,7 @@ from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
 from batchpoint.services.metrics import RunnerActivity
 from batchpoint.services.operations import iso
 from batchpoint.services.pipeline_jobs import run_pipeline
+from batchpoint.services.resources import modify
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, utcnow
 
@@ -192,12 +193,11 @@ class JobRunner:
         self._update(job_id, apply)
 
     def _update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> None:
-        job = self._store.get(job_id)
-        if job is None:
-            return
-        change(job.body["properties"])
-        job.updated_at = utcnow()
-        self._store.update(job)
+        def apply(job: Resource) -> None:
+            change(job.body["properties"])
+            job.updated_at = utcnow()
+
+        modify(self._store, job_id, apply)
 
 
 def fetch_input(remote: dict[str, Any] | None) -> None:

@@ -324,20 +324,31 @@ class Jobs(OnResources):
         job_id = f"{workspace_id}/jobs/{job_name}"
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_name}' already exists in this workspace.")
+        children: list[Resource] = []
         if is_pipeline_deployment(routing.deployment):
             planned = self.pipelines.plan(job_name, workspace_id, routing.deployment, request)
             job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None)
             job.secrets = {"pipeline": planned.record}
-            for name, child in planned.children.items():
-                self.store.insert(new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None))
+            children = [new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None) for name, child in planned.children.items()]
         else:
             job = self._model_job(ctx, job_id, endpoint, routing, request)
-        self.store.insert(job)
-        if request_id is not None and not self._claim(endpoint, request_id, job_id):
-            self.store.delete_tree(job.id)  # an identical invoke won the race: answer with its job
+        if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
         return job
+
+    def _accept(self, endpoint: Resource, request_id: str | None, job: Resource, children: list[Resource]) -> bool:
+        """Store the job, its child jobs and the request id's claim in one transaction; False (and nothing
+        stored) when an identical invoke claimed the request id first."""
+        with self.store.transaction():
+            if request_id is not None and not self._claim(endpoint, request_id, job.id):
+                return False
+            try:
+                for resource in (*children, job):
+                    self.store.insert(resource)
+            except AlreadyExists:
+                raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
+        return True
 
     def _model_job(
         self, ctx: RequestContext, job_id: str, endpoint: Resource, routing: Routing, request: dict[str, Any]

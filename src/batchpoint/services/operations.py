@@ -52,23 +52,19 @@ class OperationRunner:
 
     @contextmanager
     def claim(self, resource_id: str, kind: OperationKind, location: str) -> Iterator[Operation]:
-        """Claim the resource for a new operation (409 if one is running); its work starts when the block ends.
-
-        The caller writes the resource inside the block, so the work never runs before that write; if the
-        write fails, the operation is closed as failed.
+        """Claim the resource for a new operation (409 if one is running), in one transaction with what the block
+        reads and writes: the block reads the resource after the claim, so no other writer slips in between, and
+        if it raises, neither the operation nor its writes are kept. The work starts once the transaction commits.
         """
         operation = Operation(id=str(uuid.uuid4()), resource_id=resource_id, kind=kind, location=location or "local")
-        try:
-            self._store.add_operation(operation)
-        except AlreadyExists:
-            raise conflict(
-                f"There is already an operation in progress on '{resource_id}'. Wait for it to finish and retry."
-            ) from None
-        try:
+        with self._store.transaction():
+            try:
+                self._store.add_operation(operation)
+            except AlreadyExists:
+                raise conflict(
+                    f"There is already an operation in progress on '{resource_id}'. Wait for it to finish and retry."
+                ) from None
             yield operation
-        except BaseException:
-            self._finish(operation, ArmError(500, "InternalError", "The request did not complete; see the server's log."))
-            raise
         self._pool.submit(self._run, operation.id)
 
     def resume(self) -> int:

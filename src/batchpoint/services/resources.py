@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from batchpoint.services.errors import ArmError, bad_request, resource_group_not
 from batchpoint.services.ids import RESOURCE_GROUP_TYPE, ArmPath, ancestors, relative_type_and_name, type_of
 from batchpoint.services.operations import iso
 from batchpoint.services.paging import Page, Position, fetch_page
-from batchpoint.store import Store
+from batchpoint.store import Store, VersionConflict
 from batchpoint.store.entities import Resource, SortOrder, utcnow
 
 
@@ -113,7 +114,12 @@ def new_version(
     }
     now = utcnow()
     return Resource(
-        id=resource_id, type=type_, body=body, created_at=existing.created_at if existing else now, updated_at=now
+        id=resource_id,
+        type=type_,
+        body=body,
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
+        version=existing.version if existing else 0,
     )
 
 
@@ -122,3 +128,23 @@ def save(store: Store, resource: Resource, existing: Resource | None) -> None:
         store.insert(resource)
     else:
         store.update(resource)
+
+
+MODIFY_TRIES = 50
+
+
+def modify(store: Store, resource_id: str, change: Callable[[Resource], None]) -> Resource | None:
+    """Read a resource, change it and write it back; when another writer got in between (the update's version
+    check failed), start again from a fresh read. Background work (job progress, provisioning states) uses this:
+    it has no client to answer 409 to. None when the resource is gone."""
+    for _ in range(MODIFY_TRIES):
+        resource = store.get(resource_id)
+        if resource is None:
+            return None
+        change(resource)
+        try:
+            store.update(resource)
+        except VersionConflict:
+            continue
+        return resource
+    raise VersionConflict(resource_id)

@@ -13,7 +13,7 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.operations import OperationRunner, Progress
-from batchpoint.services.resources import OnResources, Resources, check_tags, new_version, same_location, save
+from batchpoint.services.resources import OnResources, Resources, check_tags, modify, new_version, same_location, save
 from batchpoint.store.entities import Operation, OperationKind, Resource, parent_of
 
 SUCCEEDED = "Succeeded"
@@ -58,36 +58,46 @@ class TrackedResources(OnResources):
         self.runner.register(OperationKind.DELETE, self.kind.type, self._delete)
 
     def put(self, ctx: RequestContext, resource_id: str, request: dict[str, Any]) -> Accepted:
-        parent = self.resources.get(parent_of(resource_id))
-        self.kind.check_parent(parent)
+        try:
+            with self.runner.claim(resource_id, OperationKind.PROVISION, request["location"]) as operation:
+                resource, created = self._write(ctx, resource_id, request)
+        except _Unchanged as unchanged:
+            return Accepted(unchanged.resource, None)
+        return Accepted(resource, operation, created)
+
+    def _write(self, ctx: RequestContext, resource_id: str, request: dict[str, Any]) -> tuple[Resource, bool]:
+        """Store what a PUT asks for (read under the operation's claim); raise _Unchanged if it asks for what is
+        already there and done."""
+        self.kind.check_parent(self.resources.get(parent_of(resource_id)))
         existing = self.store.get(resource_id)
         document = self._envelope(request, existing)
         document["properties"] = self.kind.build_properties(resource_id, request["properties"], existing)
         if existing and _unchanged(existing.body, document):
-            return Accepted(existing, None)
+            raise _Unchanged(existing)
         document["properties"]["provisioningState"] = "Updating" if existing else "Creating"
         resource = new_version(ctx, existing.id if existing else resource_id, self.kind.type, document, existing)
         resource.secrets = self.kind.build_secrets(request["properties"], existing)
-        with self.runner.claim(resource.id, OperationKind.PROVISION, document["location"]) as operation:
-            save(self.store, resource, existing)
-        return Accepted(resource, operation, created=existing is None)
+        save(self.store, resource, existing)
+        return resource, existing is None
 
     def patch(self, ctx: RequestContext, resource_id: str, patch: dict[str, Any]) -> Accepted:
-        existing = self.resources.get(resource_id)
-        document = {key: value for key, value in existing.body.items() if key != "systemData"}
-        if "tags" in patch and patch["tags"] is not None:
-            document["tags"] = check_tags(patch["tags"])
-        self.kind.apply_patch(document, patch)
-        resource = new_version(ctx, existing.id, self.kind.type, document, existing)
-        resource.secrets = existing.secrets
-        with self.runner.claim(existing.id, OperationKind.UPDATE, document["location"]) as operation:
+        location = self.resources.get(resource_id).body["location"]
+        with self.runner.claim(resource_id, OperationKind.UPDATE, location) as operation:
+            existing = self.resources.get(resource_id)
+            document = {key: value for key, value in existing.body.items() if key != "systemData"}
+            if "tags" in patch and patch["tags"] is not None:
+                document["tags"] = check_tags(patch["tags"])
+            self.kind.apply_patch(document, patch)
+            resource = new_version(ctx, existing.id, self.kind.type, document, existing)
+            resource.secrets = existing.secrets
             self.store.update(resource)
         return Accepted(resource, operation)
 
     def delete(self, ctx: RequestContext, resource_id: str) -> Accepted:
-        existing = self.resources.get(resource_id)
-        existing.body["properties"]["provisioningState"] = "Deleting"
-        with self.runner.claim(existing.id, OperationKind.DELETE, existing.body["location"]) as operation:
+        location = self.resources.get(resource_id).body["location"]
+        with self.runner.claim(resource_id, OperationKind.DELETE, location) as operation:
+            existing = self.resources.get(resource_id)
+            existing.body["properties"]["provisioningState"] = "Deleting"
             self.store.update(existing)
         return Accepted(existing, operation)
 
@@ -121,10 +131,15 @@ class TrackedResources(OnResources):
             self.store.delete_tree(resource.id)
 
     def _set_state(self, resource: Resource, state: str) -> None:
-        current = self.store.get(resource.id)
-        if current is not None:
-            current.body["properties"]["provisioningState"] = state
-            self.store.update(current)
+        modify(self.store, resource.id, lambda current: current.body["properties"].update(provisioningState=state))
+
+
+class _Unchanged(Exception):
+    """A PUT asked for what is already there and done: nothing to claim or write."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.id)
+        self.resource = resource
 
 
 def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:

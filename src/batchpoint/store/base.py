@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
 from batchpoint.store.entities import Cursor, Listed, Operation, Resource, SortOrder
@@ -12,7 +13,21 @@ class AlreadyExists(Exception):
     """A resource with the same (case-insensitive) id is already stored."""
 
 
+class VersionConflict(Exception):
+    """The resource changed since it was read: the update started from an older version and was not applied."""
+
+
 class Store(ABC):
+    """Resources, long-running operations and the job ledger.
+
+    Each call is atomic on its own; ``transaction()`` makes several calls of one thread one atomic unit."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Every call this thread makes to the store inside the block commits together when the block ends, or
+        not at all if it raises. A call that raises ``AlreadyExists`` or ``VersionConflict`` inside the block
+        changes nothing, and the block may go on. Blocks nest: the outermost one commits."""
+
     @abstractmethod
     def get(self, resource_id: str) -> Resource | None: ...
 
@@ -22,12 +37,13 @@ class Store(ABC):
 
     @abstractmethod
     def insert(self, resource: Resource) -> None:
-        """Store a new resource; raise AlreadyExists when the id is taken."""
+        """Store a new resource (its ``version`` becomes 1); raise AlreadyExists when the id is taken."""
 
     @abstractmethod
     def update(self, resource: Resource) -> None:
-        """Rewrite a stored resource; one deleted meanwhile stays deleted (late background work must not
-        bring back what a DELETE removed)."""
+        """Rewrite a stored resource if it is still at ``resource.version`` (which then advances), else raise
+        VersionConflict (optimistic concurrency). One deleted meanwhile stays deleted: late background work must
+        not bring back what a DELETE removed."""
 
     @abstractmethod
     def delete_tree(self, resource_id: str) -> int:

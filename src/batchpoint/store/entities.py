@@ -31,6 +31,8 @@ class Resource:
     secrets: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    version: int = 0
+    """The stored version this copy was read at (0: not stored yet); an update must start from the latest."""
 
     @property
     def key(self) -> str:

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from itertools import islice
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+
+from batchpoint.store.connections import Database
 
 from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Ledger, MiniBatch
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
@@ -17,12 +19,12 @@ INSERT_CHUNK = 1000
 
 
 class SqlLedger(Ledger):
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
+        with self._db.transaction() as connection:
             yield connection
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
@@ -42,7 +44,7 @@ class SqlLedger(Ledger):
             connection.execute(insert(JobPlanRow).values(job_id=job_id, mini_batch_count=count))
 
     def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
-        with self.engine.connect() as connection:
+        with self._db.engine.connect() as connection:
             if connection.execute(select(JobPlanRow.job_id).where(JobPlanRow.job_id == job_id)).first() is None:
                 return None
             rows = connection.execute(

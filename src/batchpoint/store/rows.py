@@ -10,10 +10,16 @@ class Base(DeclarativeBase):
     pass
 
 
+def byte_ordered(length: int) -> String:
+    """A string column compared byte by byte, so that ``'/'`` sorts before ``'0'`` and a prefix is a range:
+    SQLite compares bytes already; PostgreSQL needs the ``C`` collation (a database's own may be ``en_US``)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 class ResourceRow(Base):
     __tablename__ = "resources"
 
-    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    key: Mapped[str] = mapped_column(byte_ordered(1024), primary_key=True)
     id: Mapped[str] = mapped_column(String(1024))
     parent_key: Mapped[str] = mapped_column(String(1024))
     type_key: Mapped[str] = mapped_column(String(256))
@@ -22,6 +28,7 @@ class ResourceRow(Base):
     secrets: Mapped[str] = mapped_column(Text, default="{}")
     created_us: Mapped[int] = mapped_column(BigInteger)
     updated_us: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(BigInteger, default=1)
 
     __table_args__ = (
         Index("ix_resources_children_created", "parent_key", "type_key", "created_us", "key"),

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Select, bindparam, cast, create_engine, delete, event, func, select, tuple_, type_coerce, update
+from sqlalchemy import JSON, Select, bindparam, cast, delete, func, insert, select, tuple_, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Compiled, Engine
+from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
-from batchpoint.store.base import AlreadyExists, Store
+from batchpoint.store.base import AlreadyExists, Store, VersionConflict
+from batchpoint.store.connections import Database
 from batchpoint.store.entities import (
     Cursor,
     Listed,
@@ -31,58 +31,55 @@ from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
 from batchpoint.store.rows import OperationRow, ResourceRow
 
-
-def _enable_sqlite_wal(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
+RESOURCES = ResourceRow.__table__
+OPERATIONS = OperationRow.__table__
+AFTER_SLASH = chr(ord("/") + 1)
+"""Keys below ``k`` are exactly those in ``[k + "/", k + AFTER_SLASH)``: a range on the primary key (compared byte
+by byte: the key column has the ``C`` collation on PostgreSQL, and SQLite compares bytes)."""
+REWRITTEN = ("id", "type", "type_key", "body", "secrets", "updated_us")
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
-        _enable_sqlite_wal(engine)
-        return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+def below(column: Any, key: str) -> Any:
+    """The keys strictly below ``key`` in the id tree, as a range predicate the primary key index serves."""
+    return (column >= key + "/") & (column < key + AFTER_SLASH)
 
 
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+        self._db = Database(url)
+        self.engine = self._db.engine
         upgrade_to_head(self.engine)
         self._compiled_sql: dict[Select, tuple[Compiled, tuple[str, ...] | None]] = {}
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+    def transaction(self) -> Iterator[None]:
+        with self._db.transaction():
+            yield
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._db.dispose()
 
     def ledger(self) -> SqlLedger:
-        return SqlLedger(self.engine)
+        return SqlLedger(self._db)
 
     def get(self, resource_id: str) -> Resource | None:
-        with self._session() as session:
-            row = session.get(ResourceRow, resource_id.lower())
-            return _resource(row) if row else None
+        rows = self._read(RESOURCE_BY_KEY, {"key": resource_id.lower()})
+        return _resource(rows[0]) if rows else None
 
     def get_body_json(self, resource_id: str) -> str | None:
         rows = self._read(BODY_BY_KEY, {"key": resource_id.lower()})
         return rows[0][0] if rows else None
 
-    def _read(self, statement: Select, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _read(self, statement: Select, parameters: dict[str, Any]) -> list[Any]:
         """The hot read paths go straight to the driver with SQL compiled once per statement: SQLAlchemy's
-        per-execution overhead is several times the cost of these primary-key and index reads."""
+        per-execution overhead is several times the cost of these primary-key and index reads. Inside a
+        transaction they read on its connection, and so see what it wrote."""
         compiled, order = self._compiled(statement)
         values = compiled.construct_params(parameters)
         bound = tuple(values[name] for name in order) if order is not None else values
+        current = self._db.current()
+        if current is not None:
+            return list(current.exec_driver_sql(compiled.string, bound).fetchall())
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -104,22 +101,27 @@ class SqlStore(Store):
 
     def insert(self, resource: Resource) -> None:
         try:
-            with self._session() as session:
-                session.add(_resource_row(resource))
+            with self._db.statement() as connection:
+                connection.execute(insert(RESOURCES).values(**_resource_values(resource), version=1))
         except IntegrityError as exc:
             raise AlreadyExists(resource.id) from exc
+        resource.version = 1
 
     def update(self, resource: Resource) -> None:
-        row = _resource_row(resource)
-        values = {column: getattr(row, column) for column in ("id", "type", "type_key", "body", "secrets", "updated_us")}
-        with self._session() as session:
-            session.execute(update(ResourceRow).where(ResourceRow.key == row.key).values(**values))
+        values = {name: value for name, value in _resource_values(resource).items() if name in REWRITTEN}
+        same_version = (RESOURCES.c.key == resource.key) & (RESOURCES.c.version == resource.version)
+        with self._db.statement() as connection:
+            written = connection.execute(update(RESOURCES).where(same_version).values(**values, version=resource.version + 1))
+            if written.rowcount == 0:
+                if connection.execute(select(RESOURCES.c.key).where(RESOURCES.c.key == resource.key)).first():
+                    raise VersionConflict(resource.id)
+                return
+        resource.version += 1
 
     def delete_tree(self, resource_id: str) -> int:
         key = resource_id.lower()
-        with self._session() as session:
-            below = ResourceRow.key.startswith(key + "/", autoescape=True)
-            result = session.execute(delete(ResourceRow).where((ResourceRow.key == key) | below))
+        with self._db.statement() as connection:
+            result = connection.execute(delete(RESOURCES).where((RESOURCES.c.key == key) | below(RESOURCES.c.key, key)))
             return result.rowcount or 0
 
     def list_children(
@@ -132,113 +134,117 @@ class SqlStore(Store):
         return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
 
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
-        key = ancestor_id.lower()
-        query = select(ResourceRow).where(
-            ResourceRow.key.startswith(key + "/", autoescape=True), ResourceRow.type_key == type_.lower()
-        )
+        query = select(*RESOURCE_FIELDS).where(below(RESOURCES.c.key, ancestor_id.lower()), RESOURCES.c.type_key == type_.lower())
         if after is not None:
-            query = query.where(tuple_(ResourceRow.created_us, ResourceRow.key) > tuple_(after.micros, after.key))
-        query = query.order_by(ResourceRow.created_us, ResourceRow.key).limit(limit)
-        with self._session() as session:
-            return [_resource(row) for row in session.scalars(query)]
+            query = query.where(tuple_(RESOURCES.c.created_us, RESOURCES.c.key) > tuple_(after.micros, after.key))
+        query = query.order_by(RESOURCES.c.created_us, RESOURCES.c.key).limit(limit)
+        with self._db.statement() as connection:
+            return [_resource(row) for row in connection.execute(query)]
 
     def count_by_status(self, type_: str) -> dict[str, int]:
-        body = cast(ResourceRow.body, JSONB) if self.engine.dialect.name == "postgresql" else type_coerce(ResourceRow.body, JSON)
+        body = cast(RESOURCES.c.body, JSONB) if self.engine.dialect.name == "postgresql" else type_coerce(RESOURCES.c.body, JSON)
         status = body[("properties", "status")].as_string()
-        query = select(status, func.count()).where(ResourceRow.type_key == type_.lower()).group_by(status)
-        with self._session() as session:
-            return {str(state): count for state, count in session.execute(query)}
+        query = select(status, func.count()).where(RESOURCES.c.type_key == type_.lower()).group_by(status)
+        with self._db.statement() as connection:
+            return {str(state): count for state, count in connection.execute(query)}
 
     def add_operation(self, operation: Operation) -> None:
         try:
-            with self._session() as session:
-                session.add(_operation_row(operation))
+            with self._db.statement() as connection:
+                connection.execute(insert(OPERATIONS).values(**_operation_values(operation)))
         except IntegrityError as exc:
             raise AlreadyExists(operation.resource_id) from exc
 
     def get_operation(self, operation_id: str) -> Operation | None:
-        with self._session() as session:
-            row = session.get(OperationRow, operation_id)
+        with self._db.statement() as connection:
+            row = connection.execute(select(OPERATIONS).where(OPERATIONS.c.id == operation_id)).first()
             return _operation(row) if row else None
 
     def save_operation(self, operation: Operation) -> None:
-        with self._session() as session:
-            session.merge(_operation_row(operation))
+        values = _operation_values(operation)
+        with self._db.statement() as connection:
+            connection.execute(update(OPERATIONS).where(OPERATIONS.c.id == operation.id).values(**values))
 
     def running_operation(self, resource_id: str) -> Operation | None:
-        query = select(OperationRow).where(
-            OperationRow.resource_key == resource_id.lower(),
-            OperationRow.status == OperationStatus.IN_PROGRESS.value,
+        query = select(OPERATIONS).where(
+            OPERATIONS.c.resource_key == resource_id.lower(), OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value
         )
-        with self._session() as session:
-            row = session.scalars(query.limit(1)).first()
+        with self._db.statement() as connection:
+            row = connection.execute(query.limit(1)).first()
             return _operation(row) if row else None
 
     def running_operations(self) -> list[Operation]:
-        query = select(OperationRow).where(OperationRow.status == OperationStatus.IN_PROGRESS.value)
-        with self._session() as session:
-            return [_operation(row) for row in session.scalars(query.order_by(OperationRow.started_us))]
+        query = select(OPERATIONS).where(OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value)
+        with self._db.statement() as connection:
+            return [_operation(row) for row in connection.execute(query.order_by(OPERATIONS.c.started_us))]
 
 
-BODY_BY_KEY = select(ResourceRow.body).where(ResourceRow.key == bindparam("key"))
+RESOURCE_FIELDS = tuple(
+    RESOURCES.c[name] for name in ("id", "type", "body", "secrets", "created_us", "updated_us", "version")
+)
+RESOURCE_BY_KEY = select(*RESOURCE_FIELDS).where(RESOURCES.c.key == bindparam("key"))
+BODY_BY_KEY = select(RESOURCES.c.body).where(RESOURCES.c.key == bindparam("key"))
 
 
 @cache
 def _children_query(order: SortOrder, with_cursor: bool) -> Select:
     """Built once per shape: the read path of every list page."""
-    sort_column = ResourceRow.created_us if order.field is SortField.CREATED else ResourceRow.updated_us
-    query = select(ResourceRow.id, ResourceRow.key, sort_column, ResourceRow.body).where(
-        ResourceRow.parent_key == bindparam("parent"), ResourceRow.type_key == bindparam("type")
+    sort_column = RESOURCES.c.created_us if order.field is SortField.CREATED else RESOURCES.c.updated_us
+    query = select(RESOURCES.c.id, RESOURCES.c.key, sort_column, RESOURCES.c.body).where(
+        RESOURCES.c.parent_key == bindparam("parent"), RESOURCES.c.type_key == bindparam("type")
     )
     if with_cursor:
-        position, boundary = tuple_(sort_column, ResourceRow.key), tuple_(bindparam("micros"), bindparam("after_key"))
+        position, boundary = tuple_(sort_column, RESOURCES.c.key), tuple_(bindparam("micros"), bindparam("after_key"))
         query = query.where(position < boundary if order.descending else position > boundary)
     direction = (lambda column: column.desc()) if order.descending else (lambda column: column.asc())
-    return query.order_by(direction(sort_column), direction(ResourceRow.key)).limit(bindparam("limit"))
+    return query.order_by(direction(sort_column), direction(RESOURCES.c.key)).limit(bindparam("limit"))
 
 
-def _resource_row(resource: Resource) -> ResourceRow:
-    return ResourceRow(
-        key=resource.key,
-        id=resource.id,
-        parent_key=resource.parent_id.lower(),
-        type_key=resource.type.lower(),
-        type=resource.type,
-        body=resource.body_json(),
-        secrets=json.dumps(resource.secrets),
-        created_us=to_micros(resource.created_at),
-        updated_us=to_micros(resource.updated_at),
-    )
+def _resource_values(resource: Resource) -> dict[str, Any]:
+    return {
+        "key": resource.key,
+        "id": resource.id,
+        "parent_key": resource.parent_id.lower(),
+        "type_key": resource.type.lower(),
+        "type": resource.type,
+        "body": resource.body_json(),
+        "secrets": json.dumps(resource.secrets),
+        "created_us": to_micros(resource.created_at),
+        "updated_us": to_micros(resource.updated_at),
+    }
 
 
-def _resource(row: ResourceRow) -> Resource:
+def _resource(row: Sequence[Any]) -> Resource:
+    """A resource from a row of ``RESOURCE_FIELDS``."""
+    id_, type_, body, secrets, created_us, updated_us, version = row
     return Resource(
-        id=row.id,
-        type=row.type,
-        body=json.loads(row.body),
-        secrets=json.loads(row.secrets or "{}"),
-        created_at=from_micros(row.created_us),
-        updated_at=from_micros(row.updated_us),
+        id=id_,
+        type=type_,
+        body=json.loads(body),
+        secrets=json.loads(secrets or "{}"),
+        created_at=from_micros(created_us),
+        updated_at=from_micros(updated_us),
+        version=version,
     )
 
 
-def _operation_row(operation: Operation) -> OperationRow:
-    return OperationRow(
-        id=operation.id,
-        resource_id=operation.resource_id,
-        resource_key=operation.resource_id.lower(),
-        kind=operation.kind.value,
-        location=operation.location,
-        status=operation.status.value,
-        started_us=to_micros(operation.started_at),
-        ended_us=to_micros(operation.ended_at) if operation.ended_at else None,
-        error_code=operation.error_code,
-        error_message=operation.error_message,
-        detail=json.dumps(operation.detail) if operation.detail is not None else None,
-    )
+def _operation_values(operation: Operation) -> dict[str, Any]:
+    return {
+        "id": operation.id,
+        "resource_id": operation.resource_id,
+        "resource_key": operation.resource_id.lower(),
+        "kind": operation.kind.value,
+        "location": operation.location,
+        "status": operation.status.value,
+        "started_us": to_micros(operation.started_at),
+        "ended_us": to_micros(operation.ended_at) if operation.ended_at else None,
+        "error_code": operation.error_code,
+        "error_message": operation.error_message,
+        "detail": json.dumps(operation.detail) if operation.detail is not None else None,
+    }
 
 
-def _operation(row: OperationRow) -> Operation:
+def _operation(row: Any) -> Operation:
     return Operation(
         id=row.id,
         resource_id=row.resource_id,

@@ -1,0 +1,86 @@
+"""The database connections the SQL store, the job ledger and the leases share, and their transactions.
+
+A transaction belongs to the thread that opened it: every store call that thread makes inside the block runs on
+the block's connection, so what belongs together commits (or rolls back) together without passing a handle
+around. On SQLite a transaction takes the write lock when it begins (``BEGIN IMMEDIATE``): a transaction that
+reads and then writes can then never fail half-way because another writer committed in between.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+
+BEGIN_OPTION = "sqlite_begin"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, and transactions begun by SQLAlchemy rather than the driver (so savepoints and
+    ``BEGIN IMMEDIATE`` work: the driver's own transaction handling knows neither)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN " + connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED"))
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    """One engine, and the transaction each thread has open on it (if any)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self._writer = self.engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+        self._local = threading.local()
+
+    def current(self) -> Connection | None:
+        """The connection of this thread's open transaction."""
+        return getattr(self._local, "connection", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Open a transaction for this thread, or join the one it has open (the outermost block commits)."""
+        current = self.current()
+        if current is not None:
+            yield current
+            return
+        with self._writer.begin() as connection:
+            self._local.connection = connection
+            try:
+                yield connection
+            finally:
+                self._local.connection = None
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """Where a write that may fail on a constraint runs: a savepoint inside this thread's open transaction
+        (so the transaction stays usable after the failure, on PostgreSQL too), else a transaction of its own."""
+        current = self.current()
+        if current is None:
+            with self.transaction() as connection:
+                yield connection
+            return
+        with current.begin_nested():
+            yield current
+
+    def dispose(self) -> None:
+        self.engine.dispose()
