@@ -12,7 +12,7 @@ import pytest
 
 from tests.api.arm import endpoint_body, endpoint_url, wait_for_operation
 from tests.api.jobs import V, deploy_script, invoke, wait_for_job, write_inputs
-from tests.conftest import database_url_for
+from tests.conftest import ALL_BACKENDS, database_url_for
 from tests.server import WORKSPACE_ID, Server
 
 RACERS = 8
@@ -25,8 +25,10 @@ def run(mini_batch):
 """
 
 
-@pytest.fixture(scope="module")
-def race_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=ALL_BACKENDS)
+def race_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """On both databases whatever BATCHPOINT_TEST_BACKENDS says: how a race resolves is the database's doing."""
+    backend = request.param
     home = tmp_path_factory.mktemp("home")
     (home / "data").mkdir()
     server = Server(home=home, database_url=database_url_for(backend), args=["--allow-local-path", str(home / "data")])
