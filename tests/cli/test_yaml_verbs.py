@@ -116,20 +116,20 @@ def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path) -> N
     ))
     inputs = write_inputs(project / "inputs", 7)
 
-    invoked = run("batch-endpoint", "invoke", "-f", "endpoint.yml", "--input", str(inputs), "--wait")
-    name = succeeded(invoked).split()[1]
+    invoked = json.loads(succeeded(run("batch-endpoint", "invoke", "-f", "endpoint.yml", "--input", str(inputs), "--wait")))
+    name = invoked["name"]
     jobs = succeeded(run("batch-endpoint", "list-jobs", "--name", "yaml-ep"))
     endpoint = json.loads(succeeded(run("batch-endpoint", "show", "-f", "endpoint.yml")))
 
     assert model["version"] == "1" and "/models/yaml-model/versions/1" in deployment["model"]
     assert deployment["mini_batch_size"] == 3 and deployment["environment_variables"] == {"GREETING": "hello"}
-    assert "Completed" in invoked.stdout and name in jobs and endpoint["defaults"]["deployment_name"] == "main"
+    assert invoked["status"] == "Completed" and name in jobs and endpoint["defaults"]["deployment_name"] == "main"
     assert predictions(yaml_server.home, name) == [f"f{index:05d}.txt model hello" for index in range(7)]
 
-    succeeded(run("batch-deployment", "delete", "-f", "deployment.yml"))
-    succeeded(run("batch-endpoint", "delete", "--name", "yaml-ep"))
+    succeeded(run("batch-deployment", "delete", "-f", "deployment.yml", "--yes"))
+    succeeded(run("batch-endpoint", "delete", "--name", "yaml-ep", "--yes"))
     gone = run("batch-endpoint", "show", "--name", "yaml-ep")
-    assert gone.returncode == 2 and "yaml-ep" in gone.stdout
+    assert gone.returncode == 2 and "yaml-ep" in gone.stderr and not gone.stdout
 
 
 def test_validation_errors_point_at_the_yaml_line_or_the_set_option(yaml_server: Server, project: Path) -> None:
@@ -144,13 +144,13 @@ def test_validation_errors_point_at_the_yaml_line_or_the_set_option(yaml_server:
                         "--set", "settings.max_concurrency_per_instance=many")
 
     assert result.returncode == 2
-    assert f"{broken}:{line_of('  mini_batch_size: ten')}: settings.mini_batch_size: Not a valid integer." in result.stdout
-    assert f"{broken}:{line_of('  colour: blue')}: settings.colour: Unknown field." in result.stdout
+    assert f"{broken}:{line_of('  mini_batch_size: ten')}: settings.mini_batch_size: Not a valid integer." in result.stderr
+    assert f"{broken}:{line_of('  colour: blue')}: settings.colour: Unknown field." in result.stderr
     assert ("--set settings.max_concurrency_per_instance=many: settings.max_concurrency_per_instance: "
-            "Not a valid integer.") in result.stdout
+            "Not a valid integer.") in result.stderr
 
 
 def test_without_azure_ai_ml_the_yaml_verbs_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     result = CliRunner().invoke(app, ["batch-endpoint", "list"])
-    assert result.exit_code == 2 and "pip install 'batchpoint[cli]'" in result.stdout
+    assert result.exit_code == 2 and "pip install 'batchpoint[cli]'" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from batchpoint.cli import batch_deployment, batch_endpoint, data, environment, model
+from batchpoint.cli import batch_deployment, batch_endpoint, component, compute, data, environment, job, model
 from batchpoint.cli.jobs import invoke, jobs_app
 from batchpoint.cli.roles import role_app
 from batchpoint.cli.serve import serve
@@ -28,3 +28,6 @@ app.add_typer(batch_deployment.app, name="batch-deployment")
 app.add_typer(model.app, name="model")
 app.add_typer(environment.app, name="environment")
 app.add_typer(data.app, name="data")
+app.add_typer(component.app, name="component")
+app.add_typer(job.app, name="job")
+app.add_typer(compute.app, name="compute")

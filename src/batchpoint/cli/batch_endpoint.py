@@ -1,4 +1,4 @@
-"""``batchpoint batch-endpoint ...``: batch endpoints from az ml YAML files."""
+"""``batchpoint batch-endpoint create|update|show|list|delete|invoke|list-jobs``, as ``az ml batch-endpoint``."""
 
 from __future__ import annotations
 
@@ -6,121 +6,146 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from batchpoint.cli.common import Home, Url, connect, console
+from batchpoint.cli.common import errors
 from batchpoint.cli.jobs import follow
 from batchpoint.cli.sdk import (
-    File, Name, Sets, Source, YamlFile, check_existence, exists, group, load, ml_client, reported, required, show,
+    File, Name, Session, Sets, Yes, as_dict, check_existence, exists, group, required, verb,
 )
+from batchpoint.cli.yaml_files import Source, load, parse_sets, set_fields
 
-app = group("Batch endpoints from az ml YAML files.")
+app = group("Batch endpoints, as az ml batch-endpoint.")
+
+InputsFile = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", "--f", exists=True, dir_okay=False,
+                 help="A YAML file with inputs: and outputs: for the job (and name: for the endpoint)."),
+]
+DataInput = Annotated[
+    str | None, typer.Option("--input", help="A local file or folder (uploaded), a URI or azureml:data@latest.")
+]
+InputType = Annotated[
+    str | None, typer.Option("--input-type", help="uri_folder or uri_file (default: from a local --input).")
+]
+OutputPath = Annotated[
+    str | None, typer.Option("--output-path", help="Where the job's output goes, e.g. azureml://datastores/D/paths/P.")
+]
+DeploymentName = Annotated[
+    str | None, typer.Option("--deployment-name", "-d", help="Run on this deployment instead of the default.")
+]
+MiniBatchSize = Annotated[int | None, typer.Option("--mini-batch-size", help="Files per mini-batch for this job.")]
+InstanceCount = Annotated[int | None, typer.Option("--instance-count", help="Instances for this job.")]
+JobName = Annotated[str | None, typer.Option("--job-name", help="The job's name (default: a new one).")]
+ExperimentName = Annotated[str | None, typer.Option("--experiment-name", help="The job's experiment.")]
+Wait = Annotated[bool, typer.Option("--wait", help="batchpoint's own: follow the job (on stderr) until it ends.")]
+LITERALS = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
-def put_endpoint(file: Path, name: str | None, sets: list[str] | None, url: str | None, home: Path | None,
-                 update: bool) -> None:
-    from azure.ai.ml import load_batch_endpoint
-
-    source = Source(file, [*(sets or []), *([f"name={name}"] if name else [])])
-    endpoint = load(load_batch_endpoint, source)
-    client = ml_client(url, home)
-    with reported(source):
-        present = exists(lambda: client.batch_endpoints.get(endpoint.name))
-        check_existence(present, update, f"batch endpoint {endpoint.name}")
-        show(client.batch_endpoints.begin_create_or_update(endpoint).result())
+def endpoint_source(file: Path | None, name: str | None, sets: list[str] | None) -> Source:
+    return Source(file, sets or [], {"name": ("--name", name)})
 
 
 def endpoint_name(name: str | None, file: Path | None) -> str:
-    """From --name, else from the YAML file."""
+    """From --name, else from the YAML file's name:."""
+    return required(name or Source(file).data().get("name"), "--name")
+
+
+@verb(app, "create")
+def create(session: Session, file: File = None, name: Name = None, set_: Sets = None) -> Any:
+    """Create a batch endpoint from a YAML file and/or --name."""
     from azure.ai.ml import load_batch_endpoint
 
-    if not name and file:
-        name = load(load_batch_endpoint, Source(file)).name
-    return required(name, "--name")
+    endpoint = load(load_batch_endpoint, endpoint_source(file, name, set_))
+    check_existence(exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), False, f"batch endpoint {endpoint.name}")
+    return as_dict(session.ml.batch_endpoints.begin_create_or_update(endpoint).result())
 
 
-@app.command("create")
-def endpoint_create(file: YamlFile, name: Name = None, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Create a batch endpoint from a YAML file."""
-    put_endpoint(file, name, set_, url, home, update=False)
+@verb(app, "update")
+def update(session: Session, file: File = None, name: Name = None, set_: Sets = None) -> Any:
+    """Update a batch endpoint from a YAML file, or --set fields of the one on the server (--name)."""
+    from azure.ai.ml import load_batch_endpoint
+
+    if file is None:
+        endpoint = set_fields(session.ml.batch_endpoints.get(required(name, "--name")), set_ or [])
+    else:
+        endpoint = load(load_batch_endpoint, endpoint_source(file, name, set_))
+        check_existence(exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), True, f"batch endpoint {endpoint.name}")
+    return as_dict(session.ml.batch_endpoints.begin_create_or_update(endpoint).result())
 
 
-@app.command("update")
-def endpoint_update(file: YamlFile, name: Name = None, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Update an existing batch endpoint from a YAML file."""
-    put_endpoint(file, name, set_, url, home, update=True)
-
-
-@app.command("show")
-def endpoint_show(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
+@verb(app, "show")
+def show(session: Session, name: Name = None, file: File = None) -> Any:
     """Show a batch endpoint."""
-    resolved = endpoint_name(name, file)
-    with reported():
-        show(ml_client(url, home).batch_endpoints.get(resolved))
+    return as_dict(session.ml.batch_endpoints.get(endpoint_name(name, file)))
 
 
-@app.command("list")
-def endpoint_list(url: Url = None, home: Home = None) -> None:
+@verb(app, "list")
+def list_(session: Session) -> Any:
     """The workspace's batch endpoints."""
-    table = Table("name", "default deployment", "scoring URI")
-    with reported():
-        for endpoint in ml_client(url, home).batch_endpoints.list():
-            default = getattr(endpoint.defaults, "deployment_name", None)
-            table.add_row(endpoint.name, default or "", endpoint.scoring_uri or "")
-    console.print(table)
+    return [as_dict(endpoint) for endpoint in session.ml.batch_endpoints.list()]
 
 
-@app.command("delete")
-def endpoint_delete(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
+@verb(app, "delete")
+def delete(session: Session, name: Name = None, file: File = None, yes: Yes = False) -> None:
     """Delete a batch endpoint and its deployments."""
     resolved = endpoint_name(name, file)
-    with reported():
-        ml_client(url, home).batch_endpoints.begin_delete(resolved).result()
-    console.print(f"deleted batch endpoint {resolved}")
+    if not yes:
+        typer.confirm(f"Delete batch endpoint {resolved} and its deployments?", abort=True, err=True)
+    session.ml.batch_endpoints.begin_delete(resolved).result()
 
 
-@app.command("invoke")
-def endpoint_invoke(
-    input: Annotated[str, typer.Option("--input", help="A local file or folder (uploaded), an azureml:// URI or a data asset.")],  # noqa: A002
-    name: Name = None,
-    file: File = None,
-    deployment_name: Annotated[str | None, typer.Option("--deployment-name", "-d", help="Instead of the default deployment.")] = None,
-    mini_batch_size: Annotated[int | None, typer.Option(help="Files per mini-batch for this job.")] = None,
-    instance_count: Annotated[int | None, typer.Option(help="Instances for this job.")] = None,
-    wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar until it ends.")] = False,
-    url: Url = None,
-    home: Home = None,
-) -> None:
-    """Start a batch job; a local --input is uploaded to the workspace's default datastore first."""
+@verb(app, "invoke")
+def invoke(session: Session, name: Name = None, file: InputsFile = None, input: DataInput = None,  # noqa: A002
+           input_type: InputType = None, output_path: OutputPath = None, deployment_name: DeploymentName = None,
+           mini_batch_size: MiniBatchSize = None, instance_count: InstanceCount = None, job_name: JobName = None,
+           experiment_name: ExperimentName = None, set_: Sets = None, wait: Wait = False) -> Any:
+    """Start a batch job: one --input (a model deployment), the inputs: and outputs: of -f (a pipeline), or none
+    (a pipeline without inputs). Local inputs are uploaded to the workspace's default datastore first."""
+    from azure.ai.ml import Input, Output
+
+    spec = Source(file).data()
+    base = file.parent if file else Path.cwd()
+    inputs = {key: job_input(value, base) for key, value in (spec.get("inputs") or {}).items()}
+    outputs = {key: Output(**value) for key, value in (spec.get("outputs") or {}).items()}
+    if output_path:
+        outputs["score"] = Output(type="uri_folder", path=output_path)
+    overrides = [{key: value} for key, value in parse_sets(set_ or [])]
+    overrides += [{"mini_batch_size": mini_batch_size}] if mini_batch_size else []
+    overrides += [{"compute.instance_count": instance_count}] if instance_count else []
+    single = Input(type=input_type or kind_of(input), path=local_or_uri(input, Path.cwd())) if input else None
+    job = session.ml.batch_endpoints.invoke(
+        endpoint_name=required(name or spec.get("name"), "--name"), deployment_name=deployment_name, input=single,
+        inputs=inputs or None, outputs=outputs or None, params_override=overrides, job_name=job_name,
+        experiment_name=experiment_name,
+    )
+    if wait and follow(session.rest, job.name, errors) != 0:
+        raise typer.Exit(1)
+    return as_dict(session.ml.jobs.get(job.name)) if wait else as_dict(job)
+
+
+def job_input(value: Any, base: Path) -> Any:
+    """An entry of the inputs file: ``{type, path}`` (a local path relative to the file), ``{type, default}`` for a
+    literal, or a bare literal."""
     from azure.ai.ml import Input
 
-    resolved = endpoint_name(name, file)
-    overrides: list[dict[str, Any]] = []
-    if mini_batch_size:
-        overrides.append({"mini_batch_size": mini_batch_size})
-    if instance_count:
-        overrides.append({"compute.instance_count": instance_count})
-    local = Path(input).expanduser()
-    kind = "uri_file" if local.is_file() else "uri_folder"
-    path = str(local.resolve()) if local.exists() else input
-    with reported():
-        job = ml_client(url, home).batch_endpoints.invoke(
-            endpoint_name=resolved, deployment_name=deployment_name, input=Input(type=kind, path=path),
-            params_override=overrides,
-        )
-    console.print(f"job [bold]{job.name}[/bold] {job.status}")
-    if wait:
-        raise typer.Exit(follow(connect(url, home), job.name))
+    if not isinstance(value, dict):
+        return Input(type=LITERALS.get(type(value), "string"), default=value)
+    if value.get("path"):
+        value = {**value, "path": local_or_uri(str(value["path"]), base)}
+    return Input(**value)
 
 
-@app.command("list-jobs")
-def endpoint_list_jobs(name: Name = None, file: File = None, url: Url = None, home: Home = None) -> None:
+def local_or_uri(value: str, base: Path) -> str:
+    """An existing local path (relative to ``base``) as an absolute one, for the SDK to upload; anything else as is."""
+    local = (base / value).expanduser()
+    return str(local.resolve()) if "://" not in value and local.exists() else value
+
+
+def kind_of(value: str | None) -> str:
+    return "uri_file" if value and Path(value).expanduser().is_file() else "uri_folder"
+
+
+@verb(app, "list-jobs")
+def list_jobs(session: Session, name: Name = None, file: File = None) -> Any:
     """The endpoint's batch jobs."""
-    resolved = endpoint_name(name, file)
-    with reported():
-        jobs = list(ml_client(url, home).batch_endpoints.list_jobs(resolved))
-    table = Table("status")
-    table.add_column("name", no_wrap=True)
-    for job in jobs:
-        table.add_row(job.status, job.name)
-    console.print(table)
+    return [as_dict(job) for job in session.ml.batch_endpoints.list_jobs(endpoint_name(name, file))]

@@ -11,6 +11,8 @@ from rich.console import Console
 from batchpoint.client import BatchpointClient, ServerError, Target
 
 console = Console()
+errors = Console(stderr=True)
+"""Where failures go, so that ``$(batchpoint ... -o tsv)`` captures only the result."""
 
 Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
 Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]

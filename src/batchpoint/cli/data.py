@@ -1,14 +1,9 @@
-"""``batchpoint data create``: register data assets."""
+"""``batchpoint data create|show|list``, as ``az ml data``."""
 
 from __future__ import annotations
 
-from batchpoint.cli.common import Home, Url
-from batchpoint.cli.sdk import Sets, YamlFile, group, register
+from batchpoint.cli.assets import AssetKind, add_asset_verbs
+from batchpoint.cli.sdk import group
 
-app = group("Register data assets from az ml YAML files.")
-
-
-@app.command("create")
-def data_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register a data asset version (a local path: is uploaded)."""
-    register("load_data", "data", file, set_, url, home)
+app = group("Data assets: register, show and list versions.")
+add_asset_verbs(app, AssetKind("load_data", "data", from_options=True))

@@ -1,14 +1,9 @@
-"""``batchpoint environment create``: register environments."""
+"""``batchpoint environment create|show|list``, as ``az ml environment``."""
 
 from __future__ import annotations
 
-from batchpoint.cli.common import Home, Url
-from batchpoint.cli.sdk import Sets, YamlFile, group, register
+from batchpoint.cli.assets import AssetKind, add_asset_verbs
+from batchpoint.cli.sdk import group
 
-app = group("Register environments from az ml YAML files.")
-
-
-@app.command("create")
-def environment_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register an environment version."""
-    register("load_environment", "environments", file, set_, url, home)
+app = group("Environments: register, show and list versions.")
+add_asset_verbs(app, AssetKind("load_environment", "environments", from_options=False))

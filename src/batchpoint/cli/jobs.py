@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -46,23 +47,26 @@ def invoke(
         raise typer.Exit(follow(client, job["name"]))
 
 
-def follow(client: BatchpointClient, name: str) -> int:
-    """A live progress bar until the job ends; then the output or the failure. Returns the exit code."""
+def follow(client: BatchpointClient, name: str, out: Console = console) -> int:
+    """A live progress bar on ``out`` until the job ends; then the output or the failure. Returns the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                TimeRemainingColumn())
     started = time.monotonic()
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=out) as progress:
         bar = progress.add_task("mini-batches", total=None, detail="")
         while True:
             job = guard(lambda: client.job(name))["properties"]
-            progress.update(bar, **_bar_state(job["progress"], time.monotonic() - started))
+            progress.update(bar, **_bar_state(job.get("progress"), time.monotonic() - started))
             if job["status"] in TERMINAL:
                 break
             time.sleep(POLL_SECONDS)
-    return report(job)
+    return report(job, out)
 
 
-def _bar_state(progress: dict[str, Any], elapsed: float) -> dict[str, Any]:
+def _bar_state(progress: dict[str, Any] | None, elapsed: float) -> dict[str, Any]:
+    """Pipeline jobs and their steps have no mini-batches: their bar only shows that they run."""
+    if not progress:
+        return {"total": None, "completed": 0, "detail": ""}
     batches, items = progress["miniBatches"], progress["items"]
     done = batches["succeeded"] + batches["failed"]
     rate = items["succeeded"] / elapsed if elapsed > 0 else 0.0
@@ -70,14 +74,15 @@ def _bar_state(progress: dict[str, Any], elapsed: float) -> dict[str, Any]:
     return {"total": batches["total"] or None, "completed": done, "detail": detail}
 
 
-def report(job: dict[str, Any]) -> int:
+def report(job: dict[str, Any], out: Console = console) -> int:
     status = job["status"]
     if status == "Completed":
-        console.print(f"[green]Completed[/green]: {job.get('statusMessage', '')}")
-        console.print(f"output: {job['outputs']['score']['uri']}")
+        out.print(f"[green]Completed[/green]: {job.get('statusMessage', '')}")
+        for output, where in (job.get("outputs") or {}).items():
+            out.print(f"output {output}: {where.get('uri', '')}")
         return 0
-    console.print(f"[red]{status}[/red]")
-    console.print((job.get("error") or {}).get("message") or job.get("statusMessage", ""))
+    out.print(f"[red]{status}[/red]")
+    out.print((job.get("error") or {}).get("message") or job.get("statusMessage", ""))
     return 1
 
 
@@ -96,16 +101,22 @@ def list_jobs(
         tags = properties.get("properties", {})
         if endpoint and tags.get("azureml.endpointname", "").lower() != endpoint.lower():
             continue
-        batches = properties["progress"]["miniBatches"]
         table.add_row(
             tags.get("azureml.endpointname", ""),
             tags.get("azureml.deploymentname", ""),
             properties["status"],
-            f"{batches['succeeded'] + batches['failed']}/{batches['total']}",
-            str(properties["progress"]["items"]["failed"]),
+            *_progress_cells(properties.get("progress")),
             job["name"],
         )
     console.print(table)
+
+
+def _progress_cells(progress: dict[str, Any] | None) -> tuple[str, str]:
+    """Mini-batches done/total and failed items; '-' for jobs without mini-batches (pipeline steps)."""
+    if not progress:
+        return "-", "-"
+    batches = progress["miniBatches"]
+    return f"{batches['succeeded'] + batches['failed']}/{batches['total']}", str(progress["items"]["failed"])
 
 
 @jobs_app.command()

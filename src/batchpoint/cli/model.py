@@ -1,14 +1,9 @@
-"""``batchpoint model create``: register models."""
+"""``batchpoint model create|show|list``, as ``az ml model``."""
 
 from __future__ import annotations
 
-from batchpoint.cli.common import Home, Url
-from batchpoint.cli.sdk import Sets, YamlFile, group, register
+from batchpoint.cli.assets import AssetKind, add_asset_verbs
+from batchpoint.cli.sdk import group
 
-app = group("Register models from az ml YAML files.")
-
-
-@app.command("create")
-def model_create(file: YamlFile, set_: Sets = None, url: Url = None, home: Home = None) -> None:
-    """Register a model version (a local path: is uploaded)."""
-    register("load_model", "models", file, set_, url, home)
+app = group("Models: register, show and list model versions.")
+add_asset_verbs(app, AssetKind("load_model", "models", from_options=True))
