@@ -132,3 +132,51 @@ def wait_for_status(client: httpx.Client, job_id: str, status: str, timeout: flo
             return job
         time.sleep(0.05)
     raise AssertionError(f"{job_id} did not reach {status}: {job['properties']['status']}")
+
+
+def put_job(client: httpx.Client, name: str, properties: dict[str, Any]) -> httpx.Response:
+    return client.put(f"{WORKSPACE_ID}/jobs/{name}", params=V, json={"properties": properties})
+
+
+def test_a_pipeline_job_naming_a_pipeline_component_runs_it_with_the_jobs_inputs(client: httpx.Client) -> None:
+    """`az ml job create -f job.yml` with `component: pipeline.yml` sends the component's id and no steps."""
+    echo = f"{WORKSPACE_ID}/components/echo/versions/1"
+    spec = {
+        "type": "pipeline",
+        "inputs": {"word": {"type": "string", "default": "unused"}},
+        "outputs": {"said": {"type": "uri_folder"}},
+        "jobs": {"say": {**node(echo, x="${{parent.inputs.word}}"), "outputs": {"y": {"value": "${{parent.outputs.said}}"}}}},
+    }
+    properties = {"jobType": "Pipeline", "componentId": component(client, "say-word", spec), "jobs": {},
+                  "inputs": {"word": {"jobInputType": "literal", "value": "hello"}}, "outputs": {"said": {"jobOutputType": "uri_folder"}}}
+    response = put_job(client, "said-hello", properties)
+    assert response.status_code == 201, response.text
+    assert response.json()["properties"]["experimentName"] == "Default"
+    job = wait_for_status(client, f"{WORKSPACE_ID}/jobs/said-hello", "Completed")
+    assert job["properties"]["outputs"]["said"]["uri"].endswith("azureml/said-hello/said/")
+    assert client.get(f"{WORKSPACE_ID}/jobs/said-hello-say", params=V).json()["properties"]["status"] == "Completed"
+
+
+def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -> None:
+    missing = f"{WORKSPACE_ID}/components/missing/versions/1"
+    response = put_job(client, "bad-steps", {"jobType": "Pipeline", "jobs": {"a": node(missing)}})
+    assert response.status_code == 400
+    assert "The pipeline job 'bad-steps' is not valid" in response.json()["error"]["message"]
+    assert "step 'a' references the component" in response.json()["error"]["message"]
+    assert client.get(f"{WORKSPACE_ID}/jobs/bad-steps", params=V).status_code == 404
+
+    response = put_job(client, "a-command", {"jobType": "Command", "command": "echo hi"})
+    assert response.status_code == 400 and "'Command' job cannot be submitted" in response.json()["error"]["message"]
+
+    echo = f"{WORKSPACE_ID}/components/echo/versions/1"
+    assert put_job(client, "twice", {"jobType": "Pipeline", "jobs": {"a": node(echo, x="1")}}).status_code == 201
+    again = put_job(client, "twice", {"jobType": "Pipeline", "jobs": {"a": node(echo, x="1")}})
+    assert again.status_code == 409 and "already exists" in again.json()["error"]["message"]
+
+
+def test_a_component_from_a_job_that_does_not_exist_is_refused(client: httpx.Client) -> None:
+    spec = {"type": "pipeline", "jobs": {}, "sourceJobId": "azureml:no-such-job"}
+    response = client.put(f"{WORKSPACE_ID}/components/azureml_anonymous/versions/1", params=V,
+                          json={"properties": {"componentSpec": spec, "isAnonymous": True}})
+    assert response.status_code == 400
+    assert "'azureml:no-such-job' does not exist or is not a pipeline job" in response.json()["error"]["message"]

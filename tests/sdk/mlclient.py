@@ -9,14 +9,15 @@ from tests.sdk.credentials import StaticTokenCredential
 from tests.server import SUBSCRIPTION, Server
 
 
-def connect(server: Server, patch: pytest.MonkeyPatch) -> MLClient:
-    """MLClient on a custom cloud whose every endpoint is the server, trusting the server's own CA."""
+def connect(server: Server, patch: pytest.MonkeyPatch, token: str | None = None) -> MLClient:
+    """MLClient on a custom cloud whose every endpoint is the server, trusting the server's own CA; with the token
+    ``batchpoint token`` prints unless another is given."""
     cloud = f"batchpoint-{server.port}"  # the SDK registers clouds process-wide and keeps the first definition
     patch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_cert))
     patch.setenv("AZUREML_CURRENT_CLOUD", cloud)  # MLClient sets it process-wide; this way the patch undoes it
     base = server.base_url
     return MLClient(
-        StaticTokenCredential(server.cli_token()),
+        StaticTokenCredential(token or server.cli_token()),
         SUBSCRIPTION,
         "local",
         "default",

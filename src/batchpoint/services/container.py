@@ -26,6 +26,7 @@ from batchpoint.services.operations import OperationRunner
 from batchpoint.services.pipeline_jobs import PipelinePlanner
 from batchpoint.services.rbac import OWNER, RoleAssignments
 from batchpoint.services.resources import Resources
+from batchpoint.services.submitted_jobs import SubmittedJobs
 from batchpoint.services.tracked import TrackedResources
 from batchpoint.services.uris import UriResolver
 from batchpoint.services.workspaces import Workspaces
@@ -45,6 +46,7 @@ class Services:
     assets: Assets
     uris: UriResolver
     jobs: Jobs
+    submitted_jobs: SubmittedJobs
     job_runner: JobRunner
     history: History
     environments: DeploymentEnvironments
@@ -67,6 +69,7 @@ class Services:
         environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
         environments = DeploymentEnvironments(store, uris, environment_cache)
         job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
+        pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)
         return cls(
             store=store,
@@ -79,9 +82,10 @@ class Services:
             jobs=Jobs(
                 resources,
                 JobPlanner(resources, uris, environments, settings.home / "jobs"),
-                PipelinePlanner(store, uris, environments, settings.home / "jobs"),
+                pipelines,
                 job_runner,
             ),
+            submitted_jobs=SubmittedJobs(resources, pipelines, job_runner),
             job_runner=job_runner,
             history=History(resources, datastores, settings.home / "jobs"),
             environments=environments,

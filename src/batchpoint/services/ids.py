@@ -16,6 +16,7 @@ RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 WORKSPACE_TYPE = f"{PROVIDER}/workspaces"
 BATCH_ENDPOINT_TYPE = f"{WORKSPACE_TYPE}/batchEndpoints"
 BATCH_DEPLOYMENT_TYPE = f"{BATCH_ENDPOINT_TYPE}/deployments"
+JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
 PROVIDERS_KEY = "providers"
 
 

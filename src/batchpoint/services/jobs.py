@@ -14,18 +14,17 @@ from batchpoint import runtime as runtime_package
 from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
-from batchpoint.services.context import BASE_URL, RequestContext
+from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
-from batchpoint.services.ids import WORKSPACE_TYPE, ArmPath
+from batchpoint.services.ids import JOB_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
-from batchpoint.services.pipeline_jobs import PipelinePlanner, is_pipeline_deployment, output_uri
+from batchpoint.services.pipeline_jobs import PipelinePlanner, child_rows, is_pipeline_deployment, output_uri, studio_services
 from batchpoint.services.references import deployment_model, resolve_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
-from batchpoint.store import AlreadyExists
+from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource
 
-JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
 INVOCATION_TYPE = "batchpoint/invocations"
 TERMINAL = ("Completed", "Failed", "Canceled")
 JOB_SCAN_LIMIT = 100_000
@@ -273,7 +272,7 @@ def job_document(job_name: str, endpoint: Resource, routing: Routing, request: d
             "jobs": {},
             "settings": {},
             **io,
-            "services": {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}},
+            "services": studio_services(job_name),
             "progress": _empty_progress(),
         }
     }
@@ -286,6 +285,15 @@ def _output_uri(request: dict[str, Any], job_name: str) -> str:
 
 def _empty_progress() -> dict[str, Any]:
     return {"miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0}, "items": {"succeeded": 0, "failed": 0}}
+
+
+def insert_job(store: Store, job: Resource, children: list[Resource]) -> None:
+    """Store a job with its child jobs (in the caller's transaction); 409 when a name is taken."""
+    try:
+        for resource in (*children, job):
+            store.insert(resource)
+    except AlreadyExists:
+        raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
 
 
 def spec_to_record(spec: JobSpec) -> dict[str, Any]:
@@ -329,7 +337,7 @@ class Jobs(OnResources):
             planned = self.pipelines.plan(job_name, workspace_id, routing.deployment, request)
             job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None)
             job.secrets = {"pipeline": planned.record}
-            children = [new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None) for name, child in planned.children.items()]
+            children = child_rows(ctx, workspace_id, planned)
         else:
             job = self._model_job(ctx, job_id, endpoint, routing, request)
         if not self._accept(endpoint, request_id, job, children):
@@ -343,11 +351,7 @@ class Jobs(OnResources):
         with self.store.transaction():
             if request_id is not None and not self._claim(endpoint, request_id, job.id):
                 return False
-            try:
-                for resource in (*children, job):
-                    self.store.insert(resource)
-            except AlreadyExists:
-                raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
+            insert_job(self.store, job, children)
         return True
 
     def _model_job(

@@ -12,7 +12,7 @@ from typing import Any
 
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
 from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
-from batchpoint.services.context import BASE_URL
+from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.services.errors import bad_request
 from batchpoint.services.pipelines import (
@@ -27,7 +27,9 @@ from batchpoint.services.pipelines import (
     command_line,
     load_pipeline,
 )
+from batchpoint.services.ids import JOB_TYPE
 from batchpoint.services.references import names_a_version, resolve_version
+from batchpoint.services.resources import new_version
 from batchpoint.services.uris import UriResolver
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -39,6 +41,11 @@ def output_uri(job_name: str, output: str) -> str:
 
 def child_name(job_name: str, step: str) -> str:
     return f"{job_name}-{step}"
+
+
+def studio_services(job_name: str) -> dict[str, Any]:
+    """The link to a job's page that azure-ai-ml reads (and prints) for every job."""
+    return {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}}
 
 
 def is_pipeline_deployment(deployment: Resource) -> bool:
@@ -56,6 +63,14 @@ class PlannedPipeline:
     """Child job name to its document."""
 
 
+@dataclass(frozen=True)
+class Requested:
+    """What a job asks of a pipeline: inputs by name (unset ones take their defaults) and outputs' URIs."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
 @dataclass
 class PipelinePlanner:
     store: Store
@@ -64,10 +79,18 @@ class PipelinePlanner:
     jobs_root: Path
 
     def plan(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> PlannedPipeline:
+        """An invoke of a pipeline deployment."""
         configuration = deployment.body["properties"]["deploymentConfiguration"]
         pipeline = load_pipeline(self.store, workspace_id, configuration["componentId"]["assetId"])
-        bound = bind_inputs(pipeline, request.get("inputData") or {})
-        outputs = self._outputs(job_name, pipeline, request.get("outputData") or {})
+        requested = Requested(request.get("inputData") or {}, request.get("outputData") or {})
+        return self.plan_pipeline(job_name, workspace_id, pipeline, requested, configuration.get("settings") or {})
+
+    def plan_pipeline(
+        self, job_name: str, workspace_id: str, pipeline: Pipeline, requested: Requested, settings: dict[str, Any]
+    ) -> PlannedPipeline:
+        """A pipeline's steps with the inputs and outputs asked for, each step a child job of `job_name`."""
+        bound = bind_inputs(pipeline, requested.inputs)
+        outputs = self._outputs(job_name, pipeline, requested.outputs)
         folders = {name: self._local(workspace_id, uri, f"output '{name}'") for name, uri in outputs.items()}
         values = {name: self._value(workspace_id, name, given) for name, given in bound.items()}
         steps, children = [], {}
@@ -76,7 +99,6 @@ class PipelinePlanner:
             step, child = self._step(job_name, workspace_id, node, values, folders, steps)
             steps.append(step)
             children[child_name(job_name, name)] = child
-        settings = configuration.get("settings") or {}
         record = {
             "steps": steps,
             "continue_on_step_failure": str(settings.get("continue_on_step_failure", "false")).lower() == "true",
@@ -183,6 +205,13 @@ class PipelinePlanner:
         return self._local(workspace_id, code_uri, f"code of step '{node.name}'")
 
 
+def child_rows(ctx: RequestContext, workspace_id: str, planned: PlannedPipeline) -> list[Resource]:
+    """A planned pipeline's steps as child jobs, stored with the job."""
+    return [
+        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None) for name, child in planned.children.items()
+    ]
+
+
 def _input_document(given: BoundInput) -> dict[str, Any]:
     if given.type in ASSET_TYPES:
         return {"jobInputType": given.type, "uri": given.value}
@@ -204,7 +233,7 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
             "tags": {},
             "inputs": {},
             "outputs": {key: {"jobOutputType": "uri_folder", "uri": output_uri(name, key)} for key in outputs},
-            "services": {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{name}"}},
+            "services": studio_services(name),
         }
     }
 

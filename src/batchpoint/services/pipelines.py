@@ -8,6 +8,7 @@ outputs to the pipeline's outputs (`${{parent.outputs.z}}`).
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Node:
 @dataclass(frozen=True)
 class Pipeline:
     component_id: str
+    """The registered pipeline component; empty for a job's own graph."""
     inputs: dict[str, dict[str, Any]]
     outputs: dict[str, dict[str, Any]]
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -73,6 +75,12 @@ def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
     spec = _component_spec(store, component_id)
     if str(spec.get("type", "")).lower() != "pipeline":
         raise bad_request(f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment needs a pipeline component.", "UserError")
+    return pipeline_of_spec(store, workspace_id, component_id, spec, f"The pipeline component '{reference}'")
+
+
+def pipeline_of_spec(store: Store, workspace_id: str, component_id: str, spec: dict[str, Any], what: str) -> Pipeline:
+    """The graph of a pipeline component's spec, checked: ArmError 400 says `what` is not valid, naming every
+    problem found."""
     problems: list[str] = []
     nodes = {}
     for name, job in (spec.get("jobs") or {}).items():
@@ -87,8 +95,57 @@ def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
         except ValueError as error:
             problems.append(str(error))
     if problems:
-        raise ArmError(400, "UserError", f"The pipeline component '{reference}' is not valid: " + "; ".join(problems))
+        raise ArmError(400, "UserError", f"{what} is not valid: " + "; ".join(problems))
     return pipeline
+
+
+def job_component_spec(store: Store, workspace_id: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline component a pipeline job's properties run: the one it names (`componentId`, a job made from a
+    pipeline component YAML) or one made of its `jobs` (a job built with the DSL). The job's input values become
+    the inputs' defaults, so the component run with no inputs runs as the job did."""
+    if job.get("jobs"):
+        outputs = {name: {"type": _output_type(output)} for name, output in (job.get("outputs") or {}).items()}
+        spec: dict[str, Any] = {"type": "pipeline", "inputs": {}, "outputs": outputs, "jobs": job["jobs"]}
+    elif job.get("componentId"):
+        component_id = resolve_version(store, workspace_id, "components", str(job["componentId"]), "component")
+        spec = copy.deepcopy(_component_spec(store, component_id))
+        if str(spec.get("type", "")).lower() != "pipeline":
+            raise bad_request(f"The component '{job['componentId']}' of a pipeline job must be a pipeline component.", "UserError")
+    else:
+        raise bad_request("A pipeline job needs its steps ('jobs') or a pipeline component ('componentId').", "UserError")
+    inputs = spec["inputs"] = dict(spec.get("inputs") or {})
+    for name, given in (job.get("inputs") or {}).items():
+        declared = dict(inputs.get(name) or {})
+        value = _binding_value(given)
+        inputs[name] = {**declared, "type": declared.get("type") or _input_type(given, value), "default": value}
+    for name in _parent_inputs_read(spec):
+        inputs.setdefault(name, {"type": "string", "optional": True})
+    return spec
+
+
+def _input_type(given: Any, value: Any) -> str:
+    """A job input's type: its `jobInputType`, or for a literal the type of its value."""
+    kind = str((given.get("jobInputType") or given.get("job_input_type") or "") if isinstance(given, dict) else "").lower()
+    if kind and kind != "literal":
+        return kind
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number"}.get(type(value), "string")
+
+
+def _output_type(output: Any) -> str:
+    kind = (output.get("jobOutputType") or output.get("type")) if isinstance(output, dict) else None
+    return str(kind or "uri_folder").lower()
+
+
+def _parent_inputs_read(spec: dict[str, Any]) -> set[str]:
+    """The pipeline inputs a job's steps read: a job leaves out the optional inputs it did not bind."""
+    return {
+        match["name"]
+        for job in (spec.get("jobs") or {}).values()
+        for value in (job.get("inputs") or {}).values()
+        if (match := PARENT_INPUT.match(str(_binding_value(value))))
+    }
 
 
 def _component_spec(store: Store, component_id: str) -> dict[str, Any]:

@@ -103,6 +103,8 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     )
     def put_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId, body: AssetVersion) -> Response:
         request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
+        if collection == "components":
+            resource_id, request = services.submitted_jobs.component_from_job(resource_id, request)
         return _upserted(ctx, services.assets.put_version(ctx, collection, resource_id, request))
 
     if collection == "codes":

@@ -85,6 +85,13 @@ def get_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Respon
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 
+@router.put(JOB, operation_id="Jobs_CreateOrUpdate", responses=responses({201: AssetVersion}))
+def create_job(ctx: MlContext, services: ServicesDep, resource_id: JobId, body: AssetVersion) -> Response:
+    """A pipeline job (``jobs.create_or_update``, ``az ml job create``): checked, then its steps run as child jobs."""
+    job = services.submitted_jobs.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
+    return arm_json(job.body_json(), ctx.base_url, 201)
+
+
 @router.post(JOB + "/cancel", operation_id="Jobs_Cancel", responses=responses({200: None}))
 def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
     """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
