@@ -22,11 +22,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def slow_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
-    """Provisioning held in progress for two seconds, so a test can act while it runs."""
+    """Provisioning held in progress for four seconds, so a test can act while it runs."""
     server = Server(
         home=tmp_path_factory.mktemp("home"),
         database_url=database_url_for(backend),
-        env={"BATCHPOINT_PROVISIONING_DELAY": "2"},
+        env={"BATCHPOINT_PROVISIONING_DELAY": "4"},
     ).start()
     yield server
     if server.process and server.process.poll() is None:
