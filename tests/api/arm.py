@@ -70,3 +70,17 @@ def grant(client: httpx.Client, scope: str, principal_id: str, role: str) -> dic
     response = client.put(url, params={"api-version": AUTHORIZATION_API}, json=body)
     assert response.status_code in (200, 201), response.text
     return response.json()
+
+
+def compute_url(name: str) -> str:
+    return f"{WORKSPACE_ID}/computes/{name}"
+
+
+def compute_body(max_nodes: int = 4, **cluster: Any) -> dict[str, Any]:
+    """An AmlCompute cluster as azure-ai-ml sends one."""
+    scale = {"maxNodeCount": max_nodes, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": "PT2M"}
+    return {"location": "local", "properties": {"computeType": "AmlCompute", "properties": {"scaleSettings": scale, **cluster}}}
+
+
+def create_compute(client: httpx.Client, name: str, max_nodes: int = 4) -> dict[str, Any]:
+    return put_and_wait(client, compute_url(name), compute_body(max_nodes)).json()

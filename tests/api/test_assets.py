@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.arm import create_endpoint, deployment_body, deployment_url, put_and_wait
+from tests.api.arm import create_compute, create_endpoint, deployment_body, deployment_url, put_and_wait
 from tests.server import API, WORKSPACE_ID, Server
 
 V = {"api-version": API}
@@ -39,6 +39,7 @@ def test_unknown_asset_kind_is_404(server: Server) -> None:
 def test_deployment_referencing_existing_assets_succeeds(server: Server) -> None:
     with server.client() as client:
         create_endpoint(client, "assets-ep")
+        create_compute(client, "cpu-cluster")
         client.put(f"{WORKSPACE_ID}/models/m/versions/1", params=V, json={"properties": {}})
         client.put(f"{WORKSPACE_ID}/models/m/versions/2", params=V, json={"properties": {}})
         client.put(f"{WORKSPACE_ID}/codes/c/versions/1", params=V, json={"properties": {"codeUri": "x"}})

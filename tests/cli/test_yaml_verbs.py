@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batchpoint.cli import app
+from tests.api.arm import create_compute
 from tests.api.jobs import predictions, write_inputs
 from tests.server import Server
 
@@ -77,8 +78,11 @@ settings:
 
 @pytest.fixture(scope="module")
 def yaml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """No --allow-local-path: the SDK uploads every local code, model and input folder through the blob API."""
+    """No --allow-local-path: the SDK uploads every local code, model and input folder through the blob API.
+    The deployment's compute ``cpu-cluster`` exists, as it must."""
     server = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
+    with server.client() as client:
+        create_compute(client, "cpu-cluster")
     yield server
     server.stop()
 

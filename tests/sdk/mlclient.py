@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from azure.ai.ml import MLClient
+from azure.ai.ml.entities import AmlCompute
 
 from tests.sdk.credentials import StaticTokenCredential
 from tests.server import SUBSCRIPTION, Server
@@ -32,3 +33,8 @@ def connect(server: Server, patch: pytest.MonkeyPatch, token: str | None = None)
         },
         enable_telemetry=False,
     )
+
+
+def create_cluster(ml_client: MLClient, name: str = "cpu-cluster", max_instances: int = 4) -> str:
+    """An AmlCompute cluster made the way Azure users make one; returns its ARM id."""
+    return ml_client.compute.begin_create_or_update(AmlCompute(name=name, max_instances=max_instances)).result().id

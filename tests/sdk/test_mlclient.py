@@ -13,7 +13,7 @@ from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Environment, 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.polling import LROPoller
 
-from tests.sdk.mlclient import connect
+from tests.sdk.mlclient import connect, create_cluster
 from tests.server import API, WORKSPACE_ID, Server
 
 P = ParamSpec("P")
@@ -31,7 +31,7 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
 
 @pytest.fixture(scope="module")
 def assets(ml_client: MLClient, tls_server: Server) -> dict[str, str]:
-    """ARM ids of existing model, code and environment versions, and of a compute (which nothing checks)."""
+    """ARM ids of existing model, code and environment versions, and of a compute."""
     environment = ml_client.environments.create_or_update(Environment(name="sdk-env", version="1", image="python:3.11"))
     model = ml_client.models.create_or_update(
         Model(name="sdk-model", version="1", path="azureml://datastores/workspaceblobstore/paths/models/m")
@@ -40,7 +40,7 @@ def assets(ml_client: MLClient, tls_server: Server) -> dict[str, str]:
     with tls_server.client() as client:
         response = client.put(code, params={"api-version": API}, json={"properties": {"codeUri": "https://x/y"}})
     assert response.status_code == 201, response.text
-    compute = f"{WORKSPACE_ID}/computes/cpu-cluster"
+    compute = create_cluster(ml_client)
     return dict(zip(ASSET_KINDS, (model.id, code, environment.id, compute), strict=True))
 
 

@@ -11,7 +11,7 @@ from azure.ai.ml import MLClient
 from azure.core.exceptions import ResourceExistsError
 from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Data, Environment, Model, ModelBatchDeployment
 
-from tests.sdk.mlclient import connect
+from tests.sdk.mlclient import connect, create_cluster
 from tests.server import Server
 
 
@@ -58,6 +58,7 @@ def test_same_code_folder_is_uploaded_once(ml_client: MLClient, tls_server: Serv
     model = ml_client.models.create_or_update(Model(name="code-model", path=str(write_tree(tmp_path / "w", {"w.bin": b"w"}))))
     environment = ml_client.environments.create_or_update(Environment(name="code-env", image="python:3.11"))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="code-ep")).result()
+    create_cluster(ml_client)
     uploads_before = set((blobstore(tls_server).parent).glob("code-*"))
     created = []
     for name in ("first", "second"):

@@ -20,7 +20,7 @@ from azure.ai.ml.entities import (
 )
 
 from tests.api.jobs import predictions, write_inputs
-from tests.sdk.mlclient import connect
+from tests.sdk.mlclient import connect, create_cluster
 from tests.server import Server
 
 SCORE = """
@@ -57,6 +57,7 @@ def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> s
     model = ml_client.models.create_or_update(Model(name="sdk-job-model", path=str(weights)))
     environment = ml_client.environments.create_or_update(Environment(name="sdk-job-env", image="python:3.11"))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="sdk-jobs")).result()
+    create_cluster(ml_client)
     deployment = ModelBatchDeployment(
         name="main",
         endpoint_name="sdk-jobs",

@@ -12,7 +12,7 @@ from azure.ai.ml import Input, MLClient
 from azure.ai.ml.entities import BatchEndpoint, Model, ModelBatchDeployment, ModelBatchDeploymentSettings
 
 from tests.api.jobs import predictions
-from tests.sdk.mlclient import connect
+from tests.sdk.mlclient import connect, create_cluster
 from tests.server import Server
 
 mlflow_sklearn = pytest.importorskip("mlflow.sklearn", reason="MLflow scoring needs the 'mlflow' extra")
@@ -54,6 +54,7 @@ def test_mlflow_model_scores_csv_and_parquet_without_a_script(
         Model(name="regressor", path=str(tmp_path / "regressor"), type="mlflow_model")
     )
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="mlflow-ep")).result()
+    create_cluster(ml_client)
     deployment = ModelBatchDeployment(
         name="auto", endpoint_name="mlflow-ep", model=registered, compute="cpu-cluster",
         settings=ModelBatchDeploymentSettings(mini_batch_size=1),

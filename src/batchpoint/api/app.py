@@ -19,6 +19,7 @@ from batchpoint.api.routes import (
     assets,
     batch,
     blob,
+    computes,
     datastores,
     identity,
     jobs,
@@ -71,7 +72,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
-    for module in (batch, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics):
+    for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     return app

@@ -15,6 +15,7 @@ CANONICAL_SEGMENTS = {
         "workspaces",
         "batchEndpoints",
         "deployments",
+        "computes",
         "listkeys",
         "locations",
         "mfeOperationsStatus",

@@ -11,6 +11,7 @@ from batchpoint.services.context import BASE_URL, HOST
 from batchpoint.services.errors import ArmError
 from batchpoint.services.operations import polling_urls
 from batchpoint.services.context import RequestContext
+from batchpoint.services.tracked import Accepted
 from batchpoint.store.entities import Operation
 
 RETRY_AFTER_SECONDS = "1"
@@ -37,6 +38,20 @@ def async_operation_headers(ctx: RequestContext, operation: Operation) -> dict[s
 def location_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
     """For PATCH and DELETE: clients poll Location until it stops answering 202."""
     return _polling_headers("Location", polling_urls(ctx.base_url, operation, ctx.api_version).location)
+
+
+def put_response(ctx: RequestContext, accepted: Accepted) -> Response:
+    """A tracked resource's PUT: 200 when nothing changed, else 201 (created) or 200 with the operation to poll."""
+    if accepted.operation is None:
+        return arm_json(accepted.resource.body_json(), ctx.base_url, 200)
+    status = 201 if accepted.created else 200
+    return arm_json(accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation))
+
+
+def accepted_response(ctx: RequestContext, accepted: Accepted) -> Response:
+    """A tracked resource's PATCH or DELETE: 202 with the operation to poll."""
+    assert accepted.operation is not None
+    return Response(status_code=202, headers=location_headers(ctx, accepted.operation))
 
 
 def _polling_headers(header: str, url: str) -> dict[str, str]:

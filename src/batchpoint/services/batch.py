@@ -6,15 +6,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import isodate
-
+from batchpoint.services.computes import resolve_compute
 from batchpoint.services.context import BASE_URL
 from batchpoint.services.environments import DeploymentEnvironments
-from batchpoint.services.errors import ArmError, bad_request, conflict
+from batchpoint.services.errors import bad_request, conflict
 from batchpoint.services.identity import resolve_identity
 from batchpoint.services.operations import Progress
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
 from batchpoint.services.pipelines import load_pipeline
+from batchpoint.services.resources import check_duration
 from batchpoint.services.references import is_registry_reference, resolve_version
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -108,11 +108,14 @@ class BatchDeploymentKind:
         properties = {name: value for name, value in requested.items() if value is not None}
         properties["resources"] = {**DEFAULT_RESOURCES, **(requested.get("resources") or {})}
         properties["retrySettings"] = {**DEFAULT_RETRY, **(requested.get("retrySettings") or {})}
-        _check_duration(properties["retrySettings"]["timeout"])
+        check_duration("retrySettings.timeout", properties["retrySettings"]["timeout"])
         properties["properties"] = merge_add_only(before.get("properties"), requested.get("properties"))
         configuration = properties.get("deploymentConfiguration")
         if configuration is not None:
             configuration.setdefault("settings", {})
+        compute = resolve_compute(self.store, ArmPath.parse(resource_id).workspace_id, properties.get("compute"))
+        if properties.get("compute"):
+            properties["compute"] = compute.id  # one spelling of the reference: 'azureml:x' and names become ids
         if existing is not None:
             for field in ("codeConfiguration", "resources"):
                 if requested.get(field) is None and field in before:
@@ -156,12 +159,3 @@ class BatchDeploymentKind:
         description = (patch.get("properties") or {}).get("description")
         if description is not None:
             body["properties"]["description"] = description
-
-
-def _check_duration(value: str) -> None:
-    try:
-        duration = isodate.parse_duration(value)
-    except (isodate.ISO8601Error, ValueError, TypeError):
-        raise bad_request(f"retrySettings.timeout '{value}' is not an ISO-8601 duration (e.g. 'PT30S').") from None
-    if isinstance(duration, isodate.Duration) or duration.total_seconds() <= 0:
-        raise ArmError(400, "BadRequest", f"retrySettings.timeout '{value}' must be a positive duration in days, hours, minutes or seconds.")

@@ -15,11 +15,12 @@ from batchpoint.issuer import ensure_issuer
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
+from batchpoint.services.computes import ComputeKind, ensure_builtin_compute
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.datastores import Datastores
 from batchpoint.services.environments import DeploymentEnvironments
 from batchpoint.services.history import History
-from batchpoint.services.ids import resource_group_id, workspace_id
+from batchpoint.services.ids import WORKSPACE_TYPE, resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
@@ -33,6 +34,8 @@ from batchpoint.services.workspaces import Workspaces
 from batchpoint.store import Store, open_store
 
 ROOT_SCOPE = "/"
+ROOT_WORKSPACES = "/subscriptions"
+WORKSPACE_SCAN_LIMIT = 100_000
 SYSTEM = RequestContext(base_url="", caller=Caller(name="batchpoint", type="Application"), api_version="")
 
 
@@ -52,6 +55,7 @@ class Services:
     environments: DeploymentEnvironments
     endpoints: TrackedResources
     deployments: TrackedResources
+    computes: TrackedResources
     roles: RoleAssignments
     local_user: str
     """The object id ``batchpoint token`` puts in tokens by default: made Owner of the default subscription."""
@@ -91,6 +95,7 @@ class Services:
             environments=environments,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store, environments)),
+            computes=TrackedResources(resources, runner, ComputeKind()),
             roles=RoleAssignments(store),
             local_user=issuer.object_id(),
             owners=tuple(issuer.principal_id(owner) for owner in settings.owners),
@@ -119,6 +124,8 @@ class Services:
             self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
         else:
             self.datastores.ensure_workspace_storage(SYSTEM, existing)
+        for each in self.store.list_below(ROOT_WORKSPACES, WORKSPACE_TYPE, None, WORKSPACE_SCAN_LIMIT):
+            ensure_builtin_compute(self.store, SYSTEM, each)  # workspaces made before computes existed
 
     def ensure_owners(self) -> None:
         """The local user owns the default subscription from the first start (while no assignment exists at all,

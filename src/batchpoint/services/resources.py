@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import isodate
+
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.errors import ArmError, bad_request, resource_group_not_found, resource_not_found
 from batchpoint.services.ids import RESOURCE_GROUP_TYPE, ArmPath, ancestors, relative_type_and_name, type_of
@@ -94,6 +96,16 @@ def check_tags(tags: dict[str, Any] | None) -> dict[str, str]:
     if empty:
         raise bad_request(f"Tag values must not be null or empty (tags: {', '.join(empty)}).", "UserError")
     return tags
+
+
+def check_duration(field: str, value: str) -> None:
+    """A positive ISO-8601 duration in days, hours, minutes or seconds (months and years have no fixed length)."""
+    try:
+        duration = isodate.parse_duration(value)
+    except (isodate.ISO8601Error, ValueError, TypeError):
+        raise bad_request(f"{field} '{value}' is not an ISO-8601 duration (e.g. 'PT30S').") from None
+    if isinstance(duration, isodate.Duration) or duration.total_seconds() <= 0:
+        raise ArmError(400, "BadRequest", f"{field} '{value}' must be a positive duration in days, hours, minutes or seconds.")
 
 
 def same_location(a: str, b: str) -> bool:

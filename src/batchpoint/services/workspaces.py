@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from batchpoint.services.computes import ensure_builtin_compute
 from batchpoint.services.context import BASE_URL, RequestContext
 from batchpoint.services.errors import bad_request
 from batchpoint.services.identity import resolve_identity
@@ -64,6 +65,7 @@ class Workspaces(OnResources):
             document["identity"] = identity
         upserted = self._save(ctx, workspace_id, WORKSPACE_TYPE, document, existing)
         self.datastores.ensure_workspace_storage(ctx, upserted.resource)
+        ensure_builtin_compute(self.store, ctx, upserted.resource)
         return upserted
 
     def delete(self, resource_id: str) -> None:

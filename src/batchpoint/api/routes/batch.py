@@ -16,7 +16,7 @@ from batchpoint.api.deps import (
     WorkspaceName,
     checked_workspace_id,
 )
-from batchpoint.api.responses import arm_json, async_operation_headers, location_headers
+from batchpoint.api.responses import accepted_response, arm_json, put_response
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.batch import (
@@ -30,7 +30,7 @@ from batchpoint.schemas.batch import (
 )
 from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, child_id
-from batchpoint.services.tracked import Accepted, TrackedResources
+from batchpoint.services.tracked import TrackedResources
 
 router = APIRouter(tags=["Batch"])
 
@@ -97,21 +97,9 @@ NewEndpointId = Annotated[str, Depends(new_endpoint_id)]
 NewDeploymentId = Annotated[str, Depends(new_deployment_id)]
 
 
-def _put_response(ctx: RequestContext, accepted: Accepted) -> Response:
-    if accepted.operation is None:
-        return arm_json(accepted.resource.body_json(), ctx.base_url, 200)
-    status = 201 if accepted.created else 200
-    return arm_json(accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation))
-
-
-def _accepted(ctx: RequestContext, accepted: Accepted) -> Response:
-    assert accepted.operation is not None
-    return Response(status_code=202, headers=location_headers(ctx, accepted.operation))
-
-
 def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body: BatchEndpointTrackedResource | BatchDeploymentTrackedResource) -> Response:
     request = body.model_dump(mode="json", exclude=READ_ONLY)
-    return _put_response(ctx, service.put(ctx, resource_id, request))
+    return put_response(ctx, service.put(ctx, resource_id, request))
 
 
 @router.get(
@@ -149,12 +137,12 @@ def put_endpoint(
 def patch_endpoint(
     ctx: MlContext, services: ServicesDep, resource_id: NewEndpointId, body: BatchEndpointPatch
 ) -> Response:
-    return _accepted(ctx, services.endpoints.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+    return accepted_response(ctx, services.endpoints.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
 
 
 @router.delete(ENDPOINT, operation_id="BatchEndpoints_Delete", responses=responses({200: None, 202: None, 204: None}))
 def delete_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
-    return _accepted(ctx, services.endpoints.delete(ctx, resource_id))
+    return accepted_response(ctx, services.endpoints.delete(ctx, resource_id))
 
 
 @router.post(ENDPOINT + "/listkeys", operation_id="BatchEndpoints_ListKeys", responses=responses({200: EndpointAuthKeys}))
@@ -199,9 +187,9 @@ def put_deployment(
 def patch_deployment(
     ctx: MlContext, services: ServicesDep, resource_id: NewDeploymentId, body: BatchDeploymentPatch
 ) -> Response:
-    return _accepted(ctx, services.deployments.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+    return accepted_response(ctx, services.deployments.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
 
 
 @router.delete(DEPLOYMENT, operation_id="BatchDeployments_Delete", responses=responses({200: None, 202: None, 204: None}))
 def delete_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
-    return _accepted(ctx, services.deployments.delete(ctx, resource_id))
+    return accepted_response(ctx, services.deployments.delete(ctx, resource_id))
