@@ -19,7 +19,7 @@ from azure.ai.ml.entities import (
 from azure.ai.ml.exceptions import JobException
 
 from tests.api.jobs import write_inputs
-from tests.sdk.mlclient import connect
+from tests.sdk.mlclient import connect, create_cluster
 from tests.server import Server
 
 ENDPOINT = "sdk-init"
@@ -50,6 +50,7 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
 @pytest.fixture(scope="module")
 def endpoint(ml_client: MLClient) -> Iterator[str]:
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=ENDPOINT)).result()
+    create_cluster(ml_client)
     yield ENDPOINT
     ml_client.batch_endpoints.begin_delete(name=ENDPOINT).result()
 
