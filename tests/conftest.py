@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import processes
 from tests.server import Server, create_postgres_database, postgres_available
 
 ALL_BACKENDS = ["sqlite", "postgresql"]
@@ -42,3 +43,14 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    with processes.child_subreaper():
+        yield
+
+
+@pytest.fixture
+def kill_seed() -> int:
+    return processes.kill_seed()

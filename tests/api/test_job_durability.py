@@ -1,17 +1,16 @@
-"""A job survives kill -9 of the server at any moment: after restarts its output holds every row exactly once."""
+"""A job survives kill -9 of the server at any moment: after restarts its output holds every row exactly once, and
+no worker outlives its server. Kill points come from a printed seed (`BATCHPOINT_KILL_SEED` replays them); the test
+process is a child subreaper, so orphans are not re-parented to PID 1 and are found by their environment."""
 
 from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.processes import processes_with, reap
 from tests.server import WORKSPACE_ID, Server
 
 FILES = 5000
@@ -43,36 +42,37 @@ def kill_when(server: Server, name: str, fraction: float, timeout: float = 60) -
     server.stop(signal.SIGKILL)
 
 
-def test_job_survives_repeated_kill_9(tmp_path: Path) -> None:
+def wait_until_gone(entry: str, seed: int, seconds: float = 5) -> None:
+    """Every process carrying the server's environment entry (the server and its workers) is gone in time."""
+    deadline = time.monotonic() + seconds
+    while left := processes_with(entry):
+        assert time.monotonic() < deadline, f"seed {seed}: processes outlived their server: {left}"
+        time.sleep(0.05)
+
+
+def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed: int) -> None:
     data = tmp_path / "data"
     inputs = write_inputs(data / "in", FILES)
-    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)]).start()
+    entry = f"BATCHPOINT_TEST_SERVER={tmp_path}"
+    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=dict([entry.split("=", 1)]))
+    server.start()
+    seen: set[int] = set()
     try:
         with server.client() as client:
             deploy_script(client, data, "durable", "d", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             name = invoke(client, "durable", str(inputs)).json()["name"]
-        moments = sorted(random.uniform(low, low + 0.2) for low in (0.1, 0.4, 0.65))
-        for moment in moments:
+        draw = random.Random(kill_seed)
+        for moment in sorted(draw.uniform(low, low + 0.2) for low in (0.1, 0.4, 0.65)):
             kill_when(server, name, moment)
+            seen.update(processes_with(entry))
+            wait_until_gone(entry, kill_seed)
+            reap(seen)
             server.start()
         with server.client() as client:
             job = wait_for_job(client, name, timeout=120)
     finally:
         if server.process and server.process.poll() is None:
             server.stop()
-    assert job["properties"]["status"] == "Completed", job["properties"]
-    assert predictions(server.home, name) == [f"f{index:05d}.txt" for index in range(FILES)]
-
-
-def orphaned_workers() -> list[str]:
-    """Worker processes whose server is gone (re-parented to init)."""
-    table = subprocess.run(["ps", "-eo", "ppid=,args="], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in table if "batchpoint.runtime.worker" in line and line.split()[0] == "1"]
-
-
-@pytest.fixture(autouse=True)
-def _no_orphans_left() -> Iterator[None]:
-    """Workers of a killed server die with it (parent-death signal): none may keep running, or writing."""
-    yield
-    time.sleep(0.5)
-    assert not orphaned_workers()
+    assert job["properties"]["status"] == "Completed", f"seed {kill_seed}: {job['properties']}"
+    assert predictions(server.home, name) == [f"f{index:05d}.txt" for index in range(FILES)], f"seed {kill_seed}"
+    wait_until_gone(entry, kill_seed)

@@ -2,20 +2,17 @@
 workers die with it, and the output holds every item exactly once.
 
 The coordinator runs on the production SQL ledger (SQLite). Kill points are drawn from a seed printed with every
-failure; `BATCHPOINT_KILL_SEED=N` replays one. The test process is made a child subreaper, as a container's init
-or a CI runner can be, so orphaned workers are re-parented to it instead of to PID 1: workers must still die."""
+failure; `BATCHPOINT_KILL_SEED=N` replays one. The test process is a child subreaper (tests/processes.py)."""
 
 from __future__ import annotations
 
-import ctypes
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.ledger import Ledger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.output import JobAlreadyRunningError, JobLock
+from tests.processes import processes_with, reap
 from tests.runtime.conftest import Kit, lines
 from tests.runtime.crashable import JOB_ID, resume_spec, sql_ledger
 
@@ -33,7 +31,6 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 FILES = [f"f{index:03d}.txt" for index in range(48)]
 MINI_BATCHES = 16
 KILLS = 3
-PR_SET_CHILD_SUBREAPER = 36
 SLOW_ECHO = """
     import os, random, time
     from pathlib import Path
@@ -53,23 +50,6 @@ SLOW_ECHO = """
 """
 
 
-@pytest.fixture
-def subreaper() -> Iterator[None]:
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    assert prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    try:
-        yield
-    finally:
-        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-
-
-@pytest.fixture
-def kill_seed() -> int:
-    seed = int(os.environ.get("BATCHPOINT_KILL_SEED") or random.randrange(2**32))
-    print(f"kill points drawn with BATCHPOINT_KILL_SEED={seed}")
-    return seed
-
-
 def start_coordinator(root: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tests.runtime.crashable", str(root)], cwd=REPOSITORY)
 
@@ -87,28 +67,6 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-def processes_with(environment_entry: str) -> list[int]:
-    """Live processes, whatever their parent, whose environment holds the entry (zombies have none)."""
-    found = []
-    needle = environment_entry.encode()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if needle in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:
-            continue
-    return found
-
-
-def reap_zombies_of_ours(pids: set[int]) -> None:
-    """Orphaned workers were re-parented to this (subreaper) process: collect the ones that exited."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            continue
 
 
 def runs(markers: Path) -> Counter[str]:
@@ -141,7 +99,7 @@ def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait()
         wait_for(lambda: not processes_with(worker_entry), 5, f"orphaned workers to die (seed {kill_seed})")
-        reap_zombies_of_ours(seen_workers)
+        reap(seen_workers)
         for marker in [kit.markers / "stall", *kit.markers.glob("stalled-*")]:
             marker.unlink()
         counts = runs(kit.markers)
