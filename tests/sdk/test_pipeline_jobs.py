@@ -126,6 +126,10 @@ def test_a_deployment_names_its_job_as_the_cli_does(ml_client: MLClient, count_w
         PipelineComponentBatchDeployment(name="from-name", endpoint_name="words-cli-ep", job_definition=f"azureml:{source.name}")
     ).result()
     assert deployment.component.endswith(f"/azureml_anonymous/versions/{source.name}")
+    again = ml_client.batch_deployments.begin_create_or_update(
+        PipelineComponentBatchDeployment(name="from-object", endpoint_name="words-cli-ep", job_definition=source)
+    ).result()
+    assert again.component == deployment.component, "the same job makes the same component, however it is named"
     endpoint = ml_client.batch_endpoints.get("words-cli-ep")
     endpoint.defaults.deployment_name = "from-name"
     ml_client.batch_endpoints.begin_create_or_update(endpoint).result()

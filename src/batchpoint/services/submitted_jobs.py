@@ -77,7 +77,8 @@ class SubmittedJobs(OnResources):
     def component_from_job(self, version_id: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A component version whose spec names a `sourceJobId` gets the job's graph (with the job's input values
         as defaults). Anonymous ones are stored under the job's name as their version, so that deployments made
-        from different jobs never share one component."""
+        from different jobs never share one component; the job is recorded by its id, so that naming it another
+        way registers the same definition again (not a changed one, which would be refused)."""
         properties = body.get("properties") or {}
         spec = properties.get("componentSpec")
         if not isinstance(spec, dict) or not spec.get("sourceJobId"):
@@ -91,7 +92,7 @@ class SubmittedJobs(OnResources):
         if container_id.rsplit("/", 1)[-1].lower() == ANONYMOUS_COMPONENT:
             version = job.name
         made = job_component_spec(self.store, workspace_id, job.body["properties"])
-        component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": spec["sourceJobId"]}
+        component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": job.id}
         return f"{container_id}/versions/{version}", {**body, "properties": {**properties, "componentSpec": component_spec}}
 
 
