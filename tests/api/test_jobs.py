@@ -198,6 +198,23 @@ def test_jobs_are_listed_per_endpoint_and_per_deployment(job_server: Server, inp
     assert of_other == []
 
 
+def test_endpoint_job_lists_are_paged(job_server: Server, inputs: Path) -> None:
+    mfe = f"{job_server.base_url}/mferp/managementfrontend{WORKSPACE_ID}/batchEndpoints/echo"
+    with job_server.client() as client:
+        started = [invoke(client, "echo", str(inputs)).json()["name"] for _ in range(3)]
+        for name in started:
+            wait_for_job(client, name)
+        pages = [client.get(f"{mfe}/deployments/blue/jobs", params={"api-version": "2020-09-01-dataplanepreview", "$top": "2"}).json()]
+        while pages[-1].get("nextLink"):
+            assert "api-version=2020-09-01-dataplanepreview" in pages[-1]["nextLink"]
+            pages.append(client.get(pages[-1]["nextLink"]).json())
+        newest = client.get(f"{mfe}/jobs", params={"$top": "1", "$orderBy": "CreatedAtDesc"}).json()
+    listed = [job["name"] for page in pages for job in page["value"]]
+    assert all(len(page["value"]) <= 2 for page in pages)
+    assert listed[-3:] == started and len(listed) == len(set(listed))
+    assert [job["name"] for job in newest["value"]] == started[-1:] and newest["nextLink"]
+
+
 def test_an_unreachable_input_url_fails_the_job_and_names_it(job_server: Server) -> None:
     url = "http://127.0.0.1:9/nothing-listens-here/data.csv"
     with job_server.client() as client:

@@ -7,7 +7,18 @@ from datetime import timedelta
 import pytest
 
 from batchpoint.store import AlreadyExists, Store, VersionConflict
-from batchpoint.store.entities import Operation, OperationKind, OperationStatus, Resource, SortOrder, SortField, utcnow
+from batchpoint.store.entities import (
+    Listed,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Resource,
+    RoleGrant,
+    SortField,
+    SortOrder,
+    utcnow,
+)
+from batchpoint.store.indexes import CODE_VERSION_TYPE, JOB_TYPE, ROLE_ASSIGNMENT_TYPE
 
 GROUP = "/subscriptions/s/resourceGroups/g"
 WORKSPACE = f"{GROUP}/providers/Microsoft.MachineLearningServices/workspaces/ws"
@@ -93,14 +104,59 @@ def test_children_are_paged_in_order_after_a_cursor(store: Store) -> None:
     assert pages == [["ep6", "ep5", "ep4"], ["ep3", "ep2", "ep1"], ["ep0"]]
 
 
-def test_resources_below_an_ancestor_are_listed_by_range(store: Store) -> None:
-    for name in ("ep", "ep$x"):
-        store.insert(resource(f"{ENDPOINTS}/{name}"))
-        store.insert(resource(f"{ENDPOINTS}/{name}/deployments/d", DEPLOYMENT_TYPE))
+def job(name: str, endpoint: str | None, deployment: str | None, status: str, seconds: int = 0, workspace: str = WORKSPACE) -> Resource:
+    tags = {"azureml.endpointname": endpoint, "azureml.deploymentname": deployment} if endpoint else {}
+    return resource(f"{workspace}/jobs/{name}", JOB_TYPE, seconds, status=status, properties=tags)
 
-    found = store.list_below(f"{ENDPOINTS}/ep", DEPLOYMENT_TYPE, None, 10)
 
-    assert [item.id for item in found] == [f"{ENDPOINTS}/ep/deployments/d"]
+def names(page: list[Listed]) -> list[str]:
+    return [item.id.rsplit("/", 1)[-1] for item in page]
+
+
+def test_jobs_are_listed_per_endpoint_and_deployment_in_pages(store: Store) -> None:
+    for index in range(5):
+        store.insert(job(f"blue{index}", "Ep", "Blue", "Completed", seconds=index))
+        store.insert(job(f"green{index}", "ep", "green", "Running", seconds=index))
+    store.insert(job("step", None, None, "Running"))
+    store.insert(job("elsewhere", "ep", "blue", "Running", workspace=f"{WORKSPACE}2"))
+
+    first = store.list_jobs(WORKSPACE, "EP", "BLUE", SortOrder(), None, 3)
+    second = store.list_jobs(WORKSPACE, "EP", "BLUE", SortOrder(), first[-1].position, 3)
+    newest = store.list_jobs(WORKSPACE, "ep", None, SortOrder(descending=True), None, 3)
+    everything = store.list_jobs(WORKSPACE, "ep", None, SortOrder(), None, 100)
+
+    assert (names(first), names(second)) == (["blue0", "blue1", "blue2"], ["blue3", "blue4"])
+    assert names(newest) == ["green4", "blue4", "green3"]
+    assert sorted(names(everything)) == sorted([f"{color}{index}" for color in ("blue", "green") for index in range(5)])
+
+
+def test_job_columns_follow_every_update(store: Store) -> None:
+    for name, status in (("done", "Completed"), ("waiting", "NotStarted"), ("running", "Running")):
+        store.insert(job(name, "ep", "d", status))
+    running = store.get(f"{WORKSPACE}/jobs/running")
+    assert running is not None
+    running.body["properties"]["status"] = "Failed"
+    store.update(running)
+
+    assert store.unfinished_jobs() == [f"{WORKSPACE}/jobs/waiting"]
+    assert store.jobs_by_status() == {"Completed": 1, "NotStarted": 1, "Failed": 1}
+    store.delete_tree(WORKSPACE)
+    assert store.jobs_by_status() == {} and store.list_jobs(WORKSPACE, "ep", None, SortOrder(), None, 10) == []
+
+
+def test_role_assignments_and_code_hashes_are_read_from_their_columns(store: Store) -> None:
+    assignment = f"{WORKSPACE}/providers/Microsoft.Authorization/roleAssignments/a1"
+    store.insert(resource(assignment, ROLE_ASSIGNMENT_TYPE, principalId="p1", scope=WORKSPACE, roleDefinitionId="r1"))
+    for version, digest in (("1", "aaa"), ("2", "bbb")):
+        code = resource(f"{WORKSPACE}/codes/c/versions/{version}", CODE_VERSION_TYPE)
+        code.body["properties"]["properties"] = {"hash_sha256": digest, "hash_version": "202208"}
+        store.insert(code)
+
+    assert store.role_assignments() == [RoleGrant(assignment, "p1", WORKSPACE, "r1")]
+    assert [found.name for found in store.code_versions_with_hash(WORKSPACE, "bbb")] == ["2"]
+    assert store.code_versions_with_hash(f"{WORKSPACE}2", "bbb") == []
+    store.delete_tree(assignment)
+    assert store.role_assignments() == []
 
 
 def test_a_transaction_keeps_all_or_nothing(store: Store) -> None:

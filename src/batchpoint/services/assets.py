@@ -5,7 +5,6 @@ This is the registry the deployments point at. Uploads, hash lookups and datasto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +12,8 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.ids import WORKSPACE_TYPE
 from batchpoint.services.resources import OnResources, Resources, Upserted, check_tags, modify, new_version, save
-from batchpoint.store.entities import Cursor, Resource, parent_of, to_micros
+from batchpoint.store.entities import Resource, parent_of
 
-SCAN_BATCH = 500
 COLLECTIONS = ("models", "codes", "environments", "data", "components")
 DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
@@ -123,22 +121,14 @@ class Assets(OnResources):
 
         modify(self.store, container.id, record)
 
-    def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> Iterator[Resource]:
+    def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> list[Resource]:
         """Code versions anywhere in the workspace with this content hash: ``azure-ai-ml`` looks up a folder
         by hash under a random name, so that an unchanged folder is not uploaded twice."""
-        for resource in self._all_below(workspace_id, version_type("codes")):
-            recorded = resource.body["properties"].get("properties") or {}
-            if recorded.get("hash_sha256") == digest and str(recorded.get("hash_version")) == hash_version:
-                yield resource
-
-    def _all_below(self, ancestor_id: str, type_: str) -> Iterator[Resource]:
-        cursor = None
-        while True:
-            batch = self.store.list_below(ancestor_id, type_, cursor, SCAN_BATCH)
-            yield from batch
-            if len(batch) < SCAN_BATCH:
-                return
-            cursor = Cursor(micros=to_micros(batch[-1].created_at), key=batch[-1].key)
+        return [
+            resource
+            for resource in self.store.code_versions_with_hash(workspace_id, digest)
+            if str((resource.body["properties"].get("properties") or {}).get("hash_version")) == hash_version
+        ]
 
     def delete(self, resource_id: str) -> None:
         self.resources.require(resource_id)

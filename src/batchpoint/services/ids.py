@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batchpoint.store.indexes import JOB_TYPE as JOB_TYPE  # the store indexes jobs by it
+
 PROVIDER = "Microsoft.MachineLearningServices"
 SUBSCRIPTION_TYPE = "Microsoft.Resources/subscriptions"
 RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
 WORKSPACE_TYPE = f"{PROVIDER}/workspaces"
 BATCH_ENDPOINT_TYPE = f"{WORKSPACE_TYPE}/batchEndpoints"
 BATCH_DEPLOYMENT_TYPE = f"{BATCH_ENDPOINT_TYPE}/deployments"
-JOB_TYPE = f"{WORKSPACE_TYPE}/jobs"
 COMPUTE_TYPE = f"{WORKSPACE_TYPE}/computes"
 PROVIDERS_KEY = "providers"
 

@@ -19,7 +19,7 @@ from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.services.environments import environment_from_record
 from batchpoint.services.job_logs import pipeline_execution_log
-from batchpoint.services.jobs import JOB_TYPE, TERMINAL, spec_from_record
+from batchpoint.services.jobs import TERMINAL, spec_from_record
 from batchpoint.services.metrics import RunnerActivity
 from batchpoint.services.operations import iso
 from batchpoint.services.pipeline_jobs import run_pipeline
@@ -28,9 +28,7 @@ from batchpoint.store import Store
 from batchpoint.store.entities import Resource, utcnow
 
 log = logging.getLogger(__name__)
-ALL_WORKSPACES = "/subscriptions"
 FETCHED_MARKER = ".batchpoint-fetched"
-SCAN_LIMIT = 100_000
 
 
 class InputFetchError(Exception):
@@ -68,11 +66,7 @@ class JobRunner:
 
     def resume(self) -> int:
         """Submit every job a previous run of the server left unfinished."""
-        unfinished = [
-            job.id
-            for job in self._store.list_below(ALL_WORKSPACES, JOB_TYPE, None, SCAN_LIMIT)
-            if job.body["properties"]["status"] not in TERMINAL
-        ]
+        unfinished = self._store.unfinished_jobs()
         for job_id in unfinished:
             self.submit(job_id)
         return len(unfinished)

@@ -18,16 +18,16 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import JOB_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
+from batchpoint.services.paging import Page, Position, fetch_page
 from batchpoint.services.pipeline_jobs import PipelinePlanner, child_rows, is_pipeline_deployment, output_uri, studio_services
 from batchpoint.services.references import deployment_model, resolve_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
 from batchpoint.store import AlreadyExists, Store
-from batchpoint.store.entities import Resource
+from batchpoint.store.entities import Resource, SortField, SortOrder
+from batchpoint.store.indexes import TERMINAL_JOB_STATES as TERMINAL
 
 INVOCATION_TYPE = "batchpoint/invocations"
-TERMINAL = ("Completed", "Failed", "Canceled")
-JOB_SCAN_LIMIT = 100_000
 MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
 """Azure's generated scorer for MLflow models deployed without a scoring script."""
 PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
@@ -378,18 +378,18 @@ class Jobs(OnResources):
         }
         return job
 
-    def of_endpoint(self, endpoint_id: str, deployment: str | None) -> list[dict[str, Any]]:
-        """Jobs an endpoint (or one of its deployments) ran; jobs outlive the endpoint, as on Azure."""
-        workspace_id = ArmPath.parse(endpoint_id).workspace_id
-        endpoint = endpoint_id.rsplit("/", 1)[-1].lower()
-        found = []
-        for job in self.store.list_below(workspace_id, JOB_TYPE, None, JOB_SCAN_LIMIT):
-            tags = job.body["properties"].get("properties", {})
-            if tags.get("azureml.endpointname", "").lower() != endpoint:
-                continue
-            if deployment is None or tags.get("azureml.deploymentname", "").lower() == deployment.lower():
-                found.append(job.body)
-        return found
+    def of_endpoint(
+        self, endpoint_id: str, deployment: str | None, order: SortOrder, position: Position, size: int
+    ) -> Page:
+        """A page of the jobs an endpoint (or one of its deployments) ran; jobs outlive the endpoint, as on Azure."""
+        if order.field is not SortField.CREATED:
+            raise bad_request("Jobs are listed in creation order: $orderBy takes CreatedAtAsc or CreatedAtDesc.")
+        workspace_id, endpoint = ArmPath.parse(endpoint_id).workspace_id, endpoint_id.rsplit("/", 1)[-1]
+        return fetch_page(
+            lambda after, limit: self.store.list_jobs(workspace_id, endpoint, deployment, order, after, limit),
+            position,
+            size,
+        )
 
     def cancel(self, job_id: str) -> Resource:
         job = self.resources.get(job_id)

@@ -12,7 +12,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from batchpoint.runtime.report import Counts
-from batchpoint.services.jobs import JOB_TYPE
 from batchpoint.store import Store
 
 
@@ -78,7 +77,7 @@ class ServerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("batchpoint_jobs", "Jobs by state, in the database (every replica's).", labels=["state"])
-        for state, count in sorted(self._store.count_by_status(JOB_TYPE).items()):
+        for state, count in sorted(self._store.jobs_by_status().items()):
             jobs.add_metric([state], count)
         yield jobs
         yield GaugeMetricFamily(

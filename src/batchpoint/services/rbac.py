@@ -19,15 +19,14 @@ from typing import Any
 from batchpoint.services.context import Caller
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.store import Store
-from batchpoint.store.entities import Cursor, Resource, to_micros
+from batchpoint.store.entities import Resource, RoleGrant
+from batchpoint.store.indexes import ROLE_ASSIGNMENT_TYPE as ASSIGNMENT_TYPE
 
-ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 ASSIGNMENTS = "/providers/" + ASSIGNMENT_TYPE
 DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
 ML = "Microsoft.MachineLearningServices/workspaces"
 CACHE_SECONDS = 2.0
 """How long a process trusts its copy of the assignments; writes through this process refresh it at once."""
-LOAD_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -110,9 +109,8 @@ class Assignment:
     role: Role
 
     @classmethod
-    def of(cls, resource: Resource) -> Assignment:
-        properties = resource.body["properties"]
-        return cls(properties["scope"], properties["principalId"], role_named(properties["roleDefinitionId"]))
+    def of(cls, grant: RoleGrant) -> Assignment:
+        return cls(grant.scope, grant.principal_id, role_named(grant.role_definition_id))
 
 
 def assignment_body(resource_id: str, assignment: Assignment) -> dict[str, Any]:
@@ -178,14 +176,13 @@ class RoleAssignments:
         """The assignments that hold at ``scope`` (made there or above) or below it, as ARM lists them."""
         target = scope_key(scope)
         return [
-            resource.body
-            for resource in self._all()
-            if covers(scope_key(resource.body["properties"]["scope"]), target)
-            or covers(target, scope_key(resource.body["properties"]["scope"]))
+            assignment_body(grant.id, assignment)
+            for grant, assignment in self._all()
+            if covers(scope_key(assignment.scope), target) or covers(target, scope_key(assignment.scope))
         ]
 
     def any(self) -> bool:
-        return bool(self.store.list_below("", ASSIGNMENT_TYPE, None, 1))
+        return bool(self.store.role_assignments())
 
     def permits(self, caller: Caller, action: str, scope: str) -> bool:
         """Whether an assignment of the caller or of one of its groups grants ``action`` over ``scope``."""
@@ -202,19 +199,14 @@ class RoleAssignments:
             with self._lock:
                 if time.monotonic() - self._loaded_at > CACHE_SECONDS:
                     loaded_at = time.monotonic()
-                    self._index = _index(Assignment.of(resource) for resource in self._all())
+                    self._index = _index(assignment for _, assignment in self._all())
                     self._loaded_at = loaded_at
         return self._index
 
-    def _all(self) -> list[Resource]:
-        found: list[Resource] = []
-        while page := self.store.list_below("", ASSIGNMENT_TYPE, _cursor(found), LOAD_PAGE):
-            found += page
-        return found
-
-
-def _cursor(found: list[Resource]) -> Cursor | None:
-    return Cursor(micros=to_micros(found[-1].created_at), key=found[-1].key) if found else None
+    def _all(self) -> list[tuple[RoleGrant, Assignment]]:
+        """Every assignment, read from the columns of the ``role_assignments`` table: one query, however many
+        other resources there are."""
+        return [(grant, Assignment.of(grant)) for grant in self.store.role_assignments()]
 
 
 def _index(assignments: Iterable[Assignment]) -> dict[str, list[Assignment]]:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
-from batchpoint.store.entities import Cursor, Listed, Operation, Resource, SortOrder
+from batchpoint.store.entities import Cursor, Listed, Operation, Resource, RoleGrant, SortOrder
 
 
 class AlreadyExists(Exception):
@@ -56,12 +56,26 @@ class Store(ABC):
         """Direct children of one type in the given order, strictly after a keyset cursor."""
 
     @abstractmethod
-    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
-        """Resources of one type anywhere below an ancestor, oldest first, after a keyset cursor."""
+    def list_jobs(
+        self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
+    ) -> list[Listed]:
+        """Jobs an endpoint (or one of its deployments, by name) ran, in creation order, strictly after a cursor."""
 
     @abstractmethod
-    def count_by_status(self, type_: str) -> dict[str, int]:
-        """How many resources of one type there are per ``properties.status`` (jobs by state), in one query."""
+    def unfinished_jobs(self) -> list[str]:
+        """The ids of every job not yet Completed, Failed or Canceled, oldest first."""
+
+    @abstractmethod
+    def jobs_by_status(self) -> dict[str, int]:
+        """How many jobs there are in each status, in one query."""
+
+    @abstractmethod
+    def role_assignments(self) -> list[RoleGrant]:
+        """Every role assignment, without their bodies."""
+
+    @abstractmethod
+    def code_versions_with_hash(self, workspace_id: str, digest: str) -> list[Resource]:
+        """The code versions of a workspace whose recorded content hash (``hash_sha256``) is ``digest``."""
 
     @abstractmethod
     def add_operation(self, operation: Operation) -> None:

@@ -88,6 +88,16 @@ class Listed:
     body_json: str
 
 
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role assignment as the permission checks need it: who, where, which role (and its resource id)."""
+
+    id: str
+    principal_id: str
+    scope: str
+    role_definition_id: str
+
+
 class OperationStatus(str, Enum):
     IN_PROGRESS = "InProgress"
     SUCCEEDED = "Succeeded"

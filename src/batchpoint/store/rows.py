@@ -36,6 +36,55 @@ class ResourceRow(Base):
     )
 
 
+UNFINISHED_JOB = text("status NOT IN ('Completed', 'Failed', 'Canceled')")
+
+
+class JobRow(Base):
+    """A job's queried columns (its body is in ``resources``; see ``store/indexes.py``)."""
+
+    __tablename__ = "jobs"
+
+    key: Mapped[str] = mapped_column(byte_ordered(1024), primary_key=True)
+    workspace_key: Mapped[str] = mapped_column(byte_ordered(1024))
+    endpoint: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    deployment: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_jobs_endpoint", "workspace_key", "endpoint", "created_us", "key"),
+        Index("ix_jobs_deployment", "workspace_key", "endpoint", "deployment", "created_us", "key"),
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_unfinished", "created_us", sqlite_where=UNFINISHED_JOB, postgresql_where=UNFINISHED_JOB),
+    )
+
+
+class RoleAssignmentRow(Base):
+    """A role assignment's columns: the permission checks load them all, without reading any JSON."""
+
+    __tablename__ = "role_assignments"
+
+    key: Mapped[str] = mapped_column(byte_ordered(1024), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(1024))
+    role_definition_id: Mapped[str] = mapped_column(String(1024))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class CodeHashRow(Base):
+    """A code version's content hash: ``azure-ai-ml`` looks an unchanged folder up by it before every upload."""
+
+    __tablename__ = "code_hashes"
+
+    key: Mapped[str] = mapped_column(byte_ordered(1024), primary_key=True)
+    workspace_key: Mapped[str] = mapped_column(byte_ordered(1024))
+    hash_sha256: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    hash_version: Mapped[str] = mapped_column(String(32))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_code_hashes_hash", "workspace_key", "hash_sha256"),)
+
+
 class OperationRow(Base):
     __tablename__ = "operations"
 

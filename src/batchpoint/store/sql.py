@@ -8,8 +8,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Select, bindparam, cast, delete, func, insert, select, tuple_, type_coerce, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Select, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +21,7 @@ from batchpoint.store.entities import (
     OperationKind,
     OperationStatus,
     Resource,
+    RoleGrant,
     SortField,
     SortOrder,
     from_micros,
@@ -29,10 +29,13 @@ from batchpoint.store.entities import (
 )
 from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
-from batchpoint.store.rows import OperationRow, ResourceRow
+from batchpoint.store.indexes import INDEXED, indexed_row
+from batchpoint.store.rows import UNFINISHED_JOB, CodeHashRow, JobRow, OperationRow, ResourceRow, RoleAssignmentRow
 
 RESOURCES = ResourceRow.__table__
 OPERATIONS = OperationRow.__table__
+JOBS, ROLE_ASSIGNMENTS, CODE_HASHES = JobRow.__table__, RoleAssignmentRow.__table__, CodeHashRow.__table__
+INDEXED_TABLES = tuple(indexed.table for indexed in INDEXED.values())
 AFTER_SLASH = chr(ord("/") + 1)
 """Keys below ``k`` are exactly those in ``[k + "/", k + AFTER_SLASH)``: a range on the primary key (compared byte
 by byte: the key column has the ``C`` collation on PostgreSQL, and SQLite compares bytes)."""
@@ -100,9 +103,13 @@ class SqlStore(Store):
         return cached
 
     def insert(self, resource: Resource) -> None:
+        values = _resource_values(resource)
+        indexed = indexed_row(resource, values["created_us"])
         try:
             with self._db.statement() as connection:
-                connection.execute(insert(RESOURCES).values(**_resource_values(resource), version=1))
+                connection.execute(insert(RESOURCES).values(**values, version=1))
+                if indexed is not None:
+                    connection.execute(insert(indexed[0]).values(**indexed[1]))
         except IntegrityError as exc:
             raise AlreadyExists(resource.id) from exc
         resource.version = 1
@@ -110,17 +117,24 @@ class SqlStore(Store):
     def update(self, resource: Resource) -> None:
         values = {name: value for name, value in _resource_values(resource).items() if name in REWRITTEN}
         same_version = (RESOURCES.c.key == resource.key) & (RESOURCES.c.version == resource.version)
+        indexed = indexed_row(resource, 0)
         with self._db.statement() as connection:
             written = connection.execute(update(RESOURCES).where(same_version).values(**values, version=resource.version + 1))
             if written.rowcount == 0:
                 if connection.execute(select(RESOURCES.c.key).where(RESOURCES.c.key == resource.key)).first():
                     raise VersionConflict(resource.id)
                 return
+            if indexed is not None:
+                table, columns = indexed
+                derived = {name: value for name, value in columns.items() if name not in ("key", "created_us")}
+                connection.execute(update(table).where(table.c.key == resource.key).values(**derived))
         resource.version += 1
 
     def delete_tree(self, resource_id: str) -> int:
         key = resource_id.lower()
         with self._db.statement() as connection:
+            for table in INDEXED_TABLES:
+                connection.execute(delete(table).where((table.c.key == key) | below(table.c.key, key)))
             result = connection.execute(delete(RESOURCES).where((RESOURCES.c.key == key) | below(RESOURCES.c.key, key)))
             return result.rowcount or 0
 
@@ -133,20 +147,43 @@ class SqlStore(Store):
         rows = self._read(_children_query(order, after is not None), parameters)
         return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
 
-    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
-        query = select(*RESOURCE_FIELDS).where(below(RESOURCES.c.key, ancestor_id.lower()), RESOURCES.c.type_key == type_.lower())
+    def list_jobs(
+        self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
+    ) -> list[Listed]:
+        parameters = {"workspace": workspace_id.lower(), "endpoint": endpoint.lower(), "limit": limit}
+        if deployment is not None:
+            parameters["deployment"] = deployment.lower()
         if after is not None:
-            query = query.where(tuple_(RESOURCES.c.created_us, RESOURCES.c.key) > tuple_(after.micros, after.key))
-        query = query.order_by(RESOURCES.c.created_us, RESOURCES.c.key).limit(limit)
-        with self._db.statement() as connection:
-            return [_resource(row) for row in connection.execute(query)]
+            parameters |= {"micros": after.micros, "after_key": after.key}
+        query = _jobs_query(order.descending, deployment is not None, after is not None)
+        return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in self._read(query, parameters)]
 
-    def count_by_status(self, type_: str) -> dict[str, int]:
-        body = cast(RESOURCES.c.body, JSONB) if self.engine.dialect.name == "postgresql" else type_coerce(RESOURCES.c.body, JSON)
-        status = body[("properties", "status")].as_string()
-        query = select(status, func.count()).where(RESOURCES.c.type_key == type_.lower()).group_by(status)
+    def unfinished_jobs(self) -> list[str]:
+        query = select(RESOURCES.c.id).join(JOBS, JOBS.c.key == RESOURCES.c.key).where(UNFINISHED_JOB)
+        with self._db.statement() as connection:
+            return list(connection.scalars(query.order_by(JOBS.c.created_us)))
+
+    def jobs_by_status(self) -> dict[str, int]:
+        query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
         with self._db.statement() as connection:
             return {str(state): count for state, count in connection.execute(query)}
+
+    def role_assignments(self) -> list[RoleGrant]:
+        table = ROLE_ASSIGNMENTS
+        query = select(RESOURCES.c.id, table.c.principal_id, table.c.scope, table.c.role_definition_id).join(
+            RESOURCES, RESOURCES.c.key == table.c.key
+        )
+        with self._db.statement() as connection:
+            return [RoleGrant(*row) for row in connection.execute(query.order_by(table.c.created_us, table.c.key))]
+
+    def code_versions_with_hash(self, workspace_id: str, digest: str) -> list[Resource]:
+        query = (
+            select(*RESOURCE_FIELDS)
+            .join(CODE_HASHES, CODE_HASHES.c.key == RESOURCES.c.key)
+            .where(CODE_HASHES.c.workspace_key == workspace_id.lower(), CODE_HASHES.c.hash_sha256 == digest)
+        )
+        with self._db.statement() as connection:
+            return [_resource(row) for row in connection.execute(query.order_by(CODE_HASHES.c.created_us))]
 
     def add_operation(self, operation: Operation) -> None:
         try:
@@ -198,6 +235,24 @@ def _children_query(order: SortOrder, with_cursor: bool) -> Select:
         query = query.where(position < boundary if order.descending else position > boundary)
     direction = (lambda column: column.desc()) if order.descending else (lambda column: column.asc())
     return query.order_by(direction(sort_column), direction(RESOURCES.c.key)).limit(bindparam("limit"))
+
+
+@cache
+def _jobs_query(descending: bool, of_deployment: bool, with_cursor: bool) -> Select:
+    """The jobs of an endpoint (or of one of its deployments) in creation order: ``ix_jobs_endpoint`` and
+    ``ix_jobs_deployment`` serve the filter, the order and the keyset cursor alike."""
+    query = (
+        select(RESOURCES.c.id, JOBS.c.key, JOBS.c.created_us, RESOURCES.c.body)
+        .join(RESOURCES, RESOURCES.c.key == JOBS.c.key)
+        .where(JOBS.c.workspace_key == bindparam("workspace"), JOBS.c.endpoint == bindparam("endpoint"))
+    )
+    if of_deployment:
+        query = query.where(JOBS.c.deployment == bindparam("deployment"))
+    if with_cursor:
+        position, boundary = tuple_(JOBS.c.created_us, JOBS.c.key), tuple_(bindparam("micros"), bindparam("after_key"))
+        query = query.where(position < boundary if descending else position > boundary)
+    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
+    return query.order_by(direction(JOBS.c.created_us), direction(JOBS.c.key)).limit(bindparam("limit"))
 
 
 def _resource_values(resource: Resource) -> dict[str, Any]:

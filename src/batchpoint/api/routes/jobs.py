@@ -11,7 +11,7 @@ from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
-from batchpoint.api.routes.listing import list_response, paging_parameters
+from batchpoint.api.routes.listing import list_response, paged_response, paging_parameters
 from batchpoint.schemas.assets import AssetList, AssetVersion
 from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse, ResolveUrisRequest, RunDataRequest, RunDetails
 from batchpoint.services.context import RequestContext
@@ -124,28 +124,53 @@ def log_file(
     return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
 
 
-MFE = "/mferp/managementfrontend" + ENDPOINT
+MFE_PREFIX = "/mferp/managementfrontend"
+MFE = MFE_PREFIX + ENDPOINT
 
 
-@router.get(MFE + "/jobs", operation_id="BatchEndpoints_ListJobs", responses=responses({200: AssetList}))
+@router.get(
+    MFE + "/jobs",
+    operation_id="BatchEndpoints_ListJobs",
+    responses=responses({200: AssetList}),
+    openapi_extra=paging_parameters("$top"),
+)
 def list_endpoint_jobs(
+    request: Request,
     ctx: Annotated[RequestContext, Depends(invoke_context)],
     services: ServicesDep,
     resource_id: Annotated[str, Depends(endpoint_id)],
 ) -> Response:
-    """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first."""
-    return arm_json({"value": services.jobs.of_endpoint(resource_id, None)}, ctx.base_url)
+    """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first, paged like every ARM list."""
+    return paged_response(
+        ctx,
+        MFE_PREFIX + resource_id + "/jobs",
+        request.query_params,
+        "$top",
+        lambda order, position, size: services.jobs.of_endpoint(resource_id, None, order, position, size),
+    )
 
 
-@router.get(MFE + "/deployments/{deploymentName}/jobs", operation_id="BatchDeployments_ListJobs", responses=responses({200: AssetList}))
+@router.get(
+    MFE + "/deployments/{deploymentName}/jobs",
+    operation_id="BatchDeployments_ListJobs",
+    responses=responses({200: AssetList}),
+    openapi_extra=paging_parameters("$top"),
+)
 def list_deployment_jobs(
+    request: Request,
     ctx: Annotated[RequestContext, Depends(invoke_context)],
     services: ServicesDep,
     resource_id: Annotated[str, Depends(endpoint_id)],
     deploymentName: Annotated[str, Path(min_length=1)],  # noqa: N803
 ) -> Response:
-    """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first."""
-    return arm_json({"value": services.jobs.of_endpoint(resource_id, deploymentName)}, ctx.base_url)
+    """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first, paged like every ARM list."""
+    return paged_response(
+        ctx,
+        f"{MFE_PREFIX}{resource_id}/deployments/{deploymentName}/jobs",
+        request.query_params,
+        "$top",
+        lambda order, position, size: services.jobs.of_endpoint(resource_id, deploymentName, order, position, size),
+    )
 
 
 HISTORY = "/history/v1.0" + JOBS.removesuffix("/jobs")

@@ -7,6 +7,7 @@ FastAPI's per-parameter validation costs more than the whole page read (see docs
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Response
@@ -15,7 +16,8 @@ from starlette.datastructures import QueryParams
 from batchpoint.api.responses import arm_json
 from batchpoint.services.container import Services
 from batchpoint.services.context import RequestContext
-from batchpoint.services.paging import next_link, parse_order, parse_page_size, parse_skip
+from batchpoint.services.paging import Page, Position, next_link, parse_order, parse_page_size, parse_skip
+from batchpoint.store.entities import SortOrder
 
 
 def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
@@ -48,10 +50,24 @@ def list_response(
     query: QueryParams,
     size_param: str,
 ) -> Response:
+    return paged_response(
+        ctx,
+        path,
+        query,
+        size_param,
+        lambda order, position, size: services.resources.list_page(parent_id, type_, order, position, size),
+    )
+
+
+def paged_response(
+    ctx: RequestContext, path: str, query: QueryParams, size_param: str, read: Callable[[SortOrder, Position, int], Page]
+) -> Response:
+    """One page as ARM answers it: the stored JSON of each item, and a ``nextLink`` when more follow (keeping the
+    request's api-version, page size and order)."""
     size, skip, order_by = query.get(size_param), query.get("$skip"), query.get("$orderBy")
-    order, page_size, position = parse_order(order_by), parse_page_size(size), parse_skip(skip)
-    page = services.resources.list_page(parent_id, type_, order, position, page_size)
-    link = next_link(ctx.base_url, path, {"api-version": ctx.api_version, size_param: size, "$orderBy": order_by}, page.next_skip)
+    page = read(parse_order(order_by), parse_skip(skip), parse_page_size(size))
+    api_version = ctx.api_version or query.get("api-version")
+    link = next_link(ctx.base_url, path, {"api-version": api_version, size_param: size, "$orderBy": order_by}, page.next_skip)
     body = '{"value":[' + ",".join(item.body_json for item in page.items) + "]"
     body += f',"nextLink":{json.dumps(link)}}}' if link else "}"
     return arm_json(body, ctx.base_url)
