@@ -104,6 +104,16 @@ def test_children_are_paged_in_order_after_a_cursor(store: Store) -> None:
     assert pages == [["ep6", "ep5", "ep4"], ["ep3", "ep2", "ep1"], ["ep0"]]
 
 
+def test_resources_below_an_ancestor_are_listed_by_range(store: Store) -> None:
+    for name in ("ep", "ep$x"):
+        store.insert(resource(f"{ENDPOINTS}/{name}"))
+        store.insert(resource(f"{ENDPOINTS}/{name}/deployments/d", DEPLOYMENT_TYPE))
+
+    found = store.list_below(f"{ENDPOINTS}/ep", DEPLOYMENT_TYPE, None, 10)
+
+    assert [item.id for item in found] == [f"{ENDPOINTS}/ep/deployments/d"]
+
+
 def job(name: str, endpoint: str | None, deployment: str | None, status: str, seconds: int = 0, workspace: str = WORKSPACE) -> Resource:
     tags = {"azureml.endpointname": endpoint, "azureml.deploymentname": deployment} if endpoint else {}
     return resource(f"{workspace}/jobs/{name}", JOB_TYPE, seconds, status=status, properties=tags)

@@ -56,6 +56,10 @@ class Store(ABC):
         """Direct children of one type in the given order, strictly after a keyset cursor."""
 
     @abstractmethod
+    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
+        """Resources of one type anywhere below an ancestor, oldest first, after a keyset cursor."""
+
+    @abstractmethod
     def list_jobs(
         self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
     ) -> list[Listed]:

@@ -33,6 +33,7 @@ class ResourceRow(Base):
     __table_args__ = (
         Index("ix_resources_children_created", "parent_key", "type_key", "created_us", "key"),
         Index("ix_resources_children_updated", "parent_key", "type_key", "updated_us", "key"),
+        Index("ix_resources_type", "type_key", "key"),
     )
 
 

@@ -147,6 +147,15 @@ class SqlStore(Store):
         rows = self._read(_children_query(order, after is not None), parameters)
         return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
 
+    def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
+        """Served by ``ix_resources_type`` (type, key): the type and the key range select the rows."""
+        query = select(*RESOURCE_FIELDS).where(RESOURCES.c.type_key == type_.lower(), below(RESOURCES.c.key, ancestor_id.lower()))
+        if after is not None:
+            query = query.where(tuple_(RESOURCES.c.created_us, RESOURCES.c.key) > tuple_(after.micros, after.key))
+        query = query.order_by(RESOURCES.c.created_us, RESOURCES.c.key).limit(limit)
+        with self._db.statement() as connection:
+            return [_resource(row) for row in connection.execute(query)]
+
     def list_jobs(
         self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
     ) -> list[Listed]:

@@ -1,4 +1,5 @@
-"""indexed state: jobs, role assignments and code hashes get tables with the columns that are queried
+"""indexed state: jobs, role assignments and code hashes get tables with the columns that are queried, and resources
+an index by type
 
 The rows of an existing data directory are filled in from the stored bodies, with the same derivation the store
 uses at every write (``store/indexes.py``).
@@ -29,6 +30,7 @@ def key_column(name: str) -> sa.Column:
 
 
 def upgrade() -> None:
+    op.create_index("ix_resources_type", "resources", ["type_key", "key"])
     op.create_table(
         "jobs",
         key_column("key"),
@@ -89,3 +91,4 @@ def downgrade() -> None:
     op.drop_table("code_hashes")
     op.drop_table("role_assignments")
     op.drop_table("jobs")
+    op.drop_index("ix_resources_type", "resources")
