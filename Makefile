@@ -3,8 +3,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := node_modules/.bin/azurite-blob
+AXE := node_modules/axe-core/axe.min.js
+WEB_STATIC := src/batchpoint/api/web/static
 
-.PHONY: run test test-postgres fuzz bench venv azurite clean
+.PHONY: run test test-postgres fuzz bench venv azurite chromium web-assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,11 +14,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[cli,mlflow,test]'
 	touch $(STAMP)
 
-# Azurite (package-lock.json) for the AzureBlob datastore tests; without Node.js those tests are skipped.
+# Azurite, htmx and axe-core (package-lock.json) for the AzureBlob datastore tests and the web page's tests;
+# without Node.js those tests are skipped.
 azurite:
-	@if command -v node >/dev/null && ! test -x $(AZURITE); then npm ci --no-audit --no-fund; fi
+	@if command -v node >/dev/null && { ! test -x $(AZURITE) || ! test -f $(AXE); }; then npm ci --no-audit --no-fund; fi
 
-venv: $(STAMP) azurite
+# Debian's Chromium for the web page's browser tests (CI runs as root); without apt-get they are skipped.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	  else echo "chromium is missing and apt-get is unavailable (or not root): the browser tests will be skipped"; fi; \
+	fi
+
+# The web page's front-end files, copied from the npm packages into the Python package (committed, so that
+# 'pip install batchpoint' ships them): run after changing their versions in package.json.
+web-assets: azurite
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-sse/dist/sse.min.js $(WEB_STATIC)/
+
+venv: $(STAMP) azurite chromium
 
 run: $(STAMP)
 	$(BIN)/batchpoint serve

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -16,18 +15,13 @@ import httpx
 from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
 from batchpoint.issuer import ensure_issuer
 from batchpoint.services.ids import workspace_id
+from batchpoint.services.job_logs import streamed_log
 
 API_VERSION = "2025-12-01"
 AUTHORIZATION_API_VERSION = "2022-04-01"
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
 TERMINAL = ("Completed", "Failed", "Canceled")
-STREAMED_LOGS = (re.compile(r"user_logs/std_log[\D]*0*(?:_ps)?\.txt"), re.compile(r"logs/azureml/executionlogs\.txt"))
-"""The log ``jobs.stream`` prints, as azure-ai-ml picks it: a job's ``std_log.txt``, else a pipeline's log."""
 FOLLOW_SECONDS = 1.0
-
-
-def streamed_log(names: list[str]) -> str | None:
-    return next((name for pattern in STREAMED_LOGS for name in sorted(names) if pattern.fullmatch(name)), None)
 
 
 class ServerError(Exception):

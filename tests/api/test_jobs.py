@@ -75,7 +75,7 @@ def test_invoke_runs_the_scoring_script_over_every_file_in_order(job_server: Ser
     assert properties["jobType"] == "Pipeline" and properties["properties"]["azureml.batchrun"] == "true"
     assert properties["properties"]["azureml.deploymentname"] == "blue"
     assert properties["properties"]["batchpoint.routing"] == "endpoint default deployment"
-    assert properties["progress"]["miniBatches"] == {"total": 6, "succeeded": 6, "failed": 0, "running": 0}
+    assert properties["progress"]["miniBatches"] == {"total": 6, "succeeded": 6, "failed": 0, "running": 0, "retried": 0}
     assert properties["progress"]["items"]["succeeded"] == 23
     assert predictions(job_server.home, answer["name"]) == [f"seen f{index:05d}.txt" for index in range(23)]
 

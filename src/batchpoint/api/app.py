@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import REGISTRY
 
 from batchpoint import __version__
@@ -15,6 +17,8 @@ from batchpoint.api.fastpath import ReadFastPath, route_template
 from batchpoint.api.limits import RequestLimits
 from batchpoint.api.metrics import HttpMetrics, RouteRecorder
 from batchpoint.api.middleware import ArmMiddleware
+from batchpoint.api.web import pages
+from batchpoint.api.web.session import startup_link
 from batchpoint.api.routes import (
     assets,
     batch,
@@ -32,6 +36,8 @@ from batchpoint.config import Settings
 from batchpoint.issuer import ensure_issuer
 from batchpoint.services.container import Services
 from batchpoint.services.metrics import ServerCollector
+
+STATIC = Path(pages.__file__).parent / "static"
 
 
 def create_app(settings: Settings) -> HttpMetrics:
@@ -54,6 +60,7 @@ def create_api(settings: Settings) -> FastAPI:
         app.state.services = services
         collector = ServerCollector(services.store, services.job_runner.activity)
         REGISTRY.register(collector)
+        print(f"open the studio web page (a one-time sign-in link): {startup_link(app, settings.base_url)}", flush=True)
         try:
             yield
         finally:
@@ -72,7 +79,8 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
-    for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics):
+    for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)
     return app

@@ -81,6 +81,12 @@ def authenticate(request: Request, data_plane: bool = False) -> Caller:
     token = _bearer(request)
     if not token:
         raise _missing_header()
+    return caller_of_token(request, token, data_plane)
+
+
+def caller_of_token(request: Request, token: str, data_plane: bool = False) -> Caller:
+    """The caller a token names, once the app's ``TokenValidator`` accepts it, else a 401 (the web page's
+    session cookie holds a token too)."""
     validator: TokenValidator = request.app.state.tokens
     try:
         return _caller(validator.claims(token, data_plane))

@@ -235,6 +235,7 @@ class _JobRun:
             self._exhaust(batch)
         else:
             metrics.mini_batch_retried()
+            self.counts.mini_batches_retried += 1
             self.pending.append(batch)
 
     def _try_seconds(self, index: int) -> float:

@@ -34,6 +34,8 @@ class Counts:
     items_total: int = 0
     items_succeeded: int = 0
     items_failed: int = 0
+    mini_batches_retried: int = 0
+    """Failed tries that were tried again (in this run of the coordinator)."""
 
 
 @dataclass(frozen=True, slots=True)

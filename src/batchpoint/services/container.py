@@ -26,6 +26,8 @@ from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
 from batchpoint.services.pipeline_jobs import PipelinePlanner
 from batchpoint.services.rbac import OWNER, RoleAssignments
+from batchpoint.services.signins import SignIns
+from batchpoint.services.studio import Studio
 from batchpoint.services.resources import Resources
 from batchpoint.services.submitted_jobs import SubmittedJobs
 from batchpoint.services.tracked import TrackedResources
@@ -57,6 +59,8 @@ class Services:
     deployments: TrackedResources
     computes: TrackedResources
     roles: RoleAssignments
+    studio: Studio
+    signins: SignIns
     local_user: str
     """The object id ``batchpoint token`` puts in tokens by default: made Owner of the default subscription."""
     owners: tuple[str, ...] = ()
@@ -75,6 +79,8 @@ class Services:
         job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
         pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)
+        jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.home / "jobs"), pipelines, job_runner)
+        history = History(resources, datastores, settings.home / "jobs")
         return cls(
             store=store,
             runner=runner,
@@ -83,20 +89,17 @@ class Services:
             datastores=datastores,
             assets=Assets(resources),
             uris=uris,
-            jobs=Jobs(
-                resources,
-                JobPlanner(resources, uris, environments, settings.home / "jobs"),
-                pipelines,
-                job_runner,
-            ),
+            jobs=jobs,
             submitted_jobs=SubmittedJobs(resources, pipelines, job_runner),
             job_runner=job_runner,
-            history=History(resources, datastores, settings.home / "jobs"),
+            history=history,
             environments=environments,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
             deployments=TrackedResources(resources, runner, BatchDeploymentKind(store, environments)),
             computes=TrackedResources(resources, runner, ComputeKind()),
             roles=RoleAssignments(store),
+            studio=Studio(resources, jobs, history, uris),
+            signins=SignIns(store),
             local_user=issuer.object_id(),
             owners=tuple(issuer.principal_id(owner) for owner in settings.owners),
         )

@@ -14,6 +14,7 @@ It is signed with the key of the workspace's storage account, which every replic
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,8 @@ EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 PIPELINE_LOGS = "logs"
 EXECUTION_LOG = Path(PIPELINE_LOGS) / "azureml" / "executionlogs.txt"
 """A pipeline job's log, relative to its job folder: the name ``jobs.stream`` streams for pipeline jobs."""
+STREAMED_LOGS = (re.compile(r"user_logs/std_log[\D]*0*(?:_ps)?\.txt"), re.compile(r"logs/azureml/executionlogs\.txt"))
+"""The log ``jobs.stream`` prints, as azure-ai-ml picks it: a job's ``std_log.txt``, else a pipeline's log."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class LogFolder:
 
 def _is_log(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".")
+
+
+def streamed_log(names: list[str]) -> str | None:
+    return next((name for pattern in STREAMED_LOGS for name in sorted(names) if pattern.fullmatch(name)), None)
 
 
 def pipeline_execution_log(jobs_root: Path, job_name: str) -> Path:

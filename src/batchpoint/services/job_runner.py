@@ -224,6 +224,7 @@ def progress_of(counts: Counts) -> dict[str, Any]:
             "succeeded": counts.mini_batches_succeeded,
             "failed": counts.mini_batches_failed,
             "running": counts.mini_batches_running,
+            "retried": counts.mini_batches_retried,
         },
         "items": {"total": counts.items_total, "succeeded": counts.items_succeeded, "failed": counts.items_failed},
     }

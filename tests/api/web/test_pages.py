@@ -1,0 +1,182 @@
+"""The studio web page in a real headless Chromium (Debian's ``chromium``, driven by Playwright): sign in with the
+printed link, see an endpoint, watch a running job change without a reload, read a failed job's traceback, cancel
+as Owner, be refused as Reader. Every page passes axe-core with no violation; the screenshots in docs/images come
+from these tests. One server and one browser serve the module."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchpoint.issuer import ensure_issuer
+from tests.api.arm import grant
+from tests.api.jobs import deploy_script, invoke, wait_for_job, write_inputs
+from tests.server import API, WORKSPACE_ID, Server
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[3]
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO / "docs" / "images"
+READER = "reader@example.com"
+SLOW = """
+import os, time
+
+def init():
+    pass
+
+def run(mini_batch):
+    time.sleep(float(os.environ.get("PAUSE", "0.4")))
+    print("scored", ", ".join(os.path.basename(path) for path in mini_batch))
+    return [os.path.basename(path) for path in mini_batch]
+"""
+BROKEN = """
+def init():
+    pass
+
+def run(mini_batch):
+    raise ValueError("cannot parse " + mini_batch[0].rsplit("/", 1)[-1])
+"""
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed ('make chromium' installs it, as root)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("home")
+    (home / "data").mkdir()
+    running = Server(home=home, tls=True, args=["--allow-local-path", str(home / "data")]).start()
+    with running.client() as client:
+        deploy_script(client, home / "data", "studio", "green", SLOW, miniBatchSize=2)
+        deploy_script(client, home / "data", "studio", "blue", SLOW, miniBatchSize=1, maxConcurrencyPerInstance=1)
+        deploy_script(client, home / "data", "broken", "main", BROKEN, errorThreshold=0, retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+        grant(client, f"/subscriptions/{WORKSPACE_ID.split('/')[2]}", ensure_issuer(home).object_id(READER), "Reader")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def printed_link(server: Server) -> str:
+    """The one-time sign-in link ``batchpoint serve`` printed."""
+    log = (server.home / f"server-{server.port}.log").read_text()
+    return re.search(r"sign-in link\): (\S+)", log).group(1)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def owner(server: Server, browser: object) -> Iterator[object]:
+    """A signed-in page of the local user (Owner of the default subscription)."""
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(printed_link(server))
+    yield page
+    context.close()
+
+
+def reader_page(server: Server, browser: object) -> object:
+    with server.client(token=server.token(user=READER)) as client:
+        link = client.post(f"{server.base_url}/signin/links").json()["url"]
+    context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(link)
+    return page
+
+
+def accessible(page: object) -> None:
+    """axe-core (from npm) finds no violation in the page as shown."""
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (npm ci)")
+    page.add_script_tag(path=str(AXE))  # type: ignore[attr-defined]
+    violations = page.evaluate("async () => (await axe.run()).violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' | '))")  # type: ignore[attr-defined]
+    assert violations == []
+
+
+def screenshot(page: object, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)  # type: ignore[attr-defined]
+
+
+def web_view(server: Server, name: str) -> str:
+    """The "Web View" URL ``jobs.stream`` prints: the job's ``services.Studio.endpoint``."""
+    with server.client() as client:
+        job = client.get(f"{WORKSPACE_ID}/jobs/{name}", params={"api-version": API}).json()
+    return job["properties"]["services"]["Studio"]["endpoint"]
+
+
+def start_job(server: Server, endpoint: str, files: int, **overrides: object) -> str:
+    with server.client() as client:
+        return invoke(client, endpoint, str(write_inputs(server.home / "data" / f"in-{endpoint}-{time.monotonic_ns()}", files)), **overrides).json()["name"]
+
+
+def test_the_printed_link_signs_in_and_shows_the_endpoints(server: Server, owner: object) -> None:
+    page = owner
+    assert page.url == f"{server.base_url}/"  # type: ignore[attr-defined]  # the code is gone from the address
+    assert page.get_by_role("link", name="studio").is_visible()  # type: ignore[attr-defined]
+    accessible(page)
+    screenshot(page, "overview.png")
+    page.get_by_role("link", name="studio").click()  # type: ignore[attr-defined]
+    assert page.get_by_role("heading", name="blue default").is_visible()  # type: ignore[attr-defined]
+    accessible(page)
+    screenshot(page, "endpoint.png")
+    page.get_by_role("button", name="Make green the default").click()  # type: ignore[attr-defined]
+    assert page.get_by_role("heading", name="green default").is_visible()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Make blue the default").click()  # type: ignore[attr-defined]
+    assert page.get_by_role("heading", name="blue default").is_visible()  # type: ignore[attr-defined]
+    with server.client(token=None) as anonymous:
+        assert anonymous.get(printed_link(server)).status_code == 400  # one-time
+
+
+def test_a_running_job_updates_without_a_reload(server: Server, owner: object) -> None:
+    page = owner
+    name = start_job(server, "studio", 12)
+    page.goto(web_view(server, name))  # type: ignore[attr-defined]
+    page.evaluate("window.notReloaded = true")  # type: ignore[attr-defined]
+    done = page.locator("[data-mini-batches-done]")  # type: ignore[attr-defined]
+    first = int(done.get_attribute("data-mini-batches-done"))
+    page.wait_for_function(f"Number(document.querySelector('[data-mini-batches-done]').dataset.miniBatchesDone) > {first}", timeout=60_000)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#log').textContent.includes('scored f0')", timeout=60_000)  # type: ignore[attr-defined]
+    assert page.evaluate("window.notReloaded") is True  # type: ignore[attr-defined]
+    accessible(page)
+    screenshot(page, "job-running.png")
+    page.wait_for_selector("[data-status=Completed]", timeout=60_000)  # type: ignore[attr-defined]
+    assert page.get_by_role("link", name="Download predictions.csv").is_visible()  # type: ignore[attr-defined]
+
+
+def test_a_failed_job_shows_the_file_and_the_traceback(server: Server, owner: object) -> None:
+    page = owner
+    name = start_job(server, "broken", 2)
+    with server.client() as client:
+        wait_for_job(client, name)
+    page.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
+    error = page.locator("#error").inner_text()  # type: ignore[attr-defined]
+    assert "Traceback" in error and "cannot parse f00000.txt" in error and "f00000.txt" in error
+    accessible(page)
+    screenshot(page, "job-failed.png")
+
+
+def test_an_owner_cancels_and_a_reader_is_refused(server: Server, owner: object, browser: object) -> None:
+    name = start_job(server, "studio", 40)
+    reader = reader_page(server, browser)
+    reader.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
+    reader.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]
+    assert reader.get_by_role("heading", name="Not allowed").is_visible()  # type: ignore[attr-defined]
+    assert "does not have authorization" in reader.locator("main").inner_text()  # type: ignore[attr-defined]
+    reader.context.close()  # type: ignore[attr-defined]
+    forged = owner.request.post(f"{server.base_url}/jobs/{name}/cancel", form={"csrf": "guessed"})  # type: ignore[attr-defined]
+    assert forged.status == 403  # the session cookie alone does not make an action
+    owner.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
+    owner.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]
+    owner.wait_for_selector("[data-status=Canceled]", timeout=60_000)  # type: ignore[attr-defined]
