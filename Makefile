@@ -6,7 +6,7 @@ AZURITE := node_modules/.bin/azurite-blob
 AXE := node_modules/axe-core/axe.min.js
 WEB_STATIC := src/batchpoint/api/web/static
 
-.PHONY: run test test-postgres fuzz bench venv azurite chromium web-assets clean
+.PHONY: run test test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test-postgres: venv
 # The long fuzz run: many more generated requests per operation than make test sends.
 fuzz: venv
 	BATCHPOINT_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -q tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
+
+# The screenshots in docs/images, taken by the web page's browser tests.
+screenshots: venv
+	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/api/web/test_pages.py
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/*_bench.py; do $(BIN)/python $$script || status=1; done; exit $$status

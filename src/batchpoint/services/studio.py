@@ -16,10 +16,11 @@ from batchpoint.services.history import History
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
 from batchpoint.services.job_logs import streamed_log
 from batchpoint.services.jobs import TERMINAL, Jobs
+from batchpoint.services.paging import Position
 from batchpoint.services.pipeline_jobs import child_name
 from batchpoint.services.resources import Resources
 from batchpoint.services.uris import UriResolver
-from batchpoint.store.entities import Resource, utcnow
+from batchpoint.store.entities import Resource, SortOrder, utcnow
 
 LISTED = 200
 """At most this many workspaces, endpoints, deployments, jobs or output files per list on a page."""
@@ -48,6 +49,7 @@ class EndpointView:
     name: str
     workspace_id: str
     default: str
+    state: str
     auth_mode: str
     scoring_uri: str
     deployments: list[DeploymentView]
@@ -201,6 +203,7 @@ class Studio:
             name=endpoint.name,
             workspace_id=endpoint.id.rsplit("/batchEndpoints/", 1)[0],
             default=default,
+            state=properties.get("provisioningState", ""),
             auth_mode=properties.get("authMode", ""),
             scoring_uri=properties.get("scoringUri", "").replace(BASE_URL, base_url),
             deployments=[_deployment(deployment, default) for deployment in deployments],
@@ -211,8 +214,8 @@ class Studio:
 
     def jobs_of(self, endpoint_id: str, deployment: str | None) -> list[JobView]:
         """The endpoint's (or one deployment's) jobs, newest first."""
-        bodies = self.jobs.of_endpoint(endpoint_id, deployment)[-LISTED:]
-        return [self.job(self.resources.get(body["id"]), with_details=False) for body in reversed(bodies)]
+        page = self.jobs.of_endpoint(endpoint_id, deployment, SortOrder(descending=True), Position(), LISTED)
+        return [self.job(self.resources.get(item.id), with_details=False) for item in page.items]
 
     def find_job(self, name: str, workspace_ids: Iterator[str]) -> Resource | None:
         """The job ``name`` in the first of ``workspace_ids`` that has one (``/jobs/{name}`` names no workspace)."""
