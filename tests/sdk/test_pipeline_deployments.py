@@ -88,6 +88,7 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
             "{model: {type: custom_model}, data: {type: uri_folder}}",
             "{read: {type: uri_folder}}",
         ),
+        "read_mlflow": ("cp ${{inputs.model}}/MLmodel ${{outputs.read}}/", "{model: {type: mlflow_model}}", "{read: {type: uri_folder}}"),
     }
     return {
         name: ml_client.components.create_or_update(command_component(folder, name, *spec))
@@ -269,3 +270,24 @@ def test_a_step_reads_a_registered_model_and_a_data_asset_from_their_folders(
     job = ml_client.batch_endpoints.invoke(endpoint_name="assets-ep")
     assert wait(ml_client, job.name) == "Completed"
     assert downloaded(ml_client, job.name, "read", "read.txt", tmp_path / "dl") == "weights 42\nrow 1\n"
+
+
+def test_a_model_given_at_invoke_reaches_the_step_as_its_folder(
+    ml_client: MLClient, components: dict[str, Any], tmp_path: Path
+) -> None:
+    """azure-ai-ml's invoke takes a model input by its storage path (it turns asset references into data ids)."""
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "MLmodel").write_text("flavors: {}\n")
+    model = ml_client.models.create_or_update(Model(name="invoke-model", version="1", path=str(tmp_path / "mlflow"), type="mlflow_model"))
+    read_mlflow = components["read_mlflow"]
+
+    @pipeline(name="read_given_model")
+    def read_given_model(model: Input(type="mlflow_model")):  # type: ignore[valid-type]
+        return {"read": read_mlflow(model=model).outputs.read}
+
+    deploy(ml_client, "model-input-ep", ml_client.components.create_or_update(read_given_model))
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="model-input-ep", inputs={"model": Input(type="mlflow_model", path=model.path)}
+    )
+    assert wait(ml_client, job.name) == "Completed"
+    assert downloaded(ml_client, job.name, "read", "MLmodel", tmp_path / "dl") == "flavors: {}\n"
