@@ -192,13 +192,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(
+    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server subprocess, ready once its port accepts connections, stopped with SIGINT on exit."""
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             _wait_ready(process, port, log)
-            yield
+            yield process
         finally:
             process.send_signal(signal.SIGINT)
             try:

@@ -107,6 +107,8 @@ class Run:
     """The coordinator's peak RSS in bytes before run_job (batchpoint only)."""
     peak_rss: int = 0
     """The coordinator's peak RSS in bytes over the job (batchpoint only)."""
+    server_cpu: float = 0.0
+    """CPU seconds the server process spent on the job (served_bench only)."""
 
 
 # --- inputs ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
+from batchpoint.runtime.ledger import Attempt, InMemoryLedger, Ledger, MiniBatch, Success
 from batchpoint.store import open_store
 from tests.store.conftest import database_url
 
@@ -55,14 +55,12 @@ def test_a_plan_whose_listing_fails_stores_nothing(ledger: Ledger) -> None:
 def test_tries_errors_and_outcomes_are_recorded(ledger: Ledger) -> None:
     ledger.plan("job", iter([["/a", "/b"], ["/c"], ["/d"]]))
 
-    ledger.start_attempt("job", 0, 1, "process000 (pid 1)")
+    ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
     ledger.record_failed_try("job", 0, 1, "ValueError: first")
-    ledger.start_attempt("job", 0, 2, "process001 (pid 2)")
-    ledger.record_success("job", 0, 2, 1, 1)
-    ledger.start_attempt("job", 1, 1, "process000 (pid 1)")
+    ledger.record_tries("job", [Attempt(0, 2, "process001 (pid 2)"), Attempt(1, 1, "process000 (pid 1)")], [])
     ledger.record_failed_try("job", 1, 1, "KeyError: c")
     ledger.mark_exhausted("job", 1)
-    ledger.start_attempt("job", 2, 1, "process000 (pid 1)")
+    ledger.record_tries("job", [Attempt(2, 1, "process000 (pid 1)")], [Success(0, 2, 1, 1)])
 
     assert ledger.mini_batches("job") == [
         MiniBatch(0, ("/a", "/b"), "succeeded", 2, 1, 1, "ValueError: first"),
@@ -71,12 +69,29 @@ def test_tries_errors_and_outcomes_are_recorded(ledger: Ledger) -> None:
     ]
 
 
+def test_a_group_records_many_tries_in_one_write(ledger: Ledger) -> None:
+    ledger.plan("job", iter([["/a"], ["/b"], ["/c"]]))
+
+    ledger.record_tries(
+        "job",
+        [Attempt(0, 1, "process000 (pid 1)"), Attempt(1, 1, "process001 (pid 2)"), Attempt(2, 1, "process000 (pid 1)")],
+        [Success(0, 1, 1, 0), Success(1, 1, 0, 1)],
+    )
+    ledger.record_tries("job", [Attempt(2, 1, "process001 (pid 3)")], [])  # started again after a crash
+
+    assert [(batch.status, batch.tries, batch.succeeded_items, batch.failed_items) for batch in ledger.mini_batches("job") or []] == [
+        ("succeeded", 1, 1, 0),
+        ("succeeded", 1, 0, 1),
+        ("pending", 0, 0, 0),
+    ]
+
+
 def test_the_in_memory_ledger_keeps_attempts() -> None:
     ledger = InMemoryLedger()
     ledger.plan("job", iter([["/a"]]))
-    ledger.start_attempt("job", 0, 1, "process000 (pid 1)")
+    ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
     ledger.record_failed_try("job", 0, 1, "boom")
-    ledger.start_attempt("job", 0, 2, "process000 (pid 2)")
+    ledger.record_tries("job", [Attempt(0, 2, "process000 (pid 2)")], [])
 
     assert [(attempt.try_number, attempt.outcome, attempt.error) for attempt in ledger.attempts["job"].values()] == [
         (1, "failed", "boom"),

@@ -17,7 +17,7 @@ from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDon
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
-from batchpoint.runtime.ledger import Ledger, MiniBatch
+from batchpoint.runtime.ledger import Attempt, Ledger, MiniBatch, Success
 from batchpoint.runtime.limits import ErrorThreshold, ItemCounts, RetryPolicy, count_items
 from batchpoint.runtime.output import (
     JobLock,
@@ -34,6 +34,7 @@ from batchpoint.runtime.report import (
     FAILED,
     Counts,
     Failure,
+    Failures,
     JobLogs,
     JobOutcome,
     JobStatus,
@@ -45,6 +46,8 @@ CHECK_SECONDS = 0.1
 """How often `should_cancel` is asked."""
 PROGRESS_SECONDS = 1.0
 """How often progress is reported (when it changed)."""
+LEDGER_SECONDS = 0.02
+"""Durable successes wait at most this long (and for their fsync group) to be written to the ledger together."""
 
 ProgressCallback = Callable[[Counts], None]
 
@@ -97,7 +100,7 @@ def _plan(spec: JobSpec, ledger: Ledger) -> list[MiniBatch]:
 
 def _end_early(spec: JobSpec, message: str) -> JobOutcome:
     outcome = JobOutcome(FAILED, message, Counts(), None)
-    JobLogs(spec).result(outcome, [])
+    JobLogs(spec).result(outcome, Failures())
     remove_private_dir(spec)
     return outcome
 
@@ -131,7 +134,12 @@ class _JobRun:
         """When each running mini-batch's try was submitted (monotonic seconds), for the run() duration metric."""
         self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
         """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
-        self.failures: list[Failure] = []
+        self.failures = Failures()
+        self.unrecorded_starts: list[Attempt] = []
+        self.durable: list[Success] = []
+        """Tries started, and successes whose rows are durable, since the ledger was last written: one
+        transaction per LEDGER_SECONDS at most, rather than two per mini-batch."""
+        self.next_record = 0.0
         self.fatal: str | None = None
         """Why the job failed whatever its error threshold (every worker's init() failed)."""
         self.reported: Counts | None = None
@@ -172,6 +180,7 @@ class _JobRun:
         finally:
             self.executor.stop()
         self._commit(output.flush())
+        self._record()
         return stopped or self._status_when_done()
 
     def _loop(self, output: Output) -> JobStatus | None:
@@ -187,6 +196,7 @@ class _JobRun:
             if self.threshold.exceeded(self.counts.items_failed):
                 return FAILED
             if time.monotonic() >= next_check:
+                self._record()
                 if self.should_cancel is not None and self.should_cancel():
                     return CANCELED
                 self._report()
@@ -200,7 +210,7 @@ class _JobRun:
         while self.pending and self.executor.idle_slots():
             batch = self.pending.popleft()
             worker = self.executor.submit(Task(batch.index, batch.files))
-            self.ledger.start_attempt(self.spec.job_id, batch.index, batch.tries + 1, worker)
+            self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, worker))
             self.running[batch.index] = batch
             self.started[batch.index] = time.monotonic()
 
@@ -212,12 +222,23 @@ class _JobRun:
         self.uncommitted[batch.index] = (batch.tries + 1, items)
         self._count_success(batch, items)
         if items.failed:
-            self.failures.append(Failure.short_result(batch, result.returned))
+            self.failures.add(Failure.short_result(batch, result.returned))
 
     def _commit(self, indexes: list[int]) -> None:
+        """Successes whose rows became durable (fsync groups of them) go to the ledger together, in one
+        transaction with the tries started meanwhile, at most every LEDGER_SECONDS."""
         for index in indexes:
             try_number, items = self.uncommitted.pop(index)
-            self.ledger.record_success(self.spec.job_id, index, try_number, items.succeeded, items.failed)
+            self.durable.append(Success(index, try_number, items.succeeded, items.failed))
+        if self.durable and time.monotonic() >= self.next_record:
+            self._record()
+
+    def _record(self) -> None:
+        """Write the tries started and the durable successes to the ledger, in one transaction."""
+        if self.unrecorded_starts or self.durable:
+            self.ledger.record_tries(self.spec.job_id, self.unrecorded_starts, self.durable)
+            self.unrecorded_starts, self.durable = [], []
+        self.next_record = time.monotonic() + LEDGER_SECONDS
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
@@ -228,6 +249,7 @@ class _JobRun:
             return
         try_number = batch.tries + 1
         self.logs.try_failed(batch, try_number, self.retry.tries_allowed, result)
+        self._record()  # the try's start first
         self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
         batch = replace(batch, tries=try_number, last_error=result.error)
         if self.retry.exhausted(try_number):
@@ -254,7 +276,7 @@ class _JobRun:
     def _count_exhausted(self, batch: MiniBatch) -> None:
         self.counts.mini_batches_failed += 1
         self.counts.items_failed += len(batch.files)
-        self.failures.append(Failure.exhausted(batch))
+        self.failures.add(Failure.exhausted(batch))
 
     # --- reporting and the end ------------------------------------------------------------------------
 

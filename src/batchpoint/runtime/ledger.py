@@ -48,6 +48,16 @@ class Attempt:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Success:
+    """A try that returned a result whose rows are committed."""
+
+    index: int
+    try_number: int
+    succeeded_items: int
+    failed_items: int
+
+
 class Ledger(ABC):
     """What the coordinator needs to remember across a crash of the server.
 
@@ -65,16 +75,16 @@ class Ledger(ABC):
         """The job's mini-batches by index, or None when the job has no plan yet (an empty list is a plan)."""
 
     @abstractmethod
-    def start_attempt(self, job_id: str, index: int, try_number: int, worker: str) -> None:
-        """Note that a try began on `worker` (for progress and forensics). Need not be durable: nothing is decided
-        from it. A try number may be started again after a crash, which replaces the earlier record."""
+    def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
+        """A group of tries in one write (one transaction), so that the ledger costs one write per group rather
+        than two per mini-batch.
 
-    @abstractmethod
-    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
-        """The try succeeded and its rows are committed: status `succeeded`, one more try, the item counts.
-
-        Must be durable on return: the mini-batch is never run again, and its committed rows are the ones the
-        output will hold."""
+        `started`: tries that began on a worker (for progress and forensics; nothing is decided from them). A try
+        number may be started again after a crash, which replaces the earlier record. `succeeded`: tries whose
+        rows are committed: status `succeeded`, one more try, the item counts; a try in both lists is started
+        first. Must be durable on return: those mini-batches are never run again, and their committed rows are
+        the ones the output will hold. (A success lost in a crash before it was recorded only runs its
+        mini-batch again.)"""
 
     @abstractmethod
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
@@ -109,13 +119,19 @@ class InMemoryLedger(Ledger):
             plan = self._plans.get(job_id)
             return None if plan is None else list(plan)
 
-    def start_attempt(self, job_id: str, index: int, try_number: int, worker: str) -> None:
+    def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
         with self._lock:
-            self.attempts[job_id][(index, try_number)] = Attempt(index, try_number, worker)
-
-    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
-        self._end_try(job_id, index, try_number, "succeeded", None)
-        self._update(job_id, index, status=SUCCEEDED, succeeded_items=succeeded_items, failed_items=failed_items)
+            for attempt in started:
+                self.attempts[job_id][(attempt.index, attempt.try_number)] = attempt
+        for success in succeeded:
+            self._end_try(job_id, success.index, success.try_number, "succeeded", None)
+            self._update(
+                job_id,
+                success.index,
+                status=SUCCEEDED,
+                succeeded_items=success.succeeded_items,
+                failed_items=success.failed_items,
+            )
 
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
         self._end_try(job_id, index, try_number, "failed", error)

@@ -4,7 +4,7 @@ them `user_logs/std_log.txt`, the log `jobs.stream` prints: progress, failed tri
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -74,12 +74,26 @@ class Failure:
         return f"{self.summary}\n{self.detail}".rstrip()
 
 
+@dataclass(slots=True)
+class Failures:
+    """The first FAILURES_LISTED failures and how many there were: a job where a million files fail keeps ten
+    tracebacks in memory, not a million."""
+
+    first: list[Failure] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, failure: Failure) -> None:
+        self.count += 1
+        if len(self.first) < FAILURES_LISTED:
+            self.first.append(failure)
+
+
 def name_files(files: tuple[str, ...]) -> str:
     named = ", ".join(files[:FILES_NAMED])
     return named if len(files) <= FILES_NAMED else f"{named} and {len(files) - FILES_NAMED} more"
 
 
-def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, failures: list[Failure]) -> str:
+def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, failures: Failures) -> str:
     if status == CANCELED:
         headline = "The job was canceled."
     elif status == FAILED:
@@ -91,7 +105,7 @@ def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, fai
             f"{counts.items_succeeded} of {counts.items_total} items succeeded and {counts.items_failed} failed "
             f"(error threshold {error_threshold})."
         )
-    return f"{headline}\n{failures[0]}" if failures and status != CANCELED else headline
+    return f"{headline}\n{failures.first[0]}" if failures.first and status != CANCELED else headline
 
 
 def worker_output_dir(spec: JobSpec) -> Path:
@@ -139,20 +153,24 @@ class JobLogs:
             log.write(f"{_now()} {describe_counts(counts)}\n")
         self._stream.write(f"Progress: {describe_counts(counts)}")
 
-    def result(self, outcome: JobOutcome, failures: list[Failure]) -> None:
+    def result(self, outcome: JobOutcome, failures: Failures) -> None:
         """Write `job_result.txt` whole or not at all."""
-        listed = "\n\n".join(str(failure) for failure in failures[:FAILURES_LISTED])
-        more = f"\n\n... and {len(failures) - FAILURES_LISTED} more" if len(failures) > FAILURES_LISTED else ""
+        listed = "\n\n".join(str(failure) for failure in failures.first)
+        more = f"\n\n... and {failures.count - len(failures.first)} more" if failures.count > len(failures.first) else ""
         text = (
             f"Status: {outcome.status}\n{outcome.message}\n\n{describe_counts(outcome.counts)}\n"
             f"Output: {outcome.output_file or 'none'}\n"
-            + (f"\nFailures:\n{listed}{more}\n" if failures else "")
+            + (f"\nFailures:\n{listed}{more}\n" if failures.count else "")
         )
-        path = self._dir / "job_result.txt"
-        temporary = path.with_name(".job_result.txt.tmp")
-        temporary.write_text(text, encoding="utf-8", errors="replace")
-        os.replace(temporary, path)
+        self._write_whole("job_result.txt", text)
         self._stream.write(f"Job {outcome.status}: {outcome.message}")
+
+    def _write_whole(self, name: str, text: str, errors: str = "replace") -> None:
+        """Write a log file whole or not at all."""
+        path = self._dir / name
+        temporary = path.with_name(f".{name}.tmp")
+        temporary.write_text(text, encoding="utf-8", errors=errors)
+        os.replace(temporary, path)
 
 
 def describe_counts(counts: Counts) -> str:

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from batchpoint.store.connections import Database
 
-from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Ledger, MiniBatch
+from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
 
 INSERT_CHUNK = 1000
@@ -63,23 +63,33 @@ class SqlLedger(Ledger):
                 for row in rows
             ]
 
-    def start_attempt(self, job_id: str, index: int, try_number: int, worker: str) -> None:
-        key = {"job_id": job_id, "index": index, "try_number": try_number}
+    def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
+        """One transaction of a few statements, each executed once for the whole group (executemany)."""
+        if not started and not succeeded:
+            return
         with self._transaction() as connection:
-            connection.execute(delete(AttemptRow).filter_by(**key))
-            connection.execute(insert(AttemptRow).values(**key, worker=worker))
-
-    def record_success(self, job_id: str, index: int, try_number: int, succeeded_items: int, failed_items: int) -> None:
-        with self._transaction() as connection:
-            self._end_try(connection, job_id, index, try_number, SUCCEEDED, None)
-            connection.execute(
-                self._mini_batch(job_id, index).values(
-                    status=SUCCEEDED,
-                    tries=MiniBatchRow.tries + 1,
-                    succeeded_items=succeeded_items,
-                    failed_items=failed_items,
+            if started:
+                keys = [{"b_job": job_id, "b_index": a.index, "b_try": a.try_number} for a in started]
+                connection.execute(delete(AttemptRow).where(*_attempt_key()), keys)
+                rows = [{"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker} for a in started]
+                connection.execute(insert(AttemptRow), rows)
+            if succeeded:
+                values = [
+                    {"b_job": job_id, "b_index": s.index, "b_try": s.try_number, "b_ok": s.succeeded_items, "b_bad": s.failed_items}
+                    for s in succeeded
+                ]  # fmt: skip
+                connection.execute(update(AttemptRow).where(*_attempt_key()).values(outcome=SUCCEEDED, error=None), values)
+                connection.execute(
+                    update(MiniBatchRow)
+                    .where(MiniBatchRow.job_id == bindparam("b_job"), MiniBatchRow.index == bindparam("b_index"))
+                    .values(
+                        status=SUCCEEDED,
+                        tries=MiniBatchRow.tries + 1,
+                        succeeded_items=bindparam("b_ok"),
+                        failed_items=bindparam("b_bad"),
+                    ),
+                    values,
                 )
-            )
 
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
         with self._transaction() as connection:
@@ -113,3 +123,12 @@ class SqlLedger(Ledger):
             .filter_by(job_id=job_id, index=index, try_number=try_number)
             .values(outcome=outcome, error=error)
         )
+
+
+def _attempt_key():  # type: ignore[no-untyped-def]
+    """The WHERE clause of one attempt, bound per row of an executemany."""
+    return (
+        AttemptRow.job_id == bindparam("b_job"),
+        AttemptRow.index == bindparam("b_index"),
+        AttemptRow.try_number == bindparam("b_try"),
+    )
