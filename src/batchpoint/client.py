@@ -99,6 +99,10 @@ class BatchpointClient:
     def cancel(self, name: str) -> None:
         self._arm("POST", f"/jobs/{name}/cancel")
 
+    def rerun_failed(self, name: str) -> dict[str, Any]:
+        """Start a job over the items that failed or never ran in the ended job `name`; returns the new job."""
+        return self._arm("POST", f"/jobs/{name}/rerunFailed")
+
     def logs(self, name: str) -> dict[str, str]:
         """Each log file of the job (name -> text), job_result.txt first."""
         details = self._call("GET", f"/history/v1.0{self.target.workspace_id}/runs/{name}/details")

@@ -149,6 +149,25 @@ def cancel(name: str, url: Url = None, home: Home = None) -> None:
     console.print(f"cancel requested for {name}")
 
 
+@jobs_app.command()
+def rerun(
+    name: str,
+    failed: Annotated[bool, typer.Option("--failed", help="Run only the items that failed or never ran.")] = False,
+    wait: Annotated[bool, typer.Option(help="Follow the new job with a progress bar until it ends.")] = False,
+    url: Url = None,
+    home: Home = None,
+) -> None:
+    """Start a new job of the same deployment over the items of job NAME that failed (or never ran)."""
+    if not failed:
+        console.print("[red]Only '--failed' reruns exist: say 'batchpoint jobs rerun NAME --failed'.[/red]")
+        raise typer.Exit(2)
+    client = connect(url, home)
+    job = guard(lambda: client.rerun_failed(name))
+    console.print(f"job [bold]{job['name']}[/bold] {job['properties']['status']} (rerun of the failures of {name})")
+    if wait:
+        raise typer.Exit(follow(client, job["name"]))
+
+
 @jobs_app.command("wait")
 def wait_for(name: str, url: Url = None, home: Home = None) -> None:
     """Follow a job with a progress bar until it ends."""

@@ -278,6 +278,13 @@ class _JobRun:
         self.counts.items_failed += len(batch.files)
         self.failures.add(Failure.exhausted(batch))
 
+    def _unfinished_files(self) -> list[str]:
+        """The files of every mini-batch that did not succeed: failed on all its tries, or never ran (the job
+        failed or was canceled first). A short result's missing items are not among them: which of its files
+        they are is unknown, and its rows are in the output."""
+        batches = self.ledger.mini_batches(self.spec.job_id) or []
+        return [path for batch in batches if batch.status != MINI_BATCH_SUCCEEDED for path in batch.files]
+
     # --- reporting and the end ------------------------------------------------------------------------
 
     def _report(self, force: bool = False) -> None:
@@ -306,6 +313,8 @@ class _JobRun:
         self.running.clear()
         self._report(force=True)
         outcome = JobOutcome(status, message, replace(self.counts), output_file)
+        if self.counts.mini_batches_succeeded < self.counts.mini_batches_total:
+            self.logs.failed_items(self._unfinished_files())
         self.logs.result(outcome, self.failures)
         remove_private_dir(self.spec)
         return outcome

@@ -20,6 +20,8 @@ FAILED: JobStatus = "Failed"
 CANCELED: JobStatus = "Canceled"
 
 FILES_NAMED = 3
+FAILED_ITEMS = "failed_items.txt"
+"""In the logs folder: one input file per line, those a rerun of the job's failures runs again."""
 STREAM_LOG = Path("user_logs") / "std_log.txt"
 WORKER_OUTPUT = Path("user") / "stdout"
 FAILURES_LISTED = 10
@@ -165,12 +167,25 @@ class JobLogs:
         self._write_whole("job_result.txt", text)
         self._stream.write(f"Job {outcome.status}: {outcome.message}")
 
+    def failed_items(self, files: list[str]) -> None:
+        """Write `failed_items.txt`: the files of the mini-batches that failed on every try or never ran."""
+        self._write_whole(FAILED_ITEMS, "".join(f"{path}\n" for path in files), errors="surrogateescape")
+
     def _write_whole(self, name: str, text: str, errors: str = "replace") -> None:
         """Write a log file whole or not at all."""
         path = self._dir / name
         temporary = path.with_name(f".{name}.tmp")
         temporary.write_text(text, encoding="utf-8", errors=errors)
         os.replace(temporary, path)
+
+
+def read_failed_items(spec: JobSpec) -> list[str]:
+    """The files `JobLogs.failed_items` wrote for an ended job; empty when none failed."""
+    try:
+        text = (spec.logs_dir / FAILED_ITEMS).read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return []
+    return text.splitlines()
 
 
 def describe_counts(counts: Counts) -> str:

@@ -3,7 +3,9 @@ after a crash), and its state reads as an ARM job resource."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import isodate
 
 from batchpoint import runtime as runtime_package
 from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.report import read_failed_items
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
 from batchpoint.services.context import RequestContext
@@ -203,6 +206,18 @@ class JobPlanner(OnResources):
         return root
 
 
+def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
+    """A folder of symbolic links to `files`, each at its path relative to the input root it came from, so a
+    rerun lists them in their original order and its script sees their original names."""
+    for path in files:
+        target = Path(path)
+        root = next((root for root in roots if target.is_relative_to(root.absolute())), None)
+        relative = target.relative_to(root.absolute()) if root is not None and root.is_dir() else Path(target.name)
+        link = folder / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+
+
 def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
     """A model deployment's one data input (Azure ignores its name)."""
     data = [value for value in inputs.values() if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"]
@@ -320,8 +335,16 @@ class Jobs(OnResources):
     """The JobRunner that takes accepted jobs to their end."""
 
     def invoke(
-        self, ctx: RequestContext, endpoint_id: str, request: dict[str, Any], header: str | None, request_id: str | None
+        self,
+        ctx: RequestContext,
+        endpoint_id: str,
+        request: dict[str, Any],
+        header: str | None,
+        request_id: str | None,
+        source: Location | None = None,
     ) -> Resource:
+        """Start a job; `source` is its input already resolved (a rerun's folder of failed files), else the
+        request's `inputData` is resolved."""
         endpoint = self.resources.get(endpoint_id)
         repeated = self._repeated(endpoint, request_id)
         if repeated is not None:
@@ -339,7 +362,7 @@ class Jobs(OnResources):
             job.secrets = {"pipeline": planned.record}
             children = child_rows(ctx, workspace_id, planned)
         else:
-            job = self._model_job(ctx, job_id, endpoint, routing, request)
+            job = self._model_job(ctx, job_id, endpoint, routing, request, source)
         if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
@@ -355,10 +378,16 @@ class Jobs(OnResources):
         return True
 
     def _model_job(
-        self, ctx: RequestContext, job_id: str, endpoint: Resource, routing: Routing, request: dict[str, Any]
+        self,
+        ctx: RequestContext,
+        job_id: str,
+        endpoint: Resource,
+        routing: Routing,
+        request: dict[str, Any],
+        source: Location | None,
     ) -> Resource:
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
-        source = self.planner.input_location(workspace_id, request)
+        source = source or self.planner.input_location(workspace_id, request)
         environment = self.planner.environment(workspace_id, routing.deployment)
         spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
         try:
@@ -377,6 +406,37 @@ class Jobs(OnResources):
             "environment": environment_record(environment),
         }
         return job
+
+    def rerun_failed(self, ctx: RequestContext, job_id: str) -> Resource:
+        """Start a job of the same deployment over the items that failed, or never ran, in the ended job
+        `job_id`: an invoke whose input is a folder of links to those files (docs/runtime.md)."""
+        job = self.resources.get(job_id)
+        properties = job.body["properties"]
+        if properties["status"] not in TERMINAL:
+            raise bad_request(f"The job '{job.name}' is {properties['status']}; rerun its failures once it has ended.")
+        if "spec" not in job.secrets:
+            raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
+        spec = spec_from_record(job.secrets["spec"])
+        failed = read_failed_items(spec)
+        if not failed:
+            raise bad_request(f"The job '{job.name}' has no failed or unprocessed items to run again.", "UserError")
+        workspace_id = job_id.rsplit("/jobs/", 1)[0]
+        tags = properties["properties"]
+        endpoint_id = f"{workspace_id}/batchEndpoints/{tags['azureml.endpointname']}"
+        name = f"batchjob-{uuid.uuid4()}"
+        folder = self.planner.jobs_root / name / "input"
+        link_inputs(folder, spec.input_paths, failed)
+        request = {
+            "name": name,
+            "inputData": {"failed": {"jobInputType": "UriFolder", "uri": str(folder)}},
+            "properties": {"batchpoint.rerunOf": job.name},
+        }
+        source = Location(uri=str(folder), protocol="file", path=str(folder), writable=False)
+        try:
+            return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source)
+        except Exception:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            raise
 
     def of_endpoint(
         self, endpoint_id: str, deployment: str | None, order: SortOrder, position: Position, size: int

@@ -99,6 +99,14 @@ def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Res
     return Response(status_code=200)
 
 
+@router.post(JOB + "/rerunFailed", operation_id="Jobs_RerunFailed", responses=responses({200: InvokeResponse}))
+def rerun_failed(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """Start a job of the same deployment over the items that failed or never ran in this ended job; answers like
+    an invoke (batchpoint's own action; Azure ML has none)."""
+    job = services.jobs.rerun_failed(ctx, resource_id)
+    return arm_json(invoke_answer(job.body), ctx.base_url)
+
+
 @router.get(
     "/history/v1.0" + JOB.replace("/jobs/", "/runs/") + "/details",
     operation_id="Runs_GetDetails",

@@ -1,0 +1,88 @@
+"""Re-running only what failed: ``batchpoint jobs rerun JOB --failed`` starts a job of the same deployment over
+the items that failed (or never ran), and its output has their rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.server import WORKSPACE_ID, Server
+
+BAD = ("f00017.txt", "f00099.txt", "f00150.txt")
+SCRIPT = """
+import os
+
+def init():
+    pass
+
+def run(mini_batch):
+    names = [os.path.basename(path) for path in mini_batch]
+    if {broken} and set(names) & {bad}:
+        raise ValueError(f"cannot score {{names}}")
+    return names
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(home=tmp_path / "home", tls=True, args=["--allow-local-path", str(tmp_path)]).start()
+    yield running
+    running.stop()
+
+
+def batchpoint(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "batchpoint", *args, "--url", server.base_url, "--home", str(server.home)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def deploy(server: Server, folder: Path, broken: bool) -> None:
+    with server.client() as http:
+        script = SCRIPT.format(broken=broken, bad=set(BAD))
+        deploy_script(http, folder, "rerun-ep", "main", script, miniBatchSize=1, retrySettings={"maxRetries": 0})
+
+
+def test_rerun_failed_runs_exactly_the_failed_files_and_outputs_their_rows(server: Server, tmp_path: Path) -> None:
+    deploy(server, tmp_path, broken=True)
+    with server.client() as http:
+        first = wait_for_job(http, invoke(http, "rerun-ep", str(write_inputs(tmp_path / "in", 200))).json()["name"])
+    assert first["properties"]["status"] == "Completed", first["properties"]
+    assert first["properties"]["progress"]["items"]["failed"] == 3
+    deploy(server, tmp_path, broken=False)  # the script is fixed
+
+    result = batchpoint(server, "jobs", "rerun", first["name"], "--failed", "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = result.stdout.split()[1]
+    with server.client() as http:
+        rerun = http.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]
+        again = http.post(f"{WORKSPACE_ID}/jobs/{name}/rerunFailed", params=V)
+    assert rerun["status"] == "Completed" and rerun["progress"]["items"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert rerun["properties"]["batchpoint.rerunOf"] == first["name"]
+    assert rerun["properties"]["azureml.deploymentname"] == "main"
+    assert predictions(server.home, name) == list(BAD)
+    assert len(predictions(server.home, first["name"])) == 197
+    assert again.status_code == 400 and "no failed or unprocessed items" in again.json()["error"]["message"]
+
+
+def test_a_canceled_job_reruns_what_never_ran(server: Server, tmp_path: Path) -> None:
+    slow = "import os, time\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    time.sleep(0.2)\n    return mini_batch\n"
+    with server.client() as http:
+        deploy_script(http, tmp_path, "rerun-cancel", "main", slow, miniBatchSize=1)
+        name = invoke(http, "rerun-cancel", str(write_inputs(tmp_path / "in", 40))).json()["name"]
+        while http.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["progress"]["items"]["succeeded"] < 2:
+            time.sleep(0.05)
+        http.post(f"{WORKSPACE_ID}/jobs/{name}/cancel", params=V)
+        canceled = wait_for_job(http, name)
+        answer = http.post(f"{WORKSPACE_ID}/jobs/{name}/rerunFailed", params=V)
+        assert answer.status_code == 200, answer.text
+        rerun = wait_for_job(http, answer.json()["name"])
+    done = canceled["properties"]["progress"]["items"]["succeeded"]
+    assert canceled["properties"]["status"] == "Canceled"
+    assert rerun["properties"]["status"] == "Completed"
+    assert rerun["properties"]["progress"]["items"]["total"] == 40 - done
