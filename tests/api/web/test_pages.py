@@ -17,6 +17,7 @@ import pytest
 from batchpoint.issuer import ensure_issuer
 from tests.api.arm import grant
 from tests.api.jobs import deploy_script, invoke, wait_for_job, write_inputs
+from tests.api.test_pipelines import component, node, put_job, wait_for_status
 from tests.server import API, WORKSPACE_ID, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
@@ -193,3 +194,19 @@ def test_an_owner_cancels_and_a_reader_is_refused(server: Server, owner: object,
     owner.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
     owner.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]
     owner.wait_for_selector("[data-status=Canceled]", timeout=60_000)  # type: ignore[attr-defined]
+
+
+def test_a_pipeline_job_shows_its_steps_and_their_logs(server: Server, owner: object) -> None:
+    page = owner
+    with server.client() as client:
+        greet = component(client, "greet", {"type": "command", "command": "echo hello from ${{inputs.x}}", "inputs": {"x": {"type": "string"}}})
+        spec = {"type": "pipeline", "jobs": {"first": node(greet, x="first"), "second": node(greet, x="second")}}
+        assert put_job(client, "greetings", {"jobType": "Pipeline", "componentId": component(client, "greetings", spec), "jobs": {}}).status_code == 201
+        wait_for_status(client, f"{WORKSPACE_ID}/jobs/greetings", "Completed")
+    page.goto(f"{server.base_url}/jobs/greetings")  # type: ignore[attr-defined]
+    assert page.get_by_role("link", name="second", exact=True).is_visible()  # type: ignore[attr-defined]
+    assert "[first] hello from first" in page.locator("#log").inner_text()  # type: ignore[attr-defined]
+    accessible(page)
+    screenshot(page, "job-pipeline.png")
+    page.get_by_role("link", name="user_logs/std_log.txt of step second").click()  # type: ignore[attr-defined]
+    assert "hello from second" in page.content()  # type: ignore[attr-defined]
