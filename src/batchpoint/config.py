@@ -37,6 +37,8 @@ class Settings:
     package_index: str | None = None
     """The package index environments are built from (``pip install --index-url``); None uses pip's own
     configuration (``pip.conf``, ``PIP_INDEX_URL``)."""
+    pythons: list[Path] = field(default_factory=list)
+    """Interpreters environments may be built with, besides those found (uv's, pyenv's, ``pythonX.Y`` on PATH)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from batchpoint.runtime.environments.interpreters import Interpreter
 from batchpoint.runtime.environments.spec import (
-    HOST_PYTHON,
     EnvironmentSpecError,
     from_conda_file,
     from_mlflow_model,
@@ -44,16 +44,39 @@ def test_conda_pins_become_pip_pins_and_the_pip_section_is_kept() -> None:
     assert spec.image == "mcr.microsoft.com/azureml/base:latest"
 
 
-def test_a_python_version_other_than_the_servers_is_reported() -> None:
-    assert "Python 3.8.10" in (from_conda_file(CONDA, "x").python_mismatch or "")
-    assert from_conda_file(f"dependencies: [python={HOST_PYTHON}]", "x").python_mismatch is None
+PY38 = Interpreter("/opt/python3.8/bin/python3", "3.8.18")
+PY311 = Interpreter("/opt/python3.11/bin/python3", "3.11.7")
 
 
-def test_the_cache_key_follows_the_requirements_not_the_image_or_name() -> None:
-    one = from_conda_file("dependencies: [{pip: [six]}]", "a", image="one")
-    other = from_conda_file("name: other\ndependencies: [{pip: [six]}]", "b", image="two")
+@pytest.mark.parametrize(
+    ("dependency", "requested"),
+    [("python=3.8.5", "3.8.5"), ("python==3.8", "3.8"), ("python>=3.8,<3.10", ">=3.8,<3.10"), ("python", None)],
+)
+def test_the_python_a_conda_file_asks_for_is_kept(dependency: str, requested: str | None) -> None:
+    assert from_conda_file(f"dependencies: ['{dependency}']", "x").python == requested
+
+
+def test_a_python_that_is_no_version_is_refused_with_its_source(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentSpecError, match="env-x: '>latest' is not a Python version"):
+        from_conda_file("dependencies: [python>latest]", "env-x")
+    (tmp_path / "python_env.yaml").write_text("python: three\ndependencies: [six]\n")
+    with pytest.raises(EnvironmentSpecError, match="python_env.yaml: 'three' is not a Python version"):
+        from_mlflow_model(tmp_path)
+
+
+def test_the_cache_key_follows_the_requirements_and_the_interpreter_not_the_image_or_name() -> None:
+    one = from_conda_file("dependencies: [{pip: [six]}]", "a", image="one").built_with(PY311)
+    other = from_conda_file("name: other\ndependencies: [{pip: [six]}]", "b", image="two").built_with(PY311)
     assert one.key == other.key
-    assert one.key != from_conda_file("dependencies: [{pip: [six, attrs]}]", "a").key
+    assert one.key != from_conda_file("dependencies: [{pip: [six, attrs]}]", "a").built_with(PY311).key
+    assert one.key != one.built_with(PY38).key
+
+
+def test_an_mlflow_models_python_comes_from_its_mlmodel_when_its_files_name_none(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("scikit-learn==1.1.2\n")
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    python_version: 3.8.18\n")
+    spec = from_mlflow_model(tmp_path)
+    assert spec is not None and spec.python == "3.8.18"
 
 
 @pytest.mark.parametrize("text", ["dependencies: [unclosed", "dependencies: {pip: []}", "- just a list"])

@@ -43,6 +43,11 @@ def serve(
         typer.Option(envvar="BATCHPOINT_PACKAGE_INDEX", help="Package index deployment environments are built from "
                      "(pip's --index-url, e.g. an offline mirror); default: pip's own configuration."),
     ] = None,
+    python: Annotated[
+        list[Path] | None,
+        typer.Option(help="An interpreter environments may be built with when they ask for its Python version, "
+                     "besides uv's, pyenv's and pythonX.Y on PATH (repeatable).", exists=True, dir_okay=False),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -58,6 +63,7 @@ def serve(
         owners=list(owner or []),
         max_body_bytes=max_body_bytes,
         package_index=package_index,
+        pythons=list(python or []),
     )
     run_server(settings)
 

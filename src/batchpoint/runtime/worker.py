@@ -3,6 +3,10 @@
 Started by the local executor as `python -m batchpoint.runtime.worker READ_FD WRITE_FD` with its environment
 and private working folder already set, and stdout/stderr on the job's log files. It never writes the output
 file: formatted rows go back to the coordinator, which commits them.
+
+It runs in the deployment's own interpreter, which may be as old as Python 3.8 (`WORKER_MINIMUM` in
+`environments/interpreters.py`): this module and what it imports (`protocol`, the scorers) use the standard library
+only and nothing newer than 3.8 at run time (annotations are never evaluated: `from __future__ import annotations`).
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ def run_mini_batch(script: ModuleType, index: int, files: list[str], summary_onl
     try:
         returned, rows = format_result(result, summary_only)
     except Exception as error:
-        send(replies, ERROR, index=index, error="".join(traceback.format_exception_only(error)))
+        send(replies, ERROR, index=index, error="".join(traceback.format_exception_only(type(error), error)))
         return
     send(replies, DONE, rows, index=index, returned=returned)
 
@@ -141,8 +145,15 @@ def format_result(result: object, summary_only: bool) -> tuple[int, bytes]:
         return len(result), b"" if summary_only else _encode("".join(str(row) + "\n" for row in result))
     if _is_dataframe(result):
         frame: Any = result
-        return len(frame), b"" if summary_only else _encode(frame.to_csv(sep=" ", header=False, index=False, lineterminator="\n"))
+        return len(frame), b"" if summary_only else _encode(_space_delimited(frame))
     raise TypeError(f"run() returned {type(result).__name__}; it must return a list or a pandas DataFrame.")
+
+
+def _space_delimited(frame: Any) -> str:
+    try:
+        return str(frame.to_csv(sep=" ", header=False, index=False, lineterminator="\n"))
+    except TypeError:  # pandas before 1.5 (older Pythons' environments) spells it line_terminator
+        return str(frame.to_csv(sep=" ", header=False, index=False, line_terminator="\n"))
 
 
 def _is_dataframe(result: object) -> bool:

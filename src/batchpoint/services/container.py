@@ -13,6 +13,7 @@ from batchpoint.config import (
 )
 from batchpoint.issuer import ensure_issuer
 from batchpoint.runtime.environments.cache import EnvironmentCache
+from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.services.computes import ComputeKind, ensure_builtin_compute
@@ -75,7 +76,7 @@ class Services:
         datastores = Datastores(resources, settings.home / "storage")
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
-        environments = DeploymentEnvironments(store, uris, environment_cache)
+        environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons))
         job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
         pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)

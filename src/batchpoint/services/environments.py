@@ -4,8 +4,12 @@
 - An environment with only an image, or a registry (curated) environment: the server's interpreter; the image is
   recorded, not pulled.
 - No environment and an MLflow model: the model's own `conda.yaml` / `python_env.yaml` / `requirements.txt`,
-  unless the server's interpreter already satisfies every requirement (then nothing is built).
+  unless the server's interpreter already satisfies every requirement and is the Python the model asks for
+  (then nothing is built).
 - Otherwise: the server's interpreter.
+
+An environment is built with the interpreter on this machine that matches the Python it asks for
+(`runtime/environments/interpreters.py`); when none does, the deployment fails and the error says what was found.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, PythonNotFound, parse_request
 from batchpoint.runtime.environments.spec import (
     EnvironmentSpec,
     EnvironmentSpecError,
@@ -42,16 +47,26 @@ class DeploymentEnvironments:
     store: Store
     uris: UriResolver
     cache: EnvironmentCache
+    pythons: PythonFinder
 
     def spec_of(self, deployment: dict[str, Any], workspace_id: str) -> EnvironmentSpec | None:
-        """The environment a deployment's properties ask for; None runs it in the server's interpreter."""
+        """The environment a deployment's properties ask for, with the interpreter it is built on; None runs it
+        in the server's interpreter."""
+        environment_id = deployment.get("environmentId")
         try:
-            environment_id = deployment.get("environmentId")
             if environment_id:
-                return self._declared(workspace_id, environment_id)
-            return self._mlflow_model_environment(workspace_id, deployment)
+                spec = self._declared(workspace_id, environment_id)
+            else:
+                spec = self._mlflow_model_environment(workspace_id, deployment)
         except EnvironmentSpecError as error:
             raise ArmError(400, "InvalidEnvironment", str(error)) from None
+        return None if spec is None else self._on_its_python(spec)
+
+    def _on_its_python(self, spec: EnvironmentSpec) -> EnvironmentSpec:
+        try:
+            return spec.built_with(self.pythons.choose(spec.python))
+        except PythonNotFound as error:
+            raise ArmError(400, "PythonVersionNotFound", f"{error} (asked for by {spec.source})") from None
 
     def prepare(self, deployment: Resource, progress: Progress) -> None:
         """Build the deployment's environment unless it is cached; raises ArmError with the installer's error."""
@@ -102,7 +117,12 @@ class DeploymentEnvironments:
             spec = from_mlflow_model(model_folder(location.local_path))
         except FileNotFoundError:
             return None
-        return spec if spec is not None and unmet_on_host(spec.requirements) else None
+        if spec is None or (not unmet_on_host(spec.requirements) and self._host_is(spec.python)):
+            return None
+        return spec
+
+    def _host_is(self, requested: str | None) -> bool:
+        return requested is None or parse_request(requested).matches(self.pythons.host)
 
 
 def environment_record(spec: EnvironmentSpec | None) -> dict[str, Any] | None:
@@ -110,9 +130,18 @@ def environment_record(spec: EnvironmentSpec | None) -> dict[str, Any] | None:
 
 
 def environment_from_record(record: dict[str, Any] | None) -> EnvironmentSpec | None:
+    """A spec a job recorded; one recorded before interpreters were chosen was built on the server's own."""
     if record is None:
         return None
-    return EnvironmentSpec(**{**record, "requirements": tuple(record["requirements"]), "skipped": tuple(record["skipped"])})
+    interpreter = record.get("interpreter")
+    return EnvironmentSpec(
+        **{
+            **record,
+            "requirements": tuple(record["requirements"]),
+            "skipped": tuple(record["skipped"]),
+            "interpreter": Interpreter(**interpreter) if interpreter else PythonFinder().host,
+        }
+    )
 
 
 class _ThrottledProgress:

@@ -22,9 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
+
 from batchpoint.runtime import metrics
+from batchpoint.runtime.environments.interpreters import Interpreter
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 
 READY_FILE = "batchpoint-environment.json"
@@ -131,22 +135,35 @@ class EnvironmentCache:
                 out.flush()
                 progress(line)
 
+            interpreter = spec.built_on
             report(f"# building environment {spec.key} from {spec.source or 'an environment'}")
             for note in _notes(spec):
                 report(f"# {note}")
-            self._run([sys.executable, "-m", "venv", "--without-pip", str(folder)], report)
+            self._run([interpreter.path, "-m", "venv", "--without-pip", str(folder)], report)
             if spec.requirements:
                 requirements = folder / REQUIREMENTS_FILE
                 requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
-                self._run(self._install_command(folder, requirements), report)
+                self._run(self._install_command(interpreter, folder, requirements), report)
             (folder / READY_FILE).write_text(json.dumps({**asdict(spec), "key": spec.key, "builtAt": time.time()}))
             report(f"# environment {spec.key} is ready")
 
-    def _install_command(self, folder: Path, requirements: Path) -> list[str]:
+    def _install_command(self, interpreter: Interpreter, folder: Path, requirements: Path) -> list[str]:
+        """The server's pip installs into the environment when it runs on the environment's Python; otherwise
+        the pip wheel that Python ships (`ensurepip`) does, run from the wheel, so pip stays out of the
+        environment either way."""
         python = str(folder / "bin" / "python")
+        if _host_pip_runs_on(interpreter):
+            pip = [sys.executable, "-m", "pip", "--python", python]
+        elif interpreter.bundled_pip is not None:
+            pip = [python, str(interpreter.bundled_pip / "pip")]
+        else:
+            raise EnvironmentBuildError(
+                f"No pip can install packages for Python {interpreter.version} ({interpreter.path}): the server's "
+                f"pip needs Python {_host_pip_python()}, and that interpreter ships no ensurepip wheel."
+            )
         return [
-            sys.executable, "-m", "pip", "--python", python, "install", "--no-input",
-            "--disable-pip-version-check", "--progress-bar", "off", *self._options, "-r", str(requirements),
+            *pip, "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
+            *self._options, "-r", str(requirements),
         ]  # fmt: skip
 
     def _run(self, command: list[str], report: Progress) -> None:
@@ -172,10 +189,18 @@ class EnvironmentCache:
             raise EnvironmentBuildError(_failure(command, code, lines, self._timeout))
 
 
+def _host_pip_python() -> str:
+    return metadata.metadata("pip")["Requires-Python"] or ""
+
+
+def _host_pip_runs_on(interpreter: Interpreter) -> bool:
+    return SpecifierSet(_host_pip_python()).contains(interpreter.version, prereleases=True)
+
+
 def _notes(spec: EnvironmentSpec) -> list[str]:
-    notes = []
-    if spec.python_mismatch:
-        notes.append(f"warning: {spec.python_mismatch}")
+    interpreter = spec.built_on
+    asked = f"Python {spec.python}" if spec.python else "no particular Python"
+    notes = [f"the environment asks for {asked}: built with Python {interpreter.describe()}"]
     if spec.image:
         notes.append(f"image '{spec.image}' is recorded, not pulled: batchpoint builds the environment locally")
     if spec.skipped:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+from batchpoint.runtime.environments.interpreters import Interpreter, parse_request
+
 BUILD_TOOLS = {"pip", "setuptools", "wheel", "conda"}
 """Installer tools a conda file or python_env.yaml lists; the environment's installer provides its own."""
 CONDA_ONLY = {"ca-certificates", "openssl", "ncurses", "readline", "sqlite", "tk", "xz", "zlib", "bzip2", "libffi"}
@@ -43,22 +43,24 @@ class EnvironmentSpec:
     source: str = ""
     skipped: tuple[str, ...] = field(default=(), compare=False)
     """Conda packages that have no pip counterpart and were left out."""
+    interpreter: Interpreter | None = None
+    """The interpreter the environment is built with (chosen for `python`); None until it is chosen."""
+
+    @property
+    def built_on(self) -> Interpreter:
+        if self.interpreter is None:
+            raise ValueError("An environment's interpreter is chosen before it is looked up or built.")
+        return self.interpreter
 
     @property
     def key(self) -> str:
         """The cache key: the resolved requirements and the interpreter the environment is built with."""
-        resolved = {"requirements": list(self.requirements), "python": sys.implementation.name + HOST_PYTHON}
+        built_with = f"{self.built_on.implementation}{self.built_on.version}:{self.built_on.path}"
+        resolved = {"requirements": list(self.requirements), "python": built_with}
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:32]
 
-    @property
-    def python_mismatch(self) -> str | None:
-        """A warning when the definition asks for a Python other than the one environments are built with."""
-        if self.python is None or _major_minor(self.python) == HOST_PYTHON:
-            return None
-        return (
-            f"The environment asks for Python {self.python}; batchpoint builds environments with its own Python "
-            f"{HOST_PYTHON}, so packages without a build for {HOST_PYTHON} fail to install."
-        )
+    def built_with(self, interpreter: Interpreter) -> EnvironmentSpec:
+        return replace(self, interpreter=interpreter)
 
 
 def from_conda_file(text: str, source: str, image: str | None = None) -> EnvironmentSpec:
@@ -78,7 +80,7 @@ def from_conda_file(text: str, source: str, image: str | None = None) -> Environ
             raise EnvironmentSpecError(f"{source}: the conda dependency '{entry}' cannot be read.")
         name = match["name"].lower()
         if name == "python":
-            python = match["rest"] or None
+            python = _python_version(match["op"], match["rest"], source)
         elif name in BUILD_TOOLS:
             continue
         elif name in CONDA_ONLY or name.startswith(("lib", "_")):
@@ -97,7 +99,7 @@ def from_python_env(text: str, folder: Path, source: str) -> EnvironmentSpec:
     for line in document.get("dependencies") or []:
         lines.extend(_expand(str(line), folder, source))
     python = document.get("python")
-    return EnvironmentSpec(tuple(lines), str(python) if python is not None else None, None, source)
+    return EnvironmentSpec(tuple(lines), _python_version(None, str(python or ""), source), None, source)
 
 
 def from_requirements(text: str, folder: Path, source: str) -> EnvironmentSpec:
@@ -108,18 +110,30 @@ def from_requirements(text: str, folder: Path, source: str) -> EnvironmentSpec:
 
 
 def from_mlflow_model(model_folder: Path) -> EnvironmentSpec | None:
-    """The environment an MLflow model declares, in the order Azure ML reads it; None if it declares none."""
+    """The environment an MLflow model declares, in the order Azure ML reads it; None if it declares none.
+    A file that names no Python gets the `python_version` the MLmodel file records."""
     for name in MLFLOW_MODEL_FILES:
         path = model_folder / name
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             source = f"the model's {name}"
             if name == "conda.yaml":
-                return from_conda_file(text, source)
-            if name == "python_env.yaml":
-                return from_python_env(text, model_folder, source)
-            return from_requirements(text, model_folder, source)
+                spec = from_conda_file(text, source)
+            elif name == "python_env.yaml":
+                spec = from_python_env(text, model_folder, source)
+            else:
+                spec = from_requirements(text, model_folder, source)
+            return spec if spec.python else replace(spec, python=_mlmodel_python(model_folder))
     return None
+
+
+def _mlmodel_python(model_folder: Path) -> str | None:
+    path = model_folder / "MLmodel"
+    document = _yaml(path.read_text(encoding="utf-8"), "the model's MLmodel") if path.is_file() else None
+    flavors = document.get("flavors") if isinstance(document, dict) else None
+    pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
+    version = pyfunc.get("python_version") if isinstance(pyfunc, dict) else None
+    return _python_version(None, str(version or ""), "the model's MLmodel")
 
 
 def unmet_on_host(requirements: Iterable[str]) -> list[str]:
@@ -182,5 +196,13 @@ def _yaml(text: str, source: str) -> Any:
         raise EnvironmentSpecError(f"{source} is not valid YAML: {error}") from None
 
 
-def _major_minor(version: str) -> str:
-    return ".".join(re.split(r"[.*]", version.lstrip("=<>~! "))[:2])
+def _python_version(operator: str | None, version: str, source: str) -> str | None:
+    """The Python a definition asks for (`python=3.8.5`, `python>=3.8`), checked now so a typo fails early."""
+    if not version:
+        return None
+    requested = version if operator in (None, "=", "==") else f"{operator}{version}"
+    try:
+        parse_request(requested)
+    except ValueError as error:
+        raise EnvironmentSpecError(f"{source}: {error}") from None
+    return requested

@@ -120,7 +120,7 @@ def prediction_values(predictions: Any) -> list[Any]:
 
 def flatten(value: Any) -> str:
     """A scalar as is; several values as compact JSON, quoted as one CSV field so its commas stay inside it."""
-    if isinstance(value, dict | list | tuple):
+    if isinstance(value, (dict, list, tuple)):  # not `dict | list`: workers may run on Python 3.8
         text = json.dumps(value, separators=(",", ":"), default=str)
         return '"' + text.replace('"', '""') + '"'
     return str(value)
