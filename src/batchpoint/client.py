@@ -6,14 +6,14 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
-from batchpoint.issuer import ensure_issuer
+from batchpoint.issuer import IssuerCredential, ensure_issuer
 from batchpoint.services.ids import workspace_id
 from batchpoint.services.job_logs import streamed_log
 
@@ -36,11 +36,18 @@ class Target:
     subscription: str = DEFAULT_SUBSCRIPTION
     resource_group: str = DEFAULT_RESOURCE_GROUP
     workspace: str = DEFAULT_WORKSPACE
+    token_given: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         """Without ``$BATCHPOINT_TOKEN``, a token of the embedded issuer of the server's data directory."""
+        self.token_given = bool(self.token)
         if not self.token:
             self.token = ensure_issuer(self.home or default_home()).mint()
+
+    def credential(self, static: Callable[[str], Any]) -> Any:
+        """The credential the SDKs get: ``static(token)`` for a token that was given; otherwise the embedded
+        issuer's, minted for the audience each SDK call asks for (docs/security.md)."""
+        return static(self.token) if self.token_given else IssuerCredential(ensure_issuer(self.home or default_home()))
 
     @property
     def workspace_id(self) -> str:

@@ -32,6 +32,14 @@ ISSUER_BASE = "https://sts.batchpoint.local"
 DEFAULT_AUDIENCE = "https://management.azure.com/"
 """Every route accepts it, whatever the server's host and port."""
 DEFAULT_MINUTES = 60
+SCOPE_SUFFIX = "/.default"
+
+
+def audience_of(scope: str) -> str:
+    """The audience Entra ID puts in a token for ``scope``: the resource before ``/.default``
+    (``https://ml.azure.com/.default`` -> ``https://ml.azure.com``, ``https://management.azure.com//.default`` ->
+    ``https://management.azure.com/``); an audience stays as it is."""
+    return scope[: -len(SCOPE_SUFFIX)] if scope.endswith(SCOPE_SUFFIX) else scope
 
 
 def key_file(home: Path) -> Path:
@@ -104,6 +112,24 @@ class Issuer:
         if scopes:
             claims["scp"] = " ".join(scopes)
         return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"})
+
+
+class IssuerCredential:
+    """An azure-core credential (``get_token(*scopes)``) whose tokens the embedded issuer signs, each for the
+    audience its scopes name: azure-ai-ml refuses a token for the Azure ML scope that carries another audience
+    ("AAD token with aml scope could not be fetched"), so one fixed token cannot serve every SDK call."""
+
+    def __init__(self, issuer: Issuer, user: str | None = None, minutes: float = DEFAULT_MINUTES) -> None:
+        self._issuer = issuer
+        self._user = user
+        self._minutes = minutes
+
+    def get_token(self, *scopes: str, **_options: Any) -> Any:
+        from azure.core.credentials import AccessToken  # noqa: PLC0415 - the SDKs' package, present where they are
+
+        audiences = [audience_of(scope) for scope in scopes] or [DEFAULT_AUDIENCE]
+        token = self._issuer.mint(audiences[0] if len(audiences) == 1 else audiences, self._user, minutes=self._minutes)
+        return AccessToken(token, int(time.time() + self._minutes * 60))
 
 
 def ensure_issuer(home: Path) -> Issuer:

@@ -18,9 +18,10 @@ from azure.core.credentials import AccessToken
 from azure.ai.ml import MLClient
 
 class BatchpointToken:
-    """Tokens of the server's own issuer, from `batchpoint token`."""
+    """Tokens of the server's own issuer, from `batchpoint token`, for the scope each SDK call asks for."""
     def get_token(self, *scopes, **kwargs):
         command = ["batchpoint", "token", "--home", {home!r}, "--minutes", "60"]
+        command += [f"--audience={{scope}}" for scope in scopes]
         token = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
         return AccessToken(token, int(time.time()) + 3600)
 

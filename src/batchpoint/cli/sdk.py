@@ -98,7 +98,7 @@ def ml_client(target: Target) -> MLClient:
     metadata = {key: base for key in ("azure_portal", "resource_manager", "active_directory", "aml_resource_id",
                                       "registry_discovery_endpoint")}
     return MLClient(
-        StaticToken(target.token), target.subscription, target.resource_group, target.workspace,
+        target.credential(StaticToken), target.subscription, target.resource_group, target.workspace,
         cloud="batchpoint", cloud_metadata={**metadata, "storage_endpoint": "core.windows.net"}, enable_telemetry=False,
         **plain_http_options(base),
     )
