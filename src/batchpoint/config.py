@@ -39,6 +39,9 @@ class Settings:
     configuration (``pip.conf``, ``PIP_INDEX_URL``)."""
     pythons: list[Path] = field(default_factory=list)
     """Interpreters environments may be built with, besides those found (uv's, pyenv's, ``pythonX.Y`` on PATH)."""
+    nearest_python: bool = False
+    """An environment whose Python is not on this machine is built on the nearest one, with the pins that do not
+    install there moved (listed in the deployment's operation status), instead of failing."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
 

@@ -34,12 +34,17 @@ def run(mini_batch):
 """
 
 
-@pytest.fixture(scope="module")
-def env_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def serve_with_data_root(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Iterator[Server]:
+    """A server whose `data_root` folder jobs may read and write by local path, with extra `serve` arguments."""
     data_root = tmp_path_factory.mktemp("data")
-    with running(tmp_path_factory.mktemp("home"), "--allow-local-path", str(data_root)) as server:
+    with running(tmp_path_factory.mktemp("home"), "--allow-local-path", str(data_root), *args) as server:
         server.data_root = data_root  # type: ignore[attr-defined]
         yield server
+
+
+@pytest.fixture(scope="module")
+def env_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve_with_data_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

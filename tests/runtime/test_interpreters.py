@@ -41,6 +41,12 @@ def test_requested_versions_match_any_release_of_their_minor_and_prefer_the_name
     assert request.preferred == preferred
 
 
+@pytest.mark.parametrize("requested", ["3.x", "three", ">=banana"])
+def test_a_request_that_is_no_version_is_refused(requested: str) -> None:
+    with pytest.raises(ValueError, match="is not a Python version"):
+        parse_request(requested)
+
+
 def test_no_request_and_the_servers_own_version_get_the_servers_interpreter() -> None:
     finder = PythonFinder()
     assert finder.choose(None).path == sys.executable
@@ -70,3 +76,12 @@ def test_no_match_names_the_version_what_was_found_and_how_to_add_one() -> None:
     message = str(missing.value)
     assert "Python 3.4" in message and sys.version.split()[0] in message
     assert "uv python install 3.4" in message and "batchpoint serve --python" in message
+
+
+@pytest.mark.skipif(pyenv_python("3.8") is None, reason="needs pyenv's Python 3.8")
+def test_the_nearest_mode_takes_the_closest_supported_minor() -> None:
+    finder = PythonFinder(nearest=True)
+    assert finder.choose("3.4").version.startswith("3.8.")
+    assert finder.choose("3.7.9").version.startswith("3.8.")
+    with pytest.raises(PythonNotFound):
+        finder.choose(">=4.0")  # a range names no version to be near to

@@ -48,6 +48,12 @@ def serve(
         typer.Option(help="An interpreter environments may be built with when they ask for its Python version, "
                      "besides uv's, pyenv's and pythonX.Y on PATH (repeatable).", exists=True, dir_okay=False),
     ] = None,
+    nearest_python: Annotated[
+        bool,
+        typer.Option("--nearest-python", envvar="BATCHPOINT_NEAREST_PYTHON",
+                     help="Build an environment whose Python is not on this machine on the nearest one, moving the "
+                     "pins that do not install there (listed in the deployment's status), instead of failing it."),
+    ] = False,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -64,6 +70,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         package_index=package_index,
         pythons=list(python or []),
+        nearest_python=nearest_python,
     )
     run_server(settings)
 

@@ -76,7 +76,7 @@ class Services:
         datastores = Datastores(resources, settings.home / "storage")
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
-        environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons))
+        environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python))
         job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
         pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.cache import BuiltEnvironment, EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, PythonNotFound, parse_request
 from batchpoint.runtime.environments.spec import (
     EnvironmentSpec,
@@ -74,12 +74,26 @@ class DeploymentEnvironments:
         self.build(spec, f"deployment '{deployment.name}'", progress)
 
     def build(self, spec: EnvironmentSpec | None, owner: str, progress: Progress) -> None:
-        """Build `spec` unless it is cached (or None); `owner` names what needs it in the error message."""
-        if spec is None or self.cache.find(spec) is not None:
+        """Build `spec` unless it is cached (or None); `owner` names what needs it in the error message. One
+        built on the nearest Python leaves that and the pins it moved in the operation status."""
+        if spec is None:
             return
+        built = self.cache.find(spec) or self._build(spec, owner, progress)
+        if spec.on_nearest_python:
+            progress(
+                {
+                    "phase": "EnvironmentBuiltOnNearestPython",
+                    "environment": spec.key,
+                    "pythonRequested": spec.python,
+                    "python": spec.built_on.version,
+                    "movedPins": built.moved_pins,
+                }
+            )
+
+    def _build(self, spec: EnvironmentSpec, owner: str, progress: Progress) -> BuiltEnvironment:
         reporter = _ThrottledProgress(progress, spec.key, self.cache.log_path(spec))
         try:
-            self.cache.ensure(spec, reporter)
+            return self.cache.ensure(spec, reporter)
         except EnvironmentBuildError as error:
             raise ArmError(
                 400,

@@ -29,9 +29,11 @@ from packaging.specifiers import SpecifierSet
 
 from batchpoint.runtime import metrics
 from batchpoint.runtime.environments.interpreters import Interpreter
+from batchpoint.runtime.environments.relax import installed_versions, named_in, pinned_name, unpinned
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 
 READY_FILE = "batchpoint-environment.json"
+MOVED_PINS = "movedPins"
 REQUIREMENTS_FILE = "batchpoint-requirements.txt"
 ERROR_LINES = 20
 
@@ -52,6 +54,12 @@ class BuiltEnvironment:
     @property
     def python(self) -> Path:
         return self.folder / "bin" / "python"
+
+    @property
+    def moved_pins(self) -> list[str]:
+        """The pins moved to build it on the nearest Python (`x==1.0 -> 1.2`); empty when none were."""
+        moved: list[str] = json.loads((self.folder / READY_FILE).read_text()).get(MOVED_PINS, [])
+        return moved
 
 
 def activation(python: Path) -> dict[str, str]:
@@ -140,12 +148,32 @@ class EnvironmentCache:
             for note in _notes(spec):
                 report(f"# {note}")
             self._run([interpreter.path, "-m", "venv", "--without-pip", str(folder)], report)
-            if spec.requirements:
-                requirements = folder / REQUIREMENTS_FILE
-                requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
-                self._run(self._install_command(interpreter, folder, requirements), report)
-            (folder / READY_FILE).write_text(json.dumps({**asdict(spec), "key": spec.key, "builtAt": time.time()}))
+            moved = self._install(spec, folder, report) if spec.requirements else []
+            ready = {**asdict(spec), "key": spec.key, "builtAt": time.time(), MOVED_PINS: moved}
+            (folder / READY_FILE).write_text(json.dumps(ready))
             report(f"# environment {spec.key} is ready")
+
+    def _install(self, spec: EnvironmentSpec, folder: Path, report: Progress) -> list[str]:
+        """Install the requirements. On the nearest Python (`--nearest-python`), pins the installer names in
+        its error lose their version and the install is tried again; returns those moves (`x==1.0 -> 1.2`)."""
+        requirements = list(spec.requirements)
+        moved: dict[str, str] = {}
+        path = folder / REQUIREMENTS_FILE
+        while True:
+            path.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            try:
+                output = self._run(self._install_command(spec.built_on, folder, path), report)
+                break
+            except EnvironmentBuildError as error:
+                culprits = named_in(str(error), requirements) if spec.on_nearest_python else []
+                if not culprits:
+                    raise
+            for line in culprits:
+                report(f"# moving the pin '{line}': it does not install on Python {spec.built_on.version}")
+                moved[str(pinned_name(line))] = line
+                requirements[requirements.index(line)] = unpinned(line)
+        versions = installed_versions(output)
+        return [f"{line} -> {versions.get(name, 'not installed')}" for name, line in moved.items()]
 
     def _install_command(self, interpreter: Interpreter, folder: Path, requirements: Path) -> list[str]:
         """The server's pip installs into the environment when it runs on the environment's Python; otherwise
@@ -166,7 +194,8 @@ class EnvironmentCache:
             *self._options, "-r", str(requirements),
         ]  # fmt: skip
 
-    def _run(self, command: list[str], report: Progress) -> None:
+    def _run(self, command: list[str], report: Progress) -> list[str]:
+        """Run an installer step, reporting each line; returns its output, raises EnvironmentBuildError."""
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
         )
@@ -187,6 +216,7 @@ class EnvironmentCache:
                 process.wait()
         if code != 0:
             raise EnvironmentBuildError(_failure(command, code, lines, self._timeout))
+        return lines
 
 
 def _host_pip_python() -> str:
@@ -201,6 +231,8 @@ def _notes(spec: EnvironmentSpec) -> list[str]:
     interpreter = spec.built_on
     asked = f"Python {spec.python}" if spec.python else "no particular Python"
     notes = [f"the environment asks for {asked}: built with Python {interpreter.describe()}"]
+    if spec.on_nearest_python:
+        notes.append("no Python on this machine matches; --nearest-python: built on the nearest, moving pins that fail")
     if spec.image:
         notes.append(f"image '{spec.image}' is recorded, not pulled: batchpoint builds the environment locally")
     if spec.skipped:

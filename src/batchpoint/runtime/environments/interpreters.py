@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 WORKER_MINIMUM = (3, 8)
 """The oldest Python batchpoint's worker side runs on (`runtime/worker.py` and what it imports)."""
@@ -34,7 +34,8 @@ PROBE = (
 PROBE_TIMEOUT_SECONDS = 15.0
 ADD_ONE = (
     "Install one (`uv python install {version}` or `pyenv install {version}`) or name it with "
-    "`batchpoint serve --python /path/to/python{version}`."
+    "`batchpoint serve --python /path/to/python{version}`; or start the server with --nearest-python to build on "
+    "the nearest Python found, moving the pins that do not install there."
 )
 
 
@@ -72,6 +73,8 @@ class PythonRequest:
     text: str
     accepted: SpecifierSet
     preferred: str | None
+    named: str | None = None
+    """The version a plain request names (`3.8.5`); None for a range."""
 
     def matches(self, interpreter: Interpreter) -> bool:
         return self.accepted.contains(interpreter.version, prereleases=True)
@@ -81,20 +84,22 @@ def parse_request(text: str) -> PythonRequest:
     """`3.8`, `3.8.5` (conda's `python=3.8.5`, a build string after a second `=` dropped) and `==3.8.5` accept
     any 3.8 release and prefer the named one; operators (`>=3.8,<3.11`, `~=3.9`) are taken as written."""
     cleaned = text.strip().lstrip("=").strip()
-    if cleaned[:1].isdigit():
-        named = cleaned.split("=", 1)[0].rstrip("*").rstrip(".")
-        major_minor = ".".join(named.split(".")[:2])
-        return PythonRequest(text, SpecifierSet(f"=={major_minor}.*"), named if named.count(".") >= 2 else None)
     try:
-        return PythonRequest(text, SpecifierSet(text.replace(" ", "")), None)
-    except InvalidSpecifier:
+        if not cleaned[:1].isdigit():
+            return PythonRequest(text, SpecifierSet(text.replace(" ", "")), None)
+        named = str(Version(cleaned.split("=", 1)[0].rstrip("*").rstrip(".")))
+        major_minor = ".".join(named.split(".")[:2])
+        return PythonRequest(text, SpecifierSet(f"=={major_minor}.*"), named if named.count(".") >= 2 else None, named)
+    except (InvalidSpecifier, InvalidVersion):
         raise ValueError(f"'{text}' is not a Python version or version range.") from None
 
 
 class PythonFinder:
-    def __init__(self, extra: Sequence[Path] = ()) -> None:
-        """`extra` are interpreters the server was told about (`serve --python`)."""
+    def __init__(self, extra: Sequence[Path] = (), nearest: bool = False) -> None:
+        """`extra` are interpreters the server was told about (`serve --python`); `nearest` lets an environment
+        whose Python is missing be built on the nearest one (`serve --nearest-python`)."""
         self._extra = [Path(path) for path in extra]
+        self._nearest = nearest
         self._known: dict[str, tuple[float, Interpreter | None]] = {}
         self._lock = threading.Lock()
 
@@ -124,7 +129,10 @@ class PythonFinder:
             return self.host
         request = parse_request(requested)
         found = self.all()
-        usable = [item for item in found if item.release[:2] >= WORKER_MINIMUM and request.matches(item)]
+        supported = [item for item in found if item.release[:2] >= WORKER_MINIMUM]
+        usable = [item for item in supported if request.matches(item)]
+        if not usable and self._nearest and request.named and supported:
+            return _nearest(Version(request.named).release, supported)
         if not usable:
             raise PythonNotFound(_not_found(requested, request, found))
         host = os.path.realpath(sys.executable)
@@ -170,6 +178,16 @@ def _ask_version(path: str) -> Interpreter | None:
         return None
     implementation, version, stdlib = answer
     return Interpreter(path, version, implementation, stdlib.strip())
+
+
+def _nearest(release: tuple[int, ...], interpreters: list[Interpreter]) -> Interpreter:
+    """The interpreter closest to `release` by minor version; of two as close, the newer."""
+    wanted = _minors(release)
+    return min(interpreters, key=lambda item: (abs(_minors(item.release) - wanted), [-part for part in item.release]))
+
+
+def _minors(release: tuple[int, ...]) -> int:
+    return release[0] * 100 + (release[1] if len(release) > 1 else 0)
 
 
 def _not_found(requested: str, request: PythonRequest, found: list[Interpreter]) -> str:

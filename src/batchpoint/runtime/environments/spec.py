@@ -59,6 +59,11 @@ class EnvironmentSpec:
         resolved = {"requirements": list(self.requirements), "python": built_with}
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:32]
 
+    @property
+    def on_nearest_python(self) -> bool:
+        """Built on an interpreter other than the one asked for (the `--nearest-python` mode)."""
+        return self.python is not None and not parse_request(self.python).matches(self.built_on)
+
     def built_with(self, interpreter: Interpreter) -> EnvironmentSpec:
         return replace(self, interpreter=interpreter)
 
