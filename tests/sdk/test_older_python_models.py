@@ -8,7 +8,6 @@ file has the same requirements, so its deployment finds it in the cache.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,6 @@ from azure.core.exceptions import HttpResponseError
 
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
 from tests.api.jobs import predictions
-from tests.sdk.mlclient import connect
 from tests.server import Server
 
 try:
@@ -93,9 +91,8 @@ signature:
 
 
 @pytest.fixture(scope="module")
-def ml_client(tls_server: Server) -> Iterator[MLClient]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield connect(tls_server, patch)
+def ml_client(ml_client_with_cluster: MLClient) -> MLClient:
+    return ml_client_with_cluster
 
 
 @pytest.fixture(scope="module")

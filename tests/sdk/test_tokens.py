@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -16,7 +15,6 @@ from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Model, ModelB
 from azure.ai.ml.exceptions import ValidationException
 
 from batchpoint.issuer import IssuerCredential, ensure_issuer
-from tests.sdk.mlclient import connect
 from tests.server import API, WORKSPACE_ID, Server
 
 AML_SCOPE_REFUSAL = "AAD token with aml scope could not be fetched"
@@ -38,9 +36,8 @@ except HttpResponseError as error:
 
 
 @pytest.fixture(scope="module")
-def ml_client(tls_server: Server) -> Iterator[MLClient]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield connect(tls_server, patch)
+def ml_client(ml_client_with_cluster: MLClient) -> MLClient:
+    return ml_client_with_cluster
 
 
 def banner_snippet(server: Server) -> str:
