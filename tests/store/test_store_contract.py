@@ -52,6 +52,16 @@ def test_an_id_is_taken_whatever_its_casing(store: Store) -> None:
         store.insert(resource(f"{ENDPOINTS}/EP"))
 
 
+def test_several_resources_are_inserted_all_or_none(store: Store) -> None:
+    store.insert(resource(f"{ENDPOINTS}/taken"))
+
+    with pytest.raises(AlreadyExists):
+        store.insert_many([resource(f"{ENDPOINTS}/new"), resource(f"{ENDPOINTS}/taken")])
+    store.insert_many([resource(f"{ENDPOINTS}/new"), resource(f"{ENDPOINTS}/other")])
+
+    assert [store.get(f"{ENDPOINTS}/{name}") is not None for name in ("new", "other")] == [True, True]
+
+
 def test_an_update_from_an_old_version_is_refused(store: Store) -> None:
     store.insert(resource(f"{ENDPOINTS}/ep", state="Creating"))
     first, second = store.get(f"{ENDPOINTS}/ep"), store.get(f"{ENDPOINTS}/ep")

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,16 +48,15 @@ class ReadFastPath:
         self.services = services
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        response = self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        match = READS.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        response = await run_in_threadpool(self._answer, scope, match) if match and _valid_names(match) else None
         if response is None:
             await self.app(scope, receive, send)
         else:
             await response(scope, receive, send)
 
-    def _answer(self, scope: dict[str, Any]) -> Response | None:
-        match = READS.match(scope["path"])
-        if match is None or not _valid_names(match):
-            return None
+    def _answer(self, scope: dict[str, Any], match: re.Match[str]) -> Response | None:
+        """Runs on the thread pool: it reads the database."""
         request = Request({**scope, "app": self.app})  # FastAPI sets it too; authentication reads the app's state
         try:
             ctx = RequestContext(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from anyio import to_thread
+
 from batchpoint.services.errors import ArmError
 
 FORBIDDEN_CHARACTERS = ("\\", "\x00")
@@ -71,20 +73,23 @@ class BlobContainer:
         self.root.mkdir(parents=True, exist_ok=True)
 
     async def write(self, name: str, chunks: AsyncIterator[bytes]) -> BlobInfo:
-        target = self.path_of(name)
-        with self._temporary_beside(target) as handle:
-            async for chunk in chunks:
-                handle.write(chunk)
-        self._metadata_path(name).unlink(missing_ok=True)
-        return self.info(name)
+        target = await to_thread.run_sync(self.path_of, name)
+        await _receive(target, chunks)
+        return await to_thread.run_sync(self._written, name)
 
     async def stage_block(self, name: str, block_id: str, chunks: AsyncIterator[bytes]) -> None:
+        folder = await to_thread.run_sync(self._block_folder_for, name)
+        await _receive(folder / _block_file(block_id), chunks)
+
+    def _block_folder_for(self, name: str) -> Path:
         self.path_of(name)
         folder = self._blocks_folder(name)
         folder.mkdir(parents=True, exist_ok=True)
-        with self._temporary_beside(folder / _block_file(block_id)) as handle:
-            async for chunk in chunks:
-                handle.write(chunk)
+        return folder
+
+    def _written(self, name: str) -> BlobInfo:
+        self._metadata_path(name).unlink(missing_ok=True)
+        return self.info(name)
 
     def commit_blocks(self, name: str, block_ids: list[str]) -> BlobInfo:
         target = self.path_of(name)
@@ -97,8 +102,7 @@ class BlobContainer:
                 with open(folder / _block_file(block), "rb") as source:
                     shutil.copyfileobj(source, handle, 1024 * 1024)
         shutil.rmtree(folder, ignore_errors=True)
-        self._metadata_path(name).unlink(missing_ok=True)
-        return self.info(name)
+        return self._written(name)
 
     def info(self, name: str) -> BlobInfo:
         path = self.path_of(name)
@@ -172,6 +176,20 @@ class _AtomicFile:
             os.replace(self.temporary, self.target)
         else:
             os.unlink(self.temporary)
+
+
+async def _receive(target: Path, chunks: AsyncIterator[bytes]) -> None:
+    """Write a request body to ``target`` whole or not at all; the file work runs on worker threads, so the event
+    loop only waits for the network."""
+    atomic = _AtomicFile(target)
+    handle = await to_thread.run_sync(atomic.__enter__)
+    try:
+        async for chunk in chunks:
+            await to_thread.run_sync(handle.write, chunk)
+    except BaseException as error:
+        await to_thread.run_sync(atomic.__exit__, type(error), error, None)
+        raise
+    await to_thread.run_sync(atomic.__exit__, None, None, None)
 
 
 def _block_file(block_id: str) -> str:

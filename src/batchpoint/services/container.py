@@ -108,11 +108,13 @@ class Services:
     def start(self) -> None:
         self.ensure_defaults()
         self.ensure_owners()
+        self.roles.start_refreshing()
         self.environments.cache.sweep()
         self.runner.resume()
         self.job_runner.resume()
 
     def close(self) -> None:
+        self.roles.stop_refreshing()
         self.job_runner.shutdown()
         self.runner.shutdown()
         self.store.close()

@@ -305,8 +305,7 @@ def _empty_progress() -> dict[str, Any]:
 def insert_job(store: Store, job: Resource, children: list[Resource]) -> None:
     """Store a job with its child jobs (in the caller's transaction); 409 when a name is taken."""
     try:
-        for resource in (*children, job):
-            store.insert(resource)
+        store.insert_many([*children, job])
     except AlreadyExists:
         raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
 

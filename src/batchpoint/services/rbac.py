@@ -7,9 +7,9 @@ scope below it. Roles are Azure's built-in ones, with their Azure ids, as sets o
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,11 +22,13 @@ from batchpoint.store import Store
 from batchpoint.store.entities import Resource, RoleGrant
 from batchpoint.store.indexes import ROLE_ASSIGNMENT_TYPE as ASSIGNMENT_TYPE
 
+log = logging.getLogger(__name__)
+
 ASSIGNMENTS = "/providers/" + ASSIGNMENT_TYPE
 DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
 ML = "Microsoft.MachineLearningServices/workspaces"
 CACHE_SECONDS = 2.0
-"""How long a process trusts its copy of the assignments; writes through this process refresh it at once."""
+"""How often a process reloads its copy of the assignments; writes through this process refresh it at once."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,29 @@ class RoleAssignments:
 
     store: Store
     _index: dict[str, list[Assignment]] = field(default_factory=dict)
-    _loaded_at: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start_refreshing(self) -> None:
+        """Load the assignments now, then again every ``CACHE_SECONDS`` on a thread of its own: a permission check
+        reads the index in memory and never waits for the database (nor blocks the event loop it runs on)."""
+        self._load()
+        threading.Thread(target=self._refresh, name="role-assignments", daemon=True).start()
+
+    def stop_refreshing(self) -> None:
+        self._stopped.set()
+
+    def _refresh(self) -> None:
+        while not self._stopped.wait(CACHE_SECONDS):
+            try:
+                self._load()
+            except Exception:  # a database hiccup: the last assignments stay in force until the next reload
+                log.exception("reloading the role assignments failed")
+
+    def _load(self) -> None:
+        index = _index(assignment for _, assignment in self._all())
+        with self._lock:
+            self._index = index
 
     def assign(self, resource_id: str, assignment: Assignment) -> tuple[dict[str, Any], bool]:
         """The assignment's body, and whether it is new (assigning again changes nothing)."""
@@ -156,7 +179,7 @@ class RoleAssignments:
             return existing.body, False
         body = assignment_body(resource_id, assignment)
         self.store.insert(Resource(id=resource_id, type=ASSIGNMENT_TYPE, body=body))
-        self._loaded_at = float("-inf")
+        self._load()
         return body, True
 
     def grant(self, scope: str, principal_id: str, role: Role) -> None:
@@ -165,7 +188,7 @@ class RoleAssignments:
 
     def remove(self, resource_id: str) -> bool:
         removed = self.store.delete_tree(resource_id) > 0
-        self._loaded_at = float("-inf")
+        self._load()
         return removed
 
     def get(self, resource_id: str) -> dict[str, Any] | None:
@@ -186,22 +209,13 @@ class RoleAssignments:
 
     def permits(self, caller: Caller, action: str, scope: str) -> bool:
         """Whether an assignment of the caller or of one of its groups grants ``action`` over ``scope``."""
-        index = self._fresh_index()
+        index = self._index
         target = scope_key(scope)
         return any(
             covers(scope_key(assignment.scope), target) and assignment.role.permits(action)
             for principal in caller.principals
             for assignment in index.get(principal.lower(), ())
         )
-
-    def _fresh_index(self) -> dict[str, list[Assignment]]:
-        if time.monotonic() - self._loaded_at > CACHE_SECONDS:
-            with self._lock:
-                if time.monotonic() - self._loaded_at > CACHE_SECONDS:
-                    loaded_at = time.monotonic()
-                    self._index = _index(assignment for _, assignment in self._all())
-                    self._loaded_at = loaded_at
-        return self._index
 
     def _all(self) -> list[tuple[RoleGrant, Assignment]]:
         """Every assignment, read from the columns of the ``role_assignments`` table: one query, however many

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
@@ -38,6 +39,10 @@ class Store(ABC):
     @abstractmethod
     def insert(self, resource: Resource) -> None:
         """Store a new resource (its ``version`` becomes 1); raise AlreadyExists when the id is taken."""
+
+    @abstractmethod
+    def insert_many(self, resources: Sequence[Resource]) -> None:
+        """Store several new resources at once, all or none; raise AlreadyExists when an id is taken."""
 
     @abstractmethod
     def update(self, resource: Resource) -> None:

@@ -108,13 +108,13 @@ def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body:
     responses=responses({200: BatchEndpointList}),
     openapi_extra=paging_parameters("count"),
 )
-async def list_endpoints(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
+def list_endpoints(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
     path = workspace + "/batchEndpoints"
     return list_response(ctx, services, workspace, BATCH_ENDPOINT_TYPE, path, request.query_params, "count")
 
 
 @router.get(ENDPOINT, operation_id="BatchEndpoints_Get", responses=responses({200: BatchEndpointTrackedResource}))
-async def get_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
+def get_endpoint(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 
@@ -158,13 +158,13 @@ def list_keys(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) ->
     responses=responses({200: BatchDeploymentList}),
     openapi_extra=paging_parameters("$top"),
 )
-async def list_deployments(request: Request, ctx: MlContext, services: ServicesDep, parent_id: EndpointId) -> Response:
+def list_deployments(request: Request, ctx: MlContext, services: ServicesDep, parent_id: EndpointId) -> Response:
     path = parent_id + "/deployments"
     return list_response(ctx, services, parent_id, BATCH_DEPLOYMENT_TYPE, path, request.query_params, "$top")
 
 
 @router.get(DEPLOYMENT, operation_id="BatchDeployments_Get", responses=responses({200: BatchDeploymentTrackedResource}))
-async def get_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
+def get_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 

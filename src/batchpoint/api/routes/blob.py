@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import ServicesDep
 from batchpoint.services.blob_auth import BlobRequest, check_sas, check_shared_key
@@ -90,7 +91,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 @router.put("/blob/{account}/{container}")
-async def put_container(request: Request, services: ServicesDep, account: str, container: str) -> Response:
+def put_container(request: Request, services: ServicesDep, account: str, container: str) -> Response:
     _authorise(services, request, account, container, "")
     services.datastores.container(account, container).create()
     return Response(status_code=201, headers={"x-ms-version": STORAGE_VERSION})
@@ -108,7 +109,8 @@ def get_container(request: Request, services: ServicesDep, account: str, contain
 
 @router.put("/blob/{account}/{container}/{blob:path}")
 async def put_blob(request: Request, services: ServicesDep, account: str, container: str, blob: str) -> Response:
-    target = _container(services, request, account, container, blob)
+    """Async to stream the body; every database and file step runs on the thread pool, off the event loop."""
+    target = await run_in_threadpool(_container, services, request, account, container, blob)
     query = _query(request)
     operation = query.get("comp")
     if operation == "metadata":
@@ -117,13 +119,14 @@ async def put_blob(request: Request, services: ServicesDep, account: str, contai
             for name, value in request.headers.items()
             if name.lower().startswith("x-ms-meta-")
         }
-        info = target.set_metadata(blob, metadata)
+        info = await run_in_threadpool(target.set_metadata, blob, metadata)
         return Response(status_code=200, headers={"ETag": info.etag, "x-ms-version": STORAGE_VERSION})
     if operation == "block":
         await target.stage_block(blob, query.get("blockid", ""), _body(request))
         return Response(status_code=201, headers={"x-ms-version": STORAGE_VERSION})
     if operation == "blocklist":
-        return _created(target.commit_blocks(blob, await _block_ids(request)))
+        block_ids = await _block_ids(request)
+        return _created(await run_in_threadpool(target.commit_blocks, blob, block_ids))
     if operation is not None:
         raise ArmError(400, "UnsupportedQueryParameter", f"comp={operation} is not supported on this server.")
     return _created(await target.write(blob, _body(request)))

@@ -44,12 +44,12 @@ ComputeId = Annotated[str, Depends(the_compute_id)]
     responses=responses({200: ComputeResourceList}),
     openapi_extra=paging_parameters("count", ordered=False),
 )
-async def list_computes(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
+def list_computes(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
     return list_response(ctx, services, workspace, COMPUTE_TYPE, workspace + "/computes", request.query_params, "count")
 
 
 @router.get(COMPUTE, operation_id="Compute_Get", responses=responses({200: ComputeResource}))
-async def get_compute(ctx: MlContext, services: ServicesDep, resource_id: ComputeId) -> Response:
+def get_compute(ctx: MlContext, services: ServicesDep, resource_id: ComputeId) -> Response:
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 

@@ -28,18 +28,23 @@ REPEATABILITY_HEADERS = ("repeatability_request-id", "repeatability-request-id",
 JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")]
 
 
-async def invoke_context(request: Request) -> RequestContext:
+def data_plane_context(request: Request) -> RequestContext:
     """Data-plane calls (invoke, run history) carry no api-version, but the same authentication and authorization."""
     return RequestContext(base_url=base_url(request), caller=authorized_caller(request, data_plane=True), api_version="")
 
 
-async def invoke_endpoint_context(
+async def invoke_context(request: Request) -> RequestContext:
+    return data_plane_context(request)
+
+
+def invoke_endpoint_context(
     request: Request, services: ServicesDep, resource_id: Annotated[str, Depends(endpoint_id)]
 ) -> RequestContext:
-    """A ``Key`` endpoint's own keys may invoke it; anything else needs a token with the invoke permission."""
+    """A ``Key`` endpoint's own keys may invoke it; anything else needs a token with the invoke permission. Plain
+    ``def``: it reads the endpoint from the database, which FastAPI then does on its thread pool."""
     caller = endpoint_key_caller(request, services.store.get(resource_id))
     if caller is None:
-        return await invoke_context(request)
+        return data_plane_context(request)
     return RequestContext(base_url=base_url(request), caller=caller, api_version="")
 
 
