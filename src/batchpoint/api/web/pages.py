@@ -26,6 +26,13 @@ LIVE_SECONDS = 1.0
 """How often a job page's live parts are refreshed."""
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TITLES = {400: "Bad request", 401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+PAGE_HEADERS = {
+    # Scripts and styles from this server only (htmx adds one inline style), no framing, forms post here only.
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 def endpoint_url(endpoint_id: str) -> str:
@@ -40,7 +47,8 @@ TEMPLATES.env.globals["endpoint_url"] = endpoint_url
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     token = request.cookies.get(session.COOKIE, "")
     context.setdefault("caller", None)
-    return TEMPLATES.TemplateResponse(request, template, {"csrf": session.csrf_token(token) if token else "", **context}, status_code=status)
+    context = {"csrf": session.csrf_token(token) if token else "", **context}
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status, headers=PAGE_HEADERS)
 
 
 class WebRoute(APIRoute):
