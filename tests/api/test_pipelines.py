@@ -82,6 +82,16 @@ def test_steps_may_name_their_component_in_every_reference_form(client: httpx.Cl
     assert status["status"] == "Succeeded", status
 
 
+def test_a_malformed_pipeline_component_is_named_as_such(client: httpx.Client) -> None:
+    echo = f"{WORKSPACE_ID}/components/echo/versions/1"
+    spec = {"type": "pipeline", "inputs": ["x"], "jobs": {"a": "step", "b": {**node(echo, x="1"), "outputs": [1]}}}
+    status = provision(client, "graph-malformed", component(client, "malformed", spec))
+    assert status["status"] == "Failed"
+    message = status["error"]["message"]
+    assert "step 'a' must be an object" in message and "step 'b' outputs must be an object" in message
+    assert "pipeline inputs must be an object" in message
+
+
 def test_a_command_component_is_not_a_pipeline(client: httpx.Client) -> None:
     status = provision(client, "graph-command", f"{WORKSPACE_ID}/components/echo/versions/1")
     assert status["status"] == "Failed"
@@ -165,6 +175,10 @@ def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -
     assert "step 'a' references the component" in response.json()["error"]["message"]
     assert client.get(f"{WORKSPACE_ID}/jobs/bad-steps", params=V).status_code == 404
 
+    for malformed in ({"jobs": [1]}, {"jobs": {"a": "x"}}, {"jobs": {"a": {"componentId": "azureml:echo:1", "inputs": [1]}}},
+                      {"componentId": "azureml:echo:1", "outputs": {"o": {"uri": 5}}}, {"settings": "s", "jobs": {}}):
+        response = put_job(client, "malformed", {"jobType": "Pipeline", **malformed})
+        assert response.status_code == 400, (malformed, response.text)
     response = put_job(client, "a-command", {"jobType": "Command", "command": "echo hi"})
     assert response.status_code == 400 and "'Command' job cannot be submitted" in response.json()["error"]["message"]
 

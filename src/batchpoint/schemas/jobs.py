@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
+from batchpoint.schemas.assets import AssetEnvelope
+from batchpoint.schemas.base import OpenModel
+
 
 def _camel_keys(value: Any) -> Any:
     """The REST docs spell keys ``InputData``/``JobInputType``; the SDK sends ``inputData``/``jobInputType``."""
@@ -105,3 +108,31 @@ class ResolveUrisRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     values: list[str] = Field(max_length=1000)
+
+
+class SubmittedStep(OpenModel):
+    """One step of a pipeline job, as azure-ai-ml sends it (a component id, bindings by input and output name)."""
+
+    componentId: str | None = None
+    inputs: dict[str, dict[str, Any] | Literal] | None = None
+    outputs: dict[str, dict[str, Any] | StrictStr] | None = None
+
+
+class SubmittedJobProperties(OpenModel):
+    jobType: str
+    componentId: str | None = None
+    jobs: dict[str, SubmittedStep] | None = None
+    inputs: dict[str, JobInput] | None = None
+    """Inputs with their values: a literal's ``value`` or a location's ``uri``, as an invoke gives them."""
+    outputs: dict[str, JobOutput] | None = None
+    settings: dict[str, Any] | None = None
+    displayName: str | None = None
+    experimentName: str | None = None
+    tags: dict[str, str] | None = None
+    properties: dict[str, str] | None = None
+
+
+class SubmittedJob(AssetEnvelope):
+    """``PUT {workspace}/jobs/{name}``: a job as ``jobs.create_or_update`` and ``az ml job create`` send it."""
+
+    properties: SubmittedJobProperties

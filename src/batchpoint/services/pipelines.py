@@ -74,7 +74,7 @@ def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
     component_id = resolve_version(store, workspace_id, "components", reference, "component")
     spec = _component_spec(store, component_id)
     if str(spec.get("type", "")).lower() != "pipeline":
-        raise bad_request(f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment needs a pipeline component.", "UserError")
+        raise bad_request(f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment or pipeline job needs a pipeline component.", "UserError")
     return pipeline_of_spec(store, workspace_id, component_id, spec, f"The pipeline component '{reference}'")
 
 
@@ -83,11 +83,12 @@ def pipeline_of_spec(store: Store, workspace_id: str, component_id: str, spec: d
     problem found."""
     problems: list[str] = []
     nodes = {}
-    for name, job in (spec.get("jobs") or {}).items():
+    for name, job in _object(spec.get("jobs"), "'jobs'", problems).items():
         node = _node(store, workspace_id, name, job, problems)
         if node is not None:
             nodes[name] = node
-    pipeline = Pipeline(component_id, dict(spec.get("inputs") or {}), dict(spec.get("outputs") or {}), nodes)
+    inputs = _objects(spec.get("inputs"), "pipeline input", problems)
+    pipeline = Pipeline(component_id, inputs, _objects(spec.get("outputs"), "pipeline output", problems), nodes)
     problems += _binding_problems(pipeline)
     if not problems:
         try:
@@ -107,10 +108,8 @@ def job_component_spec(store: Store, workspace_id: str, job: dict[str, Any]) -> 
         outputs = {name: {"type": _output_type(output)} for name, output in (job.get("outputs") or {}).items()}
         spec: dict[str, Any] = {"type": "pipeline", "inputs": {}, "outputs": outputs, "jobs": job["jobs"]}
     elif job.get("componentId"):
-        component_id = resolve_version(store, workspace_id, "components", str(job["componentId"]), "component")
+        component_id = load_pipeline(store, workspace_id, str(job["componentId"])).component_id
         spec = copy.deepcopy(_component_spec(store, component_id))
-        if str(spec.get("type", "")).lower() != "pipeline":
-            raise bad_request(f"The component '{job['componentId']}' of a pipeline job must be a pipeline component.", "UserError")
     else:
         raise bad_request("A pipeline job needs its steps ('jobs') or a pipeline component ('componentId').", "UserError")
     inputs = spec["inputs"] = dict(spec.get("inputs") or {})
@@ -154,7 +153,23 @@ def _component_spec(store: Store, component_id: str) -> dict[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
-def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], problems: list[str]) -> Node | None:
+def _object(value: Any, what: str, problems: list[str]) -> dict[str, Any]:
+    """A part of a spec that must be a JSON object (absent is empty); anything else is a problem."""
+    if value is None or isinstance(value, dict):
+        return value or {}
+    problems.append(f"{what} must be an object")
+    return {}
+
+
+def _objects(value: Any, what: str, problems: list[str]) -> dict[str, dict[str, Any]]:
+    """Declarations by name (inputs, outputs), each an object."""
+    return {name: _object(item, f"{what} '{name}'", problems) for name, item in _object(value, f"{what}s", problems).items()}
+
+
+def _node(store: Store, workspace_id: str, name: str, job: Any, problems: list[str]) -> Node | None:
+    if not isinstance(job, dict):
+        problems.append(f"step '{name}' must be an object")
+        return None
     reference = str(job.get("componentId") or "")
     if not reference:
         problems.append(f"step '{name}' names no component")
@@ -165,12 +180,22 @@ def _node(store: Store, workspace_id: str, name: str, job: dict[str, Any], probl
         problems.append(f"step '{name}' references the component '{reference}', which does not exist")
         return None
     spec = _component_spec(store, component_id)
-    if str(spec.get("type", "")).lower() != "command" or not spec.get("command"):
+    if str(spec.get("type", "")).lower() != "command" or not isinstance(spec.get("command"), str):
         problems.append(f"step '{name}': only command components can run as steps (got '{spec.get('type')}')")
         return None
-    inputs = {key: _step_input(value) for key, value in (job.get("inputs") or {}).items()}
+    found = len(problems)
+    spec = {
+        **spec,
+        "inputs": _objects(spec.get("inputs"), f"step '{name}' component input", problems),
+        "outputs": _objects(spec.get("outputs"), f"step '{name}' component output", problems),
+    }
+    bindings = _object(job.get("inputs"), f"step '{name}' inputs", problems)
+    bound_outputs = _object(job.get("outputs"), f"step '{name}' outputs", problems)
+    if len(problems) > found:
+        return None
+    inputs = {key: _step_input(value) for key, value in bindings.items()}
     outputs = {}
-    for key, value in (job.get("outputs") or {}).items():
+    for key, value in bound_outputs.items():
         match = PARENT_OUTPUT.match(str(_binding_value(value)))
         outputs[key] = match["name"] if match else None
     return Node(name, component_id, spec, inputs, outputs)

@@ -13,7 +13,14 @@ from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paged_response, paging_parameters
 from batchpoint.schemas.assets import AssetList, AssetVersion
-from batchpoint.schemas.jobs import InvokeRequest, InvokeResponse, ResolveUrisRequest, RunDataRequest, RunDetails
+from batchpoint.schemas.jobs import (
+    InvokeRequest,
+    InvokeResponse,
+    ResolveUrisRequest,
+    RunDataRequest,
+    RunDetails,
+    SubmittedJob,
+)
 from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import child_id
 from batchpoint.services.jobs import JOB_TYPE
@@ -91,7 +98,7 @@ def get_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Respon
 
 
 @router.put(JOB, operation_id="Jobs_CreateOrUpdate", responses=responses({201: AssetVersion}))
-def create_job(ctx: MlContext, services: ServicesDep, resource_id: JobId, body: AssetVersion) -> Response:
+def create_job(ctx: MlContext, services: ServicesDep, resource_id: JobId, body: SubmittedJob) -> Response:
     """A pipeline job (``jobs.create_or_update``, ``az ml job create``): checked, then its steps run as child jobs."""
     job = services.submitted_jobs.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
     return arm_json(job.body_json(), ctx.base_url, 201)
