@@ -75,7 +75,9 @@ def test_a_canceled_job_reruns_what_never_ran(server: Server, tmp_path: Path) ->
     with server.client() as http:
         deploy_script(http, tmp_path, "rerun-cancel", "main", slow, miniBatchSize=1)
         name = invoke(http, "rerun-cancel", str(write_inputs(tmp_path / "in", 40))).json()["name"]
+        deadline = time.monotonic() + 60
         while http.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["progress"]["items"]["succeeded"] < 2:
+            assert time.monotonic() < deadline, "the job made no progress"
             time.sleep(0.05)
         http.post(f"{WORKSPACE_ID}/jobs/{name}/cancel", params=V)
         canceled = wait_for_job(http, name)
