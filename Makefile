@@ -11,7 +11,7 @@ WEB_STATIC := src/batchpoint/api/web/static
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,mlflow,test]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,mlflow,ray,test]'
 	touch $(STAMP)
 
 # Azurite, htmx and axe-core (package-lock.json) for the AzureBlob datastore tests and the web page's tests;

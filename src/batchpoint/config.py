@@ -43,6 +43,9 @@ class Settings:
     """An environment whose Python is not on this machine is built on the nearest one, with the pins that do not
     install there moved (listed in the deployment's operation status), instead of failing."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ray_address: str | None = None
+    """The Ray cluster (``HOST:PORT`` of its head) the jobs of user-created computes run on; None runs every job on
+    the server's local worker processes."""
     """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
 
     def __post_init__(self) -> None:

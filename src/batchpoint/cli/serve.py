@@ -54,6 +54,11 @@ def serve(
                      help="Build an environment whose Python is not on this machine on the nearest one, moving the "
                      "pins that do not install there (listed in the deployment's status), instead of failing it."),
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(envvar="BATCHPOINT_RAY_ADDRESS", help="HOST:PORT of a Ray cluster: the jobs of every compute "
+                     "you create run there (needs batchpoint[ray]); the built-in compute keeps the local workers."),
+    ] = None,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -71,6 +76,7 @@ def serve(
         package_index=package_index,
         pythons=list(python or []),
         nearest_python=nearest_python,
+        ray_address=ray_address,
     )
     run_server(settings)
 

@@ -243,8 +243,8 @@ class _JobRun:
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
         metrics.try_failed(result, self._try_seconds(result.index))
-        if result.kind == "init":
-            self.logs.init_failed(result)
+        if result.kind in ("init", "lost"):
+            (self.logs.init_failed if result.kind == "init" else self.logs.worker_lost)(result)
             self.pending.appendleft(batch)  # not the mini-batch's fault: it costs no try
             return
         try_number = batch.tries + 1

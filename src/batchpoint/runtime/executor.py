@@ -13,7 +13,9 @@ from typing import Literal
 
 from batchpoint.runtime.spec import JobSpec
 
-FailureKind = Literal["exception", "init", "timeout", "died"]
+FailureKind = Literal["exception", "init", "timeout", "died", "lost"]
+"""`lost`: the worker's machine went away (a Ray node died); like `init`, it is not the mini-batch's fault and costs
+it no try."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,23 @@ TaskResult = TaskDone | TaskFailed
 class InitFailedError(Exception):
     """`init()` failed on every worker slot as many times as the job allows: no worker can run the job, which
     fails whatever its error threshold (Decision 1). The message carries the last init traceback."""
+
+    @classmethod
+    def on_every_worker(cls, tries: int, workers: int, last_error: str) -> InitFailedError:
+        return cls(
+            f"The init() of the scoring script failed {tries} times in a row on each of the {workers} worker(s) "
+            f"({gist(last_error)}); the job cannot run. The last error:\n{last_error}"
+        )
+
+
+def gist(error: str) -> str:
+    """One line of an error: a traceback's last line (the exception), else its first line."""
+    lines = [line for line in error.strip().splitlines() if line.strip()] or ["no error text"]
+    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
+
+
+class ExecutorUnavailableError(Exception):
+    """The executor cannot run the job at all (for example its cluster does not answer); the message says why."""
 
 
 class Executor(ABC):

@@ -109,11 +109,7 @@ class LocalProcessExecutor(Executor):
 
     def poll(self, timeout: float) -> list[TaskResult]:
         if not any(self._usable(slot) for slot in range(len(self._slots))):
-            raise InitFailedError(
-                f"The init() of the scoring script failed {self._spec.init_tries} times in a row on each of the "
-                f"{len(self._slots)} worker(s) ({_gist(self._last_init_error)}); the job cannot run. "
-                f"The last error:\n{self._last_init_error}"
-            )
+            raise InitFailedError.on_every_worker(self._spec.init_tries, len(self._slots), self._last_init_error)
         if not self._finished:
             self._receive(timeout)
         self._stop_expired()
@@ -193,7 +189,7 @@ class LocalProcessExecutor(Executor):
             "code_dir": str(spec.code_dir.absolute()) if spec.code_dir else None,
             "logging_level": spec.logging_level,
             "summary_only": spec.output_action == SUMMARY_ONLY,
-            "argv": _script_argv(spec),
+            "argv": script_argv(spec),
             "traceback_file": str(worker.traceback_file),
         }
 
@@ -360,7 +356,7 @@ def _runtime_import_root() -> Path:
     return root
 
 
-def _script_argv(spec: JobSpec) -> list[str]:
+def script_argv(spec: JobSpec) -> list[str]:
     """The arguments the Azure driver passes, for scripts that read them with `argparse.parse_known_args()`."""
     return [
         str(spec.script_path),
@@ -369,12 +365,6 @@ def _script_argv(spec: JobSpec) -> list[str]:
         "--output", str(spec.output_dir.absolute()),
         "--output_action", "summary_only" if spec.output_action == SUMMARY_ONLY else "append_row",
     ]  # fmt: skip
-
-
-def _gist(error: str) -> str:
-    """One line of an error: a traceback's last line (the exception), else its first line."""
-    lines = [line for line in error.strip().splitlines() if line.strip()] or ["no error text"]
-    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
 
 
 def _describe_exit(returncode: int) -> str:

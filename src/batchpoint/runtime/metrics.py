@@ -28,7 +28,7 @@ RUN_SECONDS = Histogram(
 )
 ENVIRONMENT_BUILDS = Counter("batchpoint_environment_builds", "Python environments built, by outcome.", ["outcome"])
 
-RESTARTING_FAILURES = ("timeout", "died", "init")
+RESTARTING_FAILURES = ("timeout", "died", "init", "lost")
 
 
 def mini_batch_succeeded(seconds: float, items_succeeded: int, items_failed: int) -> None:

@@ -150,6 +150,10 @@ class JobLogs:
         with open(self._errors / "init.txt", "a", encoding="utf-8", errors="replace") as log:
             log.write(f"=== {_now()} init() failed on {failure.worker}\n{failure.error.rstrip()}\n\n")
 
+    def worker_lost(self, failure: TaskFailed) -> None:
+        """A worker lost with its machine: the mini-batch runs again elsewhere, which the job's log says."""
+        self._stream.write(f"{failure.error.rstrip()} Its mini-batch runs again on another worker.")
+
     def progress(self, counts: Counts) -> None:
         with open(self._dir / "job_progress_overview.txt", "a", encoding="utf-8") as log:
             log.write(f"{_now()} {describe_counts(counts)}\n")

@@ -77,7 +77,7 @@ class Services:
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
         environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python))
-        job_runner = JobRunner(store, environment_cache, settings.home / "jobs")
+        job_runner = JobRunner(store, environment_cache, settings.home / "jobs", ray_address=settings.ray_address)
         pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
         issuer = ensure_issuer(settings.home)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.home / "jobs"), pipelines, job_runner)

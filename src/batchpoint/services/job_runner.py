@@ -13,10 +13,13 @@ from typing import Any
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
+from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.logs import StreamLog, followed
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
+from batchpoint.services.compute_queue import ComputeQueue, Placement
+from batchpoint.services.computes import max_nodes
 from batchpoint.services.environments import environment_from_record
 from batchpoint.services.job_logs import pipeline_execution_log
 from batchpoint.services.jobs import TERMINAL, spec_from_record
@@ -40,8 +43,11 @@ class ServerStopping(Exception):
 
 
 class JobRunner:
-    def __init__(self, store: Store, environments: EnvironmentCache, jobs_root: Path, max_jobs: int = 4) -> None:
+    def __init__(
+        self, store: Store, environments: EnvironmentCache, jobs_root: Path, max_jobs: int = 4, ray_address: str | None = None
+    ) -> None:
         self._store = store
+        self._ray_address = ray_address
         self._environments = environments
         self._jobs_root = jobs_root
         self.activity = RunnerActivity()
@@ -49,8 +55,19 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
         self._canceled: set[str] = set()
         self._stopping = threading.Event()
+        self._queue = ComputeQueue(self._max_nodes)
+        self._active: set[str] = set()
+        self._again: set[str] = set()
+        self._active_lock = threading.Lock()
 
     def submit(self, job_id: str) -> None:
+        """Run the job on a background thread; if it is on one already, run it again once that one returns
+        (a queued job woken while it was still parking itself)."""
+        with self._active_lock:
+            if job_id in self._active:
+                self._again.add(job_id)
+                return
+            self._active.add(job_id)
         self.activity.queued(job_id)
         self._pool.submit(self._run_tracked, job_id)
 
@@ -63,6 +80,11 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> None:
         self._canceled.add(job_id.lower())
+        job = self._store.get(job_id)
+        if job is not None and self._queue.withdraw(job.id):
+            self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
+            self._canceled.discard(job.id.lower())
+            self._wake(Placement.of(job.secrets.get("placement")))
 
     def resume(self) -> int:
         """Submit every job a previous run of the server left unfinished."""
@@ -76,12 +98,55 @@ class JobRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, job_id: str) -> None:
-        job = self._store.get(job_id)
-        if job is None or job.body["properties"]["status"] in TERMINAL:
+        try:
+            job = self._store.get(job_id)
+            if job is None or job.body["properties"]["status"] in TERMINAL:
+                return
+            if "pipeline" in job.secrets:
+                self._run_pipeline(job)
+            else:
+                self._run_on_compute(job)
+        finally:
+            with self._active_lock:
+                self._active.discard(job_id)
+                again = job_id in self._again
+                self._again.discard(job_id)
+            if again and not self._stopping.is_set():
+                self.submit(job_id)
+
+    def _run_on_compute(self, job: Resource) -> None:
+        """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free."""
+        placement = Placement.of(job.secrets.get("placement"))
+        if placement is not None and not self._queue.take(job.id, placement):
+            self._update(job.id, lambda properties: properties.update(status="Queued"))
             return
-        if "pipeline" in job.secrets:
-            self._run_pipeline(job)
-            return
+        self._wake(placement)  # the next waiting job may fit too
+        try:
+            self._run_model_job(job.id, job)
+        finally:
+            next_job = self._queue.release(job.id)
+            if next_job is not None and not self._stopping.is_set():
+                self.submit(next_job)
+
+    def _wake(self, placement: Placement | None) -> None:
+        next_job = self._queue.next_waiting(placement.compute_id) if placement else None
+        if next_job is not None and not self._stopping.is_set():
+            self.submit(next_job)
+
+    def _executor_for(self, placement: Placement | None) -> Executor:
+        """Computes of one's own run on the server's Ray cluster when it has one; the built-in compute, and every
+        compute of a server without one, on local worker processes."""
+        if self._ray_address and placement is not None and placement.capped:
+            from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
+
+            return RayExecutor(self._ray_address)
+        return LocalProcessExecutor()
+
+    def _max_nodes(self, compute_id: str) -> int | None:
+        compute = self._store.get(compute_id)
+        return max_nodes(compute) if compute is not None else None
+
+    def _run_model_job(self, job_id: str, job: Resource) -> None:
         spec = spec_from_record(job.secrets["spec"])
         self._start(job_id)
         try:
@@ -91,13 +156,13 @@ class JobRunner:
                 outcome = run_job(
                     spec,
                     self._ledger,
-                    LocalProcessExecutor(),
+                    self._executor_for(Placement.of(job.secrets.get("placement"))),
                     on_progress=lambda counts: self._progress(job_id, counts),
                     should_cancel=lambda: self._should_cancel(job_id),
                 )
         except ServerStopping:
             return
-        except (InputFetchError, EnvironmentBuildError) as error:
+        except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:
             self._finish(job_id, "Failed", str(error), None)
         except Exception as error:  # the job must end, whatever went wrong around it
             log.exception("job %s failed outside its scoring script", job_id)

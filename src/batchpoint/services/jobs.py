@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.report import read_failed_items
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
+from batchpoint.services.compute_queue import Placement
+from batchpoint.services.computes import is_builtin, max_nodes, resolve_compute
 from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import ArmError, bad_request, conflict
 from batchpoint.services.ids import JOB_TYPE, ArmPath
@@ -94,6 +96,14 @@ class JobPlanner(OnResources):
             "storage_options": location.storage_options,
             "target": str(self._fetched_input(job_name)),
         }
+
+    def place(self, workspace_id: str, deployment: Resource, spec: JobSpec) -> tuple[Placement, JobSpec]:
+        """The job's compute and the nodes it takes there: ``instance_count``, at most the compute's
+        ``maxNodeCount`` (the built-in compute has no such cap)."""
+        compute = resolve_compute(self.store, workspace_id, deployment.body["properties"].get("compute"))
+        capped = not is_builtin(compute.id)
+        nodes = min(spec.instance_count, max_nodes(compute)) if capped else spec.instance_count
+        return Placement(compute.id, nodes, capped), replace(spec, instance_count=nodes)
 
     def environment(self, workspace_id: str, deployment: Resource) -> EnvironmentSpec | None:
         return self.environments.spec_of(deployment.body["properties"], workspace_id)
@@ -389,6 +399,7 @@ class Jobs(OnResources):
         source = source or self.planner.input_location(workspace_id, request)
         environment = self.planner.environment(workspace_id, routing.deployment)
         spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
+        placement, spec = self.planner.place(workspace_id, routing.deployment, spec)
         try:
             check_output_available(spec)
         except OutputExistsError as error:
@@ -399,7 +410,9 @@ class Jobs(OnResources):
             ) from error
         io = model_job_io(job_name, request)
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, io), None)
+        job.body["properties"]["computeId"] = placement.compute_id
         job.secrets = {
+            "placement": placement.record(),
             "spec": spec_to_record(spec),
             "fetch": self.planner.remote_input(job_name, source),
             "environment": environment_record(environment),

@@ -1,0 +1,109 @@
+"""Jobs on a compute hold its nodes: beyond ``maxNodeCount`` they wait, ``Queued``, in the order they came."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.arm import compute_url, create_compute, wait_for_operation
+from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.server import WORKSPACE_ID, Server
+
+GATED = """
+import os
+import time
+
+def init():
+    pass
+
+def run(mini_batch):
+    gate = os.environ["GATE"]
+    while not os.path.exists(gate):
+        time.sleep(0.05)
+    return [os.path.basename(path) for path in mini_batch]
+"""
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def queue_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Server]:
+    server = Server(home=tmp_path_factory.mktemp("home"), args=["--allow-local-path", str(data_root)]).start()
+    yield server
+    server.stop()
+
+
+def status_of(client, name: str) -> str:  # type: ignore[no-untyped-def]
+    return client.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["status"]
+
+
+def wait_for_status(client, name: str, wanted: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while status_of(client, name) != wanted:
+        assert time.monotonic() < deadline, f"job {name} never became {wanted}"
+        time.sleep(0.1)
+
+
+def one_running_one_queued(client, endpoint: str, inputs: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Invoke twice on a one-node compute: the first job runs, the second waits."""
+    first = invoke(client, endpoint, str(inputs)).json()["name"]
+    wait_for_status(client, first, "Running")
+    second = invoke(client, endpoint, str(inputs)).json()["name"]
+    wait_for_status(client, second, "Queued")
+    return first, second
+
+
+def deploy_gated(client, data_root: Path, endpoint: str, compute: str, reference: str) -> Path:  # type: ignore[no-untyped-def]
+    """A one-node compute and a deployment on it whose run() waits until the returned gate file exists."""
+    gate = data_root / f"gate-{endpoint}"
+    create_compute(client, compute, max_nodes=1)
+    deploy_script(client, data_root, endpoint, "main", GATED, compute=reference, resources={"instanceCount": 1},
+                  environmentVariables={"GATE": str(gate)})
+    return gate
+
+
+def test_a_second_job_waits_queued_until_the_first_ends(queue_server: Server, data_root: Path) -> None:
+    inputs = write_inputs(data_root / "inputs", 3)
+    with queue_server.client() as client:
+        gate = deploy_gated(client, data_root, "queued", "one-node", "azureml:one-node")
+        first, second = one_running_one_queued(client, "queued", inputs)
+        time.sleep(1.0)
+        still = status_of(client, second)
+        gate.touch()
+        done_first = wait_for_job(client, first)
+        done_second = wait_for_job(client, second)
+
+    assert still == "Queued"
+    assert done_first["properties"]["status"] == done_second["properties"]["status"] == "Completed"
+    assert done_second["properties"]["startTime"] >= done_first["properties"]["endTime"]
+    assert done_first["properties"]["computeId"] == f"{WORKSPACE_ID}/computes/one-node"
+    assert predictions(queue_server.home, second) == [f"f{index:05d}.txt" for index in range(3)]
+
+
+def test_a_queued_job_can_be_canceled(queue_server: Server, data_root: Path) -> None:
+    inputs = write_inputs(data_root / "inputs-two", 2)
+    with queue_server.client() as client:
+        gate = deploy_gated(client, data_root, "cancel-q", "single", "single")
+        first, second = one_running_one_queued(client, "cancel-q", inputs)
+        client.post(f"{WORKSPACE_ID}/jobs/{second}/cancel", params=V)
+        canceled = wait_for_job(client, second, timeout=20)
+        gate.touch()
+        done = wait_for_job(client, first)
+    assert canceled["properties"]["status"] == "Canceled"
+    assert done["properties"]["status"] == "Completed"
+
+
+def test_invoking_a_deployment_whose_compute_was_deleted_names_it(queue_server: Server, data_root: Path) -> None:
+    inputs = write_inputs(data_root / "inputs-three", 1)
+    with queue_server.client() as client:
+        create_compute(client, "short-lived")
+        deploy_script(client, data_root, "orphan", "main", GATED, compute="short-lived")
+        wait_for_operation(client, client.delete(compute_url("short-lived"), params={**V, "underlyingResourceAction": "Delete"}))
+        refused = invoke(client, "orphan", str(inputs))
+    assert refused.status_code == 400 and "short-lived" in refused.json()["error"]["message"]

@@ -1,0 +1,113 @@
+"""The Ray executor on a real three-node Ray cluster on this machine (two cores: each node declares two logical
+CPUs, the workers use one each)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from batchpoint.runtime.coordinator import run_job  # noqa: E402
+from batchpoint.runtime.executor import ExecutorUnavailableError  # noqa: E402
+from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger  # noqa: E402
+from batchpoint.runtime.local import LocalProcessExecutor  # noqa: E402
+from batchpoint.runtime.ray_executor import RayExecutor  # noqa: E402
+from tests.runtime.conftest import ECHO, Kit  # noqa: E402
+
+NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2}
+SLOW_ECHO = """
+    import os
+    import time
+
+    def init():
+        global started
+        started = time.time()
+        print("init on", os.getpid())
+
+    def run(mini_batch):
+        time.sleep(0.1)
+        return [os.path.basename(path) + " " + open(path).read() for path in mini_batch]
+"""
+
+
+def test_an_unreachable_cluster_fails_fast_with_its_address(kit: Kit) -> None:
+    kit.inputs("a.txt")
+    kit.script(ECHO)
+    started = time.monotonic()
+    with pytest.raises(ExecutorUnavailableError, match="127.0.0.1:9"):
+        run_job(kit.spec(), kit.ledger, RayExecutor("127.0.0.1:9"))
+    assert time.monotonic() - started < 30
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster(initialize_head=True, head_node_args=NODE)
+    cluster.add_node(**NODE)
+    cluster.add_node(**NODE)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def worker_nodes(kit: Kit) -> set[str]:
+    """The nodes the job's workers ran on, as its worker logs name them."""
+    logs = (kit.output_dir / "logs" / "user" / "stdout").glob("ray-worker*.stdout.txt")
+    return {log.read_text().splitlines()[0].rsplit("(", 1)[-1] for log in logs}
+
+
+def test_two_nodes_with_two_workers_each_give_the_local_executors_output(cluster: Cluster, tmp_path: Path) -> None:
+    local, remote = Kit(tmp_path / "local"), Kit(tmp_path / "ray")
+    for kit in (local, remote):
+        kit.root.mkdir()
+        kit.inputs(*[f"f{index:05d}.txt" for index in range(2000)])
+        kit.script(ECHO)
+    settings = {"instance_count": 2, "max_concurrency_per_instance": 2, "mini_batch_size": 10}
+
+    on_local = run_job(local.spec(**settings), local.ledger, LocalProcessExecutor())
+    on_ray = run_job(remote.spec(**settings), remote.ledger, RayExecutor(cluster.address))
+
+    assert on_local.status == on_ray.status == "Completed", on_ray.message
+    assert remote.predictions() == local.predictions()
+    assert len(remote.predictions().splitlines()) == 2000
+    assert len(worker_nodes(remote)) == 2
+
+
+def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(cluster: Cluster, kit: Kit) -> None:
+    kit.inputs(*[f"f{index:05d}.txt" for index in range(600)])
+    kit.script(SLOW_ECHO)
+    spec = kit.spec(instance_count=2, max_concurrency_per_instance=2, mini_batch_size=5, max_retries=0)
+    killed: list[str] = []
+
+    def kill_a_busy_node() -> None:
+        log = kit.output_dir / "logs" / "user" / "stdout"
+        while not killed:
+            time.sleep(0.2)
+            busy = worker_nodes(kit) if log.exists() else set()
+            victims = [node for node in cluster.worker_nodes if node.node_id[:8] + ")" in busy]
+            if victims and len(kit.ledger.mini_batches("job") or []) and _done(kit.ledger) > 10:
+                cluster.remove_node(victims[0], allow_graceful=False)
+                killed.append(victims[0].node_id)
+
+    killer = threading.Thread(target=kill_a_busy_node, daemon=True)
+    killer.start()
+    outcome = run_job(spec, kit.ledger, RayExecutor(cluster.address))
+    killer.join(timeout=5)
+
+    assert killed, f"the job ended before a node could be killed (nodes {worker_nodes(kit)}, done {_done(kit.ledger)})"
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions() == "".join(f"f{index:05d}.txt f{index:05d}\n" for index in range(600))
+    assert set(kit.tries()) == {1}
+    assert "was lost" in (kit.output_dir / "logs" / "user_logs" / "std_log.txt").read_text()
+    cluster.add_node(**NODE)  # back to three nodes for the tests that follow
+    cluster.wait_for_nodes()
+
+
+def _done(ledger: InMemoryLedger) -> int:
+    return sum(1 for batch in ledger.mini_batches("job") or [] if batch.status == SUCCEEDED)
