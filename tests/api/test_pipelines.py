@@ -179,6 +179,9 @@ def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -
                       {"componentId": "azureml:echo:1", "outputs": {"o": {"uri": 5}}}, {"settings": "s", "jobs": {}}):
         response = put_job(client, "malformed", {"jobType": "Pipeline", **malformed})
         assert response.status_code == 400, (malformed, response.text)
+    elsewhere = client.put(WORKSPACE_ID.replace("/default", "/nowhere") + "/jobs/lost", params=V,
+                           json={"properties": {"jobType": "Pipeline", "jobs": {}}})
+    assert elsewhere.status_code == 404 and "nowhere" in elsewhere.json()["error"]["message"]
     response = put_job(client, "a-command", {"jobType": "Command", "command": "echo hi"})
     assert response.status_code == 400 and "'Command' job cannot be submitted" in response.json()["error"]["message"]
 

@@ -14,7 +14,7 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.errors import bad_request, conflict
 from batchpoint.services.ids import JOB_TYPE, ArmPath
 from batchpoint.services.jobs import insert_job
-from batchpoint.services.pipeline_jobs import PipelinePlanner, Requested, child_rows, studio_services
+from batchpoint.services.pipeline_jobs import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
 from batchpoint.services.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.services.references import ARM_ID_PREFIX
 from batchpoint.services.resources import OnResources, Resources, new_version
@@ -44,7 +44,7 @@ class SubmittedJobs(OnResources):
                 "Put the command in a pipeline (a pipeline job with one step) instead.",
                 "UserError",
             )
-        self.resources.require(parent_of(parent_of(job_id)))
+        self.resources.require(parent_of(job_id))
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_id.rsplit('/', 1)[-1]}' already exists in this workspace.")
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
@@ -55,19 +55,7 @@ class SubmittedJobs(OnResources):
         planned = self.pipelines.plan_pipeline(
             job_name, workspace_id, pipeline, Requested({}, properties.get("outputs") or {}), settings
         )
-        document = {
-            **properties,
-            "status": "NotStarted",
-            "displayName": properties.get("displayName") or job_name,
-            "experimentName": properties.get("experimentName") or DEFAULT_EXPERIMENT,
-            "properties": properties.get("properties") or {},
-            "tags": properties.get("tags") or {},
-            "inputs": properties.get("inputs") or {},
-            "outputs": planned.document["outputs"],
-            "settings": settings,
-            "services": studio_services(job_name),
-        }
-        job = new_version(ctx, job_id, JOB_TYPE, {"properties": document}, None)
+        job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
         job.secrets = {"pipeline": planned.record}
         with self.store.transaction():
             insert_job(self.store, job, child_rows(ctx, workspace_id, planned))
@@ -94,6 +82,24 @@ class SubmittedJobs(OnResources):
         made = job_component_spec(self.store, workspace_id, job.body["properties"])
         component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": job.id}
         return f"{container_id}/versions/{version}", {**body, "properties": {**properties, "componentSpec": component_spec}}
+
+
+def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPipeline) -> dict[str, Any]:
+    """The job as sent, with Azure's defaults for what was left out, its status and where its outputs go."""
+    return {
+        "properties": {
+            **properties,
+            "status": "NotStarted",
+            "displayName": properties.get("displayName") or job_name,
+            "experimentName": properties.get("experimentName") or DEFAULT_EXPERIMENT,
+            "properties": properties.get("properties") or {},
+            "tags": properties.get("tags") or {},
+            "inputs": properties.get("inputs") or {},
+            "outputs": planned.document["outputs"],
+            "settings": planned.document["settings"],
+            "services": studio_services(job_name),
+        }
+    }
 
 
 def _job_name(reference: str) -> str:
