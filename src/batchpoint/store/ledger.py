@@ -64,32 +64,23 @@ class SqlLedger(Ledger):
             ]
 
     def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
-        """One transaction of a few statements, each executed once for the whole group (executemany)."""
+        """One transaction of a few statements, each built once for the process and executed once for the whole
+        group (executemany): SQLAlchemy's cost is per statement, not per row."""
         if not started and not succeeded:
             return
         with self._transaction() as connection:
             if started:
                 keys = [{"b_job": job_id, "b_index": a.index, "b_try": a.try_number} for a in started]
-                connection.execute(delete(AttemptRow).where(*_attempt_key()), keys)
+                connection.execute(FORGET_ATTEMPTS, keys)
                 rows = [{"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker} for a in started]
-                connection.execute(insert(AttemptRow), rows)
+                connection.execute(START_ATTEMPTS, rows)
             if succeeded:
                 values = [
                     {"b_job": job_id, "b_index": s.index, "b_try": s.try_number, "b_ok": s.succeeded_items, "b_bad": s.failed_items}
                     for s in succeeded
                 ]  # fmt: skip
-                connection.execute(update(AttemptRow).where(*_attempt_key()).values(outcome=SUCCEEDED, error=None), values)
-                connection.execute(
-                    update(MiniBatchRow)
-                    .where(MiniBatchRow.job_id == bindparam("b_job"), MiniBatchRow.index == bindparam("b_index"))
-                    .values(
-                        status=SUCCEEDED,
-                        tries=MiniBatchRow.tries + 1,
-                        succeeded_items=bindparam("b_ok"),
-                        failed_items=bindparam("b_bad"),
-                    ),
-                    values,
-                )
+                connection.execute(END_ATTEMPTS, values)
+                connection.execute(SUCCEED_MINI_BATCHES, values)
 
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
         with self._transaction() as connection:
@@ -125,10 +116,17 @@ class SqlLedger(Ledger):
         )
 
 
-def _attempt_key():  # type: ignore[no-untyped-def]
-    """The WHERE clause of one attempt, bound per row of an executemany."""
-    return (
-        AttemptRow.job_id == bindparam("b_job"),
-        AttemptRow.index == bindparam("b_index"),
-        AttemptRow.try_number == bindparam("b_try"),
-    )
+_ATTEMPT_KEY = (
+    AttemptRow.job_id == bindparam("b_job"),
+    AttemptRow.index == bindparam("b_index"),
+    AttemptRow.try_number == bindparam("b_try"),
+)
+"""The WHERE clause of one attempt, bound per row of an executemany."""
+FORGET_ATTEMPTS = delete(AttemptRow).where(*_ATTEMPT_KEY)
+START_ATTEMPTS = insert(AttemptRow)
+END_ATTEMPTS = update(AttemptRow).where(*_ATTEMPT_KEY).values(outcome=SUCCEEDED, error=None)
+SUCCEED_MINI_BATCHES = (
+    update(MiniBatchRow)
+    .where(MiniBatchRow.job_id == bindparam("b_job"), MiniBatchRow.index == bindparam("b_index"))
+    .values(status=SUCCEEDED, tries=MiniBatchRow.tries + 1, succeeded_items=bindparam("b_ok"), failed_items=bindparam("b_bad"))
+)
