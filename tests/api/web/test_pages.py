@@ -21,6 +21,8 @@ from tests.api.test_pipelines import component, node, put_job, wait_for_status
 from tests.server import API, WORKSPACE_ID, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
+expect = playwright_api.expect  # waits for what it asserts: a click that navigates returns before the new page
+expect.set_options(timeout=30_000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[3]
@@ -138,18 +140,18 @@ def start_job(server: Server, endpoint: str, files: int, **overrides: object) ->
 def test_the_printed_link_signs_in_and_shows_the_endpoints(server: Server, owner: object) -> None:
     page = owner
     assert page.url == f"{server.base_url}/"  # type: ignore[attr-defined]  # the code is gone from the address
-    assert page.get_by_role("link", name="studio").is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("link", name="studio")).to_be_visible()  # type: ignore[attr-defined]
     accessible(page)
     screenshot(page, "overview.png")
     page.get_by_role("link", name="studio").click()  # type: ignore[attr-defined]
-    assert page.get_by_role("heading", name="blue default").is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name="blue default")).to_be_visible()  # type: ignore[attr-defined]
     accessible(page)
     screenshot(page, "endpoint.png")
     page.get_by_role("button", name="Make green the default").click()  # type: ignore[attr-defined]
-    assert page.get_by_role("heading", name="green default").is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name="green default")).to_be_visible()  # type: ignore[attr-defined]
     settled(page)  # the endpoint takes one change at a time (a second one meanwhile is a 409, as on the API)
     page.get_by_role("button", name="Make blue the default").click()  # type: ignore[attr-defined]
-    assert page.get_by_role("heading", name="blue default").is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name="blue default")).to_be_visible()  # type: ignore[attr-defined]
     with server.client(token=None) as anonymous:
         assert anonymous.get(printed_link(server)).status_code == 400  # one-time
 
@@ -168,8 +170,14 @@ def test_a_running_job_updates_without_a_reload(server: Server, owner: object) -
     assert page.evaluate("window.notReloaded") is True  # type: ignore[attr-defined]
     accessible(page)
     screenshot(page, "job-running.png")
+    page.get_by_role("link", name="studio").click()  # type: ignore[attr-defined]  # the endpoint's job list follows too
+    expect(page.get_by_role("heading", name="Endpoint studio")).to_be_visible()  # type: ignore[attr-defined]
+    page.evaluate("window.notReloaded = true")  # type: ignore[attr-defined]
+    page.wait_for_selector(f"[data-job='{name}']:has-text('12 of 12')", timeout=60_000)  # type: ignore[attr-defined]
+    assert page.evaluate("window.notReloaded") is True  # type: ignore[attr-defined]
+    page.get_by_role("link", name=name).click()  # type: ignore[attr-defined]
     page.wait_for_selector("[data-status=Completed]", timeout=60_000)  # type: ignore[attr-defined]
-    assert page.get_by_role("link", name="Download predictions.csv").is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("link", name="Download predictions.csv")).to_be_visible()  # type: ignore[attr-defined]
 
 
 def test_a_failed_job_shows_the_file_and_the_traceback(server: Server, owner: object) -> None:
@@ -189,8 +197,8 @@ def test_an_owner_cancels_and_a_reader_is_refused(server: Server, owner: object,
     reader = reader_page(server, browser)
     reader.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
     reader.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]
-    assert reader.get_by_role("heading", name="Not allowed").is_visible()  # type: ignore[attr-defined]
-    assert "does not have authorization" in reader.locator("main").inner_text()  # type: ignore[attr-defined]
+    expect(reader.get_by_role("heading", name="Not allowed")).to_be_visible()  # type: ignore[attr-defined]
+    expect(reader.locator("main")).to_contain_text("does not have authorization")  # type: ignore[attr-defined]
     reader.context.close()  # type: ignore[attr-defined]
     forged = owner.request.post(f"{server.base_url}/jobs/{name}/cancel", form={"csrf": "guessed"})  # type: ignore[attr-defined]
     assert forged.status == 403  # the session cookie alone does not make an action
@@ -207,9 +215,9 @@ def test_a_pipeline_job_shows_its_steps_and_their_logs(server: Server, owner: ob
         assert put_job(client, "greetings", {"jobType": "Pipeline", "componentId": component(client, "greetings", spec), "jobs": {}}).status_code == 201
         wait_for_status(client, f"{WORKSPACE_ID}/jobs/greetings", "Completed")
     page.goto(f"{server.base_url}/jobs/greetings")  # type: ignore[attr-defined]
-    assert page.get_by_role("link", name="second", exact=True).is_visible()  # type: ignore[attr-defined]
+    expect(page.get_by_role("link", name="second", exact=True)).to_be_visible()  # type: ignore[attr-defined]
     assert "[first] hello from first" in page.locator("#log").inner_text()  # type: ignore[attr-defined]
     accessible(page)
     screenshot(page, "job-pipeline.png")
     page.get_by_role("link", name="user_logs/std_log.txt of step second").click()  # type: ignore[attr-defined]
-    assert "hello from second" in page.content()  # type: ignore[attr-defined]
+    expect(page.locator("body")).to_contain_text("hello from second")  # type: ignore[attr-defined]
