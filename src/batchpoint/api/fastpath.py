@@ -9,11 +9,12 @@ on to the FastAPI routes, which own every error answer. So both paths answer a r
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +40,7 @@ READS = re.compile(
     r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+))"
     rf"/batchEndpoints(?:/(?P<endpoint>{NAME})(?P<deployments>/deployments(?:/(?P<deployment>{NAME}))?)?)?$"
 )
+READER_THREADS = 8
 GROUP, WORKSPACE = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATTERN)
 
 
@@ -46,17 +48,22 @@ class ReadFastPath:
     def __init__(self, app: Any, services: Callable[[], Any]) -> None:
         self.app = app
         self.services = services
+        self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="fast-read")
+        """Its own threads, handed work by asyncio directly: several times cheaper per request than anyio's
+        thread pool, which FastAPI's routes use."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         match = READS.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
-        response = await run_in_threadpool(self._answer, scope, match) if match and _valid_names(match) else None
+        response = None
+        if match and _valid_names(match):
+            response = await asyncio.get_running_loop().run_in_executor(self._readers, self._answer, scope, match)
         if response is None:
             await self.app(scope, receive, send)
         else:
             await response(scope, receive, send)
 
     def _answer(self, scope: dict[str, Any], match: re.Match[str]) -> Response | None:
-        """Runs on the thread pool: it reads the database."""
+        """Runs on a reader thread: it reads the database."""
         request = Request({**scope, "app": self.app})  # FastAPI sets it too; authentication reads the app's state
         try:
             ctx = RequestContext(

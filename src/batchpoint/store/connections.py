@@ -3,11 +3,14 @@
 A transaction belongs to the thread that opened it: every store call that thread makes inside the block runs on
 the block's connection, so what belongs together commits (or rolls back) together without passing a handle
 around. On SQLite a transaction takes the write lock when it begins (``BEGIN IMMEDIATE``): a transaction that
-reads and then writes can then never fail half-way because another writer committed in between.
+reads and then writes can then never fail half-way because another writer committed in between. The threads of one
+process also queue for SQLite's single writer on a lock of their own first: SQLite's busy handler polls with
+growing sleeps and is not fair, so under load a writer could wait past the busy timeout while others keep getting in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 
 BEGIN_OPTION = "sqlite_begin"
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's transaction (this process's own writers queue on a lock)."""
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -28,7 +33,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -51,6 +56,9 @@ class Database:
         self.engine = make_engine(url)
         self._writer = self.engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
         self._local = threading.local()
+        self._single_writer: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     def current(self) -> Connection | None:
         """The connection of this thread's open transaction."""
@@ -63,7 +71,7 @@ class Database:
         if current is not None:
             yield current
             return
-        with self._writer.begin() as connection:
+        with self._single_writer, self._writer.begin() as connection:
             self._local.connection = connection
             try:
                 yield connection
