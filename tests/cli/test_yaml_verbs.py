@@ -158,3 +158,34 @@ def test_without_azure_ai_ml_the_yaml_verbs_say_what_to_install(monkeypatch: pyt
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     result = CliRunner().invoke(app, ["batch-endpoint", "list"])
     assert result.exit_code == 2 and "pip install 'batchpoint[cli]'" in result.output
+
+
+BROKEN_ENVIRONMENT = """\
+name: yaml-broken-env
+image: python:3.11
+conda_file:
+  dependencies:
+    - python=3.11
+    - pip
+    - pip:
+      - "!!! not a requirement"
+"""
+
+
+def test_create_replaces_a_deployment_whose_provisioning_failed(yaml_server: Server, project: Path) -> None:
+    """As az ml does: the fixed YAML is applied again with the same create command."""
+    run = lambda *args: batchpoint(yaml_server, project, *args)  # noqa: E731
+    (project / "broken-env.yml").write_text(BROKEN_ENVIRONMENT)
+    for kind, file in (("model", "model.yml"), ("environment", "environment.yml"), ("environment", "broken-env.yml")):
+        succeeded(run(kind, "create", "-f", file, "-o", "none"))
+    succeeded(run("batch-endpoint", "create", "-f", "endpoint.yml", "--name", "retry-ep", "-o", "none"))
+    create = ("batch-deployment", "create", "-f", "deployment.yml", "--endpoint-name", "retry-ep")
+
+    failed = run(*create, "--set", "environment=azureml:yaml-broken-env@latest")
+    state = run("batch-deployment", "show", "-n", "main", "-e", "retry-ep", "--query", "provisioning_state", "-o", "tsv")
+    retried = run(*create, "--query", "provisioning_state", "-o", "tsv")
+    again = run(*create)
+
+    assert failed.returncode == 2 and "EnvironmentBuildFailed" in failed.stderr and "not a requirement" in failed.stderr
+    assert succeeded(state) == "Failed\n" and succeeded(retried) == "Succeeded\n"
+    assert again.returncode == 2 and "already exists; use update" in again.stderr
