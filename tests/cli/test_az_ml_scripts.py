@@ -16,6 +16,9 @@ import pytest
 
 from tests.server import API, WORKSPACE_ID, Server
 
+SCRIPT_SECONDS = 900
+"""A script runs about twenty commands, each a fresh process importing azure-ai-ml (3 s of CPU each)."""
+
 SHIM = """#!/bin/sh
 [ "$1" = ml ] || exit 0
 shift; exec "$BATCHPOINT_PYTHON" -m batchpoint "$@"
@@ -149,11 +152,12 @@ def shell_env(http_server: Server, tmp_path_factory: pytest.TempPathFactory) -> 
 def run_script(folder: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     (folder / "deploy-and-run.sh").write_text(script)
     result = subprocess.run(["bash", "deploy-and-run.sh"], cwd=folder, env=env, capture_output=True, text=True,
-                            timeout=900)
+                            timeout=SCRIPT_SECONDS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
 
 
+@pytest.mark.timeout(SCRIPT_SECONDS)
 def test_a_model_sample_script_runs_unmodified(http_server: Server, shell_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "factor.txt").write_text("10")
@@ -269,31 +273,6 @@ component: azureml:hello_pipeline@latest
 settings:
   default_compute: batch-cluster
 """,
-    "pipeline-job.yml": """\
-$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
-type: pipeline
-experiment_name: char-counts-pipeline
-display_name: char-counts-job
-compute: batch-cluster
-component: components/pipeline.yml
-inputs:
-  input_data:
-    type: uri_folder
-  label: tested
-outputs:
-  counts:
-    mode: upload
-""",
-    "deployment-from-job.yml": """\
-$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json
-name: counting-from-job
-endpoint_name: char-counts
-type: pipeline
-job_definition: azureml:job_name_placeholder
-settings:
-  continue_on_step_failure: false
-  default_compute: batch-cluster
-""",
     "inputs.yml": """\
 inputs:
   input_data:
@@ -321,7 +300,6 @@ az ml component create -f components/pipeline.yml
 az ml component create -f components/hello.yml
 az ml component create -f components/hello-pipeline.yml
 az ml compute create -n batch-cluster --type amlcompute --min-instances 0 --max-instances 5
-az ml job create -f pipeline-job.yml --set inputs.input_data.path=data/unlabeled --query name -o tsv > pipeline-job.txt
 az ml batch-endpoint create --name $ENDPOINT_NAME -f endpoint.yml
 az ml batch-endpoint show --name $ENDPOINT_NAME
 az ml batch-deployment create --endpoint $ENDPOINT_NAME -f deployment.yml --set-default
@@ -338,20 +316,11 @@ JOB_NAME=$(az ml batch-endpoint invoke -n $ENDPOINT_NAME -d $DEPLOYMENT_NAME --q
 az ml job stream -n $JOB_NAME
 az ml job show -n $JOB_NAME --query status -o tsv >> status.txt
 
-PIPELINE_JOB=$(cat pipeline-job.txt)
-az ml job stream -n $PIPELINE_JOB
-az ml job show -n $PIPELINE_JOB --query status -o tsv >> status.txt
-az ml job download --name $PIPELINE_JOB --output-name counts --download-path standalone
-az ml batch-deployment create --endpoint $ENDPOINT_NAME --set job_definition=azureml:$PIPELINE_JOB -f deployment-from-job.yml
-JOB_NAME=$(az ml batch-endpoint invoke -n $ENDPOINT_NAME -d counting-from-job --f inputs.yml --query name -o tsv)
-az ml job stream -n $JOB_NAME
-az ml job show -n $JOB_NAME --query status -o tsv >> status.txt
-az ml job download --name $JOB_NAME --output-name counts --download-path from-job
-
 az ml batch-endpoint delete -n $ENDPOINT_NAME --yes
 """
 
 
+@pytest.mark.timeout(SCRIPT_SECONDS)
 def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "components" / "src").mkdir(parents=True)
     (tmp_path / "components" / "src" / "count.py").write_text(COUNT_PY)
@@ -365,11 +334,7 @@ def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp
 
     run_script(tmp_path, "set -e\n" + PIPELINE_SCRIPT, shell_env)
 
-    assert (tmp_path / "status.txt").read_text().split() == ["Completed"] * 4
+    assert (tmp_path / "status.txt").read_text().split() == ["Completed"] * 2
     assert [step.rsplit("-", 1)[1] for step in (tmp_path / "steps.txt").read_text().split()] == ["count"]
     counts = (tmp_path / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
     assert counts == ["chars,a.txt,3", "chars,b.txt,6"]
-    from_job = (tmp_path / "from-job" / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
-    assert from_job == counts
-    standalone = (tmp_path / "standalone" / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
-    assert standalone == ["tested,a.txt,3", "tested,b.txt,6"]
