@@ -18,12 +18,11 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from batchpoint.api.auth import authenticate, caller_of_token
+from batchpoint.api.auth import authenticate, caller_of_token, check_permission
 from batchpoint.api.deps import base_url
 from batchpoint.api.permissions import required
 from batchpoint.services.context import Caller
 from batchpoint.services.errors import ArmError
-from batchpoint.services.rbac import authorization_failed
 
 COOKIE = "batchpoint_session"
 SESSION_MINUTES = 12 * 60
@@ -57,16 +56,19 @@ def web_caller(request: Request) -> Caller:
         raise
 
 
-def permitted(request: Request, caller: Caller, method: str, path: str) -> bool:
-    """Whether the caller's role assignments allow ``method`` on ``path``, decided as for the API."""
-    permission = required(method, path)
-    return permission is None or request.app.state.services.roles.permits(caller, permission.action, permission.scope)
-
-
 def check_permitted(request: Request, caller: Caller, method: str, path: str) -> None:
+    """403 unless the caller's role assignments allow ``method`` on ``path``, decided as for the API."""
     permission = required(method, path)
-    if permission is not None and not permitted(request, caller, method, path):
-        raise authorization_failed(caller, permission.action, permission.scope)
+    if permission is not None:
+        check_permission(request, caller, permission)
+
+
+def permitted(request: Request, caller: Caller, method: str, path: str) -> bool:
+    try:
+        check_permitted(request, caller, method, path)
+    except ArmError:
+        return False
+    return True
 
 
 def csrf_token(session: str) -> str:
