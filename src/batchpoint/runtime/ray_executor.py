@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from ray.exceptions import GetTimeoutError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -131,11 +131,14 @@ class ScoringActor:
         return self._take_log()
 
     def _write_inputs(self, index: int, names: list[str], contents: list[bytes]) -> list[str]:
+        """The mini-batch's files under their own names; in a folder per position only when names repeat."""
         folder = self._inputs / str(index)
+        folder.mkdir(parents=True, exist_ok=True)
+        distinct = len(set(names)) == len(names)
         paths = []
         for position, (name, content) in enumerate(zip(names, contents, strict=True)):
-            target = folder / str(position) / name
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = folder / name if distinct else folder / str(position) / name
+            target.parent.mkdir(exist_ok=True)
             target.write_bytes(content)
             paths.append(str(target))
         return paths
@@ -266,7 +269,7 @@ class RayExecutor(Executor):
         assert task is not None
         try:
             kind, value, text = ray.get(ref)
-        except RayActorError as error:
+        except RayError as error:  # the actor, its node or the object holding its result is gone
             self._lose(slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}")
             return
         self._name_after_node(slot)
