@@ -79,6 +79,17 @@ class Database:
                 self._local.connection = None
 
     @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """Where reads run: this thread's open transaction (to see what it wrote), else a connection of their own
+        that takes no write lock."""
+        current = self.current()
+        if current is not None:
+            yield current
+            return
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def statement(self) -> Iterator[Connection]:
         """Where a write that may fail on a constraint runs: a savepoint inside this thread's open transaction
         (so the transaction stays usable after the failure, on PostgreSQL too), else a transaction of its own."""

@@ -44,7 +44,7 @@ class SqlLedger(Ledger):
             connection.execute(insert(JobPlanRow).values(job_id=job_id, mini_batch_count=count))
 
     def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
-        with self._db.engine.connect() as connection:
+        with self._db.reading() as connection:
             if connection.execute(select(JobPlanRow.job_id).where(JobPlanRow.job_id == job_id)).first() is None:
                 return None
             rows = connection.execute(

@@ -162,7 +162,7 @@ class SqlStore(Store):
         if after is not None:
             query = query.where(tuple_(RESOURCES.c.created_us, RESOURCES.c.key) > tuple_(after.micros, after.key))
         query = query.order_by(RESOURCES.c.created_us, RESOURCES.c.key).limit(limit)
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return [_resource(row) for row in connection.execute(query)]
 
     def list_jobs(
@@ -178,12 +178,12 @@ class SqlStore(Store):
 
     def unfinished_jobs(self) -> list[str]:
         query = select(RESOURCES.c.id).join(JOBS, JOBS.c.key == RESOURCES.c.key).where(UNFINISHED_JOB)
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return list(connection.scalars(query.order_by(JOBS.c.created_us)))
 
     def jobs_by_status(self) -> dict[str, int]:
         query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return {str(state): count for state, count in connection.execute(query)}
 
     def role_assignments(self) -> list[RoleGrant]:
@@ -191,7 +191,7 @@ class SqlStore(Store):
         query = select(RESOURCES.c.id, table.c.principal_id, table.c.scope, table.c.role_definition_id).join(
             RESOURCES, RESOURCES.c.key == table.c.key
         )
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return [RoleGrant(*row) for row in connection.execute(query.order_by(table.c.created_us, table.c.key))]
 
     def code_versions_with_hash(self, workspace_id: str, digest: str) -> list[Resource]:
@@ -200,7 +200,7 @@ class SqlStore(Store):
             .join(CODE_HASHES, CODE_HASHES.c.key == RESOURCES.c.key)
             .where(CODE_HASHES.c.workspace_key == workspace_id.lower(), CODE_HASHES.c.hash_sha256 == digest)
         )
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return [_resource(row) for row in connection.execute(query.order_by(CODE_HASHES.c.created_us))]
 
     def add_operation(self, operation: Operation) -> None:
@@ -211,7 +211,7 @@ class SqlStore(Store):
             raise AlreadyExists(operation.resource_id) from exc
 
     def get_operation(self, operation_id: str) -> Operation | None:
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             row = connection.execute(select(OPERATIONS).where(OPERATIONS.c.id == operation_id)).first()
             return _operation(row) if row else None
 
@@ -224,13 +224,13 @@ class SqlStore(Store):
         query = select(OPERATIONS).where(
             OPERATIONS.c.resource_key == resource_id.lower(), OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value
         )
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             row = connection.execute(query.limit(1)).first()
             return _operation(row) if row else None
 
     def running_operations(self) -> list[Operation]:
         query = select(OPERATIONS).where(OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value)
-        with self._db.statement() as connection:
+        with self._db.reading() as connection:
             return [_operation(row) for row in connection.execute(query.order_by(OPERATIONS.c.started_us))]
 
 
