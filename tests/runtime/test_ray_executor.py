@@ -111,3 +111,18 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(cluste
 
 def _done(ledger: InMemoryLedger) -> int:
     return sum(1 for batch in ledger.mini_batches("job") or [] if batch.status == SUCCEEDED)
+
+
+def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(cluster: Cluster, kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt")
+    kit.script("""
+        def init():
+            raise RuntimeError("no model here")
+
+        def run(mini_batch):
+            return mini_batch
+    """)
+    outcome = run_job(kit.spec(max_retries=1), kit.ledger, RayExecutor(cluster.address))
+    assert outcome.status == "Failed"
+    assert "RuntimeError: no model here" in outcome.message
+    assert set(kit.tries()) == {0}

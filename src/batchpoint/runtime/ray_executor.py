@@ -270,7 +270,10 @@ class RayExecutor(Executor):
         try:
             kind, value, text = ray.get(ref)
         except RayError as error:  # the actor, its node or the object holding its result is gone
-            self._lose(slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}")
+            if slot.log is None:  # it never ran a mini-batch: it could not start, which counts like a failed init()
+                self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
+            else:
+                self._lose(slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}")
             return
         self._name_after_node(slot)
         self._append_log(slot, text)
@@ -284,10 +287,14 @@ class RayExecutor(Executor):
             slot.init_failures = 0
             self._finished.append(TaskFailed(task.index, slot.name, "exception", value))
         else:
-            slot.init_failures += 1
-            self._last_init_error = value
-            self._finished.append(TaskFailed(task.index, slot.name, "init", value))
-            self._retire(slot)
+            self._init_failed(slot, task, value)
+
+    def _init_failed(self, slot: _Slot, task: Task, error: str) -> None:
+        slot.init_failures += 1
+        self._last_init_error = error
+        self._finished.append(TaskFailed(task.index, slot.name, "init", error))
+        self._deadlines.disarm(slot.index)
+        self._retire(slot)
 
     def _lose(self, slot: _Slot, message: str) -> None:
         task = slot.task
