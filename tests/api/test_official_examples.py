@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.arm import wait_for_operation
+from tests.api.arm import compute_body, put_and_wait, wait_for_operation
 from tests.server import Server
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "azure-ml-arm" / "examples" / "Workspace"
@@ -49,6 +49,11 @@ def ensure_parents(client: httpx.Client, parameters: dict[str, Any], with_endpoi
     group = f"/subscriptions/{parameters['subscriptionId']}/resourceGroups/{parameters['resourceGroupName']}"
     client.put(group, params={"api-version": "2021-04-01"}, json={"location": "string"})
     client.put(workspace_url(parameters), params={"api-version": "2025-12-01"}, json={"location": "string"})
+    compute = (parameters.get("body") or {}).get("properties", {}).get("compute")
+    if compute:  # as on Azure, the compute a deployment names must exist
+        compute_url = f"{workspace_url(parameters)}/computes/{compute.rsplit('/', 1)[-1]}"
+        if client.get(compute_url, params={"api-version": "2025-12-01"}).status_code == 404:
+            put_and_wait(client, compute_url, compute_body())
     if with_endpoint and "endpointName" in parameters:
         endpoint = f"{workspace_url(parameters)}/batchEndpoints/{parameters['endpointName']}"
         if client.get(endpoint, params={"api-version": "2025-12-01"}).status_code == 404:
