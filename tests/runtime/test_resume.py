@@ -38,12 +38,16 @@ SLOW_ECHO = """
     def init():
         Path(os.environ["MARKERS"], f"pid-{os.getpid()}").touch()
 
+    def runs_so_far(markers):
+        return len(Path(markers, "runs").read_text().split()) if Path(markers, "runs").exists() else 0
+
     def run(mini_batch):
         markers = os.environ["MARKERS"]
-        if Path(markers, "stall").exists():  # the test is about to kill the coordinator: be caught mid-run()
-            Path(markers, f"stalled-{os.getpid()}").touch()
+        stall_after = Path(markers, "stall-after")
+        if stall_after.exists() and runs_so_far(markers) >= int(stall_after.read_text()):
+            Path(markers, f"stalled-{os.getpid()}").touch()  # where the test kills the coordinator: mid-run()
             time.sleep(60)
-        time.sleep(random.random() / 10)
+        time.sleep(random.random() / 20)
         with open(Path(os.environ["MARKERS"], "runs"), "a") as runs:
             runs.write(os.path.basename(mini_batch[0]) + "\\n")
         return [os.path.basename(path) for path in mini_batch]
@@ -58,10 +62,6 @@ def succeeded(ledger: Ledger) -> set[int]:
     return {batch.index for batch in ledger.mini_batches(JOB_ID) or [] if batch.status == "succeeded"}
 
 
-def at_least_succeeded(ledger: Ledger, minimum: int) -> Callable[[], bool]:
-    return lambda: len(succeeded(ledger)) >= minimum
-
-
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -74,10 +74,9 @@ def runs(markers: Path) -> Counter[str]:
 
 
 def kill_points(seed: int) -> list[tuple[int, float]]:
-    """(succeeded mini-batches to wait for, delay after a worker stalls) for each kill, in order."""
+    """For each kill: how many more run() calls to let finish before workers stall, and how long to wait then."""
     draw = random.Random(seed)
-    minimums = sorted(draw.sample(range(MINI_BATCHES - 6), KILLS))  # work is left to be caught in
-    return [(minimum, draw.uniform(0.0, 0.3)) for minimum in minimums]
+    return [(draw.randrange(MINI_BATCHES // KILLS - 1), draw.uniform(0.0, 0.3)) for _ in range(KILLS)]
 
 
 def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
@@ -89,18 +88,17 @@ def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
     ledger = sql_ledger(kit.root)
     finished_runs: dict[str, int] = {}
     seen_workers: set[int] = set()
-    for minimum, then_wait in kill_points(kill_seed):
+    for more_runs, then_wait in kill_points(kill_seed):
+        (kit.markers / "stall-after").write_text(str(sum(runs(kit.markers).values()) + more_runs))
         coordinator = start_coordinator(kit.root)
-        wait_for(at_least_succeeded(ledger, minimum), 30, f"{minimum} mini-batches (seed {kill_seed})")
-        (kit.markers / "stall").touch()
-        wait_for(lambda: any(kit.markers.glob("stalled-*")), 10, f"a worker inside run() (seed {kill_seed})")
+        wait_for(lambda: any(kit.markers.glob("stalled-*")), 30, f"a worker inside run() (seed {kill_seed})")
         time.sleep(then_wait)
         seen_workers.update(processes_with(worker_entry))
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait()
         wait_for(lambda: not processes_with(worker_entry), 5, f"orphaned workers to die (seed {kill_seed})")
         reap(seen_workers)
-        for marker in [kit.markers / "stall", *kit.markers.glob("stalled-*")]:
+        for marker in [kit.markers / "stall-after", *kit.markers.glob("stalled-*")]:
             marker.unlink()
         counts = runs(kit.markers)
         finished_runs.update({FILES[3 * index]: counts[FILES[3 * index]] for index in succeeded(ledger)})
