@@ -42,7 +42,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: str, timeout: float = 30.0) -> None:
+def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: str, timeout: float = 60.0) -> None:
     """Returns once ``port`` on 127.0.0.1 accepts connections; fails if ``process`` exits first or takes too long."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
