@@ -18,7 +18,7 @@ from batchpoint.issuer import ensure_issuer
 from tests.api.arm import grant
 from tests.api.jobs import deploy_script, invoke, wait_for_job, write_inputs
 from tests.api.test_pipelines import component, node, put_job, wait_for_status
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, TEST_USER, WORKSPACE_ID, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
 expect = playwright_api.expect  # waits for what it asserts: a click that navigates returns before the new page
@@ -90,10 +90,11 @@ def owner(server: Server, browser: object) -> Iterator[object]:
     context.close()
 
 
-def reader_page(server: Server, browser: object) -> object:
-    with server.client(token=server.token(user=READER)) as client:
+def signed_in_page(server: Server, browser: object, user: str, javascript: bool = True) -> object:
+    """A page in a browser context of its own, signed in as ``user`` with a link made for that user's token."""
+    with server.client(token=server.token(user=user)) as client:
         link = client.post(f"{server.base_url}/signin/links").json()["url"]
-    context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
+    context = browser.new_context(ignore_https_errors=True, java_script_enabled=javascript)  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(link)
     return page
@@ -192,9 +193,23 @@ def test_a_failed_job_shows_the_file_and_the_traceback(server: Server, owner: ob
     screenshot(page, "job-failed.png")
 
 
+def test_pages_work_with_javascript_off(server: Server, browser: object) -> None:
+    page = signed_in_page(server, browser, TEST_USER, javascript=False)
+    name = start_job(server, "studio", 40)
+    page.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name=f"Job {name}")).to_be_visible()  # type: ignore[attr-defined]
+    page.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]  # a plain form post
+    deadline = time.monotonic() + 60
+    while page.locator("[data-status]").get_attribute("data-status") != "Canceled":  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the job did not end Canceled"
+        time.sleep(0.5)
+        page.reload()  # type: ignore[attr-defined]  # without JavaScript, a reload shows the news
+    page.context.close()  # type: ignore[attr-defined]
+
+
 def test_an_owner_cancels_and_a_reader_is_refused(server: Server, owner: object, browser: object) -> None:
     name = start_job(server, "studio", 40)
-    reader = reader_page(server, browser)
+    reader = signed_in_page(server, browser, READER)
     reader.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
     reader.get_by_role("button", name=f"Cancel job {name}").click()  # type: ignore[attr-defined]
     expect(reader.get_by_role("heading", name="Not allowed")).to_be_visible()  # type: ignore[attr-defined]
