@@ -40,7 +40,10 @@ READS = re.compile(
     r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+))"
     rf"/batchEndpoints(?:/(?P<endpoint>{NAME})(?P<deployments>/deployments(?:/(?P<deployment>{NAME}))?)?)?$"
 )
-READER_THREADS = 8
+READER_THREADS = 2
+"""Few on purpose: every reader thread competes with the event loop for the GIL (with 8, the loop waited for it and
+fast-path throughput fell below answering on the loop; with 1 or 2 it rose above it, docs/performance.md), and
+two keep one slow read from holding up the rest."""
 GROUP, WORKSPACE = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATTERN)
 
 
