@@ -273,6 +273,31 @@ component: azureml:hello_pipeline@latest
 settings:
   default_compute: batch-cluster
 """,
+    "pipeline-job.yml": """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+experiment_name: char-counts-pipeline
+display_name: char-counts-job
+compute: batch-cluster
+component: components/pipeline.yml
+inputs:
+  input_data:
+    type: uri_folder
+  label: tested
+outputs:
+  counts:
+    mode: upload
+""",
+    "deployment-from-job.yml": """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json
+name: counting-from-job
+endpoint_name: char-counts
+type: pipeline
+job_definition: azureml:job_name_placeholder
+settings:
+  continue_on_step_failure: false
+  default_compute: batch-cluster
+""",
     "inputs.yml": """\
 inputs:
   input_data:
@@ -300,6 +325,7 @@ az ml component create -f components/pipeline.yml
 az ml component create -f components/hello.yml
 az ml component create -f components/hello-pipeline.yml
 az ml compute create -n batch-cluster --type amlcompute --min-instances 0 --max-instances 5
+az ml job create -f pipeline-job.yml --set inputs.input_data.path=data/unlabeled --query name -o tsv > pipeline-job.txt
 az ml batch-endpoint create --name $ENDPOINT_NAME -f endpoint.yml
 az ml batch-endpoint show --name $ENDPOINT_NAME
 az ml batch-deployment create --endpoint $ENDPOINT_NAME -f deployment.yml --set-default
@@ -315,6 +341,16 @@ DEPLOYMENT_NAME="hello-dpl"
 JOB_NAME=$(az ml batch-endpoint invoke -n $ENDPOINT_NAME -d $DEPLOYMENT_NAME --query name -o tsv)
 az ml job stream -n $JOB_NAME
 az ml job show -n $JOB_NAME --query status -o tsv >> status.txt
+
+PIPELINE_JOB=$(cat pipeline-job.txt)
+az ml job stream -n $PIPELINE_JOB
+az ml job show -n $PIPELINE_JOB --query status -o tsv >> status.txt
+az ml job download --name $PIPELINE_JOB --output-name counts --download-path standalone
+az ml batch-deployment create --endpoint $ENDPOINT_NAME --set job_definition=azureml:$PIPELINE_JOB -f deployment-from-job.yml
+JOB_NAME=$(az ml batch-endpoint invoke -n $ENDPOINT_NAME -d counting-from-job --f inputs.yml --query name -o tsv)
+az ml job stream -n $JOB_NAME
+az ml job show -n $JOB_NAME --query status -o tsv >> status.txt
+az ml job download --name $JOB_NAME --output-name counts --download-path from-job
 
 az ml batch-endpoint delete -n $ENDPOINT_NAME --yes
 """
@@ -334,7 +370,24 @@ def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp
 
     run_script(tmp_path, "set -e\n" + PIPELINE_SCRIPT, shell_env)
 
-    assert (tmp_path / "status.txt").read_text().split() == ["Completed"] * 2
+    assert (tmp_path / "status.txt").read_text().split() == ["Completed"] * 4
     assert [step.rsplit("-", 1)[1] for step in (tmp_path / "steps.txt").read_text().split()] == ["count"]
     counts = (tmp_path / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
     assert counts == ["chars,a.txt,3", "chars,b.txt,6"]
+    standalone = (tmp_path / "standalone" / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
+    assert standalone == ["tested,a.txt,3", "tested,b.txt,6"]
+    from_job = (tmp_path / "from-job" / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
+    assert from_job == counts
+
+
+    pipeline_job = (tmp_path / "pipeline-job.txt").read_text().strip()
+    listed = batchpoint(shell_env, "jobs", "list")
+    waited = batchpoint(shell_env, "jobs", "wait", pipeline_job)
+    assert listed.returncode == 0 and pipeline_job[:20] in listed.stdout, listed.stderr
+    assert waited.returncode == 0 and "output counts: azureml://" in waited.stdout.replace("\n", ""), waited.stderr
+
+
+def batchpoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """batchpoint's own job commands, which once crashed on pipeline jobs and their steps."""
+    return subprocess.run([sys.executable, "-m", "batchpoint", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
