@@ -126,3 +126,17 @@ def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(cluster:
     assert outcome.status == "Failed"
     assert "RuntimeError: no model here" in outcome.message
     assert set(kit.tries()) == {0}
+
+
+def test_the_environments_requirements_are_installed_on_the_nodes(cluster: Cluster, kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script("""
+        import os
+        import six
+
+        def run(mini_batch):
+            return [f"{os.path.basename(path)} six {six.__version__}" for path in mini_batch]
+    """)
+    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(cluster.address, requirements=("six",)))
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions().splitlines()[0].startswith("a.txt six 1.")

@@ -25,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,11 @@ class _Slot:
 class RayExecutor(Executor):
     """Runs a job's tries on actors of the Ray cluster at `address` (see the module's docstring)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, requirements: Sequence[str] = ()) -> None:
+        """`requirements` are the deployment environment's pip requirements: each node installs them once (Ray
+        caches the environment by its contents) into a virtual environment on top of the cluster's Python."""
         self._address = address
+        self._runtime_env = {"pip": {"packages": list(requirements)}} if requirements else None
         self._slots: list[_Slot] = []
         self._deadlines: Deadlines[int] = Deadlines()
         self._finished: list[TaskResult] = []
@@ -259,6 +263,7 @@ class RayExecutor(Executor):
         bundle = slot.index // self._spec.max_concurrency_per_instance
         slot.actor = ScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
+            runtime_env=self._runtime_env,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, bundle),
         ).remote(self._config, self._files)
         slot.name = f"ray-worker{slot.index:03d}"

@@ -133,13 +133,13 @@ class JobRunner:
         if next_job is not None and not self._stopping.is_set():
             self.submit(next_job)
 
-    def _executor_for(self, placement: Placement | None) -> Executor:
+    def _executor_for(self, placement: Placement | None, environment: EnvironmentSpec | None) -> Executor:
         """Computes of one's own run on the server's Ray cluster when it has one; the built-in compute, and every
         compute of a server without one, on local worker processes."""
         if self._ray_address and placement is not None and placement.capped:
             from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
 
-            return RayExecutor(self._ray_address)
+            return RayExecutor(self._ray_address, environment.requirements if environment else ())
         return LocalProcessExecutor()
 
     def _max_nodes(self, compute_id: str) -> int | None:
@@ -151,12 +151,13 @@ class JobRunner:
         self._start(job_id)
         try:
             fetch_input(job.secrets.get("fetch"))
-            self._ensure_environment(environment_from_record(job.secrets.get("environment")))
+            environment = environment_from_record(job.secrets.get("environment"))
+            self._ensure_environment(environment)
             with followed(stream_log(spec)):
                 outcome = run_job(
                     spec,
                     self._ledger,
-                    self._executor_for(Placement.of(job.secrets.get("placement"))),
+                    self._executor_for(Placement.of(job.secrets.get("placement")), environment),
                     on_progress=lambda counts: self._progress(job_id, counts),
                     should_cancel=lambda: self._should_cancel(job_id),
                 )
