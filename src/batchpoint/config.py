@@ -35,8 +35,10 @@ class Settings:
     )
     """Extra time a provisioning operation stays in progress (lets tests watch polling and conflicts)."""
     package_index: str | None = None
-    """The package index environments are built from (``pip install --index-url``); None uses pip's own
-    configuration (``pip.conf``, ``PIP_INDEX_URL``)."""
+    """The package index environments are built from (uv's ``--default-index``, pip's ``--index-url``); None uses
+    the installer's own configuration (``uv.toml``/``UV_INDEX_URL``, ``pip.conf``/``PIP_INDEX_URL``)."""
+    installer: str | None = None
+    """What builds environments: ``uv`` or ``pip``; None uses uv when it is installed, else pip."""
     pythons: list[Path] = field(default_factory=list)
     """Interpreters environments may be built with, besides those found (uv's, pyenv's, ``pythonX.Y`` on PATH)."""
     nearest_python: bool = False
@@ -58,10 +60,6 @@ class Settings:
     @property
     def environments_dir(self) -> Path:
         return self.home / "environments"
-
-    @property
-    def installer_options(self) -> list[str]:
-        return ["--index-url", self.package_index] if self.package_index else []
 
     @property
     def scheme(self) -> str:

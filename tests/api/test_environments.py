@@ -119,7 +119,7 @@ def test_an_uninstallable_spec_fails_with_the_installer_error_and_leaves_nothing
     seen = provision(client, "env-broken", "main", environment_id)
     assert seen[-1]["status"] == "Failed"
     message = seen[-1]["error"]["message"]
-    assert "batchpoint-test-no-such-package" in message and "pip install failed" in message
+    assert "batchpoint-test-no-such-package" in message and "install failed (exit code 1)" in message
     deployment = client.get(deployment_url("env-broken", "main"), params=V).json()
     assert deployment["properties"]["provisioningState"] == "Failed"
     folders = [path.name for path in (env_server.home / "environments").iterdir() if path.name not in ("logs", "locks")]

@@ -20,15 +20,17 @@ try:
 except PythonNotFound:
     pytest.skip("needs a Python 3.8 interpreter, the nearest supported one to 3.7", allow_module_level=True)
 
-PYTHON_37 = "dependencies:\n- python=3.7\n- pip:\n  - dataclasses==0.8\n  - six==1.16.0\n"
-"""dataclasses 0.8 installs only on Python 3.6 (Requires-Python <3.7), six 1.16.0 everywhere."""
+PYTHON_37 = "dependencies:\n- python=3.7\n- pip:\n  - typing-extensions==4.14.0\n  - six==1.16.0\n"
+"""typing-extensions 4.14.0 needs Python 3.9 or later (4.13.2 is the last for 3.8), six 1.16.0 installs everywhere.
+(A pin that only an upper bound of Requires-Python keeps off 3.8, such as dataclasses 0.8, would not do: uv
+ignores those bounds and installs it.)"""
 
 REPORTS = """
 import sys
 from importlib import metadata
 
 def run(mini_batch):
-    return ["%d.%d dataclasses %s" % (sys.version_info[0], sys.version_info[1], metadata.version("dataclasses"))]
+    return ["%d.%d typing-extensions %s" % (sys.version_info[0], sys.version_info[1], metadata.version("typing_extensions"))]
 """
 
 
@@ -50,7 +52,7 @@ def test_a_missing_python_builds_on_the_nearest_and_lists_the_moved_pins(client:
     assert seen[-1]["status"] == "Succeeded", seen[-1]
     status = seen[-1]["properties"]
     assert status["pythonRequested"] == "3.7" and status["python"] == NEAREST_TO_37.version
-    assert status["movedPins"] == ["dataclasses==0.8 -> 0.6"]
+    assert status["movedPins"] == ["typing-extensions==4.14.0 -> 4.13.2"]
     assert client.get(deployment_url("nearest", "status"), params=V).json()["properties"]["provisioningState"] == "Succeeded"
 
 
@@ -61,4 +63,4 @@ def test_its_jobs_run_on_the_nearest_python(client: httpx.Client, nearest_server
     job = invoke(client, "nearest-jobs", str(write_inputs(data_root / "inputs", 1))).json()
 
     assert wait_for_job(client, job["name"], timeout=120)["properties"]["status"] == "Completed"
-    assert predictions(nearest_server.home, job["name"]) == ["3.8 dataclasses 0.6"]
+    assert predictions(nearest_server.home, job["name"]) == ["3.8 typing-extensions 4.13.2"]

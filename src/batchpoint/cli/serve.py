@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from batchpoint.config import DEFAULT_MAX_BODY_BYTES, Settings, default_home
+from batchpoint.runtime.environments.installers import InstallerName
 
 
 def serve(
@@ -41,7 +42,11 @@ def serve(
     package_index: Annotated[
         str | None,
         typer.Option(envvar="BATCHPOINT_PACKAGE_INDEX", help="Package index deployment environments are built from "
-                     "(pip's --index-url, e.g. an offline mirror); default: pip's own configuration."),
+                     "(e.g. an offline mirror); default: the installer's own configuration."),
+    ] = None,
+    installer: Annotated[
+        InstallerName | None,
+        typer.Option(envvar="BATCHPOINT_INSTALLER", help="What builds deployment environments; default: uv when it is installed, else pip."),
     ] = None,
     python: Annotated[
         list[Path] | None,
@@ -74,6 +79,7 @@ def serve(
         owners=list(owner or []),
         max_body_bytes=max_body_bytes,
         package_index=package_index,
+        installer=installer,
         pythons=list(python or []),
         nearest_python=nearest_python,
         ray_address=ray_address,

@@ -13,6 +13,7 @@ from batchpoint.config import (
 )
 from batchpoint.issuer import ensure_issuer
 from batchpoint.runtime.environments.cache import EnvironmentCache
+from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.services.assets import Assets
 from batchpoint.services.batch import BatchDeploymentKind, BatchEndpointKind
@@ -75,7 +76,9 @@ class Services:
         resources = Resources(store)
         datastores = Datastores(resources, settings.home / "storage")
         uris = UriResolver(datastores, settings.allowed_local_paths)
-        environment_cache = EnvironmentCache(settings.environments_dir, settings.installer_options)
+        environment_cache = EnvironmentCache(
+            settings.environments_dir, settings.package_index, choose_installer(settings.installer)
+        )
         environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python))
         job_runner = JobRunner(store, environment_cache, settings.home / "jobs", ray_address=settings.ray_address)
         pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")

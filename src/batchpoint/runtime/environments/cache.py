@@ -6,7 +6,8 @@ Layout under the cache root:
     locks/<key>.lock        held while a build of <key> runs, by any process on this machine
 
 A build runs in its final folder (virtual environments are not relocatable) and is removed when it fails; an
-unfinished folder left by a crash is removed by the next build of its key or by `sweep()`.
+unfinished folder left by a crash is removed by the next build of its key or by `sweep()`. The installer (uv, else
+pip: `installers.py`) is not part of the key: both install the same requirements on the same interpreter.
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
-
 from batchpoint.runtime import metrics
-from batchpoint.runtime.environments.interpreters import Interpreter
-from batchpoint.runtime.environments.relax import installed_versions, named_in, pinned_name, unpinned
+from batchpoint.runtime.environments.installers import Installer, InstallerUnavailable, choose_installer
+from batchpoint.runtime.environments.relax import named_in, pinned_name, unpinned
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 
 READY_FILE = "batchpoint-environment.json"
@@ -69,11 +66,17 @@ def activation(python: Path) -> dict[str, str]:
 
 class EnvironmentCache:
     def __init__(
-        self, root: Path, installer_options: Sequence[str] = (), build_timeout_seconds: float = 1800.0
+        self,
+        root: Path,
+        package_index: str | None = None,
+        installer: Installer | None = None,
+        build_timeout_seconds: float = 1800.0,
     ) -> None:
-        """`installer_options` are passed to `pip install` (for example `--index-url` of an offline mirror)."""
+        """`package_index` replaces the installer's default index (an offline mirror, say); `installer` defaults to
+        uv when it is installed, else pip."""
         self.root = root.absolute()
-        self._options = tuple(installer_options)
+        self.installer = installer or choose_installer()
+        self._index = package_index
         self._timeout = build_timeout_seconds
 
     def log_path(self, spec: EnvironmentSpec) -> Path:
@@ -143,13 +146,14 @@ class EnvironmentCache:
                 out.flush()
                 progress(line)
 
-            interpreter = spec.built_on
             report(f"# building environment {spec.key} from {spec.source or 'an environment'}")
-            for note in _notes(spec):
+            for note in _notes(spec, self.installer):
                 report(f"# {note}")
-            self._run([interpreter.path, "-m", "venv", "--without-pip", str(folder)], report)
+            self._run(self.installer.create_step, self.installer.create_command(spec.built_on, folder), report)
             moved = self._install(spec, folder, report) if spec.requirements else []
-            ready = {**asdict(spec), "key": spec.key, "builtAt": time.time(), MOVED_PINS: moved}
+            ready = {
+                **asdict(spec), "key": spec.key, "builtAt": time.time(), "installer": self.installer.name, MOVED_PINS: moved,
+            }  # fmt: skip
             (folder / READY_FILE).write_text(json.dumps(ready))
             report(f"# environment {spec.key} is ready")
 
@@ -161,8 +165,13 @@ class EnvironmentCache:
         path = folder / REQUIREMENTS_FILE
         while True:
             path.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            report(f"# installing {' '.join(requirements)}")
             try:
-                output = self._run(self._install_command(spec.built_on, folder, path), report)
+                command = self.installer.install_command(spec.built_on, folder, path, self._index)
+            except InstallerUnavailable as error:
+                raise EnvironmentBuildError(str(error)) from None
+            try:
+                output = self._run(self.installer.install_step, command, report)
                 break
             except EnvironmentBuildError as error:
                 culprits = named_in(str(error), requirements) if spec.on_nearest_python else []
@@ -172,32 +181,19 @@ class EnvironmentCache:
                 report(f"# moving the pin '{line}': it does not install on Python {spec.built_on.version}")
                 moved[str(pinned_name(line))] = line
                 requirements[requirements.index(line)] = unpinned(line)
-        versions = installed_versions(output)
+        versions = self.installer.installed_versions(output)
         return [f"{line} -> {versions.get(name, 'not installed')}" for name, line in moved.items()]
 
-    def _install_command(self, interpreter: Interpreter, folder: Path, requirements: Path) -> list[str]:
-        """The server's pip installs into the environment when it runs on the environment's Python; otherwise
-        the pip wheel that Python ships (`ensurepip`) does, run from the wheel, so pip stays out of the
-        environment either way."""
-        python = str(folder / "bin" / "python")
-        if _host_pip_runs_on(interpreter):
-            pip = [sys.executable, "-m", "pip", "--python", python]
-        elif interpreter.bundled_pip is not None:
-            pip = [python, str(interpreter.bundled_pip / "pip")]
-        else:
-            raise EnvironmentBuildError(
-                f"No pip can install packages for Python {interpreter.version} ({interpreter.path}): the server's "
-                f"pip needs Python {_host_pip_python()}, and that interpreter ships no ensurepip wheel."
-            )
-        return [
-            *pip, "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
-            *self._options, "-r", str(requirements),
-        ]  # fmt: skip
-
-    def _run(self, command: list[str], report: Progress) -> list[str]:
+    def _run(self, step: str, command: list[str], report: Progress) -> list[str]:
         """Run an installer step, reporting each line; returns its output, raises EnvironmentBuildError."""
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=self.root,
+            env={**os.environ, **self.installer.environment()},
         )
         watchdog = threading.Timer(self._timeout, process.kill)
         watchdog.start()
@@ -214,35 +210,26 @@ class EnvironmentCache:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        if code < 0:
+            raise EnvironmentBuildError(f"{step} was stopped after {self._timeout:.0f} s without finishing.")
         if code != 0:
-            raise EnvironmentBuildError(_failure(command, code, lines, self._timeout))
+            errors = self.installer.error_lines(lines)[-ERROR_LINES:]
+            raise EnvironmentBuildError(f"{step} failed (exit code {code}): " + " ".join(line.strip() for line in errors))
         return lines
 
 
-def _host_pip_python() -> str:
-    return metadata.metadata("pip")["Requires-Python"] or ""
-
-
-def _host_pip_runs_on(interpreter: Interpreter) -> bool:
-    return SpecifierSet(_host_pip_python()).contains(interpreter.version, prereleases=True)
-
-
-def _notes(spec: EnvironmentSpec) -> list[str]:
+def _notes(spec: EnvironmentSpec, installer: Installer) -> list[str]:
     interpreter = spec.built_on
     asked = f"Python {spec.python}" if spec.python else "no particular Python"
-    notes = [f"the environment asks for {asked}: built with Python {interpreter.describe()}"]
+    notes = [
+        f"the environment asks for {asked}: built with Python {interpreter.describe()}",
+        f"installer: {installer.describe()}",
+    ]
     if spec.on_nearest_python:
         notes.append("no Python on this machine matches; --nearest-python: built on the nearest, moving pins that fail")
     if spec.image:
         notes.append(f"image '{spec.image}' is recorded, not pulled: batchpoint builds the environment locally")
     if spec.skipped:
-        notes.append(f"conda system packages left out (pip has none): {', '.join(spec.skipped)}")
+        notes.append(f"conda system packages left out (PyPI has none): {', '.join(spec.skipped)}")
     return notes
 
-
-def _failure(command: list[str], code: int, lines: list[str], timeout: float) -> str:
-    tool = "pip install" if "pip" in command else "python -m venv"
-    if code < 0:
-        return f"{tool} was stopped after {timeout:.0f} s without finishing."
-    errors = [line for line in lines if line.startswith("ERROR:")] or lines[-ERROR_LINES:]
-    return f"{tool} failed (exit code {code}): " + " ".join(line.strip() for line in errors[-ERROR_LINES:])

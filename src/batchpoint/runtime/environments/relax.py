@@ -1,9 +1,10 @@
 """Moving pins that do not install on the Python an environment is built with (the opt-in `--nearest-python`
 mode, for environments whose own Python is not on this machine).
 
-A failed install names what it could not install (`Could not find a version that satisfies the requirement
-x==1.0`, `Failed building wheel for x`, `Cannot install x==1.0 because ...`); those requirements lose their
-version constraint and the install is tried again, until it succeeds or names nothing left to move.
+A failed install names what it could not install (pip: `Could not find a version that satisfies the requirement
+x==1.0`, `Failed building wheel for x`, `Cannot install x==1.0 because ...`; uv: `Because ... x==1.0 depends on
+Python>=3.9 ...`, `Failed to build x==1.0`); those requirements lose their version constraint and the install is
+tried again, until it succeeds or names nothing left to move.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-
-INSTALLED = "Successfully installed "
 
 
 def pinned_name(line: str) -> str | None:
@@ -39,13 +38,3 @@ def unpinned(line: str) -> str:
     requirement.specifier = requirement.specifier.__class__()
     return str(requirement)
 
-
-def installed_versions(output: list[str]) -> dict[str, str]:
-    """Canonical name to version, from pip's `Successfully installed a-1.0 b-2.0` line."""
-    versions: dict[str, str] = {}
-    for line in output:
-        if line.startswith(INSTALLED):
-            for item in line[len(INSTALLED) :].split():
-                name, _, version = item.rpartition("-")
-                versions[canonicalize_name(name)] = version
-    return versions
