@@ -3,9 +3,12 @@ environment, names itself in the build log and in a failure, and shares the cach
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,41 @@ def test_a_failed_install_names_the_installer_and_its_error_and_leaves_no_folder
     assert str(failed.value).startswith(f"{step} failed (exit code 1): ")
     assert "batchpoint-test-no-such-package" in str(failed.value)
     assert not (tmp_path / spec.key).exists() and cache.log_path(spec).is_file()
+
+
+def mirror_with_one_package(root: Path) -> str:
+    """A package index (PEP 503 folders, as an offline mirror serves them) holding only `batchpoint-mirror-only`
+    1.0, which PyPI does not have; its URL."""
+    name = "batchpoint_mirror_only-1.0"
+    files = {
+        "batchpoint_mirror_only.py": "VALUE = 'from the mirror'\n",
+        f"{name}.dist-info/METADATA": "Metadata-Version: 2.1\nName: batchpoint-mirror-only\nVersion: 1.0\n",
+        f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    hashes = {path: base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode() for path, text in files.items()}
+    files[f"{name}.dist-info/RECORD"] = "".join(
+        f"{path},sha256={hashes[path]},{len(text.encode())}\n" for path, text in files.items()
+    ) + f"{name}.dist-info/RECORD,,\n"
+    project = root / "batchpoint-mirror-only"
+    project.mkdir(parents=True)
+    wheel = project / f"{name}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    (project / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    return root.as_uri()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_build_installs_from_the_package_index_it_is_given(tmp_path: Path, installer: str) -> None:
+    spec = spec_on("dependencies:\n- pip:\n  - batchpoint-mirror-only==1.0\n", None)
+    index = mirror_with_one_package(tmp_path / "mirror")
+
+    built = EnvironmentCache(tmp_path / "cache", index, choose_installer(installer)).ensure(spec)
+
+    value = subprocess.run([str(built.python), "-c", "import batchpoint_mirror_only as m; print(m.VALUE)"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert value == "from the mirror\n"
 
 
 def test_the_installer_is_not_part_of_the_cache_key(tmp_path: Path) -> None:
