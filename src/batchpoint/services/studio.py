@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.report import Counts
+from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.services.context import BASE_URL
 from batchpoint.services.errors import ArmError
 from batchpoint.services.history import History
@@ -129,6 +129,11 @@ class JobView:
     @property
     def endpoint_id(self) -> str:
         return f"{self.workspace_id}/batchEndpoints/{self.endpoint}"
+
+    @property
+    def rerunnable(self) -> bool:
+        """Ended with items that failed or never ran (the runtime listed them in ``failed_items.txt``)."""
+        return self.finished and self.kind == "model" and FAILED_ITEMS in self.logs
 
 
 def _name(resource_id: str) -> str:

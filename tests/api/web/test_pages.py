@@ -1,7 +1,7 @@
 """The studio web page in a real headless Chromium (Debian's ``chromium``, driven by Playwright): sign in with the
 printed link, see an endpoint, watch a running job change without a reload, read a failed job's traceback, cancel
-as Owner, be refused as Reader. Every page passes axe-core with no violation; the screenshots in docs/images come
-from these tests. One server and one browser serve the module."""
+as Owner, be refused as Reader, re-run a job's failed items. Every page passes axe-core with no violation; the
+screenshots in docs/images come from these tests. One server and one browser serve the module."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from batchpoint.issuer import ensure_issuer
 from tests.api.arm import grant
-from tests.api.jobs import deploy_script, invoke, wait_for_job, write_inputs
+from tests.api.jobs import deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.api.test_pipelines import component, node, put_job, wait_for_status
 from tests.server import API, TEST_USER, WORKSPACE_ID, Server
 
@@ -47,6 +47,19 @@ def init():
 def run(mini_batch):
     raise ValueError("cannot parse " + mini_batch[0].rsplit("/", 1)[-1])
 """
+FLAKY_FILES = ("f00002.txt", "f00005.txt")
+FLAKY = """
+import os
+
+def init():
+    pass
+
+def run(mini_batch):
+    names = [os.path.basename(path) for path in mini_batch]
+    if os.path.exists({flag!r}) and set(names) & {bad!r}:
+        raise ValueError("cannot score " + ", ".join(names))
+    return names
+"""
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed ('make chromium' installs it, as root)", allow_module_level=True)
@@ -61,9 +74,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         deploy_script(client, home / "data", "studio", "green", SLOW, miniBatchSize=2)
         deploy_script(client, home / "data", "studio", "blue", SLOW, miniBatchSize=1, maxConcurrencyPerInstance=1)
         deploy_script(client, home / "data", "broken", "main", BROKEN, errorThreshold=0, retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+        flaky = FLAKY.format(flag=str(flaky_flag(home)), bad=set(FLAKY_FILES))
+        deploy_script(client, home / "data", "flaky", "main", flaky, miniBatchSize=1, retrySettings={"maxRetries": 0, "timeout": "PT30S"})
         grant(client, f"/subscriptions/{WORKSPACE_ID.split('/')[2]}", ensure_issuer(home).object_id(READER), "Reader")
     yield running
     running.stop()
+
+
+def flaky_flag(home: Path) -> Path:
+    """While this file exists, the ``flaky`` deployment fails on FLAKY_FILES; removing it fixes the script."""
+    return home / "data" / "flaky-is-broken"
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +256,46 @@ def test_a_pipeline_job_shows_its_steps_and_their_logs(server: Server, owner: ob
     screenshot(page, "job-pipeline.png")
     page.get_by_role("link", name="user_logs/std_log.txt of step second").click()  # type: ignore[attr-defined]
     expect(page.locator("body")).to_contain_text("hello from second")  # type: ignore[attr-defined]
+
+
+def rerun_from(page: object, url: str, button: str) -> str:
+    """Click the rerun button of the job page ``url`` shows; the new job's name, once its page is shown."""
+    page.get_by_role("button", name=button).click()  # type: ignore[attr-defined]
+    expect(page).not_to_have_url(url)  # type: ignore[arg-type]
+    name = page.url.rsplit("/", 1)[-1]  # type: ignore[attr-defined]
+    expect(page.get_by_role("heading", name=f"Job {name}")).to_be_visible()  # type: ignore[attr-defined]
+    return name
+
+
+def test_an_owner_reruns_the_failed_items_and_a_reader_is_not_offered_to(server: Server, owner: object, browser: object) -> None:
+    flaky_flag(server.home).touch()
+    name = start_job(server, "flaky", 8)
+    with server.client() as client:
+        assert wait_for_job(client, name)["properties"]["progress"]["items"]["failed"] == len(FLAKY_FILES)
+    flaky_flag(server.home).unlink()  # the script is fixed
+    page, button = f"{server.base_url}/jobs/{name}", f"Re-run failed items of job {name}"
+    reader = signed_in_page(server, browser, READER)
+    reader.goto(page)  # type: ignore[attr-defined]
+    expect(reader.locator("[data-status]")).to_have_attribute("data-status", "Completed")  # type: ignore[attr-defined]
+    expect(reader.get_by_role("button", name=button)).to_have_count(0)  # type: ignore[attr-defined]
+    csrf = reader.locator("input[name=csrf]").first.get_attribute("value")  # type: ignore[attr-defined]  # the sign-out form's
+    forged = reader.request.post(f"{page}/rerun", form={"csrf": csrf})  # type: ignore[attr-defined]
+    assert forged.status == 403 and "does not have authorization" in forged.text()
+    reader.context.close()  # type: ignore[attr-defined]
+
+    plain = signed_in_page(server, browser, TEST_USER, javascript=False)  # a plain form post: works without JavaScript
+    plain.goto(page)  # type: ignore[attr-defined]
+    reruns = [rerun_from(plain, page, button)]
+    plain.context.close()  # type: ignore[attr-defined]
+    owner.goto(page)  # type: ignore[attr-defined]
+    expect(owner.get_by_role("button", name=button)).to_be_visible()  # type: ignore[attr-defined]
+    accessible(owner)
+    reruns.append(rerun_from(owner, page, button))
+    expect(owner.locator("[data-status]")).to_have_attribute("data-status", "Completed", timeout=60_000)  # type: ignore[attr-defined]
+    expect(owner.get_by_role("button", name=f"Re-run failed items of job {reruns[-1]}")).to_have_count(0)  # type: ignore[attr-defined]
+    with server.client() as client:
+        for rerun in reruns:
+            properties = wait_for_job(client, rerun)["properties"]
+            assert properties["progress"]["items"] == {"total": 2, "succeeded": 2, "failed": 0}
+            assert properties["properties"]["batchpoint.rerunOf"] == name
+            assert predictions(server.home, rerun) == list(FLAKY_FILES)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import base_url, checked_workspace_id
 from batchpoint.api.web import session
-from batchpoint.services.context import RequestContext
+from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.errors import ArmError
 from batchpoint.services.studio import JobView, Studio
 from batchpoint.store.entities import Resource
@@ -33,6 +33,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+RERUN_FAILED = "/rerunFailed"
+"""The API's action on a job that runs its failed items again (``routes/jobs.py``)."""
 
 
 def endpoint_url(endpoint_id: str) -> str:
@@ -130,17 +132,21 @@ async def set_default_deployment(request: Request, subscription: str, group: str
     return RedirectResponse(request.url.path.removesuffix("/default"), status_code=303)
 
 
-def _set_default(request: Request, caller: Any, endpoint_id: str, deployment: str) -> None:
+def _set_default(request: Request, caller: Caller, endpoint_id: str, deployment: str) -> None:
     services = request.app.state.services
     existing = services.resources.get(endpoint_id)
     if services.store.get(f"{existing.id}/deployments/{deployment}") is None:
         raise ArmError(404, "DeploymentNotFound", f"The endpoint has no deployment '{deployment}'.")
     body = {key: value for key, value in existing.body.items() if key in ("location", "tags", "identity", "kind", "properties")}
     body["properties"] = {**body["properties"], "defaults": {"deploymentName": deployment}}
-    services.endpoints.put(RequestContext(base_url=base_url(request), caller=caller, api_version=""), endpoint_id, body)
+    services.endpoints.put(_context(request, caller), endpoint_id, body)
 
 
-def _readable_job(request: Request, name: str) -> tuple[Any, Resource]:
+def _context(request: Request, caller: Caller) -> RequestContext:
+    return RequestContext(base_url=base_url(request), caller=caller, api_version="")
+
+
+def _readable_job(request: Request, name: str) -> tuple[Caller, Resource]:
     caller = session.web_caller(request)
     studio = _studio(request)
     job = studio.find_job(name, studio.workspace_ids())
@@ -156,17 +162,24 @@ def job_page(request: Request, name: str) -> Response:
     studio = _studio(request)
     view = studio.job(job)
     tail, offset = studio.tail(job, view.streamed_log)
-    return render(request, "job.html", caller=caller, title=f"Job {view.name}", job=view, log_tail=tail, log_offset=offset)
+    may_rerun = _may_rerun(request, caller, job)
+    return render(request, "job.html", caller=caller, title=f"Job {view.name}", job=view, log_tail=tail, log_offset=offset, may_rerun=may_rerun)
+
+
+def _may_rerun(request: Request, caller: Caller, job: Resource) -> bool:
+    """Whether the caller's roles allow re-running the job's failures, decided as for the API's ``rerunFailed``."""
+    return session.permitted(request, caller, "POST", job.id + RERUN_FAILED)
 
 
 @router.get("/jobs/{name}/events")
 def job_events(request: Request, name: str, offset: int = 0) -> Response:
     """Server-sent events while the job runs: ``progress`` (the live panel), ``log`` (new log lines), ``end``."""
-    _readable_job(request, name)
-    return StreamingResponse(_events(request, name, max(offset, 0)), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    caller, job = _readable_job(request, name)
+    events = _events(request, name, max(offset, 0), _may_rerun(request, caller, job))
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-async def _events(request: Request, name: str, offset: int) -> AsyncIterator[str]:
+async def _events(request: Request, name: str, offset: int, may_rerun: bool) -> AsyncIterator[str]:
     studio = _studio(request)
     csrf = session.csrf_token(request.cookies.get(session.COOKIE, ""))
     shown = ""
@@ -175,7 +188,7 @@ async def _events(request: Request, name: str, offset: int) -> AsyncIterator[str
         if job is None:
             return
         view: JobView = await run_in_threadpool(studio.job, job)
-        panel = TEMPLATES.get_template("_live.html").render(job=view, csrf=csrf)
+        panel = TEMPLATES.get_template("_live.html").render(job=view, csrf=csrf, may_rerun=may_rerun)
         if panel != shown:
             yield _event("progress", panel)
             shown = panel
@@ -219,3 +232,13 @@ async def cancel_job(request: Request, name: str) -> Response:
     session.check_permitted(request, caller, "POST", job.id + "/cancel")
     await run_in_threadpool(request.app.state.services.jobs.cancel, job.id)
     return RedirectResponse(f"/jobs/{name}", status_code=303)
+
+
+@router.post("/jobs/{name}/rerun")
+async def rerun_failed_items(request: Request, name: str) -> Response:
+    """Run the ended job's failed (or never run) items again, as ``POST .../rerunFailed`` does, and show the new job."""
+    await session.checked_form(request)
+    caller, job = await run_in_threadpool(_readable_job, request, name)
+    session.check_permitted(request, caller, "POST", job.id + RERUN_FAILED)
+    rerun = await run_in_threadpool(request.app.state.services.jobs.rerun_failed, _context(request, caller), job.id)
+    return RedirectResponse(f"/jobs/{rerun.name}", status_code=303)
