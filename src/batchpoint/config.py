@@ -11,6 +11,7 @@ DEFAULT_RESOURCE_GROUP = "local"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_LOCATION = "local"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 def default_home() -> Path:
@@ -49,13 +50,31 @@ class Settings:
     """The Ray cluster (``HOST:PORT`` of its head) the jobs of user-created computes run on; None runs every job on
     the server's local worker processes."""
     """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
+    storage_root: Path | None = None
+    """Where workspace storage and job folders live (``storage/``, ``jobs/``); replicas share one. None: the data
+    directory."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a job or operation stays owned by a process that stopped renewing it (it died) before another
+    process takes it over (docs/deployment.md)."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
+        if self.storage_root is not None:
+            self.storage_root = Path(self.storage_root).expanduser().absolute()
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'batchpoint.db'}"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Workspace storage accounts (the blob API's files and local datastores)."""
+        return (self.storage_root or self.home) / "storage"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Job folders: fetched remote inputs, model links, pipeline steps' work."""
+        return (self.storage_root or self.home) / "jobs"
 
     @property
     def environments_dir(self) -> Path:

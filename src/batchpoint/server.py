@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from types import FrameType
+
 import uvicorn
 
 from batchpoint.api.app import create_app
@@ -59,12 +62,26 @@ def banner(settings: Settings, tls: TlsFiles | None) -> str:
     return "\n".join(lines)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also tells the background work to stop as soon as a stop signal arrives, so that
+    jobs and builds stop while open connections drain (docs/deployment.md: within 10 s)."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     tls = ensure_certificates(settings.home) if settings.tls else None
     print(banner(settings, tls), flush=True)
+    stopping = threading.Event()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, stopping),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -73,7 +90,7 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     try:
-        uvicorn.Server(config).run()
+        _Server(config, stopping).run()
     except KeyboardInterrupt:
         pass  # uvicorn has shut down gracefully and re-raised Ctrl-C; a clean stop exits 0
     print("batchpoint stopped.", flush=True)

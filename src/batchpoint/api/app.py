@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,22 +41,23 @@ from batchpoint.services.metrics import ServerCollector
 STATIC = Path(pages.__file__).parent / "static"
 
 
-def create_app(settings: Settings) -> HttpMetrics:
+def create_app(settings: Settings, stopping: threading.Event | None = None) -> HttpMetrics:
     """The server's ASGI application: the HTTP metrics, ARM path and header handling, then the request body
     limits, then the read fast path, then FastAPI.
 
     These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
-    the ARM layer, so that their refusals carry request ids like every other answer.
+    the ARM layer, so that their refusals carry request ids like every other answer. `stopping` is set when the
+    server begins to stop: background work stops at once, while open requests finish.
     """
-    api = create_api(settings)
+    api = create_api(settings, stopping)
     fast_path = ReadFastPath(RouteRecorder(api), lambda: api.state.services)
     return HttpMetrics(ArmMiddleware(RequestLimits(fast_path, settings.max_body_bytes)), route_template)
 
 
-def create_api(settings: Settings) -> FastAPI:
+def create_api(settings: Settings, stopping: threading.Event | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.open(settings)
+        services = Services.open(settings, stopping)
         services.start()
         app.state.services = services
         collector = ServerCollector(services.store, services.job_runner.activity)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from batchpoint.config import DEFAULT_MAX_BODY_BYTES, Settings, default_home
+from batchpoint.config import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_BODY_BYTES, Settings, default_home
 from batchpoint.runtime.environments.installers import InstallerName
 
 
@@ -64,6 +64,16 @@ def serve(
         typer.Option(envvar="BATCHPOINT_RAY_ADDRESS", help="HOST:PORT of a Ray cluster: the jobs of every compute "
                      "you create run there (needs batchpoint[ray]); the built-in compute keeps the local workers."),
     ] = None,
+    storage_root: Annotated[
+        Path | None,
+        typer.Option(envvar="BATCHPOINT_STORAGE_ROOT", file_okay=False,
+                     help="Folder for workspace storage and job folders; replicas share one (default: the data directory)."),
+    ] = None,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(envvar="BATCHPOINT_LEASE_SECONDS", min=1.0,
+                     help="How long the jobs and operations of a server that died stay with it before another replica takes them over."),
+    ] = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.server import serve as run_server
@@ -83,6 +93,8 @@ def serve(
         pythons=list(python or []),
         nearest_python=nearest_python,
         ray_address=ray_address,
+        storage_root=storage_root,
+        lease_seconds=lease_seconds,
     )
     run_server(settings)
 

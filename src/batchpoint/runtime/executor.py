@@ -72,6 +72,11 @@ class ExecutorUnavailableError(Exception):
     """The executor cannot run the job at all (for example its cluster does not answer); the message says why."""
 
 
+class TransientFault(Exception):
+    """Raised by an executor when the machinery failed, not the script (a worker host lost): the job waits and
+    resumes from its ledger instead of failing."""
+
+
 class Executor(ABC):
     """Runs tries on workers that have imported the scoring script and called its `init()`.
 

@@ -175,13 +175,17 @@ class AppendRowOutput(Output):
     def write(self, indexes: Iterable[int]) -> Path:
         if self._target.exists():
             return self._target  # written before the server died; it was absent when the job was planned
-        with open(self._temporary, "wb") as out:
-            for index in indexes:
-                for chunk in self._rows(index):
-                    out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(self._temporary, self._target)
+        try:
+            with open(self._temporary, "wb") as out:
+                for index in indexes:
+                    for chunk in self._rows(index):
+                        out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(self._temporary, self._target)
+        except BaseException:
+            self._temporary.unlink(missing_ok=True)  # a full disk, say: nothing half-written stays behind
+            raise
         _fsync_dir(self._target.parent)
         return self._target
 

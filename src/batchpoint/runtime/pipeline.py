@@ -14,10 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from batchpoint.runtime.processes import ProcessIdentity
 
 COMPLETED, FAILED, CANCELED, RUNNING = "Completed", "Failed", "Canceled", "Running"
 POLL_SECONDS = 0.05
@@ -77,7 +79,7 @@ def run_graph(
     pending = {step.name: step for step in steps if step.name not in completed}
     running: dict[Future[tuple[str, str]], StepRun] = {}
     stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool, _stopped_on_error(stop):
         while pending or running:
             if should_cancel() or (outcome.failed and not continue_on_step_failure):
                 stop.set()
@@ -101,6 +103,17 @@ def run_graph(
         outcome.statuses[name] = CANCELED
         on_status(name, CANCELED, "The pipeline stopped before this step started.")
     return outcome
+
+
+@contextlib.contextmanager
+def _stopped_on_error(stop: threading.Event) -> Iterator[None]:
+    """Whatever interrupts the graph (the server stopping, a lost lease) stops the running steps before the
+    pool waits for them."""
+    try:
+        yield
+    except BaseException:
+        stop.set()
+        raise
 
 
 def _ready(pending: dict[str, StepRun], statuses: dict[str, str]) -> list[StepRun]:
@@ -133,7 +146,7 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        _process_group_file(step).write_text(str(process.pid))
+        ProcessIdentity.of(process.pid).save(_process_group_file(step))
         while process.poll() is None:
             if stop.is_set():
                 _kill(process)
@@ -152,9 +165,11 @@ def _process_group_file(step: StepRun) -> Path:
 
 
 def _stop_leftover(step: StepRun) -> None:
-    """A step that was running when the server was killed may still run, orphaned: stop it before running again."""
-    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        os.killpg(int(_process_group_file(step).read_text()), signal.SIGKILL)
+    """A step that was running when the server was killed may still run, orphaned: stop it before running again
+    (only if its process is still the one that was started: the pid may have been reused since)."""
+    leftover = ProcessIdentity.load(_process_group_file(step))
+    if leftover is not None:
+        leftover.kill_group()
 
 
 def _prepare(step: StepRun) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from batchpoint.config import (
@@ -26,6 +27,7 @@ from batchpoint.services.ids import WORKSPACE_TYPE, resource_group_id, workspace
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
+from batchpoint.services.ownership import Ownership
 from batchpoint.services.pipeline_jobs import PipelinePlanner
 from batchpoint.services.rbac import OWNER, RoleAssignments
 from batchpoint.services.signins import SignIns
@@ -55,6 +57,7 @@ class Services:
     jobs: Jobs
     submitted_jobs: SubmittedJobs
     job_runner: JobRunner
+    ownership: Ownership
     history: History
     environments: DeploymentEnvironments
     endpoints: TrackedResources
@@ -69,22 +72,25 @@ class Services:
     """The object ids made Owner over the root scope at each start (``serve --owner``)."""
 
     @classmethod
-    def open(cls, settings: Settings) -> Services:
+    def open(cls, settings: Settings, stopping: threading.Event | None = None) -> Services:
+        """`stopping` is set when the server begins to stop (SIGTERM, Ctrl-C): running work stops at once."""
         settings.home.mkdir(parents=True, exist_ok=True)
+        stopping = stopping or threading.Event()
         store = open_store(settings.resolved_database_url)
-        runner = OperationRunner(store, delay_seconds=settings.provisioning_delay_seconds)
+        ownership = Ownership(store.leases(), settings.home, settings.lease_seconds)
+        runner = OperationRunner(store, ownership, stopping, delay_seconds=settings.provisioning_delay_seconds)
         resources = Resources(store)
-        datastores = Datastores(resources, settings.home / "storage")
+        datastores = Datastores(resources, settings.storage_dir)
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(
-            settings.environments_dir, settings.package_index, choose_installer(settings.installer)
+            settings.environments_dir, settings.package_index, choose_installer(settings.installer), stopping=stopping
         )
         environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python))
-        job_runner = JobRunner(store, environment_cache, settings.home / "jobs", ray_address=settings.ray_address)
-        pipelines = PipelinePlanner(store, uris, environments, settings.home / "jobs")
+        job_runner = JobRunner(store, environment_cache, settings.jobs_dir, ownership, stopping, ray_address=settings.ray_address)
+        pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
         issuer = ensure_issuer(settings.home)
-        jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.home / "jobs"), pipelines, job_runner)
-        history = History(resources, datastores, settings.home / "jobs")
+        jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)
+        history = History(resources, datastores, settings.jobs_dir)
         return cls(
             store=store,
             runner=runner,
@@ -96,6 +102,7 @@ class Services:
             jobs=jobs,
             submitted_jobs=SubmittedJobs(resources, pipelines, job_runner),
             job_runner=job_runner,
+            ownership=ownership,
             history=history,
             environments=environments,
             endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
@@ -113,13 +120,14 @@ class Services:
         self.ensure_owners()
         self.roles.start_refreshing()
         self.environments.cache.sweep()
-        self.runner.resume()
-        self.job_runner.resume()
+        self.ownership.start()
 
     def close(self) -> None:
+        """Stop the work (it stays resumable), then give back its leases for another replica to take over."""
         self.roles.stop_refreshing()
         self.job_runner.shutdown()
         self.runner.shutdown()
+        self.ownership.stop()
         self.store.close()
 
     def ensure_defaults(self) -> None:

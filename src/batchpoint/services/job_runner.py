@@ -1,34 +1,40 @@
-"""Takes accepted jobs to their end on a few background threads, records their progress and outcome on the
-job resource, and picks up unfinished jobs when the server starts again."""
+"""Takes the jobs this process owns to their end on a few background threads and records their progress and
+outcome on the job resource; jobs whose owner died or stopped are taken over from their ledger."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.logs import StreamLog, followed
+from batchpoint.runtime.output import remove_private_dir
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
+from batchpoint.runtime.spec import JobSpec
 from batchpoint.services.compute_queue import ComputeQueue, Placement
 from batchpoint.services.computes import max_nodes
 from batchpoint.services.environments import environment_from_record
+from batchpoint.services.faults import Backoff, describe, is_transient
 from batchpoint.services.job_logs import pipeline_execution_log
 from batchpoint.services.jobs import TERMINAL, spec_from_record
 from batchpoint.services.metrics import RunnerActivity
 from batchpoint.services.operations import iso
+from batchpoint.services.ownership import OwnedWorkPool, Ownership
 from batchpoint.services.pipeline_jobs import run_pipeline
 from batchpoint.services.resources import modify
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, utcnow
+from batchpoint.store.leases import JOB, LeaseKey
 
 log = logging.getLogger(__name__)
 FETCHED_MARKER = ".batchpoint-fetched"
@@ -39,94 +45,141 @@ class InputFetchError(Exception):
 
 
 class ServerStopping(Exception):
-    """Raised into a running job when the server stops: the job is left to resume at the next start."""
+    """Raised into a running job when the server stops: the job is handed back, to resume here or on another
+    replica."""
+
+
+class LeaseLost(Exception):
+    """Raised into a running job whose lease this process could not renew in time: another may have it now."""
 
 
 class JobRunner:
+    """Runs the jobs this process owns (`services/ownership.py`): the ones invoked here while it has room, and
+    the ones it takes over. A job ends only with a terminal outcome; a transient fault pauses it (still Running)
+    and it tries again from its ledger."""
+
     def __init__(
-        self, store: Store, environments: EnvironmentCache, jobs_root: Path, max_jobs: int = 4, ray_address: str | None = None
+        self,
+        store: Store,
+        environments: EnvironmentCache,
+        jobs_root: Path,
+        ownership: Ownership,
+        stopping: threading.Event,
+        max_jobs: int = 4,
+        ray_address: str | None = None,
     ) -> None:
         self._store = store
         self._ray_address = ray_address
         self._environments = environments
         self._jobs_root = jobs_root
+        self._ownership = ownership
+        self._stopping = stopping
         self.activity = RunnerActivity()
         self._ledger = store.ledger()
-        self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="job")
-        self._canceled: set[str] = set()
-        self._stopping = threading.Event()
+        self._pool = OwnedWorkPool(ownership, JOB, max_jobs, stopping, self._run_tracked)
         self._queue = ComputeQueue(self._max_nodes)
-        self._active: set[str] = set()
-        self._again: set[str] = set()
-        self._active_lock = threading.Lock()
+
+    def reserve(self, job_id: str) -> bool:
+        """Own a job being stored (in the store's transaction), so that no other process starts it before
+        `submit`; False if a job of that id is owned already."""
+        return self._ownership.add(_lease(job_id))
 
     def submit(self, job_id: str) -> None:
-        """Run the job on a background thread; if it is on one already, run it again once that one returns
-        (a queued job woken while it was still parking itself)."""
-        with self._active_lock:
-            if job_id in self._active:
-                self._again.add(job_id)
-                return
-            self._active.add(job_id)
-        self.activity.queued(job_id)
-        self._pool.submit(self._run_tracked, job_id)
-
-    def _run_tracked(self, job_id: str) -> None:
-        self.activity.dequeued(job_id)
-        try:
-            self._run(job_id)
-        finally:
-            self.activity.ended(job_id)
+        """Run a job this process owns here if there is room (or it runs here already: then once more when that run
+        returns, as a queued job woken while it was still parking itself), else hand it to whichever process has
+        room first."""
+        key = job_id.lower()
+        if self._pool.room() > 0 or self._pool.running(key):
+            self.activity.queued(key)
+            self._pool.start(key)
+        else:
+            self._give_back(_lease(key))
 
     def cancel(self, job_id: str) -> None:
-        self._canceled.add(job_id.lower())
+        """Ask for the job's cancel; whichever process owns it (now or after a restart) ends it. A job waiting here
+        for its compute's nodes ends at once."""
+        self._ownership.request_cancel(job_id.lower())
         job = self._store.get(job_id)
         if job is not None and self._queue.withdraw(job.id):
             self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
-            self._canceled.discard(job.id.lower())
+            self._ownership.finish(_lease(job.id))
             self._wake(Placement.of(job.secrets.get("placement")))
 
-    def resume(self) -> int:
-        """Submit every job a previous run of the server left unfinished."""
-        unfinished = self._store.unfinished_jobs()
-        for job_id in unfinished:
-            self.submit(job_id)
-        return len(unfinished)
-
     def shutdown(self) -> None:
-        self._stopping.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop every job (they stay resumable); each gives its lease back as it stops."""
+        self._pool.shutdown()
 
-    def _run(self, job_id: str) -> None:
+    def _run_tracked(self, job_key: str) -> None:
+        self.activity.dequeued(job_key)
         try:
-            job = self._store.get(job_id)
-            if job is None or job.body["properties"]["status"] in TERMINAL:
-                return
-            if "pipeline" in job.secrets:
-                self._run_pipeline(job)
-            else:
-                self._run_on_compute(job)
+            self._run(job_key)
         finally:
-            with self._active_lock:
-                self._active.discard(job_id)
-                again = job_id in self._again
-                self._again.discard(job_id)
-            if again and not self._stopping.is_set():
-                self.submit(job_id)
+            self.activity.ended(job_key)
 
-    def _run_on_compute(self, job: Resource) -> None:
-        """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free."""
+    def _run(self, job_key: str) -> None:
+        lease = _lease(job_key)
+        try:
+            if not self._run_to_end(job_key):
+                return  # waiting for its compute's nodes: this process keeps it
+        except (ServerStopping, LeaseLost):
+            self._give_back(lease)
+            return
+        except Exception:  # the job must end, whatever went wrong around it
+            log.exception("job %s could not run", job_key)
+            self._finish(job_key, "Failed", "The job could not run; see the server's log.", None)
+        try:
+            self._ownership.finish(lease)
+        except Exception:  # the job has ended; whoever claims the lease next sees that and drops it
+            log.warning("could not drop the lease of the ended job %s", job_key, exc_info=True)
+
+    def _give_back(self, lease: LeaseKey) -> None:
+        try:
+            self._ownership.release(lease)
+        except Exception:  # it expires instead
+            log.warning("could not give back the lease of job %s", lease.subject, exc_info=True)
+
+    def _run_to_end(self, job_key: str) -> bool:
+        """Run the job until it has a terminal outcome (True) or waits for its compute's nodes (False); transient
+        faults are waited out, with backoff."""
+        backoff = Backoff()
+        while True:
+            try:
+                return self._run_once(job_key)
+            except (ServerStopping, LeaseLost):
+                raise
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                delay = backoff.delay()
+                log.warning("job %s paused: %s; trying again in %.1f s", job_key, describe(error), delay)
+                self._pause(job_key, error, delay)
+
+    def _run_once(self, job_key: str) -> bool:
+        job = self._store.get(job_key)
+        if job is None or job.body["properties"]["status"] in TERMINAL:
+            return True
+        if self._ownership.cancel_requested(job_key, ask=True):
+            self._end_canceled(job)
+        elif "pipeline" in job.secrets:
+            self._run_pipeline(job)
+        else:
+            return self._run_on_compute(job)
+        return True
+
+    def _run_on_compute(self, job: Resource) -> bool:
+        """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free (False)."""
         placement = Placement.of(job.secrets.get("placement"))
         if placement is not None and not self._queue.take(job.id, placement):
             self._update(job.id, lambda properties: properties.update(status="Queued"))
-            return
+            return False
         self._wake(placement)  # the next waiting job may fit too
         try:
-            self._run_model_job(job.id, job)
+            self._run_model_job(job)
         finally:
             next_job = self._queue.release(job.id)
             if next_job is not None and not self._stopping.is_set():
                 self.submit(next_job)
+        return True
 
     def _wake(self, placement: Placement | None) -> None:
         next_job = self._queue.next_waiting(placement.compute_id) if placement else None
@@ -146,36 +199,67 @@ class JobRunner:
         compute = self._store.get(compute_id)
         return max_nodes(compute) if compute is not None else None
 
-    def _run_model_job(self, job_id: str, job: Resource) -> None:
+    def _run_model_job(self, job: Resource) -> None:
         spec = spec_from_record(job.secrets["spec"])
-        self._start(job_id)
+        self._start(job.id)
         try:
             fetch_input(job.secrets.get("fetch"))
             environment = environment_from_record(job.secrets.get("environment"))
-            self._ensure_environment(environment)
+            spec = self._with_local_environment(spec, environment)
             with followed(stream_log(spec)):
                 outcome = run_job(
                     spec,
                     self._ledger,
                     self._executor_for(Placement.of(job.secrets.get("placement")), environment),
-                    on_progress=lambda counts: self._progress(job_id, counts),
-                    should_cancel=lambda: self._should_cancel(job_id),
+                    on_progress=lambda counts: self._progress(job.id, counts),
+                    should_cancel=lambda: self._should_cancel(job.id),
                 )
-        except ServerStopping:
-            return
-        except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:
-            self._finish(job_id, "Failed", str(error), None)
-        except Exception as error:  # the job must end, whatever went wrong around it
-            log.exception("job %s failed outside its scoring script", job_id)
+        except (ServerStopping, LeaseLost):
+            raise
+        except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:  # the job's own: terminal
+            if self._stopping.is_set():
+                raise
+            self._finish(job.id, "Failed", str(error), None)
+            remove_private_dir(spec)
+        except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
+            if is_transient(error) or self._stopping.is_set():
+                raise
+            log.exception("job %s failed outside its scoring script", job.id)
             message = f"The job failed outside its scoring script ({type(error).__name__}); see the server's log."
-            self._finish(job_id, "Failed", message, None)
+            self._finish(job.id, "Failed", message, None)
+            remove_private_dir(spec)
         else:
-            self._finish(job_id, outcome.status, outcome.message, outcome)
+            self._finish(job.id, outcome.status, outcome.message, outcome)
         self._ledger.forget(spec.job_id)
-        self._canceled.discard(job_id.lower())
+
+    def _end_canceled(self, job: Resource) -> None:
+        """A job asked to cancel before it (re)started here: it ends without running, leaving nothing behind."""
+        if "spec" in job.secrets:
+            spec = spec_from_record(job.secrets["spec"])
+            remove_private_dir(spec)
+            self._ledger.forget(spec.job_id)
+        self._finish(job.id, "Canceled", "The job was canceled.", None)
+
+    def _pause(self, job_key: str, error: Exception, delay: float) -> None:
+        """Say why the job waits (best effort: the database may be the fault), then wait, watching for a stop,
+        a lost lease and a cancel (which the next try then honours at once)."""
+        message = f"Paused: {describe(error)}; trying again in {delay:.0f} s."
+        try:
+            self._update(job_key, lambda properties: properties.update(statusMessage=message))
+        except Exception:
+            log.debug("could not record the pause of job %s", job_key, exc_info=True)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            self._stopping.wait(min(left, CHECK_SECONDS))
+            if self._should_cancel(job_key):
+                return
 
     def _start(self, job_id: str) -> None:
-        self._update(job_id, lambda properties: properties.update(status="Running", startTime=iso(utcnow())))
+        def apply(properties: dict[str, Any]) -> None:
+            properties["status"] = "Running"
+            properties.setdefault("startTime", iso(utcnow()))
+
+        self._update(job_id, apply)
 
     def _run_pipeline(self, job: Resource) -> None:
         self._start(job.id)
@@ -193,14 +277,15 @@ class JobRunner:
                     lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
                     lambda: self._should_cancel(job.id),
                 )
-        except ServerStopping:
-            return
-        except Exception as error:  # the job must end, whatever went wrong around it
+        except (ServerStopping, LeaseLost):
+            raise
+        except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
+            if is_transient(error) or self._stopping.is_set():
+                raise
             log.exception("pipeline job %s failed outside its steps", job.id)
             status, message = "Failed", f"The job failed outside its steps ({type(error).__name__}); see the server's log."
         execution_log.write(f"Job {status}: {message}")
         self._finish(job.id, status, message, None)
-        self._canceled.discard(job.id.lower())
 
     def _status_of(self, job_id: str) -> str | None:
         child = self._store.get(job_id)
@@ -221,21 +306,27 @@ class JobRunner:
 
         self._update(child_id, apply)
 
-    def _ensure_environment(self, spec: EnvironmentSpec | None) -> None:
-        """Normally found in the cache (built when the deployment provisioned); rebuilt if the cache lost it."""
-        if spec is not None:
-            self._environments.ensure(spec)
+    def _with_local_environment(self, spec: JobSpec, environment: EnvironmentSpec | None) -> JobSpec:
+        """Workers run in this machine's build of the job's environment: normally found in the cache (built when
+        the deployment provisioned), built now if the cache lost it or another machine invoked the job."""
+        if environment is None:
+            return spec
+        return replace(spec, python=self._environments.ensure(environment).python)
 
     def _should_cancel(self, job_id: str) -> bool:
         if self._stopping.is_set():
             raise ServerStopping
-        return job_id.lower() in self._canceled
+        lease = _lease(job_id)
+        if not self._ownership.holds(lease):
+            raise LeaseLost
+        return self._ownership.cancel_requested(lease.subject)
 
     def _progress(self, job_id: str, counts: Counts) -> None:
-        self.activity.progress(job_id, counts)
+        self.activity.progress(job_id.lower(), counts)
 
         def apply(properties: dict[str, Any]) -> None:
             properties["progress"] = progress_of(counts)
+            properties.pop("statusMessage", None)  # running again after a pause
             done = counts.mini_batches_succeeded + counts.mini_batches_failed
             if counts.mini_batches_total and done == counts.mini_batches_total:
                 properties["status"] = "Finalizing"
@@ -258,6 +349,10 @@ class JobRunner:
             job.updated_at = utcnow()
 
         modify(self._store, job_id, apply)
+
+
+def _lease(job_id: str) -> LeaseKey:
+    return LeaseKey(JOB, job_id.lower())
 
 
 def fetch_input(remote: dict[str, Any] | None) -> None:

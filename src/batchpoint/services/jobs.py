@@ -312,12 +312,15 @@ def _empty_progress() -> dict[str, Any]:
     return {"miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0}, "items": {"succeeded": 0, "failed": 0}}
 
 
-def insert_job(store: Store, job: Resource, children: list[Resource]) -> None:
-    """Store a job with its child jobs (in the caller's transaction); 409 when a name is taken."""
+def insert_job(store: Store, runner: Any, job: Resource, children: list[Resource]) -> None:
+    """Store a job with its child jobs and its lease, owned by this process until `runner.submit` (in the caller's
+    transaction); 409 when a name is taken."""
     try:
         store.insert_many([*children, job])
     except AlreadyExists:
         raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
+    if not runner.reserve(job.id):
+        raise conflict(f"A job named '{job.name}' is still running in this workspace.")
 
 
 def spec_to_record(spec: JobSpec) -> dict[str, Any]:
@@ -383,7 +386,7 @@ class Jobs(OnResources):
         with self.store.transaction():
             if request_id is not None and not self._claim(endpoint, request_id, job.id):
                 return False
-            insert_job(self.store, job, children)
+            insert_job(self.store, self.runner, job, children)
         return True
 
     def _model_job(

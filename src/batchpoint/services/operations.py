@@ -1,25 +1,27 @@
 """Long-running operations: record them, run their work in the background, report ARM operation status.
 
-Work is keyed by operation kind and resource type, so every replica can pick up an operation that was left
-in progress (by a crash or a stop) when it starts: each piece of work is idempotent on its resource.
+Work is keyed by operation kind and resource type, so every replica can take over an operation that was left
+in progress (by a crash or a stop): each piece of work is idempotent on its resource.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from batchpoint.services.errors import ArmError, conflict
+from batchpoint.services.faults import is_transient
 from batchpoint.services.ids import PROVIDER, ArmPath, type_of
+from batchpoint.services.ownership import OwnedWorkPool, Ownership
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus, Resource, utcnow
+from batchpoint.store.leases import OPERATION, LeaseKey
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,25 @@ class PollingUrls:
 
 
 class OperationRunner:
-    """Runs operation work on a small thread pool and records the outcome in the store."""
+    """Runs operation work on a small thread pool and records the outcome in the store.
 
-    def __init__(self, store: Store, delay_seconds: float = 0.0, workers: int = 4) -> None:
+    Each operation is owned through a lease (`services/ownership.py`): the process that accepted the request
+    runs it; when that process dies or stops, another one (or the same after a restart) takes it over and runs
+    its (idempotent) work again."""
+
+    def __init__(
+        self,
+        store: Store,
+        ownership: Ownership,
+        stopping: threading.Event,
+        delay_seconds: float = 0.0,
+        workers: int = 4,
+    ) -> None:
         self._store = store
+        self._ownership = ownership
+        self._stopping = stopping
         self._delay = delay_seconds
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="operation")
+        self._pool = OwnedWorkPool(ownership, OPERATION, workers, stopping, self._run)
         self._work: dict[tuple[OperationKind, str], Work] = {}
 
     def register(self, kind: OperationKind, resource_type: str, work: Work) -> None:
@@ -64,35 +79,50 @@ class OperationRunner:
                 raise conflict(
                     f"There is already an operation in progress on '{resource_id}'. Wait for it to finish and retry."
                 ) from None
+            self._ownership.add(LeaseKey(OPERATION, operation.id))
             yield operation
-        self._pool.submit(self._run, operation.id)
-
-    def resume(self) -> int:
-        """Schedule again every operation still in progress (after a restart)."""
-        pending = self._store.running_operations()
-        for operation in pending:
-            self._pool.submit(self._run, operation.id)
-        return len(pending)
+        self._pool.start(operation.id)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Stop taking work and wait for the running work (environment builds are stopped by their cache)."""
+        self._pool.shutdown()
 
     def _run(self, operation_id: str) -> None:
+        lease = LeaseKey(OPERATION, operation_id)
+        try:
+            ended = self._run_owned(operation_id)
+        except Exception as error:
+            ended = not is_transient(error)
+            log.warning("operation %s was interrupted (%s)", operation_id, "dropped" if ended else "it runs again", exc_info=True)
+        try:
+            if ended:
+                self._ownership.finish(lease)
+            else:
+                self._ownership.release(lease)
+        except Exception:  # its lease expires instead
+            log.warning("could not let go of operation %s", operation_id, exc_info=True)
+
+    def _run_owned(self, operation_id: str) -> bool:
+        """Run the work; False when it was interrupted (a stop, a transient fault) and must run again."""
         operation = self._store.get_operation(operation_id)
         if operation is None or operation.status.terminal:
-            return
-        if self._delay:
-            time.sleep(self._delay)
+            return True
+        if self._delay and self._stopping.wait(self._delay):
+            return False
         work = self._work.get((operation.kind, type_of(operation.resource_id).lower()))
         try:
             if work is not None:
                 work(self._store.get(operation.resource_id), lambda detail: self._report(operation, detail))
-            self._finish(operation, None)
         except ArmError as exc:
             self._finish(operation, exc)
-        except Exception:  # the operation must end, whatever its work raised
+        except Exception as error:  # the operation must end, whatever its work raised, unless it was interrupted
+            if self._stopping.is_set() or is_transient(error):
+                return False
             log.exception("operation %s failed", operation_id)
             self._finish(operation, ArmError(500, "InternalError", "The operation failed; see the server's log."))
+        else:
+            self._finish(operation, None)
+        return True
 
     def _report(self, operation: Operation, detail: dict[str, Any]) -> None:
         operation.detail = detail

@@ -58,7 +58,7 @@ class SubmittedJobs(OnResources):
         job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
         job.secrets = {"pipeline": planned.record}
         with self.store.transaction():
-            insert_job(self.store, job, child_rows(ctx, workspace_id, planned))
+            insert_job(self.store, self.runner, job, child_rows(ctx, workspace_id, planned))
         self.runner.submit(job.id)
         return job
 

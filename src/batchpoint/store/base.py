@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
 from batchpoint.store.entities import Cursor, Listed, Operation, Resource, RoleGrant, SortOrder
+from batchpoint.store.leases import Leases
 
 
 class AlreadyExists(Exception):
@@ -71,10 +72,6 @@ class Store(ABC):
         """Jobs an endpoint (or one of its deployments, by name) ran, in creation order, strictly after a cursor."""
 
     @abstractmethod
-    def unfinished_jobs(self) -> list[str]:
-        """The ids of every job not yet Completed, Failed or Canceled, oldest first."""
-
-    @abstractmethod
     def jobs_by_status(self) -> dict[str, int]:
         """How many jobs there are in each status, in one query."""
 
@@ -101,11 +98,12 @@ class Store(ABC):
         """The operation in progress on this resource, if any."""
 
     @abstractmethod
-    def running_operations(self) -> list[Operation]: ...
-
-    @abstractmethod
     def ledger(self) -> Ledger:
         """The runtime's durable record of job mini-batches, kept in this store."""
+
+    @abstractmethod
+    def leases(self) -> Leases:
+        """Which server process owns each job and operation, and the cancel requests, kept in this store."""
 
     def close(self) -> None:
         """Release connections; backends that hold none need not override."""

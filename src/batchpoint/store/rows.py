@@ -144,3 +144,23 @@ class AttemptRow(Base):
     worker: Mapped[str] = mapped_column(String(256))
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LeaseRow(Base):
+    """Which server process owns a job or an operation, and until when (see `store/leases.py`)."""
+
+    __tablename__ = "leases"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    expires_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_leases_kind_expires", "kind", "expires_us"),)
+
+
+class CancelRequestRow(Base):
+    __tablename__ = "cancel_requests"
+
+    subject: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    requested_us: Mapped[int] = mapped_column(BigInteger)

@@ -30,7 +30,8 @@ from batchpoint.store.entities import (
 from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
 from batchpoint.store.indexes import INDEXED, indexed_row
-from batchpoint.store.rows import UNFINISHED_JOB, CodeHashRow, JobRow, OperationRow, ResourceRow, RoleAssignmentRow
+from batchpoint.store.rows import CodeHashRow, JobRow, OperationRow, ResourceRow, RoleAssignmentRow
+from batchpoint.store.sql_leases import SqlLeases
 
 RESOURCES = ResourceRow.__table__
 OPERATIONS = OperationRow.__table__
@@ -64,6 +65,9 @@ class SqlStore(Store):
 
     def ledger(self) -> SqlLedger:
         return SqlLedger(self._db)
+
+    def leases(self) -> SqlLeases:
+        return SqlLeases(self._db)
 
     def get(self, resource_id: str) -> Resource | None:
         rows = self._read(RESOURCE_BY_KEY, {"key": resource_id.lower()})
@@ -176,11 +180,6 @@ class SqlStore(Store):
         query = _jobs_query(order.descending, deployment is not None, after is not None)
         return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in self._read(query, parameters)]
 
-    def unfinished_jobs(self) -> list[str]:
-        query = select(RESOURCES.c.id).join(JOBS, JOBS.c.key == RESOURCES.c.key).where(UNFINISHED_JOB)
-        with self._db.reading() as connection:
-            return list(connection.scalars(query.order_by(JOBS.c.created_us)))
-
     def jobs_by_status(self) -> dict[str, int]:
         query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
         with self._db.reading() as connection:
@@ -227,11 +226,6 @@ class SqlStore(Store):
         with self._db.reading() as connection:
             row = connection.execute(query.limit(1)).first()
             return _operation(row) if row else None
-
-    def running_operations(self) -> list[Operation]:
-        query = select(OPERATIONS).where(OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value)
-        with self._db.reading() as connection:
-            return [_operation(row) for row in connection.execute(query.order_by(OPERATIONS.c.started_us))]
 
 
 RESOURCE_FIELDS = tuple(

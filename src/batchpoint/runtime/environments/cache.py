@@ -33,12 +33,18 @@ READY_FILE = "batchpoint-environment.json"
 MOVED_PINS = "movedPins"
 REQUIREMENTS_FILE = "batchpoint-requirements.txt"
 ERROR_LINES = 20
+STOP_POLL_SECONDS = 0.2
 
 Progress = Callable[[str], None]
 
 
 class EnvironmentBuildError(Exception):
     """The installer failed; the message carries its error lines."""
+
+
+class BuildStopped(Exception):
+    """The server began to stop during the build: the build was stopped and its folder removed; it runs again
+    later (here or on another replica)."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,15 @@ class EnvironmentCache:
         package_index: str | None = None,
         installer: Installer | None = None,
         build_timeout_seconds: float = 1800.0,
+        stopping: threading.Event | None = None,
     ) -> None:
         """`package_index` replaces the installer's default index (an offline mirror, say); `installer` defaults to
-        uv when it is installed, else pip."""
+        uv when it is installed, else pip. When `stopping` is set, running builds stop (BuildStopped)."""
         self.root = root.absolute()
         self.installer = installer or choose_installer()
         self._index = package_index
         self._timeout = build_timeout_seconds
+        self._stopping = stopping or threading.Event()
 
     def log_path(self, spec: EnvironmentSpec) -> Path:
         return self.root / "logs" / f"{spec.key}.log"
@@ -197,6 +205,7 @@ class EnvironmentCache:
         )
         watchdog = threading.Timer(self._timeout, process.kill)
         watchdog.start()
+        threading.Thread(target=_kill_when_set, args=(self._stopping, process), daemon=True).start()
         lines: list[str] = []
         try:
             assert process.stdout is not None
@@ -210,12 +219,21 @@ class EnvironmentCache:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        if code != 0 and self._stopping.is_set():
+            raise BuildStopped("The environment build was stopped: the server is stopping.")
         if code < 0:
             raise EnvironmentBuildError(f"{step} was stopped after {self._timeout:.0f} s without finishing.")
         if code != 0:
             errors = self.installer.error_lines(lines)[-ERROR_LINES:]
             raise EnvironmentBuildError(f"{step} failed (exit code {code}): " + " ".join(line.strip() for line in errors))
         return lines
+
+
+def _kill_when_set(stopping: threading.Event, process: subprocess.Popen[str]) -> None:
+    while process.poll() is None:
+        if stopping.wait(STOP_POLL_SECONDS):
+            process.kill()
+            return
 
 
 def _notes(spec: EnvironmentSpec, installer: Installer) -> list[str]:

@@ -1,0 +1,275 @@
+"""This process's share of the work: the jobs and operations it owns through leases (`store/leases.py`).
+
+A heartbeat thread renews the leases while the work runs, takes over work whose owner died or stopped (its
+lease expired or was given back) when this process has room, and passes cancel requests to the jobs it owns.
+Work asks `holds()` as it goes and stops when the answer is no: a process that could not renew in time (the
+database was unreachable) stops before any other process may take its work over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchpoint.config import DEFAULT_LEASE_SECONDS
+from batchpoint.store.leases import JOB, LeaseKey, LeaseKind, Leases
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+"""At most this long between looks for free work and for cancel requests."""
+RENEWALS_PER_LEASE = 3
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who runs claimed work of one kind: how much more it takes now, and how to start one piece."""
+
+    capacity: Callable[[], int]
+    start: Callable[[str], None]
+
+
+class Ownership:
+    def __init__(self, leases: Leases, home: Path, seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        """`home` is the data directory: a lease of an earlier process on it is given back at start (that process
+        is gone: this one holds the directory's lock), so a restarted server resumes its work at once."""
+        self._leases = leases
+        self._home = home
+        self.seconds = seconds
+        self._instance = _instance_id(home)
+        self.owner = f"{self._instance}/{uuid.uuid4().hex}"
+        self._held: dict[LeaseKey, float] = {}
+        """Owned leases and until when (monotonic clock) they are surely still ours."""
+        self._cancels: set[str] = set()
+        self._claimants: dict[LeaseKind, Claimant] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._home_lock: int | None = None
+        self._next_renewal = 0.0
+
+    def register(self, kind: LeaseKind, claimant: Claimant) -> None:
+        self._claimants[kind] = claimant
+
+    def start(self) -> None:
+        if self._lock_home():
+            released = self._leases.release_owners(f"{self._instance}/", self.owner)
+            if released:
+                log.info("took back %d leases of the previous server process on %s", released, self._home)
+        self._thread = threading.Thread(target=self._heartbeat, name="leases", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the heartbeat and give back every lease still held (call once the work has stopped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._leases.release(self.owner)
+        except Exception:  # the leases expire instead
+            log.warning("could not give back the leases at stop; they expire in %g s", self.seconds, exc_info=True)
+        with self._lock:
+            self._held.clear()
+        if self._home_lock is not None:
+            os.close(self._home_lock)
+
+    # --- one piece of work --------------------------------------------------------------------------
+
+    def add(self, key: LeaseKey) -> bool:
+        """Own new work from the start; False when a lease for it exists already."""
+        started = time.monotonic()
+        if not self._leases.add(key, self.owner, now_us() + self._micros()):
+            return False
+        self._hold(key, started)
+        return True
+
+    def claim(self, key: LeaseKey) -> bool:
+        started = time.monotonic()
+        now = now_us()
+        if not self._leases.claim(key, self.owner, now, now + self._micros()):
+            return False
+        self._hold(key, started)
+        return True
+
+    def holds(self, key: LeaseKey) -> bool:
+        with self._lock:
+            return time.monotonic() < self._held.get(key, 0.0)
+
+    def release(self, key: LeaseKey) -> None:
+        """Hand unfinished work back: any process may claim it at once."""
+        self._forget(key)
+        self._leases.release(self.owner, [key])
+
+    def finish(self, key: LeaseKey) -> None:
+        """The work ended for good."""
+        self._leases.finish(key)
+        self._forget(key)
+
+    def request_cancel(self, subject: str) -> None:
+        self._leases.request_cancel(subject, now_us())
+        with self._lock:
+            self._cancels.add(subject)
+
+    def cancel_requested(self, subject: str, ask: bool = False) -> bool:
+        """Whether the job was asked to cancel: as the heartbeat last saw it, or (`ask`) from the database now."""
+        if ask and self._leases.cancel_requested([subject]):
+            with self._lock:
+                self._cancels.add(subject)
+        with self._lock:
+            return subject in self._cancels
+
+    # --- the heartbeat ------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        while True:
+            for step in (self._renew, self._poll_cancels, self._take_free_work):
+                try:
+                    step()
+                except Exception:  # the database may be unreachable for a while: try again at the next beat
+                    log.warning("lease heartbeat: %s failed", step.__name__, exc_info=True)
+            if self._stop.wait(min(POLL_SECONDS, self.seconds / 4)):
+                return
+
+    def _renew(self) -> None:
+        if time.monotonic() < self._next_renewal:
+            return
+        started = time.monotonic()
+        with self._lock:
+            before = set(self._held)
+        held = self._leases.renew(self.owner, now_us() + self._micros())
+        with self._lock:
+            lost = before - held  # a lease added while renewing is kept as it is
+            for key in lost:
+                self._held.pop(key, None)
+            self._held.update({key: self._valid_until(started) for key in held})
+        if lost:
+            log.warning("leases taken over by another process: %s", sorted(key.subject for key in lost))
+        self._next_renewal = started + self.seconds / RENEWALS_PER_LEASE
+
+    def _poll_cancels(self) -> None:
+        with self._lock:
+            jobs = [key.subject for key in self._held if key.kind == JOB]
+        requested = self._leases.cancel_requested(jobs)
+        with self._lock:
+            self._cancels |= requested
+
+    def _take_free_work(self) -> None:
+        for kind, claimant in self._claimants.items():
+            room = claimant.capacity()
+            if room <= 0 or self._stop.is_set():
+                continue
+            started = time.monotonic()
+            now = now_us()
+            for subject in self._leases.claim_free(kind, self.owner, now, now + self._micros(), room):
+                self._hold(LeaseKey(kind, subject), started)
+                claimant.start(subject)
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _micros(self) -> int:
+        return int(self.seconds * 1_000_000)
+
+    def _valid_until(self, started: float) -> float:
+        """A margin below the lease's length, so that this process stops before another may take over."""
+        return started + self.seconds * 0.9
+
+    def _hold(self, key: LeaseKey, started: float) -> None:
+        with self._lock:
+            self._held[key] = self._valid_until(started)
+
+    def _forget(self, key: LeaseKey) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+            self._cancels.discard(key.subject)
+
+    def _lock_home(self) -> bool:
+        """Hold the data directory's lock for the life of the process; False if another live process holds it."""
+        fd = os.open(self._home / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._home_lock = fd
+        return True
+
+
+def _instance_id(home: Path) -> str:
+    """A data directory's own id, made once: the leases of every process started on it begin with it."""
+    path = home / "instance-id"
+    if not path.exists():
+        temporary = path.with_name(f".instance-id.{os.getpid()}")
+        temporary.write_text(uuid.uuid4().hex)
+        try:
+            os.link(temporary, path)  # whole or absent; the first of two processes starting at once wins
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip()
+
+
+class OwnedWorkPool:
+    """A few threads that run owned work of one kind: `run(subject)` for each piece started here (`start`) or
+    claimed by the heartbeat while there is room. Once `stopping` is set it takes nothing more."""
+
+    def __init__(
+        self, ownership: Ownership, kind: LeaseKind, size: int, stopping: threading.Event, run: Callable[[str], None]
+    ) -> None:
+        self._size = size
+        self._stopping = stopping
+        self._run = run
+        self._active: set[str] = set()
+        self._again: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=kind)
+        ownership.register(kind, Claimant(self.room, self.start))
+
+    def room(self) -> int:
+        if self._stopping.is_set():
+            return 0
+        with self._lock:
+            return self._size - len(self._active)
+
+    def running(self, subject: str) -> bool:
+        with self._lock:
+            return subject in self._active
+
+    def start(self, subject: str) -> None:
+        """Run `subject`; if it runs already, run it once more when that run returns."""
+        with self._lock:
+            if subject in self._active:
+                self._again.add(subject)
+                return
+            self._active.add(subject)
+        self._pool.submit(self._run_one, subject)
+
+    def shutdown(self) -> None:
+        """Stop taking work and wait for the running work, which sees `stopping` and stops."""
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_one(self, subject: str) -> None:
+        try:
+            self._run(subject)
+        except Exception:  # the pool would swallow it
+            log.exception("%s failed", subject)
+        finally:
+            with self._lock:
+                self._active.discard(subject)
+                again = subject in self._again
+                self._again.discard(subject)
+            if again and not self._stopping.is_set():
+                self.start(subject)
