@@ -21,6 +21,8 @@ from tests.services.replicas import SLOW_ECHO, done_fraction, input_names, job_o
 
 FILES = 1000
 EXPECTED = input_names(FILES)
+SLOWER_ECHO = SLOW_ECHO.replace("time.sleep(0.01)", "time.sleep(0.1)")
+"""Slow enough that the job still writes when the disk fills."""
 
 
 def terminate_backends(database: str) -> int:
@@ -96,7 +98,7 @@ def test_a_full_disk_pauses_the_job_until_space_comes_back(tmp_path: Path, small
     server = Server(home=tmp_path / "home", args=args).start()
     try:
         with server.client() as client:
-            deploy_script(client, data, "full", "d", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(client, data, "full", "d", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             output_data = {"score": {"jobOutputType": "UriFolder", "uri": str(output)}}
             name = invoke(client, "full", str(inputs), outputData=output_data).json()["name"]
         wait_until(lambda: done_fraction(server, name) >= 0.1, 120, "the job to be under way")

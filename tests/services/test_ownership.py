@@ -23,13 +23,15 @@ from tests.services.replicas import (
 
 FILES = 3000
 EXPECTED = input_names(FILES)
+SLOWER_ECHO = SLOW_ECHO.replace("time.sleep(0.01)", "time.sleep(0.2)")
+"""Slow enough that a job is still running when its cancel arrives."""
 
 
-def start_long_job(pair: Replicas, endpoint: str) -> str:
+def start_long_job(pair: Replicas, endpoint: str, script: str = SLOW_ECHO) -> str:
     """A job of FILES files invoked through A (which has room, so A runs it), mid-way when this returns."""
     inputs = write_inputs(pair.shared / f"in-{endpoint}", FILES)
     with pair.a.client() as client:
-        deploy_script(client, pair.shared, endpoint, "d", SLOW_ECHO, miniBatchSize=20, maxConcurrencyPerInstance=2)
+        deploy_script(client, pair.shared, endpoint, "d", script, miniBatchSize=20, maxConcurrencyPerInstance=2)
         name = invoke(client, endpoint, str(inputs)).json()["name"]
     wait_until(lambda: done_fraction(pair.a, name) >= 0.2, 120, "the job to be under way on A")
     return name
@@ -61,7 +63,7 @@ def test_a_job_whose_replica_dies_or_stops_is_finished_by_the_other_exactly_once
 
 
 def test_a_cancel_sent_to_another_replica_stops_the_job_within_5_seconds(replicas: Replicas) -> None:
-    name = start_long_job(replicas, "cancel-remote")
+    name = start_long_job(replicas, "cancel-remote", SLOWER_ECHO)
     asked = time.monotonic()
     with replicas.b.client() as client:
         assert client.post(f"{WORKSPACE_ID}/jobs/{name}/cancel", params=V).status_code == 200
@@ -75,7 +77,7 @@ def test_a_cancel_sent_to_another_replica_stops_the_job_within_5_seconds(replica
 
 
 def test_a_cancel_survives_a_restart_of_both_replicas(replicas: Replicas) -> None:
-    name = start_long_job(replicas, "cancel-restart")
+    name = start_long_job(replicas, "cancel-restart", SLOWER_ECHO)
     replicas.a.stop(signal.SIGKILL)
     with replicas.b.client() as client:  # A's lease has not expired: B cannot have taken the job over yet
         assert client.post(f"{WORKSPACE_ID}/jobs/{name}/cancel", params=V).status_code == 200
