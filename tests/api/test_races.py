@@ -95,3 +95,18 @@ def test_racing_invokes_with_one_repeatability_id_make_one_job(race_server: Serv
         listed = client.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"]
     assert job["properties"]["status"] == "Completed"
     assert len(listed) == 1
+
+
+def test_replicas_starting_together_on_a_new_database_all_start(tmp_path: Path) -> None:
+    database = database_url_for("postgresql")
+    replicas = [Server(home=tmp_path / f"replica-{index}", database_url=database) for index in range(3)]
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        started = list(pool.map(Server.start, replicas))
+    try:
+        for replica in started:
+            with replica.client() as client:
+                assert client.get(WORKSPACE_ID, params=V).status_code == 200
+    finally:
+        for replica in started:
+            replica.stop()

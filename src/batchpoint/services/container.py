@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from batchpoint.config import (
@@ -37,7 +38,7 @@ from batchpoint.services.submitted_jobs import SubmittedJobs
 from batchpoint.services.tracked import TrackedResources
 from batchpoint.services.uris import UriResolver
 from batchpoint.services.workspaces import Workspaces
-from batchpoint.store import Store, open_store
+from batchpoint.store import AlreadyExists, Store, VersionConflict, open_store
 
 ROOT_SCOPE = "/"
 ROOT_WORKSPACES = "/subscriptions"
@@ -116,8 +117,8 @@ class Services:
         )
 
     def start(self) -> None:
-        self.ensure_defaults()
-        self.ensure_owners()
+        for ensure in (self.ensure_defaults, self.ensure_owners):
+            again_after_races(ensure)
         self.roles.start_refreshing()
         self.environments.cache.sweep()
         self.ownership.start()
@@ -151,3 +152,18 @@ class Services:
             self.roles.grant(f"/subscriptions/{DEFAULT_SUBSCRIPTION}", self.local_user, OWNER)
         for owner in self.owners:
             self.roles.grant(ROOT_SCOPE, owner, OWNER)
+
+
+STARTUP_TRIES = 3
+
+
+def again_after_races(ensure: Callable[[], None]) -> None:
+    """Run a start-up step that creates what is missing; replicas starting at the same moment may each create some
+    of it first (the loser's insert fails), so the step runs again and finds it made."""
+    for _ in range(STARTUP_TRIES - 1):
+        try:
+            ensure()
+            return
+        except (AlreadyExists, VersionConflict):
+            continue
+    ensure()
