@@ -22,7 +22,7 @@ from tests.services.replicas import SLOW_ECHO, done_fraction, input_names, job_o
 FILES = 1000
 EXPECTED = input_names(FILES)
 SLOWER_ECHO = SLOW_ECHO.replace("time.sleep(0.01)", "time.sleep(0.1)")
-"""Slow enough that the job still writes when the disk fills."""
+"""Slow enough that the job still runs when the fault comes."""
 
 
 def terminate_backends(database: str) -> int:
@@ -43,17 +43,19 @@ def test_a_job_completes_although_every_database_connection_is_cut_while_it_runs
     server = Server(home=tmp_path / "home", database_url=database_url, args=["--allow-local-path", str(data)]).start()
     try:
         with server.client() as client:
-            deploy_script(client, data, "cut", "d", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(client, data, "cut", "d", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             name = invoke(client, "cut", str(inputs)).json()["name"]
         wait_until(lambda: done_fraction(server, name) >= 0.1, 120, "the job to be under way")
         cut = 0
-        for _ in range(3):
+        for _ in range(10):
             cut += terminate_backends(database_url.rsplit("/", 1)[1])
-            time.sleep(0.5)
+            time.sleep(0.2)
+        during = job_of(server, name)
         job = wait_for_end(server, name, timeout=120)
     finally:
         server.stop()
     assert cut > 0
+    assert during["status"] == "Running", "the job ended before its connections were cut"
     assert job["status"] == "Completed", job
     assert predictions(server.home, name) == EXPECTED
 

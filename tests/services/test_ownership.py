@@ -9,13 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.api.jobs import V, deploy_script, invoke, write_inputs
+from tests.api.jobs import TERMINAL, V, deploy_script, invoke, write_inputs
 from tests.server import WORKSPACE_ID, Server
 from tests.services.replicas import (
     LEASE_SECONDS,
     SLOW_ECHO,
     Replicas,
     done_fraction,
+    job_of,
     input_names,
     wait_for_end,
     wait_until,
@@ -23,11 +24,13 @@ from tests.services.replicas import (
 
 FILES = 3000
 EXPECTED = input_names(FILES)
+TAKEOVER_ECHO = SLOW_ECHO.replace("time.sleep(0.01)", "time.sleep(0.03)")
+"""A few seconds of work, so that a good part of it is left when A stops."""
 SLOWER_ECHO = SLOW_ECHO.replace("time.sleep(0.01)", "time.sleep(0.2)")
 """Slow enough that a job is still running when its cancel arrives."""
 
 
-def start_long_job(pair: Replicas, endpoint: str, script: str = SLOW_ECHO) -> str:
+def start_long_job(pair: Replicas, endpoint: str, script: str) -> str:
     """A job of FILES files invoked through A (which has room, so A runs it), mid-way when this returns."""
     inputs = write_inputs(pair.shared / f"in-{endpoint}", FILES)
     with pair.a.client() as client:
@@ -47,11 +50,12 @@ def assert_no_private_state(pair: Replicas, name: str) -> None:
 def test_a_job_whose_replica_dies_or_stops_is_finished_by_the_other_exactly_once(
     replicas: Replicas, stop_signal: signal.Signals
 ) -> None:
-    name = start_long_job(replicas, f"takeover-{stop_signal.name.lower()}")
+    name = start_long_job(replicas, f"takeover-{stop_signal.name.lower()}", TAKEOVER_ECHO)
     stopped_at = time.monotonic()
     assert replicas.a.stop(stop_signal) in (0, -stop_signal)
     if stop_signal == signal.SIGTERM:
         assert time.monotonic() - stopped_at < 10, "a stopping replica must hand its work over within 10 s"
+    assert job_of(replicas.b, name)["status"] not in TERMINAL, "A finished the job before it stopped"
 
     job = wait_for_end(replicas.b, name, timeout=LEASE_SECONDS + 60)
     took = time.monotonic() - stopped_at
