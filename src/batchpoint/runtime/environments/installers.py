@@ -5,7 +5,8 @@ failure and the versions it installed.
 
 uv is run with the interpreter's path and `UV_PYTHON_DOWNLOADS=never`, so it never fetches a Python of its own; it
 reads its own configuration (`uv.toml`, `UV_INDEX_URL`, ...), not pip's, and caches under `~/.cache/uv`
-(`UV_CACHE_DIR`).
+(`UV_CACHE_DIR`). Unlike pip it leaves bytecode to be compiled on first import, which costs less than compiling
+every installed module (docs/runtime.md).
 """
 
 from __future__ import annotations
