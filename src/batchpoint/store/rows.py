@@ -37,9 +37,6 @@ class ResourceRow(Base):
     )
 
 
-UNFINISHED_JOB = text("status NOT IN ('Completed', 'Failed', 'Canceled')")
-
-
 class JobRow(Base):
     """A job's queried columns (its body is in ``resources``; see ``store/indexes.py``)."""
 
@@ -56,7 +53,6 @@ class JobRow(Base):
         Index("ix_jobs_endpoint", "workspace_key", "endpoint", "created_us", "key"),
         Index("ix_jobs_deployment", "workspace_key", "endpoint", "deployment", "created_us", "key"),
         Index("ix_jobs_status", "status"),
-        Index("ix_jobs_unfinished", "created_us", sqlite_where=UNFINISHED_JOB, postgresql_where=UNFINISHED_JOB),
     )
 
 

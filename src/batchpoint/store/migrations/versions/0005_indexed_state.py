@@ -15,7 +15,6 @@ from alembic import op
 
 from batchpoint.store.entities import Resource
 from batchpoint.store.indexes import INDEXED
-from batchpoint.store.rows import UNFINISHED_JOB
 
 revision = "0005"
 down_revision = "0004"
@@ -23,6 +22,7 @@ branch_labels = None
 depends_on = None
 
 BATCH = 1000
+UNFINISHED_JOB = sa.text("status NOT IN ('Completed', 'Failed', 'Canceled')")
 
 
 def key_column(name: str) -> sa.Column:
