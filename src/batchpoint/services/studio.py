@@ -217,6 +217,9 @@ class Studio:
     def endpoint_by_id(self, endpoint_id: str, base_url: str) -> EndpointView:
         return self.endpoint(self.resources.get(endpoint_id), base_url)
 
+    def has_deployment(self, endpoint_id: str, deployment: str) -> bool:
+        return self.resources.store.get_body_json(f"{endpoint_id}/deployments/{deployment}") is not None
+
     def jobs_of(self, endpoint_id: str, deployment: str | None) -> list[JobView]:
         """The endpoint's (or one deployment's) jobs, newest first."""
         page = self.jobs.of_endpoint(endpoint_id, deployment, SortOrder(descending=True), Position(), LISTED)

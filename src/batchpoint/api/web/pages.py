@@ -135,7 +135,7 @@ async def set_default_deployment(request: Request, subscription: str, group: str
 def _set_default(request: Request, caller: Caller, endpoint_id: str, deployment: str) -> None:
     services = request.app.state.services
     existing = services.resources.get(endpoint_id)
-    if services.store.get(f"{existing.id}/deployments/{deployment}") is None:
+    if not services.studio.has_deployment(existing.id, deployment):
         raise ArmError(404, "DeploymentNotFound", f"The endpoint has no deployment '{deployment}'.")
     body = {key: value for key, value in existing.body.items() if key in ("location", "tags", "identity", "kind", "properties")}
     body["properties"] = {**body["properties"], "defaults": {"deploymentName": deployment}}
