@@ -39,6 +39,14 @@ class Counts:
     mini_batches_retried: int = 0
     """Failed tries that were tried again (in this run of the coordinator)."""
 
+    @property
+    def mini_batches_done(self) -> int:
+        return self.mini_batches_succeeded + self.mini_batches_failed
+
+    @property
+    def items_done(self) -> int:
+        return self.items_succeeded + self.items_failed
+
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:

@@ -327,8 +327,7 @@ class JobRunner:
         def apply(properties: dict[str, Any]) -> None:
             properties["progress"] = progress_of(counts)
             properties.pop("statusMessage", None)  # running again after a pause
-            done = counts.mini_batches_succeeded + counts.mini_batches_failed
-            if counts.mini_batches_total and done == counts.mini_batches_total:
+            if counts.mini_batches_total and counts.mini_batches_done == counts.mini_batches_total:
                 properties["status"] = "Finalizing"
 
         self._update(job_id, apply)

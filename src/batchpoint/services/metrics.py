@@ -22,10 +22,6 @@ class _Running:
     counts: Counts
 
 
-def _items_done(counts: Counts) -> int:
-    return counts.items_succeeded + counts.items_failed
-
-
 @dataclass
 class RunnerActivity:
     """What the job runner of this process has queued and running, updated at each progress report."""
@@ -44,7 +40,7 @@ class RunnerActivity:
 
     def progress(self, job_id: str, counts: Counts) -> None:
         with self._lock:
-            running = self._running.setdefault(job_id, _Running(time.monotonic(), _items_done(counts), counts))
+            running = self._running.setdefault(job_id, _Running(time.monotonic(), counts.items_done, counts))
             running.counts = counts
 
     def ended(self, job_id: str) -> None:
@@ -64,7 +60,7 @@ class RunnerActivity:
         now = time.monotonic()
         with self._lock:
             return sum(
-                (_items_done(running.counts) - running.items_done_at_start) / (now - running.started)
+                (running.counts.items_done - running.items_done_at_start) / (now - running.started)
                 for running in self._running.values()
                 if now > running.started
             )

@@ -73,14 +73,6 @@ class Progress:
     """Items done per second since the job started (until it ended)."""
     seconds_left: float | None = None
 
-    @property
-    def mini_batches_done(self) -> int:
-        return self.counts.mini_batches_succeeded + self.counts.mini_batches_failed
-
-    @property
-    def items_done(self) -> int:
-        return self.counts.items_succeeded + self.counts.items_failed
-
 
 @dataclass(frozen=True)
 class OutputView:
@@ -158,14 +150,14 @@ def _progress(properties: dict[str, Any], now: datetime) -> Progress:
     )
     progress = Progress(counts)
     started = properties.get("startTime")
-    if not started or not progress.items_done:
+    if not started or not counts.items_done:
         return progress
     until = datetime.fromisoformat(properties["endTime"]) if properties.get("endTime") else now
     elapsed = (until - datetime.fromisoformat(started)).total_seconds()
     if elapsed <= 0:
         return progress
-    rate = progress.items_done / elapsed
-    left = None if properties.get("endTime") else max(counts.items_total - progress.items_done, 0) / rate
+    rate = counts.items_done / elapsed
+    left = None if properties.get("endTime") else max(counts.items_total - counts.items_done, 0) / rate
     return Progress(counts, rate, left)
 
 
