@@ -67,13 +67,17 @@ class History:
     def children(self, job_id: str) -> list[dict[str, Any]]:
         """A pipeline job's steps as run-history runs (``jobs.list(parent_job_name=...)``); none for a model job."""
         job = self.resources.get(job_id)
+        return [_run_of_child(job.name, child) for _, child in self.steps(job)]
+
+    def steps(self, job: Resource) -> list[tuple[str, Resource]]:
+        """A pipeline job's steps that have their child job yet, each with it; none for a model job."""
         workspace_id = _workspace_of(job)
-        runs = []
+        steps = []
         for step in (job.secrets.get("pipeline") or {}).get("steps", []):
             child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
             if child is not None:
-                runs.append(_run_of_child(job.name, child))
-        return runs
+                steps.append((step["name"], child))
+        return steps
 
     def run_data(self, job_id: str) -> dict[str, Any]:
         """``jobs.download`` asks for the run's outputs, then resolves them with ``resolve_outputs``."""
@@ -95,15 +99,21 @@ class History:
                 resolved[asset_id] = {"uri": output["uri"], "type": output["jobOutputType"]}
         return {"values": resolved}
 
-    def log_folder(self, job: Resource) -> LogFolder | None:
+    def log_folder(self, job: Resource, parent: Resource | None = None) -> LogFolder | None:
+        """The job's log folder; a step's needs its pipeline job, read here unless the caller has it (``parent``)."""
         parent_name = job.body["properties"].get("properties", {}).get("azureml.pipelinerunid")
-        parent = self.resources.store.get(f"{_workspace_of(job)}/jobs/{parent_name}") if parent_name else None
+        if parent is None and parent_name:
+            parent = self.resources.store.get(f"{_workspace_of(job)}/jobs/{parent_name}")
         return log_folder(job, parent, self.jobs_root)
 
     def log_file(self, job_id: str, name: str, expiry: str, signature: str) -> Path:
         """The log file a signed link names (403 for a bad link, 404 for a job or file that does not exist)."""
         job = self.resources.get(job_id)
         check_log_link(job.id, name, expiry, signature, self._link_key(job))
+        return self.log_path(job, name)
+
+    def log_path(self, job: Resource, name: str) -> Path:
+        """A log file of the job (a 404 ``ArmError`` for a name that is not one)."""
         folder = self.log_folder(job)
         if folder is None:
             raise ArmError(404, "LogFileNotFound", f"The job has no log file '{name}'.")

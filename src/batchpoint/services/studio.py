@@ -11,13 +11,11 @@ from typing import Any
 
 from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.services.context import BASE_URL
-from batchpoint.services.errors import ArmError
 from batchpoint.services.history import History
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
 from batchpoint.services.job_logs import streamed_log
 from batchpoint.services.jobs import TERMINAL, Jobs
 from batchpoint.services.paging import Position
-from batchpoint.services.pipeline_jobs import child_name
 from batchpoint.services.resources import Resources
 from batchpoint.services.uris import UriResolver
 from batchpoint.store.entities import Resource, SortOrder, utcnow
@@ -268,32 +266,22 @@ class Studio:
             return None
 
     def _steps(self, job: Resource) -> list[StepView]:
-        workspace_id = job.id.rsplit("/jobs/", 1)[0]
         views = []
-        for step in (job.secrets.get("pipeline") or {}).get("steps", []):
-            child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
-            if child is not None:
-                folder = self.history.log_folder(child)
-                properties = child.body["properties"]
-                views.append(
-                    StepView(child.name, step["name"], properties.get("status", ""), (properties.get("error") or {}).get("message", ""),
-                             folder.names() if folder else [])
-                )
+        for step_name, child in self.history.steps(job):
+            folder = self.history.log_folder(child, parent=job)
+            properties = child.body["properties"]
+            views.append(
+                StepView(child.name, step_name, properties.get("status", ""), (properties.get("error") or {}).get("message", ""),
+                         folder.names() if folder else [])
+            )
         return views
-
-    def log_path(self, job: Resource, name: str) -> Path:
-        """A log file of the job (a 404 ``ArmError`` for a name that is not one)."""
-        folder = self.history.log_folder(job)
-        if folder is None:
-            raise ArmError(404, "LogFileNotFound", f"The job has no log file '{name}'.")
-        return folder.path(name)
 
     def tail(self, job: Resource, name: str | None) -> tuple[str, int]:
         """The last lines of a log and its size (where live updates continue from)."""
         if name is None:
             return "", 0
         try:
-            data = self.log_path(job, name).read_bytes()
+            data = self.history.log_path(job, name).read_bytes()
         except OSError:
             return "", 0
         whole = data[: data.rfind(b"\n") + 1]
@@ -302,7 +290,7 @@ class Studio:
     def log_since(self, job: Resource, name: str, offset: int) -> tuple[str, int]:
         """The whole lines a log gained after ``offset``, and the new offset."""
         try:
-            with open(self.log_path(job, name), "rb") as log:
+            with open(self.history.log_path(job, name), "rb") as log:
                 log.seek(offset)
                 chunk = log.read()
         except OSError:

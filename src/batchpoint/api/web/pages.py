@@ -210,7 +210,7 @@ def _event(name: str, data: str) -> str:
 @router.get("/jobs/{name}/logs/{log:path}")
 def job_log(request: Request, name: str, log: str) -> Response:
     _, job = _readable_job(request, name)
-    return PlainTextResponse(_studio(request).log_path(job, log).read_bytes())
+    return PlainTextResponse(_studio(request).history.log_path(job, log).read_bytes())
 
 
 @router.get("/jobs/{name}/outputs/{output}/{file:path}")
