@@ -157,8 +157,7 @@ class SqlStore(Store):
         parameters = {"parent": parent_id.lower(), "type": type_.lower(), "limit": limit}
         if after is not None:
             parameters |= {"micros": after.micros, "after_key": after.key}
-        rows = self._read(_children_query(order, after is not None), parameters)
-        return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in rows]
+        return [_listed(row) for row in self._read(_children_query(order, after is not None), parameters)]
 
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
         """Served by ``ix_resources_type`` (type, key): the type and the key range select the rows."""
@@ -178,7 +177,7 @@ class SqlStore(Store):
         if after is not None:
             parameters |= {"micros": after.micros, "after_key": after.key}
         query = _jobs_query(order.descending, deployment is not None, after is not None)
-        return [Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3]) for row in self._read(query, parameters)]
+        return [_listed(row) for row in self._read(query, parameters)]
 
     def jobs_by_status(self) -> dict[str, int]:
         query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
@@ -279,6 +278,11 @@ def _resource_values(resource: Resource) -> dict[str, Any]:
         "created_us": to_micros(resource.created_at),
         "updated_us": to_micros(resource.updated_at),
     }
+
+
+def _listed(row: Sequence[Any]) -> Listed:
+    """A row of the list queries: (id, key, created_us, body)."""
+    return Listed(id=row[0], position=Cursor(micros=row[2], key=row[1]), body_json=row[3])
 
 
 def _resource(row: Sequence[Any]) -> Resource:
