@@ -71,7 +71,7 @@ class History:
 
     def steps(self, job: Resource) -> list[tuple[str, Resource]]:
         """A pipeline job's steps that have their child job yet, each with it; none for a model job."""
-        workspace_id = _workspace_of(job)
+        workspace_id = job.parent_id
         steps = []
         for step in (job.secrets.get("pipeline") or {}).get("steps", []):
             child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
@@ -103,7 +103,7 @@ class History:
         """The job's log folder; a step's needs its pipeline job, read here unless the caller has it (``parent``)."""
         parent_name = job.body["properties"].get("properties", {}).get("azureml.pipelinerunid")
         if parent is None and parent_name:
-            parent = self.resources.store.get(f"{_workspace_of(job)}/jobs/{parent_name}")
+            parent = self.resources.store.get(f"{job.parent_id}/jobs/{parent_name}")
         return log_folder(job, parent, self.jobs_root)
 
     def log_file(self, job_id: str, name: str, expiry: str, signature: str) -> Path:
@@ -129,9 +129,5 @@ class History:
         return {name: log_link(base_url, job.id, name, key) for name in names}
 
     def _link_key(self, job: Resource) -> str:
-        workspace = self.resources.get(_workspace_of(job))
+        workspace = self.resources.get(job.parent_id)
         return self.datastores.account(account_name_for(workspace.body["properties"]["workspaceId"])).key
-
-
-def _workspace_of(job: Resource) -> str:
-    return job.id.rsplit("/jobs/", 1)[0]

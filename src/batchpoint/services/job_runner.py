@@ -263,7 +263,7 @@ class JobRunner:
 
     def _run_pipeline(self, job: Resource) -> None:
         self._start(job.id)
-        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        workspace_id = job.parent_id
         steps = {step["name"]: step_log(Path(step["work_dir"])) for step in job.secrets["pipeline"]["steps"]}
         execution_log = StreamLog(pipeline_execution_log(self._jobs_root, job.name), lambda: steps)
         try:

@@ -236,7 +236,7 @@ class Studio:
         return JobView(
             id=job.id,
             name=job.name,
-            workspace_id=job.id.rsplit("/jobs/", 1)[0],
+            workspace_id=job.parent_id,
             endpoint=tags.get("azureml.endpointname", ""),
             deployment=tags.get("azureml.deploymentname", ""),
             kind="pipeline" if "pipeline" in job.secrets else "step" if parent else "model",
@@ -253,7 +253,7 @@ class Studio:
         )
 
     def _outputs(self, job: Resource) -> list[OutputView]:
-        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        workspace_id = job.parent_id
         views = []
         for name, output in (job.body["properties"].get("outputs") or {}).items():
             views.append(OutputView(name, output.get("uri", ""), _files(self.output_folder(workspace_id, output.get("uri", "")))))

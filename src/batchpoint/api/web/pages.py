@@ -218,7 +218,7 @@ def job_output(request: Request, name: str, output: str, file: str) -> Response:
     _, job = _readable_job(request, name)
     studio = _studio(request)
     uri = ((job.body["properties"].get("outputs") or {}).get(output) or {}).get("uri", "")
-    folder = studio.output_folder(job.id.rsplit("/jobs/", 1)[0], uri) if uri else None
+    folder = studio.output_folder(job.parent_id, uri) if uri else None
     path = (folder / file).resolve() if folder is not None else None
     if folder is None or path is None or folder.resolve() not in path.parents or not path.is_file():
         raise ArmError(404, "OutputFileNotFound", f"The job's output '{output}' has no file '{file}'.")
