@@ -93,7 +93,7 @@ class JobRunner:
             self.activity.queued(key)
             self._pool.start(key)
         else:
-            self._give_back(_lease(key))
+            self._ownership.let_go(_lease(key), ended=False)
 
     def cancel(self, job_id: str) -> None:
         """Ask for the job's cancel; whichever process owns it (now or after a restart) ends it. A job waiting here
@@ -122,21 +122,12 @@ class JobRunner:
             if not self._run_to_end(job_key):
                 return  # waiting for its compute's nodes: this process keeps it
         except (ServerStopping, LeaseLost):
-            self._give_back(lease)
+            self._ownership.let_go(lease, ended=False)
             return
         except Exception:  # the job must end, whatever went wrong around it
             log.exception("job %s could not run", job_key)
             self._finish(job_key, "Failed", "The job could not run; see the server's log.", None)
-        try:
-            self._ownership.finish(lease)
-        except Exception:  # the job has ended; whoever claims the lease next sees that and drops it
-            log.warning("could not drop the lease of the ended job %s", job_key, exc_info=True)
-
-    def _give_back(self, lease: LeaseKey) -> None:
-        try:
-            self._ownership.release(lease)
-        except Exception:  # it expires instead
-            log.warning("could not give back the lease of job %s", lease.subject, exc_info=True)
+        self._ownership.let_go(lease, ended=True)  # if not, whoever claims the lease next sees the job ended
 
     def _run_to_end(self, job_key: str) -> bool:
         """Run the job until it has a terminal outcome (True) or waits for its compute's nodes (False); transient

@@ -94,13 +94,7 @@ class OperationRunner:
         except Exception as error:
             ended = not is_transient(error)
             log.warning("operation %s was interrupted (%s)", operation_id, "dropped" if ended else "it runs again", exc_info=True)
-        try:
-            if ended:
-                self._ownership.finish(lease)
-            else:
-                self._ownership.release(lease)
-        except Exception:  # its lease expires instead
-            log.warning("could not let go of operation %s", operation_id, exc_info=True)
+        self._ownership.let_go(lease, ended)
 
     def _run_owned(self, operation_id: str) -> bool:
         """Run the work; False when it was interrupted (a stop, a transient fault) and must run again."""

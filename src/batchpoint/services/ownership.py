@@ -117,6 +117,16 @@ class Ownership:
         self._leases.finish(key)
         self._forget(key)
 
+    def let_go(self, key: LeaseKey, ended: bool) -> None:
+        """`finish` work that ended, else `release` it; best effort: a lease not let go expires instead."""
+        try:
+            if ended:
+                self.finish(key)
+            else:
+                self.release(key)
+        except Exception:
+            log.warning("could not let go of %s %s; its lease expires instead", key.kind, key.subject, exc_info=True)
+
     def request_cancel(self, subject: str) -> None:
         self._leases.request_cancel(subject, now_us())
         with self._lock:
