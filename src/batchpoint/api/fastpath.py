@@ -27,6 +27,7 @@ from batchpoint.api.deps import (
     authorized_caller,
     base_url,
 )
+from batchpoint.api.metrics import HOLDER
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routes.batch import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
 from batchpoint.api.routes.listing import list_response
@@ -62,8 +63,11 @@ class ReadFastPath:
             response = await asyncio.get_running_loop().run_in_executor(self._readers, self._answer, scope, match)
         if response is None:
             await self.app(scope, receive, send)
-        else:
-            await response(scope, receive, send)
+            return
+        holder = scope.get(HOLDER)
+        if holder is not None:  # the HTTP metrics need not match the path again
+            holder["route"] = _template(match)
+        await response(scope, receive, send)
 
     def _answer(self, scope: dict[str, Any], match: re.Match[str]) -> Response | None:
         """Runs on a reader thread: it reads the database."""
@@ -82,8 +86,10 @@ class ReadFastPath:
 def route_template(path: str) -> str | None:
     """The template of the route a fast-path read stands for (for the HTTP metrics), else None."""
     match = READS.match(path)
-    if match is None:
-        return None
+    return _template(match) if match is not None else None
+
+
+def _template(match: re.Match[str]) -> str:
     if match["deployment"]:
         return DEPLOYMENT
     if match["deployments"]:

@@ -3,7 +3,7 @@
 The route template is FastAPI's (``/subscriptions/{subscriptionId}/...``), so label values stay few whatever the
 names in the paths; ``RouteRecorder`` (around FastAPI) hands it out through a holder the outer layer puts in the
 request scope, since the layers in between may copy the scope. Requests the read fast path answers take the
-template of the route they stand for.
+template of the route they stand for (the fast path puts it in the holder).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class HttpMetrics:
     def __init__(self, app: Any, route_of_path: Callable[[str], str | None]) -> None:
         self.app = app
         self.route_of_path = route_of_path
-        """The template of a path answered outside FastAPI's routing (the read fast path), else None."""
+        """The template of a path answered before FastAPI's routing and the fast path (by the ARM layer or the
+        limits), else None."""
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         """(method, route, status) -> its counter and histogram children: prometheus-client's ``labels()``
         costs several times a dict lookup."""
