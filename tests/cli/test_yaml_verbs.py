@@ -186,6 +186,6 @@ def test_create_replaces_a_deployment_whose_provisioning_failed(yaml_server: Ser
     retried = run(*create, "--query", "provisioning_state", "-o", "tsv")
     again = run(*create)
 
-    assert failed.returncode == 2 and "EnvironmentBuildFailed" in failed.stderr and "not a requirement" in failed.stderr
+    assert failed.returncode == 2 and "EnvironmentBuildFailed" in failed.stderr and "install failed (exit code" in failed.stderr
     assert succeeded(state) == "Failed\n" and succeeded(retried) == "Succeeded\n"
     assert again.returncode == 2 and "already exists; use update" in again.stderr

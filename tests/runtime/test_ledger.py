@@ -86,6 +86,15 @@ def test_a_group_records_many_tries_in_one_write(ledger: Ledger) -> None:
     ]
 
 
+def test_a_try_started_again_within_one_group_is_recorded_once(ledger: Ledger) -> None:
+    ledger.plan("job", iter([["/a"], ["/b"]]))
+
+    started_again = [Attempt(0, 1, "process000 (pid 1)"), Attempt(0, 1, "process000 (pid 2)")]  # init() failed on pid 1
+    ledger.record_tries("job", started_again, [Success(0, 1, 1, 0)])
+
+    assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [("succeeded", 1), ("pending", 0)]
+
+
 def test_the_in_memory_ledger_keeps_attempts() -> None:
     ledger = InMemoryLedger()
     ledger.plan("job", iter([["/a"]]))

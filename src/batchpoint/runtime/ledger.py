@@ -80,7 +80,8 @@ class Ledger(ABC):
         than two per mini-batch.
 
         `started`: tries that began on a worker (for progress and forensics; nothing is decided from them). A try
-        number may be started again after a crash, which replaces the earlier record. `succeeded`: tries whose
+        number may be started again (after a crash, or on another worker when `init()` failed before the try ran,
+        even within one group), which replaces the earlier record. `succeeded`: tries whose
         rows are committed: status `succeeded`, one more try, the item counts; a try in both lists is started
         first. Must be durable on return: those mini-batches are never run again, and their committed rows are
         the ones the output will hold. (A success lost in a crash before it was recorded only runs its

@@ -10,9 +10,8 @@ from itertools import islice
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from batchpoint.store.connections import Database
-
 from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success
+from batchpoint.store.connections import Database
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
 
 INSERT_CHUNK = 1000
@@ -70,6 +69,7 @@ class SqlLedger(Ledger):
             return
         with self._transaction() as connection:
             if started:
+                started = list({(a.index, a.try_number): a for a in started}.values())  # the latest start of each try
                 keys = [{"b_job": job_id, "b_index": a.index, "b_try": a.try_number} for a in started]
                 connection.execute(FORGET_ATTEMPTS, keys)
                 rows = [{"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker} for a in started]
