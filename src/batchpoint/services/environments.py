@@ -32,7 +32,7 @@ from batchpoint.runtime.environments.spec import (
 from batchpoint.runtime.scorers.mlmodel import model_folder
 from batchpoint.services.errors import ArmError
 from batchpoint.services.ids import ArmPath
-from batchpoint.services.references import deployment_model, is_registry_reference, resolve_version
+from batchpoint.services.references import deployment_model, is_registry_reference, load_version
 from batchpoint.services.uris import UriResolver
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -113,8 +113,8 @@ class DeploymentEnvironments:
         """An environment version's spec; None for one without a conda file or from a registry."""
         if is_registry_reference(environment_id):
             return None
-        version = self.store.get(resolve_version(self.store, workspace_id, "environments", environment_id, "environment"))
-        properties = version.body["properties"] if version else {}
+        version = load_version(self.store, workspace_id, "environments", environment_id, "environment")
+        properties = version.body["properties"]
         if not properties.get("condaFile"):
             return None
         return from_conda_file(properties["condaFile"], f"environment '{environment_id}'", properties.get("image"))

@@ -25,7 +25,7 @@ from batchpoint.services.ids import JOB_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
 from batchpoint.services.paging import Page, Position, fetch_page
 from batchpoint.services.pipeline_jobs import PipelinePlanner, child_rows, is_pipeline_deployment, output_uri, studio_services
-from batchpoint.services.references import deployment_model, resolve_version
+from batchpoint.services.references import deployment_model, load_version
 from batchpoint.services.resources import OnResources, Resources, new_version
 from batchpoint.services.uris import Location, UriResolver
 from batchpoint.store import AlreadyExists, Store
@@ -191,7 +191,7 @@ class JobPlanner(OnResources):
             if self._model_type(workspace_id, settings) == "mlflow_model":
                 return MLFLOW_SCORER.parent, MLFLOW_SCORER.name
             return None, configuration.get("scoringScript")
-        version = self.store.get(resolve_version(self.store, workspace_id, "codes", configuration["codeId"], "code"))
+        version = load_version(self.store, workspace_id, "codes", configuration["codeId"], "code")
         code_uri = version.body["properties"].get("codeUri")
         if not code_uri:
             raise bad_request("The deployment's code version has no codeUri.", "UserError")

@@ -28,7 +28,7 @@ from batchpoint.services.pipelines import (
     load_pipeline,
 )
 from batchpoint.services.ids import JOB_TYPE
-from batchpoint.services.references import names_a_version, resolve_version
+from batchpoint.services.references import names_a_version, load_version
 from batchpoint.services.resources import new_version
 from batchpoint.services.uris import UriResolver
 from batchpoint.store import Store
@@ -125,8 +125,8 @@ class PipelinePlanner:
     def _asset(self, workspace_id: str, kind: str, reference: str, what: str) -> Path:
         """The local folder (or file) of a data location, a data asset or, for model inputs, a registered model."""
         if kind in MODEL_TYPES and names_a_version(reference):
-            version = self.store.get(resolve_version(self.store, workspace_id, "models", reference, "model"))
-            model_uri = version.body["properties"].get("modelUri") if version else None
+            version = load_version(self.store, workspace_id, "models", reference, "model")
+            model_uri = version.body["properties"].get("modelUri")
             if not model_uri:
                 raise bad_request(f"The model '{reference}' of the {what} has no modelUri.", "UserError")
             reference = model_uri
@@ -198,8 +198,8 @@ class PipelinePlanner:
 
     def _code(self, workspace_id: str, node: Node) -> Path:
         reference = str(node.spec["code"])
-        version = self.store.get(resolve_version(self.store, workspace_id, "codes", reference, "code"))
-        code_uri = version.body["properties"].get("codeUri") if version else None
+        version = load_version(self.store, workspace_id, "codes", reference, "code")
+        code_uri = version.body["properties"].get("codeUri")
         if not code_uri:
             raise bad_request(f"The step '{node.name}' code '{reference}' has no codeUri.", "UserError")
         return self._local(workspace_id, code_uri, f"code of step '{node.name}'")

@@ -35,8 +35,21 @@ def resolve_version(store: Store, workspace_id: str, collection: str, reference:
     """The ARM id of the asset version a reference names, which must exist in this workspace."""
     version_id = _version_id(store, workspace_id, collection, reference.strip(), what)
     if store.get_body_json(version_id) is None:
-        raise ArmError(400, "UserError", f"The {what} '{reference}' was not found in this workspace.")
+        raise _not_found(reference, what)
     return version_id
+
+
+def load_version(store: Store, workspace_id: str, collection: str, reference: str, what: str) -> Resource:
+    """The asset version a reference names, which must exist in this workspace (one read: `resolve_version`
+    then `store.get` would read it twice)."""
+    version = store.get(_version_id(store, workspace_id, collection, reference.strip(), what))
+    if version is None:
+        raise _not_found(reference, what)
+    return version
+
+
+def _not_found(reference: str, what: str) -> ArmError:
+    return ArmError(400, "UserError", f"The {what} '{reference}' was not found in this workspace.")
 
 
 def _version_id(store: Store, workspace_id: str, collection: str, reference: str, what: str) -> str:
@@ -85,4 +98,4 @@ def deployment_model(store: Store, workspace_id: str, deployment: dict[str, Any]
     model = deployment.get("model") or {}
     if model.get("referenceType") != "Id":
         return None
-    return store.get(resolve_version(store, workspace_id, "models", model["assetId"], "model"))
+    return load_version(store, workspace_id, "models", model["assetId"], "model")
