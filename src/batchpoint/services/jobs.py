@@ -20,7 +20,7 @@ from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
 from batchpoint.services.compute_queue import Placement
 from batchpoint.services.computes import is_builtin, max_nodes, resolve_compute
 from batchpoint.services.context import RequestContext
-from batchpoint.services.errors import ArmError, bad_request, conflict
+from batchpoint.services.errors import bad_request, conflict
 from batchpoint.services.ids import JOB_TYPE, ArmPath
 from batchpoint.services.environments import DeploymentEnvironments, environment_record
 from batchpoint.services.paging import Page, Position, fetch_page
