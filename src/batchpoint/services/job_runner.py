@@ -286,14 +286,10 @@ class JobRunner:
         execution_log.write(f"Step {child_id.rsplit('/', 1)[-1]}: {status}" + (f": {message}" if message else ""))
 
         def apply(properties: dict[str, Any]) -> None:
-            now = iso(utcnow())
-            properties["status"] = status
             if status == "Running":
-                properties["startTime"] = now
+                properties.update(status=status, startTime=iso(utcnow()))
             else:
-                properties.update(endTime=now, statusMessage=message.splitlines()[0] if message else "")
-                if status == "Failed":
-                    properties["error"] = {"code": "StepFailed", "message": message}
+                _ended(properties, status, message, "StepFailed")
 
         self._update(child_id, apply)
 
@@ -325,11 +321,9 @@ class JobRunner:
 
     def _finish(self, job_id: str, status: str, message: str, outcome: JobOutcome | None) -> None:
         def apply(properties: dict[str, Any]) -> None:
-            properties.update(status=status, endTime=iso(utcnow()), statusMessage=message.splitlines()[0] if message else "")
+            _ended(properties, status, message, "JobFailed")
             if outcome is not None:
                 properties["progress"] = progress_of(outcome.counts)
-            if status == "Failed":
-                properties["error"] = {"code": "JobFailed", "message": message}
 
         self._update(job_id, apply)
 
@@ -339,6 +333,13 @@ class JobRunner:
             job.updated_at = utcnow()
 
         modify(self._store, job_id, apply)
+
+
+def _ended(properties: dict[str, Any], status: str, message: str, error_code: str) -> None:
+    """A job's or a step's terminal state: its first line as the status message, all of it in a failure's error."""
+    properties.update(status=status, endTime=iso(utcnow()), statusMessage=message.splitlines()[0] if message else "")
+    if status == "Failed":
+        properties["error"] = {"code": error_code, "message": message}
 
 
 def _lease(job_id: str) -> LeaseKey:
