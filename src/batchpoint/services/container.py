@@ -24,7 +24,7 @@ from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.datastores import Datastores
 from batchpoint.services.environments import DeploymentEnvironments
 from batchpoint.services.history import History
-from batchpoint.services.ids import WORKSPACE_TYPE, resource_group_id, workspace_id
+from batchpoint.services.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
 from batchpoint.services.job_runner import JobRunner
 from batchpoint.services.jobs import JobPlanner, Jobs
 from batchpoint.services.operations import OperationRunner
@@ -41,7 +41,6 @@ from batchpoint.services.workspaces import Workspaces
 from batchpoint.store import AlreadyExists, Store, VersionConflict, open_store
 
 ROOT_SCOPE = "/"
-ROOT_WORKSPACES = "/subscriptions"
 WORKSPACE_SCAN_LIMIT = 100_000
 SYSTEM = RequestContext(base_url="", caller=Caller(name="batchpoint", type="Application"), api_version="")
 
@@ -142,7 +141,7 @@ class Services:
             self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
         else:
             self.datastores.ensure_workspace_storage(SYSTEM, existing)
-        for each in self.store.list_below(ROOT_WORKSPACES, WORKSPACE_TYPE, None, WORKSPACE_SCAN_LIMIT):
+        for each in self.store.list_below(ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, None, WORKSPACE_SCAN_LIMIT):
             ensure_builtin_compute(self.store, SYSTEM, each)  # workspaces made before computes existed
 
     def ensure_owners(self) -> None:

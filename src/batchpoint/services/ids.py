@@ -20,6 +20,8 @@ BATCH_ENDPOINT_TYPE = f"{WORKSPACE_TYPE}/batchEndpoints"
 BATCH_DEPLOYMENT_TYPE = f"{BATCH_ENDPOINT_TYPE}/deployments"
 COMPUTE_TYPE = f"{WORKSPACE_TYPE}/computes"
 PROVIDERS_KEY = "providers"
+ALL_SUBSCRIPTIONS = "/subscriptions"
+"""The id every workspace is below: `Store.list_below` from it lists the workspaces of every subscription."""
 
 
 def resource_group_id(subscription: str, resource_group: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.services.context import BASE_URL
 from batchpoint.services.history import History
-from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
+from batchpoint.services.ids import ALL_SUBSCRIPTIONS, BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
 from batchpoint.services.job_logs import streamed_log
 from batchpoint.services.jobs import TERMINAL, Jobs
 from batchpoint.services.paging import Position
@@ -23,7 +23,6 @@ from batchpoint.store.entities import Resource, SortOrder, utcnow
 LISTED = 200
 """At most this many workspaces, endpoints, deployments, jobs or output files per list on a page."""
 TAIL_LINES = 200
-ALL_SUBSCRIPTIONS = "/subscriptions"
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class Studio:
                 workspace.name,
                 [self.endpoint(endpoint, base_url) for endpoint in store.list_below(workspace.id, BATCH_ENDPOINT_TYPE, None, LISTED)],
             )
-            for workspace in store.list_below(ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, None, LISTED)
+            for workspace in self._workspaces()
         ]
 
     def endpoint(self, endpoint: Resource, base_url: str) -> EndpointView:
@@ -224,8 +223,11 @@ class Studio:
         return None
 
     def workspace_ids(self) -> Iterator[str]:
-        for workspace in self.resources.store.list_below(ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, None, LISTED):
+        for workspace in self._workspaces():
             yield workspace.id
+
+    def _workspaces(self) -> list[Resource]:
+        return self.resources.store.list_below(ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, None, LISTED)
 
     def job(self, job: Resource, with_details: bool = True) -> JobView:
         properties = job.body["properties"]
