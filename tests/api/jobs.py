@@ -62,13 +62,25 @@ def invoke(
 
 
 def wait_for_job(client: httpx.Client, name: str, timeout: float = 60, workspace: str = WORKSPACE_ID) -> dict[str, Any]:
+    return wait_for_status(client, name, TERMINAL, timeout, workspace)
+
+
+def status_of(client: httpx.Client, name: str, workspace: str = WORKSPACE_ID) -> str:
+    return client.get(f"{workspace}/jobs/{name}", params=V).json()["properties"]["status"]
+
+
+def wait_for_status(
+    client: httpx.Client, name: str, wanted: str | tuple[str, ...], timeout: float = 60, workspace: str = WORKSPACE_ID
+) -> dict[str, Any]:
+    """The job once its status is `wanted` (or one of them)."""
+    wanted = (wanted,) if isinstance(wanted, str) else wanted
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"{workspace}/jobs/{name}", params=V).json()
-        if job["properties"]["status"] in TERMINAL:
+        if job["properties"]["status"] in wanted:
             return job
         time.sleep(0.1)
-    raise AssertionError(f"job {name} did not finish in {timeout} s")
+    raise AssertionError(f"job {name} did not reach {' or '.join(wanted)} in {timeout} s")
 
 
 def predictions(home: Path, job_name: str, file_name: str = "predictions.csv") -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.arm import compute_url, create_compute, wait_for_operation
-from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.api.jobs import V, deploy_script, invoke, predictions, status_of, wait_for_job, wait_for_status, write_inputs
 from tests.server import WORKSPACE_ID, Server
 
 GATED = """
@@ -37,17 +37,6 @@ def queue_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> I
     server = Server(home=tmp_path_factory.mktemp("home"), args=["--allow-local-path", str(data_root)]).start()
     yield server
     server.stop()
-
-
-def status_of(client, name: str) -> str:  # type: ignore[no-untyped-def]
-    return client.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["status"]
-
-
-def wait_for_status(client, name: str, wanted: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while status_of(client, name) != wanted:
-        assert time.monotonic() < deadline, f"job {name} never became {wanted}"
-        time.sleep(0.1)
 
 
 def one_running_one_queued(client, endpoint: str, inputs: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
