@@ -50,7 +50,7 @@ def create_app(settings: Settings, stopping: threading.Event | None = None) -> H
     server begins to stop: background work stops at once, while open requests finish.
     """
     api = create_api(settings, stopping)
-    fast_path = ReadFastPath(RouteRecorder(api), lambda: api.state.services)
+    fast_path = ReadFastPath(RouteRecorder(api), api)
     return HttpMetrics(ArmMiddleware(RequestLimits(fast_path, settings.max_body_bytes)), route_template)
 
 

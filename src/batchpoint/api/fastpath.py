@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,9 +48,11 @@ GROUP, WORKSPACE = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATT
 
 
 class ReadFastPath:
-    def __init__(self, app: Any, services: Callable[[], Any]) -> None:
+    def __init__(self, app: Any, api: Any) -> None:
+        """`app`: what answers the requests this layer passes on; `api`: the FastAPI application, whose state
+        (token validator, services) a fast-path read uses as the routes do."""
         self.app = app
-        self.services = services
+        self.api = api
         self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="fast-read")
         """Its own threads, handed work by asyncio directly: several times cheaper per request than anyio's
         thread pool, which FastAPI's routes use."""
@@ -71,14 +72,14 @@ class ReadFastPath:
 
     def _answer(self, scope: dict[str, Any], match: re.Match[str]) -> Response | None:
         """Runs on a reader thread: it reads the database."""
-        request = Request({**scope, "app": self.app})  # FastAPI sets it too; authentication reads the app's state
+        request = Request({**scope, "app": self.api})  # FastAPI sets it too; authentication reads the app's state
         try:
             ctx = RequestContext(
                 base_url=base_url(request),
                 caller=authorized_caller(request),
                 api_version=check_ml_version(request.query_params.get("api-version")),
             )
-            return _read(ctx, self.services(), match, request.query_params)
+            return _read(ctx, self.api.state.services, match, request.query_params)
         except Exception:  # noqa: BLE001 - the routes answer anything unusual, errors included
             return None
 
