@@ -114,3 +114,5 @@ def test_server_stops_promptly_while_the_sdk_keeps_connections_open(
     finally:
         code = server.stop()
     assert code == 0, "the server was killed after not stopping within 15 s"
+    log = Path(server.log.name).read_text()
+    assert "graceful shutdown exceeded" not in log, "the stop waited out its grace period for idle connections"
