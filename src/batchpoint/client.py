@@ -30,8 +30,8 @@ class ServerError(Exception):
 
 @dataclass
 class Target:
-    url: str = os.environ.get("BATCHPOINT_URL", "https://127.0.0.1:8443")
-    token: str = os.environ.get("BATCHPOINT_TOKEN", "")
+    url: str = field(default_factory=lambda: os.environ.get("BATCHPOINT_URL", "https://127.0.0.1:8443"))
+    token: str = field(default_factory=lambda: os.environ.get("BATCHPOINT_TOKEN", ""))
     home: Path | None = None
     subscription: str = DEFAULT_SUBSCRIPTION
     resource_group: str = DEFAULT_RESOURCE_GROUP

@@ -1,11 +1,15 @@
 """Shell scripts written the way the azureml-examples batch samples are (``deploy-and-run.sh``: ``az ml`` verbs,
 ``--query name -o tsv``, ``--set``, ``--input-type``, ``--yes``) run unmodified with ``az`` replaced by a shim that
 calls ``batchpoint``, against a real server over plain HTTP, in a shell where azure-ai-ml's
-``AZUREML_CURRENT_CLOUD`` names a cloud it does not know."""
+``AZUREML_CURRENT_CLOUD`` names a cloud it does not know.
+
+The shim's ``batchpoint`` runs each command in its own process forked from a warm one (``tests/cli/warm.py``), so
+that the scripts' fifty commands do not each pay for importing azure-ai-ml."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,14 +20,13 @@ import pytest
 
 from tests.server import API, WORKSPACE_ID, Server
 
-SCRIPT_SECONDS = 900
-"""A script runs about twenty commands, each a fresh process importing azure-ai-ml (3 s of CPU each)."""
+SCRIPT_SECONDS = 300
 
 SHIM = """#!/bin/sh
 [ "$1" = ml ] || exit 0
-shift; exec "$BATCHPOINT_PYTHON" -m batchpoint "$@"
+shift; exec {batchpoint} "$@"
 """
-"""docs/migration.md's ``az``, with the Python under test instead of the ``batchpoint`` on PATH."""
+"""docs/migration.md's ``az``, with the checkout's batchpoint (run warm) instead of the ``batchpoint`` on PATH."""
 
 SCORE = """
 import os
@@ -134,15 +137,16 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def shell_env(http_server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def shell_env(
+    http_server: Server, warm_batchpoint: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """PATH with the ``az`` shim first, the server in batchpoint's variables, and a cloud azure-ai-ml does not know."""
     shims = tmp_path_factory.mktemp("bin")
-    (shims / "az").write_text(SHIM)
+    (shims / "az").write_text(SHIM.format(batchpoint=shlex.join(warm_batchpoint)))
     (shims / "az").chmod(0o755)
     return {
         **os.environ,
         "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
-        "BATCHPOINT_PYTHON": sys.executable,
         "BATCHPOINT_URL": http_server.base_url,
         "BATCHPOINT_HOME": str(http_server.home),
         "AZUREML_CURRENT_CLOUD": "batchpoint-elsewhere",

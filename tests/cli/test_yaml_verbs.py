@@ -4,6 +4,7 @@ files, run as a user runs them against a real server over HTTPS."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,9 +101,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def batchpoint(server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "batchpoint", *args, "--url", server.base_url, "--home", str(server.home)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+COLD = [sys.executable, "-m", "batchpoint"]
+"""A command that imports everything itself, in a shell where azure-ai-ml's import-time ``AZUREML_CURRENT_CLOUD``
+names a cloud it does not know."""
+
+
+def batchpoint(prefix: list[str], server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [*prefix, *args, "--url", server.base_url, "--home", str(server.home)]
+    env = {**os.environ, "AZUREML_CURRENT_CLOUD": "batchpoint-elsewhere"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
 def succeeded(result: subprocess.CompletedProcess[str]) -> str:
@@ -110,8 +117,8 @@ def succeeded(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path) -> None:
-    run = lambda *args: batchpoint(yaml_server, project, *args)  # noqa: E731
+def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path, warm_batchpoint: list[str]) -> None:
+    run = lambda *args: batchpoint(warm_batchpoint, yaml_server, project, *args)  # noqa: E731
     model = json.loads(succeeded(run("model", "create", "-f", "model.yml")))
     succeeded(run("environment", "create", "-f", "environment.yml"))
     succeeded(run("batch-endpoint", "create", "-f", "endpoint.yml"))
@@ -132,11 +139,13 @@ def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path) -> N
 
     succeeded(run("batch-deployment", "delete", "-f", "deployment.yml", "--yes"))
     succeeded(run("batch-endpoint", "delete", "--name", "yaml-ep", "--yes"))
-    gone = run("batch-endpoint", "show", "--name", "yaml-ep")
+    gone = batchpoint(COLD, yaml_server, project, "batch-endpoint", "show", "--name", "yaml-ep")
     assert gone.returncode == 2 and "yaml-ep" in gone.stderr and not gone.stdout
 
 
-def test_validation_errors_point_at_the_yaml_line_or_the_set_option(yaml_server: Server, project: Path) -> None:
+def test_validation_errors_point_at_the_yaml_line_or_the_set_option(
+    yaml_server: Server, project: Path, warm_batchpoint: list[str]
+) -> None:
     text = DEPLOYMENT.replace("mini_batch_size: 10", "mini_batch_size: ten").replace(
         "  logging_level: info\n", "  logging_level: info\n  colour: blue\n"
     )
@@ -144,7 +153,7 @@ def test_validation_errors_point_at_the_yaml_line_or_the_set_option(yaml_server:
     broken.write_text(text)
     line_of = lambda content: text.splitlines().index(content) + 1  # noqa: E731
 
-    result = batchpoint(yaml_server, project, "batch-deployment", "create", "-f", str(broken),
+    result = batchpoint(warm_batchpoint, yaml_server, project, "batch-deployment", "create", "-f", str(broken),
                         "--set", "settings.max_concurrency_per_instance=many")
 
     assert result.returncode == 2
@@ -172,9 +181,11 @@ conda_file:
 """
 
 
-def test_create_replaces_a_deployment_whose_provisioning_failed(yaml_server: Server, project: Path) -> None:
+def test_create_replaces_a_deployment_whose_provisioning_failed(
+    yaml_server: Server, project: Path, warm_batchpoint: list[str]
+) -> None:
     """As az ml does: the fixed YAML is applied again with the same create command."""
-    run = lambda *args: batchpoint(yaml_server, project, *args)  # noqa: E731
+    run = lambda *args: batchpoint(warm_batchpoint, yaml_server, project, *args)  # noqa: E731
     (project / "broken-env.yml").write_text(BROKEN_ENVIRONMENT)
     for kind, file in (("model", "model.yml"), ("environment", "environment.yml"), ("environment", "broken-env.yml")):
         succeeded(run(kind, "create", "-f", file, "-o", "none"))
