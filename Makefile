@@ -6,7 +6,7 @@ AZURITE := node_modules/.bin/azurite-blob
 AXE := node_modules/axe-core/axe.min.js
 WEB_STATIC := src/batchpoint/api/web/static
 
-.PHONY: run test test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
+.PHONY: run test test-durations test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,11 +37,16 @@ venv: $(STAMP) azurite chromium
 run: $(STAMP)
 	$(BIN)/batchpoint serve
 
-# Test modules are spread over two processes (a module's tests and its shared server stay in one).
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
+# Test modules are spread over two processes (a module's tests and its shared server stay in one), the longest
+# first (tests/scheduling.py).
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 test: venv
 	$(PYTEST) $(PYTEST_ARGS)
+
+# Records each test module's seconds in tests/module_seconds.json, which orders the modules of the next runs.
+test-durations: venv
+	BATCHPOINT_RECORD_DURATIONS=1 $(PYTEST) $(PYTEST_ARGS)
 
 # Every HTTP suite on PostgreSQL as well (make test covers it through the store, ledger and replica tests).
 test-postgres: venv

@@ -8,6 +8,8 @@ import pytest
 from tests import processes
 from tests.server import Server, create_postgres_database, postgres_available
 
+pytest_plugins = ["tests.scheduling"]
+
 ALL_BACKENDS = ["sqlite", "postgresql"]
 BACKENDS = os.environ.get("BATCHPOINT_TEST_BACKENDS", "sqlite").split(",")
 """The databases the HTTP suites run on. PostgreSQL is covered by the store and ledger contract tests and the
@@ -22,24 +24,25 @@ def database_url_for(backend: str) -> str | None:
     return create_postgres_database()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
     """The real server on a free port, over plain HTTP, on the parametrized database backend.
 
-    Shared by a module's tests, which use names of their own."""
+    Shared by every module a test process runs, whose tests use names of their own; a test that needs a server of
+    its own (other options, a restart, counting what it holds) starts one."""
     running = Server(home=tmp_path_factory.mktemp("home"), database_url=database_url_for(backend)).start()
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The real server as users start it: HTTPS with its own certificate authority, SQLite."""
+    """The real server as users start it: HTTPS with its own certificate authority, SQLite; shared as ``server``."""
     running = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
     yield running
     running.stop()

@@ -20,27 +20,32 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def slow_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
-    """Provisioning held in progress for four seconds, so a test can act while it runs."""
-    server = Server(
-        home=tmp_path_factory.mktemp("home"),
-        database_url=database_url_for(backend),
-        env={"BATCHPOINT_PROVISIONING_DELAY": "4"},
-    ).start()
+def started(tmp_path_factory: pytest.TempPathFactory, backend: str, env: dict[str, str]) -> Iterator[Server]:
+    server = Server(home=tmp_path_factory.mktemp("home"), database_url=database_url_for(backend), env=env).start()
     yield server
     if server.process and server.process.poll() is None:
         server.stop()
 
 
-def test_restart_keeps_every_resource(slow_server: Server) -> None:
-    with slow_server.client() as client:
+@pytest.fixture
+def slow_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+    """Provisioning held in progress for four seconds, so a test can act while it runs."""
+    yield from started(tmp_path_factory, backend, {"BATCHPOINT_PROVISIONING_DELAY": "4"})
+
+
+@pytest.fixture
+def fresh_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+    yield from started(tmp_path_factory, backend, {})
+
+
+def test_restart_keeps_every_resource(fresh_server: Server) -> None:
+    with fresh_server.client() as client:
         create_endpoint(client, "kept", authMode="Key")
         wait_for_operation(client, client.put(deployment_url("kept", "d1"), params=V, json=deployment_body()))
         keys = client.post(endpoint_url("kept") + "/listkeys", params=V).json()
-    assert slow_server.stop() == 0
-    slow_server.start()
-    with slow_server.client() as client:
+    assert fresh_server.stop() == 0
+    fresh_server.start()
+    with fresh_server.client() as client:
         endpoint = client.get(endpoint_url("kept"), params=V).json()
         deployment = client.get(deployment_url("kept", "d1"), params=V).json()
         assert client.post(endpoint_url("kept") + "/listkeys", params=V).json() == keys

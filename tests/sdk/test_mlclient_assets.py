@@ -54,7 +54,8 @@ def test_model_and_data_from_local_folders_arrive_byte_identical(
 
 
 def test_same_code_folder_is_uploaded_once(ml_client: MLClient, tls_server: Server, tmp_path: Path) -> None:
-    code = write_tree(tmp_path / "src", {"score.py": b"def init():\n    pass\n\ndef run(batch):\n    return batch\n"})
+    script = b"# test_same_code_folder_is_uploaded_once (the server is shared: no other test has this folder)\n"
+    code = write_tree(tmp_path / "src", {"score.py": script + b"def init():\n    pass\n\ndef run(batch):\n    return batch\n"})
     model = ml_client.models.create_or_update(Model(name="code-model", path=str(write_tree(tmp_path / "w", {"w.bin": b"w"}))))
     environment = ml_client.environments.create_or_update(Environment(name="code-env", image="python:3.11"))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="code-ep")).result()

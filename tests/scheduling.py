@@ -1,0 +1,55 @@
+"""The longest test modules start first, so that no long module is left running alone at the end of a parallel run.
+
+pytest-xdist's ``--dist loadfile`` hands out modules in collection order (we turn off its reordering by test
+count, which sends a module of two long tests last). Modules are collected longest first by the seconds recorded
+in ``tests/module_seconds.json``; a module not recorded yet counts as an average one. ``make test-durations``
+records them again (``BATCHPOINT_RECORD_DURATIONS=1``: the sum of each module's setup, call and teardown times).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+RECORD = Path(__file__).with_name("module_seconds.json")
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def recorded_seconds() -> dict[str, float]:
+    return json.loads(RECORD.read_text()) if RECORD.exists() else {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    seconds = recorded_seconds()
+    unknown = statistics.median(seconds.values()) if seconds else 0.0
+    items.sort(key=lambda item: -seconds.get(module_of(item.nodeid), unknown))  # stable: a module stays in order
+
+
+class DurationRecorder:
+    """Sums each module's phase durations as the reports arrive (in the controller, from every worker)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[module_of(report.nodeid)] += report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return  # a worker: the controller sees every report and writes the file once
+        rounded = {module: round(total, 1) for module, total in sorted(self.seconds.items())}
+        RECORD.write_text(json.dumps(rounded, indent=1) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("BATCHPOINT_RECORD_DURATIONS"):
+        config.pluginmanager.register(DurationRecorder(), "batchpoint-duration-recorder")
