@@ -6,6 +6,10 @@ AZURITE := node_modules/.bin/azurite-blob
 AXE := node_modules/axe-core/axe.min.js
 WEB_STATIC := src/batchpoint/api/web/static
 
+# Python's default: compiled modules are cached in __pycache__. Some shells turn that off, and then every server,
+# worker and test process compiles batchpoint (and pytest every test module) from source again.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test test-durations test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
@@ -54,7 +58,8 @@ test-postgres: venv
 
 # The long fuzz run: many more generated requests per operation than make test sends.
 fuzz: venv
-	BATCHPOINT_FUZZ_EXAMPLES=200 $(BIN)/python -m pytest -q tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
+	BATCHPOINT_FUZZ_EXAMPLES=200 BATCHPOINT_FUZZ_REQUESTS=5000 $(BIN)/python -m pytest -q -n 2 \
+	  tests/api/test_openapi_fuzz.py tests/api/test_hostile_input.py $(PYTEST_ARGS)
 
 # The screenshots in docs/images, taken by the web page's browser tests.
 screenshots: venv
