@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batchpoint.store.indexes import JOB_TYPE as JOB_TYPE  # the store indexes jobs by it
+from batchpoint.store.entities import JOB_TYPE as JOB_TYPE  # the store indexes jobs by it
 
 PROVIDER = "Microsoft.MachineLearningServices"
 SUBSCRIPTION_TYPE = "Microsoft.Resources/subscriptions"

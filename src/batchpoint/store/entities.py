@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
+"""The type the store indexes jobs by (store/indexes.py); here, so that naming it costs no SQLAlchemy import."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

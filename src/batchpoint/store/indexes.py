@@ -15,10 +15,9 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from batchpoint.store.entities import Resource, parent_of
+from batchpoint.store.entities import JOB_TYPE, Resource, parent_of
 from batchpoint.store.rows import CodeHashRow, JobRow, RoleAssignmentRow
 
-JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
 ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 CODE_VERSION_TYPE = "Microsoft.MachineLearningServices/workspaces/codes/versions"
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Canceled")
