@@ -93,6 +93,16 @@ def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(kit: Ki
     assert len(workers) == 2
 
 
+def test_the_mini_batch_queued_behind_a_worker_that_dies_runs_later_at_no_cost(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt", "e.txt", "f.txt", "g.txt")
+    script_failing(kit, "time.sleep(0.5); os._exit(3)", header="import time\n")
+
+    outcome = kit.run()
+
+    kit.check(outcome, "Completed", 0, [1, 2, 1, 1], lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt", "e.txt", "f.txt", "g.txt"))
+    assert sorted(kit.ledger.attempts["job"]) == [(0, 1), (1, 1), (1, 2), (2, 1), (3, 1)]
+
+
 def test_a_segfault_reports_the_python_stack(kit: Kit) -> None:
     kit.inputs("bad.txt")
     script_failing(kit, "import ctypes; ctypes.string_at(0)", condition="True")

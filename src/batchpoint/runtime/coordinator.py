@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from batchpoint.runtime import metrics
-from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskFailed
+from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
@@ -130,8 +130,10 @@ class _JobRun:
         """1 at the index of each succeeded mini-batch: what goes into the output, in order."""
         self.pending: deque[MiniBatch] = deque()
         self.running: dict[int, MiniBatch] = {}
+        self.queued: dict[int, MiniBatch] = {}
+        """Mini-batches queued behind a running one on its worker, not started yet: neither running nor recorded."""
         self.started: dict[int, float] = {}
-        """When each running mini-batch's try was submitted (monotonic seconds), for the run() duration metric."""
+        """When each running mini-batch's try began, as far as we know (monotonic seconds), for the run() duration metric."""
         self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
         """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
         self.failures = Failures()
@@ -185,13 +187,10 @@ class _JobRun:
 
     def _loop(self, output: Output) -> JobStatus | None:
         next_check = time.monotonic() + CHECK_SECONDS
-        while self.pending or self.running:
+        while self.pending or self.running or self.queued:
             self._dispatch()
-            for result in self.executor.poll(max(0.0, next_check - time.monotonic())):
-                if isinstance(result, TaskDone):
-                    self._succeeded(result, output)
-                else:
-                    self._failed(result)
+            for event in self.executor.poll(max(0.0, next_check - time.monotonic())):
+                self._handle(event, output)
             self._commit(output.committed())
             if self.threshold.exceeded(self.counts.items_failed):
                 return FAILED
@@ -209,10 +208,36 @@ class _JobRun:
     def _dispatch(self) -> None:
         while self.pending and self.executor.idle_slots():
             batch = self.pending.popleft()
-            worker = self.executor.submit(Task(batch.index, batch.files))
-            self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, worker))
-            self.running[batch.index] = batch
-            self.started[batch.index] = time.monotonic()
+            self._start(batch, self.executor.submit(Task(batch.index, batch.files)))
+        while self._may_queue() and self.executor.queue_slots():
+            batch = self.pending.popleft()
+            self.executor.queue(Task(batch.index, batch.files))
+            self.queued[batch.index] = batch
+
+    def _may_queue(self) -> bool:
+        """Whether to queue a mini-batch behind a running one, which its worker starts without waiting for us.
+
+        Not the last `worker_count` mini-batches: they go to whichever worker is free first, so that none waits
+        behind a long try while another worker has nothing to do. And in a job with an error threshold, not once
+        a try or an item failed: a queued mini-batch starts before we hear of a failure that may end the job."""
+        failed = self.counts.items_failed or self.counts.mini_batches_retried
+        return (self.threshold.limit < 0 or not failed) and len(self.pending) > self.spec.worker_count
+
+    def _start(self, batch: MiniBatch, worker: str) -> None:
+        self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, worker))
+        self.running[batch.index] = batch
+        self.started[batch.index] = time.monotonic()
+
+    def _handle(self, event: TaskEvent, output: Output) -> None:
+        match event:
+            case TaskDone():
+                self._succeeded(event, output)
+            case TaskFailed():
+                self._failed(event)
+            case TaskStarted():
+                self._start(self.queued.pop(event.index), event.worker)
+            case TaskReturned():
+                self.pending.appendleft(self.queued.pop(event.index))
 
     def _succeeded(self, result: TaskDone, output: Output) -> None:
         batch = self.running.pop(result.index)

@@ -1,13 +1,13 @@
 """The seam between the coordinator and the workers that call the scoring script.
 
 The coordinator owns the ledger, retries, the error threshold and the output; an executor only runs tries. The
-local process pool (`batchpoint.runtime.local`) is the one implementation; a distributed one would implement
-the same five methods.
-"""
+local process pool (`batchpoint.runtime.local`) and the Ray executor (`batchpoint.runtime.ray_executor`) implement
+its five abstract methods; queuing a task behind a running one (`queue_slots`, `queue`) is optional."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,7 +47,23 @@ class TaskFailed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    """A queued task began: the try before it on the same worker ended."""
+
+    index: int
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReturned:
+    """A queued task that never began, as its worker stopped first: it goes back as it was, at no cost."""
+
+    index: int
+
+
 TaskResult = TaskDone | TaskFailed
+TaskEvent = TaskResult | TaskStarted | TaskReturned
 
 
 class InitFailedError(Exception):
@@ -101,10 +117,20 @@ class Executor(ABC):
     def submit(self, task: Task) -> str:
         """Start the task on an idle slot and return the name of the worker running it."""
 
+    def queue_slots(self) -> int:
+        """How many more tasks `queue` accepts now; an executor that cannot queue keeps 0."""
+        return 0
+
+    def queue(self, task: Task) -> None:
+        """Hand the task to a busy worker, which starts it as soon as its current try ends, without waiting for
+        the coordinator's answer to that try. `poll` reports TaskStarted when it does, or TaskReturned when the
+        worker stopped first."""
+        raise NotImplementedError
+
     @abstractmethod
-    def poll(self, timeout: float) -> list[TaskResult]:
-        """Results of finished tries; waits up to `timeout` seconds when there are none yet. Raises
-        InitFailedError when no slot can start a worker any more."""
+    def poll(self, timeout: float) -> Sequence[TaskEvent]:
+        """Results of finished tries, and queued tasks that started or came back; waits up to `timeout` seconds
+        when there are none yet. Raises InitFailedError when no slot can start a worker any more."""
 
     @abstractmethod
     def stop(self) -> None:

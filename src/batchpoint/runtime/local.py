@@ -3,6 +3,10 @@
 Workers are started with `subprocess` (the server is multi-threaded, so no fork without exec), each in its own
 session so that a timeout kills the script's own child processes too. A worker is started when its slot first
 gets a task and replaced (lazily, by the next task) when it is lost.
+
+A worker that has called `init()` and runs a try can hold one more task, queued in its command pipe (as
+`Pool.imap` queues tasks ahead of its workers): it starts that one as soon as it has answered the try before,
+so it does not sit idle for a round trip through the coordinator between two tries.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import select
 import shutil
 import signal
 import stat
@@ -28,16 +33,22 @@ from batchpoint.runtime.executor import (
     InitFailedError,
     Task,
     TaskDone,
+    TaskEvent,
     TaskFailed,
-    TaskResult,
+    TaskReturned,
+    TaskStarted,
 )
 from batchpoint.runtime.limits import Deadlines
-from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, receive, send
+from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
 from batchpoint.runtime.report import worker_output_dir
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
 STACK_POLL_SECONDS = 0.02
+QUEUED_FRAME_BYTES = select.PIPE_BUF - 4
+"""A queued task's message is written at once up to this size (PIPE_BUF with multiprocessing's 4-byte length
+header, which any pipe holds); a larger one could fill the pipe and block the coordinator until the worker's
+current try ends, so it is written when that try ends."""
 
 
 class _Worker:
@@ -52,6 +63,11 @@ class _Worker:
         """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
         self.name = f"process{slot:03d} (pid {process.pid})"
         self.task: Task | None = None
+        """The task the worker runs (or starts once `init()` returns)."""
+        self.queued: Task | None = None
+        """The task it starts when `task` ends."""
+        self.unsent: bytes | None = None
+        """The queued task's message when it was too large to write before `task` ends."""
         self.ready = False
         """`init()` has returned; `run()` starts as soon as a task arrives, so its time limit starts too."""
 
@@ -71,7 +87,7 @@ class LocalProcessExecutor(Executor):
         self._stack_dump_seconds = stack_dump_seconds
         self._slots: list[_Worker | None] = []
         self._deadlines: Deadlines[int] = Deadlines()
-        self._finished: list[TaskResult] = []
+        self._finished: list[TaskEvent] = []
         self._init_failures: list[int] = []
         """Per slot: how many times in a row `init()` failed there."""
         self._last_init_error = ""
@@ -107,7 +123,19 @@ class LocalProcessExecutor(Executor):
                 self._arm(worker)
         return worker.name
 
-    def poll(self, timeout: float) -> list[TaskResult]:
+    def queue_slots(self) -> int:
+        return sum(1 for worker in self._slots if worker is not None and self._can_queue(worker))
+
+    def queue(self, task: Task) -> None:
+        worker = next(worker for worker in self._slots if worker is not None and self._can_queue(worker))
+        worker.queued = task
+        frame = encode(RUN, index=task.index, files=task.files)
+        if len(frame) <= QUEUED_FRAME_BYTES:
+            _send_quietly(worker.commands, frame)  # a worker that has gone reports it through its replies
+        else:
+            worker.unsent = frame
+
+    def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in range(len(self._slots))):
             raise InitFailedError.on_every_worker(self._spec.init_tries, len(self._slots), self._last_init_error)
         if not self._finished:
@@ -120,7 +148,7 @@ class LocalProcessExecutor(Executor):
         workers = [worker for worker in self._slots if worker is not None]
         idle = [worker for worker in workers if worker.task is None]
         for worker in idle:
-            _send_quietly(worker.commands, STOP)
+            _send_quietly(worker.commands, encode(STOP))
         self._wait_until_closed([worker.replies for worker in idle], time.monotonic() + self._grace)
         for worker in workers:
             self._retire(worker)
@@ -173,9 +201,15 @@ class LocalProcessExecutor(Executor):
             os.close(reply_write)
         worker = _Worker(slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home)
         self._slots[slot] = worker
-        _send_quietly(worker.commands, CONFIG, **self._config(worker))
+        _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
+
+    @staticmethod
+    def _can_queue(worker: _Worker) -> bool:
+        """Only a worker past `init()` gets a queued task: one still in `init()` reads no messages, and a failed
+        `init()` hands back its task at no cost, with no second one to hand back with it."""
+        return worker.ready and worker.task is not None and worker.queued is None
 
     def _usable(self, slot: int) -> bool:
         """A slot is given up once `init()` failed there `init_tries` times in a row."""
@@ -226,10 +260,21 @@ class LocalProcessExecutor(Executor):
         except (EOFError, OSError):
             self._lose_dead(worker)
 
-    def _finish(self, worker: _Worker, result: TaskResult) -> None:
+    def _finish(self, worker: _Worker, result: TaskDone | TaskFailed) -> None:
         self._deadlines.disarm(worker.slot)
-        worker.task = None
         self._finished.append(result)
+        worker.task, worker.queued = worker.queued, None
+        if worker.task is not None:
+            self._start_queued(worker, worker.task)
+
+    def _start_queued(self, worker: _Worker, task: Task) -> None:
+        """The worker goes on to its queued task as it answers the one before (or as it gets it, when it was too
+        large to send earlier): its time limit starts now."""
+        if worker.unsent is not None:
+            _send_quietly(worker.commands, worker.unsent)
+            worker.unsent = None
+        self._arm(worker)
+        self._finished.append(TaskStarted(task.index, worker.name))
 
     def _stop_expired(self) -> None:
         for slot in self._deadlines.expired(time.monotonic()):
@@ -290,6 +335,8 @@ class LocalProcessExecutor(Executor):
     def _record_loss(self, worker: _Worker, kind: FailureKind, error: str) -> None:
         if worker.task is not None:
             self._finished.append(TaskFailed(worker.task.index, worker.name, kind, error))
+        if worker.queued is not None:
+            self._finished.append(TaskReturned(worker.queued.index))
 
     def _retire(self, worker: _Worker) -> int:
         """Kill what is left of the worker and its children, reap it and free its slot; returns its exit code."""
@@ -378,10 +425,10 @@ def _describe_exit(returncode: int) -> str:
     return f"was killed by signal {name}{hint}"
 
 
-def _send_quietly(connection: Connection, kind: str, **fields: Any) -> None:
+def _send_quietly(connection: Connection, frame: bytes) -> None:
     """Send, ignoring a worker that has already gone: its end of the pipe reports that to `poll`."""
     with contextlib.suppress(OSError):
-        send(connection, kind, **fields)
+        connection.send_bytes(frame)
 
 
 def _signal_quietly(pid: int, signum: int) -> None:

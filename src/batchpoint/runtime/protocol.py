@@ -4,7 +4,8 @@ Each message is one frame: a line of JSON `{"kind": ..., ...}`, then a raw paylo
 `done`, empty otherwise). JSON rather than pickle, so that a scoring script cannot make the server unpickle
 anything; one frame per message, so that a mini-batch costs one write and one wake-up each way.
 
-Executor to worker: `config` (first, once), then `run` or `stop`.
+Executor to worker: `config` (first, once), then `run` or `stop`. A `run` may be sent while the worker still runs
+the one before: it waits in the pipe, and the worker starts it as soon as it has answered the one before.
 Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`.
 """
 
@@ -19,7 +20,12 @@ READY, INIT_FAILED, DONE, ERROR = "ready", "init_failed", "done", "error"
 
 
 def send(connection: Connection, kind: str, payload: bytes = b"", **fields: Any) -> None:
-    connection.send_bytes(json.dumps({"kind": kind, **fields}).encode() + b"\n" + payload)
+    connection.send_bytes(encode(kind, payload, **fields))
+
+
+def encode(kind: str, payload: bytes = b"", **fields: Any) -> bytes:
+    """One message's frame, for a sender that must know its size before it writes it."""
+    return json.dumps({"kind": kind, **fields}).encode() + b"\n" + payload
 
 
 def receive(connection: Connection) -> tuple[dict[str, Any], bytes]:

@@ -1,0 +1,115 @@
+"""The local executor's queue: a worker past `init()` holds one more task, which it starts as soon as its try
+ends, and which comes back unstarted when the worker stops first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from batchpoint.runtime.executor import Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
+from batchpoint.runtime.local import LocalProcessExecutor
+from tests.runtime.conftest import Kit
+
+SCRIPT = """
+    import os, time
+    from pathlib import Path
+
+    def run(mini_batch):
+        name = os.path.basename(mini_batch[0])
+        Path(os.environ["MARKERS"], name).touch()
+        if name.startswith("sleep"):
+            time.sleep(float(name.split("-")[1]))
+        if name == "die":
+            os._exit(3)
+        return [name]
+"""
+"""run() marks each mini-batch it starts; `sleep-S` sleeps S seconds, `die` kills the worker."""
+
+
+@pytest.fixture
+def executor(kit: Kit) -> Iterator[LocalProcessExecutor]:
+    kit.script(SCRIPT)
+    executor = LocalProcessExecutor(stack_dump_seconds=0.1)
+    executor.start(kit.spec(timeout_seconds=2.0))
+    yield executor
+    executor.stop()
+
+
+def task(index: int, *names: str) -> Task:
+    return Task(index, tuple(f"/in/{name}" for name in names))
+
+
+def queue_behind(executor: LocalProcessExecutor, running: Task, queued: Task) -> list[TaskEvent]:
+    """Submit `running`, and queue `queued` once the worker is past init(); returns the events polled meanwhile."""
+    events = submit_until_queueable(executor, running)
+    executor.queue(queued)
+    return events
+
+
+def submit_until_queueable(executor: LocalProcessExecutor, running: Task) -> list[TaskEvent]:
+    executor.submit(running)
+    events: list[TaskEvent] = []
+    while not executor.queue_slots():
+        events += executor.poll(0.05)
+    return events
+
+
+def poll_until(executor: LocalProcessExecutor, events: list[TaskEvent], count: int) -> list[TaskEvent]:
+    deadline = time.monotonic() + 30
+    while len(events) < count:
+        assert time.monotonic() < deadline, f"only {events}"
+        events += executor.poll(0.1)
+    return events
+
+
+def test_a_queued_task_starts_on_the_same_worker_when_the_try_before_it_ends(executor: LocalProcessExecutor) -> None:
+    events = queue_behind(executor, task(0, "sleep-0.3"), task(1, "b"))
+
+    events = poll_until(executor, events, 3)
+
+    assert [(type(event), event.index) for event in events] == [(TaskDone, 0), (TaskStarted, 1), (TaskDone, 1)]
+    done, started, queued_done = events
+    assert isinstance(done, TaskDone) and isinstance(started, TaskStarted) and isinstance(queued_done, TaskDone)
+    assert done.worker == started.worker == queued_done.worker
+    assert queued_done.rows == b"b\n"
+
+
+@pytest.mark.parametrize(("running", "kind"), [("die", "died"), ("sleep-60", "timeout")])
+def test_a_queued_task_comes_back_unstarted_when_its_worker_stops_first(
+    kit: Kit, executor: LocalProcessExecutor, running: str, kind: str
+) -> None:
+    events = queue_behind(executor, task(0, running), task(1, "b"))
+
+    events = poll_until(executor, events, 2)
+
+    assert [(type(event), event.index) for event in events] == [(TaskFailed, 0), (TaskReturned, 1)]
+    assert isinstance(events[0], TaskFailed) and events[0].kind == kind
+    assert not (kit.markers / "b").exists()
+
+
+def test_a_stopped_executor_does_not_start_its_queued_task(kit: Kit, executor: LocalProcessExecutor) -> None:
+    queue_behind(executor, task(0, "sleep-0.5"), task(1, "b"))
+    while not (kit.markers / "sleep-0.5").exists():
+        time.sleep(0.01)
+
+    executor.stop()
+    time.sleep(0.7)
+
+    assert not (kit.markers / "b").exists()
+
+
+def test_a_task_too_large_for_the_pipe_is_queued_without_waiting_for_the_busy_worker(
+    executor: LocalProcessExecutor,
+) -> None:
+    large = task(1, "b", *(f"{index:0200d}" for index in range(1_000)))  # 200 kB: more than a pipe holds
+    events = submit_until_queueable(executor, task(0, "sleep-1"))
+
+    queued = time.monotonic()
+    executor.queue(large)
+
+    assert time.monotonic() - queued < 0.5
+    events = poll_until(executor, events, 3)
+    assert [(type(event), event.index) for event in events] == [(TaskDone, 0), (TaskStarted, 1), (TaskDone, 1)]
+    assert isinstance(events[2], TaskDone) and events[2].rows == b"b\n"
