@@ -43,11 +43,9 @@ from batchpoint.runtime.report import (
 from batchpoint.runtime.spec import JobSpec
 
 CHECK_SECONDS = 0.1
-"""How often `should_cancel` is asked."""
+"""How often `should_cancel` is asked and the ledger written (when there is something to write)."""
 PROGRESS_SECONDS = 1.0
 """How often progress is reported (when it changed)."""
-LEDGER_SECONDS = 0.02
-"""Durable successes wait at most this long (and for their fsync group) to be written to the ledger together."""
 
 ProgressCallback = Callable[[Counts], None]
 
@@ -140,8 +138,7 @@ class _JobRun:
         self.unrecorded_starts: list[Attempt] = []
         self.durable: list[Success] = []
         """Tries started, and successes whose rows are durable, since the ledger was last written: one
-        transaction per LEDGER_SECONDS at most, rather than two per mini-batch."""
-        self.next_record = 0.0
+        transaction per CHECK_SECONDS, rather than two per mini-batch."""
         self.fatal: str | None = None
         """Why the job failed whatever its error threshold (every worker's init() failed)."""
         self.reported: Counts | None = None
@@ -250,20 +247,18 @@ class _JobRun:
             self.failures.add(Failure.short_result(batch, result.returned))
 
     def _commit(self, indexes: list[int]) -> None:
-        """Successes whose rows became durable (fsync groups of them) go to the ledger together, in one
-        transaction with the tries started meanwhile, at most every LEDGER_SECONDS."""
+        """Successes whose rows became durable (fsync groups of them) wait for the next ledger write."""
         for index in indexes:
             try_number, items = self.uncommitted.pop(index)
             self.durable.append(Success(index, try_number, items.succeeded, items.failed))
-        if self.durable and time.monotonic() >= self.next_record:
-            self._record()
 
     def _record(self) -> None:
-        """Write the tries started and the durable successes to the ledger, in one transaction."""
+        """Write the tries started and the durable successes to the ledger, in one transaction: every
+        CHECK_SECONDS, before a failed try, and at the end. A success lost in a crash before it was written only
+        runs its mini-batch again."""
         if self.unrecorded_starts or self.durable:
             self.ledger.record_tries(self.spec.job_id, self.unrecorded_starts, self.durable)
             self.unrecorded_starts, self.durable = [], []
-        self.next_record = time.monotonic() + LEDGER_SECONDS
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
