@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -16,15 +14,12 @@ KEYED, OTHER_KEYED, TOKEN_ONLY = "keyed-ep", "keyed-other", "aad-ep"
 INPUT = {"properties": {"inputData": {"in": {"jobInputType": "UriFolder", "uri": "azureml://datastores/x/paths/y"}}}}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(home=tmp_path_factory.mktemp("home")).start()
-    with running.client() as client:
+@pytest.fixture(scope="module", autouse=True)
+def endpoints(server: Server) -> None:
+    with server.client() as client:
         create_endpoint(client, KEYED, authMode="Key")
         create_endpoint(client, OTHER_KEYED, authMode="Key")
         create_endpoint(client, TOKEN_ONLY)
-    yield running
-    running.stop()
 
 
 def keys_of(server: Server, endpoint: str) -> dict[str, str]:

@@ -90,13 +90,6 @@ def send(client: httpx.Client, method: str, example: dict[str, Any], suffix: str
     return client.request(method, url, params=query, json=parameters.get("body"))
 
 
-@pytest.fixture(scope="module")
-def example_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    running = Server(home=tmp_path_factory.mktemp("home")).start()
-    yield running
-    running.stop()
-
-
 def add_sibling(client: httpx.Client, group: str) -> None:
     """A second item, so that a list with the example's page size of one has a nextLink."""
     create = load(group, "createOrUpdate")
@@ -110,8 +103,8 @@ def final_body(client: httpx.Client, response: httpx.Response) -> httpx.Response
     return wait_for_operation(client, response) if response.status_code == 202 else response
 
 
-def test_examples_replay_in_order(example_server: Server) -> None:
-    with example_server.client() as client:
+def test_examples_replay_in_order(server: Server) -> None:
+    with server.client() as client:
         for group, name, method, suffix in ORDER:
             example = load(group, name)
             ensure_parents(client, example["parameters"], with_endpoint=group == "BatchDeployment" or name == "delete")

@@ -47,7 +47,7 @@ WORKSPACE_SCOPE = {
 }
 SEEDED_RESOURCES = {"endpointName": ENDPOINT, "deploymentName": DEPLOYMENT}
 EXISTING = WORKSPACE_SCOPE | SEEDED_RESOURCES
-MAX_EXAMPLES = int(os.environ.get("BATCHPOINT_FUZZ_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("BATCHPOINT_FUZZ_EXAMPLES", "5"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -12,7 +12,6 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -130,15 +129,8 @@ az ml batch-endpoint delete --name $ENDPOINT_NAME --yes
 
 
 @pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(home=tmp_path_factory.mktemp("home")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def shell_env(
-    http_server: Server, warm_batchpoint: list[str], tmp_path_factory: pytest.TempPathFactory
+    server: Server, warm_batchpoint: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """PATH with the ``az`` shim first, the server in batchpoint's variables, and a cloud azure-ai-ml does not know."""
     shims = tmp_path_factory.mktemp("bin")
@@ -147,8 +139,8 @@ def shell_env(
     return {
         **os.environ,
         "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
-        "BATCHPOINT_URL": http_server.base_url,
-        "BATCHPOINT_HOME": str(http_server.home),
+        "BATCHPOINT_URL": server.base_url,
+        "BATCHPOINT_HOME": str(server.home),
         "AZUREML_CURRENT_CLOUD": "batchpoint-elsewhere",
     }
 
@@ -162,7 +154,7 @@ def run_script(folder: Path, script: str, env: dict[str, str]) -> subprocess.Com
 
 
 @pytest.mark.timeout(SCRIPT_SECONDS)
-def test_a_model_sample_script_runs_unmodified(http_server: Server, shell_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_model_sample_script_runs_unmodified(server: Server, shell_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "factor.txt").write_text("10")
     (tmp_path / "src").mkdir()
@@ -180,10 +172,10 @@ def test_a_model_sample_script_runs_unmodified(http_server: Server, shell_env: d
     expected = [f"text{index}.txt,{index * 10}" for index in range(5)]
     first = (tmp_path / "first" / "named-outputs" / "score" / "predictions.csv").read_text().splitlines()
     assert first == [f"{row},lengths-v1" for row in expected]
-    second = list((http_server.home / "storage").glob(f"*/azureml-blobstore-*/{endpoint}/lengths.csv"))
+    second = list((server.home / "storage").glob(f"*/azureml-blobstore-*/{endpoint}/lengths.csv"))
     assert [path.read_text().splitlines() for path in second] == [[f"{row},second" for row in expected]]
     assert f'"deployment_name": "lengths-v2"' in result.stdout and "Completed" in result.stdout
-    with httpx.Client(base_url=http_server.base_url, headers={"Authorization": f"Bearer {http_server.token()}"}) as client:
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token()}"}) as client:
         gone = client.get(f"{WORKSPACE_ID}/batchEndpoints/{endpoint}", params={"api-version": API})
     assert gone.status_code == 404
 
