@@ -41,9 +41,10 @@ venv: $(STAMP) azurite chromium
 run: $(STAMP)
 	$(BIN)/batchpoint serve
 
-# Test modules are spread over two processes (a module's tests and its shared server stay in one), the longest
-# first (tests/scheduling.py).
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
+# Test modules are spread over three processes (a module's tests stay in one; each process shares one server among
+# its modules), the longest first (tests/scheduling.py). Three, on two cores: many tests wait on leases, restarts
+# and clusters rather than compute.
+PYTEST := $(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=10
 
 test: venv
 	$(PYTEST) $(PYTEST_ARGS)
