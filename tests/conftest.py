@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,26 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(home=tmp_path_factory.mktemp("home"), tls=True).start()
     yield running
     running.stop()
+
+
+RAY_NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2}
+"""Each node of the test cluster declares two logical CPUs (the machine has two cores)."""
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real three-node Ray cluster on this machine (``ray.cluster_utils.Cluster``), started once for the Ray
+    modules, which tests/scheduling.py keeps in one test process."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args=RAY_NODE)
+    cluster.add_node(**RAY_NODE)
+    cluster.add_node(**RAY_NODE)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The longest test modules start first, so that no long module is left running alone at the end of a parallel run.
+"""The longest test modules start first, so that no long module is left running alone at the end of a parallel run;
+modules that share an expensive session fixture run in one test process, which then starts it once.
 
 pytest-xdist's ``--dist loadfile`` hands out modules in collection order (we turn off its reordering by test
 count, which sends a module of two long tests last). Modules are collected longest first by the seconds recorded
@@ -15,8 +16,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 RECORD = Path(__file__).with_name("module_seconds.json")
+ONE_PROCESS = {
+    "tests/runtime/test_ray_executor.py": "the Ray cluster",
+    "tests/sdk/test_ray_compute.py": "the Ray cluster",
+}
+"""Modules scheduled as one unit, by what they share (the session fixture ``ray_cluster``)."""
 
 
 def module_of(nodeid: str) -> str:
@@ -32,6 +39,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     seconds = recorded_seconds()
     unknown = statistics.median(seconds.values()) if seconds else 0.0
     items.sort(key=lambda item: -seconds.get(module_of(item.nodeid), unknown))  # stable: a module stays in order
+
+
+class SharedFixtureScheduling(LoadFileScheduling):
+    """``--dist loadfile``, with the modules of ``ONE_PROCESS`` handed out together."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = super()._split_scope(nodeid)
+        return ONE_PROCESS.get(module, module)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
+    return SharedFixtureScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 class DurationRecorder:

@@ -1,16 +1,15 @@
 """The Ray executor on a real three-node Ray cluster on this machine (two cores: each node declares two logical
-CPUs, the workers use one each)."""
+CPUs, the workers use one each), shared with tests/sdk/test_ray_compute.py."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from batchpoint.runtime.coordinator import run_job  # noqa: E402
@@ -18,9 +17,9 @@ from batchpoint.runtime.executor import ExecutorUnavailableError  # noqa: E402
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger  # noqa: E402
 from batchpoint.runtime.local import LocalProcessExecutor  # noqa: E402
 from batchpoint.runtime.ray_executor import RayExecutor  # noqa: E402
+from tests.conftest import RAY_NODE  # noqa: E402
 from tests.runtime.conftest import ECHO, Kit  # noqa: E402
 
-NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2}
 SLOW_ECHO = """
     import os
     import time
@@ -45,24 +44,13 @@ def test_an_unreachable_cluster_fails_fast_with_its_address(kit: Kit) -> None:
     assert time.monotonic() - started < 30
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    cluster.add_node(**NODE)
-    cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
-
-
 def worker_nodes(kit: Kit) -> set[str]:
     """The nodes the job's workers ran on, as its worker logs name them."""
     logs = (kit.output_dir / "logs" / "user" / "stdout").glob("ray-worker*.stdout.txt")
     return {log.read_text().splitlines()[0].rsplit("(", 1)[-1] for log in logs}
 
 
-def test_two_nodes_with_two_workers_each_give_the_local_executors_output(cluster: Cluster, tmp_path: Path) -> None:
+def test_two_nodes_with_two_workers_each_give_the_local_executors_output(ray_cluster: Cluster, tmp_path: Path) -> None:
     local, remote = Kit(tmp_path / "local"), Kit(tmp_path / "ray")
     for kit in (local, remote):
         kit.root.mkdir()
@@ -71,7 +59,7 @@ def test_two_nodes_with_two_workers_each_give_the_local_executors_output(cluster
     settings = {"instance_count": 2, "max_concurrency_per_instance": 2, "mini_batch_size": 10}
 
     on_local = run_job(local.spec(**settings), local.ledger, LocalProcessExecutor())
-    on_ray = run_job(remote.spec(**settings), remote.ledger, RayExecutor(cluster.address))
+    on_ray = run_job(remote.spec(**settings), remote.ledger, RayExecutor(ray_cluster.address))
 
     assert on_local.status == on_ray.status == "Completed", on_ray.message
     assert remote.predictions() == local.predictions()
@@ -79,7 +67,7 @@ def test_two_nodes_with_two_workers_each_give_the_local_executors_output(cluster
     assert len(worker_nodes(remote)) == 2
 
 
-def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(cluster: Cluster, kit: Kit) -> None:
+def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(ray_cluster: Cluster, kit: Kit) -> None:
     kit.inputs(*[f"f{index:05d}.txt" for index in range(600)])
     kit.script(SLOW_ECHO)
     spec = kit.spec(instance_count=2, max_concurrency_per_instance=2, mini_batch_size=5, max_retries=0)
@@ -90,14 +78,14 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(cluste
         while not killed:
             time.sleep(0.2)
             busy = worker_nodes(kit) if log.exists() else set()
-            victims = [node for node in cluster.worker_nodes if node.node_id[:8] + ")" in busy]
+            victims = [node for node in ray_cluster.worker_nodes if node.node_id[:8] + ")" in busy]
             if victims and len(kit.ledger.mini_batches("job") or []) and _done(kit.ledger) > 10:
-                cluster.remove_node(victims[0], allow_graceful=False)
+                ray_cluster.remove_node(victims[0], allow_graceful=False)
                 killed.append(victims[0].node_id)
 
     killer = threading.Thread(target=kill_a_busy_node, daemon=True)
     killer.start()
-    outcome = run_job(spec, kit.ledger, RayExecutor(cluster.address))
+    outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address))
     killer.join(timeout=5)
 
     assert killed, f"the job ended before a node could be killed (nodes {worker_nodes(kit)}, done {_done(kit.ledger)})"
@@ -105,15 +93,15 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(cluste
     assert kit.predictions() == "".join(f"f{index:05d}.txt f{index:05d}\n" for index in range(600))
     assert set(kit.tries()) == {1}
     assert "was lost" in (kit.output_dir / "logs" / "user_logs" / "std_log.txt").read_text()
-    cluster.add_node(**NODE)  # back to three nodes for the tests that follow
-    cluster.wait_for_nodes()
+    ray_cluster.add_node(**RAY_NODE)  # back to three nodes for the tests (and the module) that follow
+    ray_cluster.wait_for_nodes()
 
 
 def _done(ledger: InMemoryLedger) -> int:
     return sum(1 for batch in ledger.mini_batches("job") or [] if batch.status == SUCCEEDED)
 
 
-def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(cluster: Cluster, kit: Kit) -> None:
+def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(ray_cluster: Cluster, kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt")
     kit.script("""
         def init():
@@ -122,13 +110,13 @@ def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(cluster:
         def run(mini_batch):
             return mini_batch
     """)
-    outcome = run_job(kit.spec(max_retries=1), kit.ledger, RayExecutor(cluster.address))
+    outcome = run_job(kit.spec(max_retries=1), kit.ledger, RayExecutor(ray_cluster.address))
     assert outcome.status == "Failed"
     assert "RuntimeError: no model here" in outcome.message
     assert set(kit.tries()) == {0}
 
 
-def test_the_environments_requirements_are_installed_on_the_nodes(cluster: Cluster, kit: Kit) -> None:
+def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: Cluster, kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
     kit.script("""
         import os
@@ -137,6 +125,6 @@ def test_the_environments_requirements_are_installed_on_the_nodes(cluster: Clust
         def run(mini_batch):
             return [f"{os.path.basename(path)} six {six.__version__}" for path in mini_batch]
     """)
-    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(cluster.address, requirements=("six",)))
+    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(ray_cluster.address, requirements=("six",)))
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions().splitlines()[0].startswith("a.txt six 1.")

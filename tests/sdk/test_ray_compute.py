@@ -1,4 +1,4 @@
-"""A compute on a real two-node Ray cluster, through the unmodified MLClient: compute create, a deployment with
+"""A compute on a real Ray cluster (three nodes, shared with tests/runtime/test_ray_executor.py), through the unmodified MLClient: compute create, a deployment with
 ``compute="azureml:batch-cluster"``, ``batch_endpoints.invoke``, the job's progress and logs."""
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from tests.api.jobs import predictions, write_inputs
 from tests.sdk.mlclient import connect
 from tests.server import API, WORKSPACE_ID, Server
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2}
 SCORE = """
 import os
 import socket
@@ -43,17 +42,8 @@ def run(mini_batch):
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    cluster = Cluster(initialize_head=True, head_node_args=NODE)
-    cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    yield cluster
-    cluster.shutdown()
-
-
-@pytest.fixture(scope="module")
-def ray_server(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> Iterator[Server]:
-    server = Server(home=tmp_path_factory.mktemp("home"), tls=True, args=["--ray-address", cluster.address]).start()
+def ray_server(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Cluster) -> Iterator[Server]:
+    server = Server(home=tmp_path_factory.mktemp("home"), tls=True, args=["--ray-address", ray_cluster.address]).start()
     yield server
     server.stop()
 
