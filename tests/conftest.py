@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +32,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
+def local_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder under which ``server``'s jobs may read inputs and write outputs by local path
+    (``serve --allow-local-path``); each module works in a folder of its own inside."""
+    return tmp_path_factory.mktemp("local-data")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str, local_data: Path) -> Iterator[Server]:
     """The real server on a free port, over plain HTTP, on the parametrized database backend.
 
     Shared by every module a test process runs, whose tests use names of their own; a test that needs a server of
     its own (other options, a restart, counting what it holds) starts one."""
-    running = Server(home=tmp_path_factory.mktemp("home"), database_url=database_url_for(backend)).start()
+    running = Server(
+        home=tmp_path_factory.mktemp("home"),
+        database_url=database_url_for(backend),
+        args=["--allow-local-path", str(local_data)],
+    ).start()
     yield running
     running.stop()
 

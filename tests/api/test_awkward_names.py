@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -23,22 +24,16 @@ GROUP_API = {"api-version": "2021-04-01"}
 
 
 @pytest.fixture(scope="module")
-def awkward_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server that may read job inputs from its own home (``data/``)."""
-    home = tmp_path_factory.mktemp("home")
-    (home / "data").mkdir()
-    server = Server(home=home, args=["--allow-local-path", str(home / "data")]).start()
-    yield server
-    server.stop()
+def data_root(local_data: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=local_data))
 
 
 @pytest.mark.parametrize("group", ["workspaces", "providers"])
-def test_a_group_named_like_an_id_key_runs_jobs(awkward_server: Server, group: str) -> None:
-    data_root = awkward_server.home / "data"
+def test_a_group_named_like_an_id_key_runs_jobs(server: Server, data_root: Path, group: str) -> None:
     group_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}"
     workspace = f"{group_id}/providers/Microsoft.MachineLearningServices/workspaces/workspaces"
     inputs = write_inputs(data_root / f"in-{group}", 5)
-    with awkward_server.client() as client:
+    with server.client() as client:
         assert client.put(group_id, params=GROUP_API, json={"location": "local"}).status_code in (200, 201)
         created = client.put(workspace, params=V, json={"location": "local"})
         assert created.status_code in (200, 201), created.text
@@ -49,7 +44,7 @@ def test_a_group_named_like_an_id_key_runs_jobs(awkward_server: Server, group: s
         deployment = client.get(deployment_url(f"ep-{group}", "workspaces", workspace), params=V).json()
         endpoints = client.get(f"{workspace}/batchEndpoints", params=V).json()["value"]
         jobs = client.get(f"{workspace}/jobs", params=V).json()["value"]
-        mfe = f"{awkward_server.base_url}/mferp/managementfrontend{endpoint_url(f'ep-{group}', workspace)}/jobs"
+        mfe = f"{server.base_url}/mferp/managementfrontend{endpoint_url(f'ep-{group}', workspace)}/jobs"
         endpoint_jobs = client.get(mfe, params={"api-version": "2020-09-01-dataplanepreview"}).json()["value"]
         missing = client.get(f"{workspace}/batchEndpoints/nothing", params=V)
     assert job["properties"]["status"] == "Completed", job["properties"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +28,8 @@ def run(mini_batch):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def queue_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Server]:
-    server = Server(home=tmp_path_factory.mktemp("home"), args=["--allow-local-path", str(data_root)]).start()
-    yield server
-    server.stop()
+def data_root(local_data: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=local_data))
 
 
 def one_running_one_queued(client, endpoint: str, inputs: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -57,9 +50,9 @@ def deploy_gated(client, data_root: Path, endpoint: str, compute: str, reference
     return gate
 
 
-def test_a_second_job_waits_queued_until_the_first_ends(queue_server: Server, data_root: Path) -> None:
+def test_a_second_job_waits_queued_until_the_first_ends(server: Server, data_root: Path) -> None:
     inputs = write_inputs(data_root / "inputs", 3)
-    with queue_server.client() as client:
+    with server.client() as client:
         gate = deploy_gated(client, data_root, "queued", "one-node", "azureml:one-node")
         first, second = one_running_one_queued(client, "queued", inputs)
         time.sleep(1.0)
@@ -72,12 +65,12 @@ def test_a_second_job_waits_queued_until_the_first_ends(queue_server: Server, da
     assert done_first["properties"]["status"] == done_second["properties"]["status"] == "Completed"
     assert done_second["properties"]["startTime"] >= done_first["properties"]["endTime"]
     assert done_first["properties"]["computeId"] == f"{WORKSPACE_ID}/computes/one-node"
-    assert predictions(queue_server.home, second) == [f"f{index:05d}.txt" for index in range(3)]
+    assert predictions(server.home, second) == [f"f{index:05d}.txt" for index in range(3)]
 
 
-def test_a_queued_job_can_be_canceled(queue_server: Server, data_root: Path) -> None:
+def test_a_queued_job_can_be_canceled(server: Server, data_root: Path) -> None:
     inputs = write_inputs(data_root / "inputs-two", 2)
-    with queue_server.client() as client:
+    with server.client() as client:
         gate = deploy_gated(client, data_root, "cancel-q", "single", "single")
         first, second = one_running_one_queued(client, "cancel-q", inputs)
         client.post(f"{WORKSPACE_ID}/jobs/{second}/cancel", params=V)
@@ -88,9 +81,9 @@ def test_a_queued_job_can_be_canceled(queue_server: Server, data_root: Path) -> 
     assert done["properties"]["status"] == "Completed"
 
 
-def test_invoking_a_deployment_whose_compute_was_deleted_names_it(queue_server: Server, data_root: Path) -> None:
+def test_invoking_a_deployment_whose_compute_was_deleted_names_it(server: Server, data_root: Path) -> None:
     inputs = write_inputs(data_root / "inputs-three", 1)
-    with queue_server.client() as client:
+    with server.client() as client:
         create_compute(client, "short-lived")
         deploy_script(client, data_root, "orphan", "main", GATED, compute="short-lived")
         wait_for_operation(client, client.delete(compute_url("short-lived"), params={**V, "underlyingResourceAction": "Delete"}))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
@@ -15,14 +13,7 @@ from tests.server import WORKSPACE_ID, Server
 ECHO = "import os\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    return [os.path.basename(p) for p in mini_batch]\n"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(home=tmp_path / "home", args=["--allow-local-path", str(tmp_path)]).start()
-    yield running
-    running.stop()
-
-
-def test_a_job_scores_files_of_a_remote_datastore(server: Server, azurite: Azurite, tmp_path: Path) -> None:
+def test_a_job_scores_files_of_a_remote_datastore(server: Server, azurite: Azurite, local_data: Path) -> None:
     container = f"c{uuid.uuid4().hex}"
     with azurite.service() as service:
         client = service.create_container(container)
@@ -31,7 +22,7 @@ def test_a_job_scores_files_of_a_remote_datastore(server: Server, azurite: Azuri
     with server.client() as http:
         body = {"properties": datastore_properties(azurite, container)}
         assert http.put(f"{WORKSPACE_ID}/datastores/remote", params=V, json=body).status_code == 201
-        deploy_script(http, tmp_path, "remote-ep", "main", ECHO, miniBatchSize=2)
+        deploy_script(http, Path(tempfile.mkdtemp(dir=local_data)), "remote-ep", "main", ECHO, miniBatchSize=2)
         answer = invoke(http, "remote-ep", "azureml://datastores/remote/paths/in/").json()
         job = wait_for_job(http, answer["name"])
     assert job["properties"]["status"] == "Completed", job["properties"]

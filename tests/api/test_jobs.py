@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,17 +44,15 @@ def run(mini_batch):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("data")
+def data_root(local_data: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=local_data))
 
 
 @pytest.fixture(scope="module")
-def job_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Server]:
-    server = Server(home=tmp_path_factory.mktemp("home"), args=["--allow-local-path", str(data_root)]).start()
+def job_server(server: Server, data_root: Path) -> Server:
     with server.client() as client:
         deploy_script(client, data_root, "echo", "blue", ECHO, miniBatchSize=4, maxConcurrencyPerInstance=2)
-    yield server
-    server.stop()
+    return server
 
 
 @pytest.fixture(scope="module")
