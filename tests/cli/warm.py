@@ -112,14 +112,17 @@ def command(path: Path) -> list[str]:
 
 @contextmanager
 def warm_cli(folder: Path) -> Iterator[Path]:
-    """A warm process listening in ``folder``; yields its socket's path, and stops the process by its id."""
+    """A warm process listening in ``folder``; yields its socket's path. At the end it is stopped with every command
+    it forked (a command left running by a test that timed out too), by its process group, whose id is its own."""
     path = folder / "cli.sock"
-    process = subprocess.Popen([sys.executable, __file__, "serve", str(path)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "serve", str(path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         yield path
     finally:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
