@@ -49,6 +49,7 @@ class SharedFixtureScheduling(LoadFileScheduling):
         return ONE_PROCESS.get(module, module)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: `pytest -p no:xdist` runs without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
     return SharedFixtureScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
