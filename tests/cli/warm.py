@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MAX_REQUEST = 1 << 20
+"""The most one read takes of a command's request (argv, environment, directory)."""
 EXIT = struct.Struct("!i")
 
 
@@ -51,6 +52,8 @@ def _answer(connection: socket.socket) -> None:
     """In the process forked for one connection: run the command in a child and send back its exit code."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     message, fds, _, _ = socket.recv_fds(connection, MAX_REQUEST, 3)
+    while chunk := connection.recv(MAX_REQUEST):  # a stream may deliver the request in parts; the caller shuts
+        message += chunk  # its side down once it is all sent
     request = json.loads(message)
     child = os.fork()
     if child == 0:
