@@ -139,6 +139,10 @@ class Server:
         command = [sys.executable, "-m", "batchpoint", "token", "--home", str(self.home), "--user", TEST_USER]
         return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
+    def cli_options(self) -> list[str]:
+        """The options that point a ``batchpoint`` command at this server and trust its certificate."""
+        return ["--url", self.base_url, "--home", str(self.home)]
+
     def client(self, token: str | Token | None = Token.OWN) -> httpx.Client:
         """An HTTP client with ``token`` (``None``: no Authorization header)."""
         token = self.token() if token is Token.OWN else token

@@ -37,7 +37,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def batchpoint(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "batchpoint", *args, "--url", server.base_url, "--home", str(server.home)]
+    command = [sys.executable, "-m", "batchpoint", *args, *server.cli_options()]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -119,7 +119,7 @@ def test_the_local_user_owns_the_default_subscription(server: Server) -> None:
 
 def test_role_command_assigns_lists_and_removes(server: Server) -> None:
     def role(*arguments: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "batchpoint", "role", *arguments, "--url", server.base_url, "--home", str(server.home)]
+        command = [sys.executable, "-m", "batchpoint", "role", *arguments, *server.cli_options()]
         return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
 
     scope = ["--scope", WORKSPACE_ID]

@@ -41,7 +41,7 @@ def batchpoint(cli_server: Server, warm_batchpoint: list[str]) -> Cli:
     """Runs a ``batchpoint`` command against the module's server (in a process forked from a warm one)."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [*warm_batchpoint, *args, "--url", cli_server.base_url, "--home", str(cli_server.home)]
+        command = [*warm_batchpoint, *args, *cli_server.cli_options()]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     return run

@@ -107,7 +107,7 @@ names a cloud it does not know."""
 
 
 def batchpoint(prefix: list[str], server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [*prefix, *args, "--url", server.base_url, "--home", str(server.home)]
+    command = [*prefix, *args, *server.cli_options()]
     env = {**os.environ, "AZUREML_CURRENT_CLOUD": "batchpoint-elsewhere"}
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
