@@ -9,6 +9,7 @@ import pytest
 
 from tests import processes
 from tests.server import Server, create_postgres_database, postgres_available
+from tests.warm import SERVER_MODULES, Warm
 
 pytest_plugins = ["tests.scheduling"]
 
@@ -36,6 +37,17 @@ def local_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder under which ``server``'s jobs may read inputs and write outputs by local path
     (``serve --allow-local-path``); each module works in a folder of its own inside."""
     return tmp_path_factory.mktemp("local-data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers are forked from one warm process per test process (tests/warm.py), started at the first server start:
+    each start then skips the 2 s of importing FastAPI, SQLAlchemy and the routes. ``Server(cold=True)`` starts
+    ``python -m batchpoint serve`` itself."""
+    Server.warm = Warm(tmp_path_factory.mktemp("warm-server"), SERVER_MODULES)
+    yield
+    Server.warm.stop()
+    Server.warm = None
 
 
 @pytest.fixture(scope="session")

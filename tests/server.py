@@ -1,4 +1,4 @@
-"""Start the real ``batchpoint serve`` in a subprocess on a free port, and talk to it."""
+"""Start the real ``batchpoint serve`` on a free port (forked from a warm process, or cold), and talk to it."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import psycopg
 
 from batchpoint.issuer import ensure_issuer
+from tests.warm import Warm
 
 POSTGRES_ADMIN_URL = os.environ.get("BATCHPOINT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -42,7 +43,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: str, timeout: float = 60.0) -> None:
+class Process(Protocol):
+    """A ``subprocess.Popen`` or a ``tests.warm.Forked``."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+def wait_for_port(process: Process, port: int, name: str, log: str, timeout: float = 60.0) -> None:
     """Returns once ``port`` on 127.0.0.1 accepts connections; fails if ``process`` exits first or takes too long."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,7 +68,7 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: s
     raise RuntimeError(f"{name} did not listen on port {port} in time; see {log}")
 
 
-def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 15) -> int:
+def stop_process(process: Process, sig: int = signal.SIGINT, timeout: float = 15) -> int:
     """Sends ``sig`` and returns the exit code; kills the process if it has not exited after ``timeout`` s."""
     process.send_signal(sig)
     try:
@@ -91,7 +103,11 @@ class Server:
     args: list[str] = field(default_factory=list)
     """More ``batchpoint serve`` options, e.g. ``--allow-local-path``."""
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    cold: bool = False
+    """Start as ``python -m batchpoint serve``, imports and all, rather than forked from ``Server.warm``."""
+    process: Process | None = None
+    warm: ClassVar[Warm | None] = None
+    """The warm process servers are forked from (set for the session by tests/conftest.py; None: all start cold)."""
 
     @property
     def base_url(self) -> str:
@@ -102,18 +118,22 @@ class Server:
         return self.home / "tls" / "ca.pem"
 
     def start(self) -> Server:
-        command = [sys.executable, "-m", "batchpoint", "serve", "--port", str(self.port), "--home", str(self.home)]
-        command += ["--owner", TEST_USER]  # Server.token()'s user may do anything, as before role assignments
+        args = ["serve", "--port", str(self.port), "--home", str(self.home)]
+        args += ["--owner", TEST_USER]  # Server.token()'s user may do anything, as before role assignments
         if not self.tls:
-            command.append("--http")
+            args.append("--http")
         if self.database_url:
-            command += ["--database-url", self.database_url]
-        command += self.args
+            args += ["--database-url", self.database_url]
+        args += self.args
         self.home.mkdir(parents=True, exist_ok=True)
         self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-        )
+        env = {**os.environ, **self.env}
+        if self.cold or Server.warm is None:
+            command = [sys.executable, "-m", "batchpoint", *args]
+            self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        else:
+            with open(os.devnull, "rb") as stdin:
+                self.process = Server.warm.fork(args, env, os.getcwd(), (stdin.fileno(), self.log.fileno(), self.log.fileno()))
         self._wait_ready()
         return self
 

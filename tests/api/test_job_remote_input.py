@@ -21,9 +21,9 @@ def test_a_job_scores_files_of_a_remote_datastore(server: Server, azurite: Azuri
             client.upload_blob(f"in/part-{index}.csv", f"{index}\n".encode())
     with server.client() as http:
         body = {"properties": datastore_properties(azurite, container)}
-        assert http.put(f"{WORKSPACE_ID}/datastores/remote", params=V, json=body).status_code == 201
+        assert http.put(f"{WORKSPACE_ID}/datastores/remoteinput", params=V, json=body).status_code == 201
         deploy_script(http, Path(tempfile.mkdtemp(dir=local_data)), "remote-ep", "main", ECHO, miniBatchSize=2)
-        answer = invoke(http, "remote-ep", "azureml://datastores/remote/paths/in/").json()
+        answer = invoke(http, "remote-ep", "azureml://datastores/remoteinput/paths/in/").json()
         job = wait_for_job(http, answer["name"])
     assert job["properties"]["status"] == "Completed", job["properties"]
     assert predictions(server.home, answer["name"]) == [f"part-{index}.csv" for index in range(5)]

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli import warm
+from tests.warm import CLI_MODULES, Warm
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def warm_batchpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The argv prefix of a ``batchpoint`` command run in a process forked from a warm one (tests/cli/warm.py)."""
-    with warm.warm_cli(tmp_path_factory.mktemp("cli")) as path:
-        yield warm.command(path)
+    """The argv prefix of a ``batchpoint`` command run in a process forked from a warm one (tests/warm.py)."""
+    warm = Warm(tmp_path_factory.mktemp("cli"), CLI_MODULES)
+    yield warm.command()
+    warm.stop()

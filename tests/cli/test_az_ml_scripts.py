@@ -3,7 +3,7 @@
 calls ``batchpoint``, against a real server over plain HTTP, in a shell where azure-ai-ml's
 ``AZUREML_CURRENT_CLOUD`` names a cloud it does not know.
 
-The shim's ``batchpoint`` runs each command in its own process forked from a warm one (``tests/cli/warm.py``), so
+The shim's ``batchpoint`` runs each command in its own process forked from a warm one (``tests/warm.py``), so
 that the scripts' fifty commands do not each pay for importing azure-ai-ml."""
 
 from __future__ import annotations

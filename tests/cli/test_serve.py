@@ -39,6 +39,6 @@ def test_first_start_creates_default_workspace_and_data_directory(tls_server: Se
 
 
 def test_ctrl_c_stops_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
-    server = Server(home=tmp_path_factory.mktemp("home")).start()
+    server = Server(home=tmp_path_factory.mktemp("home"), cold=True).start()  # `python -m batchpoint serve` itself
     assert server.stop() == 0
     assert "batchpoint stopped." in (server.home / f"server-{server.port}.log").read_text()

@@ -1,0 +1,208 @@
+"""``batchpoint`` commands and servers in real processes that skip the 2-3 s of imports each start pays.
+
+A warm process imports what is slow to import (azure-ai-ml for the CLI, FastAPI, SQLAlchemy and the routes for
+``batchpoint serve``) once, then serves requests over a Unix socket: each arrives with its argv, environment,
+working directory and stdin/stdout/stderr (passed as file descriptors) and runs in a process forked for it, whose
+pid goes back at once and whose exit code follows when it ends. That process is as real as one started with
+``python -m batchpoint``: its own pid to signal (through a pidfd, so never a recycled one), its own stdio, and its
+own children; the kernel re-parents its orphans as it would those of a process the test started.
+
+The CLI's caller is a real process too: ``python tests/warm.py call SOCKET ARGS...`` (what the tests' ``az`` shim
+and ``batchpoint(...)`` helpers run), so shell scripts, pipes, ``$(...)`` and exit codes behave as with
+``python -m batchpoint``. What a warm process cannot show, the import itself (for instance azure-ai-ml reading
+``AZUREML_CURRENT_CLOUD`` at import time, or how long ``batchpoint serve`` takes to start), stays covered by tests
+that start ``python -m batchpoint`` cold.
+
+This file runs as a script with ``-I -S`` (no site-packages) for ``call``: it imports the standard library only."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+MAX_REQUEST = 1 << 20
+"""The most one read takes of a request (argv, environment, directory)."""
+NUMBER = struct.Struct("!i")
+"""A pid, then an exit code (negative: the signal that ended the process, as ``Popen.returncode``)."""
+CLI_MODULES = ("azure.ai.ml", "batchpoint.cli")
+SERVER_MODULES = ("batchpoint.cli", "batchpoint.server")
+
+
+def serve(path: str, modules: list[str]) -> None:
+    """Import ``modules``, listen on ``path``, and fork a process per request; runs until killed."""
+    os.environ.pop("AZUREML_CURRENT_CLOUD", None)  # as batchpoint.cli.sdk.require_sdk does before the import
+    for module in modules:
+        importlib.import_module(module)
+    assert threading.active_count() == 1, "forking needs a single-threaded parent"
+    gc.freeze()  # what is imported stays shared with the forked processes instead of being copied by the collector
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the per-request processes are reaped by the kernel
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    print("ready", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        if os.fork() == 0:
+            listener.close()
+            _answer(connection)
+        connection.close()
+
+
+def _answer(connection: socket.socket) -> None:
+    """In the process forked for one request: run it in a child, send back the child's pid, then its exit code."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    message, fds, _, _ = socket.recv_fds(connection, MAX_REQUEST, 3)
+    while chunk := connection.recv(MAX_REQUEST):  # a stream may deliver the request in parts; the caller shuts
+        message += chunk  # its side down once it is all sent
+    request = json.loads(message)
+    child = os.fork()
+    if child == 0:
+        connection.close()
+        _run(request, fds)
+    for fd in fds:
+        os.close(fd)
+    connection.sendall(NUMBER.pack(child))
+    _, status = os.waitpid(child, 0)
+    connection.sendall(NUMBER.pack(os.waitstatus_to_exitcode(status)))
+    os._exit(0)
+
+
+def _run(request: dict, fds: list[int]) -> None:
+    """Become the command: its stdio, environment, directory and argv, then batchpoint's own entry point."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    sys.argv = ["batchpoint", *request["args"]]
+    from batchpoint.cli import app
+
+    code = 0
+    try:
+        app(prog_name="batchpoint")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: BLE001 - as the interpreter would: traceback on stderr, exit 1
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class Forked:
+    """A process a warm one forked: what tests use of ``subprocess.Popen`` (``pid``, ``poll``, ``wait``,
+    ``send_signal``, ``kill``, ``returncode``)."""
+
+    def __init__(self, connection: socket.socket, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._connection = connection
+        self._pidfd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        try:
+            return self.wait(0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._connection], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"process {self.pid}", timeout or 0)
+            self.returncode = _receive_number(self._connection)
+            self._connection.close()
+            os.close(self._pidfd)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass  # it has exited; wait() tells how
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def fork(path: Path | str, args: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int]) -> Forked:
+    """Run ``batchpoint ARGS`` in a process forked by the warm process at ``path``."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(str(path))
+    request = {"args": args, "env": env, "cwd": cwd}
+    socket.send_fds(connection, [json.dumps(request).encode()], list(stdio))
+    connection.shutdown(socket.SHUT_WR)
+    return Forked(connection, _receive_number(connection))
+
+
+def _receive_number(connection: socket.socket) -> int:
+    """One NUMBER; a connection closed before it means the forked process died unanswered (its parent was killed)."""
+    answer = b""
+    while len(answer) < NUMBER.size:
+        chunk = connection.recv(NUMBER.size - len(answer))
+        if not chunk:
+            return -signal.SIGKILL
+        answer += chunk
+    return NUMBER.unpack(answer)[0]
+
+
+def call(path: str, args: list[str]) -> int:
+    """Run ``batchpoint ARGS`` in the warm process at ``path`` with this process's stdio, environment and cwd."""
+    exit_code = fork(path, args, dict(os.environ), os.getcwd(), (0, 1, 2)).wait()
+    return 128 - exit_code if exit_code < 0 else exit_code  # a shell's code for a process a signal ended
+
+
+class Warm:
+    """A warm process that imports ``modules``, started at its first ``fork()`` and stopped by ``stop()``, with every
+    process it forked (one a test left running, too): by its process group, whose id is its own."""
+
+    def __init__(self, folder: Path, modules: tuple[str, ...]) -> None:
+        self.socket = folder / "warm.sock"
+        self._modules = modules
+        self._process: subprocess.Popen[str] | None = None
+
+    def fork(self, args: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int]) -> Forked:
+        self.start()
+        return fork(self.socket, args, env, cwd, stdio)
+
+    def start(self) -> Warm:
+        if self._process is None:
+            command = [sys.executable, __file__, "serve", str(self.socket), *self._modules]
+            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+            assert self._process.stdout is not None and self._process.stdout.readline().strip() == "ready"
+        return self
+
+    def command(self) -> list[str]:
+        """The argv prefix that runs a batchpoint command through this warm process (the caller needs nothing but
+        the standard library: ``-I -S`` keeps its own start at a few milliseconds)."""
+        self.start()
+        return [sys.executable, "-I", "-S", __file__, "call", str(self.socket)]
+
+    def stop(self) -> None:
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+            self._process = None
+
+
+if __name__ == "__main__":
+    verb, socket_path, *rest = sys.argv[1:]
+    if verb == "serve":
+        del sys.path[0]  # tests/, put first for this script: commands must not import its modules by bare name
+        serve(socket_path, rest)
+    else:
+        sys.exit(call(socket_path, rest))
