@@ -16,7 +16,7 @@ from batchpoint.runtime.coordinator import run_job  # noqa: E402
 from batchpoint.runtime.executor import ExecutorUnavailableError  # noqa: E402
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger  # noqa: E402
 from batchpoint.runtime.local import LocalProcessExecutor  # noqa: E402
-from batchpoint.runtime.ray_executor import RayExecutor  # noqa: E402
+from batchpoint.runtime.ray_executor import RayExecutor, runtime_env  # noqa: E402
 from tests.conftest import RAY_NODE  # noqa: E402
 from tests.runtime.conftest import ECHO, Kit  # noqa: E402
 
@@ -114,6 +114,12 @@ def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(ray_clus
     assert outcome.status == "Failed"
     assert "RuntimeError: no model here" in outcome.message
     assert set(kit.tries()) == {0}
+
+
+def test_the_nodes_install_requirements_with_the_servers_installer() -> None:
+    assert runtime_env([], "uv") is None
+    assert runtime_env(["six"], "pip") == {"pip": {"packages": ["six"]}}
+    assert runtime_env(["six"], "uv") == {"uv": {"packages": ["six"], "uv_pip_install_options": []}}
 
 
 def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: Cluster, kit: Kit) -> None:

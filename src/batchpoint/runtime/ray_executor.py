@@ -35,6 +35,7 @@ from ray.exceptions import GetTimeoutError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from batchpoint.runtime.environments.installers import InstallerName
 from batchpoint.runtime.executor import Executor, ExecutorUnavailableError, InitFailedError, Task, TaskDone, TaskFailed, TaskResult
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
@@ -167,14 +168,27 @@ class _Slot:
     log: Path | None = None
 
 
+def runtime_env(requirements: Sequence[str], installer: InstallerName) -> dict[str, Any] | None:
+    """Ray's runtime environment that installs `requirements` on a node.
+
+    With uv, Ray's `uv` plugin installs them in about a third of the time pip takes, and from uv's cache: Ray's
+    default for it, `--no-cache`, would download every package again for each new environment."""
+    if not requirements:
+        return None
+    if installer == "uv":
+        return {"uv": {"packages": list(requirements), "uv_pip_install_options": []}}
+    return {"pip": {"packages": list(requirements)}}
+
+
 class RayExecutor(Executor):
     """Runs a job's tries on actors of the Ray cluster at `address` (see the module's docstring)."""
 
-    def __init__(self, address: str, requirements: Sequence[str] = ()) -> None:
+    def __init__(self, address: str, requirements: Sequence[str] = (), installer: InstallerName = "uv") -> None:
         """`requirements` are the deployment environment's pip requirements: each node installs them once (Ray
-        caches the environment by its contents) into a virtual environment on top of the cluster's Python."""
+        caches the environment by its contents) into a virtual environment on top of the cluster's Python, with
+        `installer`, the one the server builds local environments with."""
         self._address = address
-        self._runtime_env = {"pip": {"packages": list(requirements)}} if requirements else None
+        self._runtime_env = runtime_env(requirements, installer)
         self._slots: list[_Slot] = []
         self._deadlines: Deadlines[int] = Deadlines()
         self._finished: list[TaskResult] = []

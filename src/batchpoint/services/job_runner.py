@@ -183,7 +183,8 @@ class JobRunner:
         if self._ray_address and placement is not None and placement.capped:
             from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
 
-            return RayExecutor(self._ray_address, environment.requirements if environment else ())
+            requirements = environment.requirements if environment else ()
+            return RayExecutor(self._ray_address, requirements, self._environments.installer.name)
         return LocalProcessExecutor()
 
     def _max_nodes(self, compute_id: str) -> int | None:

@@ -39,7 +39,7 @@ class InstallerUnavailable(Exception):
 class Installer(ABC):
     """One way to build an environment; `name` is what the build log and errors call it."""
 
-    name: str
+    name: InstallerName
     create_step: str
     """What the step that makes the virtual environment is called in errors."""
     install_step: str
