@@ -94,6 +94,12 @@ def create_postgres_database() -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
 
+def batchpoint_command() -> list[str]:
+    """The argv prefix of a ``batchpoint`` command that needs no azure-ai-ml (``token``, ``role``, ``jobs``, ``serve``
+    refusing an option): forked from the servers' warm process when there is one, else ``python -m batchpoint``."""
+    return Server.warm.command() if Server.warm is not None else [sys.executable, "-m", "batchpoint"]
+
+
 @dataclass
 class Server:
     home: Path
@@ -156,7 +162,7 @@ class Server:
 
     def cli_token(self) -> str:
         """A token exactly as a user gets one: printed by ``batchpoint token --home``."""
-        command = [sys.executable, "-m", "batchpoint", "token", "--home", str(self.home), "--user", TEST_USER]
+        command = [*batchpoint_command(), "token", "--home", str(self.home), "--user", TEST_USER]
         return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
     def cli_options(self) -> list[str]:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from batchpoint.issuer import Issuer, ensure_issuer
 from tests.api.arm import create_endpoint, endpoint_url
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, batchpoint_command
 
 V = {"api-version": API}
 ENDPOINT = "auth-ep"
@@ -277,7 +276,7 @@ def test_the_issuer_publishes_its_keys_without_a_token(keys: Keys) -> None:
 
 
 def test_token_command_prints_a_token_the_server_accepts(keys: Keys) -> None:
-    command = [sys.executable, "-m", "batchpoint", "token", "--home", str(keys.server.home)]
+    command = [*batchpoint_command(), "token", "--home", str(keys.server.home)]
     options = ["--user", "lin@example.com", "--role", "Reader", "--role", "Writer", "--scope", "user_impersonation"]
     token = subprocess.run([*command, *options, "--minutes", "5"], capture_output=True, text=True, check=True).stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -307,6 +306,6 @@ def test_an_issuer_trusted_by_its_openid_configuration_url(keys: Keys, tmp_path:
 
 
 def test_a_bad_trusted_issuer_option_is_refused(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "batchpoint", "serve", "--home", str(tmp_path), "--trusted-issuer", "no-equals-sign"]
+    command = [*batchpoint_command(), "serve", "--home", str(tmp_path), "--trusted-issuer", "no-equals-sign"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "ISSUER=JWKS_FILE_OR_URL" in result.stderr

@@ -4,7 +4,6 @@ the items that failed (or never ran), and its output has their rows."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
-from tests.server import WORKSPACE_ID, Server
+from tests.server import WORKSPACE_ID, Server, batchpoint_command
 
 BAD = ("f00017.txt", "f00099.txt", "f00150.txt")
 SCRIPT = """
@@ -37,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def batchpoint(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "batchpoint", *args, *server.cli_options()]
+    command = [*batchpoint_command(), *args, *server.cli_options()]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from batchpoint.issuer import ensure_issuer
 from tests.api.arm import AUTHORIZATION_API, create_endpoint, deployment_url, endpoint_url, grant
-from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server
+from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server, batchpoint_command
 
 ENDPOINT = "rbac-ep"
 OTHER = "rbac-other"
@@ -119,7 +118,7 @@ def test_the_local_user_owns_the_default_subscription(server: Server) -> None:
 
 def test_role_command_assigns_lists_and_removes(server: Server) -> None:
     def role(*arguments: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "batchpoint", "role", *arguments, *server.cli_options()]
+        command = [*batchpoint_command(), "role", *arguments, *server.cli_options()]
         return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
 
     scope = ["--scope", WORKSPACE_ID]

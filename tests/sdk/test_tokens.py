@@ -4,6 +4,7 @@ Python process of its own, as a user does) serves azure-ai-ml's calls that insis
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Model, ModelB
 from azure.ai.ml.exceptions import ValidationException
 
 from batchpoint.issuer import IssuerCredential, ensure_issuer
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, batchpoint_command
 
 AML_SCOPE_REFUSAL = "AAD token with aml scope could not be fetched"
 CALLS = """
@@ -47,11 +48,11 @@ def banner_snippet(server: Server) -> str:
 
 
 def batchpoint_on_path(folder: Path) -> dict[str, str]:
-    """A fresh process's variables, with a `batchpoint` command for the snippet to run: this interpreter with
-    this checkout's package (the test process's MLClient set AZUREML_CURRENT_CLOUD, which a user's has not)."""
+    """A fresh process's variables, with a `batchpoint` command for the snippet to run: this checkout's, forked
+    warm (the test process's MLClient set AZUREML_CURRENT_CLOUD, which a user's has not)."""
     folder.mkdir()
     shim = folder / "batchpoint"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m batchpoint "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join(batchpoint_command())} "$@"\n')
     shim.chmod(0o755)
     variables = {name: value for name, value in os.environ.items() if name != "AZUREML_CURRENT_CLOUD"}
     return {**variables, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
@@ -73,7 +74,7 @@ def test_each_scope_gets_its_own_audience(tls_server: Server) -> None:
 
 
 def test_the_token_command_takes_scopes_as_the_sdks_ask_for_them(tls_server: Server) -> None:
-    command = [sys.executable, "-m", "batchpoint", "token", "--home", str(tls_server.home)]
+    command = [*batchpoint_command(), "token", "--home", str(tls_server.home)]
     scopes = ["--audience", f"{tls_server.base_url}/.default", "--audience", "https://ml.azure.com/.default"]
     token = subprocess.run([*command, *scopes], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == [tls_server.base_url, "https://ml.azure.com"]

@@ -118,7 +118,7 @@ def invoke(session: Session, name: Name = None, file: InputsFile = None, input: 
         inputs=inputs or None, outputs=outputs or None, params_override=overrides, job_name=job_name,
         experiment_name=experiment_name,
     )
-    if wait and follow(session.rest, job.name, errors) != 0:
+    if wait and follow(session.rest, job.name, errors()) != 0:
         raise typer.Exit(1)
     return as_dict(session.ml.jobs.get(job.name)) if wait else as_dict(job)
 

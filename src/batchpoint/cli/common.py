@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +11,19 @@ from rich.console import Console
 
 from batchpoint.client import BatchpointClient, ServerError, Target
 
-console = Console()
-errors = Console(stderr=True)
-"""Where failures go, so that ``$(batchpoint ... -o tsv)`` captures only the result."""
+
+
+@cache
+def console() -> Console:
+    """Made at first use, so that it reads the terminal settings (``COLUMNS``, ``NO_COLOR``...) of the process that
+    prints, not those of one that imported the CLI and forked."""
+    return Console()
+
+
+@cache
+def errors() -> Console:
+    """Where failures go, so that ``$(batchpoint ... -o tsv)`` captures only the result."""
+    return Console(stderr=True)
 
 Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
 Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]
@@ -30,5 +41,5 @@ def guard(call):  # type: ignore[no-untyped-def]
     try:
         return call()
     except ServerError as error:
-        console.print(f"[red]{error}[/red]")
+        console().print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None

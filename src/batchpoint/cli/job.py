@@ -25,7 +25,7 @@ def opened(job: Any, web: bool) -> Any:
     if web:
         url = job.studio_url or ""
         if not webbrowser.open(url):
-            errors.print(f"the job's page: {url}", markup=False, soft_wrap=True)
+            errors().print(f"the job's page: {url}", markup=False, soft_wrap=True)
     return as_dict(job)
 
 

@@ -42,13 +42,15 @@ def invoke(
     uri, kind = input_reference(input)
     overrides = {"miniBatchSize": mini_batch_size} if mini_batch_size else {}
     job = guard(lambda: client.invoke(endpoint, uri, kind, deployment, overrides))
-    console.print(f"job [bold]{job['name']}[/bold] {job['properties']['status']}")
+    console().print(f"job [bold]{job['name']}[/bold] {job['properties']['status']}")
     if wait:
         raise typer.Exit(follow(client, job["name"]))
 
 
-def follow(client: BatchpointClient, name: str, out: Console = console) -> int:
-    """A live progress bar on ``out`` until the job ends; then the output or the failure. Returns the exit code."""
+def follow(client: BatchpointClient, name: str, out: Console | None = None) -> int:
+    """A live progress bar on ``out`` (default: the console) until the job ends; then the output or the failure.
+    Returns the exit code."""
+    out = out or console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                TimeRemainingColumn())
     started = time.monotonic()
@@ -74,7 +76,7 @@ def _bar_state(progress: dict[str, Any] | None, elapsed: float) -> dict[str, Any
     return {"total": batches["total"] or None, "completed": done, "detail": detail}
 
 
-def report(job: dict[str, Any], out: Console = console) -> int:
+def report(job: dict[str, Any], out: Console) -> int:
     status = job["status"]
     if status == "Completed":
         out.print(f"[green]Completed[/green]: {job.get('statusMessage', '')}")
@@ -108,7 +110,7 @@ def list_jobs(
             *_progress_cells(properties.get("progress")),
             job["name"],
         )
-    console.print(table)
+    console().print(table)
 
 
 def _progress_cells(progress: dict[str, Any] | None) -> tuple[str, str]:
@@ -122,7 +124,7 @@ def _progress_cells(progress: dict[str, Any] | None) -> tuple[str, str]:
 @jobs_app.command()
 def show(name: str, url: Url = None, home: Home = None) -> None:
     """The job resource, as the API returns it."""
-    console.print_json(json.dumps(guard(lambda: connect(url, home).job(name))))
+    console().print_json(json.dumps(guard(lambda: connect(url, home).job(name))))
 
 
 @jobs_app.command()
@@ -135,18 +137,18 @@ def logs(
     """Every log file of the job: the result first, then progress, worker output and errors."""
     client = connect(url, home)
     if follow_log:
-        status = guard(lambda: client.follow_log(name, lambda text: console.print(text, end="", markup=False, highlight=False)))
+        status = guard(lambda: client.follow_log(name, lambda text: console().print(text, end="", markup=False, highlight=False)))
         raise typer.Exit(0 if status == "Completed" else 1)
     for log, text in guard(lambda: client.logs(name)).items():
-        console.rule(log)
-        console.print(text, markup=False, highlight=False)
+        console().rule(log)
+        console().print(text, markup=False, highlight=False)
 
 
 @jobs_app.command()
 def cancel(name: str, url: Url = None, home: Home = None) -> None:
     """Ask the job to stop; it reads Canceled once its workers have stopped."""
     guard(lambda: connect(url, home).cancel(name))
-    console.print(f"cancel requested for {name}")
+    console().print(f"cancel requested for {name}")
 
 
 @jobs_app.command()
@@ -159,11 +161,11 @@ def rerun(
 ) -> None:
     """Start a new job of the same deployment over the items of job NAME that failed (or never ran)."""
     if not failed:
-        console.print("[red]Only '--failed' reruns exist: say 'batchpoint jobs rerun NAME --failed'.[/red]")
+        console().print("[red]Only '--failed' reruns exist: say 'batchpoint jobs rerun NAME --failed'.[/red]")
         raise typer.Exit(2)
     client = connect(url, home)
     job = guard(lambda: client.rerun_failed(name))
-    console.print(f"job [bold]{job['name']}[/bold] {job['properties']['status']} (rerun of the failures of {name})")
+    console().print(f"job [bold]{job['name']}[/bold] {job['properties']['status']} (rerun of the failures of {name})")
     if wait:
         raise typer.Exit(follow(client, job["name"]))
 

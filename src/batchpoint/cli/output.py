@@ -44,7 +44,7 @@ def render(result: Any, query: str | None, output: Format) -> None:
     elif output is Format.tsv:
         print(tsv(result), end="")
     else:
-        console.print(table(result))
+        console().print(table(result))
 
 
 def tsv(result: Any) -> str:

@@ -33,7 +33,7 @@ def assign(assignee: Assignee, role: Role, scope: Scope = DEFAULT_SCOPE, url: Ur
     """Give ASSIGNEE a role over a scope and everything below it."""
     principal = ensure_issuer(home or default_home()).principal_id(assignee)
     created = guard(lambda: connect(url, home).assign_role(scope, principal, role))
-    console.print(f"{created['properties']['roleDefinitionName']} for {principal} over {scope}: {created['id']}")
+    console().print(f"{created['properties']['roleDefinitionName']} for {principal} over {scope}: {created['id']}")
 
 
 @role_app.command("list")
@@ -43,7 +43,7 @@ def list_assignments(scope: Scope = "/", url: Url = None, home: Home = None) -> 
     for found in guard(lambda: connect(url, home).role_assignments(scope)):
         properties = found["properties"]
         table.add_row(properties["roleDefinitionName"], properties["principalId"], properties["scope"], found["id"])
-    console.print(table)
+    console().print(table)
 
 
 @role_app.command("remove")
@@ -59,8 +59,8 @@ def remove(assignee: Assignee, role: Role, scope: Scope = DEFAULT_SCOPE, url: Ur
         and found["properties"]["scope"].rstrip("/").lower() == scope.rstrip("/").lower()
     ]
     if not matching:
-        console.print(f"[red]{assignee} has no {role} assignment at {scope}[/red]")
+        console().print(f"[red]{assignee} has no {role} assignment at {scope}[/red]")
         raise typer.Exit(1)
     for assignment_id in matching:
         guard(lambda: client.remove_role_assignment(assignment_id))  # noqa: B023 - called at once
-    console.print(f"removed {len(matching)} assignment(s)")
+    console().print(f"removed {len(matching)} assignment(s)")

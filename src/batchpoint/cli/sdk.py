@@ -60,7 +60,7 @@ def require_sdk() -> None:
     know, and sets it itself in any process that made an ``MLClient`` for a custom cloud, so a shell started from
     such a process would break every verb. These commands always name their cloud explicitly."""
     if importlib.util.find_spec("azure.ai.ml") is None:
-        errors.print(MISSING_SDK, style="red", markup=False)
+        errors().print(MISSING_SDK, style="red", markup=False)
         raise typer.Exit(2)
     os.environ.pop(CLOUD_VARIABLE, None)
 

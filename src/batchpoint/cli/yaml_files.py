@@ -113,7 +113,7 @@ def field_errors(error: BaseException) -> Any:
 
 def fail(message: str) -> typer.Exit:
     """Print one red line on stderr; the caller raises the returned exit (code 2)."""
-    errors.print(message, style="red", markup=False, soft_wrap=True)
+    errors().print(message, style="red", markup=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -136,7 +136,7 @@ def reported(source: Source | None = None) -> Iterator[None]:
         if source is None or messages is None:
             raise fail(str(error)) from None
         for path, message in flatten(messages):
-            errors.print(f"{source.where(path)}: {'.'.join(str(part) for part in path) or '(file)'}: {message}",
+            errors().print(f"{source.where(path)}: {'.'.join(str(part) for part in path) or '(file)'}: {message}",
                          style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except (AzureError, MlException) as error:
