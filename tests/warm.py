@@ -35,7 +35,8 @@ MAX_REQUEST = 1 << 20
 NUMBER = struct.Struct("!i")
 """A pid, then an exit code (negative: the signal that ended the process, as ``Popen.returncode``)."""
 CLI_MODULES = ("azure.ai.ml", "batchpoint.cli")
-SERVER_MODULES = ("batchpoint.cli", "batchpoint.server")
+SERVER_MODULES = ("batchpoint.cli", "batchpoint.server", "batchpoint.store.sql", "uvicorn.protocols.http.h11_impl")
+"""``batchpoint serve``'s imports, and those it makes once running (the SQL store, uvicorn's HTTP protocol)."""
 
 
 def serve(path: str, modules: list[str]) -> None:

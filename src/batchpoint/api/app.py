@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import REGISTRY
 
@@ -76,15 +76,15 @@ def create_api(settings: Settings, stopping: threading.Event | None = None) -> F
         version=__version__,
         description="Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted.",
         lifespan=lifespan,
-        # Routes build their responses; a status without a declared model has no body (ARM's 200/202 on
-        # PATCH and DELETE), which the OpenAPI document then says too.
-        default_response_class=Response,
     )
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
+    # The modules' routes themselves, built once at import, rather than include_router(): FastAPI builds every
+    # included route again for each app, at the first request that looks through its router, which made a new
+    # server's first request wait up to 0.26 s.
     for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, identity, roles, metrics, pages):
-        app.include_router(module.router)
+        app.router.routes.extend(module.router.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)
     return app

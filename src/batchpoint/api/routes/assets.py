@@ -7,10 +7,11 @@ FastAPI must see the per-kind dependency types defined inside ``register``.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
@@ -19,7 +20,7 @@ from batchpoint.schemas.assets import AssetContainer, AssetList, AssetVersion, P
 from batchpoint.services.assets import COLLECTIONS, container_type, version_type
 from batchpoint.services.ids import child_id
 
-router = APIRouter(tags=["Assets"])
+router = routes(tags=["Assets"])
 
 AssetName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
 VersionName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]*$")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import Depends, Path, Request, Response
 
 from batchpoint.api.deps import (
     CHILD_NAME_PATTERN,
@@ -17,6 +17,7 @@ from batchpoint.api.deps import (
     checked_workspace_id,
 )
 from batchpoint.api.responses import accepted_response, arm_json, put_response
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.batch import (
@@ -32,7 +33,7 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, child_id
 from batchpoint.services.tracked import TrackedResources
 
-router = APIRouter(tags=["Batch"])
+router = routes(tags=["Batch"])
 
 WS = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"

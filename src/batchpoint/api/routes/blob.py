@@ -13,16 +13,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import ServicesDep
+from batchpoint.api.routes import routes
 from batchpoint.services.blob_auth import BlobRequest, check_sas, check_shared_key
 from batchpoint.services.blobs import BlobContainer, BlobInfo
 from batchpoint.services.errors import ArmError
 
-router = APIRouter(tags=["Blob storage"], include_in_schema=False)
+router = routes(tags=["Blob storage"], include_in_schema=False)
 
 BLOCK_LIST_LIMIT = 4 * 1024 * 1024
 READ_CHUNK = 1024 * 1024

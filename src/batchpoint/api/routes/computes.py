@@ -5,17 +5,18 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId
 from batchpoint.api.responses import accepted_response, arm_json, put_response
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.schemas.computes import ComputeResource, ComputeResourceList
 from batchpoint.services.computes import compute_id, refuse_builtin_change
 from batchpoint.services.ids import COMPUTE_TYPE
 
-router = APIRouter(tags=["Computes"])
+router = routes(tags=["Computes"])
 
 WS = (
     "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"

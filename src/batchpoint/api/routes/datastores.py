@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paging_parameters
@@ -15,7 +16,7 @@ from batchpoint.schemas.assets import AssetContainer, AssetList, DatastoreSecret
 from batchpoint.services.datastores import DATASTORE_TYPE
 from batchpoint.services.ids import child_id
 
-router = APIRouter(tags=["Datastores"])
+router = routes(tags=["Datastores"])
 
 DATASTORES = WS + "/datastores"
 DATASTORE = DATASTORES + "/{name}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from batchpoint.api.deps import base_url
+from batchpoint.api.routes import routes
 from batchpoint.issuer import ALGORITHM, Issuer
 
-router = APIRouter(tags=["Identity"])
+router = routes(tags=["Identity"])
 KEYS = "/discovery/keys"
 
 

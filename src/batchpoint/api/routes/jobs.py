@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.auth import endpoint_key_caller
 from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.batch import ENDPOINT, endpoint_id
 from batchpoint.api.routes.docs import responses
 from batchpoint.api.routes.listing import list_response, paged_response, paging_parameters
@@ -25,7 +26,7 @@ from batchpoint.services.context import RequestContext
 from batchpoint.services.ids import child_id
 from batchpoint.services.jobs import JOB_TYPE
 
-router = APIRouter(tags=["Jobs"])
+router = routes(tags=["Jobs"])
 
 INVOKE = "/inference" + ENDPOINT + "/jobs"
 JOBS = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/jobs"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from batchpoint.api.deps import authorized_caller
+from batchpoint.api.routes import routes
 
-router = APIRouter(tags=["Metrics"])
+router = routes(tags=["Metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 
 from batchpoint.api.auth import check_permission
 from batchpoint.api.deps import MlContext, ServicesDep
 from batchpoint.api.permissions import Permission, arm_action
 from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.docs import responses
 from batchpoint.schemas.common import OperationStatusResult
 from batchpoint.services.errors import ArmError
 from batchpoint.services.operations import status_body
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus
 
-router = APIRouter(tags=["Operations"])
+router = routes(tags=["Operations"])
 
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.MachineLearningServices/locations/{location}"
 OperationId = Annotated[str, Path(min_length=1, max_length=64)]

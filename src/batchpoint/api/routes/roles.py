@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from batchpoint.api.deps import ArmContext, ServicesDep
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes import routes
 from batchpoint.schemas.authorization import RoleAssignmentCreate
 from batchpoint.services.errors import ArmError, bad_request
 from batchpoint.services.rbac import ASSIGNMENTS, Assignment, role_named
 
-router = APIRouter(tags=["Authorization"], include_in_schema=False)
+router = routes(tags=["Authorization"], include_in_schema=False)
 
 # ``{scope:path}`` may be empty: ``/providers/...`` is the root scope.
 COLLECTION = "/{scope:path}" + ASSIGNMENTS.removeprefix("/")

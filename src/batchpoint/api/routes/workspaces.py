@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from batchpoint.api.deps import ArmContext, GroupId, MlContext, ServicesDep, WorkspaceId, base_url
 from batchpoint.api.responses import arm_json
+from batchpoint.api.routes import routes
 from batchpoint.api.routes.batch import WS
 from batchpoint.api.routes.listing import list_response, paging_parameters
 from batchpoint.api.routes.docs import responses
@@ -17,7 +18,7 @@ from batchpoint.services.ids import WORKSPACE_TYPE
 from batchpoint.services.resources import Upserted
 from batchpoint.services.workspaces import discovery_document
 
-router = APIRouter(tags=["Workspaces"])
+router = routes(tags=["Workspaces"])
 
 GROUP = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
 WORKSPACES = GROUP + "/providers/Microsoft.MachineLearningServices/workspaces"

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -16,6 +16,7 @@ from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import base_url, checked_workspace_id
+from batchpoint.api.routes import routes
 from batchpoint.api.web import session
 from batchpoint.services.context import Caller, RequestContext
 from batchpoint.services.errors import ArmError
@@ -69,7 +70,7 @@ class WebRoute(APIRoute):
         return handle
 
 
-router = APIRouter(route_class=WebRoute, include_in_schema=False)
+router = routes(route_class=WebRoute, include_in_schema=False)
 
 
 def _studio(request: Request) -> Studio:
