@@ -153,7 +153,10 @@ class Services:
             self.roles.grant(ROOT_SCOPE, owner, OWNER)
 
 
-STARTUP_TRIES = 3
+STARTUP_TRIES = 10
+"""A step creates up to six things per workspace (group, workspace, storage account, two datastores, built-in
+compute); each lost race means another replica created one of them, so a few replicas starting together on a new
+database need a few tries, never many (three were too few for three replicas started within a millisecond)."""
 
 
 def again_after_races(ensure: Callable[[], None]) -> None:
