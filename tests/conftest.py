@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,12 @@ def database_url_for(backend: str) -> str | None:
     if not postgres_available():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (set BATCHPOINT_TEST_POSTGRES to point elsewhere)")
     return create_postgres_database()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collecting imported (azure-ai-ml, mlflow, ray, ...) stays until the end: from now on the garbage
+    collector skips it, in each full collection during the tests and in pytest's collections at the end."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -175,16 +175,19 @@ class Warm:
         self.socket = folder / "warm.sock"
         self._modules = modules
         self._process: subprocess.Popen[str] | None = None
+        self._starting = threading.Lock()  # tests start servers from several threads at once
 
     def fork(self, args: list[str], env: dict[str, str], cwd: str, stdio: tuple[int, int, int]) -> Forked:
         self.start()
         return fork(self.socket, args, env, cwd, stdio)
 
     def start(self) -> Warm:
-        if self._process is None:
-            command = [sys.executable, __file__, "serve", str(self.socket), *self._modules]
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
-            assert self._process.stdout is not None and self._process.stdout.readline().strip() == "ready"
+        with self._starting:
+            if self._process is None:
+                command = [sys.executable, __file__, "serve", str(self.socket), *self._modules]
+                process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+                assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+                self._process = process
         return self
 
     def command(self) -> list[str]:
