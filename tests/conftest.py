@@ -31,6 +31,7 @@ def database_url_for(backend: str) -> str | None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collecting imported (azure-ai-ml, mlflow, ray, ...) stays until the end: from now on the garbage
     collector skips it, in each full collection during the tests and in pytest's collections at the end."""
+    gc.collect()
     gc.freeze()
 
 

@@ -131,6 +131,6 @@ def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: C
         def run(mini_batch):
             return [f"{os.path.basename(path)} six {six.__version__}" for path in mini_batch]
     """)
-    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(ray_cluster.address, requirements=("six",)))
+    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(ray_cluster.address, requirements=("six",), installer="uv"))
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions().splitlines()[0].startswith("a.txt six 1.")

@@ -183,7 +183,7 @@ def runtime_env(requirements: Sequence[str], installer: InstallerName) -> dict[s
 class RayExecutor(Executor):
     """Runs a job's tries on actors of the Ray cluster at `address` (see the module's docstring)."""
 
-    def __init__(self, address: str, requirements: Sequence[str] = (), installer: InstallerName = "uv") -> None:
+    def __init__(self, address: str, requirements: Sequence[str] = (), installer: InstallerName = "pip") -> None:
         """`requirements` are the deployment environment's pip requirements: each node installs them once (Ray
         caches the environment by its contents) into a virtual environment on top of the cluster's Python, with
         `installer`, the one the server builds local environments with."""
