@@ -94,10 +94,14 @@ def create_postgres_database() -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
 
+COLD_BATCHPOINT = [sys.executable, "-m", "batchpoint"]
+"""A ``batchpoint`` command that imports everything itself."""
+
+
 def batchpoint_command() -> list[str]:
     """The argv prefix of a ``batchpoint`` command that needs no azure-ai-ml (``token``, ``role``, ``jobs``, ``serve``
     refusing an option): forked from the servers' warm process when there is one, else ``python -m batchpoint``."""
-    return Server.warm.command() if Server.warm is not None else [sys.executable, "-m", "batchpoint"]
+    return Server.warm.command() if Server.warm is not None else COLD_BATCHPOINT
 
 
 @dataclass
@@ -135,7 +139,7 @@ class Server:
         self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **self.env}
         if self.cold or Server.warm is None:
-            command = [sys.executable, "-m", "batchpoint", *args]
+            command = [*COLD_BATCHPOINT, *args]
             self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         else:
             with open(os.devnull, "rb") as stdin:

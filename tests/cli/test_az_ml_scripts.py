@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, batchpoint_command
 
 SCRIPT_SECONDS = 300
 
@@ -385,5 +384,5 @@ def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp
 
 def batchpoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """batchpoint's own job commands, which once crashed on pipeline jobs and their steps."""
-    return subprocess.run([sys.executable, "-m", "batchpoint", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([*batchpoint_command(), *args], env=env, capture_output=True, text=True,
                           timeout=120)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 from batchpoint.cli import app
 from tests.api.arm import create_compute
 from tests.api.jobs import predictions, write_inputs
-from tests.server import Server
+from tests.server import COLD_BATCHPOINT, Server
 
 SCORE = """
 import os
@@ -101,11 +100,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-COLD = [sys.executable, "-m", "batchpoint"]
-"""A command that imports everything itself, in a shell where azure-ai-ml's import-time ``AZUREML_CURRENT_CLOUD``
-names a cloud it does not know."""
-
-
 def batchpoint(prefix: list[str], server: Server, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*prefix, *args, *server.cli_options()]
     env = {**os.environ, "AZUREML_CURRENT_CLOUD": "batchpoint-elsewhere"}
@@ -139,7 +133,8 @@ def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path, warm
 
     succeeded(run("batch-deployment", "delete", "-f", "deployment.yml", "--yes"))
     succeeded(run("batch-endpoint", "delete", "--name", "yaml-ep", "--yes"))
-    gone = batchpoint(COLD, yaml_server, project, "batch-endpoint", "show", "--name", "yaml-ep")
+    # cold: azure-ai-ml imported in a shell where its import-time AZUREML_CURRENT_CLOUD names an unknown cloud
+    gone = batchpoint(COLD_BATCHPOINT, yaml_server, project, "batch-endpoint", "show", "--name", "yaml-ep")
     assert gone.returncode == 2 and "yaml-ep" in gone.stderr and not gone.stdout
 
 

@@ -12,7 +12,6 @@ from rich.console import Console
 from batchpoint.client import BatchpointClient, ServerError, Target
 
 
-
 @cache
 def console() -> Console:
     """Made at first use, so that it reads the terminal settings (``COLUMNS``, ``NO_COLOR``...) of the process that
