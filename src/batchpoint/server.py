@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import threading
 from types import FrameType
@@ -71,10 +73,21 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
         super().__init__(config)
         self._stopping = stopping
+        self._signalled, self._signal = os.pipe()
+        os.set_blocking(self._signal, False)  # a full pipe (a flood of signals) must not block the handler
+        threading.Thread(target=self._stop_when_signalled, name="stop-signal", daemon=True).start()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._stopping.set()
+        """A signal handler runs between two steps of the main thread, which may be inside `stopping.set()` for
+        the signal before, holding the event's lock: setting it here again hung the server for good (Ctrl-C
+        pressed twice). The handler only writes a byte; a thread of its own sets the event."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._signal, b"\0")
         super().handle_exit(sig, frame)
+
+    def _stop_when_signalled(self) -> None:
+        os.read(self._signalled, 1)
+        self._stopping.set()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Drops idle keep-alive connections at once, then drains the rest as uvicorn does.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import ssl
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server import API, WORKSPACE_ID, Server
+
+SIGNAL_BURST = 300
 
 
 def test_serves_https_with_a_certificate_for_127_0_0_1_and_localhost(tls_server: Server) -> None:
@@ -42,3 +47,19 @@ def test_ctrl_c_stops_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
     server = Server(home=tmp_path_factory.mktemp("home"), cold=True).start()  # `python -m batchpoint serve` itself
     assert server.stop() == 0
     assert "batchpoint stopped." in (server.home / f"server-{server.port}.log").read_text()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_burst_of_stop_signals_still_stops_the_server(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    """Ctrl-C pressed again and again, or a supervisor that signals twice: every signal after the first may arrive
+    while the server handles the one before, and the server still stops."""
+    server = Server(home=tmp_path).start()
+    assert server.process is not None
+    for _ in range(SIGNAL_BURST):
+        server.process.send_signal(stop_signal)
+    try:
+        code = server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.stop(signal.SIGKILL)
+        raise AssertionError(f"the server hung after {SIGNAL_BURST} x {stop_signal.name}") from None
+    assert code in (0, -stop_signal)
