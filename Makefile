@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := node_modules/.bin/azurite-blob
 AXE := node_modules/axe-core/axe.min.js
-WEB_STATIC := src/batchpoint/api/web/static
+WEB_STATIC := src/batchpoint/web/static
 
 # Python's default: compiled modules are cached in __pycache__. Some shells turn that off, and then every server,
 # worker and test process compiles batchpoint (and pytest every test module) from source again.
@@ -64,7 +64,7 @@ fuzz: venv
 
 # The screenshots in docs/images, taken by the web page's browser tests.
 screenshots: venv
-	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/api/web/test_pages.py
+	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_pages.py
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/*_bench.py; do $(BIN)/python $$script || status=1; done; exit $$status

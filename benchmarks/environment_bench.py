@@ -34,8 +34,8 @@ from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.services.container import SYSTEM, Services
-from batchpoint.services.ids import workspace_id
+from batchpoint.app.wiring import SYSTEM, Services
+from batchpoint.arm.ids import workspace_id
 from batchpoint.store.entities import OperationStatus
 
 WORKSPACE = workspace_id("00000000-0000-0000-0000-000000000000", "local", "default")

@@ -35,10 +35,10 @@ import httpx
 from api_bench import batchpoint_command, free_port, running
 
 from batchpoint.config import Settings
-from batchpoint.issuer import ensure_issuer
-from batchpoint.services.container import Services
-from batchpoint.services.jobs import Routing, job_document, model_job_io
-from batchpoint.services.rbac import RoleAssignments
+from batchpoint.access.issuer import ensure_issuer
+from batchpoint.app.wiring import Services
+from batchpoint.jobs.invoke import Routing, job_document, model_job_io
+from batchpoint.access.rbac import RoleAssignments
 from batchpoint.store import Store, open_store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.indexes import JOB_TYPE

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import httpx
 import psycopg
 
-from batchpoint.issuer import ensure_issuer
+from batchpoint.access.issuer import ensure_issuer
 from tests.warm import Warm
 
 POSTGRES_ADMIN_URL = os.environ.get("BATCHPOINT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -37,13 +37,13 @@ MAX_REQUEST = 1 << 20
 NUMBER = struct.Struct("!i")
 """A pid, then an exit code (negative: the signal that ended the process, as ``Popen.returncode``)."""
 CLI_MODULES = ("azure.ai.ml", "batchpoint.cli")
-SERVER_MODULES = ("batchpoint.cli", "batchpoint.server", "batchpoint.store.sql", "uvicorn.protocols.http.h11_impl")
+SERVER_MODULES = ("batchpoint.cli", "batchpoint.app.server", "batchpoint.store.sql", "uvicorn.protocols.http.h11_impl")
 """``batchpoint serve``'s imports, and those it makes once running (the SQL store, uvicorn's HTTP protocol)."""
 
 
 def serve(path: str, modules: list[str]) -> None:
     """Import ``modules``, listen on ``path``, and fork a process per request; runs until killed."""
-    os.environ.pop("AZUREML_CURRENT_CLOUD", None)  # as batchpoint.cli.sdk.require_sdk does before the import
+    os.environ.pop("AZUREML_CURRENT_CLOUD", None)  # as batchpoint.cli.az_ml.sdk.require_sdk does before the import
     for module in modules:
         importlib.import_module(module)
     assert threading.active_count() == 1, "forking needs a single-threaded parent"

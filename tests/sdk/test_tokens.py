@@ -15,7 +15,7 @@ from azure.ai.ml import MLClient, command
 from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Model, ModelBatchDeployment, UserIdentityConfiguration
 from azure.ai.ml.exceptions import ValidationException
 
-from batchpoint.issuer import IssuerCredential, ensure_issuer
+from batchpoint.access.issuer import IssuerCredential, ensure_issuer
 from tests.server import API, WORKSPACE_ID, Server, batchpoint_command
 
 AML_SCOPE_REFUSAL = "AAD token with aml scope could not be fetched"

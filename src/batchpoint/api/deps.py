@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
-from batchpoint.api.auth import authenticate, authorize
+from batchpoint.access.authentication import authenticate, authorize
 from batchpoint.api.versions import check_arm_version, check_ml_version
-from batchpoint.services.container import Services
-from batchpoint.services.context import Caller, RequestContext
-from batchpoint.services.errors import ArmError
-from batchpoint.services.ids import resource_group_id, workspace_id
+from batchpoint.app.wiring import Services
+from batchpoint.arm.context import Caller, RequestContext
+from batchpoint.arm.errors import ArmError
+from batchpoint.arm.ids import resource_group_id, workspace_id
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 RESOURCE_GROUP_PATTERN = r"^[-\w\._\(\)]+$"

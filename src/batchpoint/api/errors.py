@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batchpoint.services.errors import ArmError
+from batchpoint.arm.errors import ArmError
 from batchpoint.store import AlreadyExists, VersionConflict
 
 log = logging.getLogger(__name__)

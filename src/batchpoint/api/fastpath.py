@@ -26,13 +26,13 @@ from batchpoint.api.deps import (
     authorized_caller,
     base_url,
 )
-from batchpoint.api.metrics import HOLDER
+from batchpoint.api.http_metrics import HOLDER
 from batchpoint.api.responses import arm_json
-from batchpoint.api.routes.batch import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
-from batchpoint.api.routes.listing import list_response
+from batchpoint.ml.endpoints.routes import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
+from batchpoint.api.listing import list_response
 from batchpoint.api.versions import check_ml_version
-from batchpoint.services.context import RequestContext
-from batchpoint.services.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
 
 NAME = CHILD_NAME_PATTERN.strip("^$")
 READS = re.compile(

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import Response
 
-from batchpoint.services.context import BASE_URL, HOST
-from batchpoint.services.errors import ArmError
-from batchpoint.services.operations import polling_urls
-from batchpoint.services.context import RequestContext
-from batchpoint.services.tracked import Accepted
+from batchpoint.arm.context import BASE_URL, HOST
+from batchpoint.arm.errors import ArmError
+from batchpoint.arm.operations import polling_urls
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.tracked import Accepted
 from batchpoint.store.entities import Operation
 
 RETRY_AFTER_SECONDS = "1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from batchpoint.services.errors import ArmError
+from batchpoint.arm.errors import ArmError
 
 VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from batchpoint.cli import batch_deployment, batch_endpoint, component, compute, data, environment, job, model
-from batchpoint.cli.jobs import invoke, jobs_app
-from batchpoint.cli.roles import role_app
-from batchpoint.cli.serve import serve
-from batchpoint.cli.token import token
+from batchpoint.cli.az_ml import batch_deployment, batch_endpoint, component, compute, data, environment, job, model
+from batchpoint.cli.native.jobs import invoke, jobs_app
+from batchpoint.cli.native.roles import role_app
+from batchpoint.cli.native.serve import serve
+from batchpoint.cli.native.token import token
 
 app = typer.Typer(help="Self-hosted Azure Machine Learning batch endpoints.", no_args_is_help=True)
 

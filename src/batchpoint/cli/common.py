@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from batchpoint.client import BatchpointClient, ServerError, Target
+from batchpoint.cli.client import BatchpointClient, ServerError, Target
 
 
 @cache

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from batchpoint.runtime import metrics
+from batchpoint.runtime import counters
 from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
@@ -239,7 +239,7 @@ class _JobRun:
     def _succeeded(self, result: TaskDone, output: Output) -> None:
         batch = self.running.pop(result.index)
         items = count_items(result.returned, len(batch.files))
-        metrics.mini_batch_succeeded(self._try_seconds(result.index), items.succeeded, items.failed)
+        counters.mini_batch_succeeded(self._try_seconds(result.index), items.succeeded, items.failed)
         output.add(batch.index, result.rows)
         self.uncommitted[batch.index] = (batch.tries + 1, items)
         self._count_success(batch, items)
@@ -262,7 +262,7 @@ class _JobRun:
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
-        metrics.try_failed(result, self._try_seconds(result.index))
+        counters.try_failed(result, self._try_seconds(result.index))
         if result.kind in ("init", "lost"):
             (self.logs.init_failed if result.kind == "init" else self.logs.worker_lost)(result)
             self.pending.appendleft(batch)  # not the mini-batch's fault: it costs no try
@@ -273,10 +273,10 @@ class _JobRun:
         self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
         batch = replace(batch, tries=try_number, last_error=result.error)
         if self.retry.exhausted(try_number):
-            metrics.mini_batch_exhausted(len(batch.files))
+            counters.mini_batch_exhausted(len(batch.files))
             self._exhaust(batch)
         else:
-            metrics.mini_batch_retried()
+            counters.mini_batch_retried()
             self.counts.mini_batches_retried += 1
             self.pending.append(batch)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from batchpoint.runtime import metrics
+from batchpoint.runtime import counters
 from batchpoint.runtime.environments.installers import Installer, InstallerUnavailable, choose_installer
 from batchpoint.runtime.environments.relax import named_in, pinned_name, unpinned
 from batchpoint.runtime.environments.spec import EnvironmentSpec
@@ -113,9 +113,9 @@ class EnvironmentCache:
                 self._build(spec, folder, progress)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
-                metrics.ENVIRONMENT_BUILDS.labels("failed").inc()
+                counters.ENVIRONMENT_BUILDS.labels("failed").inc()
                 raise
-            metrics.ENVIRONMENT_BUILDS.labels("succeeded").inc()
+            counters.ENVIRONMENT_BUILDS.labels("succeeded").inc()
             return BuiltEnvironment(spec.key, folder, built=True)
 
     def sweep(self) -> list[str]:

@@ -1,0 +1,89 @@
+"""The FastAPI application: routes, middleware, error handlers, and the services it runs on."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import REGISTRY
+
+from batchpoint import __version__
+from batchpoint.access.authentication import token_validator
+from batchpoint.api.errors import install_error_handlers
+from batchpoint.api.fastpath import ReadFastPath, route_template
+from batchpoint.api.limits import RequestLimits
+from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
+from batchpoint.api.middleware import ArmMiddleware
+from batchpoint.web import pages
+from batchpoint.web.session import startup_link
+from batchpoint.access import openid
+from batchpoint.access import routes as roles
+from batchpoint.app import metrics_endpoint
+from batchpoint.jobs import routes as jobs
+from batchpoint.ml.assets import routes as assets
+from batchpoint.ml.computes import routes as computes
+from batchpoint.ml.datastores import routes as datastores
+from batchpoint.ml.endpoints import routes as batch
+from batchpoint.ml.operations import routes as operations
+from batchpoint.ml.workspaces import routes as workspaces
+from batchpoint.storage import routes as blob
+from batchpoint.config import Settings
+from batchpoint.access.issuer import ensure_issuer
+from batchpoint.app.wiring import Services
+from batchpoint.app.metrics_collector import ServerCollector
+
+STATIC = Path(pages.__file__).parent / "static"
+
+
+def create_app(settings: Settings, stopping: threading.Event | None = None) -> HttpMetrics:
+    """The server's ASGI application: the HTTP metrics, ARM path and header handling, then the request body
+    limits, then the read fast path, then FastAPI.
+
+    These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
+    the ARM layer, so that their refusals carry request ids like every other answer. `stopping` is set when the
+    server begins to stop: background work stops at once, while open requests finish.
+    """
+    api = create_api(settings, stopping)
+    fast_path = ReadFastPath(RouteRecorder(api), api)
+    return HttpMetrics(ArmMiddleware(RequestLimits(fast_path, settings.max_body_bytes)), route_template)
+
+
+def create_api(settings: Settings, stopping: threading.Event | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.open(settings, stopping)
+        services.start()
+        app.state.services = services
+        collector = ServerCollector(services.store, services.job_runner.activity)
+        REGISTRY.register(collector)
+        print(f"open the studio web page (a one-time sign-in link): {startup_link(app, settings.base_url)}", flush=True)
+        gc.freeze()  # what start-up built lives until exit: later collections (and the one at exit, ~1 s) skip it
+        try:
+            yield
+        finally:
+            REGISTRY.unregister(collector)
+            services.close()
+
+    app = FastAPI(
+        title="batchpoint",
+        version=__version__,
+        description="Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.issuer = ensure_issuer(settings.home)
+    app.state.tokens = token_validator(settings, app.state.issuer)
+    # The modules' routes themselves, built once at import, rather than include_router(): FastAPI builds every
+    # included route again for each app, at the first request that looks through its router, which made a new
+    # server's first request wait up to 0.26 s. What include_router() would add from the app (its
+    # dependency_overrides, app-wide body limits) these routes do not see: the app sets none.
+    for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, openid, roles, metrics_endpoint, pages):
+        app.router.routes.extend(module.router.routes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_error_handlers(app)
+    return app

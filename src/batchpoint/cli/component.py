@@ -1,9 +1,0 @@
-"""``batchpoint component create|show|list``, as ``az ml component``."""
-
-from __future__ import annotations
-
-from batchpoint.cli.assets import AssetKind, add_asset_verbs
-from batchpoint.cli.sdk import group
-
-app = group("Components: register, show and list versions.")
-add_asset_verbs(app, AssetKind("load_component", "components", from_options=False))

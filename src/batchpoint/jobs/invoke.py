@@ -1,0 +1,488 @@
+"""Batch jobs: invoking an endpoint creates one, a background runner takes it to its end (and resumes it
+after a crash), and its state reads as an ARM job resource."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import isodate
+
+from batchpoint import runtime as runtime_package
+from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.report import read_failed_items
+from batchpoint.runtime.environments.spec import EnvironmentSpec
+from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
+from batchpoint.jobs.placement import Placement
+from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.errors import bad_request, conflict
+from batchpoint.arm.ids import JOB_TYPE, ArmPath
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
+from batchpoint.arm.paging import Page, Position, fetch_page
+from batchpoint.jobs.pipelines.planner import PipelinePlanner, child_rows, is_pipeline_deployment, output_uri, studio_services
+from batchpoint.ml.assets.references import deployment_model, load_version
+from batchpoint.arm.resources import OnResources, Resources, new_version
+from batchpoint.ml.datastores.uris import Location, UriResolver
+from batchpoint.store import AlreadyExists, Store
+from batchpoint.store.entities import Resource, SortField, SortOrder
+from batchpoint.store.indexes import TERMINAL_JOB_STATES as TERMINAL
+
+INVOCATION_TYPE = "batchpoint/invocations"
+MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
+"""Azure's generated scorer for MLflow models deployed without a scoring script."""
+PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
+INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
+INIT_TIMEOUT_VARIABLE = "BATCHPOINT_INIT_TIMEOUT"
+"""A deployment's environment variable: the time limit on `init()` in seconds (Decision 1)."""
+
+
+def default_output_uri(job_name: str) -> str:
+    return output_uri(job_name, "score")
+
+
+@dataclass(frozen=True)
+class Routing:
+    deployment: Resource
+    reason: str
+    """Why this deployment ran the job: the ``azureml-model-deployment`` header or the endpoint's default."""
+
+
+@dataclass
+class JobPlanner(OnResources):
+    """Turns an invoke into a job: picks the deployment, resolves code, model, input and output."""
+
+    resources: Resources
+    uris: UriResolver
+    environments: DeploymentEnvironments
+    jobs_root: Path
+
+    def route(self, endpoint: Resource, header: str | None) -> Routing:
+        name = header.strip() if header and header.strip() else None
+        reason = "header azureml-model-deployment"
+        if name is None:
+            name = (endpoint.body["properties"].get("defaults") or {}).get("deploymentName")
+            reason = "endpoint default deployment"
+        if not name:
+            raise bad_request(
+                "No valid deployments to route to: the endpoint has no default deployment. Set "
+                "defaults.deploymentName on the endpoint or send the header azureml-model-deployment.",
+                "UserError",
+            )
+        deployment = self.store.get(f"{endpoint.id}/deployments/{name}")
+        if deployment is None:
+            raise bad_request(f"The deployment '{name}' ({reason}) does not exist under '{endpoint.name}'.", "UserError")
+        state = deployment.body["properties"].get("provisioningState")
+        if state != "Succeeded":
+            raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
+        return Routing(deployment, reason)
+
+    def input_location(self, workspace_id: str, request: dict[str, Any]) -> Location:
+        """Where the job's one data input is; resolved once per invoke, for the spec and for the fetch."""
+        return self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
+
+    def remote_input(self, job_name: str, location: Location) -> dict[str, Any] | None:
+        """Where to fetch an input on remote storage from, before the job runs; None for a local input."""
+        if location.local_path is not None:
+            return None
+        return {
+            "uri": location.uri,
+            "protocol": location.protocol,
+            "path": location.path,
+            "storage_options": location.storage_options,
+            "target": str(self._fetched_input(job_name)),
+        }
+
+    def place(self, workspace_id: str, deployment: Resource, spec: JobSpec) -> tuple[Placement, JobSpec]:
+        """The job's compute and the nodes it takes there: ``instance_count``, at most the compute's
+        ``maxNodeCount`` (the built-in compute has no such cap)."""
+        compute = resolve_compute(self.store, workspace_id, deployment.body["properties"].get("compute"))
+        capped = not is_builtin(compute.id)
+        nodes = min(spec.instance_count, max_nodes(compute)) if capped else spec.instance_count
+        return Placement(compute.id, nodes, capped), replace(spec, instance_count=nodes)
+
+    def environment(self, workspace_id: str, deployment: Resource) -> EnvironmentSpec | None:
+        return self.environments.spec_of(deployment.body["properties"], workspace_id)
+
+    def spec(
+        self,
+        job_name: str,
+        workspace_id: str,
+        deployment: Resource,
+        request: dict[str, Any],
+        source: Location,
+        environment: EnvironmentSpec | None,
+    ) -> JobSpec:
+        settings = deployment.body["properties"]
+        output_dir, file_name, remote_output = self._output(workspace_id, job_name, request, settings)
+        code_dir, script = self._code(workspace_id, settings)
+        retry = {**settings.get("retrySettings", {}), **_present(request.get("retrySettings") or {})}
+        variables = {k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()}
+        try:
+            return JobSpec(
+                job_id=uuid.uuid4().hex,
+                input_paths=[source.local_path or self._fetched_input(job_name)],
+                output_dir=output_dir,
+                code_dir=code_dir,
+                scoring_script=script,
+                model_dir=self._model(workspace_id, job_name, settings),
+                output_action=settings.get("outputAction", "AppendRow"),
+                output_file_name=file_name,
+                mini_batch_size=request.get("miniBatchSize") or settings.get("miniBatchSize", 10),
+                instance_count=(request.get("compute") or {}).get("instanceCount")
+                or settings.get("resources", {}).get("instanceCount", 1),
+                max_concurrency_per_instance=settings.get("maxConcurrencyPerInstance", 1),
+                max_retries=retry.get("maxRetries", 3),
+                timeout_seconds=_seconds(retry.get("timeout", "PT30S")),
+                init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
+                error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
+                logging_level=settings.get("loggingLevel", "Info"),
+                environment_variables=variables,
+                python=self.environments.python_of(environment),
+                remote_output=remote_output,
+            )
+        except ValueError as error:
+            raise bad_request(f"The job cannot run with these settings: {error}") from None
+
+    def _fetched_input(self, job_name: str) -> Path:
+        """Where a remote input is fetched to before the first mini-batch."""
+        return self.jobs_root / job_name / "input"
+
+    def _output(
+        self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
+    ) -> tuple[Path, str, dict[str, Any] | None]:
+        """The output folder, the predictions file's name and, for an output on remote storage, where the
+        completed output goes (the folder is then a local staging folder)."""
+        file_name = request.get("outputFileName") or settings.get("outputFileName", "predictions.csv")
+        uri, is_file = default_output_uri(job_name), False
+        outputs = list((request.get("outputData") or {}).values())
+        dataset = request.get("outputDataset") or {}
+        if outputs and outputs[0].get("uri"):
+            uri, is_file = outputs[0]["uri"], (outputs[0].get("jobOutputType") or "").lower() == "urifile"
+        elif dataset.get("datastoreId"):
+            datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
+            uri = f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}"
+        location = self.uris.resolve(workspace_id, uri)
+        if location.local_path is None:
+            return self._remote_output(job_name, location, file_name, is_file)
+        if is_file:
+            return location.local_path.parent, location.local_path.name, None
+        return location.local_path, file_name, None
+
+    def _remote_output(
+        self, job_name: str, location: Location, file_name: str, is_file: bool
+    ) -> tuple[Path, str, dict[str, Any]]:
+        if not location.writable:
+            raise bad_request(f"The output '{location.uri}' is read-only; write outputs to a datastore.", "UserError")
+        folder = location.path.rstrip("/")
+        if is_file:
+            folder, _, file_name = folder.rpartition("/")
+        remote = {"uri": location.uri, "protocol": location.protocol, "path": folder,
+                  "storage_options": location.storage_options}  # fmt: skip
+        return self.jobs_root / job_name / "output", file_name, remote
+
+    def _code(self, workspace_id: str, settings: dict[str, Any]) -> tuple[Path | None, str | None]:
+        configuration = settings.get("codeConfiguration") or {}
+        if not configuration.get("codeId"):
+            if self._model_type(workspace_id, settings) == "mlflow_model":
+                return MLFLOW_SCORER.parent, MLFLOW_SCORER.name
+            return None, configuration.get("scoringScript")
+        version = load_version(self.store, workspace_id, "codes", configuration["codeId"], "code")
+        code_uri = version.body["properties"].get("codeUri")
+        if not code_uri:
+            raise bad_request("The deployment's code version has no codeUri.", "UserError")
+        return _local(self.uris.resolve(workspace_id, code_uri), "code"), configuration.get("scoringScript")
+
+    def _model_type(self, workspace_id: str, settings: dict[str, Any]) -> str | None:
+        version = deployment_model(self.store, workspace_id, settings)
+        return (version.body["properties"].get("modelType") or "").lower() if version else None
+
+    def _model(self, workspace_id: str, job_name: str, settings: dict[str, Any]) -> Path | None:
+        """AZUREML_MODEL_DIR: a private folder where the registered files appear under their own name."""
+        version = deployment_model(self.store, workspace_id, settings)
+        model_uri = version.body["properties"].get("modelUri") if version else None
+        if not model_uri:
+            return None
+        target = _local(self.uris.resolve(workspace_id, model_uri), "model")
+        root = self.jobs_root / job_name / "model"
+        root.mkdir(parents=True, exist_ok=True)
+        link = root / target.name
+        if not link.is_symlink():
+            link.symlink_to(target)
+        return root
+
+
+def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
+    """A folder of symbolic links to `files`, each at its path relative to the input root it came from, so a
+    rerun lists them in their original order and its script sees their original names."""
+    for path in files:
+        target = Path(path)
+        root = next((root for root in roots if target.is_relative_to(root.absolute())), None)
+        relative = target.relative_to(root.absolute()) if root is not None and root.is_dir() else Path(target.name)
+        link = folder / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+
+
+def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A model deployment's one data input (Azure ignores its name)."""
+    data = [value for value in inputs.values() if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"]
+    if len(data) != 1 or len(inputs) != 1:
+        raise bad_request(
+            f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
+            "UserError",
+        )
+    kind = (data[0].get("jobInputType") or "").lower()
+    if kind not in INPUT_TYPES:
+        raise bad_request(f"Input type '{data[0].get('jobInputType')}' is not supported; use UriFolder or UriFile.")
+    if not data[0].get("uri"):
+        raise bad_request("The input has no 'uri'.", "UserError")
+    return data[0]
+
+
+def _local(location: Location, what: str) -> Path:
+    if location.local_path is None:
+        raise bad_request(
+            f"The {what} '{location.uri}' is on remote storage; batchpoint reads code and models from local "
+            "datastores and allowed local paths.",
+            "UserError",
+        )
+    return location.local_path
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _first_set(*values: Any) -> Any:
+    return next(value for value in values if value is not None)
+
+
+def _seconds(duration: str) -> float:
+    try:
+        return isodate.parse_duration(duration).total_seconds()
+    except (isodate.ISO8601Error, AttributeError, TypeError, ValueError):
+        raise bad_request(f"retrySettings.timeout '{duration}' is not an ISO-8601 duration such as 'PT30S'.") from None
+
+
+def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A model job's one data input and its one output, ``score``."""
+    inputs = {name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
+              for name, value in (request.get("inputData") or {}).items()}
+    return {"inputs": inputs, "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}}}
+
+
+def job_document(job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+    """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``; ``io`` holds its inputs and
+    outputs (and, for a pipeline deployment, its component and settings)."""
+    properties = {
+        "azureml.batchrun": "true",
+        "azureml.endpointname": endpoint.name,
+        "azureml.deploymentname": routing.deployment.name,
+        "batchpoint.routing": routing.reason,
+        **(request.get("properties") or {}),
+    }
+    return {
+        "properties": {
+            "jobType": "Pipeline",
+            "status": "NotStarted",
+            "displayName": job_name,
+            "experimentName": (request.get("properties") or {}).get("experimentName") or endpoint.name,
+            "properties": properties,
+            "tags": {},
+            "jobs": {},
+            "settings": {},
+            **io,
+            "services": studio_services(job_name),
+            "progress": _empty_progress(),
+        }
+    }
+
+
+def _output_uri(request: dict[str, Any], job_name: str) -> str:
+    outputs = list((request.get("outputData") or {}).values())
+    return outputs[0]["uri"] if outputs and outputs[0].get("uri") else default_output_uri(job_name)
+
+
+def _empty_progress() -> dict[str, Any]:
+    return {"miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0}, "items": {"succeeded": 0, "failed": 0}}
+
+
+def insert_job(store: Store, runner: Any, job: Resource, children: list[Resource]) -> None:
+    """Store a job with its child jobs and its lease, owned by this process until `runner.submit` (in the caller's
+    transaction); 409 when a name is taken."""
+    try:
+        store.insert_many([*children, job])
+    except AlreadyExists:
+        raise conflict(f"A job named '{job.name}' (or one of its steps) already exists in this workspace.") from None
+    if not runner.reserve(job.id):
+        raise conflict(f"A job named '{job.name}' is still running in this workspace.")
+
+
+def spec_to_record(spec: JobSpec) -> dict[str, Any]:
+    """What the runner needs to (re)build the spec after a restart; kept with the job, never shown."""
+    record = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
+    record["input_paths"] = [str(path) for path in spec.input_paths]
+    for name in PATH_FIELDS:
+        record[name] = str(record[name]) if record[name] is not None else None
+    record["environment_variables"] = dict(spec.environment_variables)
+    return record
+
+
+def spec_from_record(record: dict[str, Any]) -> JobSpec:
+    paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
+    return JobSpec(**{**record, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
+
+
+@dataclass
+class Jobs(OnResources):
+    resources: Resources
+    planner: JobPlanner
+    pipelines: PipelinePlanner
+    runner: Any
+    """The JobRunner that takes accepted jobs to their end."""
+
+    def invoke(
+        self,
+        ctx: RequestContext,
+        endpoint_id: str,
+        request: dict[str, Any],
+        header: str | None,
+        request_id: str | None,
+        source: Location | None = None,
+    ) -> Resource:
+        """Start a job; `source` is its input already resolved (a rerun's folder of failed files), else the
+        request's `inputData` is resolved."""
+        endpoint = self.resources.get(endpoint_id)
+        repeated = self._repeated(endpoint, request_id)
+        if repeated is not None:
+            return repeated
+        routing = self.planner.route(endpoint, header)
+        workspace_id = ArmPath.parse(endpoint.id).workspace_id
+        job_name = request.get("name") or f"batchjob-{uuid.uuid4()}"
+        job_id = f"{workspace_id}/jobs/{job_name}"
+        if self.store.get_body_json(job_id) is not None:
+            raise conflict(f"A job named '{job_name}' already exists in this workspace.")
+        children: list[Resource] = []
+        if is_pipeline_deployment(routing.deployment):
+            planned = self.pipelines.plan(job_name, workspace_id, routing.deployment, request)
+            job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None)
+            job.secrets = {"pipeline": planned.record}
+            children = child_rows(ctx, workspace_id, planned)
+        else:
+            job = self._model_job(ctx, job_id, endpoint, routing, request, source)
+        if not self._accept(endpoint, request_id, job, children):
+            return self._repeated(endpoint, request_id) or self.resources.get(job_id)
+        self.runner.submit(job.id)
+        return job
+
+    def _accept(self, endpoint: Resource, request_id: str | None, job: Resource, children: list[Resource]) -> bool:
+        """Store the job, its child jobs and the request id's claim in one transaction; False (and nothing
+        stored) when an identical invoke claimed the request id first."""
+        with self.store.transaction():
+            if request_id is not None and not self._claim(endpoint, request_id, job.id):
+                return False
+            insert_job(self.store, self.runner, job, children)
+        return True
+
+    def _model_job(
+        self,
+        ctx: RequestContext,
+        job_id: str,
+        endpoint: Resource,
+        routing: Routing,
+        request: dict[str, Any],
+        source: Location | None,
+    ) -> Resource:
+        workspace_id, job_name = job_id.rsplit("/jobs/", 1)
+        source = source or self.planner.input_location(workspace_id, request)
+        environment = self.planner.environment(workspace_id, routing.deployment)
+        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
+        placement, spec = self.planner.place(workspace_id, routing.deployment, spec)
+        try:
+            check_output_available(spec)
+        except OutputExistsError as error:
+            raise bad_request(
+                f"The output file '{spec.output_file_name}' already exists in the output folder; a batch job never "
+                "overwrites or appends to it. Choose another output path or file name.",
+                "UserError",
+            ) from error
+        io = model_job_io(job_name, request)
+        job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, io), None)
+        job.body["properties"]["computeId"] = placement.compute_id
+        job.secrets = {
+            "placement": placement.record(),
+            "spec": spec_to_record(spec),
+            "fetch": self.planner.remote_input(job_name, source),
+            "environment": environment_record(environment),
+        }
+        return job
+
+    def rerun_failed(self, ctx: RequestContext, job_id: str) -> Resource:
+        """Start a job of the same deployment over the items that failed, or never ran, in the ended job
+        `job_id`: an invoke whose input is a folder of links to those files (docs/runtime.md)."""
+        job = self.resources.get(job_id)
+        properties = job.body["properties"]
+        if properties["status"] not in TERMINAL:
+            raise bad_request(f"The job '{job.name}' is {properties['status']}; rerun its failures once it has ended.")
+        if "spec" not in job.secrets:
+            raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
+        spec = spec_from_record(job.secrets["spec"])
+        failed = read_failed_items(spec)
+        if not failed:
+            raise bad_request(f"The job '{job.name}' has no failed or unprocessed items to run again.", "UserError")
+        workspace_id = job_id.rsplit("/jobs/", 1)[0]
+        tags = properties["properties"]
+        endpoint_id = f"{workspace_id}/batchEndpoints/{tags['azureml.endpointname']}"
+        name = f"batchjob-{uuid.uuid4()}"
+        folder = self.planner.jobs_root / name / "input"
+        link_inputs(folder, spec.input_paths, failed)
+        request = {
+            "name": name,
+            "inputData": {"failed": {"jobInputType": "UriFolder", "uri": str(folder)}},
+            "properties": {"batchpoint.rerunOf": job.name},
+        }
+        source = Location(uri=str(folder), protocol="file", path=str(folder), writable=False)
+        try:
+            return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source)
+        except Exception:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            raise
+
+    def of_endpoint(
+        self, endpoint_id: str, deployment: str | None, order: SortOrder, position: Position, size: int
+    ) -> Page:
+        """A page of the jobs an endpoint (or one of its deployments) ran; jobs outlive the endpoint, as on Azure."""
+        if order.field is not SortField.CREATED:
+            raise bad_request("Jobs are listed in creation order: $orderBy takes CreatedAtAsc or CreatedAtDesc.")
+        workspace_id, endpoint = ArmPath.parse(endpoint_id).workspace_id, endpoint_id.rsplit("/", 1)[-1]
+        return fetch_page(
+            lambda after, limit: self.store.list_jobs(workspace_id, endpoint, deployment, order, after, limit),
+            position,
+            size,
+        )
+
+    def cancel(self, job_id: str) -> Resource:
+        job = self.resources.get(job_id)
+        if job.body["properties"]["status"] not in TERMINAL:
+            self.runner.cancel(job.id)
+        return job
+
+    def _repeated(self, endpoint: Resource, request_id: str | None) -> Resource | None:
+        """An invoke repeating a request id already seen for this endpoint returns the first job (Decision 13)."""
+        if not request_id:
+            return None
+        claim = self.store.get(f"{endpoint.id}/invocations/{request_id}")
+        return self.store.get(claim.body["job"]) if claim else None
+
+    def _claim(self, endpoint: Resource, request_id: str, job_id: str) -> bool:
+        claim = Resource(id=f"{endpoint.id}/invocations/{request_id}", type=INVOCATION_TYPE, body={"job": job_id})
+        try:
+            self.store.insert(claim)
+        except AlreadyExists:
+            return False
+        return True

@@ -1,0 +1,291 @@
+"""Jobs of pipeline component deployments: an invoke binds the inputs and plans every step (a child job each);
+the runner runs the steps' graph, each step in its component's environment, and resumes from finished steps."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
+from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
+from batchpoint.arm.context import BASE_URL, RequestContext
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
+from batchpoint.arm.errors import bad_request
+from batchpoint.ml.components.pipelines import (
+    ASSET_TYPES,
+    MODEL_TYPES,
+    PARENT_INPUT,
+    STEP_OUTPUT,
+    BoundInput,
+    Node,
+    Pipeline,
+    bind_inputs,
+    command_line,
+    load_pipeline,
+)
+from batchpoint.arm.ids import JOB_TYPE
+from batchpoint.ml.assets.references import names_a_version, load_version
+from batchpoint.arm.resources import new_version
+from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.store import Store
+from batchpoint.store.entities import Resource
+
+def output_uri(job_name: str, output: str) -> str:
+    """Azure's default place for a job's named output (also where `jobs.download` looks when all else fails)."""
+    return f"azureml://datastores/workspaceblobstore/paths/azureml/{job_name}/{output}/"
+
+
+def child_name(job_name: str, step: str) -> str:
+    return f"{job_name}-{step}"
+
+
+def studio_services(job_name: str) -> dict[str, Any]:
+    """The link to a job's page that azure-ai-ml reads (and prints) for every job."""
+    return {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}}
+
+
+def is_pipeline_deployment(deployment: Resource) -> bool:
+    configuration = deployment.body["properties"].get("deploymentConfiguration") or {}
+    return str(configuration.get("deploymentConfigurationType", "")).lower() == "pipelinecomponent"
+
+
+@dataclass(frozen=True)
+class PlannedPipeline:
+    document: dict[str, Any]
+    """The parent job's properties that differ from a model job's."""
+    record: dict[str, Any]
+    """What the runner needs, kept with the job."""
+    children: dict[str, dict[str, Any]]
+    """Child job name to its document."""
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a job asks of a pipeline: inputs by name (unset ones take their defaults) and outputs' URIs."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class PipelinePlanner:
+    store: Store
+    uris: UriResolver
+    environments: DeploymentEnvironments
+    jobs_root: Path
+
+    def plan(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> PlannedPipeline:
+        """An invoke of a pipeline deployment."""
+        configuration = deployment.body["properties"]["deploymentConfiguration"]
+        pipeline = load_pipeline(self.store, workspace_id, configuration["componentId"]["assetId"])
+        requested = Requested(request.get("inputData") or {}, request.get("outputData") or {})
+        return self.plan_pipeline(job_name, workspace_id, pipeline, requested, configuration.get("settings") or {})
+
+    def plan_pipeline(
+        self, job_name: str, workspace_id: str, pipeline: Pipeline, requested: Requested, settings: dict[str, Any]
+    ) -> PlannedPipeline:
+        """A pipeline's steps with the inputs and outputs asked for, each step a child job of `job_name`."""
+        bound = bind_inputs(pipeline, requested.inputs)
+        outputs = self._outputs(job_name, pipeline, requested.outputs)
+        folders = {name: self._local(workspace_id, uri, f"output '{name}'") for name, uri in outputs.items()}
+        values = {name: self._value(workspace_id, name, given) for name, given in bound.items()}
+        steps, children = [], {}
+        for name in pipeline.order():
+            node = pipeline.nodes[name]
+            step, child = self._step(job_name, workspace_id, node, values, folders, steps)
+            steps.append(step)
+            children[child_name(job_name, name)] = child
+        record = {
+            "steps": steps,
+            "continue_on_step_failure": str(settings.get("continue_on_step_failure", "false")).lower() == "true",
+        }
+        document = {
+            "componentId": pipeline.component_id,
+            "inputs": {name: _input_document(given) for name, given in bound.items()},
+            "outputs": {name: {"jobOutputType": "uri_folder", "uri": uri} for name, uri in outputs.items()},
+            "settings": settings,
+        }
+        return PlannedPipeline(document, record, children)
+
+    def _outputs(self, job_name: str, pipeline: Pipeline, requested: dict[str, Any]) -> dict[str, str]:
+        unknown = sorted(set(requested) - set(pipeline.outputs))
+        if unknown:
+            raise bad_request(f"Unknown output(s) {', '.join(unknown)}; the pipeline has: {', '.join(pipeline.outputs)}.", "UserError")
+        return {name: (requested.get(name) or {}).get("uri") or output_uri(job_name, name) for name in pipeline.outputs}
+
+    def _value(self, workspace_id: str, name: str, given: BoundInput) -> str:
+        if given.type in ASSET_TYPES:
+            return str(self._asset(workspace_id, given.type, given.value, f"input '{name}'"))
+        return str(given.value)
+
+    def _asset(self, workspace_id: str, kind: str, reference: str, what: str) -> Path:
+        """The local folder (or file) of a data location, a data asset or, for model inputs, a registered model."""
+        if kind in MODEL_TYPES and names_a_version(reference):
+            version = load_version(self.store, workspace_id, "models", reference, "model")
+            model_uri = version.body["properties"].get("modelUri")
+            if not model_uri:
+                raise bad_request(f"The model '{reference}' of the {what} has no modelUri.", "UserError")
+            reference = model_uri
+        return self._local(workspace_id, reference, what)
+
+    def _local(self, workspace_id: str, uri: str, what: str) -> Path:
+        location = self.uris.resolve(workspace_id, uri)
+        if location.local_path is None:
+            raise bad_request(f"The {what} '{uri}' is on remote storage; pipeline steps read and write local datastores and allowed local paths.", "UserError")
+        return location.local_path
+
+    def _step(
+        self,
+        job_name: str,
+        workspace_id: str,
+        node: Node,
+        values: dict[str, str],
+        folders: dict[str, Path],
+        planned: list[dict[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        child = child_name(job_name, node.name)
+        outputs = {
+            output: folders[bound] if bound else self._local(workspace_id, output_uri(child, output), f"output '{output}'")
+            for output, bound in ((key, node.outputs.get(key)) for key in (node.spec.get("outputs") or {}))
+        }
+        earlier = {step["name"]: step["outputs"] for step in planned}
+        placeholders = self._placeholders(workspace_id, node, values, earlier, outputs)
+        command = command_line(node.spec["command"], placeholders, node.name)
+        environment = self.environments.of_reference(workspace_id, node.spec.get("environment"))
+        work_dir = self.jobs_root / job_name / "steps" / node.name
+        step = {
+            "name": node.name,
+            "command": command,
+            "code_dir": str(self._code(workspace_id, node)) if node.spec.get("code") else None,
+            "work_dir": str(work_dir),
+            "outputs": {key: str(path) for key, path in outputs.items()},
+            "depends_on": sorted(node.depends_on),
+            "environment": environment_record(environment),
+        }
+        return step, _child_document(job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir)
+
+    def _placeholders(
+        self,
+        workspace_id: str,
+        node: Node,
+        values: dict[str, str],
+        earlier: dict[str, dict[str, str]],
+        outputs: dict[str, Path],
+    ) -> dict[str, str]:
+        """Each placeholder with a value: step defaults, then bindings; an unbound optional input has none."""
+        placeholders = {
+            f"inputs.{key}": str(spec["default"])
+            for key, spec in (node.spec.get("inputs") or {}).items()
+            if isinstance(spec, dict) and spec.get("default") is not None
+        }
+        for key, binding in node.inputs.items():
+            if match := PARENT_INPUT.match(binding.value):
+                if match["name"] in values:
+                    placeholders[f"inputs.{key}"] = values[match["name"]]
+            elif match := STEP_OUTPUT.match(binding.value):
+                placeholders[f"inputs.{key}"] = earlier[match["step"]][match["name"]]
+            elif binding.type in ASSET_TYPES:
+                what = f"input '{key}' of step '{node.name}'"
+                placeholders[f"inputs.{key}"] = str(self._asset(workspace_id, binding.type, binding.value, what))
+            else:
+                placeholders[f"inputs.{key}"] = binding.value
+        placeholders.update({f"outputs.{key}": str(partial(path)) for key, path in outputs.items()})
+        return placeholders
+
+    def _code(self, workspace_id: str, node: Node) -> Path:
+        reference = str(node.spec["code"])
+        version = load_version(self.store, workspace_id, "codes", reference, "code")
+        code_uri = version.body["properties"].get("codeUri")
+        if not code_uri:
+            raise bad_request(f"The step '{node.name}' code '{reference}' has no codeUri.", "UserError")
+        return self._local(workspace_id, code_uri, f"code of step '{node.name}'")
+
+
+def child_rows(ctx: RequestContext, workspace_id: str, planned: PlannedPipeline) -> list[Resource]:
+    """A planned pipeline's steps as child jobs, stored with the job."""
+    return [
+        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None) for name, child in planned.children.items()
+    ]
+
+
+def _input_document(given: BoundInput) -> dict[str, Any]:
+    if given.type in ASSET_TYPES:
+        return {"jobInputType": given.type, "uri": given.value}
+    return {"jobInputType": "literal", "value": str(given.value)}
+
+
+def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, str], work_dir: Path) -> dict[str, Any]:
+    name = child_name(job_name, node.name)
+    return {
+        "properties": {
+            "jobType": "Command",
+            "status": "NotStarted",
+            "displayName": node.name,
+            "experimentName": job_name,
+            "command": command,
+            "componentId": node.component_id,
+            "environmentId": node.spec.get("environment"),
+            "properties": {"azureml.nodeid": node.name, "azureml.pipelinerunid": job_name, "StepType": "CommandStep"},
+            "tags": {},
+            "inputs": {},
+            "outputs": {key: {"jobOutputType": "uri_folder", "uri": output_uri(name, key)} for key in outputs},
+            "services": studio_services(name),
+        }
+    }
+
+
+StatusUpdate = Callable[[str, str, str], None]
+"""(child job id, status, message)."""
+
+
+def run_pipeline(
+    record: dict[str, Any],
+    workspace_id: str,
+    job_name: str,
+    cache: EnvironmentCache,
+    child_status: Callable[[str], str | None],
+    on_status: StatusUpdate,
+    should_cancel: Callable[[], bool],
+) -> tuple[str, str]:
+    """Run (or resume) a pipeline job's steps; returns the parent's final status and message."""
+    try:
+        steps = [_step_run(step, cache) for step in record["steps"]]
+    except EnvironmentBuildError as error:
+        return "Failed", f"A step's environment could not be built: {error}"
+    child_ids = {step.name: f"{workspace_id}/jobs/{child_name(job_name, step.name)}" for step in steps}
+    completed = {name for name, child in child_ids.items() if child_status(child) == COMPLETED}
+    outcome = run_graph(
+        steps,
+        completed,
+        record["continue_on_step_failure"],
+        lambda step, status, message: on_status(child_ids[step], status, message),
+        should_cancel,
+    )
+    if outcome.failed:
+        failures = "; ".join(outcome.errors.get(name, f"The step '{name}' failed.") for name in outcome.failed)
+        return "Failed", failures
+    if any(status == CANCELED for status in outcome.statuses.values()):
+        return "Canceled", "The job was canceled."
+    return "Completed", f"{len(steps)} step(s) completed."
+
+
+def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
+    """A planned step, its environment built if the cache lost it; without one, `python` is the server's own."""
+    spec = environment_from_record(step["environment"])
+    if spec is not None:
+        variables = activation(cache.ensure(spec).python)
+    else:
+        variables = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return StepRun(
+        name=step["name"],
+        command=step["command"],
+        code_dir=Path(step["code_dir"]) if step["code_dir"] else None,
+        work_dir=Path(step["work_dir"]),
+        outputs={key: Path(path) for key, path in step["outputs"].items()},
+        depends_on=frozenset(step["depends_on"]),
+        environment=variables,
+    )

@@ -1,0 +1,107 @@
+"""Pipeline jobs submitted directly (``PUT {workspace}/jobs/{name}``: ``ml_client.jobs.create_or_update(job)``,
+``az ml job create -f pipeline.yml``), and the pipeline components made from them for ``job_definition``
+deployments (the SDK registers ``{"componentSpec": {"sourceJobId": <job>}}``; the server fills in the graph).
+
+A submitted job runs like an invoked pipeline deployment's job: its steps are child jobs, run by the same runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.errors import bad_request, conflict
+from batchpoint.arm.ids import JOB_TYPE, ArmPath
+from batchpoint.jobs.invoke import insert_job
+from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
+from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
+from batchpoint.ml.assets.references import ARM_ID_PREFIX
+from batchpoint.arm.resources import OnResources, Resources, new_version
+from batchpoint.store.entities import Resource, parent_of
+
+ANONYMOUS_COMPONENT = "azureml_anonymous"
+DEFAULT_EXPERIMENT = "Default"
+"""Azure's experiment for a job submitted without one."""
+
+
+@dataclass
+class SubmittedJobs(OnResources):
+    resources: Resources
+    pipelines: PipelinePlanner
+    runner: Any
+    """The JobRunner that takes accepted jobs to their end."""
+
+    def create(self, ctx: RequestContext, job_id: str, body: dict[str, Any]) -> Resource:
+        """Check and plan a pipeline job, store it with its steps (child jobs) and start it."""
+        properties = body.get("properties")
+        if not isinstance(properties, dict):
+            raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
+        job_type = str(properties.get("jobType") or "")
+        if job_type.lower() != "pipeline":
+            raise bad_request(
+                f"batchpoint runs pipeline jobs (jobType 'Pipeline'); a '{job_type}' job cannot be submitted. "
+                "Put the command in a pipeline (a pipeline job with one step) instead.",
+                "UserError",
+            )
+        self.resources.require(parent_of(job_id))
+        if self.store.get_body_json(job_id) is not None:
+            raise conflict(f"A job named '{job_id.rsplit('/', 1)[-1]}' already exists in this workspace.")
+        workspace_id, job_name = job_id.rsplit("/jobs/", 1)
+        spec = job_component_spec(self.store, workspace_id, properties)
+        component_id = str(properties.get("componentId") or "")
+        pipeline = pipeline_of_spec(self.store, workspace_id, component_id, spec, f"The pipeline job '{job_name}'")
+        settings = properties.get("settings") or {}
+        planned = self.pipelines.plan_pipeline(
+            job_name, workspace_id, pipeline, Requested({}, properties.get("outputs") or {}), settings
+        )
+        job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
+        job.secrets = {"pipeline": planned.record}
+        with self.store.transaction():
+            insert_job(self.store, self.runner, job, child_rows(ctx, workspace_id, planned))
+        self.runner.submit(job.id)
+        return job
+
+    def component_from_job(self, version_id: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A component version whose spec names a `sourceJobId` gets the job's graph (with the job's input values
+        as defaults). Anonymous ones are stored under the job's name as their version, so that deployments made
+        from different jobs never share one component; the job is recorded by its id, so that naming it another
+        way registers the same definition again (not a changed one, which would be refused)."""
+        properties = body.get("properties") or {}
+        spec = properties.get("componentSpec")
+        if not isinstance(spec, dict) or not spec.get("sourceJobId"):
+            return version_id, body
+        workspace_id = ArmPath.parse(version_id).workspace_id
+        job_name = _job_name(str(spec["sourceJobId"]))
+        job = self.store.get(f"{workspace_id}/jobs/{job_name}")
+        if job is None or str(job.body["properties"].get("jobType", "")).lower() != "pipeline":
+            raise bad_request(f"The job '{spec['sourceJobId']}' does not exist or is not a pipeline job.", "UserError")
+        container_id, _, version = version_id.rpartition("/versions/")
+        if container_id.rsplit("/", 1)[-1].lower() == ANONYMOUS_COMPONENT:
+            version = job.name
+        made = job_component_spec(self.store, workspace_id, job.body["properties"])
+        component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": job.id}
+        return f"{container_id}/versions/{version}", {**body, "properties": {**properties, "componentSpec": component_spec}}
+
+
+def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPipeline) -> dict[str, Any]:
+    """The job as sent, with Azure's defaults for what was left out, its status and where its outputs go."""
+    return {
+        "properties": {
+            **properties,
+            "status": "NotStarted",
+            "displayName": properties.get("displayName") or job_name,
+            "experimentName": properties.get("experimentName") or DEFAULT_EXPERIMENT,
+            "properties": properties.get("properties") or {},
+            "tags": properties.get("tags") or {},
+            "inputs": properties.get("inputs") or {},
+            "outputs": planned.document["outputs"],
+            "settings": planned.document["settings"],
+            "services": studio_services(job_name),
+        }
+    }
+
+
+def _job_name(reference: str) -> str:
+    """A job named as the SDK and CLI send it: its name, `azureml:<name>` or its ARM id."""
+    return reference.removeprefix(ARM_ID_PREFIX).rstrip("/").rsplit("/jobs/", 1)[-1]

@@ -1,0 +1,222 @@
+"""Invoking a batch endpoint (``POST {scoringUri}``), and batch jobs as ARM resources."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request, Response
+
+from batchpoint.access.authentication import endpoint_key_caller
+from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routing import routes
+from batchpoint.ml.endpoints.routes import ENDPOINT, endpoint_id
+from batchpoint.api.docs import responses
+from batchpoint.api.listing import list_response, paged_response, paging_parameters
+from batchpoint.ml.assets.wire import AssetList, AssetVersion
+from batchpoint.jobs.wire import (
+    InvokeRequest,
+    InvokeResponse,
+    ResolveUrisRequest,
+    RunDataRequest,
+    RunDetails,
+    SubmittedJob,
+)
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.ids import child_id
+from batchpoint.jobs.invoke import JOB_TYPE
+
+router = routes(tags=["Jobs"])
+
+INVOKE = "/inference" + ENDPOINT + "/jobs"
+JOBS = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/jobs"
+JOB = JOBS + "/{jobName}"
+REPEATABILITY_HEADERS = ("repeatability_request-id", "repeatability-request-id", "x-ms-client-request-id")
+
+JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")]
+
+
+def data_plane_context(request: Request) -> RequestContext:
+    """Data-plane calls (invoke, run history) carry no api-version, but the same authentication and authorization."""
+    return RequestContext(base_url=base_url(request), caller=authorized_caller(request, data_plane=True), api_version="")
+
+
+async def invoke_context(request: Request) -> RequestContext:
+    return data_plane_context(request)
+
+
+def invoke_endpoint_context(
+    request: Request, services: ServicesDep, resource_id: Annotated[str, Depends(endpoint_id)]
+) -> RequestContext:
+    """A ``Key`` endpoint's own keys may invoke it; anything else needs a token with the invoke permission. Plain
+    ``def``: it reads the endpoint from the database, which FastAPI then does on its thread pool."""
+    caller = endpoint_key_caller(request, services.store.get(resource_id))
+    if caller is None:
+        return data_plane_context(request)
+    return RequestContext(base_url=base_url(request), caller=caller, api_version="")
+
+
+async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803
+    return child_id(workspace, "jobs", jobName)
+
+
+JobId = Annotated[str, Depends(job_id)]
+
+
+def invoke_answer(job_body: dict) -> dict:  # type: ignore[type-arg]
+    return {
+        "id": job_body["id"],
+        "name": job_body["name"],
+        "type": job_body["type"],
+        "properties": {"status": job_body["properties"]["status"]},
+    }
+
+
+@router.post(INVOKE, operation_id="BatchEndpoints_Invoke", responses=responses({200: InvokeResponse}))
+def invoke(
+    request: Request,
+    ctx: Annotated[RequestContext, Depends(invoke_endpoint_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+    body: InvokeRequest,
+) -> Response:
+    """Start a batch job on the deployment named by ``azureml-model-deployment``, else the endpoint's default."""
+    request_id = next((request.headers[name] for name in REPEATABILITY_HEADERS if request.headers.get(name)), None)
+    properties = body.model_dump(mode="json", exclude_none=True)["properties"]
+    header = request.headers.get("azureml-model-deployment")
+    job = services.jobs.invoke(ctx, resource_id, properties, header, request_id)
+    return arm_json(invoke_answer(job.body), ctx.base_url)
+
+
+@router.get(JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top"))
+def list_jobs(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
+    return list_response(ctx, services, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
+
+
+@router.get(JOB, operation_id="Jobs_Get", responses=responses({200: AssetVersion}))
+def get_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+
+
+@router.put(JOB, operation_id="Jobs_CreateOrUpdate", responses=responses({201: AssetVersion}))
+def create_job(ctx: MlContext, services: ServicesDep, resource_id: JobId, body: SubmittedJob) -> Response:
+    """A pipeline job (``jobs.create_or_update``, ``az ml job create``): checked, then its steps run as child jobs."""
+    job = services.submitted_jobs.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
+    return arm_json(job.body_json(), ctx.base_url, 201)
+
+
+@router.post(JOB + "/cancel", operation_id="Jobs_Cancel", responses=responses({200: None}))
+def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
+    services.jobs.cancel(resource_id)
+    return Response(status_code=200)
+
+
+@router.post(JOB + "/rerunFailed", operation_id="Jobs_RerunFailed", responses=responses({200: InvokeResponse}))
+def rerun_failed(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """Start a job of the same deployment over the items that failed or never ran in this ended job; answers like
+    an invoke (batchpoint's own action; Azure ML has none)."""
+    job = services.jobs.rerun_failed(ctx, resource_id)
+    return arm_json(invoke_answer(job.body), ctx.base_url)
+
+
+@router.get(
+    "/history/v1.0" + JOB.replace("/jobs/", "/runs/") + "/details",
+    operation_id="Runs_GetDetails",
+    responses=responses({200: RunDetails}),
+)
+def run_details(
+    ctx: Annotated[RequestContext, Depends(invoke_context)], services: ServicesDep, resource_id: JobId
+) -> Response:
+    """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
+    return arm_json(services.history.details(ctx.base_url, resource_id), ctx.base_url)
+
+
+@router.get("/logs/v1.0" + JOB + "/{logName:path}", operation_id="Runs_GetLogFile", responses=responses({200: None}))
+def log_file(
+    services: ServicesDep,
+    resource_id: JobId,
+    logName: str,  # noqa: N803
+    se: Annotated[str, Query(description="The link's expiry.")] = "",
+    sig: Annotated[str, Query(description="The link's signature.")] = "",
+) -> Response:
+    """A log file, through the signed link the run details gave out (no token: ``jobs.stream`` sends none)."""
+    path = services.history.log_file(resource_id, logName, se, sig)
+    return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
+
+
+MFE_PREFIX = "/mferp/managementfrontend"
+MFE = MFE_PREFIX + ENDPOINT
+
+
+@router.get(
+    MFE + "/jobs",
+    operation_id="BatchEndpoints_ListJobs",
+    responses=responses({200: AssetList}),
+    openapi_extra=paging_parameters("$top"),
+)
+def list_endpoint_jobs(
+    request: Request,
+    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+) -> Response:
+    """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first, paged like every ARM list."""
+    return paged_response(
+        ctx,
+        MFE_PREFIX + resource_id + "/jobs",
+        request.query_params,
+        "$top",
+        lambda order, position, size: services.jobs.of_endpoint(resource_id, None, order, position, size),
+    )
+
+
+@router.get(
+    MFE + "/deployments/{deploymentName}/jobs",
+    operation_id="BatchDeployments_ListJobs",
+    responses=responses({200: AssetList}),
+    openapi_extra=paging_parameters("$top"),
+)
+def list_deployment_jobs(
+    request: Request,
+    ctx: Annotated[RequestContext, Depends(invoke_context)],
+    services: ServicesDep,
+    resource_id: Annotated[str, Depends(endpoint_id)],
+    deploymentName: Annotated[str, Path(min_length=1)],  # noqa: N803
+) -> Response:
+    """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first, paged like every ARM list."""
+    return paged_response(
+        ctx,
+        f"{MFE_PREFIX}{resource_id}/deployments/{deploymentName}/jobs",
+        request.query_params,
+        "$top",
+        lambda order, position, size: services.jobs.of_endpoint(resource_id, deploymentName, order, position, size),
+    )
+
+
+HISTORY = "/history/v1.0" + JOBS.removesuffix("/jobs")
+DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
+
+
+@router.post(HISTORY + "/rundata", operation_id="Runs_GetRunData", responses=responses({200: None}))
+def run_data(ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: RunDataRequest) -> Response:
+    """``jobs.download``: the run's named outputs, as asset ids resolved by ``batchGetResolvedUris``."""
+    return arm_json(services.history.run_data(child_id(workspace, "jobs", body.runId)), ctx.base_url)
+
+
+@router.get(HISTORY + "/runs/{jobName}/children", operation_id="Runs_GetChildren", responses=responses({200: None}))
+def run_children(ctx: DataplaneContext, services: ServicesDep, resource_id: JobId) -> Response:
+    """A pipeline job's steps; a model job runs as one step and has none."""
+    children = services.history.children(resource_id)
+    return arm_json({"value": children, "continuationToken": None, "nextLink": None}, ctx.base_url)
+
+
+@router.post(
+    "/data/v1.0" + JOBS.removesuffix("/jobs") + "/dataversion/batchGetResolvedUris",
+    operation_id="DataVersion_BatchGetResolvedUris",
+    responses=responses({200: None}),
+)
+def resolve_output_uris(
+    ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: ResolveUrisRequest
+) -> Response:
+    return arm_json(services.history.resolve_outputs(workspace, body.values), ctx.base_url)

@@ -1,0 +1,383 @@
+"""Takes the jobs this process owns to their end on a few background threads and records their progress and
+outcome on the job resource; jobs whose owner died or stopped are taken over from their ledger."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.spec import EnvironmentSpec
+from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
+from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.logs import StreamLog, followed
+from batchpoint.runtime.output import remove_private_dir
+from batchpoint.runtime.pipeline import step_log
+from batchpoint.runtime.report import Counts, JobOutcome, stream_log
+from batchpoint.runtime.spec import JobSpec
+from batchpoint.jobs.placement import ComputeQueue, Placement
+from batchpoint.ml.computes.rules import max_nodes
+from batchpoint.ml.endpoints.environments import environment_from_record
+from batchpoint.cluster.faults import Backoff, describe, is_transient
+from batchpoint.jobs.logs import pipeline_execution_log
+from batchpoint.jobs.invoke import TERMINAL, spec_from_record
+from batchpoint.jobs.activity import RunnerActivity
+from batchpoint.arm.operations import iso
+from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
+from batchpoint.jobs.pipelines.planner import run_pipeline
+from batchpoint.arm.resources import modify
+from batchpoint.store import Store
+from batchpoint.store.entities import Resource, utcnow
+from batchpoint.store.leases import JOB, LeaseKey
+
+log = logging.getLogger(__name__)
+FETCHED_MARKER = ".batchpoint-fetched"
+
+
+class InputFetchError(Exception):
+    """A remote input could not be copied to the job's folder."""
+
+
+class ServerStopping(Exception):
+    """Raised into a running job when the server stops: the job is handed back, to resume here or on another
+    replica."""
+
+
+class LeaseLost(Exception):
+    """Raised into a running job whose lease this process could not renew in time: another may have it now."""
+
+
+class JobRunner:
+    """Runs the jobs this process owns (`cluster/ownership.py`): the ones invoked here while it has room, and
+    the ones it takes over. A job ends only with a terminal outcome; a transient fault pauses it (still Running)
+    and it tries again from its ledger."""
+
+    def __init__(
+        self,
+        store: Store,
+        environments: EnvironmentCache,
+        jobs_root: Path,
+        ownership: Ownership,
+        stopping: threading.Event,
+        max_jobs: int = 4,
+        ray_address: str | None = None,
+    ) -> None:
+        self._store = store
+        self._ray_address = ray_address
+        self._environments = environments
+        self._jobs_root = jobs_root
+        self._ownership = ownership
+        self._stopping = stopping
+        self.activity = RunnerActivity()
+        self._ledger = store.ledger()
+        self._pool = OwnedWorkPool(ownership, JOB, max_jobs, stopping, self._run_tracked)
+        self._queue = ComputeQueue(self._max_nodes)
+
+    def reserve(self, job_id: str) -> bool:
+        """Own a job being stored (in the store's transaction), so that no other process starts it before
+        `submit`; False if a job of that id is owned already."""
+        return self._ownership.add(_lease(job_id))
+
+    def submit(self, job_id: str) -> None:
+        """Run a job this process owns here if there is room (or it runs here already: then once more when that run
+        returns, as a queued job woken while it was still parking itself), else hand it to whichever process has
+        room first."""
+        key = job_id.lower()
+        if self._pool.room() > 0 or self._pool.running(key):
+            self.activity.queued(key)
+            self._pool.start(key)
+        else:
+            self._ownership.let_go(_lease(key), ended=False)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask for the job's cancel; whichever process owns it (now or after a restart) ends it. A job waiting here
+        for its compute's nodes ends at once."""
+        self._ownership.request_cancel(job_id.lower())
+        job = self._store.get(job_id)
+        if job is not None and self._queue.withdraw(job.id):
+            self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
+            self._ownership.finish(_lease(job.id))
+            self._wake(Placement.of(job.secrets.get("placement")))
+
+    def shutdown(self) -> None:
+        """Stop every job (they stay resumable); each gives its lease back as it stops."""
+        self._pool.shutdown()
+
+    def _run_tracked(self, job_key: str) -> None:
+        self.activity.dequeued(job_key)
+        try:
+            self._run(job_key)
+        finally:
+            self.activity.ended(job_key)
+
+    def _run(self, job_key: str) -> None:
+        lease = _lease(job_key)
+        try:
+            if not self._run_to_end(job_key):
+                return  # waiting for its compute's nodes: this process keeps it
+        except (ServerStopping, LeaseLost):
+            self._ownership.let_go(lease, ended=False)
+            return
+        except Exception:  # the job must end, whatever went wrong around it
+            log.exception("job %s could not run", job_key)
+            self._finish(job_key, "Failed", "The job could not run; see the server's log.", None)
+        self._ownership.let_go(lease, ended=True)  # if not, whoever claims the lease next sees the job ended
+
+    def _run_to_end(self, job_key: str) -> bool:
+        """Run the job until it has a terminal outcome (True) or waits for its compute's nodes (False); transient
+        faults are waited out, with backoff."""
+        backoff = Backoff()
+        while True:
+            try:
+                return self._run_once(job_key)
+            except (ServerStopping, LeaseLost):
+                raise
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                delay = backoff.delay()
+                log.warning("job %s paused: %s; trying again in %.1f s", job_key, describe(error), delay)
+                self._pause(job_key, error, delay)
+
+    def _run_once(self, job_key: str) -> bool:
+        job = self._store.get(job_key)
+        if job is None or job.body["properties"]["status"] in TERMINAL:
+            return True
+        if self._ownership.cancel_requested(job_key, ask=True):
+            self._end_canceled(job)
+        elif "pipeline" in job.secrets:
+            self._run_pipeline(job)
+        else:
+            return self._run_on_compute(job)
+        return True
+
+    def _run_on_compute(self, job: Resource) -> bool:
+        """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free (False)."""
+        placement = Placement.of(job.secrets.get("placement"))
+        if placement is not None and not self._queue.take(job.id, placement):
+            self._update(job.id, lambda properties: properties.update(status="Queued"))
+            return False
+        self._wake(placement)  # the next waiting job may fit too
+        try:
+            self._run_model_job(job)
+        finally:
+            next_job = self._queue.release(job.id)
+            if next_job is not None and not self._stopping.is_set():
+                self.submit(next_job)
+        return True
+
+    def _wake(self, placement: Placement | None) -> None:
+        next_job = self._queue.next_waiting(placement.compute_id) if placement else None
+        if next_job is not None and not self._stopping.is_set():
+            self.submit(next_job)
+
+    def _executor_for(self, placement: Placement | None, environment: EnvironmentSpec | None) -> Executor:
+        """Computes of one's own run on the server's Ray cluster when it has one; the built-in compute, and every
+        compute of a server without one, on local worker processes."""
+        if self._ray_address and placement is not None and placement.capped:
+            from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
+
+            requirements = environment.requirements if environment else ()
+            return RayExecutor(self._ray_address, requirements, self._environments.installer.name)
+        return LocalProcessExecutor()
+
+    def _max_nodes(self, compute_id: str) -> int | None:
+        compute = self._store.get(compute_id)
+        return max_nodes(compute) if compute is not None else None
+
+    def _run_model_job(self, job: Resource) -> None:
+        spec = spec_from_record(job.secrets["spec"])
+        self._start(job.id)
+        try:
+            fetch_input(job.secrets.get("fetch"))
+            environment = environment_from_record(job.secrets.get("environment"))
+            spec = self._with_local_environment(spec, environment)
+            with followed(stream_log(spec)):
+                outcome = run_job(
+                    spec,
+                    self._ledger,
+                    self._executor_for(Placement.of(job.secrets.get("placement")), environment),
+                    on_progress=lambda counts: self._progress(job.id, counts),
+                    should_cancel=lambda: self._should_cancel(job.id),
+                )
+        except (ServerStopping, LeaseLost):
+            raise
+        except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:  # the job's own: terminal
+            if self._stopping.is_set():
+                raise
+            self._finish(job.id, "Failed", str(error), None)
+            remove_private_dir(spec)
+        except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
+            if is_transient(error) or self._stopping.is_set():
+                raise
+            log.exception("job %s failed outside its scoring script", job.id)
+            message = f"The job failed outside its scoring script ({type(error).__name__}); see the server's log."
+            self._finish(job.id, "Failed", message, None)
+            remove_private_dir(spec)
+        else:
+            self._finish(job.id, outcome.status, outcome.message, outcome)
+        self._ledger.forget(spec.job_id)
+
+    def _end_canceled(self, job: Resource) -> None:
+        """A job asked to cancel before it (re)started here: it ends without running, leaving nothing behind."""
+        if "spec" in job.secrets:
+            spec = spec_from_record(job.secrets["spec"])
+            remove_private_dir(spec)
+            self._ledger.forget(spec.job_id)
+        self._finish(job.id, "Canceled", "The job was canceled.", None)
+
+    def _pause(self, job_key: str, error: Exception, delay: float) -> None:
+        """Say why the job waits (best effort: the database may be the fault), then wait, watching for a stop,
+        a lost lease and a cancel (which the next try then honours at once)."""
+        message = f"Paused: {describe(error)}; trying again in {delay:.0f} s."
+        try:
+            self._update(job_key, lambda properties: properties.update(statusMessage=message))
+        except Exception:
+            log.debug("could not record the pause of job %s", job_key, exc_info=True)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            self._stopping.wait(min(left, CHECK_SECONDS))
+            if self._should_cancel(job_key):
+                return
+
+    def _start(self, job_id: str) -> None:
+        def apply(properties: dict[str, Any]) -> None:
+            properties["status"] = "Running"
+            properties.setdefault("startTime", iso(utcnow()))
+
+        self._update(job_id, apply)
+
+    def _run_pipeline(self, job: Resource) -> None:
+        self._start(job.id)
+        workspace_id = job.parent_id
+        steps = {step["name"]: step_log(Path(step["work_dir"])) for step in job.secrets["pipeline"]["steps"]}
+        execution_log = StreamLog(pipeline_execution_log(self._jobs_root, job.name), lambda: steps)
+        try:
+            with followed(execution_log):
+                status, message = run_pipeline(
+                    job.secrets["pipeline"],
+                    workspace_id,
+                    job.name,
+                    self._environments,
+                    self._status_of,
+                    lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
+                    lambda: self._should_cancel(job.id),
+                )
+        except (ServerStopping, LeaseLost):
+            raise
+        except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
+            if is_transient(error) or self._stopping.is_set():
+                raise
+            log.exception("pipeline job %s failed outside its steps", job.id)
+            status, message = "Failed", f"The job failed outside its steps ({type(error).__name__}); see the server's log."
+        execution_log.write(f"Job {status}: {message}")
+        self._finish(job.id, status, message, None)
+
+    def _status_of(self, job_id: str) -> str | None:
+        child = self._store.get(job_id)
+        return child.body["properties"]["status"] if child else None
+
+    def _step_status(self, child_id: str, status: str, message: str, execution_log: StreamLog) -> None:
+        execution_log.write(f"Step {child_id.rsplit('/', 1)[-1]}: {status}" + (f": {message}" if message else ""))
+
+        def apply(properties: dict[str, Any]) -> None:
+            if status == "Running":
+                properties.update(status=status, startTime=iso(utcnow()))
+            else:
+                _ended(properties, status, message, "StepFailed")
+
+        self._update(child_id, apply)
+
+    def _with_local_environment(self, spec: JobSpec, environment: EnvironmentSpec | None) -> JobSpec:
+        """Workers run in this machine's build of the job's environment: normally found in the cache (built when
+        the deployment provisioned), built now if the cache lost it or another machine invoked the job."""
+        if environment is None:
+            return spec
+        return replace(spec, python=self._environments.ensure(environment).python)
+
+    def _should_cancel(self, job_id: str) -> bool:
+        if self._stopping.is_set():
+            raise ServerStopping
+        lease = _lease(job_id)
+        if not self._ownership.holds(lease):
+            raise LeaseLost
+        return self._ownership.cancel_requested(lease.subject)
+
+    def _progress(self, job_id: str, counts: Counts) -> None:
+        self.activity.progress(job_id.lower(), counts)
+
+        def apply(properties: dict[str, Any]) -> None:
+            properties["progress"] = progress_of(counts)
+            properties.pop("statusMessage", None)  # running again after a pause
+            if counts.mini_batches_total and counts.mini_batches_done == counts.mini_batches_total:
+                properties["status"] = "Finalizing"
+
+        self._update(job_id, apply)
+
+    def _finish(self, job_id: str, status: str, message: str, outcome: JobOutcome | None) -> None:
+        def apply(properties: dict[str, Any]) -> None:
+            _ended(properties, status, message, "JobFailed")
+            if outcome is not None:
+                properties["progress"] = progress_of(outcome.counts)
+
+        self._update(job_id, apply)
+
+    def _update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        def apply(job: Resource) -> None:
+            change(job.body["properties"])
+            job.updated_at = utcnow()
+
+        modify(self._store, job_id, apply)
+
+
+def _ended(properties: dict[str, Any], status: str, message: str, error_code: str) -> None:
+    """A job's or a step's terminal state: its first line as the status message, all of it in a failure's error."""
+    properties.update(status=status, endTime=iso(utcnow()), statusMessage=message.splitlines()[0] if message else "")
+    if status == "Failed":
+        properties["error"] = {"code": error_code, "message": message}
+
+
+def _lease(job_id: str) -> LeaseKey:
+    return LeaseKey(JOB, job_id.lower())
+
+
+def fetch_input(remote: dict[str, Any] | None) -> None:
+    """Copy a remote input (a remote datastore or a URL) into the job's folder, once: a marker says it is whole,
+    so a job resumed after a crash does not fetch again. The marker is hidden, so the runtime does not list it."""
+    if remote is None:
+        return
+    target = Path(remote["target"])
+    marker = target / FETCHED_MARKER
+    if marker.exists():
+        return
+    import fsspec  # heavy: only jobs with remote inputs need it
+
+    try:
+        filesystem = fsspec.filesystem(remote["protocol"], **remote["storage_options"])
+        target.mkdir(parents=True, exist_ok=True)
+        if filesystem.isdir(remote["path"]):
+            filesystem.get(remote["path"].rstrip("/") + "/", str(target) + "/", recursive=True)
+        else:
+            filesystem.get(remote["path"], str(target / remote["path"].rstrip("/").rsplit("/", 1)[-1]))
+    except Exception as error:  # any storage client error: the job fails saying which input
+        raise InputFetchError(f"Could not fetch the input '{remote['uri']}': {type(error).__name__}: {error}") from error
+    marker.touch()
+
+
+def progress_of(counts: Counts) -> dict[str, Any]:
+    return {
+        "miniBatches": {
+            "total": counts.mini_batches_total,
+            "succeeded": counts.mini_batches_succeeded,
+            "failed": counts.mini_batches_failed,
+            "running": counts.mini_batches_running,
+            "retried": counts.mini_batches_retried,
+        },
+        "items": {"total": counts.items_total, "succeeded": counts.items_succeeded, "failed": counts.items_failed},
+    }

@@ -1,0 +1,138 @@
+"""The invoke request (``POST {scoringUri}``) as azure-ai-ml and the REST docs send it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+from batchpoint.ml.assets.wire import AssetEnvelope
+from batchpoint.arm.wire import OpenModel
+
+
+def _camel_keys(value: Any) -> Any:
+    """The REST docs spell keys ``InputData``/``JobInputType``; the SDK sends ``inputData``/``jobInputType``."""
+    if isinstance(value, dict):
+        return {(key[:1].lower() + key[1:] if isinstance(key, str) else key): item for key, item in value.items()}
+    return value
+
+
+Literal = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class InvokeModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def camel_case(cls, value: Any) -> Any:
+        return _camel_keys(value)
+
+
+class JobInput(InvokeModel):
+    jobInputType: str
+    uri: str | None = None
+    mode: str | None = None
+    value: Literal | None = None
+    """A literal input's value: the SDK sends it with its JSON type (``2``, ``0.5``, ``false``, ``"p_"``)."""
+
+
+class JobOutput(InvokeModel):
+    jobOutputType: str | None = None
+    uri: str | None = None
+    mode: str | None = None
+
+
+class OutputDataset(InvokeModel):
+    datastoreId: str | None = None
+    path: str | None = None
+
+
+class RetrySettings(InvokeModel):
+    maxRetries: int | None = Field(default=None, ge=0, le=100)
+    timeout: str | None = None
+
+
+class ComputeOverride(InvokeModel):
+    instanceCount: int | None = Field(default=None, ge=1, le=64)
+
+
+class InvokeProperties(InvokeModel):
+    inputData: dict[str, JobInput | Literal] = Field(default_factory=dict)
+    """Inputs by name; ``invoke(inputs={"n": 2})`` sends a bare value for a literal input."""
+    outputData: dict[str, JobOutput] | None = None
+    outputDataset: OutputDataset | None = None
+    outputFileName: str | None = None
+    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
+    properties: dict[str, str] | None = None
+    retrySettings: RetrySettings | None = None
+    errorThreshold: int | None = Field(default=None, ge=-1)
+    miniBatchSize: int | None = Field(default=None, ge=1)
+    compute: ComputeOverride | None = None
+
+
+class InvokeRequest(InvokeModel):
+    properties: InvokeProperties
+
+
+class InvokeResponseProperties(BaseModel):
+    status: str
+
+
+class InvokeResponse(BaseModel):
+    id: str
+    name: str
+    type: str
+    properties: InvokeResponseProperties
+
+
+class RunDetails(BaseModel):
+    """What ``jobs.stream`` reads from the run history."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runId: str
+    status: str
+    startTimeUtc: str | None = None
+    endTimeUtc: str | None = None
+    logFiles: dict[str, str]
+
+
+class RunDataRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    runId: str = Field(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")
+
+
+class ResolveUrisRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    values: list[str] = Field(max_length=1000)
+
+
+class SubmittedStep(OpenModel):
+    """One step of a pipeline job, as azure-ai-ml sends it (a component id, bindings by input and output name)."""
+
+    componentId: str | None = None
+    inputs: dict[str, dict[str, Any] | Literal] | None = None
+    outputs: dict[str, dict[str, Any] | StrictStr] | None = None
+
+
+class SubmittedJobProperties(OpenModel):
+    jobType: str
+    componentId: str | None = None
+    jobs: dict[str, SubmittedStep] | None = None
+    inputs: dict[str, JobInput] | None = None
+    """Inputs with their values: a literal's ``value`` or a location's ``uri``, as an invoke gives them."""
+    outputs: dict[str, JobOutput] | None = None
+    settings: dict[str, Any] | None = None
+    displayName: str | None = None
+    experimentName: str | None = None
+    tags: dict[str, str] | None = None
+    properties: dict[str, str] | None = None
+
+
+class SubmittedJob(AssetEnvelope):
+    """``PUT {workspace}/jobs/{name}``: a job as ``jobs.create_or_update`` and ``az ml job create`` send it."""
+
+    properties: SubmittedJobProperties

@@ -1,0 +1,135 @@
+"""Versioned workspace assets (models, codes, environments, data, components): containers and versions.
+
+This is the registry the deployments point at. Uploads, hash lookups and datastores build on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.arm.ids import WORKSPACE_TYPE
+from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, modify, new_version, save
+from batchpoint.store.entities import Resource, parent_of
+
+COLLECTIONS = ("models", "codes", "environments", "data", "components")
+DEFAULT_VERSION = "azureml_default"
+VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
+MUTABLE_FIELDS = frozenset({"description", "tags", "isArchived", "stage", "provisioningState"})
+"""What Azure lets a registered version change; everything else is its definition, fixed once registered."""
+KIND_NAMES = {"models": "Model", "codes": "Code", "environments": "Environment", "data": "Data", "components": "Component"}
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "models": {"flavors": {}, "modelType": "custom_model"},
+    "data": {"dataType": "uri_folder"},
+}
+
+
+def container_type(collection: str) -> str:
+    return f"{WORKSPACE_TYPE}/{collection}"
+
+
+def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
+    """azure-ai-ml reads a component's name and version from its spec, and leaves the version out when the
+    server picks it: fill both in from the URL, as Azure does."""
+    container_id, _, version = version_id.rpartition("/versions/")
+    spec.setdefault("name", container_id.rsplit("/", 1)[-1])
+    spec["version"] = str(spec.get("version") or version)
+
+
+def _check_same_definition(collection: str, existing: Resource, properties: dict[str, Any]) -> None:
+    """Azure refuses to change a registered version (azure-ai-ml relies on that 409 to move on to the next
+    version); registering the same definition again only updates the mutable fields."""
+    before = existing.body["properties"]
+    changed = sorted(
+        name for name in (before.keys() | properties.keys()) - MUTABLE_FIELDS if before.get(name) != properties.get(name)
+    )
+    if changed:
+        name = parent_of(existing.id).rsplit("/", 1)[-1]
+        raise ArmError(
+            409,
+            "UserError",
+            f"{KIND_NAMES[collection]} {name} with version {existing.name} is already registered and cannot be "
+            f"changed (it differs in: {', '.join(changed)}). Register the new definition as another version; "
+            "create_or_update without a version picks the next one.",
+        )
+
+
+def version_type(collection: str) -> str:
+    return f"{WORKSPACE_TYPE}/{collection}/versions"
+
+
+@dataclass
+class Assets(OnResources):
+    resources: Resources
+
+    def put_container(self, ctx: RequestContext, collection: str, container_id: str, body: dict[str, Any]) -> Upserted:
+        self.resources.require(parent_of(container_id))
+        existing = self.store.get(container_id)
+        properties = {**(existing.body["properties"] if existing else {}), **(body.get("properties") or {})}
+        properties.setdefault("isArchived", False)
+        properties["provisioningState"] = "Succeeded"
+        resource = new_version(
+            ctx, existing.id if existing else container_id, container_type(collection), {"properties": properties}, existing
+        )
+        save(self.store, resource, existing)
+        return Upserted(resource, created=existing is None)
+
+    def put_version(self, ctx: RequestContext, collection: str, version_id: str, body: dict[str, Any]) -> Upserted:
+        requested = body.get("properties")
+        if not isinstance(requested, dict):
+            raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
+        container_id = parent_of(version_id)
+        container = self.store.get(container_id) or self.put_container(ctx, collection, container_id, {}).resource
+        existing = self.store.get(version_id)
+        properties = {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **requested}
+        properties["tags"] = check_tags(properties.get("tags"))
+        if properties.get("flavors") is None and collection == "models":
+            properties["flavors"] = {}
+        if collection == "components" and isinstance(properties.get("componentSpec"), dict):
+            _name_component_spec(properties["componentSpec"], version_id)
+        properties["provisioningState"] = "Succeeded"
+        if existing is not None:
+            _check_same_definition(collection, existing, properties)
+        resource = new_version(
+            ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
+        )
+        save(self.store, resource, existing)
+        if existing is None:
+            self._record_latest(container, resource.name)
+        return Upserted(resource, created=existing is None)
+
+    def get_version_json(self, version_id: str) -> str:
+        """A version's JSON; ``azureml_default`` names the latest version (``components.get(name)`` asks for it)."""
+        container_id, _, version = version_id.rpartition("/versions/")
+        if version.lower() == DEFAULT_VERSION:
+            container = self.resources.get(container_id)
+            latest = container.body["properties"].get("latestVersion")
+            version_id = f"{container_id}/versions/{latest}" if latest else version_id
+        return self.resources.get_json(version_id)
+
+    def _record_latest(self, container: Resource, version: str) -> None:
+        """Containers tell clients their latest and next version (``azureml:name@latest`` reads them)."""
+
+        def record(current: Resource) -> None:
+            properties = current.body["properties"]
+            properties["latestVersion"] = version
+            following = int(version) + 1 if version.isdigit() else None
+            if following is not None and following > int(properties.get("nextVersion") or 0):
+                properties["nextVersion"] = str(following)
+
+        modify(self.store, container.id, record)
+
+    def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> list[Resource]:
+        """Code versions anywhere in the workspace with this content hash: ``azure-ai-ml`` looks up a folder
+        by hash under a random name, so that an unchanged folder is not uploaded twice."""
+        return [
+            resource
+            for resource in self.store.code_versions_with_hash(workspace_id, digest)
+            if str((resource.body["properties"].get("properties") or {}).get("hash_version")) == hash_version
+        ]
+
+    def delete(self, resource_id: str) -> None:
+        self.resources.require(resource_id)
+        self.store.delete_tree(resource_id)

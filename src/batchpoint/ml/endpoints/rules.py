@@ -1,0 +1,161 @@
+"""Batch endpoints and batch deployments: their properties, create-only rules and provisioning checks."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from batchpoint.ml.computes.rules import resolve_compute
+from batchpoint.arm.context import BASE_URL
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments
+from batchpoint.arm.errors import bad_request, conflict
+from batchpoint.arm.identity import resolve_identity
+from batchpoint.arm.operations import Progress
+from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
+from batchpoint.ml.components.pipelines import load_pipeline
+from batchpoint.arm.resources import check_duration
+from batchpoint.ml.assets.references import is_registry_reference, resolve_version
+from batchpoint.store import Store
+from batchpoint.store.entities import Resource
+
+DEFAULT_RESOURCES = {"instanceCount": 1}
+DEFAULT_RETRY = {"maxRetries": 3, "timeout": "PT30S"}
+
+
+def scoring_uri(endpoint_id: str) -> str:
+    return f"{BASE_URL}/inference{endpoint_id}/jobs"
+
+
+def swagger_uri(endpoint_id: str) -> str:
+    return f"{BASE_URL}/inference{endpoint_id}/swagger.json"
+
+
+def merge_add_only(before: dict[str, Any] | None, requested: dict[str, Any] | None) -> dict[str, Any]:
+    """``properties`` maps: new keys may be added; existing ones are neither removed nor altered."""
+    merged = dict(before or {})
+    for name, value in (requested or {}).items():
+        if name in merged and merged[name] != value:
+            raise bad_request(f"Property '{name}' cannot be altered: properties can be added, not changed.")
+        merged[name] = value
+    return merged
+
+
+def refuse_create_only_change(field: str, before: Any, after: Any) -> None:
+    if before != after:
+        raise bad_request(
+            f"'{field}' can only be set when the resource is created; delete and recreate it to change it.",
+            "BadRequest",
+        )
+
+
+def _before_properties(existing: Resource | None) -> dict[str, Any]:
+    return existing.body["properties"] if existing else {}
+
+
+class BatchEndpointKind:
+    type = BATCH_ENDPOINT_TYPE
+
+    def build_properties(
+        self, resource_id: str, requested: dict[str, Any], existing: Resource | None
+    ) -> dict[str, Any]:
+        before = _before_properties(existing)
+        endpoint_id = existing.id if existing else resource_id
+        properties: dict[str, Any] = {"authMode": requested["authMode"]}
+        if requested.get("description") is not None:
+            properties["description"] = requested["description"]
+        properties["properties"] = merge_add_only(before.get("properties"), requested.get("properties"))
+        properties["scoringUri"] = scoring_uri(endpoint_id)
+        properties["swaggerUri"] = swagger_uri(endpoint_id)
+        properties["defaults"] = requested.get("defaults") or {"deploymentName": None}
+        return properties
+
+    def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:
+        keys = requested.get("keys") or {}
+        if existing is not None:
+            for name, value in keys.items():
+                if value is not None:
+                    refuse_create_only_change(f"properties.keys.{name}", existing.secrets.get(name), value)
+            return existing.secrets
+        return {
+            "primaryKey": keys.get("primaryKey") or secrets.token_urlsafe(32),
+            "secondaryKey": keys.get("secondaryKey") or secrets.token_urlsafe(32),
+        }
+
+    def check_parent(self, parent: Resource) -> None:
+        """Workspaces have no state that blocks endpoint writes."""
+
+    def provision(self, resource: Resource, progress: Progress) -> None:
+        """An endpoint has nothing to check: deployments are validated on their own."""
+
+    def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
+        if patch.get("identity") is not None:
+            identity = resolve_identity(patch["identity"], body.get("identity"))
+            if identity:
+                body["identity"] = identity
+
+
+@dataclass
+class BatchDeploymentKind:
+    store: Store
+    environments: DeploymentEnvironments
+    type: str = BATCH_DEPLOYMENT_TYPE
+
+    def build_properties(
+        self, resource_id: str, requested: dict[str, Any], existing: Resource | None
+    ) -> dict[str, Any]:
+        before = _before_properties(existing)
+        properties = {name: value for name, value in requested.items() if value is not None}
+        properties["resources"] = {**DEFAULT_RESOURCES, **(requested.get("resources") or {})}
+        properties["retrySettings"] = {**DEFAULT_RETRY, **(requested.get("retrySettings") or {})}
+        check_duration("retrySettings.timeout", properties["retrySettings"]["timeout"])
+        properties["properties"] = merge_add_only(before.get("properties"), requested.get("properties"))
+        configuration = properties.get("deploymentConfiguration")
+        if configuration is not None:
+            configuration.setdefault("settings", {})
+        compute = resolve_compute(self.store, ArmPath.parse(resource_id).workspace_id, properties.get("compute"))
+        if properties.get("compute"):
+            properties["compute"] = compute.id  # one spelling of the reference: 'azureml:x' and names become ids
+        if existing is not None:
+            for field in ("codeConfiguration", "resources"):
+                if requested.get(field) is None and field in before:
+                    properties[field] = before[field]
+                refuse_create_only_change(field, before.get(field), properties.get(field))
+        return properties
+
+    def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:
+        return {}
+
+    def check_parent(self, parent: Resource) -> None:
+        if parent.body["properties"].get("provisioningState") == "Deleting":
+            raise conflict(f"The batch endpoint '{parent.name}' is being deleted.")
+
+    def provision(self, resource: Resource, progress: Progress) -> None:
+        """Every asset the deployment names must exist in its workspace; its environment is built (or found)."""
+        properties = resource.body["properties"]
+        workspace_id = ArmPath.parse(resource.id).workspace_id
+        model = properties.get("model")
+        if model and model.get("referenceType") == "Id":
+            resolve_version(self.store, workspace_id, "models", model["assetId"], "model")
+        code_id = (properties.get("codeConfiguration") or {}).get("codeId")
+        if code_id:
+            resolve_version(self.store, workspace_id, "codes", code_id, "code")
+        environment_id = properties.get("environmentId")
+        if environment_id and not is_registry_reference(environment_id):
+            resolve_version(self.store, workspace_id, "environments", environment_id, "environment")
+        component = (properties.get("deploymentConfiguration") or {}).get("componentId")
+        if component:
+            self._prepare_pipeline(workspace_id, component["assetId"], progress)
+        self.environments.prepare(resource, progress)
+
+    def _prepare_pipeline(self, workspace_id: str, component_id: str, progress: Progress) -> None:
+        """The component must be a valid pipeline; every step's environment is built now, as a model's is."""
+        pipeline = load_pipeline(self.store, workspace_id, component_id)
+        for node in pipeline.nodes.values():
+            spec = self.environments.of_reference(workspace_id, node.spec.get("environment"))
+            self.environments.build(spec, f"step '{node.name}'", progress)
+
+    def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
+        description = (patch.get("properties") or {}).get("description")
+        if description is not None:
+            body["properties"]["description"] = description

@@ -1,1 +1,0 @@
-"""Pydantic models of the ARM wire format, shared by the API (validation, OpenAPI) and the services."""

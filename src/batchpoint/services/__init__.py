@@ -1,1 +1,0 @@
-"""Resource rules and long-running operations, independent of HTTP."""

@@ -1,0 +1,50 @@
+"""SIGTERM stops a server within 10 s even while a pipeline step runs, and the work resumes at the next start."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.jobs.pipelines.test_pipelines import component, node, provision
+from tests.server import WORKSPACE_ID, Server
+from tests.cluster.replicas import job_of, wait_for_end, wait_until
+
+
+def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart(tmp_path: Path) -> None:
+    flag, pid_file = tmp_path / "go", tmp_path / "step.pid"
+    waiting = {
+        "type": "command",
+        "command": f"echo $$ > {pid_file}; while [ ! -e {flag} ]; do sleep 0.05; done; echo done > ${{{{outputs.y}}}}/x.txt",
+        "outputs": {"y": {"type": "uri_folder"}},
+    }
+    server = Server(home=tmp_path / "home").start()
+    try:
+        with server.client() as client:
+            spec = {"type": "pipeline", "outputs": {"result": {"type": "uri_folder"}},
+                    "jobs": {"wait": {**node(component(client, "wait", waiting)),
+                                      "outputs": {"y": {"value": "${{parent.outputs.result}}", "type": "literal"}}}}}
+            assert provision(client, "stopping", component(client, "stopping", spec))["status"] == "Succeeded"
+            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/stopping", params={"api-version": "2025-12-01"}).json()
+            name = client.post(scoring["properties"]["scoringUri"], json={"properties": {}},
+                               headers={"azureml-model-deployment": "main"}).json()["name"]
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 60, "the step to run")
+        step = psutil.Process(int(pid_file.read_text()))
+
+        asked = time.monotonic()
+        server.stop(signal.SIGTERM)
+        stopped_in = time.monotonic() - asked
+        assert not step.is_running() or step.status() == psutil.STATUS_ZOMBIE
+
+        flag.touch()
+        server.start()
+        job = wait_for_end(server, name, timeout=60)
+        step_job = job_of(server, f"{name}-wait")
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+    assert stopped_in < 10, f"the server took {stopped_in:.1f} s to stop"
+    assert job["status"] == "Completed", job
+    assert step_job["status"] == "Completed"

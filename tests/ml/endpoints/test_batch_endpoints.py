@@ -1,0 +1,164 @@
+"""Batch endpoints over the real HTTP server, on SQLite and (when reachable) PostgreSQL."""
+
+from __future__ import annotations
+
+from batchpoint.access.issuer import ensure_issuer
+from tests.api.arm import (
+    ENDPOINTS,
+    create_endpoint,
+    endpoint_body,
+    endpoint_url,
+    grant,
+    put_and_wait,
+    wait_for_operation,
+)
+from tests.server import API, WORKSPACE_ID, Server
+
+V = {"api-version": API}
+
+
+def test_create_answers_201_with_async_operation_then_succeeds(server: Server) -> None:
+    with server.client() as client:
+        created = client.put(endpoint_url("ep1"), params=V, json=endpoint_body(description="first"))
+        assert created.status_code == 201
+        assert created.headers["Retry-After"] == "1"
+        assert created.headers["Azure-AsyncOperation"].startswith(server.base_url + "/subscriptions/")
+        assert created.json()["properties"]["provisioningState"] == "Creating"
+        status = wait_for_operation(client, created).json()
+        assert status["status"] == "Succeeded" and status["name"] and status["endTime"]
+        endpoint = client.get(endpoint_url("ep1"), params=V).json()
+    assert endpoint["id"] == f"{ENDPOINTS}/ep1"
+    assert endpoint["type"] == "Microsoft.MachineLearningServices/workspaces/batchEndpoints"
+    assert endpoint["properties"]["provisioningState"] == "Succeeded"
+    assert endpoint["properties"]["authMode"] == "AADToken"
+    assert endpoint["properties"]["scoringUri"] == f"{server.base_url}/inference{ENDPOINTS}/ep1/jobs"
+    assert endpoint["properties"]["swaggerUri"].startswith(server.base_url)
+    assert "keys" not in endpoint["properties"]
+    assert endpoint["systemData"]["createdAt"].endswith("Z")
+
+
+def test_enum_values_match_any_case_and_come_back_canonical(server: Server) -> None:
+    with server.client() as client:
+        endpoint = create_endpoint(client, "ep-case", authMode="key")
+    assert endpoint["properties"]["authMode"] == "Key"
+
+
+def test_keys_are_generated_and_only_returned_by_listkeys(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "keyed", authMode="Key")
+        keys = client.post(endpoint_url("keyed") + "/listkeys", params=V).json()
+        listed = client.get(ENDPOINTS, params=V).text
+    assert len(keys["primaryKey"]) >= 32 and len(keys["secondaryKey"]) >= 32
+    assert keys["primaryKey"] != keys["secondaryKey"]
+    assert keys["primaryKey"] not in listed
+
+
+def test_keys_given_on_create_are_kept(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "given", authMode="Key", keys={"primaryKey": "p" * 40, "secondaryKey": "s" * 40})
+        keys = client.post(endpoint_url("given") + "/listkeys", params=V).json()
+    assert keys == {"primaryKey": "p" * 40, "secondaryKey": "s" * 40}
+
+
+def test_names_are_case_insensitive_and_keep_their_case(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "MyEndpoint")
+        got = client.get(endpoint_url("myendpoint"), params=V).json()
+        again = client.put(endpoint_url("MYENDPOINT"), params=V, json=endpoint_body(description="changed"))
+        wait_for_operation(client, again)
+        listed = client.get(ENDPOINTS, params=V).json()["value"]
+    assert got["name"] == "MyEndpoint"
+    assert again.status_code == 200 and again.json()["name"] == "MyEndpoint"
+    same = [item for item in listed if item["name"].lower() == "myendpoint"]
+    assert [item["name"] for item in same] == ["MyEndpoint"]
+    assert same[0]["properties"]["description"] == "changed"
+
+
+def test_fixed_path_segments_are_case_insensitive(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "ep1")
+        url = endpoint_url("ep1").replace("resourceGroups", "RESOURCEGROUPS").replace("batchEndpoints", "batchendpoints")
+        response = client.get(url.replace("Microsoft.MachineLearningServices", "microsoft.machinelearningservices"), params=V)
+    assert response.status_code == 200 and response.json()["name"] == "ep1"
+
+
+def test_unchanged_put_answers_200_without_an_operation(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "same")
+        response = client.put(endpoint_url("same"), params=V, json=endpoint_body())
+    assert response.status_code == 200
+    assert "Azure-AsyncOperation" not in response.headers
+    assert response.json()["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_read_only_fields_are_ignored(server: Server) -> None:
+    body = endpoint_body(scoringUri="https://elsewhere/x", provisioningState="Failed")
+    body |= {"id": "/bogus", "name": "bogus", "type": "bogus", "systemData": {"createdBy": "mallory"}}
+    with server.client() as client:
+        endpoint = put_and_wait(client, endpoint_url("ro"), body).json()
+    assert endpoint["name"] == "ro" and endpoint["id"].endswith("/batchEndpoints/ro")
+    assert endpoint["properties"]["scoringUri"].startswith(server.base_url)
+    assert endpoint["systemData"]["createdBy"] != "mallory"
+
+
+def test_location_cannot_change(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "loc")
+        response = client.put(endpoint_url("loc"), params=V, json={**endpoint_body(), "location": "westus"})
+    assert response.status_code == 400
+    assert "location" in response.json()["error"]["message"]
+
+
+def test_properties_can_be_added_but_not_altered(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "props", properties={"a": "1"})
+        added = put_and_wait(client, endpoint_url("props"), endpoint_body(properties={"b": "2"})).json()
+        altered = client.put(endpoint_url("props"), params=V, json=endpoint_body(properties={"a": "9"}))
+    assert added["properties"]["properties"] == {"a": "1", "b": "2"}
+    assert altered.status_code == 400
+
+
+def test_patch_changes_tags_through_location_polling(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "tagged")
+        patched = client.patch(endpoint_url("tagged"), params=V, json={"tags": {"team": "ml"}})
+        assert patched.status_code == 202 and patched.headers["Retry-After"] == "1"
+        final = wait_for_operation(client, patched)
+    assert final.status_code == 200
+    assert final.json()["tags"] == {"team": "ml"}
+    assert final.json()["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_patch_refuses_properties(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "strict")
+        response = client.patch(endpoint_url("strict"), params=V, json={"properties": {"description": "x"}})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "InvalidRequestContent"
+
+
+def test_empty_tag_values_are_refused(server: Server) -> None:
+    with server.client() as client:
+        response = client.put(endpoint_url("tags"), params=V, json={**endpoint_body(), "tags": {"a": ""}})
+    assert response.status_code == 400
+
+
+def test_delete_answers_202_then_the_endpoint_is_gone(server: Server) -> None:
+    with server.client() as client:
+        create_endpoint(client, "doomed")
+        deleted = client.delete(endpoint_url("doomed"), params=V)
+        assert deleted.status_code == 202 and deleted.headers["Location"].startswith(server.base_url)
+        assert wait_for_operation(client, deleted).status_code in (200, 204)
+        after = client.get(endpoint_url("doomed"), params=V)
+        again = client.delete(endpoint_url("doomed"), params=V)
+    assert after.status_code == 404 and after.json()["error"]["code"] == "ResourceNotFound"
+    assert again.status_code == 404
+
+
+def test_created_by_comes_from_the_token_claims(server: Server) -> None:
+    with server.client() as owner:
+        grant(owner, WORKSPACE_ID, ensure_issuer(server.home).object_id("ada@example.com"), "Contributor")
+    with server.client(token=server.token(user="ada@example.com")) as client:
+        endpoint = create_endpoint(client, "mine")
+    assert endpoint["systemData"]["createdBy"] == "ada@example.com"
+    assert endpoint["systemData"]["createdByType"] == "User"
