@@ -141,10 +141,14 @@ def benchmark(size: int, workdir: Path) -> Results:
 
 def report(results: Results) -> bool:
     mib = results.size / MIB
-    print(f"uploaded {mib:.0f} MiB in {BLOCK_SIZE // MIB} MiB blocks, {CONCURRENCY} at a time: "
-          f"{results.seconds:.1f} s ({mib / results.seconds:.0f} MiB/s)")
-    print(f"server RSS: idle {results.idle_rss / MIB:.1f} MiB, peak during upload {results.peak_rss / MIB:.1f} MiB "
-          f"(+{(results.peak_rss - results.idle_rss) / MIB:.1f} MiB)")
+    print(
+        f"uploaded {mib:.0f} MiB in {BLOCK_SIZE // MIB} MiB blocks, {CONCURRENCY} at a time: "
+        f"{results.seconds:.1f} s ({mib / results.seconds:.0f} MiB/s)"
+    )
+    print(
+        f"server RSS: idle {results.idle_rss / MIB:.1f} MiB, peak during upload {results.peak_rss / MIB:.1f} MiB "
+        f"(+{(results.peak_rss - results.idle_rss) / MIB:.1f} MiB)"
+    )
     memory_ok = results.peak_rss < TARGET_PEAK_MIB * MIB
     print(f"{'PASS' if memory_ok else 'FAIL'} peak RSS < {TARGET_PEAK_MIB} MiB")
     print(f"{'PASS' if results.identical else 'FAIL'} downloaded blob is byte-identical (SHA-256)")

@@ -29,13 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from batchpoint.app.wiring import SYSTEM, Services
+from batchpoint.arm.ids import workspace_id
 from batchpoint.config import Settings
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.app.wiring import SYSTEM, Services
-from batchpoint.arm.ids import workspace_id
 from batchpoint.store.entities import OperationStatus
 
 WORKSPACE = workspace_id("00000000-0000-0000-0000-000000000000", "local", "default")
@@ -92,13 +92,17 @@ def compare_builds(requirements: list[str]) -> bool:
         for installer in INSTALLER_CACHES:
             installer_cache = Path(scratch, f"{installer}-cache")
             for state in BUILD_TARGETS:
-                seconds[installer, state] = build_seconds(installer, requirements, installer_cache, Path(scratch, f"{installer}-{state}"))
+                seconds[installer, state] = build_seconds(
+                    installer, requirements, installer_cache, Path(scratch, f"{installer}-{state}")
+                )
     print(f"building {' '.join(requirements)} on Python {PythonFinder().host.version}")
     met = True
     for state, target in BUILD_TARGETS.items():
         ratio = seconds["uv", state] / seconds["pip", state]
         met = met and ratio <= target
-        print(f"  {state:5} cache: pip {seconds['pip', state]:7.1f} s, uv {seconds['uv', state]:6.1f} s, uv/pip {ratio:5.2f} (target <= {target})")
+        print(
+            f"  {state:5} cache: pip {seconds['pip', state]:7.1f} s, uv {seconds['uv', state]:6.1f} s, uv/pip {ratio:5.2f} (target <= {target})"
+        )
     print("environment builds:", "met" if met else "NOT met")
     return met
 
@@ -107,7 +111,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-fail", action="store_true")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requirement", action="append", help=f"a requirement line to build (default: {' '.join(BUILD_REQUIREMENTS)})")
+    parser.add_argument(
+        "--requirement", action="append", help=f"a requirement line to build (default: {' '.join(BUILD_REQUIREMENTS)})"
+    )
     parser.add_argument("--no-builds", action="store_true", help="measure only the reuse of a built environment")
     arguments = parser.parse_args()
     builds_met = arguments.no_builds or compare_builds(arguments.requirement or list(BUILD_REQUIREMENTS))
@@ -122,7 +128,11 @@ def main() -> int:
             baseline, reuse = [], []
             for round_number in range(1, arguments.rounds + 1):
                 baseline.append(provision_seconds(services, f"plain{round_number}", {}))
-                reuse.append(provision_seconds(services, f"reuse{round_number}", {"environmentId": environment(services, f"env{round_number}")}))
+                reuse.append(
+                    provision_seconds(
+                        services, f"reuse{round_number}", {"environmentId": environment(services, f"env{round_number}")}
+                    )
+                )
             built = [path for path in services.environments.cache.root.iterdir() if path.name not in ("logs", "locks")]
         finally:
             services.close()
@@ -133,7 +143,11 @@ def main() -> int:
     print(f"ratio reuse/baseline  {reuse_median / baseline_median:8.2f}")
     print(f"environments built    {len(built):8d}")
     ok = max(reuse) < REUSE_TARGET_SECONDS and len(built) == 1
-    print("environment reuse:", "met" if ok else "NOT met", f"(target: every reuse under {REUSE_TARGET_SECONDS:.0f} s, one build)")
+    print(
+        "environment reuse:",
+        "met" if ok else "NOT met",
+        f"(target: every reuse under {REUSE_TARGET_SECONDS:.0f} s, one build)",
+    )
     return 0 if (ok and builds_met) or arguments.no_fail else 1
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 import os
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 FILES = 4_000
@@ -130,14 +130,19 @@ def run_actor_pool(root: Path, inputs: Path, code: Path, sleep: float, name: str
     ray.get(group.ready())
     source = (code / "score.py").read_text()
     actors = [
-        Scorer.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, slot // WORKERS_PER_NODE)).remote(source)
+        Scorer.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, slot // WORKERS_PER_NODE)).remote(
+            source
+        )
         for slot in range(WORKERS)
     ]
     pool = ActorPool(actors)
     output = root / name
     output.mkdir(parents=True)
     with open(output / "predictions.csv", "w") as predictions:
-        work = ((index, [path.name for path in batch], [path.read_bytes() for path in batch]) for index, batch in enumerate(batches))
+        work = (
+            (index, [path.name for path in batch], [path.read_bytes() for path in batch])
+            for index, batch in enumerate(batches)
+        )
         for rows in pool.map(lambda actor, task: actor.score.remote(*task), work):
             predictions.write(rows)
         predictions.flush()
@@ -184,11 +189,15 @@ def main() -> int:
                 for contender in order:
                     name = f"{contender}-{size}-{round_number}"
                     if contender == "batchpoint":
-                        elapsed, outputs[contender] = run_batchpoint(cluster.address, work, inputs[size], code, SLEEP_SECONDS, name)
+                        elapsed, outputs[contender] = run_batchpoint(
+                            cluster.address, work, inputs[size], code, SLEEP_SECONDS, name
+                        )
                     else:
                         elapsed, outputs[contender] = run_actor_pool(work, inputs[size], code, SLEEP_SECONDS, name)
                     best[contender, size] = min(best[contender, size], elapsed)
-                    print(f"round {round_number + 1}: {contender:10s} {size:,} files {elapsed:6.2f} s ({size / elapsed:,.0f} files/s)")
+                    print(
+                        f"round {round_number + 1}: {contender:10s} {size:,} files {elapsed:6.2f} s ({size / elapsed:,.0f} files/s)"
+                    )
                 assert outputs["batchpoint"] == outputs["ActorPool"], "the outputs differ"
         ray.shutdown()
         peaks = measure_memory(cluster.address, work, code)
@@ -202,7 +211,9 @@ def measure_memory(address: str, work: Path, code: Path) -> dict[int, int]:
     for count in MEMORY_FILES:
         inputs = write_inputs(work / f"memory-{count}", count)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as driver:
-            peaks[count] = driver.submit(memory_job, address, str(work), str(inputs), str(code), f"memory-{count}").result()
+            peaks[count] = driver.submit(
+                memory_job, address, str(work), str(inputs), str(code), f"memory-{count}"
+            ).result()
         print(f"memory: {count:,} files, coordinator peak RSS {peaks[count] / MB:.0f} MB")
     return peaks
 
@@ -210,16 +221,24 @@ def measure_memory(address: str, work: Path, code: Path) -> dict[int, int]:
 def report(best: dict[tuple[str, int], float], peaks: dict[int, int], no_fail: bool) -> int:
     ratio = best["ActorPool", FILES] / best["batchpoint", FILES]
     small_job, large_job = SIZES
-    extra = {contender: best[contender, large_job] - best[contender, small_job] for contender in ("batchpoint", "ActorPool")}
+    extra = {
+        contender: best[contender, large_job] - best[contender, small_job] for contender in ("batchpoint", "ActorPool")
+    }
     batches = (large_job - small_job) / MINI_BATCH_SIZE
     overhead_ms = max(0.0, extra["batchpoint"] - extra["ActorPool"]) * WORKERS / batches * 1000
     small, large = MEMORY_FILES
     growth = peaks[large] / peaks[small]
     checks = [
         (ratio >= TARGET_RATIO, f"throughput ratio at a 10 ms run(): {ratio:.2f} (target >= {TARGET_RATIO})"),
-        (overhead_ms <= TARGET_OVERHEAD_MS, f"overhead per mini-batch: {overhead_ms:.2f} ms (target <= {TARGET_OVERHEAD_MS} ms)"),
-        (growth <= TARGET_MEMORY_GROWTH, f"coordinator peak RSS {large:,} / {small:,} files: {growth:.2f}x "
-                                         f"({peaks[large] / MB:.0f} / {peaks[small] / MB:.0f} MB; target <= {TARGET_MEMORY_GROWTH}x)"),
+        (
+            overhead_ms <= TARGET_OVERHEAD_MS,
+            f"overhead per mini-batch: {overhead_ms:.2f} ms (target <= {TARGET_OVERHEAD_MS} ms)",
+        ),
+        (
+            growth <= TARGET_MEMORY_GROWTH,
+            f"coordinator peak RSS {large:,} / {small:,} files: {growth:.2f}x "
+            f"({peaks[large] / MB:.0f} / {peaks[small] / MB:.0f} MB; target <= {TARGET_MEMORY_GROWTH}x)",
+        ),
     ]
     for passed, line in checks:
         print(("PASS " if passed else "FAIL ") + line)

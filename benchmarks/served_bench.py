@@ -114,7 +114,9 @@ def run_served(served: Served, job: Job, number: int) -> Run:
     """Invoke over HTTP and poll the job until it is Completed: the time a user waits."""
     client, scoring_uri, home = served.client, served.scoring_uri, served.home
     name = f"served-{number}"
-    body = {"properties": {"name": name, "inputData": {"in": {"jobInputType": "UriFolder", "uri": str(job.folders[0])}}}}
+    body = {
+        "properties": {"name": name, "inputData": {"in": {"jobInputType": "UriFolder", "uri": str(job.folders[0])}}}
+    }
     started, clock, cpu = time.time(), time.perf_counter(), cpu_seconds(served.pid)
     client.post(scoring_uri, json=body).raise_for_status()
     polls = 1
@@ -148,6 +150,7 @@ def measure(runner: str, job: Job, served: Served, number: int) -> Run:
 
 def benchmark(rounds: int, workdir: Path) -> dict[str, list[Run]]:
     import httpx
+
     from api_bench import batchpoint_command, free_port, mint_token, running
 
     inputs = write_inputs(workdir / "in")
@@ -185,9 +188,13 @@ def report(runs: dict[str, list[Run]]) -> bool:
     for round_, (overhead, ratio) in enumerate(zip(overheads, ratios, strict=True), 1):
         print(f"  round {round_}: overhead {overhead:.2f} ms per mini-batch, ratio served/Pool {ratio:.2f}")
     overhead, ratio = statistics.median(overheads), statistics.median(ratios)
-    print(f"  spread: overhead {min(overheads):.2f}..{max(overheads):.2f} ms, ratio {min(ratios):.2f}..{max(ratios):.2f}")
+    print(
+        f"  spread: overhead {min(overheads):.2f}..{max(overheads):.2f} ms, ratio {min(ratios):.2f}..{max(ratios):.2f}"
+    )
     cpu = [run.server_cpu / MINI_BATCHES * 1e3 for run in runs[SERVED]]
-    print(f"  server CPU per mini-batch (invoke, coordinator, ledger, progress; polling excluded): {', '.join(f'{ms:.2f}' for ms in cpu)} ms")
+    print(
+        f"  server CPU per mini-batch (invoke, coordinator, ledger, progress; polling excluded): {', '.join(f'{ms:.2f}' for ms in cpu)} ms"
+    )
     print(f"  invoke to first run(): {', '.join(f'{run.first_run:.2f}' for run in runs[SERVED])} s")
     outputs = {run.output_sha256 for run in runs[SERVED] + runs[POOL]}
     return all([

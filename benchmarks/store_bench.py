@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from api_bench import batchpoint_command, free_port, running
 
-from batchpoint.config import Settings
+from api_bench import batchpoint_command, free_port, running
 from batchpoint.access.issuer import ensure_issuer
-from batchpoint.app.wiring import Services
-from batchpoint.jobs.invoke import Routing, job_document, model_job_io
 from batchpoint.access.rbac import RoleAssignments
+from batchpoint.app.wiring import Services
+from batchpoint.config import Settings
+from batchpoint.jobs.invoke import Routing, job_document, model_job_io
 from batchpoint.store import Store, open_store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.indexes import JOB_TYPE
@@ -55,7 +55,11 @@ SMALL, LARGE = 10, 50_000
 STARTS = 3
 RELOADS = 20
 INSERT_BATCH = 1000
-REQUEST = {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/workspaceblobstore/paths/in/"}}}
+REQUEST = {
+    "inputData": {
+        "UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/workspaceblobstore/paths/in/"}
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,14 @@ def deploy(home: Path) -> None:
     with serving(home) as (base_url, _), client(home, base_url) as http:
         body = {"location": "local", "properties": {"authMode": "AADToken"}}
         http.put(ENDPOINT, params=API, json=body).raise_for_status()
-        http.put(f"{ENDPOINT}/deployments/blue", params=API, json={"location": "local", "properties": {}}).raise_for_status()
+        http.put(
+            f"{ENDPOINT}/deployments/blue", params=API, json={"location": "local", "properties": {}}
+        ).raise_for_status()
         deadline = time.monotonic() + 60
-        while http.get(f"{ENDPOINT}/deployments/blue", params=API).json()["properties"]["provisioningState"] != "Succeeded":
+        while (
+            http.get(f"{ENDPOINT}/deployments/blue", params=API).json()["properties"]["provisioningState"]
+            != "Succeeded"
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the deployment did not provision")
             time.sleep(0.1)

@@ -143,7 +143,9 @@ class Server:
             self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         else:
             with open(os.devnull, "rb") as stdin:
-                self.process = Server.warm.fork(args, env, os.getcwd(), (stdin.fileno(), self.log.fileno(), self.log.fileno()))
+                self.process = Server.warm.fork(
+                    args, env, os.getcwd(), (stdin.fileno(), self.log.fileno(), self.log.fileno())
+                )
         self._wait_ready()
         return self
 

@@ -101,7 +101,7 @@ def tampered_signature(keys: Keys) -> str:
     head, _, signature = keys.embedded_token().rpartition(".")
     middle = len(signature) // 2
     flipped = "A" if signature[middle] != "A" else "B"
-    return f"{head}.{signature[:middle]}{flipped}{signature[middle + 1:]}"
+    return f"{head}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
 
 
 def garbage_signature(keys: Keys) -> str:
@@ -115,7 +115,9 @@ def rsa_kid_with_ec_signature(keys: Keys) -> str:
 
 def forged_rsa(keys: Keys) -> str:
     """The configured issuer's iss and kid, signed by some other RSA key."""
-    return sign(keys.claims(iss=RSA_ISSUER), rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", RSA_KID)
+    return sign(
+        keys.claims(iss=RSA_ISSUER), rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", RSA_KID
+    )
 
 
 Case = Callable[[Keys], str | None]
@@ -133,9 +135,13 @@ BAD: list[Any] = [
     pytest.param(lambda keys: "Bearer not-a-jwt", INVALID, id="malformed"),
     pytest.param(lambda keys: "Bearer a.b.c", INVALID, id="malformed-segments"),
     pytest.param(bearer(lambda keys: keys.embedded_token(exp=int(time.time()) - 3600)), EXPIRED, id="expired"),
-    pytest.param(bearer(lambda keys: keys.embedded_token(exp=int(time.time()) - 120)), EXPIRED, id="expired-beyond-skew"),
+    pytest.param(
+        bearer(lambda keys: keys.embedded_token(exp=int(time.time()) - 120)), EXPIRED, id="expired-beyond-skew"
+    ),
     pytest.param(bearer(lambda keys: keys.embedded_token(nbf=int(time.time()) + 3600)), INVALID, id="not-yet-valid"),
-    pytest.param(bearer(lambda keys: keys.embedded_token(aud="https://graph.microsoft.com")), INVALID, id="wrong-audience"),
+    pytest.param(
+        bearer(lambda keys: keys.embedded_token(aud="https://graph.microsoft.com")), INVALID, id="wrong-audience"
+    ),
     pytest.param(bearer(lambda keys: keys.embedded_token(aud="http://127.0.0.1:1")), INVALID, id="another-server"),
     pytest.param(bearer(lambda keys: keys.embedded_token(aud=None)), INVALID, id="missing-audience"),
     pytest.param(bearer(lambda keys: keys.embedded_token(iss="https://evil.example/")), INVALID, id="wrong-issuer"),
@@ -150,7 +156,9 @@ BAD: list[Any] = [
     pytest.param(bearer(tampered_payload), INVALID, id="tampered-payload"),
     pytest.param(bearer(tampered_signature), INVALID, id="tampered-signature"),
     pytest.param(bearer(garbage_signature), INVALID, id="garbage-signature"),
-    pytest.param(bearer(lambda keys: keys.stranger.mint(audience=keys.server.base_url)), INVALID, id="untrusted-tenant"),
+    pytest.param(
+        bearer(lambda keys: keys.stranger.mint(audience=keys.server.base_url)), INVALID, id="untrusted-tenant"
+    ),
     pytest.param(
         bearer(lambda keys: sign(keys.claims(), keys.stranger.key, "ES256", keys.embedded.kid)),
         INVALID,
@@ -193,7 +201,11 @@ def fast_path_get(client: httpx.Client) -> httpx.Response:
     return client.get(endpoint_url(ENDPOINT), params=V)
 
 
-ROUTES = [pytest.param(arm_get, id="arm"), pytest.param(invoke, id="invoke"), pytest.param(fast_path_get, id="fast-path")]
+ROUTES = [
+    pytest.param(arm_get, id="arm"),
+    pytest.param(invoke, id="invoke"),
+    pytest.param(fast_path_get, id="fast-path"),
+]
 
 
 def call(keys: Keys, route: Callable[[httpx.Client], httpx.Response], authorization: str | None) -> httpx.Response:
@@ -212,21 +224,30 @@ def accepted(response: httpx.Response) -> bool:
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(("case", "code"), BAD)
-def test_bad_tokens_are_refused(keys: Keys, route: Callable[[httpx.Client], httpx.Response], case: Case, code: str) -> None:
+def test_bad_tokens_are_refused(
+    keys: Keys, route: Callable[[httpx.Client], httpx.Response], case: Case, code: str
+) -> None:
     response = call(keys, route, case(keys))
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == code
     challenge = response.headers["WWW-Authenticate"]
-    assert challenge.startswith('Bearer authorization_uri="https://login.windows.net/') and 'error="invalid_token"' in challenge
+    assert (
+        challenge.startswith('Bearer authorization_uri="https://login.windows.net/')
+        and 'error="invalid_token"' in challenge
+    )
 
 
 GOOD: list[Any] = [
     pytest.param(lambda keys: keys.embedded_token(), id="embedded-base-url"),
     pytest.param(lambda keys: keys.embedded_token(aud=keys.server.base_url + "/"), id="base-url-with-slash"),
-    pytest.param(lambda keys: keys.embedded_token(aud=keys.server.base_url.replace("127.0.0.1", "localhost")), id="localhost"),
+    pytest.param(
+        lambda keys: keys.embedded_token(aud=keys.server.base_url.replace("127.0.0.1", "localhost")), id="localhost"
+    ),
     pytest.param(lambda keys: keys.embedded_token(aud="https://management.azure.com/"), id="management"),
     pytest.param(lambda keys: keys.embedded_token(aud="https://management.azure.com"), id="management-no-slash"),
-    pytest.param(lambda keys: keys.embedded_token(aud=["https://graph.microsoft.com", keys.server.base_url]), id="audience-list"),
+    pytest.param(
+        lambda keys: keys.embedded_token(aud=["https://graph.microsoft.com", keys.server.base_url]), id="audience-list"
+    ),
     pytest.param(lambda keys: keys.embedded_token(exp=int(time.time()) - 30), id="expired-within-skew"),
     pytest.param(lambda keys: keys.embedded_token(nbf=int(time.time()) + 30), id="not-yet-valid-within-skew"),
     pytest.param(lambda keys: keys.embedded_token(nbf=None, iat=None), id="only-required-claims"),
@@ -278,7 +299,9 @@ def test_the_issuer_publishes_its_keys_without_a_token(keys: Keys) -> None:
 def test_token_command_prints_a_token_the_server_accepts(keys: Keys) -> None:
     command = [*batchpoint_command(), "token", "--home", str(keys.server.home)]
     options = ["--user", "lin@example.com", "--role", "Reader", "--role", "Writer", "--scope", "user_impersonation"]
-    token = subprocess.run([*command, *options, "--minutes", "5"], capture_output=True, text=True, check=True).stdout.strip()
+    token = subprocess.run(
+        [*command, *options, "--minutes", "5"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["upn"] == claims["name"] == "lin@example.com" and claims["roles"] == ["Reader", "Writer"]
     assert claims["scp"] == "user_impersonation" and claims["tid"] == keys.embedded.tenant
@@ -294,7 +317,12 @@ def test_an_issuer_trusted_by_its_openid_configuration_url(keys: Keys, tmp_path:
     discovery = f"{keys.server.base_url}/.well-known/openid-configuration"
     other = Server(
         home=tmp_path / "home",
-        args=["--trusted-issuer", f"{keys.embedded.url}={discovery}", "--owner", keys.embedded.object_id("remote@example.com")],
+        args=[
+            "--trusted-issuer",
+            f"{keys.embedded.url}={discovery}",
+            "--owner",
+            keys.embedded.object_id("remote@example.com"),
+        ],
     ).start()
     try:
         with other.client(token=keys.embedded.mint(audience=other.base_url, user="remote@example.com")) as client:

@@ -113,7 +113,11 @@ def test_the_local_user_owns_the_default_subscription(server: Server) -> None:
     local = ensure_issuer(server.home).mint(audience=server.base_url)
     with server.client(token=local) as client:
         assert client.get(endpoint_url(ENDPOINT), params={"api-version": API}).status_code == 200
-        assert refused(client.get("/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/x", params={"api-version": API}))
+        assert refused(
+            client.get(
+                "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/x", params={"api-version": API}
+            )
+        )
 
 
 def test_role_command_assigns_lists_and_removes(server: Server) -> None:

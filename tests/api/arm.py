@@ -58,7 +58,9 @@ def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any], timeout: 
     return client.get(url, params={"api-version": API})
 
 
-def create_endpoint(client: httpx.Client, name: str, workspace: str = WORKSPACE_ID, **properties: Any) -> dict[str, Any]:
+def create_endpoint(
+    client: httpx.Client, name: str, workspace: str = WORKSPACE_ID, **properties: Any
+) -> dict[str, Any]:
     return put_and_wait(client, endpoint_url(name, workspace), endpoint_body(**properties)).json()
 
 
@@ -79,7 +81,10 @@ def compute_url(name: str) -> str:
 def compute_body(max_nodes: int = 4, **cluster: Any) -> dict[str, Any]:
     """An AmlCompute cluster as azure-ai-ml sends one."""
     scale = {"maxNodeCount": max_nodes, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": "PT2M"}
-    return {"location": "local", "properties": {"computeType": "AmlCompute", "properties": {"scaleSettings": scale, **cluster}}}
+    return {
+        "location": "local",
+        "properties": {"computeType": "AmlCompute", "properties": {"scaleSettings": scale, **cluster}},
+    }
 
 
 def create_compute(client: httpx.Client, name: str, max_nodes: int = 4) -> dict[str, Any]:

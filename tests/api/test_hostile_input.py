@@ -184,8 +184,28 @@ def test_headers_beyond_the_servers_limit_are_refused(client: httpx.Client) -> N
 # --- the fuzz ---
 
 HOSTILE_SEGMENTS = [
-    "..", "%2E%2E", "%2e%2e%2f", "..%2F..%2Fetc%2Fpasswd", "%00", "a%00", "%0D%0A", "%C0%AE%C0%AE", "%FF%FE",
-    "%", "%zz", "~", "a" * 300, "\u202e", "\U0001f600", "CON", "aux.txt", " ", "%20", "x" * 5000, "$(id)", "'\"<>",
+    "..",
+    "%2E%2E",
+    "%2e%2e%2f",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "a%00",
+    "%0D%0A",
+    "%C0%AE%C0%AE",
+    "%FF%FE",
+    "%",
+    "%zz",
+    "~",
+    "a" * 300,
+    "\u202e",
+    "\U0001f600",
+    "CON",
+    "aux.txt",
+    " ",
+    "%20",
+    "x" * 5000,
+    "$(id)",
+    "'\"<>",
 ]
 ALPHABET = st.characters(codec="utf-8", exclude_categories=["Cs"])
 SEGMENTS = st.one_of(
@@ -198,8 +218,19 @@ HEADER_TEXT = st.text(PRINTABLE, max_size=300).map(str.strip) | st.sampled_from(
     ["x" * 8000, "bytes=0-", "bytes=-1-99999999999999999999", "application/json; charset=utf-16", "SharedKey a:b"]
 )
 HEADER_NAMES = st.sampled_from(
-    ["content-type", "x-ms-client-request-id", "azureml-model-deployment", "range", "x-ms-range",
-     "repeatability-request-id", "x-ms-meta-a", "accept", "x-ms-date", "if-match", "x-ms-version"]
+    [
+        "content-type",
+        "x-ms-client-request-id",
+        "azureml-model-deployment",
+        "range",
+        "x-ms-range",
+        "repeatability-request-id",
+        "x-ms-meta-a",
+        "accept",
+        "x-ms-date",
+        "if-match",
+        "x-ms-version",
+    ]
 )
 
 
@@ -211,7 +242,12 @@ SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(ALPH
 JSON = st.recursive(SCALARS, containers, max_leaves=25)
 ARM_BODIES = st.fixed_dictionaries(
     {"location": st.text(ALPHABET, max_size=30)},
-    optional={"tags": st.dictionaries(st.text(max_size=20), JSON, max_size=5), "properties": JSON, "identity": JSON, "sku": JSON},
+    optional={
+        "tags": st.dictionaries(st.text(max_size=20), JSON, max_size=5),
+        "properties": JSON,
+        "identity": JSON,
+        "sku": JSON,
+    },
 )
 
 

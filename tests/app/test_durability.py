@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api.arm import create_endpoint, deployment_body, deployment_url, endpoint_body, endpoint_url, wait_for_operation
+from tests.api.arm import (
+    create_endpoint,
+    deployment_body,
+    deployment_url,
+    endpoint_body,
+    endpoint_url,
+    wait_for_operation,
+)
 from tests.conftest import ALL_BACKENDS, database_url_for
 from tests.server import API, Server
 

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from batchpoint.config import DEFAULT_SUBSCRIPTION as SUBSCRIPTION
 from batchpoint.access.issuer import ensure_issuer
-
+from batchpoint.config import DEFAULT_SUBSCRIPTION as SUBSCRIPTION
 from tests.api.arm import grant
 from tests.api.jobs import deploy_script, invoke, wait_for_job
 from tests.server import Server
@@ -76,8 +75,16 @@ def test_counters_match_the_job(server: Server) -> None:
     for name in ("a", "b", "c", "d", "bad", "slow"):
         (inputs / f"{name}.txt").write_text(name)
     with server.client() as client:
-        deploy_script(client, data, "metered", "main", SCRIPT, miniBatchSize=1, maxConcurrencyPerInstance=2,
-                      retrySettings={"maxRetries": 1, "timeout": "PT2S"})
+        deploy_script(
+            client,
+            data,
+            "metered",
+            "main",
+            SCRIPT,
+            miniBatchSize=1,
+            maxConcurrencyPerInstance=2,
+            retrySettings={"maxRetries": 1, "timeout": "PT2S"},
+        )
         before = scrape(server)
         name = invoke(client, "metered", str(inputs)).json()["name"]
         job = wait_for_job(client, name, timeout=120)
@@ -94,7 +101,13 @@ def test_counters_match_the_job(server: Server) -> None:
     assert delta(before, after, "batchpoint_run_duration_seconds_count") == 8  # 4 + 2 tries of each failing one
     assert delta(before, after, "batchpoint_jobs", state="Completed") == 1
     assert after[("batchpoint_busy_workers", ())] == 0 and after[("batchpoint_job_queue_depth", ())] == 0
-    invoked = ("method", "POST"), ("route", "/inference/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
-               "/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/batchEndpoints/{endpointName}/jobs")
+    invoked = (
+        ("method", "POST"),
+        (
+            "route",
+            "/inference/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+            "/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/batchEndpoints/{endpointName}/jobs",
+        ),
+    )
     assert after[("batchpoint_http_requests_total", (*invoked, ("status", "200")))] >= 1
     assert after[("batchpoint_http_request_duration_seconds_count", invoked)] >= 1

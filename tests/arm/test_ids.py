@@ -59,11 +59,21 @@ def test_an_extension_resource_takes_the_type_of_its_own_namespace() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "action"),
     [
-        ("GET", f"/subscriptions/{SUBSCRIPTION}/resourceGroups/providers", "Microsoft.Resources/subscriptions/resourceGroups/read"),
-        ("GET", f"{workspace_id(SUBSCRIPTION, 'providers', 'providers')}/batchEndpoints",
-         "Microsoft.MachineLearningServices/workspaces/batchEndpoints/read"),
-        ("POST", f"{workspace_id(SUBSCRIPTION, 'workspaces', 'providers')}/batchEndpoints/providers/listkeys",
-         "Microsoft.MachineLearningServices/workspaces/batchEndpoints/listkeys/action"),
+        (
+            "GET",
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/providers",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+        ),
+        (
+            "GET",
+            f"{workspace_id(SUBSCRIPTION, 'providers', 'providers')}/batchEndpoints",
+            "Microsoft.MachineLearningServices/workspaces/batchEndpoints/read",
+        ),
+        (
+            "POST",
+            f"{workspace_id(SUBSCRIPTION, 'workspaces', 'providers')}/batchEndpoints/providers/listkeys",
+            "Microsoft.MachineLearningServices/workspaces/batchEndpoints/listkeys/action",
+        ),
     ],
 )
 def test_permissions_read_the_action_by_position(method: str, path: str, action: str) -> None:
@@ -72,7 +82,13 @@ def test_permissions_read_the_action_by_position(method: str, path: str, action:
 
 @pytest.mark.parametrize(
     "malformed",
-    ["", "/subscriptions", "/subscriptions/s/resourceGroups", "/subscriptions/s/workspaces/w", "/tenants/t/resourceGroups/g"],
+    [
+        "",
+        "/subscriptions",
+        "/subscriptions/s/resourceGroups",
+        "/subscriptions/s/workspaces/w",
+        "/tenants/t/resourceGroups/g",
+    ],
 )
 def test_what_is_not_an_id_is_refused(malformed: str) -> None:
     with pytest.raises(MalformedId):

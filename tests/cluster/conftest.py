@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import database_url_for
 from tests.cluster.replicas import Replicas, replica
+from tests.conftest import database_url_for
 
 
 @pytest.fixture

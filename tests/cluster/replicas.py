@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from tests.api.jobs import TERMINAL, V
 from tests.server import WORKSPACE_ID, Server
 

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from tests.api.jobs import deploy_script, invoke, predictions, write_inputs
+from tests.cluster.replicas import SLOW_ECHO, done_fraction, input_names, job_of, wait_for_end, wait_until
 from tests.conftest import database_url_for
 from tests.server import POSTGRES_ADMIN_URL, Server
-from tests.cluster.replicas import SLOW_ECHO, done_fraction, input_names, job_of, wait_for_end, wait_until
 
 FILES = 1000
 EXPECTED = input_names(FILES)

@@ -10,17 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.api.jobs import TERMINAL, V, deploy_script, invoke, write_inputs
-from tests.server import WORKSPACE_ID, Server
 from tests.cluster.replicas import (
     LEASE_SECONDS,
     SLOW_ECHO,
     Replicas,
     done_fraction,
-    job_of,
     input_names,
+    job_of,
     wait_for_end,
     wait_until,
 )
+from tests.server import WORKSPACE_ID, Server
 
 FILES = 3000
 EXPECTED = input_names(FILES)

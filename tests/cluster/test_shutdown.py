@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psutil
 
+from tests.cluster.replicas import job_of, wait_for_end, wait_until
 from tests.jobs.pipelines.test_pipelines import component, node, provision
 from tests.server import WORKSPACE_ID, Server
-from tests.cluster.replicas import job_of, wait_for_end, wait_until
 
 
 def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart(tmp_path: Path) -> None:
@@ -23,13 +23,23 @@ def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart
     server = Server(home=tmp_path / "home").start()
     try:
         with server.client() as client:
-            spec = {"type": "pipeline", "outputs": {"result": {"type": "uri_folder"}},
-                    "jobs": {"wait": {**node(component(client, "wait", waiting)),
-                                      "outputs": {"y": {"value": "${{parent.outputs.result}}", "type": "literal"}}}}}
+            spec = {
+                "type": "pipeline",
+                "outputs": {"result": {"type": "uri_folder"}},
+                "jobs": {
+                    "wait": {
+                        **node(component(client, "wait", waiting)),
+                        "outputs": {"y": {"value": "${{parent.outputs.result}}", "type": "literal"}},
+                    }
+                },
+            }
             assert provision(client, "stopping", component(client, "stopping", spec))["status"] == "Succeeded"
             scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/stopping", params={"api-version": "2025-12-01"}).json()
-            name = client.post(scoring["properties"]["scoringUri"], json={"properties": {}},
-                               headers={"azureml-model-deployment": "main"}).json()["name"]
+            name = client.post(
+                scoring["properties"]["scoringUri"],
+                json={"properties": {}},
+                headers={"azureml-model-deployment": "main"},
+            ).json()["name"]
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 60, "the step to run")
         step = psutil.Process(int(pid_file.read_text()))
 

@@ -10,7 +10,9 @@ from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
 from tests.server import WORKSPACE_ID, Server
 
-ECHO = "import os\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    return [os.path.basename(p) for p in mini_batch]\n"
+ECHO = (
+    "import os\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    return [os.path.basename(p) for p in mini_batch]\n"
+)
 
 
 def test_a_job_scores_files_of_a_remote_datastore(server: Server, azurite: Azurite, local_data: Path) -> None:

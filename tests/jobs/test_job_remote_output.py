@@ -12,8 +12,8 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from tests.api.jobs import V, deploy_script, invoke, wait_for_job, write_inputs
-from tests.jobs.test_job_durability import SLOW_ECHO, kill_when
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
+from tests.jobs.test_job_durability import SLOW_ECHO, kill_when
 from tests.server import WORKSPACE_ID, Server
 
 
@@ -84,8 +84,9 @@ def test_output_on_a_blob_datastore_appears_once_whole_with_every_row_in_order(
     assert reader.seen and set(reader.seen) == {rows(400)}, "a reader saw a partial predictions file"
     assert reader.listed == {"results/predictions.csv"}, "only the predictions file is published"
     assert again["properties"]["status"] == "Failed"
-    assert "The output file 'predictions.csv' already exists in 'azureml://datastores/remote/paths/results/'" in (
-        again["properties"]["error"]["message"]
+    assert (
+        "The output file 'predictions.csv' already exists in 'azureml://datastores/remote/paths/results/'"
+        in (again["properties"]["error"]["message"])
     )
     assert container.download_blob("results/predictions.csv").readall() == rows(400)
 
@@ -98,7 +99,9 @@ def test_a_job_on_a_blob_default_datastore_survives_kill_9_with_its_output_whole
     inputs = write_inputs(tmp_path / "in", files)
     with Reader(container) as reader:
         with server.client() as http:
-            deploy_script(http, tmp_path, "remote-kill", "main", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(
+                http, tmp_path, "remote-kill", "main", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2
+            )
             name = invoke(http, "remote-kill", str(inputs)).json()["name"]
         for moment in (0.3, 0.7):
             kill_when(server, name, moment)

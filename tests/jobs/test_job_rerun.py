@@ -70,12 +70,16 @@ def test_rerun_failed_runs_exactly_the_failed_files_and_outputs_their_rows(serve
 
 
 def test_a_canceled_job_reruns_what_never_ran(server: Server, tmp_path: Path) -> None:
-    slow = "import os, time\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    time.sleep(0.2)\n    return mini_batch\n"
+    slow = (
+        "import os, time\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    time.sleep(0.2)\n    return mini_batch\n"
+    )
     with server.client() as http:
         deploy_script(http, tmp_path, "rerun-cancel", "main", slow, miniBatchSize=1)
         name = invoke(http, "rerun-cancel", str(write_inputs(tmp_path / "in", 40))).json()["name"]
         deadline = time.monotonic() + 60
-        while http.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["progress"]["items"]["succeeded"] < 2:
+        while (
+            http.get(f"{WORKSPACE_ID}/jobs/{name}", params=V).json()["properties"]["progress"]["items"]["succeeded"] < 2
+        ):
             assert time.monotonic() < deadline, "the job made no progress"
             time.sleep(0.05)
         http.post(f"{WORKSPACE_ID}/jobs/{name}/cancel", params=V)

@@ -73,7 +73,13 @@ def test_invoke_runs_the_scoring_script_over_every_file_in_order(job_server: Ser
     assert properties["jobType"] == "Pipeline" and properties["properties"]["azureml.batchrun"] == "true"
     assert properties["properties"]["azureml.deploymentname"] == "blue"
     assert properties["properties"]["batchpoint.routing"] == "endpoint default deployment"
-    assert properties["progress"]["miniBatches"] == {"total": 6, "succeeded": 6, "failed": 0, "running": 0, "retried": 0}
+    assert properties["progress"]["miniBatches"] == {
+        "total": 6,
+        "succeeded": 6,
+        "failed": 0,
+        "running": 0,
+        "retried": 0,
+    }
     assert properties["progress"]["items"]["succeeded"] == 23
     assert predictions(job_server.home, answer["name"]) == [f"seen f{index:05d}.txt" for index in range(23)]
 
@@ -98,7 +104,9 @@ def test_per_job_overrides_apply(job_server: Server, inputs: Path) -> None:
     assert len(predictions(job_server.home, answer["name"], "scores.txt")) == 23
 
 
-def test_a_chosen_output_folder_is_used_and_never_overwritten(job_server: Server, inputs: Path, data_root: Path) -> None:
+def test_a_chosen_output_folder_is_used_and_never_overwritten(
+    job_server: Server, inputs: Path, data_root: Path
+) -> None:
     target = data_root / "chosen-output"
     outputs = {"outputData": {"score": {"jobOutputType": "UriFolder", "uri": str(target)}}}
     with job_server.client() as client:
@@ -111,13 +119,23 @@ def test_a_chosen_output_folder_is_used_and_never_overwritten(job_server: Server
 
 def test_failures_name_the_file_and_the_exception(job_server: Server, data_root: Path, inputs: Path) -> None:
     with job_server.client() as client:
-        deploy_script(client, data_root, "failing", "red", FAIL_ON_SEVEN, miniBatchSize=5, errorThreshold=0,
-                      retrySettings={"maxRetries": 1, "timeout": "PT30S"})
+        deploy_script(
+            client,
+            data_root,
+            "failing",
+            "red",
+            FAIL_ON_SEVEN,
+            miniBatchSize=5,
+            errorThreshold=0,
+            retrySettings={"maxRetries": 1, "timeout": "PT30S"},
+        )
         answer = invoke(client, "failing", str(inputs)).json()
         job = wait_for_job(client, answer["name"])
     properties = job["properties"]
     assert properties["status"] == "Failed"
-    assert "f00007.txt" in properties["error"]["message"] and "cannot score file seven" in properties["error"]["message"]
+    assert (
+        "f00007.txt" in properties["error"]["message"] and "cannot score file seven" in properties["error"]["message"]
+    )
     assert "Traceback" in properties["error"]["message"]
 
 
@@ -134,7 +152,10 @@ def test_cancel_stops_a_running_job(job_server: Server, data_root: Path, inputs:
     ("input_data", "fragment"),
     [
         ({}, "exactly one data input"),
-        ({"a": {"jobInputType": "UriFolder", "uri": "/x"}, "b": {"jobInputType": "UriFolder", "uri": "/y"}}, "exactly one"),
+        (
+            {"a": {"jobInputType": "UriFolder", "uri": "/x"}, "b": {"jobInputType": "UriFolder", "uri": "/y"}},
+            "exactly one",
+        ),
         ({"n": {"jobInputType": "Literal", "value": "3"}}, "exactly one data input"),
         ({"UriFolder": {"jobInputType": "MLTable", "uri": "/x"}}, "not supported"),
         ({"UriFolder": {"jobInputType": "UriFolder", "uri": "/etc"}}, "allow-local-path"),
@@ -152,9 +173,16 @@ def test_bad_inputs_are_refused_with_a_reason(job_server: Server, input_data: di
 def test_routing_needs_a_deployment(job_server: Server, inputs: Path) -> None:
     with job_server.client() as client:
         unknown = invoke(client, "echo", str(inputs), {"azureml-model-deployment": "green"})
-        client.put(f"{WORKSPACE_ID}/batchEndpoints/empty", params=V, json={"location": "local", "properties": {"authMode": "AADToken"}})
+        client.put(
+            f"{WORKSPACE_ID}/batchEndpoints/empty",
+            params=V,
+            json={"location": "local", "properties": {"authMode": "AADToken"}},
+        )
         scoring_uri = client.get(f"{WORKSPACE_ID}/batchEndpoints/empty", params=V).json()["properties"]["scoringUri"]
-        no_default = client.post(scoring_uri, json={"properties": {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": str(inputs)}}}})
+        no_default = client.post(
+            scoring_uri,
+            json={"properties": {"inputData": {"UriFolder": {"jobInputType": "UriFolder", "uri": str(inputs)}}}},
+        )
     assert unknown.status_code == 400 and "green" in unknown.json()["error"]["message"]
     assert no_default.status_code == 400 and "No valid deployments" in no_default.json()["error"]["message"]
 
@@ -173,13 +201,17 @@ def test_run_details_link_every_log_file(job_server: Server, inputs: Path) -> No
         wait_for_job(client, name)
         details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
         result = client.get(details["logFiles"]["job_result.txt"])
-        tampered = client.get(details["logFiles"]["job_result.txt"].replace("job_result.txt?", "job_progress_overview.txt?"))
+        tampered = client.get(
+            details["logFiles"]["job_result.txt"].replace("job_result.txt?", "job_progress_overview.txt?")
+        )
         streamed = client.get(details["logFiles"]["user_logs/std_log.txt"], headers={"Authorization": ""})
     assert details["status"] == "Completed" and details["runId"] == name and details["endTimeUtc"]
     assert "job_progress_overview.txt" in details["logFiles"]
     assert result.status_code == 200 and "Completed" in result.text
     assert tampered.status_code == 403
-    assert streamed.status_code == 200 and "Job Completed" in streamed.text and "Progress: Mini-batches" in streamed.text
+    assert (
+        streamed.status_code == 200 and "Job Completed" in streamed.text and "Progress: Mini-batches" in streamed.text
+    )
 
 
 def test_jobs_are_listed_per_endpoint_and_per_deployment(job_server: Server, inputs: Path) -> None:
@@ -202,7 +234,11 @@ def test_endpoint_job_lists_are_paged(job_server: Server, inputs: Path) -> None:
         started = [invoke(client, "echo", str(inputs)).json()["name"] for _ in range(3)]
         for name in started:
             wait_for_job(client, name)
-        pages = [client.get(f"{mfe}/deployments/blue/jobs", params={"api-version": "2020-09-01-dataplanepreview", "$top": "2"}).json()]
+        pages = [
+            client.get(
+                f"{mfe}/deployments/blue/jobs", params={"api-version": "2020-09-01-dataplanepreview", "$top": "2"}
+            ).json()
+        ]
         while pages[-1].get("nextLink"):
             assert "api-version=2020-09-01-dataplanepreview" in pages[-1]["nextLink"]
             pages.append(client.get(pages[-1]["nextLink"]).json())

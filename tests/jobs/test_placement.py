@@ -45,8 +45,16 @@ def deploy_gated(client, data_root: Path, endpoint: str, compute: str, reference
     """A one-node compute and a deployment on it whose run() waits until the returned gate file exists."""
     gate = data_root / f"gate-{endpoint}"
     create_compute(client, compute, max_nodes=1)
-    deploy_script(client, data_root, endpoint, "main", GATED, compute=reference, resources={"instanceCount": 1},
-                  environmentVariables={"GATE": str(gate)})
+    deploy_script(
+        client,
+        data_root,
+        endpoint,
+        "main",
+        GATED,
+        compute=reference,
+        resources={"instanceCount": 1},
+        environmentVariables={"GATE": str(gate)},
+    )
     return gate
 
 
@@ -86,6 +94,8 @@ def test_invoking_a_deployment_whose_compute_was_deleted_names_it(server: Server
     with server.client() as client:
         create_compute(client, "short-lived")
         deploy_script(client, data_root, "orphan", "main", GATED, compute="short-lived")
-        wait_for_operation(client, client.delete(compute_url("short-lived"), params={**V, "underlyingResourceAction": "Delete"}))
+        wait_for_operation(
+            client, client.delete(compute_url("short-lived"), params={**V, "underlyingResourceAction": "Delete"})
+        )
         refused = invoke(client, "orphan", str(inputs))
     assert refused.status_code == 400 and "short-lived" in refused.json()["error"]["message"]

@@ -85,7 +85,9 @@ class Kit:
         path = self.output_dir / "predictions.csv"
         return path.read_text() if path.exists() else None
 
-    def check(self, outcome: JobOutcome, status: str, failed_items: int, tries: list[int], predictions: str | None) -> None:
+    def check(
+        self, outcome: JobOutcome, status: str, failed_items: int, tries: list[int], predictions: str | None
+    ) -> None:
         """What every job test pins: the status, the failed items, the tries of each mini-batch, and the exact
         predictions file (None: there is none)."""
         assert outcome.status == status, outcome.message

@@ -64,7 +64,9 @@ def test_each_installer_builds_an_isolated_environment_on_the_python_asked_for(
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
-def test_a_failed_install_names_the_installer_and_its_error_and_leaves_no_folder(tmp_path: Path, installer: str) -> None:
+def test_a_failed_install_names_the_installer_and_its_error_and_leaves_no_folder(
+    tmp_path: Path, installer: str
+) -> None:
     spec = spec_on(UNINSTALLABLE, None)
     cache = EnvironmentCache(tmp_path, installer=choose_installer(installer))
 
@@ -86,10 +88,14 @@ def mirror_with_one_package(root: Path) -> str:
         f"{name}.dist-info/METADATA": "Metadata-Version: 2.1\nName: batchpoint-mirror-only\nVersion: 1.0\n",
         f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    hashes = {path: base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode() for path, text in files.items()}
-    files[f"{name}.dist-info/RECORD"] = "".join(
-        f"{path},sha256={hashes[path]},{len(text.encode())}\n" for path, text in files.items()
-    ) + f"{name}.dist-info/RECORD,,\n"
+    hashes = {
+        path: base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        for path, text in files.items()
+    }
+    files[f"{name}.dist-info/RECORD"] = (
+        "".join(f"{path},sha256={hashes[path]},{len(text.encode())}\n" for path, text in files.items())
+        + f"{name}.dist-info/RECORD,,\n"
+    )
     project = root / "batchpoint-mirror-only"
     project.mkdir(parents=True)
     wheel = project / f"{name}-py3-none-any.whl"
@@ -130,4 +136,7 @@ def test_without_uv_environments_are_built_with_pip() -> None:
     environment = {**os.environ, "PATH": os.pathsep.join(["/usr/bin", "/bin"])}
     answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, env=environment)
 
-    assert answer.stdout.splitlines() == ["pip", "uv is not installed: `pip install uv`, or build environments with pip."]
+    assert answer.stdout.splitlines() == [
+        "pip",
+        "uv is not installed: `pip install uv`, or build environments with pip.",
+    ]

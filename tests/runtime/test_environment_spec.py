@@ -86,7 +86,9 @@ def test_an_unreadable_conda_file_is_refused_with_its_source(text: str) -> None:
 
 
 def test_an_mlflow_models_python_env_reads_its_requirements_file(tmp_path: Path) -> None:
-    (tmp_path / "python_env.yaml").write_text("python: 3.11.7\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n")
+    (tmp_path / "python_env.yaml").write_text(
+        "python: 3.11.7\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n"
+    )
     (tmp_path / "requirements.txt").write_text("mlflow==2.9.0\n# a comment\nscikit-learn==1.3.0  # pinned\n")
     spec = from_mlflow_model(tmp_path)
     assert spec is not None and spec.requirements == ("mlflow==2.9.0", "scikit-learn==1.3.0")

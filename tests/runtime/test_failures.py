@@ -80,7 +80,9 @@ def test_a_run_that_hangs_past_the_timeout_is_killed_retried_and_its_stack_repor
         ("os.kill(os.getpid(), 9)", "was killed by signal SIGKILL (as the out-of-memory killer does)"),
     ],
 )
-def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(kit: Kit, misbehave: str, described: str) -> None:
+def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(
+    kit: Kit, misbehave: str, described: str
+) -> None:
     kit.inputs("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt")
     script_failing(kit, misbehave)
 
@@ -99,7 +101,13 @@ def test_the_mini_batch_queued_behind_a_worker_that_dies_runs_later_at_no_cost(k
 
     outcome = kit.run()
 
-    kit.check(outcome, "Completed", 0, [1, 2, 1, 1], lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt", "e.txt", "f.txt", "g.txt"))
+    kit.check(
+        outcome,
+        "Completed",
+        0,
+        [1, 2, 1, 1],
+        lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt", "e.txt", "f.txt", "g.txt"),
+    )
     assert sorted(kit.ledger.attempts["job"]) == [(0, 1), (1, 1), (1, 2), (2, 1), (3, 1)]
 
 
@@ -221,7 +229,9 @@ def test_a_canceled_job_stops_and_writes_no_output(kit: Kit) -> None:
     def should_cancel() -> bool:
         return time.monotonic() - started > 0.5
 
-    outcome = run_job(kit.spec(mini_batch_size=1), InMemoryLedger(), LocalProcessExecutor(), should_cancel=should_cancel)
+    outcome = run_job(
+        kit.spec(mini_batch_size=1), InMemoryLedger(), LocalProcessExecutor(), should_cancel=should_cancel
+    )
 
     assert outcome.status == "Canceled"
     assert outcome.counts.mini_batches_succeeded < 6

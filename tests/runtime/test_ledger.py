@@ -79,7 +79,10 @@ def test_a_group_records_many_tries_in_one_write(ledger: Ledger) -> None:
     )
     ledger.record_tries("job", [Attempt(2, 1, "process001 (pid 3)")], [])  # started again after a crash
 
-    assert [(batch.status, batch.tries, batch.succeeded_items, batch.failed_items) for batch in ledger.mini_batches("job") or []] == [
+    assert [
+        (batch.status, batch.tries, batch.succeeded_items, batch.failed_items)
+        for batch in ledger.mini_batches("job") or []
+    ] == [
         ("succeeded", 1, 1, 0),
         ("succeeded", 1, 0, 1),
         ("pending", 0, 0, 0),
@@ -92,7 +95,10 @@ def test_a_try_started_again_within_one_group_is_recorded_once(ledger: Ledger) -
     started_again = [Attempt(0, 1, "process000 (pid 1)"), Attempt(0, 1, "process000 (pid 2)")]  # init() failed on pid 1
     ledger.record_tries("job", started_again, [Success(0, 1, 1, 0)])
 
-    assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [("succeeded", 1), ("pending", 0)]
+    assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [
+        ("succeeded", 1),
+        ("pending", 0),
+    ]
 
 
 def test_the_in_memory_ledger_keeps_attempts() -> None:

@@ -31,7 +31,9 @@ def test_rows_become_committed_and_are_written_in_mini_batch_order(tmp_path: Pat
     output.close()
 
 
-def test_after_a_crash_the_last_complete_record_of_each_mini_batch_counts_and_a_torn_tail_is_cut(tmp_path: Path) -> None:
+def test_after_a_crash_the_last_complete_record_of_each_mini_batch_counts_and_a_torn_tail_is_cut(
+    tmp_path: Path,
+) -> None:
     before = AppendRowOutput(spec(tmp_path))
     before.add(0, b"first try of 0\n")
     before.add(1, b"one\n")

@@ -28,7 +28,9 @@ def test_list_results_are_written_one_per_line_grouped_per_mini_batch_in_input_o
     )
     progress: list[Counts] = []
 
-    outcome = run_job(kit.spec(max_concurrency_per_instance=2), kit.ledger, LocalProcessExecutor(), on_progress=progress.append)
+    outcome = run_job(
+        kit.spec(max_concurrency_per_instance=2), kit.ledger, LocalProcessExecutor(), on_progress=progress.append
+    )
 
     expected = lines(
         "f0.txt f0", "f1.txt f1", "('extra', 2)",
@@ -60,7 +62,13 @@ def test_dataframe_results_are_space_delimited_without_header_or_index(kit: Kit)
 
     outcome = kit.run()
 
-    kit.check(outcome, "Completed", 0, [1, 1], lines('a.csv 0.5 "two words"', 'b.csv 0.5 "two words"', 'c.csv 0.5 "two words"'))
+    kit.check(
+        outcome,
+        "Completed",
+        0,
+        [1, 1],
+        lines('a.csv 0.5 "two words"', 'b.csv 0.5 "two words"', 'c.csv 0.5 "two words"'),
+    )
 
 
 def test_fewer_results_than_inputs_count_the_gap_as_failed_items(kit: Kit) -> None:
@@ -182,7 +190,9 @@ def test_a_remote_output_gets_the_files_of_a_completed_job_but_not_its_logs(kit:
     )
     remote = kit.root / "remote"
     (remote / "scores").mkdir(parents=True)
-    spec = kit.spec(remote_output={"uri": "azureml://datastores/elsewhere/paths/x/", "protocol": "file", "path": str(remote)})
+    spec = kit.spec(
+        remote_output={"uri": "azureml://datastores/elsewhere/paths/x/", "protocol": "file", "path": str(remote)}
+    )
 
     outcome = run_job(spec, kit.ledger, LocalProcessExecutor())
 

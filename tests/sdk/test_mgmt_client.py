@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
-from azure.mgmt.machinelearningservices import models
+from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient, models
 
 from tests.sdk.credentials import StaticTokenCredential
 from tests.server import SUBSCRIPTION, Server
@@ -59,7 +58,9 @@ def test_all_eleven_operations(client: MachineLearningServicesMgmtClient) -> Non
     assert EP in [item.name for item in client.batch_endpoints.list(RG, WS, count=10)]
     assert client.batch_endpoints.get(RG, WS, EP).properties.description == "mgmt"
     patched = finish(
-        client.batch_endpoints.begin_update(RG, WS, EP, models.PartialMinimalTrackedResourceWithIdentity(tags={"a": "b"}))
+        client.batch_endpoints.begin_update(
+            RG, WS, EP, models.PartialMinimalTrackedResourceWithIdentity(tags={"a": "b"})
+        )
     )
     assert patched.tags == {"a": "b"}
     keys = client.batch_endpoints.list_keys(RG, WS, EP)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from azure.ai.ml import MLClient
-from azure.core.exceptions import ResourceExistsError
 from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Data, Environment, Model, ModelBatchDeployment
+from azure.core.exceptions import ResourceExistsError
 
 from tests.sdk.mlclient import connect, create_cluster
 from tests.server import Server
@@ -55,8 +55,12 @@ def test_model_and_data_from_local_folders_arrive_byte_identical(
 
 def test_same_code_folder_is_uploaded_once(ml_client: MLClient, tls_server: Server, tmp_path: Path) -> None:
     script = b"# test_same_code_folder_is_uploaded_once (the server is shared: no other test has this folder)\n"
-    code = write_tree(tmp_path / "src", {"score.py": script + b"def init():\n    pass\n\ndef run(batch):\n    return batch\n"})
-    model = ml_client.models.create_or_update(Model(name="code-model", path=str(write_tree(tmp_path / "w", {"w.bin": b"w"}))))
+    code = write_tree(
+        tmp_path / "src", {"score.py": script + b"def init():\n    pass\n\ndef run(batch):\n    return batch\n"}
+    )
+    model = ml_client.models.create_or_update(
+        Model(name="code-model", path=str(write_tree(tmp_path / "w", {"w.bin": b"w"})))
+    )
     environment = ml_client.environments.create_or_update(Environment(name="code-env", image="python:3.11"))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="code-ep")).result()
     create_cluster(ml_client)
@@ -84,18 +88,26 @@ def test_a_registered_version_keeps_its_definition_as_on_azure(ml_client: MLClie
     second = tmp_path / "second.yml"
     first.write_text("dependencies:\n- python=3.11\n- pip:\n  - six==1.16.0\n")
     second.write_text("dependencies:\n- python=3.11\n- pip:\n  - six==1.17.0\n")
-    ml_client.environments.create_or_update(Environment(name="immutable", version="1", conda_file=str(first), image="python:3.11"))
+    ml_client.environments.create_or_update(
+        Environment(name="immutable", version="1", conda_file=str(first), image="python:3.11")
+    )
 
     with pytest.raises(ResourceExistsError) as refused:
-        ml_client.environments.create_or_update(Environment(name="immutable", version="1", conda_file=str(second), image="python:3.11"))
+        ml_client.environments.create_or_update(
+            Environment(name="immutable", version="1", conda_file=str(second), image="python:3.11")
+        )
     assert "immutable with version 1 is already registered and cannot be changed" in str(refused.value)
     assert "six==1.16.0" in ml_client.environments.get("immutable", version="1").conda_file["dependencies"][1]["pip"][0]
 
     again = Environment(name="immutable", version="1", conda_file=str(first), image="python:3.11", description="same")
     assert ml_client.environments.create_or_update(again).description == "same"
-    moved = ml_client.environments.create_or_update(Environment(name="immutable", conda_file=str(second), image="python:3.11"))
+    moved = ml_client.environments.create_or_update(
+        Environment(name="immutable", conda_file=str(second), image="python:3.11")
+    )
     assert moved.version == "2"
-    unchanged = ml_client.environments.create_or_update(Environment(name="immutable", conda_file=str(second), image="python:3.11"))
+    unchanged = ml_client.environments.create_or_update(
+        Environment(name="immutable", conda_file=str(second), image="python:3.11")
+    )
     assert unchanged.version == "2"
     assert sorted(item.version for item in ml_client.environments.list("immutable")) == ["1", "2"]
 
@@ -108,7 +120,9 @@ def test_models_and_data_versions_are_immutable_too(ml_client: MLClient, tmp_pat
         ml_client.models.create_or_update(Model(name="fixed-model", version="1", path=str(two)))
     with pytest.raises(ResourceExistsError):
         ml_client.data.create_or_update(Data(name="fixed-data", version="1", path=str(two), type="uri_folder"))
-    tagged = ml_client.models.create_or_update(Model(name="fixed-model", version="1", path=str(one), tags={"stage": "ok"}))
+    tagged = ml_client.models.create_or_update(
+        Model(name="fixed-model", version="1", path=str(one), tags={"stage": "ok"})
+    )
     assert tagged.tags == {"stage": "ok"}
     ml_client.models.archive("fixed-model", version="1")
     assert ml_client.models.get("fixed-model", version="1").path.endswith("/one")

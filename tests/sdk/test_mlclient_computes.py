@@ -20,8 +20,14 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
 
 
 def test_cluster_lifecycle(ml_client: MLClient) -> None:
-    cluster = AmlCompute(name="batch-cluster", size="Standard_DS3_v2", min_instances=0, max_instances=2,
-                         idle_time_before_scale_down=300, tier="low_priority")
+    cluster = AmlCompute(
+        name="batch-cluster",
+        size="Standard_DS3_v2",
+        min_instances=0,
+        max_instances=2,
+        idle_time_before_scale_down=300,
+        tier="low_priority",
+    )
     created = ml_client.compute.begin_create_or_update(cluster).result()
     got = ml_client.compute.get("batch-cluster")
     listed = {compute.name: compute for compute in ml_client.compute.list()}

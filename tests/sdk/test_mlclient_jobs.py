@@ -120,7 +120,9 @@ def test_invoke_with_datastore_input_overrides_and_a_chosen_output(
     ml_client: MLClient, tls_server: Server, deployed: str, tmp_path: Path
 ) -> None:
     """Invoke variants of the tutorial: a datastore URI input, params_override, outputs= to a datastore path."""
-    data = ml_client.data.create_or_update(Data(name="sdk-inputs", path=str(write_inputs(tmp_path / "in", 6)), type="uri_folder"))
+    data = ml_client.data.create_or_update(
+        Data(name="sdk-inputs", path=str(write_inputs(tmp_path / "in", 6)), type="uri_folder")
+    )
     job = ml_client.batch_endpoints.invoke(
         endpoint_name=deployed,
         deployment_name="main",

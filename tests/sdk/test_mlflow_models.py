@@ -56,7 +56,10 @@ def test_mlflow_model_scores_csv_and_parquet_without_a_script(
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="mlflow-ep")).result()
     create_cluster(ml_client)
     deployment = ModelBatchDeployment(
-        name="auto", endpoint_name="mlflow-ep", model=registered, compute="cpu-cluster",
+        name="auto",
+        endpoint_name="mlflow-ep",
+        model=registered,
+        compute="cpu-cluster",
         settings=ModelBatchDeploymentSettings(mini_batch_size=1),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()

@@ -104,7 +104,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def training_job(ml_client: MLClient, tls_server: Server, inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def training_job(
+    ml_client: MLClient, tls_server: Server, inputs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """A scoring-script deployment in the Python 3.8 environment, invoked once; its init() trains the model."""
     root = tmp_path_factory.mktemp("training")
     (root / "code").mkdir()
@@ -113,17 +115,27 @@ def training_job(ml_client: MLClient, tls_server: Server, inputs: Path, tmp_path
     (root / "model").mkdir()
     (root / "model" / "unused.txt").write_text("the script trains its own model")
     environment = ml_client.environments.create_or_update(
-        Environment(name="py38-sklearn", conda_file=str(root / "conda.yml"), image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04")
+        Environment(
+            name="py38-sklearn",
+            conda_file=str(root / "conda.yml"),
+            image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04",
+        )
     )
     model = ml_client.models.create_or_update(Model(name="py38-placeholder", path=str(root / "model")))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="py38-script")).result()
     deployment = ModelBatchDeployment(
-        name="train", endpoint_name="py38-script", model=model, environment=environment, compute="cpu-cluster",
+        name="train",
+        endpoint_name="py38-script",
+        model=model,
+        environment=environment,
+        compute="cpu-cluster",
         code_configuration=CodeConfiguration(code=str(root / "code"), scoring_script="score.py"),
         settings=ModelBatchDeploymentSettings(mini_batch_size=1, instance_count=1, max_concurrency_per_instance=1),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
-    job = ml_client.batch_endpoints.invoke(endpoint_name="py38-script", deployment_name="train", input=Input(type="uri_folder", path=str(inputs)))
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="py38-script", deployment_name="train", input=Input(type="uri_folder", path=str(inputs))
+    )
     ml_client.jobs.stream(job.name)
     assert ml_client.jobs.get(job.name).status == "Completed"
     return job.name
@@ -149,7 +161,9 @@ def mlflow_model_folder(folder: Path, model_pickle: Path, python: str) -> Path:
     shutil.copy(model_pickle, folder / "model.pkl")
     (folder / "MLmodel").write_text(MLMODEL)
     (folder / "conda.yaml").write_text(CONDA_38.format(name="mlflow-env").replace("python=3.8.5", f"python={python}"))
-    (folder / "python_env.yaml").write_text(f"python: {python}\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n")
+    (folder / "python_env.yaml").write_text(
+        f"python: {python}\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n"
+    )
     (folder / "requirements.txt").write_text("mlflow-skinny==2.17.2\nscikit-learn==1.1.2\n")
     return folder
 
@@ -163,18 +177,31 @@ def test_an_mlflow_model_pinned_to_python_3_8_deploys_and_scores(
     registered = ml_client.models.create_or_update(Model(name="py38-regressor", path=str(folder), type="mlflow_model"))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="py38-mlflow")).result()
     deployment = ModelBatchDeployment(
-        name="auto", endpoint_name="py38-mlflow", model=registered, compute="cpu-cluster",
+        name="auto",
+        endpoint_name="py38-mlflow",
+        model=registered,
+        compute="cpu-cluster",
         settings=ModelBatchDeploymentSettings(mini_batch_size=1),
     )
     assert ml_client.batch_deployments.begin_create_or_update(deployment).result().provisioning_state == "Succeeded"
-    job = ml_client.batch_endpoints.invoke(endpoint_name="py38-mlflow", deployment_name="auto", input=Input(type="uri_folder", path=str(inputs)))
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="py38-mlflow", deployment_name="auto", input=Input(type="uri_folder", path=str(inputs))
+    )
     ml_client.jobs.stream(job.name)
 
     assert ml_client.jobs.get(job.name).status == "Completed"
     rows = [line.split(",") for line in predictions(tls_server.home, job.name)]
-    assert [(row, name) for row, _, name in rows] == [("0", "a.csv"), ("1", "a.csv"), ("0", "b.csv"), ("1", "b.csv"), ("2", "b.csv")]
+    assert [(row, name) for row, _, name in rows] == [
+        ("0", "a.csv"),
+        ("1", "a.csv"),
+        ("0", "b.csv"),
+        ("1", "b.csv"),
+        ("2", "b.csv"),
+    ]
     assert [float(value) for _, value, _ in rows] == pytest.approx([1.0, 8.0, 14.0, -1.0, 2.0])  # 2a - b
-    assert len(build_logs(tls_server)) == 1, "the model's conda file has the environment's requirements: no second build"
+    assert len(build_logs(tls_server)) == 1, (
+        "the model's conda file has the environment's requirements: no second build"
+    )
 
 
 def test_an_mlflow_model_asking_for_a_python_nobody_has_fails_naming_it_and_what_was_found(

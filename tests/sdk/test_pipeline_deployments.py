@@ -77,7 +77,11 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
             "{scores: {type: uri_folder}}",
         ),
         "fail_step": ("python -c \"import sys; sys.exit('boom: the model file is missing')\"", "{}", "{}"),
-        "hello": ("echo hello from ${{outputs.greeting}} && echo hello > ${{outputs.greeting}}/hello.txt", "{}", "{greeting: {type: uri_folder}}"),
+        "hello": (
+            "echo hello from ${{outputs.greeting}} && echo hello > ${{outputs.greeting}}/hello.txt",
+            "{}",
+            "{greeting: {type: uri_folder}}",
+        ),
         "optional_flag": (
             "echo start $[[--opt ${{inputs.x}}]] end > ${{outputs.args}}/args.txt",
             "{x: {type: string, optional: true}}",
@@ -88,7 +92,11 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
             "{model: {type: custom_model}, data: {type: uri_folder}}",
             "{read: {type: uri_folder}}",
         ),
-        "read_mlflow": ("cp ${{inputs.model}}/MLmodel ${{outputs.read}}/", "{model: {type: mlflow_model}}", "{read: {type: uri_folder}}"),
+        "read_mlflow": (
+            "cp ${{inputs.model}}/MLmodel ${{outputs.read}}/",
+            "{model: {type: mlflow_model}}",
+            "{read: {type: uri_folder}}",
+        ),
     }
     return {
         name: ml_client.components.create_or_update(command_component(folder, name, *spec))
@@ -101,7 +109,10 @@ def deploy(ml_client: MLClient, endpoint: str, component: Any, **settings: Any) 
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
     deployment = ml_client.batch_deployments.begin_create_or_update(
         PipelineComponentBatchDeployment(
-            name="pipe", endpoint_name=endpoint, component=component, settings={"default_compute": "cpu-cluster", **settings}
+            name="pipe",
+            endpoint_name=endpoint,
+            component=component,
+            settings={"default_compute": "cpu-cluster", **settings},
         )
     ).result()
     created = ml_client.batch_endpoints.get(endpoint)
@@ -123,7 +134,11 @@ def steps_of(ml_client: MLClient, job_name: str) -> dict[str, str]:
 
 
 def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
-    ml_client: MLClient, tls_server: Server, components: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ml_client: MLClient,
+    tls_server: Server,
+    components: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     prepare, score = components["prepare_data"], components["score_data"]
     assert prepare.id == f"{WORKSPACE_ID}/components/prepare_data/versions/1"
@@ -145,12 +160,18 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     deployment = deploy(ml_client, "pipe-ep", component, continue_on_step_failure=False)
     assert isinstance(deployment, PipelineComponentBatchDeployment)
     assert deployment.component == component.id
-    assert ml_client.batch_deployments.get(name="pipe", endpoint_name="pipe-ep").properties["default_compute"] == "cpu-cluster"
+    assert (
+        ml_client.batch_deployments.get(name="pipe", endpoint_name="pipe-ep").properties["default_compute"]
+        == "cpu-cluster"
+    )
 
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="pipe-ep",
-        inputs={"data": Input(type="uri_folder", path=str(data)), "n": Input(type="integer", default=2),
-                "prefix": Input(type="string", default="zz_")},
+        inputs={
+            "data": Input(type="uri_folder", path=str(data)),
+            "n": Input(type="integer", default=2),
+            "prefix": Input(type="string", default="zz_"),
+        },
     )
     ml_client.jobs.stream(job.name)
     streamed = capsys.readouterr().out
@@ -163,7 +184,9 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     child = next(iter(ml_client.jobs.list(parent_job_name=job.name)))
     assert ml_client.jobs.get(child.name).status == "Completed"
     with tls_server.client() as client:
-        step_logs = client.get(f"{tls_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{job.name}-prepared/details").json()
+        step_logs = client.get(
+            f"{tls_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{job.name}-prepared/details"
+        ).json()
         assert "copied f1.txt" in client.get(step_logs["logFiles"]["user_logs/std_log.txt"]).text
 
     ml_client.jobs.download(job.name, output_name="scores", download_path=str(tmp_path / "dl"))
@@ -222,7 +245,10 @@ def test_unknown_and_missing_inputs_are_refused_naming_them(ml_client: MLClient,
     with pytest.raises(HttpResponseError, match="Missing required input.*data"):
         ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={})
     with pytest.raises(HttpResponseError, match="Unknown input.*colour"):
-        ml_client.batch_endpoints.invoke(endpoint_name="prepare-ep", inputs={"data": Input(path="azureml://datastores/workspaceblobstore/paths/x/"), "colour": "red"})
+        ml_client.batch_endpoints.invoke(
+            endpoint_name="prepare-ep",
+            inputs={"data": Input(path="azureml://datastores/workspaceblobstore/paths/x/"), "colour": "red"},
+        )
 
 
 def downloaded(ml_client: MLClient, job_name: str, output: str, file: str, folder: Path) -> str:
@@ -240,7 +266,9 @@ def test_an_optional_fragment_is_kept_when_its_input_is_bound_and_dropped_when_n
         return {"args": optional_flag(x=x).outputs.args}
 
     deploy(ml_client, "optional-ep", ml_client.components.create_or_update(optional_args))
-    bound = ml_client.batch_endpoints.invoke(endpoint_name="optional-ep", inputs={"x": Input(type="string", default="it is")})
+    bound = ml_client.batch_endpoints.invoke(
+        endpoint_name="optional-ep", inputs={"x": Input(type="string", default="it is")}
+    )
     unbound = ml_client.batch_endpoints.invoke(endpoint_name="optional-ep")
     assert wait(ml_client, bound.name) == "Completed"
     assert wait(ml_client, unbound.name) == "Completed"
@@ -261,7 +289,9 @@ def test_a_step_reads_a_registered_model_and_a_data_asset_from_their_folders(
 
     @pipeline(name="read_registered")
     def read_registered():
-        step = read_assets(model=Input(type="custom_model", path=model.id), data=Input(type="uri_folder", path="azureml:step-rows:1"))
+        step = read_assets(
+            model=Input(type="custom_model", path=model.id), data=Input(type="uri_folder", path="azureml:step-rows:1")
+        )
         return {"read": step.outputs.read}
 
     component = ml_client.components.create_or_update(read_registered)
@@ -278,7 +308,9 @@ def test_a_model_given_at_invoke_reaches_the_step_as_its_folder(
     """azure-ai-ml's invoke takes a model input by its storage path (it turns asset references into data ids)."""
     (tmp_path / "mlflow").mkdir()
     (tmp_path / "mlflow" / "MLmodel").write_text("flavors: {}\n")
-    model = ml_client.models.create_or_update(Model(name="invoke-model", version="1", path=str(tmp_path / "mlflow"), type="mlflow_model"))
+    model = ml_client.models.create_or_update(
+        Model(name="invoke-model", version="1", path=str(tmp_path / "mlflow"), type="mlflow_model")
+    )
     read_mlflow = components["read_mlflow"]
 
     @pipeline(name="read_given_model")

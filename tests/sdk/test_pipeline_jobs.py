@@ -49,15 +49,24 @@ def count_words(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -
     (folder / "src").mkdir()
     (folder / "src" / "count.py").write_text(COUNT_PY)
     (folder / "src" / "repeat.py").write_text(REPEAT_PY)
-    count = ml_client.components.create_or_update(command_component(
-        folder, "count", "python count.py ${{inputs.text}} ${{outputs.counts}}",
-        "{text: {type: uri_folder}}", "{counts: {type: uri_folder}}",
-    ))
-    repeat = ml_client.components.create_or_update(command_component(
-        folder, "repeat",
-        "python repeat.py --counts ${{inputs.counts}} --times ${{inputs.times}} $[[--label ${{inputs.label}}]] --report ${{outputs.report}}",
-        "{counts: {type: uri_folder}, times: {type: integer}, label: {type: string, optional: true}}", "{report: {type: uri_folder}}",
-    ))
+    count = ml_client.components.create_or_update(
+        command_component(
+            folder,
+            "count",
+            "python count.py ${{inputs.text}} ${{outputs.counts}}",
+            "{text: {type: uri_folder}}",
+            "{counts: {type: uri_folder}}",
+        )
+    )
+    repeat = ml_client.components.create_or_update(
+        command_component(
+            folder,
+            "repeat",
+            "python repeat.py --counts ${{inputs.counts}} --times ${{inputs.times}} $[[--label ${{inputs.label}}]] --report ${{outputs.report}}",
+            "{counts: {type: uri_folder}, times: {type: integer}, label: {type: string, optional: true}}",
+            "{report: {type: uri_folder}}",
+        )
+    )
 
     @pipeline(name="count_words", default_compute="cpu-cluster")
     def count_words(text: Input(type="uri_folder"), times: int = 1, label: Input(type="string", optional=True) = None):  # type: ignore[valid-type]
@@ -82,7 +91,9 @@ def report(ml_client: MLClient, job_name: str, folder: Path) -> list[str]:
     return (folder / "named-outputs" / "report" / "report.txt").read_text().splitlines()
 
 
-def test_a_pipeline_job_runs_its_steps_as_child_jobs(ml_client: MLClient, count_words: Any, texts: Path, tmp_path: Path) -> None:
+def test_a_pipeline_job_runs_its_steps_as_child_jobs(
+    ml_client: MLClient, count_words: Any, texts: Path, tmp_path: Path
+) -> None:
     submitted = ml_client.jobs.create_or_update(
         count_words(text=Input(type="uri_folder", path=str(texts)), times=2, label="twice"), experiment_name="words"
     )
@@ -103,7 +114,9 @@ def test_a_deployment_made_from_a_pipeline_job_runs_the_jobs_graph(
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="words-ep")).result()
     settings = {"default_compute": "cpu-cluster", "continue_on_step_failure": False}
     from_job = ml_client.batch_deployments.begin_create_or_update(
-        PipelineComponentBatchDeployment(name="from-job", endpoint_name="words-ep", job_definition=source, settings=settings)
+        PipelineComponentBatchDeployment(
+            name="from-job", endpoint_name="words-ep", job_definition=source, settings=settings
+        )
     ).result()
     assert from_job.component == f"{WORKSPACE_ID}/components/azureml_anonymous/versions/{source.name}"
     endpoint = ml_client.batch_endpoints.get("words-ep")
@@ -113,17 +126,23 @@ def test_a_deployment_made_from_a_pipeline_job_runs_the_jobs_graph(
     as_the_job = ml_client.batch_endpoints.invoke(endpoint_name="words-ep")
     assert wait(ml_client, as_the_job.name) == "Completed"
     assert report(ml_client, as_the_job.name, tmp_path / "same") == ["plain", "a.txt 3", "b.txt 2"]
-    labelled = ml_client.batch_endpoints.invoke(endpoint_name="words-ep", inputs={"label": Input(type="string", default="new")})
+    labelled = ml_client.batch_endpoints.invoke(
+        endpoint_name="words-ep", inputs={"label": Input(type="string", default="new")}
+    )
     assert wait(ml_client, labelled.name) == "Completed"
     assert report(ml_client, labelled.name, tmp_path / "labelled") == ["new", "a.txt 3", "b.txt 2"]
 
 
-def test_a_deployment_names_its_job_as_the_cli_does(ml_client: MLClient, count_words: Any, texts: Path, tmp_path: Path) -> None:
+def test_a_deployment_names_its_job_as_the_cli_does(
+    ml_client: MLClient, count_words: Any, texts: Path, tmp_path: Path
+) -> None:
     """`job_definition: azureml:<job name>` in YAML (or `--set job_definition=azureml:$JOB_NAME`)."""
     source = ml_client.jobs.create_or_update(count_words(text=Input(type="uri_folder", path=str(texts)), times=3))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="words-cli-ep")).result()
     deployment = ml_client.batch_deployments.begin_create_or_update(
-        PipelineComponentBatchDeployment(name="from-name", endpoint_name="words-cli-ep", job_definition=f"azureml:{source.name}")
+        PipelineComponentBatchDeployment(
+            name="from-name", endpoint_name="words-cli-ep", job_definition=f"azureml:{source.name}"
+        )
     ).result()
     assert deployment.component.endswith(f"/azureml_anonymous/versions/{source.name}")
     again = ml_client.batch_deployments.begin_create_or_update(

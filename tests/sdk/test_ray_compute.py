@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from azure.ai.ml import Input, MLClient
-from azure.ai.ml.exceptions import JobException
 from azure.ai.ml.entities import (
     AmlCompute,
     BatchEndpoint,
@@ -18,6 +17,7 @@ from azure.ai.ml.entities import (
     ModelBatchDeploymentSettings,
     ResourceConfiguration,
 )
+from azure.ai.ml.exceptions import JobException
 
 from tests.api.jobs import predictions, write_inputs
 from tests.sdk.mlclient import connect

@@ -12,7 +12,13 @@ from pathlib import Path
 import jwt
 import pytest
 from azure.ai.ml import MLClient, command
-from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Model, ModelBatchDeployment, UserIdentityConfiguration
+from azure.ai.ml.entities import (
+    BatchEndpoint,
+    CodeConfiguration,
+    Model,
+    ModelBatchDeployment,
+    UserIdentityConfiguration,
+)
 from azure.ai.ml.exceptions import ValidationException
 
 from batchpoint.access.issuer import IssuerCredential, ensure_issuer
@@ -77,7 +83,10 @@ def test_the_token_command_takes_scopes_as_the_sdks_ask_for_them(tls_server: Ser
     command = [*batchpoint_command(), "token", "--home", str(tls_server.home)]
     scopes = ["--audience", f"{tls_server.base_url}/.default", "--audience", "https://ml.azure.com/.default"]
     token = subprocess.run([*command, *scopes], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-    assert jwt.decode(token, options={"verify_signature": False})["aud"] == [tls_server.base_url, "https://ml.azure.com"]
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == [
+        tls_server.base_url,
+        "https://ml.azure.com",
+    ]
     with tls_server.client(token=token) as client:
         assert client.get(WORKSPACE_ID, params={"api-version": API}).status_code == 200
 
@@ -98,14 +107,21 @@ def test_the_banner_credential_serves_calls_that_need_the_aml_scope(
     model = ml_client.models.create_or_update(Model(name="tokens-model", path=str(tmp_path / "model.bin")))
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="tokens-ep")).result()
     deployment = ModelBatchDeployment(
-        name="main", endpoint_name="tokens-ep", model=model, compute="cpu-cluster",
+        name="main",
+        endpoint_name="tokens-ep",
+        model=model,
+        compute="cpu-cluster",
         code_configuration=CodeConfiguration(code=str(tmp_path / "code"), scoring_script="score.py"),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
     script = banner_snippet(tls_server) + CALLS.format(inputs=str(tmp_path / "inputs"))
 
     ran = subprocess.run(
-        [sys.executable, "-c", script], env=batchpoint_on_path(tmp_path / "bin"), capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", script],
+        env=batchpoint_on_path(tmp_path / "bin"),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
     assert ran.returncode == 0, ran.stderr[-3000:]

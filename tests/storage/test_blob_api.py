@@ -27,7 +27,13 @@ def storage(tls_server: Server) -> dict[str, str]:
     account_url = f"https://{datastore['accountName']}.blob.core.windows.net"
     account = datastore["accountName"].split("/blob/")[1].split("?")[0]
     folder = tls_server.home / "storage" / account / datastore["containerName"]
-    return {"url": account_url, "key": key, "container": datastore["containerName"], "folder": str(folder), "account": account}
+    return {
+        "url": account_url,
+        "key": key,
+        "container": datastore["containerName"],
+        "folder": str(folder),
+        "account": account,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def container(tls_server: Server, storage: dict[str, str]) -> Iterator[Container
     service.close()
 
 
-def test_upload_lands_byte_identical_in_the_datastore_folder(container: ContainerClient, storage: dict[str, str]) -> None:
+def test_upload_lands_byte_identical_in_the_datastore_folder(
+    container: ContainerClient, storage: dict[str, str]
+) -> None:
     payload = os.urandom(70_000)
     container.upload_blob("data/in/a.bin", payload)
     assert (Path(storage["folder"]) / "data" / "in" / "a.bin").read_bytes() == payload
@@ -63,7 +71,9 @@ def test_metadata_round_trips_and_lists(container: ContainerClient) -> None:
     blob.set_blob_metadata({"upload_status": "completed", "name": "m"})
     assert blob.get_blob_properties().metadata == {"upload_status": "completed", "name": "m"}
     listed = list(container.list_blobs(name_starts_with="meta/", include=["metadata"]))
-    assert [(item.name, item.metadata) for item in listed] == [("meta/x.txt", {"upload_status": "completed", "name": "m"})]
+    assert [(item.name, item.metadata) for item in listed] == [
+        ("meta/x.txt", {"upload_status": "completed", "name": "m"})
+    ]
 
 
 def test_listing_pages_and_folders(container: ContainerClient) -> None:
@@ -92,7 +102,13 @@ def test_wrong_key_is_refused(tls_server: Server, storage: dict[str, str]) -> No
 
 @pytest.mark.parametrize(
     "path",
-    ["../escape.txt", "a/../../escape.txt", "a/%2e%2e/%2e%2e/escape.txt", "a%2F..%2F..%2Fescape.txt", "a%5C..%5Cescape.txt"],
+    [
+        "../escape.txt",
+        "a/../../escape.txt",
+        "a/%2e%2e/%2e%2e/escape.txt",
+        "a%2F..%2F..%2Fescape.txt",
+        "a%5C..%5Cescape.txt",
+    ],
 )
 def test_path_escapes_are_refused(tls_server: Server, storage: dict[str, str], path: str) -> None:
     url = f"{tls_server.base_url}/blob/{storage['account']}/{storage['container']}/{path}"
@@ -104,7 +120,9 @@ def test_path_escapes_are_refused(tls_server: Server, storage: dict[str, str], p
     assert not (Path(storage["folder"]).parents[1] / "escape.txt").exists()
 
 
-def test_symlinks_out_of_the_datastore_are_refused(container: ContainerClient, storage: dict[str, str], tmp_path: Path) -> None:
+def test_symlinks_out_of_the_datastore_are_refused(
+    container: ContainerClient, storage: dict[str, str], tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (Path(storage["folder"]) / "link").symlink_to(outside)
@@ -123,7 +141,11 @@ def test_unauthenticated_requests_are_refused(tls_server: Server, storage: dict[
 
 def pending_upload(tls_server: Server) -> dict:
     with tls_server.client() as client:
-        response = client.post(f"{WORKSPACE_ID}/codes/snap/versions/1/startPendingUpload", params=V, json={"pendingUploadType": "TemporaryBlobReference"})
+        response = client.post(
+            f"{WORKSPACE_ID}/codes/snap/versions/1/startPendingUpload",
+            params=V,
+            json={"pendingUploadType": "TemporaryBlobReference"},
+        )
     assert response.status_code == 200
     return response.json()["blobReferenceForConsumption"]
 
@@ -142,7 +164,9 @@ def test_sas_upload_and_forged_or_expired_tokens(tls_server: Server) -> None:
     fields = dict(parse_qsl(query))
     stretched = f"{base}?{urlencode({**fields, 'se': '2999-01-01T00:00:00Z'})}"
     with pytest.raises(ClientAuthenticationError):
-        ContainerClient.from_container_url(stretched, connection_verify=str(tls_server.ca_cert)).upload_blob("g.py", b"x")
+        ContainerClient.from_container_url(stretched, connection_verify=str(tls_server.ca_cert)).upload_blob(
+            "g.py", b"x"
+        )
 
 
 def test_expired_sas_is_refused(tls_server: Server, storage: dict[str, str]) -> None:

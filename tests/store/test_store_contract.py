@@ -124,7 +124,9 @@ def test_resources_below_an_ancestor_are_listed_by_range(store: Store) -> None:
     assert [item.id for item in found] == [f"{ENDPOINTS}/ep/deployments/d"]
 
 
-def job(name: str, endpoint: str | None, deployment: str | None, status: str, seconds: int = 0, workspace: str = WORKSPACE) -> Resource:
+def job(
+    name: str, endpoint: str | None, deployment: str | None, status: str, seconds: int = 0, workspace: str = WORKSPACE
+) -> Resource:
     tags = {"azureml.endpointname": endpoint, "azureml.deploymentname": deployment} if endpoint else {}
     return resource(f"{workspace}/jobs/{name}", JOB_TYPE, seconds, status=status, properties=tags)
 
@@ -210,12 +212,16 @@ def test_one_operation_runs_on_a_resource_at_a_time(store: Store) -> None:
     store.add_operation(first)
 
     with pytest.raises(AlreadyExists):
-        store.add_operation(Operation(id="op-2", resource_id=f"{ENDPOINTS}/EP", kind=OperationKind.DELETE, location="local"))
+        store.add_operation(
+            Operation(id="op-2", resource_id=f"{ENDPOINTS}/EP", kind=OperationKind.DELETE, location="local")
+        )
     assert store.running_operation(f"{ENDPOINTS}/ep").id == "op-1"
 
     first.status, first.ended_at, first.detail = OperationStatus.SUCCEEDED, utcnow(), {"step": "done"}
     store.save_operation(first)
-    store.add_operation(Operation(id="op-3", resource_id=f"{ENDPOINTS}/ep", kind=OperationKind.DELETE, location="local"))
+    store.add_operation(
+        Operation(id="op-3", resource_id=f"{ENDPOINTS}/ep", kind=OperationKind.DELETE, location="local")
+    )
 
     saved = store.get_operation("op-1")
     assert saved is not None and (saved.status, saved.detail) == (OperationStatus.SUCCEEDED, {"step": "done"})

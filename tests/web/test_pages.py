@@ -73,9 +73,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running.client() as client:
         deploy_script(client, home / "data", "studio", "green", SLOW, miniBatchSize=2)
         deploy_script(client, home / "data", "studio", "blue", SLOW, miniBatchSize=1, maxConcurrencyPerInstance=1)
-        deploy_script(client, home / "data", "broken", "main", BROKEN, errorThreshold=0, retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+        deploy_script(
+            client,
+            home / "data",
+            "broken",
+            "main",
+            BROKEN,
+            errorThreshold=0,
+            retrySettings={"maxRetries": 0, "timeout": "PT30S"},
+        )
         flaky = FLAKY.format(flag=str(flaky_flag(home)), bad=set(FLAKY_FILES))
-        deploy_script(client, home / "data", "flaky", "main", flaky, miniBatchSize=1, retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+        deploy_script(
+            client,
+            home / "data",
+            "flaky",
+            "main",
+            flaky,
+            miniBatchSize=1,
+            retrySettings={"maxRetries": 0, "timeout": "PT30S"},
+        )
         grant(client, f"/subscriptions/{WORKSPACE_ID.split('/')[2]}", ensure_issuer(home).object_id(READER), "Reader")
     yield running
     running.stop()
@@ -126,7 +142,9 @@ def accessible(page: object) -> None:
     if not AXE.exists():
         pytest.skip("axe-core is not installed (npm ci)")
     page.evaluate(AXE.read_text())  # type: ignore[attr-defined]
-    violations = page.evaluate("async () => (await axe.run()).violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' | '))")  # type: ignore[attr-defined]
+    violations = page.evaluate(
+        "async () => (await axe.run()).violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' | '))"
+    )  # type: ignore[attr-defined]
     assert violations == []
 
 
@@ -155,7 +173,12 @@ def web_view(server: Server, name: str) -> str:
 
 def start_job(server: Server, endpoint: str, files: int, **overrides: object) -> str:
     with server.client() as client:
-        return invoke(client, endpoint, str(write_inputs(server.home / "data" / f"in-{endpoint}-{time.monotonic_ns()}", files)), **overrides).json()["name"]
+        return invoke(
+            client,
+            endpoint,
+            str(write_inputs(server.home / "data" / f"in-{endpoint}-{time.monotonic_ns()}", files)),
+            **overrides,
+        ).json()["name"]
 
 
 def test_the_printed_link_signs_in_and_shows_the_endpoints(server: Server, owner: object) -> None:
@@ -185,7 +208,9 @@ def test_a_running_job_updates_without_a_reload(server: Server, owner: object) -
     done = page.locator("[data-mini-batches-done]")  # type: ignore[attr-defined]
     first = int(done.get_attribute("data-mini-batches-done"))
     page.wait_for_function(  # type: ignore[attr-defined]
-        "first => Number(document.querySelector('[data-mini-batches-done]').dataset.miniBatchesDone) > first", arg=first, timeout=60_000
+        "first => Number(document.querySelector('[data-mini-batches-done]').dataset.miniBatchesDone) > first",
+        arg=first,
+        timeout=60_000,
     )
     page.wait_for_function("() => document.querySelector('#log').textContent.includes('scored f0')", timeout=60_000)  # type: ignore[attr-defined]
     assert page.evaluate("window.notReloaded") is True  # type: ignore[attr-defined]
@@ -245,9 +270,20 @@ def test_an_owner_cancels_and_a_reader_is_refused(server: Server, owner: object,
 def test_a_pipeline_job_shows_its_steps_and_their_logs(server: Server, owner: object) -> None:
     page = owner
     with server.client() as client:
-        greet = component(client, "greet", {"type": "command", "command": "echo hello from ${{inputs.x}}", "inputs": {"x": {"type": "string"}}})
+        greet = component(
+            client,
+            "greet",
+            {"type": "command", "command": "echo hello from ${{inputs.x}}", "inputs": {"x": {"type": "string"}}},
+        )
         spec = {"type": "pipeline", "jobs": {"first": node(greet, x="first"), "second": node(greet, x="second")}}
-        assert put_job(client, "greetings", {"jobType": "Pipeline", "componentId": component(client, "greetings", spec), "jobs": {}}).status_code == 201
+        assert (
+            put_job(
+                client,
+                "greetings",
+                {"jobType": "Pipeline", "componentId": component(client, "greetings", spec), "jobs": {}},
+            ).status_code
+            == 201
+        )
         wait_for_status(client, f"{WORKSPACE_ID}/jobs/greetings", "Completed")
     page.goto(f"{server.base_url}/jobs/greetings")  # type: ignore[attr-defined]
     expect(page.get_by_role("link", name="second", exact=True)).to_be_visible()  # type: ignore[attr-defined]
@@ -267,7 +303,9 @@ def rerun_from(page: object, url: str, button: str) -> str:
     return name
 
 
-def test_an_owner_reruns_the_failed_items_and_a_reader_is_not_offered_to(server: Server, owner: object, browser: object) -> None:
+def test_an_owner_reruns_the_failed_items_and_a_reader_is_not_offered_to(
+    server: Server, owner: object, browser: object
+) -> None:
     flaky_flag(server.home).touch()
     name = start_job(server, "flaky", 8)
     with server.client() as client:

@@ -16,13 +16,13 @@ import hmac
 
 from starlette.requests import Request
 
-from batchpoint.access.permissions import Permission, required
-from batchpoint.access.tokens import Claims, LocalKeys, TokenRejected, TokenValidator, audience_forms, key_source
-from batchpoint.config import Settings
 from batchpoint.access.issuer import Issuer
+from batchpoint.access.permissions import Permission, required
+from batchpoint.access.rbac import RoleAssignments, authorization_failed
+from batchpoint.access.tokens import Claims, LocalKeys, TokenRejected, TokenValidator, audience_forms, key_source
 from batchpoint.arm.context import Caller
 from batchpoint.arm.errors import ArmError
-from batchpoint.access.rbac import RoleAssignments, authorization_failed
+from batchpoint.config import Settings
 from batchpoint.store.entities import Resource
 
 ANONYMOUS = "unknown"
@@ -63,7 +63,9 @@ def _missing_header() -> ArmError:
 
 def _rejected(rejected: TokenRejected) -> ArmError:
     if rejected.expired:
-        return ArmError(401, "ExpiredAuthenticationToken", rejected.reason, headers=_challenge("The access token expired."))
+        return ArmError(
+            401, "ExpiredAuthenticationToken", rejected.reason, headers=_challenge("The access token expired.")
+        )
     message = f"The access token is invalid. {rejected.reason}"
     return ArmError(401, "InvalidAuthenticationToken", message, headers=_challenge("The access token is invalid."))
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from batchpoint.access.issuer import ALGORITHM, Issuer
 from batchpoint.api.deps import base_url
 from batchpoint.api.routing import routes
-from batchpoint.access.issuer import ALGORITHM, Issuer
 
 router = routes(tags=["Identity"])
 KEYS = "/discovery/keys"

@@ -86,7 +86,9 @@ def role_named(name_or_id: str) -> Role:
         if wanted in (role.name.lower(), role.id):
             return role
     known = ", ".join(role.name for role in ROLES)
-    raise bad_request(f"The role '{name_or_id}' does not exist; the built-in roles are {known}.", "RoleDefinitionDoesNotExist")
+    raise bad_request(
+        f"The role '{name_or_id}' does not exist; the built-in roles are {known}.", "RoleDefinitionDoesNotExist"
+    )
 
 
 def scope_key(scope: str) -> str:

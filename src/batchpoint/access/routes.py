@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
+from batchpoint.access.rbac import ASSIGNMENTS, Assignment, role_named
+from batchpoint.access.wire import RoleAssignmentCreate
 from batchpoint.api.deps import ArmContext, ServicesDep
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
-from batchpoint.access.wire import RoleAssignmentCreate
 from batchpoint.arm.errors import ArmError, bad_request
-from batchpoint.access.rbac import ASSIGNMENTS, Assignment, role_named
 
 router = routes(tags=["Authorization"], include_in_schema=False)
 

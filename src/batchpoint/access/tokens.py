@@ -111,7 +111,9 @@ def expired(expires: float) -> TokenRejected:
 class TokenValidator:
     """Checks tokens against the trusted issuers and two audience sets: management, and data plane."""
 
-    def __init__(self, issuers: Mapping[str, KeySource], management: frozenset[str], data_plane: frozenset[str]) -> None:
+    def __init__(
+        self, issuers: Mapping[str, KeySource], management: frozenset[str], data_plane: frozenset[str]
+    ) -> None:
         self.issuers = dict(issuers)
         self.audiences = {False: management, True: data_plane}
         # Verifying a signature costs more than a whole cached read; a token seen before is only re-checked for expiry.
@@ -127,7 +129,9 @@ class TokenValidator:
         header, unverified = _unverified(token)
         algorithm, issuer = header.get("alg"), unverified.get("iss")
         if algorithm not in ALGORITHMS:
-            raise TokenRejected(f"The signing algorithm '{algorithm}' is not accepted, only {' and '.join(ALGORITHMS)}.")
+            raise TokenRejected(
+                f"The signing algorithm '{algorithm}' is not accepted, only {' and '.join(ALGORITHMS)}."
+            )
         key = self._key(issuer, header.get("kid"))
         if key.algorithm_name != algorithm:
             raise TokenRejected(f"The signing key '{key.key_id}' is not a key for '{algorithm}'.")

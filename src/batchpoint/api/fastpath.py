@@ -27,12 +27,12 @@ from batchpoint.api.deps import (
     base_url,
 )
 from batchpoint.api.http_metrics import HOLDER
-from batchpoint.api.responses import arm_json
-from batchpoint.ml.endpoints.routes import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
 from batchpoint.api.listing import list_response
+from batchpoint.api.responses import arm_json
 from batchpoint.api.versions import check_ml_version
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
+from batchpoint.ml.endpoints.routes import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
 
 NAME = CHILD_NAME_PATTERN.strip("^$")
 READS = re.compile(

@@ -14,7 +14,11 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-REQUESTS = Counter("batchpoint_http_requests", "HTTP requests answered, by method, route template and status.", ["method", "route", "status"])
+REQUESTS = Counter(
+    "batchpoint_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
 LATENCY = Histogram(
     "batchpoint_http_request_duration_seconds",
     "Time to answer an HTTP request (until its last byte is handed over), by method and route template.",

@@ -30,13 +30,23 @@ def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
             "schema": {"type": "integer", "format": "int32"},
             "description": "Page size (default 100, at most 1000).",
         },
-        {"name": "$skip", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "Continuation token (from nextLink), or a number of items to skip."},
+        {
+            "name": "$skip",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Continuation token (from nextLink), or a number of items to skip.",
+        },
     ]
     if ordered:
         parameters.append(
-            {"name": "$orderBy", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "CreatedAtDesc, CreatedAtAsc, UpdatedAtDesc, UpdatedAtAsc ('createdAt desc' forms too)."}
+            {
+                "name": "$orderBy",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "CreatedAtDesc, CreatedAtAsc, UpdatedAtDesc, UpdatedAtAsc ('createdAt desc' forms too).",
+            }
         )
     return {"parameters": parameters}
 
@@ -60,14 +70,20 @@ def list_response(
 
 
 def paged_response(
-    ctx: RequestContext, path: str, query: QueryParams, size_param: str, read: Callable[[SortOrder, Position, int], Page]
+    ctx: RequestContext,
+    path: str,
+    query: QueryParams,
+    size_param: str,
+    read: Callable[[SortOrder, Position, int], Page],
 ) -> Response:
     """One page as ARM answers it: the stored JSON of each item, and a ``nextLink`` when more follow (keeping the
     request's api-version, page size and order)."""
     size, skip, order_by = query.get(size_param), query.get("$skip"), query.get("$orderBy")
     page = read(parse_order(order_by), parse_skip(skip), parse_page_size(size))
     api_version = ctx.api_version or query.get("api-version")
-    link = next_link(ctx.base_url, path, {"api-version": api_version, size_param: size, "$orderBy": order_by}, page.next_skip)
+    link = next_link(
+        ctx.base_url, path, {"api-version": api_version, size_param: size, "$orderBy": order_by}, page.next_skip
+    )
     body = '{"value":[' + ",".join(item.body_json for item in page.items) + "]"
     body += f',"nextLink":{json.dumps(link)}}}' if link else "}"
     return arm_json(body, ctx.base_url)

@@ -24,7 +24,11 @@ class ArmMiddleware:
         canonical = canonical_path(path)
         if canonical != path:
             raw = scope.get("raw_path")
-            scope = {**scope, "path": canonical, "raw_path": canonical_path(raw.decode("latin-1")).encode("latin-1") if raw else None}
+            scope = {
+                **scope,
+                "path": canonical,
+                "raw_path": canonical_path(raw.decode("latin-1")).encode("latin-1") if raw else None,
+            }
         request_id = str(uuid.uuid4()).encode()
         extra = [(b"x-ms-request-id", request_id)]
         sent = dict((name.lower(), value) for name, value in scope["headers"] if name.lower() in ECHOED)

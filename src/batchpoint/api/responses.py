@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import Response
 
-from batchpoint.arm.context import BASE_URL, HOST
+from batchpoint.arm.context import BASE_URL, HOST, RequestContext
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.operations import polling_urls
-from batchpoint.arm.context import RequestContext
 from batchpoint.arm.tracked import Accepted
 from batchpoint.store.entities import Operation
 
@@ -32,7 +31,9 @@ def arm_json(
 
 def async_operation_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
     """For PUT: ARM clients poll the operation-status resource, then GET the resource itself."""
-    return _polling_headers("Azure-AsyncOperation", polling_urls(ctx.base_url, operation, ctx.api_version).async_operation)
+    return _polling_headers(
+        "Azure-AsyncOperation", polling_urls(ctx.base_url, operation, ctx.api_version).async_operation
+    )
 
 
 def location_headers(ctx: RequestContext, operation: Operation) -> dict[str, str]:
@@ -45,7 +46,9 @@ def put_response(ctx: RequestContext, accepted: Accepted) -> Response:
     if accepted.operation is None:
         return arm_json(accepted.resource.body_json(), ctx.base_url, 200)
     status = 201 if accepted.created else 200
-    return arm_json(accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation))
+    return arm_json(
+        accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation)
+    )
 
 
 def accepted_response(ctx: RequestContext, accepted: Accepted) -> Response:

@@ -13,17 +13,19 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import REGISTRY
 
 from batchpoint import __version__
-from batchpoint.access.authentication import token_validator
-from batchpoint.api.errors import install_error_handlers
-from batchpoint.api.fastpath import ReadFastPath, route_template
-from batchpoint.api.limits import RequestLimits
-from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
-from batchpoint.api.middleware import ArmMiddleware
-from batchpoint.web import pages
-from batchpoint.web.session import startup_link
 from batchpoint.access import openid
 from batchpoint.access import routes as roles
+from batchpoint.access.authentication import token_validator
+from batchpoint.access.issuer import ensure_issuer
+from batchpoint.api.errors import install_error_handlers
+from batchpoint.api.fastpath import ReadFastPath, route_template
+from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
+from batchpoint.api.limits import RequestLimits
+from batchpoint.api.middleware import ArmMiddleware
 from batchpoint.app import metrics_endpoint
+from batchpoint.app.metrics_collector import ServerCollector
+from batchpoint.app.wiring import Services
+from batchpoint.config import Settings
 from batchpoint.jobs import routes as jobs
 from batchpoint.ml.assets import routes as assets
 from batchpoint.ml.computes import routes as computes
@@ -32,10 +34,8 @@ from batchpoint.ml.endpoints import routes as batch
 from batchpoint.ml.operations import routes as operations
 from batchpoint.ml.workspaces import routes as workspaces
 from batchpoint.storage import routes as blob
-from batchpoint.config import Settings
-from batchpoint.access.issuer import ensure_issuer
-from batchpoint.app.wiring import Services
-from batchpoint.app.metrics_collector import ServerCollector
+from batchpoint.web import pages
+from batchpoint.web.session import startup_link
 
 STATIC = Path(pages.__file__).parent / "static"
 
@@ -82,7 +82,20 @@ def create_api(settings: Settings, stopping: threading.Event | None = None) -> F
     # included route again for each app, at the first request that looks through its router, which made a new
     # server's first request wait up to 0.26 s. What include_router() would add from the app (its
     # dependency_overrides, app-wide body limits) these routes do not see: the app sets none.
-    for module in (batch, computes, workspaces, datastores, assets, jobs, operations, blob, openid, roles, metrics_endpoint, pages):
+    for module in (
+        batch,
+        computes,
+        workspaces,
+        datastores,
+        assets,
+        jobs,
+        operations,
+        blob,
+        openid,
+        roles,
+        metrics_endpoint,
+        pages,
+    ):
         app.router.routes.extend(module.router.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)

@@ -18,15 +18,21 @@ class ServerCollector(Collector):
         self._activity = activity
 
     def collect(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("batchpoint_jobs", "Jobs by state, in the database (every replica's).", labels=["state"])
+        jobs = GaugeMetricFamily(
+            "batchpoint_jobs", "Jobs by state, in the database (every replica's).", labels=["state"]
+        )
         for state, count in sorted(self._store.jobs_by_status().items()):
             jobs.add_metric([state], count)
         yield jobs
         yield GaugeMetricFamily(
-            "batchpoint_job_queue_depth", "Jobs accepted by this process and waiting for a runner.", self._activity.queue_depth()
+            "batchpoint_job_queue_depth",
+            "Jobs accepted by this process and waiting for a runner.",
+            self._activity.queue_depth(),
         )
         yield GaugeMetricFamily(
-            "batchpoint_busy_workers", "Workers of this process running a mini-batch now.", self._activity.busy_workers()
+            "batchpoint_busy_workers",
+            "Workers of this process running a mini-batch now.",
+            self._activity.busy_workers(),
         )
         yield GaugeMetricFamily(
             "batchpoint_items_per_second",

@@ -12,8 +12,8 @@ from typing import Any
 import uvicorn
 
 from batchpoint.app.asgi import create_app
-from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, Settings
 from batchpoint.app.tls import TlsFiles, ensure_certificates
+from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, Settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests in flight to finish."""

@@ -6,6 +6,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchpoint.access.issuer import ensure_issuer
+from batchpoint.access.rbac import OWNER, RoleAssignments
+from batchpoint.access.signins import SignIns
+from batchpoint.arm.context import Caller, RequestContext
+from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
+from batchpoint.arm.operations import OperationRunner
+from batchpoint.arm.resources import Resources
+from batchpoint.arm.tracked import TrackedResources
+from batchpoint.cluster.ownership import Ownership
 from batchpoint.config import (
     DEFAULT_LOCATION,
     DEFAULT_RESOURCE_GROUP,
@@ -13,32 +22,23 @@ from batchpoint.config import (
     DEFAULT_WORKSPACE,
     Settings,
 )
-from batchpoint.access.issuer import ensure_issuer
+from batchpoint.jobs.history import History
+from batchpoint.jobs.invoke import JobPlanner, Jobs
+from batchpoint.jobs.pipelines.planner import PipelinePlanner
+from batchpoint.jobs.pipelines.submitted import SubmittedJobs
+from batchpoint.jobs.runner import JobRunner
+from batchpoint.ml.assets.service import Assets
+from batchpoint.ml.computes.rules import ComputeKind, ensure_builtin_compute
+from batchpoint.ml.datastores.service import Datastores
+from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments
+from batchpoint.ml.endpoints.rules import BatchDeploymentKind, BatchEndpointKind
+from batchpoint.ml.workspaces.service import Workspaces
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
-from batchpoint.ml.assets.service import Assets
-from batchpoint.ml.endpoints.rules import BatchDeploymentKind, BatchEndpointKind
-from batchpoint.ml.computes.rules import ComputeKind, ensure_builtin_compute
-from batchpoint.arm.context import Caller, RequestContext
-from batchpoint.ml.datastores.service import Datastores
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments
-from batchpoint.jobs.history import History
-from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
-from batchpoint.jobs.runner import JobRunner
-from batchpoint.jobs.invoke import JobPlanner, Jobs
-from batchpoint.arm.operations import OperationRunner
-from batchpoint.cluster.ownership import Ownership
-from batchpoint.jobs.pipelines.planner import PipelinePlanner
-from batchpoint.access.rbac import OWNER, RoleAssignments
-from batchpoint.access.signins import SignIns
-from batchpoint.web.views import Studio
-from batchpoint.arm.resources import Resources
-from batchpoint.jobs.pipelines.submitted import SubmittedJobs
-from batchpoint.arm.tracked import TrackedResources
-from batchpoint.ml.datastores.uris import UriResolver
-from batchpoint.ml.workspaces.service import Workspaces
 from batchpoint.store import AlreadyExists, Store, VersionConflict, open_store
+from batchpoint.web.views import Studio
 
 ROOT_SCOPE = "/"
 WORKSPACE_SCAN_LIMIT = 100_000
@@ -85,8 +85,12 @@ class Services:
         environment_cache = EnvironmentCache(
             settings.environments_dir, settings.package_index, choose_installer(settings.installer), stopping=stopping
         )
-        environments = DeploymentEnvironments(store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python))
-        job_runner = JobRunner(store, environment_cache, settings.jobs_dir, ownership, stopping, ray_address=settings.ray_address)
+        environments = DeploymentEnvironments(
+            store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python)
+        )
+        job_runner = JobRunner(
+            store, environment_cache, settings.jobs_dir, ownership, stopping, ray_address=settings.ray_address
+        )
         pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
         issuer = ensure_issuer(settings.home)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 BASE_URL = "https://batchpoint.base.invalid"
 """Stands for this server's own base URL inside stored bodies; the API swaps in the URL the client used,
 so stored links stay right when the server moves to another host or port."""

@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from batchpoint.arm.errors import ArmError, conflict
-from batchpoint.cluster.faults import is_transient
 from batchpoint.arm.ids import PROVIDER, ArmPath, type_of
+from batchpoint.cluster.faults import is_transient
 from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus, Resource, utcnow
@@ -93,7 +93,12 @@ class OperationRunner:
             ended = self._run_owned(operation_id)
         except Exception as error:
             ended = not is_transient(error)
-            log.warning("operation %s was interrupted (%s)", operation_id, "dropped" if ended else "it runs again", exc_info=True)
+            log.warning(
+                "operation %s was interrupted (%s)",
+                operation_id,
+                "dropped" if ended else "it runs again",
+                exc_info=True,
+            )
         self._ownership.let_go(lease, ended)
 
     def _run_owned(self, operation_id: str) -> bool:

@@ -105,7 +105,9 @@ def check_duration(field: str, value: str) -> None:
     except (isodate.ISO8601Error, ValueError, TypeError):
         raise bad_request(f"{field} '{value}' is not an ISO-8601 duration (e.g. 'PT30S').") from None
     if isinstance(duration, isodate.Duration) or duration.total_seconds() <= 0:
-        raise ArmError(400, "BadRequest", f"{field} '{value}' must be a positive duration in days, hours, minutes or seconds.")
+        raise ArmError(
+            400, "BadRequest", f"{field} '{value}' must be a positive duration in days, hours, minutes or seconds."
+        )
 
 
 def same_location(a: str, b: str) -> bool:

@@ -109,7 +109,10 @@ class TrackedResources(OnResources):
                 f"The location of an existing resource cannot change (it is '{before['location']}').",
                 "InvalidResourceLocation",
             )
-        document: dict[str, Any] = {"location": before.get("location", location), "tags": check_tags(request.get("tags"))}
+        document: dict[str, Any] = {
+            "location": before.get("location", location),
+            "tags": check_tags(request.get("tags")),
+        }
         identity = resolve_identity(request.get("identity"), before.get("identity"))
         for key, value in (("identity", identity), ("kind", request.get("kind")), ("sku", request.get("sku"))):
             if value is not None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
 from batchpoint.access.issuer import IssuerCredential, ensure_issuer
 from batchpoint.arm.ids import workspace_id
+from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
 from batchpoint.jobs.logs import streamed_log
 
 API_VERSION = "2025-12-01"

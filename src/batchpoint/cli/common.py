@@ -24,6 +24,7 @@ def errors() -> Console:
     """Where failures go, so that ``$(batchpoint ... -o tsv)`` captures only the result."""
     return Console(stderr=True)
 
+
 Url = Annotated[str | None, typer.Option(help="Server URL (default $BATCHPOINT_URL or https://127.0.0.1:8443).")]
 Home = Annotated[Path | None, typer.Option(help="The server's data directory, to trust its certificate.")]
 

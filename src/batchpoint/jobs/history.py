@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchpoint.ml.datastores.service import Datastores, account_name_for
 from batchpoint.arm.errors import ArmError
+from batchpoint.arm.resources import Resources
 from batchpoint.jobs.logs import LogFolder, check_log_link, log_folder, log_link
 from batchpoint.jobs.pipelines.planner import child_name
-from batchpoint.arm.resources import Resources
+from batchpoint.ml.datastores.service import Datastores, account_name_for
 from batchpoint.store.entities import Resource
 
 OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)$")

@@ -13,21 +13,27 @@ from typing import Any
 import isodate
 
 from batchpoint import runtime as runtime_package
-from batchpoint.runtime.output import OutputExistsError, check_output_available
-from batchpoint.runtime.report import read_failed_items
-from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
-from batchpoint.jobs.placement import Placement
-from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.ids import JOB_TYPE, ArmPath
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
 from batchpoint.arm.paging import Page, Position, fetch_page
-from batchpoint.jobs.pipelines.planner import PipelinePlanner, child_rows, is_pipeline_deployment, output_uri, studio_services
-from batchpoint.ml.assets.references import deployment_model, load_version
 from batchpoint.arm.resources import OnResources, Resources, new_version
+from batchpoint.jobs.pipelines.planner import (
+    PipelinePlanner,
+    child_rows,
+    is_pipeline_deployment,
+    output_uri,
+    studio_services,
+)
+from batchpoint.jobs.placement import Placement
+from batchpoint.ml.assets.references import deployment_model, load_version
+from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.ml.datastores.uris import Location, UriResolver
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
+from batchpoint.runtime.environments.spec import EnvironmentSpec
+from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.report import read_failed_items
+from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, SortField, SortOrder
 from batchpoint.store.indexes import TERMINAL_JOB_STATES as TERMINAL
@@ -75,7 +81,9 @@ class JobPlanner(OnResources):
             )
         deployment = self.store.get(f"{endpoint.id}/deployments/{name}")
         if deployment is None:
-            raise bad_request(f"The deployment '{name}' ({reason}) does not exist under '{endpoint.name}'.", "UserError")
+            raise bad_request(
+                f"The deployment '{name}' ({reason}) does not exist under '{endpoint.name}'.", "UserError"
+            )
         state = deployment.body["properties"].get("provisioningState")
         if state != "Succeeded":
             raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
@@ -230,7 +238,11 @@ def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
 
 def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
     """A model deployment's one data input (Azure ignores its name)."""
-    data = [value for value in inputs.values() if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"]
+    data = [
+        value
+        for value in inputs.values()
+        if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"
+    ]
     if len(data) != 1 or len(inputs) != 1:
         raise bad_request(
             f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
@@ -271,12 +283,19 @@ def _seconds(duration: str) -> float:
 
 def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
     """A model job's one data input and its one output, ``score``."""
-    inputs = {name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
-              for name, value in (request.get("inputData") or {}).items()}
-    return {"inputs": inputs, "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}}}
+    inputs = {
+        name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
+        for name, value in (request.get("inputData") or {}).items()
+    }
+    return {
+        "inputs": inputs,
+        "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}},
+    }
 
 
-def job_document(job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], io: dict[str, Any]) -> dict[str, Any]:
+def job_document(
+    job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], io: dict[str, Any]
+) -> dict[str, Any]:
     """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``; ``io`` holds its inputs and
     outputs (and, for a pipeline deployment, its component and settings)."""
     properties = {
@@ -309,7 +328,10 @@ def _output_uri(request: dict[str, Any], job_name: str) -> str:
 
 
 def _empty_progress() -> dict[str, Any]:
-    return {"miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0}, "items": {"succeeded": 0, "failed": 0}}
+    return {
+        "miniBatches": {"total": 0, "succeeded": 0, "failed": 0, "running": 0},
+        "items": {"succeeded": 0, "failed": 0},
+    }
 
 
 def insert_job(store: Store, runner: Any, job: Resource, children: list[Resource]) -> None:
@@ -370,7 +392,9 @@ class Jobs(OnResources):
         children: list[Resource] = []
         if is_pipeline_deployment(routing.deployment):
             planned = self.pipelines.plan(job_name, workspace_id, routing.deployment, request)
-            job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None)
+            job = new_version(
+                ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None
+            )
             job.secrets = {"pipeline": planned.record}
             children = child_rows(ctx, workspace_id, planned)
         else:

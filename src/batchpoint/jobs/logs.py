@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from batchpoint.arm.errors import ArmError
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.storage.auth import denied, sign
-from batchpoint.arm.errors import ArmError
 from batchpoint.store.entities import Resource, utcnow
 
 LOG_LINK_LIFETIME = timedelta(hours=12)

@@ -8,12 +8,13 @@ from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.access.authentication import endpoint_key_caller
 from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
-from batchpoint.api.responses import arm_json
-from batchpoint.api.routing import routes
-from batchpoint.ml.endpoints.routes import ENDPOINT, endpoint_id
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paged_response, paging_parameters
-from batchpoint.ml.assets.wire import AssetList, AssetVersion
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routing import routes
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.ids import child_id
+from batchpoint.jobs.invoke import JOB_TYPE
 from batchpoint.jobs.wire import (
     InvokeRequest,
     InvokeResponse,
@@ -22,9 +23,8 @@ from batchpoint.jobs.wire import (
     RunDetails,
     SubmittedJob,
 )
-from batchpoint.arm.context import RequestContext
-from batchpoint.arm.ids import child_id
-from batchpoint.jobs.invoke import JOB_TYPE
+from batchpoint.ml.assets.wire import AssetList, AssetVersion
+from batchpoint.ml.endpoints.routes import ENDPOINT, endpoint_id
 
 router = routes(tags=["Jobs"])
 
@@ -38,7 +38,9 @@ JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-
 
 def data_plane_context(request: Request) -> RequestContext:
     """Data-plane calls (invoke, run history) carry no api-version, but the same authentication and authorization."""
-    return RequestContext(base_url=base_url(request), caller=authorized_caller(request, data_plane=True), api_version="")
+    return RequestContext(
+        base_url=base_url(request), caller=authorized_caller(request, data_plane=True), api_version=""
+    )
 
 
 async def invoke_context(request: Request) -> RequestContext:
@@ -88,7 +90,9 @@ def invoke(
     return arm_json(invoke_answer(job.body), ctx.base_url)
 
 
-@router.get(JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top"))
+@router.get(
+    JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top")
+)
 def list_jobs(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
     return list_response(ctx, services, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
 

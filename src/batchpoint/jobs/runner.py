@@ -11,6 +11,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from batchpoint.arm.operations import iso
+from batchpoint.arm.resources import modify
+from batchpoint.cluster.faults import Backoff, describe, is_transient
+from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
+from batchpoint.jobs.activity import RunnerActivity
+from batchpoint.jobs.invoke import TERMINAL, spec_from_record
+from batchpoint.jobs.logs import pipeline_execution_log
+from batchpoint.jobs.pipelines.planner import run_pipeline
+from batchpoint.jobs.placement import ComputeQueue, Placement
+from batchpoint.ml.computes.rules import max_nodes
+from batchpoint.ml.endpoints.environments import environment_from_record
 from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
@@ -21,17 +32,6 @@ from batchpoint.runtime.output import remove_private_dir
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.runtime.spec import JobSpec
-from batchpoint.jobs.placement import ComputeQueue, Placement
-from batchpoint.ml.computes.rules import max_nodes
-from batchpoint.ml.endpoints.environments import environment_from_record
-from batchpoint.cluster.faults import Backoff, describe, is_transient
-from batchpoint.jobs.logs import pipeline_execution_log
-from batchpoint.jobs.invoke import TERMINAL, spec_from_record
-from batchpoint.jobs.activity import RunnerActivity
-from batchpoint.arm.operations import iso
-from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
-from batchpoint.jobs.pipelines.planner import run_pipeline
-from batchpoint.arm.resources import modify
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.leases import JOB, LeaseKey
@@ -275,7 +275,10 @@ class JobRunner:
             if is_transient(error) or self._stopping.is_set():
                 raise
             log.exception("pipeline job %s failed outside its steps", job.id)
-            status, message = "Failed", f"The job failed outside its steps ({type(error).__name__}); see the server's log."
+            status, message = (
+                "Failed",
+                f"The job failed outside its steps ({type(error).__name__}); see the server's log.",
+            )
         execution_log.write(f"Job {status}: {message}")
         self._finish(job.id, status, message, None)
 
@@ -366,7 +369,9 @@ def fetch_input(remote: dict[str, Any] | None) -> None:
         else:
             filesystem.get(remote["path"], str(target / remote["path"].rstrip("/").rsplit("/", 1)[-1]))
     except Exception as error:  # any storage client error: the job fails saying which input
-        raise InputFetchError(f"Could not fetch the input '{remote['uri']}': {type(error).__name__}: {error}") from error
+        raise InputFetchError(
+            f"Could not fetch the input '{remote['uri']}': {type(error).__name__}: {error}"
+        ) from error
     marker.touch()
 
 

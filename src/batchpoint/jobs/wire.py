@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
-from batchpoint.ml.assets.wire import AssetEnvelope
 from batchpoint.arm.wire import OpenModel
+from batchpoint.ml.assets.wire import AssetEnvelope
 
 
 def _camel_keys(value: Any) -> Any:

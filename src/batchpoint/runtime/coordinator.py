@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from batchpoint.runtime import counters
-from batchpoint.runtime.executor import Executor, InitFailedError, Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
+from batchpoint.runtime.executor import (
+    Executor,
+    InitFailedError,
+    Task,
+    TaskDone,
+    TaskEvent,
+    TaskFailed,
+    TaskReturned,
+    TaskStarted,
+)
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED

@@ -10,7 +10,9 @@ from prometheus_client import Counter, Histogram
 
 from batchpoint.runtime.executor import TaskFailed
 
-MINI_BATCHES = Counter("batchpoint_mini_batches", "Mini-batches that ended, by outcome: succeeded, or failed on every try.", ["outcome"])
+MINI_BATCHES = Counter(
+    "batchpoint_mini_batches", "Mini-batches that ended, by outcome: succeeded, or failed on every try.", ["outcome"]
+)
 MINI_BATCHES_SUCCEEDED = MINI_BATCHES.labels("succeeded")
 MINI_BATCHES_FAILED = MINI_BATCHES.labels("failed")
 ITEMS = Counter("batchpoint_items", "Items (input files) of ended mini-batches, by outcome.", ["outcome"])

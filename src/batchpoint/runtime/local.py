@@ -117,7 +117,9 @@ class LocalProcessExecutor(Executor):
         try:
             send(worker.commands, RUN, index=task.index, files=task.files)
         except OSError:
-            self._lose(worker, "died", f"The worker {worker.name} had exited before mini-batch {task.index} reached it.")
+            self._lose(
+                worker, "died", f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
+            )
         else:
             if worker.ready:
                 self._arm(worker)
@@ -199,7 +201,9 @@ class LocalProcessExecutor(Executor):
         finally:
             os.close(command_read)
             os.close(reply_write)
-        worker = _Worker(slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home)
+        worker = _Worker(
+            slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home
+        )
         self._slots[slot] = worker
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
@@ -315,7 +319,9 @@ class LocalProcessExecutor(Executor):
             error = f"The worker {worker.name} {_describe_exit(returncode)} during init()."
             self._count_init_failure(worker, f"{error}\n{crash}" if crash else error)
         elif worker.task is not None:
-            error = f"The worker {worker.name} {_describe_exit(returncode)} while running mini-batch {worker.task.index}."
+            error = (
+                f"The worker {worker.name} {_describe_exit(returncode)} while running mini-batch {worker.task.index}."
+            )
             self._record_loss(worker, "died", f"{error}\n{crash}" if crash else error)
 
     def _lose(self, worker: _Worker, kind: FailureKind, error: str) -> None:
@@ -371,7 +377,11 @@ def _job_homes(spec: JobSpec) -> Path:
 
 def _environment(spec: JobSpec) -> dict[str, str]:
     """The server's environment, then the deployment's variables, then the two the runtime defines."""
-    environment = {**os.environ, **spec.environment_variables, "AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute())}
+    environment = {
+        **os.environ,
+        **spec.environment_variables,
+        "AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute()),
+    }
     if spec.model_dir is None:
         environment.pop("AZUREML_MODEL_DIR", None)
     else:

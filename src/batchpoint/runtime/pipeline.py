@@ -75,11 +75,14 @@ def run_graph(
     on_status: StatusListener,
     should_cancel: Callable[[], bool],
 ) -> GraphOutcome:
-    outcome = GraphOutcome({name: COMPLETED for name in completed}, {})
+    outcome = GraphOutcome(dict.fromkeys(completed, COMPLETED), {})
     pending = {step.name: step for step in steps if step.name not in completed}
     running: dict[Future[tuple[str, str]], StepRun] = {}
     stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool, _stopped_on_error(stop):
+    with (
+        ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool,
+        _stopped_on_error(stop),
+    ):
         while pending or running:
             if should_cancel() or (outcome.failed and not continue_on_step_failure):
                 stop.set()

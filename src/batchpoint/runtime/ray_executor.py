@@ -36,7 +36,15 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from batchpoint.runtime.environments.installers import InstallerName
-from batchpoint.runtime.executor import Executor, ExecutorUnavailableError, InitFailedError, Task, TaskDone, TaskFailed, TaskResult
+from batchpoint.runtime.executor import (
+    Executor,
+    ExecutorUnavailableError,
+    InitFailedError,
+    Task,
+    TaskDone,
+    TaskFailed,
+    TaskResult,
+)
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.report import worker_output_dir
@@ -93,7 +101,9 @@ class ScoringActor:
     def _initialize(self, script: Path) -> str | None:
         from batchpoint.runtime.worker import LOG_FORMAT, LOG_LEVELS, load_script, user_traceback
 
-        logging.basicConfig(level=LOG_LEVELS[self._config["logging_level"]], format=LOG_FORMAT, stream=self._log, force=True)
+        logging.basicConfig(
+            level=LOG_LEVELS[self._config["logging_level"]], format=LOG_FORMAT, stream=self._log, force=True
+        )
         sys.argv = list(self._config["argv"])
         sys.path.insert(0, str(script.parent))
         try:
@@ -292,7 +302,9 @@ class RayExecutor(Executor):
             if slot.log is None:  # it never ran a mini-batch: it could not start, which counts like a failed init()
                 self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
             else:
-                self._lose(slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}")
+                self._lose(
+                    slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}"
+                )
             return
         self._name_after_node(slot)
         self._append_log(slot, text)
@@ -329,7 +341,9 @@ class RayExecutor(Executor):
                 continue
             seconds = self._spec.timeout_seconds
             self._finished.append(
-                TaskFailed(slot.task.index, slot.name, "timeout", f"run() did not return within {seconds:g} s on {slot.name}.")
+                TaskFailed(
+                    slot.task.index, slot.name, "timeout", f"run() did not return within {seconds:g} s on {slot.name}."
+                )
             )
             self._retire(slot)
 
@@ -362,7 +376,11 @@ def _job_files(spec: JobSpec) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1, dereference=True) as archive:
         archive.add(spec.code_dir if spec.code_dir else spec.script_path.parent, CODE)
-        archive.add(spec.model_dir if spec.model_dir is not None else spec.script_path.parent, MODEL, recursive=spec.model_dir is not None)
+        archive.add(
+            spec.model_dir if spec.model_dir is not None else spec.script_path.parent,
+            MODEL,
+            recursive=spec.model_dir is not None,
+        )
     return buffer.getvalue()
 
 
@@ -381,4 +399,3 @@ def _actor_config(spec: JobSpec) -> dict[str, Any]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-

@@ -107,7 +107,9 @@ def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, fai
     if status == CANCELED:
         headline = "The job was canceled."
     elif status == FAILED:
-        headline = f"The number of failed items is {counts.items_failed}, which exceeds the error threshold {error_threshold}."
+        headline = (
+            f"The number of failed items is {counts.items_failed}, which exceeds the error threshold {error_threshold}."
+        )
     elif counts.items_total == 0:
         headline = "The input has no files; the job completed with an empty output."
     else:
@@ -170,11 +172,12 @@ class JobLogs:
     def result(self, outcome: JobOutcome, failures: Failures) -> None:
         """Write `job_result.txt` whole or not at all."""
         listed = "\n\n".join(str(failure) for failure in failures.first)
-        more = f"\n\n... and {failures.count - len(failures.first)} more" if failures.count > len(failures.first) else ""
+        more = (
+            f"\n\n... and {failures.count - len(failures.first)} more" if failures.count > len(failures.first) else ""
+        )
         text = (
             f"Status: {outcome.status}\n{outcome.message}\n\n{describe_counts(outcome.counts)}\n"
-            f"Output: {outcome.output_file or 'none'}\n"
-            + (f"\nFailures:\n{listed}{more}\n" if failures.count else "")
+            f"Output: {outcome.output_file or 'none'}\n" + (f"\nFailures:\n{listed}{more}\n" if failures.count else "")
         )
         self._write_whole("job_result.txt", text)
         self._stream.write(f"Job {outcome.status}: {outcome.message}")

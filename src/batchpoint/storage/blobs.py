@@ -164,8 +164,11 @@ class _AtomicFile:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise ArmError(409, "InvalidBlobPath", f"A blob already exists where '{self.target.parent.name}' "
-                           "would need to be a folder.") from None
+            raise ArmError(
+                409,
+                "InvalidBlobPath",
+                f"A blob already exists where '{self.target.parent.name}' would need to be a folder.",
+            ) from None
         descriptor, self.temporary = tempfile.mkstemp(prefix=".upload-", dir=self.target.parent)
         self.handle = os.fdopen(descriptor, "wb")
         return self.handle

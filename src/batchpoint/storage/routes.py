@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import ServicesDep
 from batchpoint.api.routing import routes
+from batchpoint.arm.errors import ArmError
 from batchpoint.storage.auth import BlobRequest, check_sas, check_shared_key
 from batchpoint.storage.blobs import BlobContainer, BlobInfo
-from batchpoint.arm.errors import ArmError
 
 router = routes(tags=["Blob storage"], include_in_schema=False)
 
@@ -205,7 +205,9 @@ def _listing_xml(request: Request, target: BlobContainer, container: str, query:
     items: list[str] = []
     last_name, last_folder, next_marker = "", "", ""
     for info in target.list(prefix):
-        if marker and (info.name <= marker or (delimiter and marker.endswith(delimiter) and info.name.startswith(marker))):
+        if marker and (
+            info.name <= marker or (delimiter and marker.endswith(delimiter) and info.name.startswith(marker))
+        ):
             continue
         rest = info.name[len(prefix) :]
         folder = prefix + rest.split(delimiter, 1)[0] + delimiter if delimiter and delimiter in rest else ""

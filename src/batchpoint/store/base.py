@@ -67,7 +67,13 @@ class Store(ABC):
 
     @abstractmethod
     def list_jobs(
-        self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
+        self,
+        workspace_id: str,
+        endpoint: str,
+        deployment: str | None,
+        order: SortOrder,
+        after: Cursor | None,
+        limit: int,
     ) -> list[Listed]:
         """Jobs an endpoint (or one of its deployments, by name) ran, in creation order, strictly after a cursor."""
 

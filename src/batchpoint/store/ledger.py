@@ -34,8 +34,15 @@ class SqlLedger(Ledger):
                 return
             while chunk := list(islice(numbered, INSERT_CHUNK)):
                 rows = [
-                    {"job_id": job_id, "index": index, "files": json.dumps(list(files)), "status": PENDING,
-                     "tries": 0, "succeeded_items": 0, "failed_items": 0}
+                    {
+                        "job_id": job_id,
+                        "index": index,
+                        "files": json.dumps(list(files)),
+                        "status": PENDING,
+                        "tries": 0,
+                        "succeeded_items": 0,
+                        "failed_items": 0,
+                    }
                     for index, files in chunk
                 ]
                 connection.execute(insert(MiniBatchRow), rows)
@@ -72,7 +79,10 @@ class SqlLedger(Ledger):
                 started = list({(a.index, a.try_number): a for a in started}.values())  # the latest start of each try
                 keys = [{"b_job": job_id, "b_index": a.index, "b_try": a.try_number} for a in started]
                 connection.execute(FORGET_ATTEMPTS, keys)
-                rows = [{"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker} for a in started]
+                rows = [
+                    {"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker}
+                    for a in started
+                ]
                 connection.execute(START_ATTEMPTS, rows)
             if succeeded:
                 values = [
@@ -128,5 +138,10 @@ END_ATTEMPTS = update(AttemptRow).where(*_ATTEMPT_KEY).values(outcome=SUCCEEDED,
 SUCCEED_MINI_BATCHES = (
     update(MiniBatchRow)
     .where(MiniBatchRow.job_id == bindparam("b_job"), MiniBatchRow.index == bindparam("b_index"))
-    .values(status=SUCCEEDED, tries=MiniBatchRow.tries + 1, succeeded_items=bindparam("b_ok"), failed_items=bindparam("b_bad"))
+    .values(
+        status=SUCCEEDED,
+        tries=MiniBatchRow.tries + 1,
+        succeeded_items=bindparam("b_ok"),
+        failed_items=bindparam("b_bad"),
+    )
 )

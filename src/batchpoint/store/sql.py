@@ -27,9 +27,9 @@ from batchpoint.store.entities import (
     from_micros,
     to_micros,
 )
+from batchpoint.store.indexes import INDEXED, indexed_row
 from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
-from batchpoint.store.indexes import INDEXED, indexed_row
 from batchpoint.store.rows import CodeHashRow, JobRow, OperationRow, ResourceRow, RoleAssignmentRow
 from batchpoint.store.sql_leases import SqlLeases
 
@@ -132,7 +132,9 @@ class SqlStore(Store):
         same_version = (RESOURCES.c.key == resource.key) & (RESOURCES.c.version == resource.version)
         indexed = indexed_row(resource, 0)
         with self._db.statement() as connection:
-            written = connection.execute(update(RESOURCES).where(same_version).values(**values, version=resource.version + 1))
+            written = connection.execute(
+                update(RESOURCES).where(same_version).values(**values, version=resource.version + 1)
+            )
             if written.rowcount == 0:
                 if connection.execute(select(RESOURCES.c.key).where(RESOURCES.c.key == resource.key)).first():
                     raise VersionConflict(resource.id)
@@ -161,7 +163,9 @@ class SqlStore(Store):
 
     def list_below(self, ancestor_id: str, type_: str, after: Cursor | None, limit: int) -> list[Resource]:
         """Served by ``ix_resources_type`` (type, key): the type and the key range select the rows."""
-        query = select(*RESOURCE_FIELDS).where(RESOURCES.c.type_key == type_.lower(), below(RESOURCES.c.key, ancestor_id.lower()))
+        query = select(*RESOURCE_FIELDS).where(
+            RESOURCES.c.type_key == type_.lower(), below(RESOURCES.c.key, ancestor_id.lower())
+        )
         if after is not None:
             query = query.where(tuple_(RESOURCES.c.created_us, RESOURCES.c.key) > tuple_(after.micros, after.key))
         query = query.order_by(RESOURCES.c.created_us, RESOURCES.c.key).limit(limit)
@@ -169,7 +173,13 @@ class SqlStore(Store):
             return [_resource(row) for row in connection.execute(query)]
 
     def list_jobs(
-        self, workspace_id: str, endpoint: str, deployment: str | None, order: SortOrder, after: Cursor | None, limit: int
+        self,
+        workspace_id: str,
+        endpoint: str,
+        deployment: str | None,
+        order: SortOrder,
+        after: Cursor | None,
+        limit: int,
     ) -> list[Listed]:
         parameters = {"workspace": workspace_id.lower(), "endpoint": endpoint.lower(), "limit": limit}
         if deployment is not None:

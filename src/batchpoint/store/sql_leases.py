@@ -23,7 +23,9 @@ class SqlLeases(Leases):
     def add(self, key: LeaseKey, owner: str, until_us: int) -> bool:
         try:
             with self._db.statement() as connection:
-                connection.execute(insert(LeaseRow).values(kind=key.kind, subject=key.subject, owner=owner, expires_us=until_us))
+                connection.execute(
+                    insert(LeaseRow).values(kind=key.kind, subject=key.subject, owner=owner, expires_us=until_us)
+                )
         except IntegrityError:
             return False
         return True
@@ -32,9 +34,7 @@ class SqlLeases(Leases):
         claimable = or_(LeaseRow.expires_us < now_us, LeaseRow.owner == owner)
         with self._db.transaction() as connection:
             result = connection.execute(
-                update(LeaseRow)
-                .where(_is(key), claimable)
-                .values(owner=owner, expires_us=until_us)
+                update(LeaseRow).where(_is(key), claimable).values(owner=owner, expires_us=until_us)
             )
             return result.rowcount == 1
 
@@ -64,9 +64,7 @@ class SqlLeases(Leases):
                 connection.execute(update(LeaseRow).where(mine).values(owner=None, expires_us=UNOWNED_EXPIRY))
                 return
             for key in keys:
-                connection.execute(
-                    update(LeaseRow).where(mine, _is(key)).values(owner=None, expires_us=UNOWNED_EXPIRY)
-                )
+                connection.execute(update(LeaseRow).where(mine, _is(key)).values(owner=None, expires_us=UNOWNED_EXPIRY))
 
     def release_owners(self, owner_prefix: str, except_owner: str) -> int:
         stale = and_(LeaseRow.owner.startswith(owner_prefix, autoescape=True), LeaseRow.owner != except_owner)
@@ -91,9 +89,7 @@ class SqlLeases(Leases):
         if not wanted:
             return set()
         with self._db.reading() as connection:
-            return set(
-                connection.scalars(select(CancelRequestRow.subject).where(CancelRequestRow.subject.in_(wanted)))
-            )
+            return set(connection.scalars(select(CancelRequestRow.subject).where(CancelRequestRow.subject.in_(wanted))))
 
 
 def _is(key: LeaseKey):  # type: ignore[no-untyped-def]

@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from batchpoint.api.deps import base_url, checked_workspace_id
 from batchpoint.api.routing import routes
-from batchpoint.web import session
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError
-from batchpoint.web.views import JobView, Studio
 from batchpoint.store.entities import Resource
+from batchpoint.web import session
+from batchpoint.web.views import JobView, Studio
 
 LIVE_SECONDS = 1.0
 """How often a job page's live parts are refreshed."""
@@ -81,7 +81,12 @@ def _studio(request: Request) -> Studio:
 def overview(request: Request) -> Response:
     caller = session.web_caller(request)
     workspaces = [
-        replace(workspace, endpoints=[endpoint for endpoint in workspace.endpoints if session.permitted(request, caller, "GET", endpoint.id)])
+        replace(
+            workspace,
+            endpoints=[
+                endpoint for endpoint in workspace.endpoints if session.permitted(request, caller, "GET", endpoint.id)
+            ],
+        )
         for workspace in _studio(request).workspaces(base_url(request))
         if session.permitted(request, caller, "GET", workspace.id)
     ]
@@ -112,18 +117,30 @@ def _endpoint_id(subscription: str, group: str, workspace: str, endpoint: str) -
 
 
 @router.get(ENDPOINT_PAGE)
-def endpoint_page(request: Request, subscription: str, group: str, workspace: str, endpoint: str, deployment: str = "") -> Response:
+def endpoint_page(
+    request: Request, subscription: str, group: str, workspace: str, endpoint: str, deployment: str = ""
+) -> Response:
     caller = session.web_caller(request)
     endpoint_id = _endpoint_id(subscription, group, workspace, endpoint)
     session.check_permitted(request, caller, "GET", endpoint_id)
     studio = _studio(request)
     view = studio.endpoint_by_id(endpoint_id, base_url(request))
     jobs = studio.jobs_of(view.id, deployment or None)
-    return render(request, "endpoint.html", caller=caller, title=f"Endpoint {view.name}", endpoint=view, jobs=jobs, deployment=deployment)
+    return render(
+        request,
+        "endpoint.html",
+        caller=caller,
+        title=f"Endpoint {view.name}",
+        endpoint=view,
+        jobs=jobs,
+        deployment=deployment,
+    )
 
 
 @router.post(ENDPOINT_PAGE + "/default")
-async def set_default_deployment(request: Request, subscription: str, group: str, workspace: str, endpoint: str) -> Response:
+async def set_default_deployment(
+    request: Request, subscription: str, group: str, workspace: str, endpoint: str
+) -> Response:
     """Make a deployment the endpoint's default, as ``batch_endpoints.begin_create_or_update`` does (a PUT)."""
     fields = await session.checked_form(request)
     caller = session.web_caller(request)
@@ -138,7 +155,11 @@ def _set_default(request: Request, caller: Caller, endpoint_id: str, deployment:
     existing = services.resources.get(endpoint_id)
     if not services.studio.has_deployment(existing.id, deployment):
         raise ArmError(404, "DeploymentNotFound", f"The endpoint has no deployment '{deployment}'.")
-    body = {key: value for key, value in existing.body.items() if key in ("location", "tags", "identity", "kind", "properties")}
+    body = {
+        key: value
+        for key, value in existing.body.items()
+        if key in ("location", "tags", "identity", "kind", "properties")
+    }
     body["properties"] = {**body["properties"], "defaults": {"deploymentName": deployment}}
     services.endpoints.put(_context(request, caller), endpoint_id, body)
 
@@ -164,7 +185,16 @@ def job_page(request: Request, name: str) -> Response:
     view = studio.job(job)
     tail, offset = studio.tail(job, view.streamed_log)
     may_rerun = _may_rerun(request, caller, job)
-    return render(request, "job.html", caller=caller, title=f"Job {view.name}", job=view, log_tail=tail, log_offset=offset, may_rerun=may_rerun)
+    return render(
+        request,
+        "job.html",
+        caller=caller,
+        title=f"Job {view.name}",
+        job=view,
+        log_tail=tail,
+        log_offset=offset,
+        may_rerun=may_rerun,
+    )
 
 
 def _may_rerun(request: Request, caller: Caller, job: Resource) -> bool:

@@ -19,8 +19,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from batchpoint.access.authentication import authenticate, caller_of_token, check_permission
-from batchpoint.api.deps import base_url
 from batchpoint.access.permissions import required
+from batchpoint.api.deps import base_url
 from batchpoint.arm.context import Caller
 from batchpoint.arm.errors import ArmError
 
@@ -103,7 +103,9 @@ def sign_in(request: Request, code: str) -> Response:
     """``GET /signin?code=``: redeem a one-time code, set the session, and go to the page without the code."""
     token = request.app.state.services.signins.redeem(code)
     if token is None:
-        raise ArmError(400, "SignInLinkUsed", "This sign-in link was used already or has expired. " + sign_in_required().message)
+        raise ArmError(
+            400, "SignInLinkUsed", "This sign-in link was used already or has expired. " + sign_in_required().message
+        )
     claims = request.app.state.tokens.claims(token, True)
     response = RedirectResponse("/", status_code=303)
     set_session(response, request, token, float(claims["exp"]))

@@ -9,15 +9,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.arm.context import BASE_URL
-from batchpoint.jobs.history import History
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
-from batchpoint.jobs.logs import streamed_log
-from batchpoint.jobs.invoke import TERMINAL, Jobs
 from batchpoint.arm.paging import Position
 from batchpoint.arm.resources import Resources
+from batchpoint.jobs.history import History
+from batchpoint.jobs.invoke import TERMINAL, Jobs
+from batchpoint.jobs.logs import streamed_log
 from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.store.entities import Resource, SortOrder, utcnow
 
 LISTED = 200
@@ -142,7 +142,10 @@ def _progress(properties: dict[str, Any], now: datetime) -> Progress:
     recorded = properties.get("progress") or {}
     mini_batches, items = recorded.get("miniBatches") or {}, recorded.get("items") or {}
     counts = Counts(
-        **{f"mini_batches_{name}": mini_batches.get(name, 0) for name in ("total", "succeeded", "failed", "running", "retried")},
+        **{
+            f"mini_batches_{name}": mini_batches.get(name, 0)
+            for name in ("total", "succeeded", "failed", "running", "retried")
+        },
         **{f"items_{name}": items.get(name, 0) for name in ("total", "succeeded", "failed")},
     )
     progress = Progress(counts)
@@ -183,7 +186,10 @@ class Studio:
             WorkspaceView(
                 workspace.id,
                 workspace.name,
-                [self.endpoint(endpoint, base_url) for endpoint in store.list_below(workspace.id, BATCH_ENDPOINT_TYPE, None, LISTED)],
+                [
+                    self.endpoint(endpoint, base_url)
+                    for endpoint in store.list_below(workspace.id, BATCH_ENDPOINT_TYPE, None, LISTED)
+                ],
             )
             for workspace in self._workspaces()
         ]
@@ -258,7 +264,9 @@ class Studio:
         workspace_id = job.parent_id
         views = []
         for name, output in (job.body["properties"].get("outputs") or {}).items():
-            views.append(OutputView(name, output.get("uri", ""), _files(self.output_folder(workspace_id, output.get("uri", "")))))
+            views.append(
+                OutputView(name, output.get("uri", ""), _files(self.output_folder(workspace_id, output.get("uri", ""))))
+            )
         return views
 
     def output_folder(self, workspace_id: str, uri: str) -> Path | None:
@@ -273,8 +281,13 @@ class Studio:
             folder = self.history.log_folder(child, parent=job)
             properties = child.body["properties"]
             views.append(
-                StepView(child.name, step_name, properties.get("status", ""), (properties.get("error") or {}).get("message", ""),
-                         folder.names() if folder else [])
+                StepView(
+                    child.name,
+                    step_name,
+                    properties.get("status", ""),
+                    (properties.get("error") or {}).get("message", ""),
+                    folder.names() if folder else [],
+                )
             )
         return views
 
@@ -315,7 +328,9 @@ def _deployment(deployment: Resource, default: str) -> DeploymentView:
         "Output file": properties.get("outputFileName"),
         "Logging level": properties.get("loggingLevel"),
     }
-    model = (properties.get("model") or {}).get("assetId") or ((properties.get("deploymentConfiguration") or {}).get("componentId") or {}).get("assetId")
+    model = (properties.get("model") or {}).get("assetId") or (
+        (properties.get("deploymentConfiguration") or {}).get("componentId") or {}
+    ).get("assetId")
     return DeploymentView(
         name=deployment.name,
         is_default=deployment.name.lower() == default.lower(),
@@ -325,4 +340,3 @@ def _deployment(deployment: Resource, default: str) -> DeploymentView:
         environment=_reference(properties.get("environmentId")),
         compute=_name(str(properties.get("compute") or "")) if properties.get("compute") else "",
     )
-

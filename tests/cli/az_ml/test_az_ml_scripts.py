@@ -128,9 +128,7 @@ az ml batch-endpoint delete --name $ENDPOINT_NAME --yes
 
 
 @pytest.fixture(scope="module")
-def shell_env(
-    server: Server, warm_batchpoint: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
+def shell_env(server: Server, warm_batchpoint: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """PATH with the ``az`` shim first, the server in batchpoint's variables, and a cloud azure-ai-ml does not know."""
     shims = tmp_path_factory.mktemp("bin")
     (shims / "az").write_text(SHIM.format(batchpoint=shlex.join(warm_batchpoint)))
@@ -146,8 +144,9 @@ def shell_env(
 
 def run_script(folder: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     (folder / "deploy-and-run.sh").write_text(script)
-    result = subprocess.run(["bash", "deploy-and-run.sh"], cwd=folder, env=env, capture_output=True, text=True,
-                            timeout=SCRIPT_SECONDS)
+    result = subprocess.run(
+        ["bash", "deploy-and-run.sh"], cwd=folder, env=env, capture_output=True, text=True, timeout=SCRIPT_SECONDS
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
 
@@ -173,7 +172,7 @@ def test_a_model_sample_script_runs_unmodified(server: Server, shell_env: dict[s
     assert first == [f"{row},lengths-v1" for row in expected]
     second = list((server.home / "storage").glob(f"*/azureml-blobstore-*/{endpoint}/lengths.csv"))
     assert [path.read_text().splitlines() for path in second] == [[f"{row},second" for row in expected]]
-    assert f'"deployment_name": "lengths-v2"' in result.stdout and "Completed" in result.stdout
+    assert '"deployment_name": "lengths-v2"' in result.stdout and "Completed" in result.stdout
     with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token()}"}) as client:
         gone = client.get(f"{WORKSPACE_ID}/batchEndpoints/{endpoint}", params={"api-version": API})
     assert gone.status_code == 404
@@ -249,7 +248,7 @@ jobs:
 PIPELINE_FILES = {
     "environment.yml": "name: counting-env\nimage: python:3.11\n",
     "endpoint.yml": "$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\n"
-                    "name: char-counts\nauth_mode: aad_token\n",
+    "name: char-counts\nauth_mode: aad_token\n",
     "deployment.yml": """\
 $schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json
 name: counting
@@ -374,7 +373,6 @@ def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp
     from_job = (tmp_path / "from-job" / "named-outputs" / "counts" / "counts.csv").read_text().splitlines()
     assert from_job == counts
 
-
     pipeline_job = (tmp_path / "pipeline-job.txt").read_text().strip()
     listed = batchpoint(shell_env, "jobs", "list")
     waited = batchpoint(shell_env, "jobs", "wait", pipeline_job)
@@ -384,5 +382,4 @@ def test_a_pipeline_sample_script_runs_unmodified(shell_env: dict[str, str], tmp
 
 def batchpoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """batchpoint's own job commands, which once crashed on pipeline jobs and their steps."""
-    return subprocess.run([*batchpoint_command(), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([*batchpoint_command(), *args], env=env, capture_output=True, text=True, timeout=120)

@@ -9,8 +9,15 @@ import typer
 
 from batchpoint.cli.az_ml.output import Format, render
 
-JOB = {"name": "batchjob-1", "status": "Completed", "tags": {}, "outputs": {"score": {"path": "azureml://x"}},
-       "retries": [1, 2], "archived": False, "description": None}
+JOB = {
+    "name": "batchjob-1",
+    "status": "Completed",
+    "tags": {},
+    "outputs": {"score": {"path": "azureml://x"}},
+    "retries": [1, 2],
+    "archived": False,
+    "description": None,
+}
 
 
 def printed(capsys: pytest.CaptureFixture[str], result: object, query: str | None, output: Format) -> str:
@@ -33,7 +40,9 @@ def test_a_dict_as_tsv_is_its_values_in_key_order(capsys: pytest.CaptureFixture[
 
 def test_json_is_the_query_result_and_none_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(printed(capsys, JOB, "{Name:name, Score:outputs.score.path}", Format.json)) == {
-        "Name": "batchjob-1", "Score": "azureml://x"}
+        "Name": "batchjob-1",
+        "Score": "azureml://x",
+    }
     assert printed(capsys, JOB, None, Format.none) == ""
 
 

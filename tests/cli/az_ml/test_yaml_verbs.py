@@ -95,7 +95,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "src" / "score.py").write_text(SCORE)
     (folder / "model").mkdir()
     (folder / "model" / "weights.bin").write_bytes(b"w")
-    for name, text in {"model": MODEL, "environment": ENVIRONMENT, "endpoint": ENDPOINT, "deployment": DEPLOYMENT}.items():
+    for name, text in {
+        "model": MODEL,
+        "environment": ENVIRONMENT,
+        "endpoint": ENDPOINT,
+        "deployment": DEPLOYMENT,
+    }.items():
         (folder / f"{name}.yml").write_text(text)
     return folder
 
@@ -116,12 +121,24 @@ def test_the_az_ml_flow_from_yaml_files(yaml_server: Server, project: Path, warm
     model = json.loads(succeeded(run("model", "create", "-f", "model.yml")))
     succeeded(run("environment", "create", "-f", "environment.yml"))
     succeeded(run("batch-endpoint", "create", "-f", "endpoint.yml"))
-    deployment = json.loads(succeeded(
-        run("batch-deployment", "create", "-f", "deployment.yml", "--set-default", "--set", "settings.mini_batch_size=3")
-    ))
+    deployment = json.loads(
+        succeeded(
+            run(
+                "batch-deployment",
+                "create",
+                "-f",
+                "deployment.yml",
+                "--set-default",
+                "--set",
+                "settings.mini_batch_size=3",
+            )
+        )
+    )
     inputs = write_inputs(project / "inputs", 7)
 
-    invoked = json.loads(succeeded(run("batch-endpoint", "invoke", "-f", "endpoint.yml", "--input", str(inputs), "--wait")))
+    invoked = json.loads(
+        succeeded(run("batch-endpoint", "invoke", "-f", "endpoint.yml", "--input", str(inputs), "--wait"))
+    )
     name = invoked["name"]
     jobs = succeeded(run("batch-endpoint", "list-jobs", "--name", "yaml-ep"))
     endpoint = json.loads(succeeded(run("batch-endpoint", "show", "-f", "endpoint.yml")))
@@ -148,14 +165,26 @@ def test_validation_errors_point_at_the_yaml_line_or_the_set_option(
     broken.write_text(text)
     line_of = lambda content: text.splitlines().index(content) + 1  # noqa: E731
 
-    result = batchpoint(warm_batchpoint, yaml_server, project, "batch-deployment", "create", "-f", str(broken),
-                        "--set", "settings.max_concurrency_per_instance=many")
+    result = batchpoint(
+        warm_batchpoint,
+        yaml_server,
+        project,
+        "batch-deployment",
+        "create",
+        "-f",
+        str(broken),
+        "--set",
+        "settings.max_concurrency_per_instance=many",
+    )
 
     assert result.returncode == 2
-    assert f"{broken}:{line_of('  mini_batch_size: ten')}: settings.mini_batch_size: Not a valid integer." in result.stderr
+    assert (
+        f"{broken}:{line_of('  mini_batch_size: ten')}: settings.mini_batch_size: Not a valid integer." in result.stderr
+    )
     assert f"{broken}:{line_of('  colour: blue')}: settings.colour: Unknown field." in result.stderr
-    assert ("--set settings.max_concurrency_per_instance=many: settings.max_concurrency_per_instance: "
-            "Not a valid integer.") in result.stderr
+    assert (
+        "--set settings.max_concurrency_per_instance=many: settings.max_concurrency_per_instance: Not a valid integer."
+    ) in result.stderr
 
 
 def test_without_azure_ai_ml_the_yaml_verbs_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,10 +217,16 @@ def test_create_replaces_a_deployment_whose_provisioning_failed(
     create = ("batch-deployment", "create", "-f", "deployment.yml", "--endpoint-name", "retry-ep")
 
     failed = run(*create, "--set", "environment=azureml:yaml-broken-env@latest")
-    state = run("batch-deployment", "show", "-n", "main", "-e", "retry-ep", "--query", "provisioning_state", "-o", "tsv")
+    state = run(
+        "batch-deployment", "show", "-n", "main", "-e", "retry-ep", "--query", "provisioning_state", "-o", "tsv"
+    )
     retried = run(*create, "--query", "provisioning_state", "-o", "tsv")
     again = run(*create)
 
-    assert failed.returncode == 2 and "EnvironmentBuildFailed" in failed.stderr and "install failed (exit code" in failed.stderr
+    assert (
+        failed.returncode == 2
+        and "EnvironmentBuildFailed" in failed.stderr
+        and "install failed (exit code" in failed.stderr
+    )
     assert succeeded(state) == "Failed\n" and succeeded(retried) == "Succeeded\n"
     assert again.returncode == 2 and "already exists; use update" in again.stderr

@@ -30,8 +30,15 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator
     with server.client() as client:
         deploy_script(client, data, "cli-ep", "main", ECHO, miniBatchSize=3)
         deploy_script(client, data, "cli-slow", "main", SLOW, miniBatchSize=3)
-        deploy_script(client, data, "cli-broken", "main", BROKEN, errorThreshold=0,
-                      retrySettings={"maxRetries": 0, "timeout": "PT30S"})
+        deploy_script(
+            client,
+            data,
+            "cli-broken",
+            "main",
+            BROKEN,
+            errorThreshold=0,
+            retrySettings={"maxRetries": 0, "timeout": "PT30S"},
+        )
     yield server
     server.stop()
 

@@ -15,8 +15,12 @@ from tests.api.arm import create_endpoint, deployment_body, deployment_url, wait
 from tests.server import API, WORKSPACE_ID, Server
 
 V = {"api-version": API}
-COMMAND = {"type": "command", "command": "echo ${{inputs.x}} > ${{outputs.y}}/out.txt",
-           "inputs": {"x": {"type": "string"}}, "outputs": {"y": {"type": "uri_folder"}}}
+COMMAND = {
+    "type": "command",
+    "command": "echo ${{inputs.x}} > ${{outputs.y}}/out.txt",
+    "inputs": {"x": {"type": "string"}},
+    "outputs": {"y": {"type": "uri_folder"}},
+}
 
 
 def component(client: httpx.Client, name: str, spec: dict[str, Any]) -> str:
@@ -27,14 +31,22 @@ def component(client: httpx.Client, name: str, spec: dict[str, Any]) -> str:
 
 
 def node(component_id: str, **inputs: str) -> dict[str, Any]:
-    return {"type": "command", "componentId": component_id,
-            "inputs": {key: {"job_input_type": "literal", "value": value} for key, value in inputs.items()}}
+    return {
+        "type": "command",
+        "componentId": component_id,
+        "inputs": {key: {"job_input_type": "literal", "value": value} for key, value in inputs.items()},
+    }
 
 
 def provision(client: httpx.Client, endpoint: str, component_id: str) -> dict[str, Any]:
     create_endpoint(client, endpoint)
-    configuration = {"deploymentConfigurationType": "PipelineComponent", "componentId": {"referenceType": "Id", "assetId": component_id}}
-    response = client.put(deployment_url(endpoint, "main"), params=V, json=deployment_body(deploymentConfiguration=configuration))
+    configuration = {
+        "deploymentConfigurationType": "PipelineComponent",
+        "componentId": {"referenceType": "Id", "assetId": component_id},
+    }
+    response = client.put(
+        deployment_url(endpoint, "main"), params=V, json=deployment_body(deploymentConfiguration=configuration)
+    )
     assert response.status_code in (200, 201), response.text
     return wait_for_operation(client, response).json()
 
@@ -69,7 +81,10 @@ def test_cycles_unbound_inputs_and_unknown_references_are_named(client: httpx.Cl
 
 def test_a_cycle_is_named_with_its_steps(client: httpx.Client) -> None:
     echo = f"{WORKSPACE_ID}/components/echo/versions/1"
-    spec = {"type": "pipeline", "jobs": {"a": node(echo, x="${{parent.jobs.b.outputs.y}}"), "b": node(echo, x="${{parent.jobs.a.outputs.y}}")}}
+    spec = {
+        "type": "pipeline",
+        "jobs": {"a": node(echo, x="${{parent.jobs.b.outputs.y}}"), "b": node(echo, x="${{parent.jobs.a.outputs.y}}")},
+    }
     status = provision(client, "graph-cycle", component(client, "cycle", spec))
     assert status["status"] == "Failed"
     assert "cycle: a -> b -> a" in status["error"]["message"]
@@ -77,7 +92,11 @@ def test_a_cycle_is_named_with_its_steps(client: httpx.Client) -> None:
 
 def test_steps_may_name_their_component_in_every_reference_form(client: httpx.Client) -> None:
     echo = f"{WORKSPACE_ID}/components/echo/versions/1"
-    jobs = {"plain": node(echo, x="a"), "prefixed": node(f"azureml:{echo}", x="b"), "short": node("azureml:echo:1", x="c")}
+    jobs = {
+        "plain": node(echo, x="a"),
+        "prefixed": node(f"azureml:{echo}", x="b"),
+        "short": node("azureml:echo:1", x="c"),
+    }
     status = provision(client, "graph-references", component(client, "references", {"type": "pipeline", "jobs": jobs}))
     assert status["status"] == "Succeeded", status
 
@@ -101,10 +120,17 @@ def test_a_command_component_is_not_a_pipeline(client: httpx.Client) -> None:
 def test_a_pipeline_job_resumes_after_kill_9_from_its_finished_steps(tmp_path: Path) -> None:
     """The first step counts its runs in a file; the second waits for a flag; the server is killed meanwhile."""
     flag, runs = tmp_path / "go", tmp_path / "runs.txt"
-    first = {"type": "command", "command": f"echo run >> {runs} && echo done > ${{{{outputs.y}}}}/first.txt",
-             "outputs": {"y": {"type": "uri_folder"}}}
-    second = {"type": "command", "command": f"while [ ! -e {flag} ]; do sleep 0.05; done; cp ${{{{inputs.x}}}}/first.txt ${{{{outputs.z}}}}/",
-              "inputs": {"x": {"type": "uri_folder"}}, "outputs": {"z": {"type": "uri_folder"}}}
+    first = {
+        "type": "command",
+        "command": f"echo run >> {runs} && echo done > ${{{{outputs.y}}}}/first.txt",
+        "outputs": {"y": {"type": "uri_folder"}},
+    }
+    second = {
+        "type": "command",
+        "command": f"while [ ! -e {flag} ]; do sleep 0.05; done; cp ${{{{inputs.x}}}}/first.txt ${{{{outputs.z}}}}/",
+        "inputs": {"x": {"type": "uri_folder"}},
+        "outputs": {"z": {"type": "uri_folder"}},
+    }
     server = Server(home=tmp_path / "home").start()
     try:
         with server.client() as client:
@@ -113,13 +139,19 @@ def test_a_pipeline_job_resumes_after_kill_9_from_its_finished_steps(tmp_path: P
                 "outputs": {"result": {"type": "uri_folder"}},
                 "jobs": {
                     "first": {**node(component(client, "first", first)), "outputs": {}},
-                    "second": {**node(component(client, "second", second), x="${{parent.jobs.first.outputs.y}}"),
-                               "outputs": {"z": {"value": "${{parent.outputs.result}}", "type": "literal"}}},
+                    "second": {
+                        **node(component(client, "second", second), x="${{parent.jobs.first.outputs.y}}"),
+                        "outputs": {"z": {"value": "${{parent.outputs.result}}", "type": "literal"}},
+                    },
                 },
             }
             assert provision(client, "durable-pipe", component(client, "durable", spec))["status"] == "Succeeded"
-            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/durable-pipe", params=V).json()["properties"]["scoringUri"]
-            name = client.post(scoring, json={"properties": {}}, headers={"azureml-model-deployment": "main"}).json()["name"]
+            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/durable-pipe", params=V).json()["properties"][
+                "scoringUri"
+            ]
+            name = client.post(scoring, json={"properties": {}}, headers={"azureml-model-deployment": "main"}).json()[
+                "name"
+            ]
             wait_for_status(client, f"{WORKSPACE_ID}/jobs/{name}-second", "Running")
         server.stop(signal.SIGKILL)
         flag.touch()
@@ -155,10 +187,17 @@ def test_a_pipeline_job_naming_a_pipeline_component_runs_it_with_the_jobs_inputs
         "type": "pipeline",
         "inputs": {"word": {"type": "string", "default": "unused"}},
         "outputs": {"said": {"type": "uri_folder"}},
-        "jobs": {"say": {**node(echo, x="${{parent.inputs.word}}"), "outputs": {"y": {"value": "${{parent.outputs.said}}"}}}},
+        "jobs": {
+            "say": {**node(echo, x="${{parent.inputs.word}}"), "outputs": {"y": {"value": "${{parent.outputs.said}}"}}}
+        },
     }
-    properties = {"jobType": "Pipeline", "componentId": component(client, "say-word", spec), "jobs": {},
-                  "inputs": {"word": {"jobInputType": "literal", "value": "hello"}}, "outputs": {"said": {"jobOutputType": "uri_folder"}}}
+    properties = {
+        "jobType": "Pipeline",
+        "componentId": component(client, "say-word", spec),
+        "jobs": {},
+        "inputs": {"word": {"jobInputType": "literal", "value": "hello"}},
+        "outputs": {"said": {"jobOutputType": "uri_folder"}},
+    }
     response = put_job(client, "said-hello", properties)
     assert response.status_code == 201, response.text
     assert response.json()["properties"]["experimentName"] == "Default"
@@ -175,12 +214,20 @@ def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -
     assert "step 'a' references the component" in response.json()["error"]["message"]
     assert client.get(f"{WORKSPACE_ID}/jobs/bad-steps", params=V).status_code == 404
 
-    for malformed in ({"jobs": [1]}, {"jobs": {"a": "x"}}, {"jobs": {"a": {"componentId": "azureml:echo:1", "inputs": [1]}}},
-                      {"componentId": "azureml:echo:1", "outputs": {"o": {"uri": 5}}}, {"settings": "s", "jobs": {}}):
+    for malformed in (
+        {"jobs": [1]},
+        {"jobs": {"a": "x"}},
+        {"jobs": {"a": {"componentId": "azureml:echo:1", "inputs": [1]}}},
+        {"componentId": "azureml:echo:1", "outputs": {"o": {"uri": 5}}},
+        {"settings": "s", "jobs": {}},
+    ):
         response = put_job(client, "malformed", {"jobType": "Pipeline", **malformed})
         assert response.status_code == 400, (malformed, response.text)
-    elsewhere = client.put(WORKSPACE_ID.replace("/default", "/nowhere") + "/jobs/lost", params=V,
-                           json={"properties": {"jobType": "Pipeline", "jobs": {}}})
+    elsewhere = client.put(
+        WORKSPACE_ID.replace("/default", "/nowhere") + "/jobs/lost",
+        params=V,
+        json={"properties": {"jobType": "Pipeline", "jobs": {}}},
+    )
     assert elsewhere.status_code == 404 and "nowhere" in elsewhere.json()["error"]["message"]
     response = put_job(client, "a-command", {"jobType": "Command", "command": "echo hi"})
     assert response.status_code == 400 and "'Command' job cannot be submitted" in response.json()["error"]["message"]
@@ -193,7 +240,10 @@ def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -
 
 def test_a_component_from_a_job_that_does_not_exist_is_refused(client: httpx.Client) -> None:
     spec = {"type": "pipeline", "jobs": {}, "sourceJobId": "azureml:no-such-job"}
-    response = client.put(f"{WORKSPACE_ID}/components/azureml_anonymous/versions/1", params=V,
-                          json={"properties": {"componentSpec": spec, "isAnonymous": True}})
+    response = client.put(
+        f"{WORKSPACE_ID}/components/azureml_anonymous/versions/1",
+        params=V,
+        json={"properties": {"componentSpec": spec, "isAnonymous": True}},
+    )
     assert response.status_code == 400
     assert "'azureml:no-such-job' does not exist or is not a pipeline job" in response.json()["error"]["message"]

@@ -23,7 +23,9 @@ def test_model_version_round_trip_with_flavors_object(server: Server) -> None:
 def test_versions_list_newest_first(server: Server) -> None:
     with server.client() as client:
         for version in ("1", "2", "3"):
-            client.put(f"{WORKSPACE_ID}/environments/env/versions/{version}", params=V, json={"properties": {"image": "x"}})
+            client.put(
+                f"{WORKSPACE_ID}/environments/env/versions/{version}", params=V, json={"properties": {"image": "x"}}
+            )
         newest = client.get(
             f"{WORKSPACE_ID}/environments/env/versions", params={**V, "$orderBy": "createdtime desc", "$top": "1"}
         ).json()

@@ -46,7 +46,9 @@ def test_bad_clusters_are_refused_with_the_reason(server: Server) -> None:
     aks = {"location": "local", "properties": {"computeType": "AKS", "properties": {"agentCount": 3}}}
     with server.client() as client:
         no_scale = client.put(compute_url("c1"), params=V, json={"properties": {"computeType": "AmlCompute"}})
-        inverted = client.put(compute_url("c2"), params=V, json=compute_body(1, scaleSettings={"maxNodeCount": 1, "minNodeCount": 2}))
+        inverted = client.put(
+            compute_url("c2"), params=V, json=compute_body(1, scaleSettings={"maxNodeCount": 1, "minNodeCount": 2})
+        )
         other_type = client.put(compute_url("c3"), params=V, json=aks)
         bad_name = client.put(compute_url("-bad"), params=V, json=compute_body())
     assert no_scale.status_code == 400 and "scaleSettings" in no_scale.json()["error"]["message"]
@@ -87,12 +89,18 @@ def test_a_deployment_must_name_a_compute_that_exists(server: Server) -> None:
         create_endpoint(client, "compute-ep")
         create_compute(client, "batch-cluster")
         missing = client.put(
-            deployment_url("compute-ep", "d1"), params=V, json=deployment_body(compute=f"{WORKSPACE_ID}/computes/nowhere")
+            deployment_url("compute-ep", "d1"),
+            params=V,
+            json=deployment_body(compute=f"{WORKSPACE_ID}/computes/nowhere"),
         )
         by_id = put_and_wait(
-            client, deployment_url("compute-ep", "d2"), deployment_body(compute=f"{WORKSPACE_ID}/computes/batch-cluster")
+            client,
+            deployment_url("compute-ep", "d2"),
+            deployment_body(compute=f"{WORKSPACE_ID}/computes/batch-cluster"),
         )
-        by_name = put_and_wait(client, deployment_url("compute-ep", "d3"), deployment_body(compute="azureml:batch-cluster"))
+        by_name = put_and_wait(
+            client, deployment_url("compute-ep", "d3"), deployment_body(compute="azureml:batch-cluster")
+        )
         without = put_and_wait(client, deployment_url("compute-ep", "d4"), deployment_body())
     assert missing.status_code == 400
     assert "'nowhere'" in missing.json()["error"]["message"]

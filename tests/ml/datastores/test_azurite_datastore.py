@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from azure.storage.blob import ContainerClient
 
-from batchpoint.config import Settings
 from batchpoint.app.wiring import SYSTEM, Services
+from batchpoint.config import Settings
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
 from tests.server import WORKSPACE_ID
 

@@ -35,7 +35,10 @@ def test_remote_datastore_keeps_its_key_secret(server: Server) -> None:
             "containerName": "data",
             "endpoint": "127.0.0.1:10000",
             "protocol": "http",
-            "credentials": {"credentialsType": "AccountKey", "secrets": {"secretsType": "AccountKey", "key": "c2VjcmV0"}},
+            "credentials": {
+                "credentialsType": "AccountKey",
+                "secrets": {"secretsType": "AccountKey", "key": "c2VjcmV0"},
+            },
         }
     }
     with server.client() as client:
@@ -57,11 +60,21 @@ def test_other_datastore_types_and_missing_fields_are_refused(server: Server) ->
 
 
 def test_code_hash_lookup_finds_versions_under_any_name(server: Server) -> None:
-    body = {"properties": {"codeUri": "https://x/y", "isAnonymous": True, "properties": {"hash_sha256": "abc", "hash_version": 202208}}}
+    body = {
+        "properties": {
+            "codeUri": "https://x/y",
+            "isAnonymous": True,
+            "properties": {"hash_sha256": "abc", "hash_version": 202208},
+        }
+    }
     with server.client() as client:
         client.put(f"{WORKSPACE_ID}/codes/first/versions/1", params=V, json=body)
-        found = client.get(f"{WORKSPACE_ID}/codes/random-name/versions", params={**V, "hash": "abc", "hashVersion": "202208"})
-        none = client.get(f"{WORKSPACE_ID}/codes/random-name/versions", params={**V, "hash": "zzz", "hashVersion": "202208"})
+        found = client.get(
+            f"{WORKSPACE_ID}/codes/random-name/versions", params={**V, "hash": "abc", "hashVersion": "202208"}
+        )
+        none = client.get(
+            f"{WORKSPACE_ID}/codes/random-name/versions", params={**V, "hash": "zzz", "hashVersion": "202208"}
+        )
     assert [item["name"] for item in found.json()["value"]] == ["1"]
     assert found.json()["value"][0]["id"].endswith("/codes/first/versions/1")
     assert none.json()["value"] == []

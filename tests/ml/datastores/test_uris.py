@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from batchpoint.config import Settings
 from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.arm.errors import ArmError
+from batchpoint.config import Settings
 from tests.server import WORKSPACE_ID
 
 
@@ -46,7 +46,9 @@ def test_short_and_long_datastore_forms_agree(services: Services) -> None:
 
 
 def test_data_assets_resolve_through_their_data_uri(services: Services) -> None:
-    body = {"properties": {"dataUri": "azureml://datastores/workspaceblobstore/paths/sets/one", "dataType": "uri_folder"}}
+    body = {
+        "properties": {"dataUri": "azureml://datastores/workspaceblobstore/paths/sets/one", "dataType": "uri_folder"}
+    }
     services.assets.put_version(SYSTEM, "data", f"{WORKSPACE_ID}/data/set/versions/1", body)
     expected = blobstore_root(services) / "sets" / "one"
     for reference in ("azureml:set:1", "azureml:set@latest", f"{WORKSPACE_ID}/data/set/versions/1"):
@@ -71,7 +73,9 @@ def test_local_paths_only_under_allowed_folders(services: Services, allowed: Pat
     for refused in (str(tmp_path / "elsewhere"), str(allowed / ".." / "elsewhere"), "relative/path"):
         with pytest.raises(ArmError) as error:
             services.uris.resolve(WORKSPACE_ID, refused)
-        assert error.value.status == 400 and "allow-local-path" in error.value.message or "absolute" in error.value.message
+        assert (
+            error.value.status == 400 and "allow-local-path" in error.value.message or "absolute" in error.value.message
+        )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from tests.api.arm import (
     put_and_wait,
     wait_for_operation,
 )
-from tests.server import API, Server, WORKSPACE_ID
+from tests.server import API, WORKSPACE_ID, Server
 
 V = {"api-version": API}
 DEFAULTS = {

@@ -77,8 +77,12 @@ def test_names_are_case_insensitive_and_keep_their_case(server: Server) -> None:
 def test_fixed_path_segments_are_case_insensitive(server: Server) -> None:
     with server.client() as client:
         create_endpoint(client, "ep1")
-        url = endpoint_url("ep1").replace("resourceGroups", "RESOURCEGROUPS").replace("batchEndpoints", "batchendpoints")
-        response = client.get(url.replace("Microsoft.MachineLearningServices", "microsoft.machinelearningservices"), params=V)
+        url = (
+            endpoint_url("ep1").replace("resourceGroups", "RESOURCEGROUPS").replace("batchEndpoints", "batchendpoints")
+        )
+        response = client.get(
+            url.replace("Microsoft.MachineLearningServices", "microsoft.machinelearningservices"), params=V
+        )
     assert response.status_code == 200 and response.json()["name"] == "ep1"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.arm import deployment_body, deployment_url, put_and_wait, wait_for_operation
+from tests.api.arm import deployment_body, deployment_url, put_and_wait
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.server import WORKSPACE_ID, Server, running
 
@@ -64,7 +64,11 @@ def provision(client: httpx.Client, endpoint: str, deployment: str, environment_
     """PUT a model-less deployment in an environment; every operation status seen while it provisions."""
     body = deployment_body(environmentId=environment_id)
     if client.get(f"{WORKSPACE_ID}/batchEndpoints/{endpoint}", params=V).status_code == 404:
-        put_and_wait(client, f"{WORKSPACE_ID}/batchEndpoints/{endpoint}", {"location": "local", "properties": {"authMode": "AADToken"}})
+        put_and_wait(
+            client,
+            f"{WORKSPACE_ID}/batchEndpoints/{endpoint}",
+            {"location": "local", "properties": {"authMode": "AADToken"}},
+        )
     response = client.put(deployment_url(endpoint, deployment), params=V, json=body)
     assert response.status_code in (200, 201), response.text
     seen = []
@@ -80,7 +84,9 @@ def test_two_deployments_see_their_own_pandas(client: httpx.Client, env_server: 
     versions = {}
     for name, conda_file in (("pandas2", PANDAS_2), ("pandas3", PANDAS_3)):
         environment_id = register_environment(client, name, conda_file)
-        deploy_script(client, data_root, f"env-{name}", "main", REPORTING_SCRIPT, BUILD_TIMEOUT, environmentId=environment_id)
+        deploy_script(
+            client, data_root, f"env-{name}", "main", REPORTING_SCRIPT, BUILD_TIMEOUT, environmentId=environment_id
+        )
         started = invoke(client, f"env-{name}", str(inputs))
         assert started.status_code == 200, started.text
         job = started.json()
@@ -123,7 +129,9 @@ def test_an_uninstallable_spec_fails_with_the_installer_error_and_leaves_nothing
     deployment = client.get(deployment_url("env-broken", "main"), params=V).json()
     assert deployment["properties"]["provisioningState"] == "Failed"
     folders = [path.name for path in (env_server.home / "environments").iterdir() if path.name not in ("logs", "locks")]
-    built_ok = [name for name in folders if (env_server.home / "environments" / name / "batchpoint-environment.json").exists()]
+    built_ok = [
+        name for name in folders if (env_server.home / "environments" / name / "batchpoint-environment.json").exists()
+    ]
     assert folders == built_ok, "a failed build must leave no environment folder behind"
 
 

@@ -45,7 +45,9 @@ def client(nearest_server: Server) -> Iterator[httpx.Client]:
         yield http
 
 
-def test_a_missing_python_builds_on_the_nearest_and_lists_the_moved_pins(client: httpx.Client, nearest_server: Server) -> None:
+def test_a_missing_python_builds_on_the_nearest_and_lists_the_moved_pins(
+    client: httpx.Client, nearest_server: Server
+) -> None:
     environment_id = register_environment(client, "python37", PYTHON_37)
     seen = provision(client, "nearest", "status", environment_id)
 
@@ -53,7 +55,10 @@ def test_a_missing_python_builds_on_the_nearest_and_lists_the_moved_pins(client:
     status = seen[-1]["properties"]
     assert status["pythonRequested"] == "3.7" and status["python"] == NEAREST_TO_37.version
     assert status["movedPins"] == ["typing-extensions==4.14.0 -> 4.13.2"]
-    assert client.get(deployment_url("nearest", "status"), params=V).json()["properties"]["provisioningState"] == "Succeeded"
+    assert (
+        client.get(deployment_url("nearest", "status"), params=V).json()["properties"]["provisioningState"]
+        == "Succeeded"
+    )
 
 
 def test_its_jobs_run_on_the_nearest_python(client: httpx.Client, nearest_server: Server) -> None:

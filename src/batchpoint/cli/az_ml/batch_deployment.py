@@ -8,7 +8,19 @@ from typing import Annotated, Any
 import typer
 
 from batchpoint.cli.az_ml.sdk import (
-    EndpointName, File, Name, Session, Sets, YamlFile, Yes, as_dict, check_existence, exists, group, required, verb,
+    EndpointName,
+    File,
+    Name,
+    Session,
+    Sets,
+    YamlFile,
+    Yes,
+    as_dict,
+    check_existence,
+    exists,
+    group,
+    required,
+    verb,
 )
 from batchpoint.cli.az_ml.yaml_files import Source, load_deployment, set_fields
 
@@ -41,12 +53,20 @@ def label(deployment: Any) -> str:
 def names(name: str | None, endpoint: str | None, file: Path | None) -> tuple[str, str]:
     """(endpoint, deployment) from the options, else from the YAML file."""
     data = Source(file).data()
-    return required(endpoint or data.get("endpoint_name"), "--endpoint-name"), required(name or data.get("name"), "--name")
+    return required(endpoint or data.get("endpoint_name"), "--endpoint-name"), required(
+        name or data.get("name"), "--name"
+    )
 
 
 @verb(app, "create")
-def create(session: Session, file: YamlFile, name: Name = None, endpoint_name: EndpointName = None,
-           set_: Sets = None, set_default: SetDefault = False) -> Any:
+def create(
+    session: Session,
+    file: YamlFile,
+    name: Name = None,
+    endpoint_name: EndpointName = None,
+    set_: Sets = None,
+    set_default: SetDefault = False,
+) -> Any:
     """Create a batch deployment from a YAML file (local code and models are uploaded); one whose provisioning
     failed is replaced."""
     deployment = load_deployment(deployment_source(file, name, endpoint_name, set_))
@@ -55,8 +75,14 @@ def create(session: Session, file: YamlFile, name: Name = None, endpoint_name: E
 
 
 @verb(app, "update")
-def update(session: Session, file: File = None, name: Name = None, endpoint_name: EndpointName = None,
-           set_: Sets = None, set_default: SetDefault = False) -> Any:
+def update(
+    session: Session,
+    file: File = None,
+    name: Name = None,
+    endpoint_name: EndpointName = None,
+    set_: Sets = None,
+    set_default: SetDefault = False,
+) -> Any:
     """Update a batch deployment from a YAML file, or --set fields of the one on the server."""
     if file is None:
         endpoint, deployment_name = names(name, endpoint_name, None)
@@ -82,8 +108,9 @@ def list_(session: Session, endpoint_name: EndpointName = None, file: File = Non
 
 
 @verb(app, "delete")
-def delete(session: Session, name: Name = None, endpoint_name: EndpointName = None, file: File = None,
-           yes: Yes = False) -> None:
+def delete(
+    session: Session, name: Name = None, endpoint_name: EndpointName = None, file: File = None, yes: Yes = False
+) -> None:
     """Delete a batch deployment."""
     endpoint, deployment = names(name, endpoint_name, file)
     if not yes:

@@ -7,19 +7,35 @@ from typing import Annotated, Any
 
 import typer
 
-from batchpoint.cli.common import errors
-from batchpoint.cli.native.jobs import follow
 from batchpoint.cli.az_ml.sdk import (
-    File, Name, Session, Sets, Yes, as_dict, check_existence, exists, group, required, verb,
+    File,
+    Name,
+    Session,
+    Sets,
+    Yes,
+    as_dict,
+    check_existence,
+    exists,
+    group,
+    required,
+    verb,
 )
 from batchpoint.cli.az_ml.yaml_files import Source, load, parse_sets, set_fields
+from batchpoint.cli.common import errors
+from batchpoint.cli.native.jobs import follow
 
 app = group("Batch endpoints, as az ml batch-endpoint.")
 
 InputsFile = Annotated[
     Path | None,
-    typer.Option("--file", "-f", "--f", exists=True, dir_okay=False,
-                 help="A YAML file with inputs: and outputs: for the job (and name: for the endpoint)."),
+    typer.Option(
+        "--file",
+        "-f",
+        "--f",
+        exists=True,
+        dir_okay=False,
+        help="A YAML file with inputs: and outputs: for the job (and name: for the endpoint).",
+    ),
 ]
 DataInput = Annotated[
     str | None, typer.Option("--input", help="A local file or folder (uploaded), a URI or azureml:data@latest.")
@@ -56,7 +72,9 @@ def create(session: Session, file: File = None, name: Name = None, set_: Sets = 
     from azure.ai.ml import load_batch_endpoint
 
     endpoint = load(load_batch_endpoint, endpoint_source(file, name, set_))
-    check_existence(exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), False, f"batch endpoint {endpoint.name}")
+    check_existence(
+        exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), False, f"batch endpoint {endpoint.name}"
+    )
     return as_dict(session.ml.batch_endpoints.begin_create_or_update(endpoint).result())
 
 
@@ -69,7 +87,9 @@ def update(session: Session, file: File = None, name: Name = None, set_: Sets = 
         endpoint = set_fields(session.ml.batch_endpoints.get(required(name, "--name")), set_ or [])
     else:
         endpoint = load(load_batch_endpoint, endpoint_source(file, name, set_))
-        check_existence(exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), True, f"batch endpoint {endpoint.name}")
+        check_existence(
+            exists(lambda: session.ml.batch_endpoints.get(endpoint.name)), True, f"batch endpoint {endpoint.name}"
+        )
     return as_dict(session.ml.batch_endpoints.begin_create_or_update(endpoint).result())
 
 
@@ -95,10 +115,21 @@ def delete(session: Session, name: Name = None, file: File = None, yes: Yes = Fa
 
 
 @verb(app, "invoke")
-def invoke(session: Session, name: Name = None, file: InputsFile = None, input: DataInput = None,  # noqa: A002
-           input_type: InputType = None, output_path: OutputPath = None, deployment_name: DeploymentName = None,
-           mini_batch_size: MiniBatchSize = None, instance_count: InstanceCount = None, job_name: JobName = None,
-           experiment_name: ExperimentName = None, set_: Sets = None, wait: Wait = False) -> Any:
+def invoke(
+    session: Session,
+    name: Name = None,
+    file: InputsFile = None,
+    input: DataInput = None,  # noqa: A002
+    input_type: InputType = None,
+    output_path: OutputPath = None,
+    deployment_name: DeploymentName = None,
+    mini_batch_size: MiniBatchSize = None,
+    instance_count: InstanceCount = None,
+    job_name: JobName = None,
+    experiment_name: ExperimentName = None,
+    set_: Sets = None,
+    wait: Wait = False,
+) -> Any:
     """Start a batch job: one --input (a model deployment), the inputs: and outputs: of -f (a pipeline), or none
     (a pipeline without inputs). Local inputs are uploaded to the workspace's default datastore first."""
     from azure.ai.ml import Input, Output
@@ -114,8 +145,13 @@ def invoke(session: Session, name: Name = None, file: InputsFile = None, input: 
     overrides += [{"compute.instance_count": instance_count}] if instance_count else []
     single = Input(type=input_type or kind_of(input), path=local_or_uri(input, Path.cwd())) if input else None
     job = session.ml.batch_endpoints.invoke(
-        endpoint_name=required(name or spec.get("name"), "--name"), deployment_name=deployment_name, input=single,
-        inputs=inputs or None, outputs=outputs or None, params_override=overrides, job_name=job_name,
+        endpoint_name=required(name or spec.get("name"), "--name"),
+        deployment_name=deployment_name,
+        input=single,
+        inputs=inputs or None,
+        outputs=outputs or None,
+        params_override=overrides,
+        job_name=job_name,
         experiment_name=experiment_name,
     )
     if wait and follow(session.rest, job.name, errors()) != 0:

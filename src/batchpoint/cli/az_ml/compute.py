@@ -21,15 +21,22 @@ def create(
     size: Annotated[str | None, typer.Option("--size", "-s", help="The VM size, e.g. STANDARD_DS3_V2.")] = None,
     min_instances: Annotated[int | None, typer.Option("--min-instances", help="Nodes kept when idle.")] = None,
     max_instances: Annotated[int | None, typer.Option("--max-instances", help="Nodes at most.")] = None,
-    idle_time_before_scale_down: Annotated[int | None, typer.Option("--idle-time-before-scale-down", help="Seconds.")] = None,
+    idle_time_before_scale_down: Annotated[
+        int | None, typer.Option("--idle-time-before-scale-down", help="Seconds.")
+    ] = None,
     set_: Sets = None,
 ) -> Any:
     """Create or update a compute cluster from a YAML file and/or options."""
     from azure.ai.ml import load_compute
 
-    options = {"name": ("--name", name), "type": ("--type", type_), "size": ("--size", size),
-               "min_instances": ("--min-instances", min_instances), "max_instances": ("--max-instances", max_instances),
-               "idle_time_before_scale_down": ("--idle-time-before-scale-down", idle_time_before_scale_down)}
+    options = {
+        "name": ("--name", name),
+        "type": ("--type", type_),
+        "size": ("--size", size),
+        "min_instances": ("--min-instances", min_instances),
+        "max_instances": ("--max-instances", max_instances),
+        "idle_time_before_scale_down": ("--idle-time-before-scale-down", idle_time_before_scale_down),
+    }
     compute = load(load_compute, Source(file, set_ or [], options))
     return as_dict(session.ml.compute.begin_create_or_update(compute).result())
 

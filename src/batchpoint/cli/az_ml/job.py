@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from batchpoint.cli.common import errors
 from batchpoint.cli.az_ml.sdk import Session, Sets, YamlFile, as_dict, group, required, verb
 from batchpoint.cli.az_ml.yaml_files import Source, load
+from batchpoint.cli.common import errors
 
 app = group("Jobs, as az ml job.")
 
@@ -30,13 +30,22 @@ def opened(job: Any, web: bool) -> Any:
 
 
 @verb(app, "create")
-def create(session: Session, file: YamlFile, name: JobName = None, set_: Sets = None,
-           experiment_name: Annotated[str | None, typer.Option("--experiment-name", "-e", help="The experiment.")] = None,
-           stream: Stream = False, web: Web = False) -> Any:
+def create(
+    session: Session,
+    file: YamlFile,
+    name: JobName = None,
+    set_: Sets = None,
+    experiment_name: Annotated[str | None, typer.Option("--experiment-name", "-e", help="The experiment.")] = None,
+    stream: Stream = False,
+    web: Web = False,
+) -> Any:
     """Submit a job (a pipeline job) from a YAML file; local inputs and code are uploaded."""
     from azure.ai.ml import load_job
 
-    job = load(load_job, Source(file, set_ or [], {"name": ("--name", name), "experiment_name": ("--experiment-name", experiment_name)}))
+    job = load(
+        load_job,
+        Source(file, set_ or [], {"name": ("--name", name), "experiment_name": ("--experiment-name", experiment_name)}),
+    )
     created = session.ml.jobs.create_or_update(job)
     if stream:
         session.ml.jobs.stream(created.name)
@@ -60,18 +69,26 @@ def stream(session: Session, name: JobName = None) -> None:
 def download(
     session: Session,
     name: JobName = None,
-    output_name: Annotated[str | None, typer.Option("--output-name", help="One named output (default: the default one).")] = None,
-    download_path: Annotated[Path, typer.Option("--download-path", "-p", help="The folder to download into.")] = Path("."),
+    output_name: Annotated[
+        str | None, typer.Option("--output-name", help="One named output (default: the default one).")
+    ] = None,
+    download_path: Annotated[Path, typer.Option("--download-path", "-p", help="The folder to download into.")] = Path(
+        "."
+    ),
     all_: Annotated[bool, typer.Option("--all", help="Every output and the logs.")] = False,
 ) -> None:
     """Download a job's outputs (into DOWNLOAD_PATH/named-outputs/OUTPUT)."""
-    session.ml.jobs.download(required(name, "--name"), download_path=str(download_path), output_name=output_name, all=all_)
+    session.ml.jobs.download(
+        required(name, "--name"), download_path=str(download_path), output_name=output_name, all=all_
+    )
 
 
 @verb(app, "list")
 def list_(
     session: Session,
-    parent_job_name: Annotated[str | None, typer.Option("--parent-job-name", "-p", help="Only the steps of this pipeline job.")] = None,
+    parent_job_name: Annotated[
+        str | None, typer.Option("--parent-job-name", "-p", help="Only the steps of this pipeline job.")
+    ] = None,
 ) -> Any:
     """The workspace's jobs, or a pipeline job's steps."""
     return [as_dict(job) for job in session.ml.jobs.list(parent_job_name=parent_job_name)]

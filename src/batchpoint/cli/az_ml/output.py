@@ -72,9 +72,14 @@ def _tsv_cell(value: Any) -> str:
 
 def table(result: Any) -> Table:
     """Rows of the scalar fields, as ``az -o table`` shows them."""
-    rows = [row if isinstance(row, dict) else {"Result": row} for row in (result if isinstance(result, list) else [result])]
-    columns = [key for key in dict.fromkeys(key for row in rows for key in row)
-               if all(not isinstance(row.get(key), (dict, list)) for row in rows)]
+    rows = [
+        row if isinstance(row, dict) else {"Result": row} for row in (result if isinstance(result, list) else [result])
+    ]
+    columns = [
+        key
+        for key in dict.fromkeys(key for row in rows for key in row)
+        if all(not isinstance(row.get(key), (dict, list)) for row in rows)
+    ]
     grid = Table(*columns)
     for row in rows:
         grid.add_row(*(_tsv_cell(row.get(column)) for column in columns))

@@ -11,9 +11,9 @@ entries through the server's blob API.
 from __future__ import annotations
 
 import functools
-import json
 import importlib.util
 import inspect
+import json
 import os
 import re
 from collections.abc import Callable
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from batchpoint.cli.common import Home, Url, errors
 from batchpoint.cli.az_ml.output import Format, render
 from batchpoint.cli.az_ml.yaml_files import fail, reported
 from batchpoint.cli.client import BatchpointClient, Target
+from batchpoint.cli.common import Home, Url, errors
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -95,11 +95,17 @@ def ml_client(target: Target) -> MLClient:
     if isinstance(verify, str):
         os.environ["REQUESTS_CA_BUNDLE"] = verify  # the blob and invoke pipelines read it too, not only ARM
     base = target.url
-    metadata = {key: base for key in ("azure_portal", "resource_manager", "active_directory", "aml_resource_id",
-                                      "registry_discovery_endpoint")}
+    metadata = dict.fromkeys(
+        ("azure_portal", "resource_manager", "active_directory", "aml_resource_id", "registry_discovery_endpoint"), base
+    )
     return MLClient(
-        target.credential(StaticToken), target.subscription, target.resource_group, target.workspace,
-        cloud="batchpoint", cloud_metadata={**metadata, "storage_endpoint": "core.windows.net"}, enable_telemetry=False,
+        target.credential(StaticToken),
+        target.subscription,
+        target.resource_group,
+        target.workspace,
+        cloud="batchpoint",
+        cloud_metadata={**metadata, "storage_endpoint": "core.windows.net"},
+        enable_telemetry=False,
         **plain_http_options(base),
     )
 
@@ -155,15 +161,22 @@ def verb(app: typer.Typer, name: str) -> Callable[[Callable[..., Any]], Callable
     (``None``: nothing)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
-        own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-               for parameter in inspect.signature(function, eval_str=True).parameters.values()
-               if parameter.name != "session"]
+        own = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for parameter in inspect.signature(function, eval_str=True).parameters.values()
+            if parameter.name != "session"
+        ]
 
         @functools.wraps(function)
         def command(**kwargs: Any) -> None:
             query, output = kwargs.pop("query"), kwargs.pop("output")
-            session = Session(kwargs.pop("url"), kwargs.pop("home"), kwargs.pop("subscription"),
-                              kwargs.pop("resource_group"), kwargs.pop("workspace_name"))
+            session = Session(
+                kwargs.pop("url"),
+                kwargs.pop("home"),
+                kwargs.pop("subscription"),
+                kwargs.pop("resource_group"),
+                kwargs.pop("workspace_name"),
+            )
             with reported():
                 result = function(session, **kwargs)
             render(result, query, output)

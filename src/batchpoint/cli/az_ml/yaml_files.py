@@ -136,8 +136,12 @@ def reported(source: Source | None = None) -> Iterator[None]:
         if source is None or messages is None:
             raise fail(str(error)) from None
         for path, message in flatten(messages):
-            errors().print(f"{source.where(path)}: {'.'.join(str(part) for part in path) or '(file)'}: {message}",
-                         style="red", markup=False, soft_wrap=True)
+            errors().print(
+                f"{source.where(path)}: {'.'.join(str(part) for part in path) or '(file)'}: {message}",
+                style="red",
+                markup=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(2) from None
     except (AzureError, MlException) as error:
         raise fail(f"{file}: {described(error)}" if file else described(error)) from None

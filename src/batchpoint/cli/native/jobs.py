@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from batchpoint.cli.common import Home, Url, connect, console, guard
 from batchpoint.cli.client import TERMINAL, BatchpointClient
+from batchpoint.cli.common import Home, Url, connect, console, guard
 
 jobs_app = typer.Typer(help="List, show, follow and cancel batch jobs.", no_args_is_help=True)
 
@@ -51,8 +51,13 @@ def follow(client: BatchpointClient, name: str, out: Console | None = None) -> i
     """A live progress bar on ``out`` (default: the console) until the job ends; then the output or the failure.
     Returns the exit code."""
     out = out or console()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+    )
     started = time.monotonic()
     with Progress(*columns, console=out) as progress:
         bar = progress.add_task("mini-batches", total=None, detail="")
@@ -130,14 +135,18 @@ def show(name: str, url: Url = None, home: Home = None) -> None:
 @jobs_app.command()
 def logs(
     name: str,
-    follow_log: Annotated[bool, typer.Option("--follow", "-f", help="Print the job's log as it runs, until it ends.")] = False,
+    follow_log: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print the job's log as it runs, until it ends.")
+    ] = False,
     url: Url = None,
     home: Home = None,
 ) -> None:
     """Every log file of the job: the result first, then progress, worker output and errors."""
     client = connect(url, home)
     if follow_log:
-        status = guard(lambda: client.follow_log(name, lambda text: console().print(text, end="", markup=False, highlight=False)))
+        status = guard(
+            lambda: client.follow_log(name, lambda text: console().print(text, end="", markup=False, highlight=False))
+        )
         raise typer.Exit(0 if status == "Completed" else 1)
     for log, text in guard(lambda: client.logs(name)).items():
         console().rule(log)

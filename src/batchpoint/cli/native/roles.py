@@ -10,19 +10,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from batchpoint.access.issuer import ensure_issuer
 from batchpoint.cli.common import Home, Url, connect, console, guard
 from batchpoint.config import DEFAULT_SUBSCRIPTION, default_home
-from batchpoint.access.issuer import ensure_issuer
 
-role_app = typer.Typer(help="Assign, list and remove roles (Owner, Contributor, Reader, AzureML Data Scientist).",
-                       no_args_is_help=True)
+role_app = typer.Typer(
+    help="Assign, list and remove roles (Owner, Contributor, Reader, AzureML Data Scientist).", no_args_is_help=True
+)
 
 Scope = Annotated[
     str,
     typer.Option(help="'/', or the id of a subscription, resource group, workspace or endpoint."),
 ]
 Assignee = Annotated[
-    str, typer.Option(help="An object id (a user's, application's or group's), or a user name as 'batchpoint token --user' takes.")
+    str,
+    typer.Option(
+        help="An object id (a user's, application's or group's), or a user name as 'batchpoint token --user' takes."
+    ),
 ]
 Role = Annotated[str, typer.Option(help="A built-in role's name or id.")]
 DEFAULT_SCOPE = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
@@ -55,7 +59,8 @@ def remove(assignee: Assignee, role: Role, scope: Scope = DEFAULT_SCOPE, url: Ur
         found["id"]
         for found in guard(lambda: client.role_assignments(scope))
         if found["properties"]["principalId"].lower() == principal.lower()
-        and role.lower() in (found["properties"]["roleDefinitionName"].lower(), found["properties"]["roleDefinitionId"].lower())
+        and role.lower()
+        in (found["properties"]["roleDefinitionName"].lower(), found["properties"]["roleDefinitionId"].lower())
         and found["properties"]["scope"].rstrip("/").lower() == scope.rstrip("/").lower()
     ]
     if not matching:

@@ -16,12 +16,19 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
     http: Annotated[bool, typer.Option("--http", help="Plain HTTP instead of HTTPS.")] = False,
     database_url: Annotated[
-        str | None, typer.Option(help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in the data directory).")
+        str | None,
+        typer.Option(
+            help="sqlite:///path or postgresql+psycopg://user@host/db (default: SQLite in the data directory)."
+        ),
     ] = None,
-    home: Annotated[Path | None, typer.Option(help="Data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="Data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")
+    ] = None,
     allow_local_path: Annotated[
         list[Path] | None,
-        typer.Option(help="A folder that jobs and assets may use by local path (repeatable).", exists=True, file_okay=False),
+        typer.Option(
+            help="A folder that jobs and assets may use by local path (repeatable).", exists=True, file_okay=False
+        ),
     ] = None,
     trusted_issuer: Annotated[
         list[str] | None,
@@ -36,43 +43,67 @@ def serve(
     ] = DEFAULT_MAX_BODY_BYTES,
     owner: Annotated[
         list[str] | None,
-        typer.Option(help="Make this user (a name as 'batchpoint token --user' takes, or an object id) Owner over "
-                     "every scope, at each start (repeatable)."),
+        typer.Option(
+            help="Make this user (a name as 'batchpoint token --user' takes, or an object id) Owner over "
+            "every scope, at each start (repeatable)."
+        ),
     ] = None,
     package_index: Annotated[
         str | None,
-        typer.Option(envvar="BATCHPOINT_PACKAGE_INDEX", help="Package index deployment environments are built from "
-                     "(e.g. an offline mirror); default: the installer's own configuration."),
+        typer.Option(
+            envvar="BATCHPOINT_PACKAGE_INDEX",
+            help="Package index deployment environments are built from "
+            "(e.g. an offline mirror); default: the installer's own configuration.",
+        ),
     ] = None,
     installer: Annotated[
         InstallerName | None,
-        typer.Option(envvar="BATCHPOINT_INSTALLER", help="What builds deployment environments; default: uv when it is installed, else pip."),
+        typer.Option(
+            envvar="BATCHPOINT_INSTALLER",
+            help="What builds deployment environments; default: uv when it is installed, else pip.",
+        ),
     ] = None,
     python: Annotated[
         list[Path] | None,
-        typer.Option(help="An interpreter environments may be built with when they ask for its Python version, "
-                     "besides uv's, pyenv's and pythonX.Y on PATH (repeatable).", exists=True, dir_okay=False),
+        typer.Option(
+            help="An interpreter environments may be built with when they ask for its Python version, "
+            "besides uv's, pyenv's and pythonX.Y on PATH (repeatable).",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     nearest_python: Annotated[
         bool,
-        typer.Option("--nearest-python", envvar="BATCHPOINT_NEAREST_PYTHON",
-                     help="Build an environment whose Python is not on this machine on the nearest one, moving the "
-                     "pins that do not install there (listed in the deployment's status), instead of failing it."),
+        typer.Option(
+            "--nearest-python",
+            envvar="BATCHPOINT_NEAREST_PYTHON",
+            help="Build an environment whose Python is not on this machine on the nearest one, moving the "
+            "pins that do not install there (listed in the deployment's status), instead of failing it.",
+        ),
     ] = False,
     ray_address: Annotated[
         str | None,
-        typer.Option(envvar="BATCHPOINT_RAY_ADDRESS", help="HOST:PORT of a Ray cluster: the jobs of every compute "
-                     "you create run there (needs batchpoint[ray]); the built-in compute keeps the local workers."),
+        typer.Option(
+            envvar="BATCHPOINT_RAY_ADDRESS",
+            help="HOST:PORT of a Ray cluster: the jobs of every compute "
+            "you create run there (needs batchpoint[ray]); the built-in compute keeps the local workers.",
+        ),
     ] = None,
     storage_root: Annotated[
         Path | None,
-        typer.Option(envvar="BATCHPOINT_STORAGE_ROOT", file_okay=False,
-                     help="Folder for workspace storage and job folders; replicas share one (default: the data directory)."),
+        typer.Option(
+            envvar="BATCHPOINT_STORAGE_ROOT",
+            file_okay=False,
+            help="Folder for workspace storage and job folders; replicas share one (default: the data directory).",
+        ),
     ] = None,
     lease_seconds: Annotated[
         float,
-        typer.Option(envvar="BATCHPOINT_LEASE_SECONDS", min=1.0,
-                     help="How long the jobs and operations of a server that died stay with it before another replica takes them over."),
+        typer.Option(
+            envvar="BATCHPOINT_LEASE_SECONDS",
+            min=1.0,
+            help="How long the jobs and operations of a server that died stay with it before another replica takes them over.",
+        ),
     ] = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""

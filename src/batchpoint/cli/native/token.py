@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from batchpoint.config import default_home
 from batchpoint.access.issuer import DEFAULT_AUDIENCE, DEFAULT_MINUTES, audience_of, ensure_issuer
+from batchpoint.config import default_home
 
 
 def token(
@@ -17,12 +17,16 @@ def token(
     scope: Annotated[list[str] | None, typer.Option(help="A delegated scope for the 'scp' claim (repeatable).")] = None,
     audience: Annotated[
         list[str] | None,
-        typer.Option(help=f"The audience, or a scope as the SDKs ask for one ('https://ml.azure.com/.default': the "
-                     f"token's audience is what precedes '/.default') (repeatable; default {DEFAULT_AUDIENCE}, which "
-                     "every route takes)."),
+        typer.Option(
+            help=f"The audience, or a scope as the SDKs ask for one ('https://ml.azure.com/.default': the "
+            f"token's audience is what precedes '/.default') (repeatable; default {DEFAULT_AUDIENCE}, which "
+            "every route takes)."
+        ),
     ] = None,
     minutes: Annotated[float, typer.Option(help="How long the token is valid.", min=0)] = DEFAULT_MINUTES,
-    home: Annotated[Path | None, typer.Option(help="The server's data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="The server's data directory (default $BATCHPOINT_HOME or ~/.batchpoint).")
+    ] = None,
 ) -> None:
     """Print an access token signed by the server's embedded issuer (made in the data directory if need be)."""
     audiences = [audience_of(value) for value in audience or [DEFAULT_AUDIENCE]]

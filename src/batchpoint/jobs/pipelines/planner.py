@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
-from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
 from batchpoint.arm.context import BASE_URL, RequestContext
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.arm.errors import bad_request
+from batchpoint.arm.ids import JOB_TYPE
+from batchpoint.arm.resources import new_version
+from batchpoint.ml.assets.references import load_version, names_a_version
 from batchpoint.ml.components.pipelines import (
     ASSET_TYPES,
     MODEL_TYPES,
@@ -27,12 +27,13 @@ from batchpoint.ml.components.pipelines import (
     command_line,
     load_pipeline,
 )
-from batchpoint.arm.ids import JOB_TYPE
-from batchpoint.ml.assets.references import names_a_version, load_version
-from batchpoint.arm.resources import new_version
 from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
+from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
+
 
 def output_uri(job_name: str, output: str) -> str:
     """Azure's default place for a job's named output (also where `jobs.download` looks when all else fails)."""
@@ -114,7 +115,9 @@ class PipelinePlanner:
     def _outputs(self, job_name: str, pipeline: Pipeline, requested: dict[str, Any]) -> dict[str, str]:
         unknown = sorted(set(requested) - set(pipeline.outputs))
         if unknown:
-            raise bad_request(f"Unknown output(s) {', '.join(unknown)}; the pipeline has: {', '.join(pipeline.outputs)}.", "UserError")
+            raise bad_request(
+                f"Unknown output(s) {', '.join(unknown)}; the pipeline has: {', '.join(pipeline.outputs)}.", "UserError"
+            )
         return {name: (requested.get(name) or {}).get("uri") or output_uri(job_name, name) for name in pipeline.outputs}
 
     def _value(self, workspace_id: str, name: str, given: BoundInput) -> str:
@@ -135,7 +138,10 @@ class PipelinePlanner:
     def _local(self, workspace_id: str, uri: str, what: str) -> Path:
         location = self.uris.resolve(workspace_id, uri)
         if location.local_path is None:
-            raise bad_request(f"The {what} '{uri}' is on remote storage; pipeline steps read and write local datastores and allowed local paths.", "UserError")
+            raise bad_request(
+                f"The {what} '{uri}' is on remote storage; pipeline steps read and write local datastores and allowed local paths.",
+                "UserError",
+            )
         return location.local_path
 
     def _step(
@@ -149,7 +155,9 @@ class PipelinePlanner:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         child = child_name(job_name, node.name)
         outputs = {
-            output: folders[bound] if bound else self._local(workspace_id, output_uri(child, output), f"output '{output}'")
+            output: folders[bound]
+            if bound
+            else self._local(workspace_id, output_uri(child, output), f"output '{output}'")
             for output, bound in ((key, node.outputs.get(key)) for key in (node.spec.get("outputs") or {}))
         }
         earlier = {step["name"]: step["outputs"] for step in planned}
@@ -166,7 +174,9 @@ class PipelinePlanner:
             "depends_on": sorted(node.depends_on),
             "environment": environment_record(environment),
         }
-        return step, _child_document(job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir)
+        return step, _child_document(
+            job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir
+        )
 
     def _placeholders(
         self,
@@ -208,7 +218,8 @@ class PipelinePlanner:
 def child_rows(ctx: RequestContext, workspace_id: str, planned: PlannedPipeline) -> list[Resource]:
     """A planned pipeline's steps as child jobs, stored with the job."""
     return [
-        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None) for name, child in planned.children.items()
+        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None)
+        for name, child in planned.children.items()
     ]
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.ids import JOB_TYPE, ArmPath
+from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
 from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
-from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.ml.assets.references import ARM_ID_PREFIX
-from batchpoint.arm.resources import OnResources, Resources, new_version
+from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.store.entities import Resource, parent_of
 
 ANONYMOUS_COMPONENT = "azureml_anonymous"
@@ -81,7 +81,10 @@ class SubmittedJobs(OnResources):
             version = job.name
         made = job_component_spec(self.store, workspace_id, job.body["properties"])
         component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": job.id}
-        return f"{container_id}/versions/{version}", {**body, "properties": {**properties, "componentSpec": component_spec}}
+        return f"{container_id}/versions/{version}", {
+            **body,
+            "properties": {**properties, "componentSpec": component_spec},
+        }
 
 
 def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPipeline) -> dict[str, Any]:

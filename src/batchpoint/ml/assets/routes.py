@@ -4,21 +4,20 @@ Each asset kind gets its own routes (and OpenAPI operations) from one template. 
 FastAPI must see the per-kind dependency types defined inside ``register``.
 """
 
-
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
-from batchpoint.api.responses import arm_json
-from batchpoint.api.routing import routes
-from batchpoint.ml.endpoints.routes import WS
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paging_parameters
-from batchpoint.arm.resources import Upserted
-from batchpoint.ml.assets.wire import AssetContainer, AssetList, AssetVersion, PendingUpload
-from batchpoint.ml.assets.service import COLLECTIONS, container_type, version_type
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routing import routes
 from batchpoint.arm.ids import child_id
+from batchpoint.arm.resources import Upserted
+from batchpoint.ml.assets.service import COLLECTIONS, container_type, version_type
+from batchpoint.ml.assets.wire import AssetContainer, AssetList, AssetVersion, PendingUpload
+from batchpoint.ml.endpoints.routes import WS
 
 router = routes(tags=["Assets"])
 
@@ -54,7 +53,11 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
         openapi_extra=paging_parameters("$top"),
     )
     def list_containers(
-        request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, list_view_type: ListViewType = None
+        request: Request,
+        ctx: MlContext,
+        services: ServicesDep,
+        workspace: WorkspaceId,
+        list_view_type: ListViewType = None,
     ) -> Response:
         path = f"{workspace}/{collection}"
         return list_response(ctx, services, workspace, container_type(collection), path, request.query_params, "$top")
@@ -64,7 +67,9 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
         operation_id=f"{title}Containers_CreateOrUpdate",
         responses=responses({200: AssetContainer, 201: AssetContainer}),
     )
-    def put_container(ctx: MlContext, services: ServicesDep, resource_id: ContainerId, body: AssetContainer) -> Response:
+    def put_container(
+        ctx: MlContext, services: ServicesDep, resource_id: ContainerId, body: AssetContainer
+    ) -> Response:
         request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
         return _upserted(ctx, services.assets.put_container(ctx, collection, resource_id, request))
 
@@ -84,7 +89,11 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
         openapi_extra=paging_parameters("$top"),
     )
     def list_versions(
-        request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: ContainerId,
+        request: Request,
+        ctx: MlContext,
+        services: ServicesDep,
+        workspace: WorkspaceId,
+        resource_id: ContainerId,
         list_view_type: ListViewType = None,
         hash: Annotated[str | None, Query(description="Content hash of a code folder")] = None,  # noqa: A002
         hash_version: Annotated[str | None, Query(alias="hashVersion")] = None,
@@ -93,9 +102,7 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
             found = services.assets.code_versions_with_hash(workspace, hash, hash_version or "")
             return arm_json({"value": [resource.body for resource in found]}, ctx.base_url)
         path = f"{resource_id}/versions"
-        return list_response(
-            ctx, services, resource_id, version_type(collection), path, request.query_params, "$top"
-        )
+        return list_response(ctx, services, resource_id, version_type(collection), path, request.query_params, "$top")
 
     @router.put(
         version,
@@ -115,7 +122,9 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
             operation_id="CodeVersions_CreateOrGetStartPendingUpload",
             responses=responses({200: PendingUpload}),
         )
-        def start_pending_upload(ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: VersionId) -> Response:
+        def start_pending_upload(
+            ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: VersionId
+        ) -> Response:
             return arm_json(services.datastores.start_pending_upload(ctx.base_url, workspace), ctx.base_url)
 
     @router.get(version, operation_id=f"{title}Versions_Get", responses=responses({200: AssetVersion}))

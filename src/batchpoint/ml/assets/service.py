@@ -19,7 +19,13 @@ DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
 MUTABLE_FIELDS = frozenset({"description", "tags", "isArchived", "stage", "provisioningState"})
 """What Azure lets a registered version change; everything else is its definition, fixed once registered."""
-KIND_NAMES = {"models": "Model", "codes": "Code", "environments": "Environment", "data": "Data", "components": "Component"}
+KIND_NAMES = {
+    "models": "Model",
+    "codes": "Code",
+    "environments": "Environment",
+    "data": "Data",
+    "components": "Component",
+}
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "models": {"flavors": {}, "modelType": "custom_model"},
     "data": {"dataType": "uri_folder"},
@@ -43,7 +49,9 @@ def _check_same_definition(collection: str, existing: Resource, properties: dict
     version); registering the same definition again only updates the mutable fields."""
     before = existing.body["properties"]
     changed = sorted(
-        name for name in (before.keys() | properties.keys()) - MUTABLE_FIELDS if before.get(name) != properties.get(name)
+        name
+        for name in (before.keys() | properties.keys()) - MUTABLE_FIELDS
+        if before.get(name) != properties.get(name)
     )
     if changed:
         name = parent_of(existing.id).rsplit("/", 1)[-1]
@@ -71,7 +79,11 @@ class Assets(OnResources):
         properties.setdefault("isArchived", False)
         properties["provisioningState"] = "Succeeded"
         resource = new_version(
-            ctx, existing.id if existing else container_id, container_type(collection), {"properties": properties}, existing
+            ctx,
+            existing.id if existing else container_id,
+            container_type(collection),
+            {"properties": properties},
+            existing,
         )
         save(self.store, resource, existing)
         return Upserted(resource, created=existing is None)

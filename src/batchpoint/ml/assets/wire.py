@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchpoint.arm.wire import OpenModel, ReadOnly
 from batchpoint.arm.schemas import SystemData
+from batchpoint.arm.wire import OpenModel, ReadOnly
 
 
 class AssetEnvelope(OpenModel):

@@ -74,7 +74,10 @@ def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
     component_id = resolve_version(store, workspace_id, "components", reference, "component")
     spec = _component_spec(store, component_id)
     if str(spec.get("type", "")).lower() != "pipeline":
-        raise bad_request(f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment or pipeline job needs a pipeline component.", "UserError")
+        raise bad_request(
+            f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment or pipeline job needs a pipeline component.",
+            "UserError",
+        )
     return pipeline_of_spec(store, workspace_id, component_id, spec, f"The pipeline component '{reference}'")
 
 
@@ -111,7 +114,9 @@ def job_component_spec(store: Store, workspace_id: str, job: dict[str, Any]) -> 
         component_id = load_pipeline(store, workspace_id, str(job["componentId"])).component_id
         spec = copy.deepcopy(_component_spec(store, component_id))
     else:
-        raise bad_request("A pipeline job needs its steps ('jobs') or a pipeline component ('componentId').", "UserError")
+        raise bad_request(
+            "A pipeline job needs its steps ('jobs') or a pipeline component ('componentId').", "UserError"
+        )
     inputs = spec["inputs"] = dict(spec.get("inputs") or {})
     for name, given in (job.get("inputs") or {}).items():
         declared = dict(inputs.get(name) or {})
@@ -124,7 +129,9 @@ def job_component_spec(store: Store, workspace_id: str, job: dict[str, Any]) -> 
 
 def _input_type(given: Any, value: Any) -> str:
     """A job input's type: its `jobInputType`, or for a literal the type of its value."""
-    kind = str((given.get("jobInputType") or given.get("job_input_type") or "") if isinstance(given, dict) else "").lower()
+    kind = str(
+        (given.get("jobInputType") or given.get("job_input_type") or "") if isinstance(given, dict) else ""
+    ).lower()
     if kind and kind != "literal":
         return kind
     if isinstance(value, bool):
@@ -163,7 +170,9 @@ def _object(value: Any, what: str, problems: list[str]) -> dict[str, Any]:
 
 def _objects(value: Any, what: str, problems: list[str]) -> dict[str, dict[str, Any]]:
     """Declarations by name (inputs, outputs), each an object."""
-    return {name: _object(item, f"{what} '{name}'", problems) for name, item in _object(value, f"{what}s", problems).items()}
+    return {
+        name: _object(item, f"{what} '{name}'", problems) for name, item in _object(value, f"{what}s", problems).items()
+    }
 
 
 def _node(store: Store, workspace_id: str, name: str, job: Any, problems: list[str]) -> Node | None:
@@ -223,14 +232,20 @@ def _binding_problems(pipeline: Pipeline) -> list[str]:
             if key not in declared:
                 problems.append(f"step '{node.name}' binds '{key}', which its component has no input of")
             elif (match := PARENT_INPUT.match(value)) and match["name"] not in pipeline.inputs:
-                problems.append(f"step '{node.name}' input '{key}' reads the pipeline input '{match['name']}', which does not exist")
+                problems.append(
+                    f"step '{node.name}' input '{key}' reads the pipeline input '{match['name']}', which does not exist"
+                )
             elif (match := STEP_OUTPUT.match(value)) and not _has_output(pipeline, match["step"], match["name"]):
-                problems.append(f"step '{node.name}' input '{key}' reads '{match['step']}.outputs.{match['name']}', which does not exist")
+                problems.append(
+                    f"step '{node.name}' input '{key}' reads '{match['step']}.outputs.{match['name']}', which does not exist"
+                )
         for key, spec in declared.items():
             if key not in node.inputs and not _has_default(spec):
                 problems.append(f"step '{node.name}' input '{key}' is not bound")
     produced = {output for node in pipeline.nodes.values() for output in node.outputs.values() if output}
-    problems += [f"the pipeline output '{name}' is bound to no step" for name in pipeline.outputs if name not in produced]
+    problems += [
+        f"the pipeline output '{name}' is bound to no step" for name in pipeline.outputs if name not in produced
+    ]
     return problems
 
 
@@ -251,7 +266,7 @@ def _topological(nodes: dict[str, Node]) -> list[str]:
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             raise ValueError(f"the steps form a cycle: {' -> '.join(cycle)}")
         state[name] = "visiting"
         for upstream in sorted(nodes[name].depends_on):
@@ -280,7 +295,10 @@ def bind_inputs(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, BoundI
     request = _single_input_by_type(pipeline, request)
     unknown = sorted(set(request) - set(pipeline.inputs))
     if unknown:
-        raise bad_request(f"Unknown input(s) {', '.join(unknown)}; the pipeline takes: {', '.join(pipeline.inputs) or 'none'}.", "UserError")
+        raise bad_request(
+            f"Unknown input(s) {', '.join(unknown)}; the pipeline takes: {', '.join(pipeline.inputs) or 'none'}.",
+            "UserError",
+        )
     bound, missing = {}, []
     for name, spec in pipeline.inputs.items():
         kind = str((spec or {}).get("type", "string")).lower()
@@ -297,7 +315,9 @@ def bind_inputs(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, BoundI
 
 def _single_input_by_type(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
     keys = [key for key in request if key.lower() in SINGLE_INPUT_KEYS and key not in pipeline.inputs]
-    data_inputs = [name for name, spec in pipeline.inputs.items() if str((spec or {}).get("type", "")).lower() in DATA_TYPES]
+    data_inputs = [
+        name for name, spec in pipeline.inputs.items() if str((spec or {}).get("type", "")).lower() in DATA_TYPES
+    ]
     if len(keys) == 1 and len(data_inputs) == 1:
         request = dict(request)
         request[data_inputs[0]] = request.pop(keys[0])
@@ -308,7 +328,9 @@ def _typed(name: str, kind: str, given: Any) -> Any:
     if kind in ASSET_TYPES:
         uri = given.get("uri") if isinstance(given, dict) else None
         if not uri:
-            raise bad_request(f"The input '{name}' is a {kind}: give it as {{'jobInputType': 'UriFolder', 'uri': ...}}.", "UserError")
+            raise bad_request(
+                f"The input '{name}' is a {kind}: give it as {{'jobInputType': 'UriFolder', 'uri': ...}}.", "UserError"
+            )
         return uri
     value = given.get("value") if isinstance(given, dict) else given
     return _literal(name, kind, value)
@@ -330,7 +352,9 @@ def _literal(name: str, kind: str, value: Any) -> Any:
                 raise ValueError
             return text == "true"
     except (TypeError, ValueError):
-        raise bad_request(f"The input '{name}' must be {'an' if kind == 'integer' else 'a'} {kind}, not {value!r}.", "UserError") from None
+        raise bad_request(
+            f"The input '{name}' must be {'an' if kind == 'integer' else 'a'} {kind}, not {value!r}.", "UserError"
+        ) from None
     if isinstance(value, dict | list):
         raise bad_request(f"The input '{name}' must be a {kind} value.", "UserError")
     return str(value)

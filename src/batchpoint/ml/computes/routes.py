@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId
-from batchpoint.api.responses import accepted_response, arm_json, put_response
-from batchpoint.api.routing import routes
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paging_parameters
-from batchpoint.ml.computes.wire import ComputeResource, ComputeResourceList
-from batchpoint.ml.computes.rules import compute_id, refuse_builtin_change
+from batchpoint.api.responses import accepted_response, arm_json, put_response
+from batchpoint.api.routing import routes
 from batchpoint.arm.ids import COMPUTE_TYPE
+from batchpoint.ml.computes.rules import compute_id, refuse_builtin_change
+from batchpoint.ml.computes.wire import ComputeResource, ComputeResourceList
 
 router = routes(tags=["Computes"])
 

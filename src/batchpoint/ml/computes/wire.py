@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from batchpoint.arm.wire import CaseInsensitive, OpenModel, ReadOnly, StringMap, WireModel, canonical_enum
 from batchpoint.arm.schemas import ManagedServiceIdentity, Sku, SystemData
+from batchpoint.arm.wire import CaseInsensitive, OpenModel, ReadOnly, StringMap, WireModel, canonical_enum
 
 INT32 = {"ge": -(2**31), "le": 2**31 - 1}
 
@@ -31,7 +31,9 @@ class ComputeType(str, Enum):
 
 
 OtherComputeType = Enum(  # type: ignore[misc]
-    "OtherComputeType", {member.name: member.value for member in ComputeType if member is not ComputeType.AML_COMPUTE}, type=str
+    "OtherComputeType",
+    {member.name: member.value for member in ComputeType if member is not ComputeType.AML_COMPUTE},
+    type=str,
 )
 """The compute types batchpoint does not run (documented apart, so a body matches exactly one schema)."""
 

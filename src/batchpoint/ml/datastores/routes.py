@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
-from batchpoint.api.responses import arm_json
-from batchpoint.api.routing import routes
-from batchpoint.ml.endpoints.routes import WS
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paging_parameters
+from batchpoint.api.responses import arm_json
+from batchpoint.api.routing import routes
+from batchpoint.arm.ids import child_id
 from batchpoint.ml.assets.wire import AssetContainer, AssetList, DatastoreSecrets
 from batchpoint.ml.datastores.service import DATASTORE_TYPE
-from batchpoint.arm.ids import child_id
+from batchpoint.ml.endpoints.routes import WS
 
 router = routes(tags=["Datastores"])
 
@@ -55,7 +55,9 @@ def get_datastore(ctx: MlContext, services: ServicesDep, resource_id: DatastoreI
     return arm_json(services.resources.get_json(resource_id), ctx.base_url)
 
 
-@router.put(DATASTORE, operation_id="Datastores_CreateOrUpdate", responses=responses({200: AssetContainer, 201: AssetContainer}))
+@router.put(
+    DATASTORE, operation_id="Datastores_CreateOrUpdate", responses=responses({200: AssetContainer, 201: AssetContainer})
+)
 def put_datastore(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId, body: AssetContainer) -> Response:
     upserted = services.datastores.put(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
     return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
@@ -67,6 +69,8 @@ def delete_datastore(ctx: MlContext, services: ServicesDep, resource_id: Datasto
     return Response(status_code=200)
 
 
-@router.post(DATASTORE + "/listSecrets", operation_id="Datastores_ListSecrets", responses=responses({200: DatastoreSecrets}))
+@router.post(
+    DATASTORE + "/listSecrets", operation_id="Datastores_ListSecrets", responses=responses({200: DatastoreSecrets})
+)
 def list_secrets(ctx: MlContext, services: ServicesDep, resource_id: DatastoreId) -> Response:
     return arm_json(services.datastores.list_secrets(resource_id), ctx.base_url)

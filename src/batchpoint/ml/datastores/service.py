@@ -16,12 +16,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from batchpoint.storage.auth import sas_for
-from batchpoint.storage.blobs import BlobContainer
 from batchpoint.arm.context import HOST, RequestContext
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.arm.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, new_version, save
+from batchpoint.storage.auth import sas_for
+from batchpoint.storage.blobs import BlobContainer
 from batchpoint.store.entities import Resource
 
 DATASTORE_TYPE = f"{WORKSPACE_TYPE}/datastores"

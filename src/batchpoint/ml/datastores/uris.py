@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from batchpoint.storage.blobs import safe_relative
-from batchpoint.ml.datastores.service import Datastores
 from batchpoint.arm.errors import ArmError
 from batchpoint.ml.assets.references import resolve_version
+from batchpoint.ml.datastores.service import Datastores
+from batchpoint.storage.blobs import safe_relative
 from batchpoint.store.entities import Resource
 
 SHORT_DATASTORE = re.compile(r"^azureml://datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$", re.IGNORECASE)
@@ -106,7 +106,9 @@ class UriResolver:
                 f"BlobEndpoint={blob_endpoint};"
             )
         elif secrets.get("sasToken"):
-            options["connection_string"] = f"BlobEndpoint={blob_endpoint};SharedAccessSignature={secrets['sasToken'].lstrip('?')};"
+            options["connection_string"] = (
+                f"BlobEndpoint={blob_endpoint};SharedAccessSignature={secrets['sasToken'].lstrip('?')};"
+            )
         else:
             options["anon"] = True
         path = f"{container}/{relative.as_posix()}".rstrip("/.")

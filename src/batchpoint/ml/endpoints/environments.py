@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from batchpoint.arm.errors import ArmError
+from batchpoint.arm.ids import ArmPath
+from batchpoint.ml.assets.references import deployment_model, is_registry_reference, load_version
+from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.runtime.environments.cache import BuiltEnvironment, EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, PythonNotFound, parse_request
 from batchpoint.runtime.environments.spec import (
@@ -30,10 +34,6 @@ from batchpoint.runtime.environments.spec import (
     unmet_on_host,
 )
 from batchpoint.runtime.scorers.mlmodel import model_folder
-from batchpoint.arm.errors import ArmError
-from batchpoint.arm.ids import ArmPath
-from batchpoint.ml.assets.references import deployment_model, is_registry_reference, load_version
-from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 

@@ -16,10 +16,13 @@ from batchpoint.api.deps import (
     WorkspaceName,
     checked_workspace_id,
 )
-from batchpoint.api.responses import accepted_response, arm_json, put_response
-from batchpoint.api.routing import routes
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paging_parameters
+from batchpoint.api.responses import accepted_response, arm_json, put_response
+from batchpoint.api.routing import routes
+from batchpoint.arm.context import RequestContext
+from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, child_id
+from batchpoint.arm.tracked import TrackedResources
 from batchpoint.ml.endpoints.wire import (
     BatchDeploymentList,
     BatchDeploymentPatch,
@@ -29,9 +32,6 @@ from batchpoint.ml.endpoints.wire import (
     BatchEndpointTrackedResource,
     EndpointAuthKeys,
 )
-from batchpoint.arm.context import RequestContext
-from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, child_id
-from batchpoint.arm.tracked import TrackedResources
 
 router = routes(tags=["Batch"])
 
@@ -65,7 +65,9 @@ async def deployment_id(
     endpointName: AnyName,  # noqa: N803
     deploymentName: AnyName,  # noqa: N803
 ) -> str:
-    return child_id(_endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName)
+    return child_id(
+        _endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName
+    )
 
 
 async def new_endpoint_id(
@@ -84,7 +86,9 @@ async def new_deployment_id(
     endpointName: NewName,  # noqa: N803
     deploymentName: NewName,  # noqa: N803
 ) -> str:
-    return child_id(_endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName)
+    return child_id(
+        _endpoint_id(subscriptionId, resourceGroupName, workspaceName, endpointName), "deployments", deploymentName
+    )
 
 
 def _endpoint_id(subscription: str, group: str, workspace: str, endpoint: str) -> str:
@@ -98,7 +102,12 @@ NewEndpointId = Annotated[str, Depends(new_endpoint_id)]
 NewDeploymentId = Annotated[str, Depends(new_deployment_id)]
 
 
-def _put(ctx: RequestContext, service: TrackedResources, resource_id: str, body: BatchEndpointTrackedResource | BatchDeploymentTrackedResource) -> Response:
+def _put(
+    ctx: RequestContext,
+    service: TrackedResources,
+    resource_id: str,
+    body: BatchEndpointTrackedResource | BatchDeploymentTrackedResource,
+) -> Response:
     request = body.model_dump(mode="json", exclude=READ_ONLY)
     return put_response(ctx, service.put(ctx, resource_id, request))
 
@@ -138,7 +147,9 @@ def put_endpoint(
 def patch_endpoint(
     ctx: MlContext, services: ServicesDep, resource_id: NewEndpointId, body: BatchEndpointPatch
 ) -> Response:
-    return accepted_response(ctx, services.endpoints.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+    return accepted_response(
+        ctx, services.endpoints.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True))
+    )
 
 
 @router.delete(ENDPOINT, operation_id="BatchEndpoints_Delete", responses=responses({200: None, 202: None, 204: None}))
@@ -146,7 +157,9 @@ def delete_endpoint(ctx: MlContext, services: ServicesDep, resource_id: Endpoint
     return accepted_response(ctx, services.endpoints.delete(ctx, resource_id))
 
 
-@router.post(ENDPOINT + "/listkeys", operation_id="BatchEndpoints_ListKeys", responses=responses({200: EndpointAuthKeys}))
+@router.post(
+    ENDPOINT + "/listkeys", operation_id="BatchEndpoints_ListKeys", responses=responses({200: EndpointAuthKeys})
+)
 def list_keys(ctx: MlContext, services: ServicesDep, resource_id: EndpointId) -> Response:
     resource = services.resources.get(resource_id)
     keys = {name: resource.secrets.get(name) for name in ("primaryKey", "secondaryKey")}
@@ -188,9 +201,13 @@ def put_deployment(
 def patch_deployment(
     ctx: MlContext, services: ServicesDep, resource_id: NewDeploymentId, body: BatchDeploymentPatch
 ) -> Response:
-    return accepted_response(ctx, services.deployments.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True)))
+    return accepted_response(
+        ctx, services.deployments.patch(ctx, resource_id, body.model_dump(mode="json", exclude_unset=True))
+    )
 
 
-@router.delete(DEPLOYMENT, operation_id="BatchDeployments_Delete", responses=responses({200: None, 202: None, 204: None}))
+@router.delete(
+    DEPLOYMENT, operation_id="BatchDeployments_Delete", responses=responses({200: None, 202: None, 204: None})
+)
 def delete_deployment(ctx: MlContext, services: ServicesDep, resource_id: DeploymentId) -> Response:
     return accepted_response(ctx, services.deployments.delete(ctx, resource_id))

@@ -6,16 +6,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from batchpoint.ml.computes.rules import resolve_compute
 from batchpoint.arm.context import BASE_URL
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.identity import resolve_identity
-from batchpoint.arm.operations import Progress
 from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
-from batchpoint.ml.components.pipelines import load_pipeline
+from batchpoint.arm.operations import Progress
 from batchpoint.arm.resources import check_duration
 from batchpoint.ml.assets.references import is_registry_reference, resolve_version
+from batchpoint.ml.components.pipelines import load_pipeline
+from batchpoint.ml.computes.rules import resolve_compute
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 

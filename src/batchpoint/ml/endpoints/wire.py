@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from batchpoint.arm.wire import CaseInsensitive, ReadOnly, ScalarMap, StringMap, WireModel, canonical_enum
 from batchpoint.arm.schemas import (
     ArmEnvelope,
     ManagedServiceIdentity,
     PartialManagedServiceIdentity,
     Sku,
 )
+from batchpoint.arm.wire import CaseInsensitive, ReadOnly, ScalarMap, StringMap, WireModel, canonical_enum
 
 INT32 = {"ge": -(2**31), "le": 2**31 - 1}
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}

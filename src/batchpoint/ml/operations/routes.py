@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import Path, Request, Response
 
 from batchpoint.access.authentication import check_permission
-from batchpoint.api.deps import MlContext, ServicesDep
 from batchpoint.access.permissions import Permission, arm_action
+from batchpoint.api.deps import MlContext, ServicesDep
+from batchpoint.api.docs import responses
 from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
 from batchpoint.api.routing import routes
-from batchpoint.api.docs import responses
-from batchpoint.arm.schemas import OperationStatusResult
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.operations import status_body
+from batchpoint.arm.schemas import OperationStatusResult
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus
 
 router = routes(tags=["Operations"])
@@ -39,7 +39,10 @@ def _operation(request: Request, ctx: MlContext, services: ServicesDep, operatio
     responses=responses({200: OperationStatusResult}),
 )
 def operation_status(
-    request: Request, ctx: MlContext, services: ServicesDep, operationId: OperationId  # noqa: N803
+    request: Request,
+    ctx: MlContext,
+    services: ServicesDep,
+    operationId: OperationId,  # noqa: N803
 ) -> Response:
     operation = _operation(request, ctx, services, operationId)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if operation.status is OperationStatus.IN_PROGRESS else None
@@ -52,7 +55,10 @@ def operation_status(
     responses=responses({200: None, 202: None, 204: None}),
 )
 def operation_result(
-    request: Request, ctx: MlContext, services: ServicesDep, operationId: OperationId  # noqa: N803
+    request: Request,
+    ctx: MlContext,
+    services: ServicesDep,
+    operationId: OperationId,  # noqa: N803
 ) -> Response:
     """202 while running; then the resource (PATCH) or no content (DELETE); a failure as its error."""
     operation = _operation(request, ctx, services, operationId)

@@ -8,26 +8,29 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from batchpoint.api.deps import ArmContext, GroupId, MlContext, ServicesDep, WorkspaceId, base_url
+from batchpoint.api.docs import responses
+from batchpoint.api.listing import list_response, paging_parameters
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
-from batchpoint.ml.endpoints.routes import WS
-from batchpoint.api.listing import list_response, paging_parameters
-from batchpoint.api.docs import responses
-from batchpoint.ml.workspaces.wire import ResourceGroup, Workspace, WorkspaceList
 from batchpoint.arm.ids import WORKSPACE_TYPE
 from batchpoint.arm.resources import Upserted
+from batchpoint.ml.endpoints.routes import WS
 from batchpoint.ml.workspaces.service import discovery_document
+from batchpoint.ml.workspaces.wire import ResourceGroup, Workspace, WorkspaceList
 
 router = routes(tags=["Workspaces"])
 
 GROUP = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
 WORKSPACES = GROUP + "/providers/Microsoft.MachineLearningServices/workspaces"
 
+
 def _upserted(ctx: Any, upserted: Upserted) -> Response:
     return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
 
 
-@router.put(GROUP, operation_id="ResourceGroups_CreateOrUpdate", responses=responses({200: ResourceGroup, 201: ResourceGroup}))
+@router.put(
+    GROUP, operation_id="ResourceGroups_CreateOrUpdate", responses=responses({200: ResourceGroup, 201: ResourceGroup})
+)
 def put_resource_group(ctx: ArmContext, services: ServicesDep, group: GroupId, body: ResourceGroup) -> Response:
     request = body.model_dump(mode="json", exclude_none=True)
     return _upserted(ctx, services.workspaces.put_resource_group(ctx, group, request))
@@ -76,4 +79,3 @@ def delete_workspace(ctx: MlContext, services: ServicesDep, workspace: Workspace
 def discovery(request: Request) -> dict[str, str]:
     """Read without a token, as azure-ai-ml does: where the data-plane and history services are."""
     return discovery_document(base_url(request))
-

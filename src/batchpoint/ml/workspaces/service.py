@@ -6,25 +6,23 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from batchpoint.ml.computes.rules import ensure_builtin_compute
 from batchpoint.arm.context import BASE_URL, RequestContext
 from batchpoint.arm.errors import bad_request
 from batchpoint.arm.identity import resolve_identity
 from batchpoint.arm.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE, ArmPath
-from batchpoint.ml.datastores.service import Datastores
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, new_version, same_location, save
+from batchpoint.ml.computes.rules import ensure_builtin_compute
+from batchpoint.ml.datastores.service import Datastores
 from batchpoint.store.entities import Resource
-
 
 DISCOVERY_URL = f"{BASE_URL}/discovery"
 
 
 def discovery_document(base_url: str) -> dict[str, str]:
     """What ``azure-ai-ml`` reads from a workspace's discovery URL: every service lives on this server."""
-    return {
-        name: base_url
-        for name in ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling")
-    } | {"modelmanagement": base_url, "pipelines": base_url}
+    return dict.fromkeys(
+        ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling"), base_url
+    ) | {"modelmanagement": base_url, "pipelines": base_url}
 
 
 @dataclass

@@ -67,7 +67,10 @@ class BuiltEnvironment:
 
 def activation(python: Path) -> dict[str, str]:
     """The variables `bin/activate` sets: the environment's `bin/` first on PATH, and VIRTUAL_ENV."""
-    return {"VIRTUAL_ENV": str(python.parent.parent), "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        "VIRTUAL_ENV": str(python.parent.parent),
+        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 class EnvironmentCache:
@@ -149,6 +152,7 @@ class EnvironmentCache:
         log = self.log_path(spec)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a", encoding="utf-8") as out:
+
             def report(line: str) -> None:
                 out.write(line + "\n")
                 out.flush()
@@ -225,7 +229,9 @@ class EnvironmentCache:
             raise EnvironmentBuildError(f"{step} was stopped after {self._timeout:.0f} s without finishing.")
         if code != 0:
             errors = self.installer.error_lines(lines)[-ERROR_LINES:]
-            raise EnvironmentBuildError(f"{step} failed (exit code {code}): " + " ".join(line.strip() for line in errors))
+            raise EnvironmentBuildError(
+                f"{step} failed (exit code {code}): " + " ".join(line.strip() for line in errors)
+            )
         return lines
 
 
@@ -250,4 +256,3 @@ def _notes(spec: EnvironmentSpec, installer: Installer) -> list[str]:
     if spec.skipped:
         notes.append(f"conda system packages left out (PyPI has none): {', '.join(spec.skipped)}")
     return notes
-

@@ -53,7 +53,9 @@ class Installer(ABC):
         """The command that makes an empty virtual environment in `folder` with `interpreter`."""
 
     @abstractmethod
-    def install_command(self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None) -> list[str]:
+    def install_command(
+        self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None
+    ) -> list[str]:
         """The command that installs `requirements` into the environment in `folder` (from `index` if given)."""
 
     def environment(self) -> dict[str, str]:
@@ -83,9 +85,20 @@ class UvInstaller(Installer):
     def create_command(self, interpreter: Interpreter, folder: Path) -> list[str]:
         return [self.binary, "venv", "--python", interpreter.path, str(folder)]
 
-    def install_command(self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None) -> list[str]:
+    def install_command(
+        self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None
+    ) -> list[str]:
         index_options = ["--default-index", index] if index else []
-        return [self.binary, "pip", "install", "--python", str(folder / "bin" / "python"), *index_options, "-r", str(requirements)]
+        return [
+            self.binary,
+            "pip",
+            "install",
+            "--python",
+            str(folder / "bin" / "python"),
+            *index_options,
+            "-r",
+            str(requirements),
+        ]
 
     def environment(self) -> dict[str, str]:
         return dict(UV_ENVIRONMENT)
@@ -113,7 +126,9 @@ class PipInstaller(Installer):
     def create_command(self, interpreter: Interpreter, folder: Path) -> list[str]:
         return [interpreter.path, "-m", "venv", "--without-pip", str(folder)]
 
-    def install_command(self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None) -> list[str]:
+    def install_command(
+        self, interpreter: Interpreter, folder: Path, requirements: Path, index: str | None
+    ) -> list[str]:
         python = str(folder / "bin" / "python")
         if _host_pip_runs_on(interpreter):
             pip = [sys.executable, "-m", "pip", "--python", python]

@@ -37,4 +37,3 @@ def unpinned(line: str) -> str:
     requirement = Requirement(line)
     requirement.specifier = requirement.specifier.__class__()
     return str(requirement)
-
