@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from batchpoint.api.deps import CHILD_NAME_PATTERN
+from batchpoint.arm.registry import CHILD_NAME_PATTERN
 from batchpoint.api.limits import MAX_DEPTH, MAX_MEMBERS, MAX_STRING, json_problem
 from tests.api.arm import ENDPOINTS, create_endpoint, endpoint_body, endpoint_url
 from tests.server import API, WORKSPACE_ID, Server, running

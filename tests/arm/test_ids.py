@@ -6,7 +6,6 @@ import pytest
 
 from batchpoint.access.permissions import arm_action
 from batchpoint.arm.ids import (
-    BATCH_DEPLOYMENT_TYPE,
     RESOURCE_GROUP_TYPE,
     WORKSPACE_TYPE,
     ArmPath,
@@ -16,6 +15,7 @@ from batchpoint.arm.ids import (
     type_of,
     workspace_id,
 )
+from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE
 from batchpoint.store.entities import parent_of
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"

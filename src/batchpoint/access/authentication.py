@@ -20,6 +20,7 @@ from batchpoint.access.issuer import Issuer
 from batchpoint.access.permissions import Permission, required
 from batchpoint.access.rbac import RoleAssignments, authorization_failed
 from batchpoint.access.tokens import Claims, LocalKeys, TokenRejected, TokenValidator, audience_forms, key_source
+from batchpoint.api.deps import services_of
 from batchpoint.arm.context import Caller
 from batchpoint.arm.errors import ArmError
 from batchpoint.config import Settings
@@ -101,6 +102,13 @@ def _bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def authorized_caller(request: Request, data_plane: bool = False) -> Caller:
+    """The app's ``Authenticator`` (``api/deps.py``): the caller, once its role assignments allow the request."""
+    caller = authenticate(request, data_plane)
+    authorize(request, caller)
+    return caller
+
+
 def authorize(request: Request, caller: Caller) -> None:
     """403 unless the caller's role assignments grant what the request's method and path need."""
     permission = required(request.scope["method"], request.scope["path"])
@@ -109,7 +117,7 @@ def authorize(request: Request, caller: Caller) -> None:
 
 
 def check_permission(request: Request, caller: Caller, permission: Permission) -> None:
-    roles: RoleAssignments = request.app.state.services.roles
+    roles = services_of(request).provide(RoleAssignments)
     if not roles.permits(caller, permission.action, permission.scope):
         raise authorization_failed(caller, permission.action, permission.scope)
 

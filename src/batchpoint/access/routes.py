@@ -7,14 +7,15 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
-from batchpoint.access.rbac import ASSIGNMENTS, Assignment, role_named
+from batchpoint.access.rbac import ASSIGNMENTS, Assignment, RoleAssignments, role_named
 from batchpoint.access.wire import RoleAssignmentCreate
-from batchpoint.api.deps import ArmContext, ServicesDep
+from batchpoint.api.deps import ArmContext, provided
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.arm.errors import ArmError, bad_request
 
 router = routes(tags=["Authorization"], include_in_schema=False)
+Roles = Annotated[RoleAssignments, provided(RoleAssignments)]
 
 # ``{scope:path}`` may be empty: ``/providers/...`` is the root scope.
 COLLECTION = "/{scope:path}" + ASSIGNMENTS.removeprefix("/")
@@ -40,34 +41,32 @@ def _not_found(name: str) -> ArmError:
 
 
 @router.put(ITEM, operation_id="RoleAssignments_Create")
-def create_assignment(
-    ctx: ArmContext, services: ServicesDep, scope: Scope, name: Name, body: RoleAssignmentCreate
-) -> Response:
+def create_assignment(ctx: ArmContext, roles: Roles, scope: Scope, name: Name, body: RoleAssignmentCreate) -> Response:
     properties = body.properties
     assignment = Assignment(_scope(scope), properties.principalId, role_named(properties.roleDefinitionId))
-    created, new = services.roles.assign(_item_id(scope, name), assignment)
+    created, new = roles.assign(_item_id(scope, name), assignment)
     return arm_json(created, ctx.base_url, 201 if new else 200)
 
 
 @router.get(ITEM, operation_id="RoleAssignments_Get")
-def get_assignment(ctx: ArmContext, services: ServicesDep, scope: Scope, name: Name) -> Response:
-    found = services.roles.get(_item_id(scope, name))
+def get_assignment(ctx: ArmContext, roles: Roles, scope: Scope, name: Name) -> Response:
+    found = roles.get(_item_id(scope, name))
     if found is None:
         raise _not_found(name)
     return arm_json(found, ctx.base_url)
 
 
 @router.get(COLLECTION, operation_id="RoleAssignments_ListForScope")
-def list_assignments(ctx: ArmContext, services: ServicesDep, scope: Scope) -> Response:
+def list_assignments(ctx: ArmContext, roles: Roles, scope: Scope) -> Response:
     """The assignments that hold at the scope (made there or above it), and those made below it."""
-    return arm_json({"value": services.roles.related(_scope(scope))}, ctx.base_url)
+    return arm_json({"value": roles.related(_scope(scope))}, ctx.base_url)
 
 
 @router.delete(ITEM, operation_id="RoleAssignments_Delete")
-def delete_assignment(ctx: ArmContext, services: ServicesDep, scope: Scope, name: Name) -> Response:
+def delete_assignment(ctx: ArmContext, roles: Roles, scope: Scope, name: Name) -> Response:
     resource_id = _item_id(scope, name)
-    found = services.roles.get(resource_id)
+    found = roles.get(resource_id)
     if found is None:
         return Response(status_code=204)
-    services.roles.remove(resource_id)
+    roles.remove(resource_id)
     return arm_json(found, ctx.base_url)

@@ -1,27 +1,64 @@
-"""FastAPI dependencies: the services of this process, the caller, and path-derived resource ids."""
+"""FastAPI dependencies: the services of this process, the caller, and path-derived resource ids.
+
+The HTTP layer names no feature: a route asks for the service it needs by type (``provided(Jobs)``), and the app
+(``app/wiring.py``) registers one of each. Authentication is reached the same way, through the ``Authenticator``
+the app installs (``access/authentication.py``), so that the access rules sit above this plumbing.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.params import Depends as DependsParam
 
-from batchpoint.access.authentication import authenticate, authorize
 from batchpoint.api.versions import check_arm_version, check_ml_version
-from batchpoint.app.wiring import Services
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.ids import resource_group_id, workspace_id
+from batchpoint.arm.registry import ResourceService, ResourceType
+from batchpoint.arm.resources import Resources
 
+T = TypeVar("T")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 RESOURCE_GROUP_PATTERN = r"^[-\w\._\(\)]+$"
 WORKSPACE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$"
-CHILD_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$"
 
 
-async def get_services(request: Request) -> Services:
-    return request.app.state.services
+class ServiceContainer(Protocol):
+    """The services of this process (``app/wiring.py``)."""
+
+    def provide(self, kind: type[T]) -> T: ...
+
+    def resource_service(self, resource_type: ResourceType) -> ResourceService: ...
+
+
+class Authenticator(Protocol):
+    def __call__(self, request: Request, data_plane: bool = False) -> Caller:
+        """The authenticated caller, once its role assignments allow the request (401, then 403, else)."""
+
+
+def services_of(request: Request) -> ServiceContainer:
+    return cast(ServiceContainer, request.app.state.services)
+
+
+def provided(kind: type[T]) -> Any:
+    """A dependency on this process's service of type ``kind``: ``jobs: Annotated[Jobs, provided(Jobs)]``."""
+
+    async def dependency(request: Request) -> T:
+        return services_of(request).provide(kind)
+
+    return Depends(dependency)
+
+
+def provided_service(resource_type: ResourceType) -> DependsParam:
+    """A dependency on the service that writes resources of ``resource_type``."""
+
+    async def dependency(request: Request) -> ResourceService:
+        return services_of(request).resource_service(resource_type)
+
+    return Depends(dependency)
 
 
 def base_url(request: Request) -> str:
@@ -33,9 +70,8 @@ ApiVersion = Annotated[str | None, Query(alias="api-version", description="The A
 
 def authorized_caller(request: Request, data_plane: bool = False) -> Caller:
     """The authenticated caller, once its role assignments allow the request (401, then 403, else)."""
-    caller = authenticate(request, data_plane)
-    authorize(request, caller)
-    return caller
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator(request, data_plane)
 
 
 # Dependencies stay flat (no dependency of a dependency): FastAPI's per-level cost dominates the read paths.
@@ -84,8 +120,8 @@ async def ws_id(
     return checked_workspace_id(subscriptionId, resourceGroupName, workspaceName)
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 MlContext = Annotated[RequestContext, Depends(ml_context)]
 ArmContext = Annotated[RequestContext, Depends(arm_context)]
 GroupId = Annotated[str, Depends(group_id)]
 WorkspaceId = Annotated[str, Depends(ws_id)]
+ResourcesDep = Annotated[Resources, provided(Resources)]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -19,58 +21,96 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from batchpoint.api.deps import (
-    CHILD_NAME_PATTERN,
     RESOURCE_GROUP_PATTERN,
     UUID,
     WORKSPACE_PATTERN,
     authorized_caller,
     base_url,
+    services_of,
 )
 from batchpoint.api.http_metrics import HOLDER
 from batchpoint.api.listing import list_response
 from batchpoint.api.responses import arm_json
 from batchpoint.api.versions import check_ml_version
 from batchpoint.arm.context import RequestContext
-from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
-from batchpoint.ml.endpoints.routes import DEPLOYMENT, DEPLOYMENTS, ENDPOINT, ENDPOINTS
+from batchpoint.arm.registry import CHILD_NAME_PATTERN, ResourceType
+from batchpoint.arm.resources import Resources
 
-NAME = CHILD_NAME_PATTERN.strip("^$")
-READS = re.compile(
+WORKSPACE = re.compile(
     r"^(?P<workspace>/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+))"
-    rf"/batchEndpoints(?:/(?P<endpoint>{NAME})(?P<deployments>/deployments(?:/(?P<deployment>{NAME}))?)?)?$"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+))(?P<rest>/.*)$"
 )
+NAME = re.compile(CHILD_NAME_PATTERN)
 READER_THREADS = 2
 """Few on purpose: every reader thread competes with the event loop for the GIL (with 8, the loop waited for it and
 fast-path throughput fell below answering on the loop; with 1 or 2 it rose above it, docs/performance.md), and
 two keep one slow read from holding up the rest."""
-GROUP, WORKSPACE = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATTERN)
+GROUP, WORKSPACE_NAME = re.compile(RESOURCE_GROUP_PATTERN), re.compile(WORKSPACE_PATTERN)
+
+
+@dataclass(frozen=True)
+class Read:
+    """A GET the fast path answers: one resource of ``resource_type``, or (``listed``) the collection of them."""
+
+    resource_type: ResourceType
+    listed: bool
+    path: str
+    workspace: str
+
+    @property
+    def template(self) -> str:
+        return self.resource_type.collection_path if self.listed else self.resource_type.item_path
+
+
+class FastReads:
+    """The table of reads the fast path answers, derived from the declared types that ask for it (``fast_reads``):
+    a path below a workspace is looked up by the collections it walks through."""
+
+    def __init__(self, types: Iterable[ResourceType]) -> None:
+        self._by_shape = {tuple(level.collection for level in each.lineage): each for each in types if each.fast_reads}
+
+    def match(self, path: str) -> Read | None:
+        found = WORKSPACE.match(path)
+        if found is None or not _valid_names(found):
+            return None
+        segments = found["rest"][1:].split("/")
+        collections, names = tuple(segments[0::2]), segments[1::2]
+        resource_type = self._by_shape.get(collections)
+        if resource_type is None or not all(NAME.match(name) for name in names):
+            return None
+        return Read(resource_type, len(names) < len(collections), path, found["workspace"])
+
+    def route_template(self, path: str) -> str | None:
+        """The template of the route a fast-path read stands for (for the HTTP metrics), else None."""
+        read = self.match(path)
+        return read.template if read is not None else None
 
 
 class ReadFastPath:
-    def __init__(self, app: Any, api: Any) -> None:
+    def __init__(self, app: Any, api: Any, reads: FastReads) -> None:
         """`app`: what answers the requests this layer passes on; `api`: the FastAPI application, whose state
-        (token validator, services) a fast-path read uses as the routes do."""
+        (token validator, services) a fast-path read uses as the routes do; `reads`: what it answers."""
         self.app = app
         self.api = api
+        self.reads = reads
         self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="fast-read")
         """Its own threads, handed work by asyncio directly: several times cheaper per request than anyio's
         thread pool, which FastAPI's routes use."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        match = READS.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        read = self.reads.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
         response = None
-        if match and _valid_names(match):
-            response = await asyncio.get_running_loop().run_in_executor(self._readers, self._answer, scope, match)
-        if response is None:
+        if read is not None:
+            response = await asyncio.get_running_loop().run_in_executor(self._readers, self._answer, scope, read)
+        if response is None or read is None:
             await self.app(scope, receive, send)
             return
         holder = scope.get(HOLDER)
         if holder is not None:  # the HTTP metrics need not match the path again
-            holder["route"] = _template(match)
+            holder["route"] = read.template
         await response(scope, receive, send)
 
-    def _answer(self, scope: dict[str, Any], match: re.Match[str]) -> Response | None:
+    def _answer(self, scope: dict[str, Any], read: Read) -> Response | None:
         """Runs on a reader thread: it reads the database."""
         request = Request({**scope, "app": self.api})  # FastAPI sets it too; authentication reads the app's state
         try:
@@ -79,35 +119,22 @@ class ReadFastPath:
                 caller=authorized_caller(request),
                 api_version=check_ml_version(request.query_params.get("api-version")),
             )
-            return _read(ctx, self.api.state.services, match, request.query_params)
+            resources = services_of(request).provide(Resources)
+            return _read(ctx, resources, read, request.query_params)
         except Exception:  # noqa: BLE001 - the routes answer anything unusual, errors included
             return None
 
 
-def route_template(path: str) -> str | None:
-    """The template of the route a fast-path read stands for (for the HTTP metrics), else None."""
-    match = READS.match(path)
-    return _template(match) if match is not None else None
-
-
-def _template(match: re.Match[str]) -> str:
-    if match["deployment"]:
-        return DEPLOYMENT
-    if match["deployments"]:
-        return DEPLOYMENTS
-    return ENDPOINT if match["endpoint"] else ENDPOINTS
-
-
 def _valid_names(match: re.Match[str]) -> bool:
-    return bool(UUID.match(match["subscription"]) and GROUP.match(match["group"]) and WORKSPACE.match(match["name"]))
+    return bool(
+        UUID.match(match["subscription"]) and GROUP.match(match["group"]) and WORKSPACE_NAME.match(match["name"])
+    )
 
 
-def _read(ctx: RequestContext, services: Any, match: re.Match[str], query: QueryParams) -> Response | None:
-    path = match.group(0)
-    if match["deployment"] or (match["endpoint"] and not match["deployments"]):
-        body = services.store.get_body_json(path)
+def _read(ctx: RequestContext, resources: Resources, read: Read, query: QueryParams) -> Response | None:
+    if not read.listed:
+        body = resources.store.get_body_json(read.path)
         return arm_json(body, ctx.base_url) if body is not None else None
-    if match["deployments"]:
-        parent = path.rsplit("/", 1)[0]
-        return list_response(ctx, services, parent, BATCH_DEPLOYMENT_TYPE, path, query, "$top")
-    return list_response(ctx, services, match["workspace"], BATCH_ENDPOINT_TYPE, path, query, "count")
+    parent = read.path.rsplit("/", 1)[0]
+    resource_type = read.resource_type
+    return list_response(ctx, resources, parent, resource_type.type, read.path, query, resource_type.size_parameter)

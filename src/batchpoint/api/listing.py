@@ -14,9 +14,9 @@ from fastapi import Response
 from starlette.datastructures import QueryParams
 
 from batchpoint.api.responses import arm_json
-from batchpoint.app.wiring import Services
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.paging import Page, Position, next_link, parse_order, parse_page_size, parse_skip
+from batchpoint.arm.resources import Resources
 from batchpoint.store.entities import SortOrder
 
 
@@ -53,7 +53,7 @@ def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
 
 def list_response(
     ctx: RequestContext,
-    services: Services,
+    resources: Resources,
     parent_id: str,
     type_: str,
     path: str,
@@ -65,7 +65,7 @@ def list_response(
         path,
         query,
         size_param,
-        lambda order, position, size: services.resources.list_page(parent_id, type_, order, position, size),
+        lambda order, position, size: resources.list_page(parent_id, type_, order, position, size),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from batchpoint.api.paths import canonical_path
+from batchpoint.api.paths import PathCanonicalizer
 
 Scope = dict[str, Any]
 
@@ -13,21 +13,22 @@ ECHOED = (b"x-ms-client-request-id", b"x-ms-correlation-request-id")
 
 
 class ArmMiddleware:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, paths: PathCanonicalizer) -> None:
         self.app = app
+        self.canonical_path = paths.canonical_path
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        canonical = canonical_path(path)
+        canonical = self.canonical_path(path)
         if canonical != path:
             raw = scope.get("raw_path")
             scope = {
                 **scope,
                 "path": canonical,
-                "raw_path": canonical_path(raw.decode("latin-1")).encode("latin-1") if raw else None,
+                "raw_path": self.canonical_path(raw.decode("latin-1")).encode("latin-1") if raw else None,
             }
         request_id = str(uuid.uuid4()).encode()
         extra = [(b"x-ms-request-id", request_id)]

@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
-CANONICAL_SEGMENTS = {
-    name.lower(): name
-    for name in (
-        "subscriptions",
-        "resourceGroups",
-        "providers",
-        "Microsoft.MachineLearningServices",
-        "Microsoft.Resources",
-        "workspaces",
-        "batchEndpoints",
-        "deployments",
-        "computes",
-        "listkeys",
-        "locations",
-        "mfeOperationsStatus",
-        "mfeOperationResults",
-        "models",
-        "codes",
-        "environments",
-        "data",
-        "datastores",
-        "components",
-        "versions",
-        "jobs",
-        "Microsoft.Authorization",
-        "roleAssignments",
-    )
-}
+from batchpoint.arm.registry import ResourceType
+
+FIXED_SEGMENTS = (
+    "subscriptions",
+    "resourceGroups",
+    "providers",
+    "Microsoft.MachineLearningServices",
+    "Microsoft.Resources",
+    "workspaces",
+    "listkeys",
+    "locations",
+    "mfeOperationsStatus",
+    "mfeOperationResults",
+    "models",
+    "codes",
+    "environments",
+    "data",
+    "datastores",
+    "components",
+    "versions",
+    "jobs",
+    "Microsoft.Authorization",
+    "roleAssignments",
+)
+"""The segments of the routes written by hand; each registered resource type adds its collection."""
+
+
+class PathCanonicalizer:
+    def __init__(self, types: Iterable[ResourceType]) -> None:
+        segments = (*FIXED_SEGMENTS, *(each.collection for each in types))
+        self._canonical = {name.lower(): name for name in segments}
+        self.canonical_path = lru_cache(maxsize=4096)(self._canonical_path)
+        """Cached: clients repeat the same few paths, and this runs on every request."""
+
+    def _canonical_path(self, path: str) -> str:
+        if not path[:14].lower().startswith("/subscriptions"):
+            return path
+        segments = path[1:].split("/")
+        for position in _type_positions(segments):
+            segments[position] = self._canonical.get(segments[position].lower(), segments[position])
+        return "/" + "/".join(segments)
 
 
 def _type_positions(segments: list[str]) -> list[int]:
@@ -50,14 +64,3 @@ def _type_positions(segments: list[str]) -> list[int]:
         index += 2
         positions += list(range(index, len(segments), 2))
     return [position for position in positions if position < len(segments)]
-
-
-@lru_cache(maxsize=4096)
-def canonical_path(path: str) -> str:
-    """Cached: clients repeat the same few paths, and this runs on every request."""
-    if not path[:14].lower().startswith("/subscriptions"):
-        return path
-    segments = path[1:].split("/")
-    for position in _type_positions(segments):
-        segments[position] = CANONICAL_SEGMENTS.get(segments[position].lower(), segments[position])
-    return "/" + "/".join(segments)

@@ -15,16 +15,20 @@ from prometheus_client import REGISTRY
 from batchpoint import __version__
 from batchpoint.access import openid
 from batchpoint.access import routes as roles
-from batchpoint.access.authentication import token_validator
+from batchpoint.access.authentication import authorized_caller, token_validator
 from batchpoint.access.issuer import ensure_issuer
+from batchpoint.api.crud import crud_router
 from batchpoint.api.errors import install_error_handlers
-from batchpoint.api.fastpath import ReadFastPath, route_template
+from batchpoint.api.fastpath import FastReads, ReadFastPath
 from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
 from batchpoint.api.limits import RequestLimits
 from batchpoint.api.middleware import ArmMiddleware
+from batchpoint.api.paths import PathCanonicalizer
 from batchpoint.app import metrics_endpoint
 from batchpoint.app.metrics_collector import ServerCollector
+from batchpoint.app.resource_types import SERVED
 from batchpoint.app.wiring import Services
+from batchpoint.arm.registry import Served
 from batchpoint.config import Settings
 from batchpoint.jobs import routes as jobs
 from batchpoint.ml.assets import routes as assets
@@ -40,23 +44,30 @@ from batchpoint.web.session import startup_link
 STATIC = Path(pages.__file__).parent / "static"
 
 
-def create_app(settings: Settings, stopping: threading.Event | None = None) -> HttpMetrics:
+def create_app(
+    settings: Settings, stopping: threading.Event | None = None, served: tuple[Served, ...] = SERVED
+) -> HttpMetrics:
     """The server's ASGI application: the HTTP metrics, ARM path and header handling, then the request body
     limits, then the read fast path, then FastAPI.
 
     These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
     the ARM layer, so that their refusals carry request ids like every other answer. `stopping` is set when the
-    server begins to stop: background work stops at once, while open requests finish.
+    server begins to stop: background work stops at once, while open requests finish. `served`: the resource
+    types the registry serves (``app/resource_types.py``).
     """
-    api = create_api(settings, stopping)
-    fast_path = ReadFastPath(RouteRecorder(api), api)
-    return HttpMetrics(ArmMiddleware(RequestLimits(fast_path, settings.max_body_bytes)), route_template)
+    api = create_api(settings, stopping, served)
+    types = [each.resource_type for each in served]
+    fast_path = ReadFastPath(RouteRecorder(api), api, FastReads(types))
+    limits = RequestLimits(fast_path, settings.max_body_bytes)
+    return HttpMetrics(ArmMiddleware(limits, PathCanonicalizer(types)), fast_path.reads.route_template)
 
 
-def create_api(settings: Settings, stopping: threading.Event | None = None) -> FastAPI:
+def create_api(
+    settings: Settings, stopping: threading.Event | None = None, served: tuple[Served, ...] = SERVED
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.open(settings, stopping)
+        services = Services.open(settings, stopping, served)
         services.start()
         app.state.services = services
         collector = ServerCollector(services.store, services.job_runner.activity)
@@ -78,10 +89,13 @@ def create_api(settings: Settings, stopping: threading.Event | None = None) -> F
     app.state.settings = settings
     app.state.issuer = ensure_issuer(settings.home)
     app.state.tokens = token_validator(settings, app.state.issuer)
+    app.state.authenticator = authorized_caller
     # The modules' routes themselves, built once at import, rather than include_router(): FastAPI builds every
     # included route again for each app, at the first request that looks through its router, which made a new
     # server's first request wait up to 0.26 s. What include_router() would add from the app (its
     # dependency_overrides, app-wide body limits) these routes do not see: the app sets none.
+    for each in served:
+        app.router.routes.extend(crud_router(each.resource_type).routes)
     for module in (
         batch,
         computes,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar, cast, get_type_hints
 
 from batchpoint.access.issuer import ensure_issuer
 from batchpoint.access.rbac import OWNER, RoleAssignments
 from batchpoint.access.signins import SignIns
+from batchpoint.app.resource_types import SERVED
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
 from batchpoint.arm.operations import OperationRunner
+from batchpoint.arm.registry import ResourceType, Served
 from batchpoint.arm.resources import Resources
 from batchpoint.arm.tracked import TrackedResources
 from batchpoint.cluster.ownership import Ownership
@@ -28,18 +31,19 @@ from batchpoint.jobs.pipelines.planner import PipelinePlanner
 from batchpoint.jobs.pipelines.submitted import SubmittedJobs
 from batchpoint.jobs.runner import JobRunner
 from batchpoint.ml.assets.service import Assets
-from batchpoint.ml.computes.rules import ComputeKind, ensure_builtin_compute
+from batchpoint.ml.computes.rules import ensure_builtin_compute
 from batchpoint.ml.datastores.service import Datastores
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
-from batchpoint.ml.endpoints.rules import BatchDeploymentKind, BatchEndpointKind
 from batchpoint.ml.workspaces.service import Workspaces
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
+from batchpoint.storage.accounts import StorageAccounts
 from batchpoint.store import AlreadyExists, Store, VersionConflict, open_store
 from batchpoint.web.views import Studio
 
+T = TypeVar("T")
 ROOT_SCOPE = "/"
 WORKSPACE_SCAN_LIMIT = 100_000
 SYSTEM = RequestContext(base_url="", caller=Caller(name="batchpoint", type="Application"), api_version="")
@@ -52,6 +56,7 @@ class Services:
     resources: Resources
     workspaces: Workspaces
     datastores: Datastores
+    storage_accounts: StorageAccounts
     assets: Assets
     uris: UriResolver
     jobs: Jobs
@@ -60,9 +65,6 @@ class Services:
     ownership: Ownership
     history: History
     environments: DeploymentEnvironments
-    endpoints: TrackedResources
-    deployments: TrackedResources
-    computes: TrackedResources
     roles: RoleAssignments
     studio: Studio
     signins: SignIns
@@ -70,9 +72,37 @@ class Services:
     """The object id ``batchpoint token`` puts in tokens by default: made Owner of the default subscription."""
     owners: tuple[str, ...] = ()
     """The object ids made Owner over the root scope at each start (``serve --owner``)."""
+    tracked: dict[ResourceType, TrackedResources] = field(default_factory=dict)
+    """The service writing each resource type the registry serves."""
+
+    by_type: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for each in fields(self):
+            hint = hints[each.name]
+            if isinstance(hint, type) and hint.__module__.startswith("batchpoint."):
+                self.by_type[hint] = getattr(self, each.name)
+
+    def provide(self, kind: type[T]) -> T:
+        """This process's service of type ``kind`` (what a route's ``provided(kind)`` dependency returns)."""
+        return cast(T, self.by_type[kind])
+
+    def resource_service(self, resource_type: ResourceType) -> TrackedResources:
+        return self.tracked[resource_type]
+
+    def serve(self, served: Iterable[Served]) -> Services:
+        """Wire the writes of each served resource type; returns this container."""
+        for each in served:
+            self.tracked[each.resource_type] = TrackedResources(
+                self.resources, self.runner, each.resource_type.type, each.rules(self.provide)
+            )
+        return self
 
     @classmethod
-    def open(cls, settings: Settings, stopping: threading.Event | None = None) -> Services:
+    def open(
+        cls, settings: Settings, stopping: threading.Event | None = None, served: Iterable[Served] = SERVED
+    ) -> Services:
         """`stopping` is set when the server begins to stop (SIGTERM, Ctrl-C): running work stops at once."""
         settings.home.mkdir(parents=True, exist_ok=True)
         stopping = stopping or threading.Event()
@@ -80,7 +110,8 @@ class Services:
         ownership = Ownership(store.leases(), settings.home, settings.lease_seconds)
         runner = OperationRunner(store, ownership, stopping, delay_seconds=settings.provisioning_delay_seconds)
         resources = Resources(store)
-        datastores = Datastores(resources, settings.storage_dir)
+        storage_accounts = StorageAccounts(store, settings.storage_dir)
+        datastores = Datastores(resources, storage_accounts)
         uris = UriResolver(datastores, settings.allowed_local_paths)
         environment_cache = EnvironmentCache(
             settings.environments_dir, settings.package_index, choose_installer(settings.installer), stopping=stopping
@@ -101,6 +132,7 @@ class Services:
             resources=resources,
             workspaces=Workspaces(resources, datastores),
             datastores=datastores,
+            storage_accounts=storage_accounts,
             assets=Assets(resources),
             uris=uris,
             jobs=jobs,
@@ -109,15 +141,12 @@ class Services:
             ownership=ownership,
             history=history,
             environments=environments,
-            endpoints=TrackedResources(resources, runner, BatchEndpointKind()),
-            deployments=TrackedResources(resources, runner, BatchDeploymentKind(store, environments)),
-            computes=TrackedResources(resources, runner, ComputeKind()),
             roles=RoleAssignments(store),
             studio=Studio(resources, jobs, history, uris),
             signins=SignIns(store),
             local_user=issuer.object_id(),
             owners=tuple(issuer.principal_id(owner) for owner in settings.owners),
-        )
+        ).serve(served)
 
     def start(self) -> None:
         for ensure in (self.ensure_defaults, self.ensure_owners):

@@ -22,8 +22,6 @@ FAILED = "Failed"
 
 
 class ResourceKind(Protocol):
-    type: str
-
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None
     ) -> dict[str, Any]:
@@ -51,13 +49,18 @@ class Accepted:
 class TrackedResources(OnResources):
     resources: Resources
     runner: OperationRunner
+    type: str
+    """The ARM type of the resources written."""
     kind: ResourceKind
 
     def __post_init__(self) -> None:
-        self.runner.register(OperationKind.PROVISION, self.kind.type, self._provision)
-        self.runner.register(OperationKind.DELETE, self.kind.type, self._delete)
+        self.runner.register(OperationKind.PROVISION, self.type, self._provision)
+        self.runner.register(OperationKind.DELETE, self.type, self._delete)
 
     def put(self, ctx: RequestContext, resource_id: str, request: dict[str, Any]) -> Accepted:
+        """Create or replace; a request without a location takes its parent's (ARM's default for child types)."""
+        if not request.get("location"):
+            request = {**request, "location": self.resources.get(parent_of(resource_id)).body["location"]}
         try:
             with self.runner.claim(resource_id, OperationKind.PROVISION, request["location"]) as operation:
                 resource, created = self._write(ctx, resource_id, request)
@@ -75,7 +78,7 @@ class TrackedResources(OnResources):
         if existing and _unchanged(existing.body, document):
             raise _Unchanged(existing)
         document["properties"]["provisioningState"] = "Updating" if existing else "Creating"
-        resource = new_version(ctx, existing.id if existing else resource_id, self.kind.type, document, existing)
+        resource = new_version(ctx, existing.id if existing else resource_id, self.type, document, existing)
         resource.secrets = self.kind.build_secrets(request["properties"], existing)
         save(self.store, resource, existing)
         return resource, existing is None
@@ -88,7 +91,7 @@ class TrackedResources(OnResources):
             if "tags" in patch and patch["tags"] is not None:
                 document["tags"] = check_tags(patch["tags"])
             self.kind.apply_patch(document, patch)
-            resource = new_version(ctx, existing.id, self.kind.type, document, existing)
+            resource = new_version(ctx, existing.id, self.type, document, existing)
             resource.secrets = existing.secrets
             self.store.update(resource)
         return Accepted(resource, operation)

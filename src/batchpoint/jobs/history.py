@@ -130,4 +130,4 @@ class History:
 
     def _link_key(self, job: Resource) -> str:
         workspace = self.resources.get(job.parent_id)
-        return self.datastores.account(account_name_for(workspace.body["properties"]["workspaceId"])).key
+        return self.datastores.accounts.account(account_name_for(workspace.body["properties"]["workspaceId"])).key

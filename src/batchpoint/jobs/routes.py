@@ -7,14 +7,17 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.access.authentication import endpoint_key_caller
-from batchpoint.api.deps import MlContext, ServicesDep, WorkspaceId, authorized_caller, base_url
+from batchpoint.api.deps import MlContext, ResourcesDep, WorkspaceId, authorized_caller, base_url, provided
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paged_response, paging_parameters
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import child_id
-from batchpoint.jobs.invoke import JOB_TYPE
+from batchpoint.arm.registry import WORKSPACE_PATH
+from batchpoint.jobs.history import History
+from batchpoint.jobs.invoke import JOB_TYPE, Jobs
+from batchpoint.jobs.pipelines.submitted import SubmittedJobs
 from batchpoint.jobs.wire import (
     InvokeRequest,
     InvokeResponse,
@@ -24,15 +27,18 @@ from batchpoint.jobs.wire import (
     SubmittedJob,
 )
 from batchpoint.ml.assets.wire import AssetList, AssetVersion
-from batchpoint.ml.endpoints.routes import ENDPOINT, endpoint_id
+from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
+from batchpoint.ml.endpoints.routes import EndpointId
 
 router = routes(tags=["Jobs"])
 
-INVOKE = "/inference" + ENDPOINT + "/jobs"
-JOBS = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.MachineLearningServices/workspaces/{workspaceName}/jobs"
+INVOKE = "/inference" + BATCH_ENDPOINTS.item_path + "/jobs"
+JOBS = WORKSPACE_PATH + "/jobs"
 JOB = JOBS + "/{jobName}"
 REPEATABILITY_HEADERS = ("repeatability_request-id", "repeatability-request-id", "x-ms-client-request-id")
 
+JobsDep = Annotated[Jobs, provided(Jobs)]
+HistoryDep = Annotated[History, provided(History)]
 JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")]
 
 
@@ -47,12 +53,10 @@ async def invoke_context(request: Request) -> RequestContext:
     return data_plane_context(request)
 
 
-def invoke_endpoint_context(
-    request: Request, services: ServicesDep, resource_id: Annotated[str, Depends(endpoint_id)]
-) -> RequestContext:
+def invoke_endpoint_context(request: Request, resources: ResourcesDep, resource_id: EndpointId) -> RequestContext:
     """A ``Key`` endpoint's own keys may invoke it; anything else needs a token with the invoke permission. Plain
     ``def``: it reads the endpoint from the database, which FastAPI then does on its thread pool."""
-    caller = endpoint_key_caller(request, services.store.get(resource_id))
+    caller = endpoint_key_caller(request, resources.store.get(resource_id))
     if caller is None:
         return data_plane_context(request)
     return RequestContext(base_url=base_url(request), caller=caller, api_version="")
@@ -78,49 +82,51 @@ def invoke_answer(job_body: dict) -> dict:  # type: ignore[type-arg]
 def invoke(
     request: Request,
     ctx: Annotated[RequestContext, Depends(invoke_endpoint_context)],
-    services: ServicesDep,
-    resource_id: Annotated[str, Depends(endpoint_id)],
+    jobs: JobsDep,
+    resource_id: EndpointId,
     body: InvokeRequest,
 ) -> Response:
     """Start a batch job on the deployment named by ``azureml-model-deployment``, else the endpoint's default."""
     request_id = next((request.headers[name] for name in REPEATABILITY_HEADERS if request.headers.get(name)), None)
     properties = body.model_dump(mode="json", exclude_none=True)["properties"]
     header = request.headers.get("azureml-model-deployment")
-    job = services.jobs.invoke(ctx, resource_id, properties, header, request_id)
+    job = jobs.invoke(ctx, resource_id, properties, header, request_id)
     return arm_json(invoke_answer(job.body), ctx.base_url)
 
 
 @router.get(
     JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top")
 )
-def list_jobs(request: Request, ctx: MlContext, services: ServicesDep, workspace: WorkspaceId) -> Response:
-    return list_response(ctx, services, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
+def list_jobs(request: Request, ctx: MlContext, resources: ResourcesDep, workspace: WorkspaceId) -> Response:
+    return list_response(ctx, resources, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
 
 
 @router.get(JOB, operation_id="Jobs_Get", responses=responses({200: AssetVersion}))
-def get_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
-    return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+def get_job(ctx: MlContext, resources: ResourcesDep, resource_id: JobId) -> Response:
+    return arm_json(resources.get_json(resource_id), ctx.base_url)
 
 
 @router.put(JOB, operation_id="Jobs_CreateOrUpdate", responses=responses({201: AssetVersion}))
-def create_job(ctx: MlContext, services: ServicesDep, resource_id: JobId, body: SubmittedJob) -> Response:
+def create_job(
+    ctx: MlContext, submitted: Annotated[SubmittedJobs, provided(SubmittedJobs)], resource_id: JobId, body: SubmittedJob
+) -> Response:
     """A pipeline job (``jobs.create_or_update``, ``az ml job create``): checked, then its steps run as child jobs."""
-    job = services.submitted_jobs.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
+    job = submitted.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
     return arm_json(job.body_json(), ctx.base_url, 201)
 
 
 @router.post(JOB + "/cancel", operation_id="Jobs_Cancel", responses=responses({200: None}))
-def cancel_job(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+def cancel_job(ctx: MlContext, jobs: JobsDep, resource_id: JobId) -> Response:
     """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
-    services.jobs.cancel(resource_id)
+    jobs.cancel(resource_id)
     return Response(status_code=200)
 
 
 @router.post(JOB + "/rerunFailed", operation_id="Jobs_RerunFailed", responses=responses({200: InvokeResponse}))
-def rerun_failed(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> Response:
+def rerun_failed(ctx: MlContext, jobs: JobsDep, resource_id: JobId) -> Response:
     """Start a job of the same deployment over the items that failed or never ran in this ended job; answers like
     an invoke (batchpoint's own action; Azure ML has none)."""
-    job = services.jobs.rerun_failed(ctx, resource_id)
+    job = jobs.rerun_failed(ctx, resource_id)
     return arm_json(invoke_answer(job.body), ctx.base_url)
 
 
@@ -130,27 +136,27 @@ def rerun_failed(ctx: MlContext, services: ServicesDep, resource_id: JobId) -> R
     responses=responses({200: RunDetails}),
 )
 def run_details(
-    ctx: Annotated[RequestContext, Depends(invoke_context)], services: ServicesDep, resource_id: JobId
+    ctx: Annotated[RequestContext, Depends(invoke_context)], history: HistoryDep, resource_id: JobId
 ) -> Response:
     """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
-    return arm_json(services.history.details(ctx.base_url, resource_id), ctx.base_url)
+    return arm_json(history.details(ctx.base_url, resource_id), ctx.base_url)
 
 
 @router.get("/logs/v1.0" + JOB + "/{logName:path}", operation_id="Runs_GetLogFile", responses=responses({200: None}))
 def log_file(
-    services: ServicesDep,
+    history: HistoryDep,
     resource_id: JobId,
     logName: str,  # noqa: N803
     se: Annotated[str, Query(description="The link's expiry.")] = "",
     sig: Annotated[str, Query(description="The link's signature.")] = "",
 ) -> Response:
     """A log file, through the signed link the run details gave out (no token: ``jobs.stream`` sends none)."""
-    path = services.history.log_file(resource_id, logName, se, sig)
+    path = history.log_file(resource_id, logName, se, sig)
     return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
 
 
 MFE_PREFIX = "/mferp/managementfrontend"
-MFE = MFE_PREFIX + ENDPOINT
+MFE = MFE_PREFIX + BATCH_ENDPOINTS.item_path
 
 
 @router.get(
@@ -162,8 +168,8 @@ MFE = MFE_PREFIX + ENDPOINT
 def list_endpoint_jobs(
     request: Request,
     ctx: Annotated[RequestContext, Depends(invoke_context)],
-    services: ServicesDep,
-    resource_id: Annotated[str, Depends(endpoint_id)],
+    jobs: JobsDep,
+    resource_id: EndpointId,
 ) -> Response:
     """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first, paged like every ARM list."""
     return paged_response(
@@ -171,7 +177,7 @@ def list_endpoint_jobs(
         MFE_PREFIX + resource_id + "/jobs",
         request.query_params,
         "$top",
-        lambda order, position, size: services.jobs.of_endpoint(resource_id, None, order, position, size),
+        lambda order, position, size: jobs.of_endpoint(resource_id, None, order, position, size),
     )
 
 
@@ -184,8 +190,8 @@ def list_endpoint_jobs(
 def list_deployment_jobs(
     request: Request,
     ctx: Annotated[RequestContext, Depends(invoke_context)],
-    services: ServicesDep,
-    resource_id: Annotated[str, Depends(endpoint_id)],
+    jobs: JobsDep,
+    resource_id: EndpointId,
     deploymentName: Annotated[str, Path(min_length=1)],  # noqa: N803
 ) -> Response:
     """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first, paged like every ARM list."""
@@ -194,7 +200,7 @@ def list_deployment_jobs(
         f"{MFE_PREFIX}{resource_id}/deployments/{deploymentName}/jobs",
         request.query_params,
         "$top",
-        lambda order, position, size: services.jobs.of_endpoint(resource_id, deploymentName, order, position, size),
+        lambda order, position, size: jobs.of_endpoint(resource_id, deploymentName, order, position, size),
     )
 
 
@@ -203,15 +209,15 @@ DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
 
 
 @router.post(HISTORY + "/rundata", operation_id="Runs_GetRunData", responses=responses({200: None}))
-def run_data(ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: RunDataRequest) -> Response:
+def run_data(ctx: DataplaneContext, history: HistoryDep, workspace: WorkspaceId, body: RunDataRequest) -> Response:
     """``jobs.download``: the run's named outputs, as asset ids resolved by ``batchGetResolvedUris``."""
-    return arm_json(services.history.run_data(child_id(workspace, "jobs", body.runId)), ctx.base_url)
+    return arm_json(history.run_data(child_id(workspace, "jobs", body.runId)), ctx.base_url)
 
 
 @router.get(HISTORY + "/runs/{jobName}/children", operation_id="Runs_GetChildren", responses=responses({200: None}))
-def run_children(ctx: DataplaneContext, services: ServicesDep, resource_id: JobId) -> Response:
+def run_children(ctx: DataplaneContext, history: HistoryDep, resource_id: JobId) -> Response:
     """A pipeline job's steps; a model job runs as one step and has none."""
-    children = services.history.children(resource_id)
+    children = history.children(resource_id)
     return arm_json({"value": children, "continuationToken": None, "nextLink": None}, ctx.base_url)
 
 
@@ -221,6 +227,6 @@ def run_children(ctx: DataplaneContext, services: ServicesDep, resource_id: JobI
     responses=responses({200: None}),
 )
 def resolve_output_uris(
-    ctx: DataplaneContext, services: ServicesDep, workspace: WorkspaceId, body: ResolveUrisRequest
+    ctx: DataplaneContext, history: HistoryDep, workspace: WorkspaceId, body: ResolveUrisRequest
 ) -> Response:
-    return arm_json(services.history.resolve_outputs(workspace, body.values), ctx.base_url)
+    return arm_json(history.resolve_outputs(workspace, body.values), ctx.base_url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator, Iterator
 from email.utils import format_datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -17,9 +17,10 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from batchpoint.api.deps import ServicesDep
+from batchpoint.api.deps import provided
 from batchpoint.api.routing import routes
 from batchpoint.arm.errors import ArmError
+from batchpoint.storage.accounts import StorageAccounts
 from batchpoint.storage.auth import BlobRequest, check_sas, check_shared_key
 from batchpoint.storage.blobs import BlobContainer, BlobInfo
 
@@ -29,14 +30,15 @@ BLOCK_LIST_LIMIT = 4 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 STORAGE_VERSION = "2021-08-06"
 LIST_PAGE = 5000
+Accounts = Annotated[StorageAccounts, provided(StorageAccounts)]
 
 
 def _query(request: Request) -> dict[str, str]:
     return dict(parse_qsl(request.url.query, keep_blank_values=True))
 
 
-def _authorise(services: ServicesDep, request: Request, account: str, container: str, blob: str) -> None:
-    key = services.datastores.account(account).key
+def _authorise(accounts: Accounts, request: Request, account: str, container: str, blob: str) -> None:
+    key = accounts.account(account).key
     authorization = request.headers.get("authorization", "")
     raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
     if "%2f" in raw_path.lower() or "%5c" in raw_path.lower():
@@ -55,9 +57,9 @@ def _authorise(services: ServicesDep, request: Request, account: str, container:
         raise ArmError(401, "NoAuthenticationInformation", "The request carries neither a Shared Key nor a SAS token.")
 
 
-def _container(services: ServicesDep, request: Request, account: str, container: str, blob: str) -> BlobContainer:
-    _authorise(services, request, account, container, blob)
-    target = services.datastores.container(account, container)
+def _container(accounts: Accounts, request: Request, account: str, container: str, blob: str) -> BlobContainer:
+    _authorise(accounts, request, account, container, blob)
+    target = accounts.container(account, container)
     if not target.exists():
         raise ArmError(404, "ContainerNotFound", f"The container '{container}' does not exist.")
     return target
@@ -92,15 +94,15 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 @router.put("/blob/{account}/{container}")
-def put_container(request: Request, services: ServicesDep, account: str, container: str) -> Response:
-    _authorise(services, request, account, container, "")
-    services.datastores.container(account, container).create()
+def put_container(request: Request, accounts: Accounts, account: str, container: str) -> Response:
+    _authorise(accounts, request, account, container, "")
+    accounts.container(account, container).create()
     return Response(status_code=201, headers={"x-ms-version": STORAGE_VERSION})
 
 
 @router.api_route("/blob/{account}/{container}", methods=["GET", "HEAD"])
-def get_container(request: Request, services: ServicesDep, account: str, container: str) -> Response:
-    target = _container(services, request, account, container, "")
+def get_container(request: Request, accounts: Accounts, account: str, container: str) -> Response:
+    target = _container(accounts, request, account, container, "")
     query = _query(request)
     if query.get("comp") != "list":
         return Response(status_code=200, headers={"x-ms-version": STORAGE_VERSION, "ETag": '"0x1"'})
@@ -109,9 +111,9 @@ def get_container(request: Request, services: ServicesDep, account: str, contain
 
 
 @router.put("/blob/{account}/{container}/{blob:path}")
-async def put_blob(request: Request, services: ServicesDep, account: str, container: str, blob: str) -> Response:
+async def put_blob(request: Request, accounts: Accounts, account: str, container: str, blob: str) -> Response:
     """Async to stream the body; every database and file step runs on the thread pool, off the event loop."""
-    target = await run_in_threadpool(_container, services, request, account, container, blob)
+    target = await run_in_threadpool(_container, accounts, request, account, container, blob)
     query = _query(request)
     operation = query.get("comp")
     if operation == "metadata":
@@ -134,8 +136,8 @@ async def put_blob(request: Request, services: ServicesDep, account: str, contai
 
 
 @router.api_route("/blob/{account}/{container}/{blob:path}", methods=["GET", "HEAD"])
-def get_blob(request: Request, services: ServicesDep, account: str, container: str, blob: str) -> Response:
-    target = _container(services, request, account, container, blob)
+def get_blob(request: Request, accounts: Accounts, account: str, container: str, blob: str) -> Response:
+    target = _container(accounts, request, account, container, blob)
     info = target.info(blob)
     headers = _blob_headers(info)
     start, end = _range(request, info.size)
@@ -152,8 +154,8 @@ def get_blob(request: Request, services: ServicesDep, account: str, container: s
 
 
 @router.delete("/blob/{account}/{container}/{blob:path}")
-def delete_blob(request: Request, services: ServicesDep, account: str, container: str, blob: str) -> Response:
-    _container(services, request, account, container, blob).delete(blob)
+def delete_blob(request: Request, accounts: Accounts, account: str, container: str, blob: str) -> Response:
+    _container(accounts, request, account, container, blob).delete(blob)
     return Response(status_code=202, headers={"x-ms-version": STORAGE_VERSION})
 
 

@@ -15,10 +15,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 from starlette.concurrency import run_in_threadpool
 
-from batchpoint.api.deps import base_url, checked_workspace_id
+from batchpoint.api.deps import base_url, checked_workspace_id, services_of
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError
+from batchpoint.arm.resources import Resources
+from batchpoint.jobs.invoke import Jobs
+from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
 from batchpoint.store.entities import Resource
 from batchpoint.web import session
 from batchpoint.web.views import JobView, Studio
@@ -74,7 +77,7 @@ router = routes(route_class=WebRoute, include_in_schema=False)
 
 
 def _studio(request: Request) -> Studio:
-    return request.app.state.services.studio
+    return services_of(request).provide(Studio)
 
 
 @router.get("/")
@@ -151,9 +154,9 @@ async def set_default_deployment(
 
 
 def _set_default(request: Request, caller: Caller, endpoint_id: str, deployment: str) -> None:
-    services = request.app.state.services
-    existing = services.resources.get(endpoint_id)
-    if not services.studio.has_deployment(existing.id, deployment):
+    services = services_of(request)
+    existing = services.provide(Resources).get(endpoint_id)
+    if not services.provide(Studio).has_deployment(existing.id, deployment):
         raise ArmError(404, "DeploymentNotFound", f"The endpoint has no deployment '{deployment}'.")
     body = {
         key: value
@@ -161,7 +164,7 @@ def _set_default(request: Request, caller: Caller, endpoint_id: str, deployment:
         if key in ("location", "tags", "identity", "kind", "properties")
     }
     body["properties"] = {**body["properties"], "defaults": {"deploymentName": deployment}}
-    services.endpoints.put(_context(request, caller), endpoint_id, body)
+    services.resource_service(BATCH_ENDPOINTS).put(_context(request, caller), endpoint_id, body)
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:
@@ -261,7 +264,7 @@ async def cancel_job(request: Request, name: str) -> Response:
     await session.checked_form(request)
     caller, job = await run_in_threadpool(_readable_job, request, name)
     session.check_permitted(request, caller, "POST", job.id + "/cancel")
-    await run_in_threadpool(request.app.state.services.jobs.cancel, job.id)
+    await run_in_threadpool(services_of(request).provide(Jobs).cancel, job.id)
     return RedirectResponse(f"/jobs/{name}", status_code=303)
 
 
@@ -271,5 +274,5 @@ async def rerun_failed_items(request: Request, name: str) -> Response:
     await session.checked_form(request)
     caller, job = await run_in_threadpool(_readable_job, request, name)
     session.check_permitted(request, caller, "POST", job.id + RERUN_FAILED)
-    rerun = await run_in_threadpool(request.app.state.services.jobs.rerun_failed, _context(request, caller), job.id)
+    rerun = await run_in_threadpool(services_of(request).provide(Jobs).rerun_failed, _context(request, caller), job.id)
     return RedirectResponse(f"/jobs/{rerun.name}", status_code=303)

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from batchpoint.access.authentication import authenticate, caller_of_token, check_permission
 from batchpoint.access.permissions import required
-from batchpoint.api.deps import base_url
+from batchpoint.access.signins import SignIns
+from batchpoint.api.deps import base_url, services_of
 from batchpoint.arm.context import Caller
 from batchpoint.arm.errors import ArmError
 
@@ -101,7 +102,7 @@ def set_session(response: Response, request: Request, token: str, claims_expiry:
 
 def sign_in(request: Request, code: str) -> Response:
     """``GET /signin?code=``: redeem a one-time code, set the session, and go to the page without the code."""
-    token = request.app.state.services.signins.redeem(code)
+    token = services_of(request).provide(SignIns).redeem(code)
     if token is None:
         raise ArmError(
             400, "SignInLinkUsed", "This sign-in link was used already or has expired. " + sign_in_required().message
@@ -115,7 +116,7 @@ def sign_in(request: Request, code: str) -> Response:
 def new_link(request: Request) -> JSONResponse:
     """``POST /signin/links`` with a bearer token: a one-time link that signs the page in as that caller."""
     authenticate(request, data_plane=True)
-    code = request.app.state.services.signins.create(request.headers["authorization"].split(" ", 1)[1].strip())
+    code = services_of(request).provide(SignIns).create(request.headers["authorization"].split(" ", 1)[1].strip())
     return JSONResponse({"url": f"{base_url(request)}/signin?code={code}"})
 
 
@@ -123,7 +124,7 @@ def startup_link(app: Any, base: str) -> str:
     """The link ``batchpoint serve`` prints: a session of the local user (the default user of
     ``batchpoint token``)."""
     token = app.state.issuer.mint(minutes=SESSION_MINUTES)
-    return f"{base}/signin?code={app.state.services.signins.create(token)}"
+    return f"{base}/signin?code={app.state.services.provide(SignIns).create(token)}"
 
 
 def sign_out() -> Response:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.arm.context import BASE_URL
-from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, WORKSPACE_TYPE
+from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE
 from batchpoint.arm.paging import Position
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.history import History
 from batchpoint.jobs.invoke import TERMINAL, Jobs
 from batchpoint.jobs.logs import streamed_log
 from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
 from batchpoint.runtime.report import FAILED_ITEMS, Counts
 from batchpoint.store.entities import Resource, SortOrder, utcnow
 

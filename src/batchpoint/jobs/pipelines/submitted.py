@@ -12,15 +12,13 @@ from typing import Any
 
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request, conflict
-from batchpoint.arm.ids import JOB_TYPE, ArmPath
+from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
 from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
-from batchpoint.ml.assets.references import ARM_ID_PREFIX
 from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.store.entities import Resource, parent_of
 
-ANONYMOUS_COMPONENT = "azureml_anonymous"
 DEFAULT_EXPERIMENT = "Default"
 """Azure's experiment for a job submitted without one."""
 
@@ -62,30 +60,6 @@ class SubmittedJobs(OnResources):
         self.runner.submit(job.id)
         return job
 
-    def component_from_job(self, version_id: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """A component version whose spec names a `sourceJobId` gets the job's graph (with the job's input values
-        as defaults). Anonymous ones are stored under the job's name as their version, so that deployments made
-        from different jobs never share one component; the job is recorded by its id, so that naming it another
-        way registers the same definition again (not a changed one, which would be refused)."""
-        properties = body.get("properties") or {}
-        spec = properties.get("componentSpec")
-        if not isinstance(spec, dict) or not spec.get("sourceJobId"):
-            return version_id, body
-        workspace_id = ArmPath.parse(version_id).workspace_id
-        job_name = _job_name(str(spec["sourceJobId"]))
-        job = self.store.get(f"{workspace_id}/jobs/{job_name}")
-        if job is None or str(job.body["properties"].get("jobType", "")).lower() != "pipeline":
-            raise bad_request(f"The job '{spec['sourceJobId']}' does not exist or is not a pipeline job.", "UserError")
-        container_id, _, version = version_id.rpartition("/versions/")
-        if container_id.rsplit("/", 1)[-1].lower() == ANONYMOUS_COMPONENT:
-            version = job.name
-        made = job_component_spec(self.store, workspace_id, job.body["properties"])
-        component_spec = {**made, "name": container_id.rsplit("/", 1)[-1], "version": version, "sourceJobId": job.id}
-        return f"{container_id}/versions/{version}", {
-            **body,
-            "properties": {**properties, "componentSpec": component_spec},
-        }
-
 
 def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPipeline) -> dict[str, Any]:
     """The job as sent, with Azure's defaults for what was left out, its status and where its outputs go."""
@@ -103,8 +77,3 @@ def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPip
             "services": studio_services(job_name),
         }
     }
-
-
-def _job_name(reference: str) -> str:
-    """A job named as the SDK and CLI send it: its name, `azureml:<name>` or its ARM id."""
-    return reference.removeprefix(ARM_ID_PREFIX).rstrip("/").rsplit("/jobs/", 1)[-1]

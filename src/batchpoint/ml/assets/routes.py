@@ -8,18 +8,22 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from batchpoint.api.deps import CHILD_NAME_PATTERN, MlContext, ServicesDep, WorkspaceId
+from batchpoint.api.deps import MlContext, ResourcesDep, WorkspaceId, provided
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import list_response, paging_parameters
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.arm.ids import child_id
+from batchpoint.arm.registry import CHILD_NAME_PATTERN, WORKSPACE_PATH
 from batchpoint.arm.resources import Upserted
-from batchpoint.ml.assets.service import COLLECTIONS, container_type, version_type
+from batchpoint.ml.assets.service import COLLECTIONS, Assets, container_type, version_type
 from batchpoint.ml.assets.wire import AssetContainer, AssetList, AssetVersion, PendingUpload
-from batchpoint.ml.endpoints.routes import WS
+from batchpoint.ml.components.from_jobs import component_from_job
+from batchpoint.ml.datastores.service import Datastores
 
 router = routes(tags=["Assets"])
+
+AssetsDep = Annotated[Assets, provided(Assets)]
 
 AssetName = Annotated[str, Path(min_length=1, max_length=255, pattern=CHILD_NAME_PATTERN)]
 VersionName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]*$")]
@@ -31,7 +35,7 @@ def _upserted(ctx: MlContext, upserted: Upserted) -> Response:
 
 
 def register(collection: str) -> None:  # noqa: C901 - one small route per operation
-    containers = f"{WS}/{collection}"
+    containers = f"{WORKSPACE_PATH}/{collection}"
     container = containers + "/{name}"
     versions = container + "/versions"
     version = versions + "/{version}"
@@ -55,31 +59,29 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     def list_containers(
         request: Request,
         ctx: MlContext,
-        services: ServicesDep,
+        resources: ResourcesDep,
         workspace: WorkspaceId,
         list_view_type: ListViewType = None,
     ) -> Response:
         path = f"{workspace}/{collection}"
-        return list_response(ctx, services, workspace, container_type(collection), path, request.query_params, "$top")
+        return list_response(ctx, resources, workspace, container_type(collection), path, request.query_params, "$top")
 
     @router.put(
         container,
         operation_id=f"{title}Containers_CreateOrUpdate",
         responses=responses({200: AssetContainer, 201: AssetContainer}),
     )
-    def put_container(
-        ctx: MlContext, services: ServicesDep, resource_id: ContainerId, body: AssetContainer
-    ) -> Response:
+    def put_container(ctx: MlContext, assets: AssetsDep, resource_id: ContainerId, body: AssetContainer) -> Response:
         request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
-        return _upserted(ctx, services.assets.put_container(ctx, collection, resource_id, request))
+        return _upserted(ctx, assets.put_container(ctx, collection, resource_id, request))
 
     @router.get(container, operation_id=f"{title}Containers_Get", responses=responses({200: AssetContainer}))
-    def get_container(ctx: MlContext, services: ServicesDep, resource_id: ContainerId) -> Response:
-        return arm_json(services.resources.get_json(resource_id), ctx.base_url)
+    def get_container(ctx: MlContext, resources: ResourcesDep, resource_id: ContainerId) -> Response:
+        return arm_json(resources.get_json(resource_id), ctx.base_url)
 
     @router.delete(container, operation_id=f"{title}Containers_Delete", responses=responses({200: None}))
-    def delete_container(services: ServicesDep, ctx: MlContext, resource_id: ContainerId) -> Response:
-        services.assets.delete(resource_id)
+    def delete_container(assets: AssetsDep, ctx: MlContext, resource_id: ContainerId) -> Response:
+        assets.delete(resource_id)
         return Response(status_code=200)
 
     @router.get(
@@ -91,7 +93,8 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
     def list_versions(
         request: Request,
         ctx: MlContext,
-        services: ServicesDep,
+        assets: AssetsDep,
+        resources: ResourcesDep,
         workspace: WorkspaceId,
         resource_id: ContainerId,
         list_view_type: ListViewType = None,
@@ -99,21 +102,21 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
         hash_version: Annotated[str | None, Query(alias="hashVersion")] = None,
     ) -> Response:
         if hash is not None:
-            found = services.assets.code_versions_with_hash(workspace, hash, hash_version or "")
+            found = assets.code_versions_with_hash(workspace, hash, hash_version or "")
             return arm_json({"value": [resource.body for resource in found]}, ctx.base_url)
         path = f"{resource_id}/versions"
-        return list_response(ctx, services, resource_id, version_type(collection), path, request.query_params, "$top")
+        return list_response(ctx, resources, resource_id, version_type(collection), path, request.query_params, "$top")
 
     @router.put(
         version,
         operation_id=f"{title}Versions_CreateOrUpdate",
         responses=responses({200: AssetVersion, 201: AssetVersion}),
     )
-    def put_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId, body: AssetVersion) -> Response:
+    def put_version(ctx: MlContext, assets: AssetsDep, resource_id: VersionId, body: AssetVersion) -> Response:
         request: dict[str, Any] = body.model_dump(mode="json", exclude_none=True)
         if collection == "components":
-            resource_id, request = services.submitted_jobs.component_from_job(resource_id, request)
-        return _upserted(ctx, services.assets.put_version(ctx, collection, resource_id, request))
+            resource_id, request = component_from_job(assets.store, resource_id, request)
+        return _upserted(ctx, assets.put_version(ctx, collection, resource_id, request))
 
     if collection == "codes":
 
@@ -123,17 +126,20 @@ def register(collection: str) -> None:  # noqa: C901 - one small route per opera
             responses=responses({200: PendingUpload}),
         )
         def start_pending_upload(
-            ctx: MlContext, services: ServicesDep, workspace: WorkspaceId, resource_id: VersionId
+            ctx: MlContext,
+            datastores: Annotated[Datastores, provided(Datastores)],
+            workspace: WorkspaceId,
+            resource_id: VersionId,
         ) -> Response:
-            return arm_json(services.datastores.start_pending_upload(ctx.base_url, workspace), ctx.base_url)
+            return arm_json(datastores.start_pending_upload(ctx.base_url, workspace), ctx.base_url)
 
     @router.get(version, operation_id=f"{title}Versions_Get", responses=responses({200: AssetVersion}))
-    def get_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:
-        return arm_json(services.assets.get_version_json(resource_id), ctx.base_url)
+    def get_version(ctx: MlContext, assets: AssetsDep, resource_id: VersionId) -> Response:
+        return arm_json(assets.get_version_json(resource_id), ctx.base_url)
 
     @router.delete(version, operation_id=f"{title}Versions_Delete", responses=responses({200: None}))
-    def delete_version(ctx: MlContext, services: ServicesDep, resource_id: VersionId) -> Response:
-        services.assets.delete(resource_id)
+    def delete_version(ctx: MlContext, assets: AssetsDep, resource_id: VersionId) -> Response:
+        assets.delete(resource_id)
         return Response(status_code=200)
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import ArmError, bad_request
-from batchpoint.arm.ids import COMPUTE_TYPE, ArmPath, child_id
+from batchpoint.arm.ids import ArmPath, child_id
 from batchpoint.arm.operations import Progress, iso
 from batchpoint.arm.resources import check_duration, new_version
+from batchpoint.ml.computes.resource_types import COMPUTE_TYPE
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, utcnow
 
@@ -66,8 +67,6 @@ def max_nodes(compute: Resource) -> int:
 
 
 class ComputeKind:
-    type = COMPUTE_TYPE
-
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None
     ) -> dict[str, Any]:

@@ -7,25 +7,22 @@ Further datastores can name another container of that account, or a real Azure S
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from batchpoint.arm.context import HOST, RequestContext
-from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.arm.errors import bad_request
 from batchpoint.arm.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, new_version, save
+from batchpoint.storage.accounts import StorageAccounts, account_id
 from batchpoint.storage.auth import sas_for
 from batchpoint.storage.blobs import BlobContainer
 from batchpoint.store.entities import Resource
 
 DATASTORE_TYPE = f"{WORKSPACE_TYPE}/datastores"
-ACCOUNT_TYPE = "batchpoint/storageAccounts"
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
 LOCAL_ACCOUNT = re.compile(r"/blob/(?P<account>bp[0-9a-f]{22})(\?|$)")
@@ -38,34 +35,19 @@ def account_name_for(workspace_uuid: str) -> str:
     return "bp" + workspace_uuid.replace("-", "").lower()[:22]
 
 
-def account_id(account: str) -> str:
-    return f"/providers/{ACCOUNT_TYPE}/{account}"
-
-
 def local_account_field(account: str) -> str:
     """What ``azure-ai-ml`` turns into ``https://{this}.blob.{endpoint}``: a path-style URL of this server."""
     return f"{HOST}/blob/{account}?x="
 
 
-@dataclass(frozen=True)
-class Account:
-    name: str
-    workspace_id: str
-    key: str
-
-
 @dataclass
 class Datastores(OnResources):
     resources: Resources
-    storage_root: Path
+    accounts: StorageAccounts
 
     def ensure_workspace_storage(self, ctx: RequestContext, workspace: Resource) -> None:
         account = account_name_for(workspace.body["properties"]["workspaceId"])
-        if self.store.get(account_id(account)) is None:
-            key = base64.b64encode(secrets.token_bytes(32)).decode()
-            record = Resource(id=account_id(account), type=ACCOUNT_TYPE, body={"workspace": workspace.id})
-            record.secrets = {"key": key}
-            self.store.insert(record)
+        self.accounts.ensure(account, workspace.id)
         defaults = {
             DEFAULT_DATASTORE: ("azureml-blobstore-" + workspace.body["properties"]["workspaceId"], True),
             ARTIFACT_DATASTORE: ("azureml", False),
@@ -75,19 +57,6 @@ class Datastores(OnResources):
             if self.store.get(datastore_id) is None:
                 body = {"properties": _local_properties(account, container, is_default)}
                 self.put(ctx, datastore_id, body)
-
-    def account(self, name: str) -> Account:
-        record = self.store.get(account_id(name))
-        if record is None:
-            raise ArmError(404, "AccountNotFound", f"The storage account '{name}' does not exist on this server.")
-        return Account(name=name, workspace_id=record.body["workspace"], key=record.secrets["key"])
-
-    def container(self, account: str, container: str) -> BlobContainer:
-        if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])?", container):
-            raise ArmError(400, "InvalidResourceName", f"'{container}' is not a valid container name.")
-        return BlobContainer(
-            root=self.storage_root / account / container, state=self.storage_root / ".state" / account / container
-        )
 
     def put(self, ctx: RequestContext, datastore_id: str, body: dict[str, Any]) -> Upserted:
         workspace_id = ArmPath.parse(datastore_id).workspace_id
@@ -105,7 +74,7 @@ class Datastores(OnResources):
         local = LOCAL_ACCOUNT.search(properties["accountName"])
         if local:
             properties["accountName"] = local_account_field(local["account"])
-            self.container(local["account"], properties["containerName"]).create()
+            self.accounts.container(local["account"], properties["containerName"]).create()
             credentials, stored_secrets = {"credentialsType": "AccountKey"}, {}
         properties.update(
             credentials=credentials,
@@ -125,9 +94,9 @@ class Datastores(OnResources):
     def start_pending_upload(self, base_url: str, workspace_id: str) -> dict[str, Any]:
         """A fresh container of the workspace's local account and a SAS to upload into it (code snapshots)."""
         workspace = self.resources.get(workspace_id)
-        account = self.account(account_name_for(workspace.body["properties"]["workspaceId"]))
+        account = self.accounts.account(account_name_for(workspace.body["properties"]["workspaceId"]))
         container = f"code-{uuid.uuid4().hex}"
-        self.container(account.name, container).create()
+        self.accounts.container(account.name, container).create()
         sas = sas_for(account.name, account.key, container, "", "racwdl", PENDING_UPLOAD_LIFETIME)
         blob_uri = f"{base_url}/blob/{account.name}/{container}"
         return {
@@ -155,7 +124,7 @@ class Datastores(OnResources):
         properties = datastore.body["properties"]
         local = LOCAL_ACCOUNT.search(properties["accountName"])
         if local:
-            return {"secretsType": "AccountKey", "key": self.account(local["account"]).key}
+            return {"secretsType": "AccountKey", "key": self.accounts.account(local["account"]).key}
         kind = properties["credentials"].get("credentialsType")
         if kind not in SECRET_FIELDS:
             raise bad_request(f"The datastore '{datastore.name}' uses '{kind}' credentials and has no secrets.")
@@ -166,7 +135,7 @@ class Datastores(OnResources):
         """The container folder of a local datastore; None for a datastore on remote storage."""
         properties = datastore.body["properties"]
         local = LOCAL_ACCOUNT.search(properties["accountName"])
-        return self.container(local["account"], properties["containerName"]) if local else None
+        return self.accounts.container(local["account"], properties["containerName"]) if local else None
 
 
 def _local_properties(account: str, container: str, is_default: bool) -> dict[str, Any]:

@@ -125,8 +125,8 @@ class UriResolver:
         parts = urlsplit(uri)
         own = OWN_BLOB_PATH.match(unquote(parts.path))
         if own:
-            container = self.datastores.container(own["account"], own["container"])
-            self.datastores.account(own["account"])
+            container = self.datastores.accounts.container(own["account"], own["container"])
+            self.datastores.accounts.account(own["account"])
             relative = safe_relative(own["path"]) if own["path"] else Path()
             return Location(uri=uri, protocol="file", path=str(container.root / relative), writable=True)
         return Location(uri=uri, protocol=parts.scheme.lower(), path=uri, writable=False)

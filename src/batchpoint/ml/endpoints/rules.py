@@ -9,7 +9,7 @@ from typing import Any
 from batchpoint.arm.context import BASE_URL
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.identity import resolve_identity
-from batchpoint.arm.ids import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE, ArmPath
+from batchpoint.arm.ids import ArmPath
 from batchpoint.arm.operations import Progress
 from batchpoint.arm.resources import check_duration
 from batchpoint.ml.assets.references import is_registry_reference, resolve_version
@@ -54,8 +54,6 @@ def _before_properties(existing: Resource | None) -> dict[str, Any]:
 
 
 class BatchEndpointKind:
-    type = BATCH_ENDPOINT_TYPE
-
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None
     ) -> dict[str, Any]:
@@ -99,7 +97,6 @@ class BatchEndpointKind:
 class BatchDeploymentKind:
     store: Store
     environments: DeploymentEnvironments
-    type: str = BATCH_DEPLOYMENT_TYPE
 
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None

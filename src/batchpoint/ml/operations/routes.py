@@ -8,7 +8,7 @@ from fastapi import Path, Request, Response
 
 from batchpoint.access.authentication import check_permission
 from batchpoint.access.permissions import Permission, arm_action
-from batchpoint.api.deps import MlContext, ServicesDep
+from batchpoint.api.deps import MlContext, ResourcesDep
 from batchpoint.api.docs import responses
 from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
 from batchpoint.api.routing import routes
@@ -23,9 +23,9 @@ LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.MachineLearningS
 OperationId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _operation(request: Request, ctx: MlContext, services: ServicesDep, operation_id: str) -> Operation:
+def _operation(request: Request, ctx: MlContext, resources: ResourcesDep, operation_id: str) -> Operation:
     """The operation, if the caller may read the resource it works on."""
-    operation = services.store.get_operation(operation_id)
+    operation = resources.store.get_operation(operation_id)
     if operation is None:
         raise ArmError(404, "OperationNotFound", f"The operation '{operation_id}' was not found.")
     permission = Permission(arm_action("GET", operation.resource_id), operation.resource_id)
@@ -41,10 +41,10 @@ def _operation(request: Request, ctx: MlContext, services: ServicesDep, operatio
 def operation_status(
     request: Request,
     ctx: MlContext,
-    services: ServicesDep,
+    resources: ResourcesDep,
     operationId: OperationId,  # noqa: N803
 ) -> Response:
-    operation = _operation(request, ctx, services, operationId)
+    operation = _operation(request, ctx, resources, operationId)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if operation.status is OperationStatus.IN_PROGRESS else None
     return arm_json(status_body(operation, str(request.url)), ctx.base_url, headers=headers)
 
@@ -57,15 +57,15 @@ def operation_status(
 def operation_result(
     request: Request,
     ctx: MlContext,
-    services: ServicesDep,
+    resources: ResourcesDep,
     operationId: OperationId,  # noqa: N803
 ) -> Response:
     """202 while running; then the resource (PATCH) or no content (DELETE); a failure as its error."""
-    operation = _operation(request, ctx, services, operationId)
+    operation = _operation(request, ctx, resources, operationId)
     if operation.status is OperationStatus.IN_PROGRESS:
         return Response(status_code=202, headers=location_headers(ctx, operation))
     if operation.status is not OperationStatus.SUCCEEDED:
         raise error_of(operation)
     if operation.kind is OperationKind.DELETE:
         return Response(status_code=204)
-    return arm_json(services.resources.get_json(operation.resource_id), ctx.base_url)
+    return arm_json(resources.get_json(operation.resource_id), ctx.base_url)
