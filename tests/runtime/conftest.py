@@ -113,5 +113,12 @@ ECHO = """
 """A script whose rows are the input file names."""
 
 
+def ray_nodes(logs: Path) -> set[str]:
+    """The Ray nodes named by the first line of each worker's stdout file (`Worker process000 on node 0 (pid N on
+    HOST, Ray node ID)`)."""
+    firsts = [path.read_text().partition("\n")[0] for path in (logs / "user" / "stdout").glob("*/process*.stdout.txt")]
+    return {first.rsplit("Ray node ", 1)[-1] for first in firsts if first}
+
+
 def lines(*rows: str) -> str:
     return "".join(f"{row}\n" for row in rows)

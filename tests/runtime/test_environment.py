@@ -67,9 +67,9 @@ def test_the_script_runs_with_its_environment_a_private_working_folder_and_its_c
     assert seen["argv"][1:] == [
         "--logging_level", "DEBUG", "--mini_batch_size", "2", "--output", str(kit.output_dir), "--output_action", "append_row",
     ]  # fmt: skip
-    stdout = kit.log("user/stdout/process000.stdout.txt")
+    stdout = kit.log("user/stdout/0/process000.stdout.txt")
     assert "init says hello" in stdout and "DEBUG score: a debug line" in stdout
-    assert kit.log("user/stdout/process000.stderr.txt") == "to stderr\n"
+    assert kit.log("user/stderr/0/process000.stderr.txt") == "to stderr\n"
     assert (kit.output_dir / "shutdown-called").exists()
 
 
@@ -80,7 +80,7 @@ def test_logging_level_filters_the_script_log(kit: Kit) -> None:
 
     kit.run(environment_variables={"CUSTOM_SETTING": "x"}, logging_level="Warning")
 
-    stdout = kit.log("user/stdout/process000.stdout.txt")
+    stdout = kit.log("user/stdout/0/process000.stdout.txt")
     assert "init says hello" in stdout and "an info line" not in stdout and "a debug line" not in stdout
     assert json.loads(kit.predictions() or "")["model"] is None
 

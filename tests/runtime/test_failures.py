@@ -91,7 +91,7 @@ def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(
     kit.check(outcome, "Completed", 0, [1, 2, 1], lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt"))
     error_file = kit.log("user/error/mini_batch_000000001.txt")
     assert "try 1 of 4, died" in error_file and described in error_file
-    workers = {attempt.worker for attempt in kit.ledger.attempts["job"].values()}
+    workers = {attempt.process for attempt in kit.ledger.attempts("job")}
     assert len(workers) == 2
 
 
@@ -108,7 +108,7 @@ def test_the_mini_batch_queued_behind_a_worker_that_dies_runs_later_at_no_cost(k
         [1, 2, 1, 1],
         lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt", "e.txt", "f.txt", "g.txt"),
     )
-    assert sorted(kit.ledger.attempts["job"]) == [(0, 1), (1, 1), (1, 2), (2, 1), (3, 1)]
+    assert [(a.index, a.try_number) for a in kit.ledger.attempts("job")] == [(0, 1), (1, 1), (1, 2), (2, 1), (3, 1)]
 
 
 def test_a_segfault_reports_the_python_stack(kit: Kit) -> None:
@@ -207,7 +207,7 @@ def test_the_job_fails_as_soon_as_failed_items_exceed_the_threshold(kit: Kit) ->
 
     kit.check(outcome, "Failed", 3, [1, 1, 1] + [0] * 17, None)
     assert outcome.counts.mini_batches_failed == 3
-    assert len(kit.ledger.attempts["job"]) == 3
+    assert len(list(kit.ledger.attempts("job"))) == 3
     assert f"KeyError: '{kit.input_dir / 'bad00.txt'}'" in outcome.message
     assert "Status: Failed" in kit.log("job_result.txt")
     assert not (kit.output_dir / ".batchpoint").exists()

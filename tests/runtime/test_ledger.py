@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchpoint.runtime.ledger import Attempt, InMemoryLedger, Ledger, MiniBatch, Success
+from batchpoint.runtime.ledger import Attempt, InMemoryLedger, Ledger, MiniBatch, Success, TryEnd
 from batchpoint.store import open_store
 from tests.store.conftest import database_url
 
@@ -18,6 +18,11 @@ LEDGERS: dict[str, Callable[[Path], Ledger]] = {
     "sqlite": lambda path: open_store(f"sqlite:///{path / 'ledger.db'}").ledger(),
     "postgresql": lambda path: open_store(database_url("postgresql", path)).ledger(),
 }
+
+
+DONE = TryEnd("RUN_DONE", 1700000000.5, 0.25, 0.125, 0.2)
+RAISED = TryEnd("RUN_EXCEPTION", 1700000001.0, 0.5, 0.25, 0.5)
+DIED = TryEnd("PROCESS_EXITED", 1700000002.0, 1.5)
 
 
 @pytest.fixture(params=sorted(LEDGERS))
@@ -56,11 +61,11 @@ def test_tries_errors_and_outcomes_are_recorded(ledger: Ledger) -> None:
     ledger.plan("job", iter([["/a", "/b"], ["/c"], ["/d"]]))
 
     ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
-    ledger.record_failed_try("job", 0, 1, "ValueError: first")
+    ledger.record_failed_try("job", 0, 1, "ValueError: first", RAISED)
     ledger.record_tries("job", [Attempt(0, 2, "process001 (pid 2)"), Attempt(1, 1, "process000 (pid 1)")], [])
-    ledger.record_failed_try("job", 1, 1, "KeyError: c")
+    ledger.record_failed_try("job", 1, 1, "KeyError: c", RAISED)
     ledger.mark_exhausted("job", 1)
-    ledger.record_tries("job", [Attempt(2, 1, "process000 (pid 1)")], [Success(0, 2, 1, 1)])
+    ledger.record_tries("job", [Attempt(2, 1, "process000 (pid 1)")], [Success(0, 2, 1, 1, DONE)])
 
     assert ledger.mini_batches("job") == [
         MiniBatch(0, ("/a", "/b"), "succeeded", 2, 1, 1, "ValueError: first"),
@@ -75,7 +80,7 @@ def test_a_group_records_many_tries_in_one_write(ledger: Ledger) -> None:
     ledger.record_tries(
         "job",
         [Attempt(0, 1, "process000 (pid 1)"), Attempt(1, 1, "process001 (pid 2)"), Attempt(2, 1, "process000 (pid 1)")],
-        [Success(0, 1, 1, 0), Success(1, 1, 0, 1)],
+        [Success(0, 1, 1, 0, DONE), Success(1, 1, 0, 1, DONE)],
     )
     ledger.record_tries("job", [Attempt(2, 1, "process001 (pid 3)")], [])  # started again after a crash
 
@@ -93,7 +98,7 @@ def test_a_try_started_again_within_one_group_is_recorded_once(ledger: Ledger) -
     ledger.plan("job", iter([["/a"], ["/b"]]))
 
     started_again = [Attempt(0, 1, "process000 (pid 1)"), Attempt(0, 1, "process000 (pid 2)")]  # init() failed on pid 1
-    ledger.record_tries("job", started_again, [Success(0, 1, 1, 0)])
+    ledger.record_tries("job", started_again, [Success(0, 1, 1, 0, DONE)])
 
     assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [
         ("succeeded", 1),
@@ -101,14 +106,24 @@ def test_a_try_started_again_within_one_group_is_recorded_once(ledger: Ledger) -
     ]
 
 
-def test_the_in_memory_ledger_keeps_attempts() -> None:
-    ledger = InMemoryLedger()
-    ledger.plan("job", iter([["/a"]]))
-    ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
-    ledger.record_failed_try("job", 0, 1, "boom")
-    ledger.record_tries("job", [Attempt(0, 2, "process000 (pid 2)")], [])
+def test_tries_are_read_back_in_order_with_where_they_ran_and_how_they_ended(ledger: Ledger) -> None:
+    ledger.plan("job", iter([["/a"], ["/b"]]))
+    ledger.record_tries("job", [Attempt(1, 1, "process000 on node 0", "0", "process000")], [])
+    ledger.record_failed_try("job", 1, 1, "boom", DIED)
+    ledger.record_tries("job", [Attempt(0, 1, "process001 on node 1", "1", "process001")], [])
+    ledger.record_tries("job", [Attempt(1, 2, "process002 on node 0", "0", "process002")], [Success(0, 1, 1, 0, DONE)])
 
-    assert [(attempt.try_number, attempt.outcome, attempt.error) for attempt in ledger.attempts["job"].values()] == [
-        (1, "failed", "boom"),
-        (2, None, None),
+    assert list(ledger.attempts("job")) == [
+        Attempt(0, 1, "process001 on node 1", "1", "process001", "succeeded", None, DONE),
+        Attempt(1, 1, "process000 on node 0", "0", "process000", "failed", "boom", DIED),
+        Attempt(1, 2, "process002 on node 0", "0", "process002"),
     ]
+    assert list(ledger.attempts("other job")) == []
+
+
+def test_a_job_of_many_tries_is_read_back_whole(ledger: Ledger) -> None:
+    count = 2500  # more than one read of the SQL ledger
+    ledger.plan("job", iter([f"/{index}"] for index in range(count)))
+    ledger.record_tries("job", [Attempt(index, 1, "p", "0", "process000") for index in range(count)], [])
+
+    assert [attempt.index for attempt in ledger.attempts("job")] == list(range(count))

@@ -68,4 +68,4 @@ def test_a_job_runs_init_and_run_in_python_3_8_and_reports_its_failures(kit: Kit
     errors = "".join(path.read_text() for path in (kit.output_dir / "logs" / "user" / "error").rglob("*.txt"))
     assert "ValueError: no good" in errors
     assert "run() returned dict" in errors
-    assert "init on (3, 8)" in kit.log("user/stdout/process000.stdout.txt")
+    assert "init on (3, 8)" in kit.log("user/stdout/0/process000.stdout.txt")

@@ -18,7 +18,7 @@ from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger  # noqa: E402
 from batchpoint.runtime.local import LocalProcessExecutor  # noqa: E402
 from batchpoint.runtime.ray_executor import RayExecutor, runtime_env  # noqa: E402
 from tests.conftest import RAY_NODE  # noqa: E402
-from tests.runtime.conftest import ECHO, Kit  # noqa: E402
+from tests.runtime.conftest import ECHO, Kit, ray_nodes  # noqa: E402
 
 SLOW_ECHO = """
     import os
@@ -46,8 +46,7 @@ def test_an_unreachable_cluster_fails_fast_with_its_address(kit: Kit) -> None:
 
 def worker_nodes(kit: Kit) -> set[str]:
     """The nodes the job's workers ran on, as its worker logs name them."""
-    logs = (kit.output_dir / "logs" / "user" / "stdout").glob("ray-worker*.stdout.txt")
-    return {log.read_text().splitlines()[0].rsplit("(", 1)[-1] for log in logs}
+    return ray_nodes(kit.output_dir / "logs")
 
 
 def test_two_nodes_with_two_workers_each_give_the_local_executors_output(ray_cluster: Cluster, tmp_path: Path) -> None:

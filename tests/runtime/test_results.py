@@ -158,8 +158,10 @@ def test_all_instances_times_concurrency_workers_run_in_parallel(kit: Kit) -> No
 
     assert outcome.status == "Completed"
     assert len(set((kit.predictions() or "").split())) == 4
-    stdout = sorted(os.listdir(kit.output_dir / "logs" / "user" / "stdout"))
-    assert stdout == [f"process{slot:03d}.{stream}.txt" for slot in range(4) for stream in ("stderr", "stdout")]
+    logs = kit.output_dir / "logs" / "user"
+    for stream in ("stdout", "stderr"):
+        files = sorted(path.relative_to(logs / stream).as_posix() for path in (logs / stream).rglob("*.txt"))
+        assert files == [f"{node}/process{number:03d}.{stream}.txt" for node in (0, 1) for number in (0, 1)]
 
 
 def test_a_second_run_of_a_finished_job_changes_nothing(kit: Kit) -> None:

@@ -95,7 +95,7 @@ def test_invoke_a_local_folder_and_follow_the_job(
     assert f"Web View: {tls_server.base_url}/jobs/{job.name}" in streamed
     assert "Streaming user_logs/std_log.txt" in streamed
     assert "Progress: Mini-batches: 8 total" in streamed and "Job Completed: 24 of 24 items succeeded" in streamed
-    assert "] scoring 3 files" in streamed and "[process000.stdout]" in streamed
+    assert "] scoring 3 files" in streamed and "[0/process000.stdout]" in streamed
 
     assert ml_client.jobs.get(job.name).status == "Completed"
     assert job.name in [listed.name for listed in ml_client.batch_endpoints.list_jobs("sdk-jobs")]

@@ -20,6 +20,7 @@ from azure.ai.ml.entities import (
 from azure.ai.ml.exceptions import JobException
 
 from tests.api.jobs import predictions, write_inputs
+from tests.runtime.conftest import ray_nodes
 from tests.sdk.mlclient import connect
 from tests.server import API, WORKSPACE_ID, Server
 
@@ -90,10 +91,9 @@ def test_a_job_on_a_ray_compute_runs_on_two_nodes(
     assert ml_client.jobs.get(job.name).status == "Completed"
     assert predictions(ray_server.home, job.name) == [f"f{index:05d}.txt {index} model" for index in range(200)]
     assert "Job Completed: 200 of 200 items succeeded" in streamed
-    assert "[ray-worker000.stdout]" in streamed and "scoring 10 files" in streamed
-    logs = next((ray_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job.name}/score/logs/user/stdout"))
-    nodes = {log.read_text().splitlines()[0].rsplit("(", 1)[-1] for log in logs.glob("ray-worker*.stdout.txt")}
-    assert len(nodes) == 2
+    assert "[0/process000.stdout]" in streamed and "scoring 10 files" in streamed
+    logs = next((ray_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job.name}/score/logs"))
+    assert len(ray_nodes(logs)) == 2
 
 
 def test_deployments_without_a_compute_keep_the_local_workers(ml_client: MLClient, tmp_path: Path) -> None:

@@ -22,11 +22,13 @@ from batchpoint.runtime.executor import (
     TaskFailed,
     TaskReturned,
     TaskStarted,
+    TryTiming,
+    WorkerName,
 )
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
+from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TryEnd, TryStatus
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
-from batchpoint.runtime.ledger import Attempt, Ledger, MiniBatch, Success
 from batchpoint.runtime.limits import ErrorThreshold, ItemCounts, RetryPolicy, count_items
 from batchpoint.runtime.output import (
     JobLock,
@@ -51,6 +53,8 @@ from batchpoint.runtime.report import (
 )
 from batchpoint.runtime.spec import JobSpec
 
+TRY_STATUS: dict[str, TryStatus] = {"exception": "RUN_EXCEPTION", "timeout": "RUN_TIMEOUT", "died": "PROCESS_EXITED"}
+"""The status a failed try that costs the mini-batch a try gets in the ledger (`init` and `lost` cost none)."""
 CHECK_SECONDS = 0.1
 """How often `should_cancel` is asked and the ledger written (when there is something to write)."""
 PROGRESS_SECONDS = 1.0
@@ -139,10 +143,11 @@ class _JobRun:
         self.running: dict[int, MiniBatch] = {}
         self.queued: dict[int, MiniBatch] = {}
         """Mini-batches queued behind a running one on its worker, not started yet: neither running nor recorded."""
-        self.started: dict[int, float] = {}
-        """When each running mini-batch's try began, as far as we know (monotonic seconds), for the run() duration metric."""
-        self.uncommitted: dict[int, tuple[int, ItemCounts]] = {}
-        """Succeeded tries whose rows are not durable yet: index -> (try number, item counts)."""
+        self.started: dict[int, tuple[float, float]] = {}
+        """When each running mini-batch's try began, as far as we know (monotonic and UTC seconds): the try's
+        duration when its worker could not say (it died or was stopped), and the run() duration metric."""
+        self.uncommitted: dict[int, tuple[int, ItemCounts, TryEnd]] = {}
+        """Succeeded tries whose rows are not durable yet: index -> (try number, item counts, how it ended)."""
         self.failures = Failures()
         self.unrecorded_starts: list[Attempt] = []
         self.durable: list[Success] = []
@@ -229,10 +234,10 @@ class _JobRun:
         failed = self.counts.items_failed or self.counts.mini_batches_retried
         return (self.threshold.limit < 0 or not failed) and len(self.pending) > self.spec.worker_count
 
-    def _start(self, batch: MiniBatch, worker: str) -> None:
-        self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, worker))
+    def _start(self, batch: MiniBatch, worker: WorkerName) -> None:
+        self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, str(worker), worker.node, worker.process))
         self.running[batch.index] = batch
-        self.started[batch.index] = time.monotonic()
+        self.started[batch.index] = (time.monotonic(), time.time())
 
     def _handle(self, event: TaskEvent, output: Output) -> None:
         match event:
@@ -248,9 +253,10 @@ class _JobRun:
     def _succeeded(self, result: TaskDone, output: Output) -> None:
         batch = self.running.pop(result.index)
         items = count_items(result.returned, len(batch.files))
-        counters.mini_batch_succeeded(self._try_seconds(result.index), items.succeeded, items.failed)
+        end = self._try_end(result.index, RUN_DONE, result.timing)
+        counters.mini_batch_succeeded(end.elapsed_seconds, items.succeeded, items.failed)
         output.add(batch.index, result.rows)
-        self.uncommitted[batch.index] = (batch.tries + 1, items)
+        self.uncommitted[batch.index] = (batch.tries + 1, items, end)
         self._count_success(batch, items)
         if items.failed:
             self.failures.add(Failure.short_result(batch, result.returned))
@@ -258,8 +264,8 @@ class _JobRun:
     def _commit(self, indexes: list[int]) -> None:
         """Successes whose rows became durable (fsync groups of them) wait for the next ledger write."""
         for index in indexes:
-            try_number, items = self.uncommitted.pop(index)
-            self.durable.append(Success(index, try_number, items.succeeded, items.failed))
+            try_number, items, end = self.uncommitted.pop(index)
+            self.durable.append(Success(index, try_number, items.succeeded, items.failed, end))
 
     def _record(self) -> None:
         """Write the tries started and the durable successes to the ledger, in one transaction: every
@@ -271,15 +277,17 @@ class _JobRun:
 
     def _failed(self, result: TaskFailed) -> None:
         batch = self.running.pop(result.index)
-        counters.try_failed(result, self._try_seconds(result.index))
         if result.kind in ("init", "lost"):
+            counters.try_failed(result, time.monotonic() - self.started.pop(result.index)[0])
             (self.logs.init_failed if result.kind == "init" else self.logs.worker_lost)(result)
             self.pending.appendleft(batch)  # not the mini-batch's fault: it costs no try
             return
+        end = self._try_end(result.index, TRY_STATUS[result.kind], result.timing)
+        counters.try_failed(result, end.elapsed_seconds)
         try_number = batch.tries + 1
         self.logs.try_failed(batch, try_number, self.retry.tries_allowed, result)
         self._record()  # the try's start first
-        self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error)
+        self.ledger.record_failed_try(self.spec.job_id, batch.index, try_number, result.error, end)
         batch = replace(batch, tries=try_number, last_error=result.error)
         if self.retry.exhausted(try_number):
             counters.mini_batch_exhausted(len(batch.files))
@@ -289,8 +297,12 @@ class _JobRun:
             self.counts.mini_batches_retried += 1
             self.pending.append(batch)
 
-    def _try_seconds(self, index: int) -> float:
-        return time.monotonic() - self.started.pop(index)
+    def _try_end(self, index: int, status: TryStatus, timing: TryTiming | None) -> TryEnd:
+        """How the try ended: timed by its worker, else (it died or was stopped) from when it was handed out."""
+        began, began_utc = self.started.pop(index)
+        if timing is None:
+            return TryEnd(status, began_utc, time.monotonic() - began)
+        return TryEnd(status, timing.started, timing.elapsed, timing.process_seconds, timing.run_seconds)
 
     def _exhaust(self, batch: MiniBatch) -> None:
         self.ledger.mark_exhausted(self.spec.job_id, batch.index)

@@ -19,6 +19,33 @@ it no try."""
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerName:
+    """Who runs a try, as the job's log layout names it: `node` is the instance index ("0" to
+    instance_count - 1) and `process` is "processNNN", numbered per node from 000, a replacement taking the next
+    number (as on Azure), so that no two processes of a job share a log file. `detail` tells it apart in
+    messages (its pid, or the Ray host it runs on)."""
+
+    node: str
+    process: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.process} on node {self.node}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True, slots=True)
+class TryTiming:
+    """How long a try took, as the worker measured it: `started` is the UTC time (seconds since the epoch) it
+    began, `elapsed` the whole try, `run_seconds` the `run()` call alone and `process_seconds` the worker's CPU
+    time (`time.process_time()`) during the try."""
+
+    started: float
+    elapsed: float
+    process_seconds: float | None = None
+    run_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """One try of one mini-batch."""
 
@@ -31,20 +58,22 @@ class TaskDone:
     """`run()` returned a list or DataFrame of `returned` rows, formatted as `rows` (empty for summary_only)."""
 
     index: int
-    worker: str
+    worker: WorkerName
     returned: int
     rows: bytes
+    timing: TryTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TaskFailed:
     """The try failed; `error` is what a user needs to fix it: the exception and its traceback, or why the
-    worker stopped."""
+    worker stopped. `timing` is None when the worker could not measure the try (it died or was stopped)."""
 
     index: int
-    worker: str
+    worker: WorkerName
     kind: FailureKind
     error: str
+    timing: TryTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +81,7 @@ class TaskStarted:
     """A queued task began: the try before it on the same worker ended."""
 
     index: int
-    worker: str
+    worker: WorkerName
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +143,7 @@ class Executor(ABC):
         """How many more tasks `submit` accepts now."""
 
     @abstractmethod
-    def submit(self, task: Task) -> str:
+    def submit(self, task: Task) -> WorkerName:
         """Start the task on an idle slot and return the name of the worker running it."""
 
     def queue_slots(self) -> int:

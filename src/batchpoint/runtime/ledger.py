@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -18,6 +18,11 @@ AttemptOutcome = Literal["succeeded", "failed"]
 PENDING: MiniBatchStatus = "pending"
 SUCCEEDED: MiniBatchStatus = "succeeded"
 FAILED: MiniBatchStatus = "failed"
+
+TryStatus = Literal["RUN_DONE", "RUN_EXCEPTION", "RUN_TIMEOUT", "PROCESS_EXITED"]
+"""How a try ended, in the words of Azure's `processed_mini-batches.csv` (`PROCESS_EXITED` is ours: the worker
+died during `run()`)."""
+RUN_DONE: TryStatus = "RUN_DONE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +43,30 @@ class MiniBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class TryEnd:
+    """How a try ended and how long it took, for the job's report: `started` is UTC seconds since the epoch;
+    the CPU and `run()` times are None when the worker could not measure them (it died or was stopped)."""
+
+    status: TryStatus
+    started: float
+    elapsed_seconds: float
+    process_seconds: float | None = None
+    run_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try of a mini-batch; `outcome` stays None while it runs (or when the server died during it)."""
+    """One try of a mini-batch on the worker `process` of `node` (`worker` names it in messages); `outcome`
+    and `end` stay None while it runs (or when the server died during it)."""
 
     index: int
     try_number: int
     worker: str
+    node: str = ""
+    process: str = ""
     outcome: AttemptOutcome | None = None
     error: str | None = None
+    end: TryEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +77,7 @@ class Success:
     try_number: int
     succeeded_items: int
     failed_items: int
+    end: TryEnd
 
 
 class Ledger(ABC):
@@ -88,10 +110,15 @@ class Ledger(ABC):
         mini-batch again.)"""
 
     @abstractmethod
-    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
-        """The try failed (exception, timeout, dead worker, failing init): one more try, `last_error` = error.
+    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
+        """The try failed (exception, timeout, dead worker): one more try, `last_error` = error.
 
         Should be durable on return; if lost in a crash the mini-batch gets that try again."""
+
+    @abstractmethod
+    def attempts(self, job_id: str) -> Iterator[Attempt]:
+        """The job's recorded tries, by mini-batch index and try number; read a part at a time, so that a job
+        of a million mini-batches is never in memory at once."""
 
     @abstractmethod
     def mark_exhausted(self, job_id: str, index: int) -> None:
@@ -101,19 +128,19 @@ class Ledger(ABC):
 
 
 class InMemoryLedger(Ledger):
-    """The ledger of a server without a database, and the test double. Its `attempts` are kept for inspection."""
+    """The ledger of a server without a database, and the test double."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._plans: dict[str, list[MiniBatch]] = {}
-        self.attempts: dict[str, dict[tuple[int, int], Attempt]] = {}
+        self._attempts: dict[str, dict[tuple[int, int], Attempt]] = {}
         """Per job, by (mini-batch index, try number)."""
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
         planned = [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
         with self._lock:
             self._plans.setdefault(job_id, planned)
-            self.attempts.setdefault(job_id, {})
+            self._attempts.setdefault(job_id, {})
 
     def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
         with self._lock:
@@ -123,9 +150,9 @@ class InMemoryLedger(Ledger):
     def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
         with self._lock:
             for attempt in started:
-                self.attempts[job_id][(attempt.index, attempt.try_number)] = attempt
+                self._attempts[job_id][(attempt.index, attempt.try_number)] = attempt
         for success in succeeded:
-            self._end_try(job_id, success.index, success.try_number, "succeeded", None)
+            self._end_try(job_id, success.index, success.try_number, "succeeded", None, success.end)
             self._update(
                 job_id,
                 success.index,
@@ -134,9 +161,14 @@ class InMemoryLedger(Ledger):
                 failed_items=success.failed_items,
             )
 
-    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
-        self._end_try(job_id, index, try_number, "failed", error)
+    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
+        self._end_try(job_id, index, try_number, "failed", error, end)
         self._update(job_id, index, last_error=error)
+
+    def attempts(self, job_id: str) -> Iterator[Attempt]:
+        with self._lock:
+            recorded = sorted(self._attempts.get(job_id, {}).items())
+        return iter([attempt for _, attempt in recorded])
 
     def mark_exhausted(self, job_id: str, index: int) -> None:
         with self._lock:
@@ -148,9 +180,11 @@ class InMemoryLedger(Ledger):
             batch = self._plans[job_id][index]
             self._plans[job_id][index] = replace(batch, tries=batch.tries + 1, **changes)
 
-    def _end_try(self, job_id: str, index: int, try_number: int, outcome: AttemptOutcome, error: str | None) -> None:
+    def _end_try(
+        self, job_id: str, index: int, try_number: int, outcome: AttemptOutcome, error: str | None, end: TryEnd
+    ) -> None:
         with self._lock:
-            attempts = self.attempts[job_id]
+            attempts = self._attempts[job_id]
             key = (index, try_number)
             if key in attempts:
-                attempts[key] = replace(attempts[key], outcome=outcome, error=error)
+                attempts[key] = replace(attempts[key], outcome=outcome, error=error, end=end)

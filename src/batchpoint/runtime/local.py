@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,12 @@ from batchpoint.runtime.executor import (
     TaskFailed,
     TaskReturned,
     TaskStarted,
+    TryTiming,
+    WorkerName,
 )
+from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
-from batchpoint.runtime.report import worker_output_dir
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
@@ -53,7 +56,13 @@ current try ends, so it is written when that try ends."""
 
 class _Worker:
     def __init__(
-        self, slot: int, process: subprocess.Popen[bytes], commands: Connection, replies: Connection, home: Path
+        self,
+        slot: int,
+        name: WorkerName,
+        process: subprocess.Popen[bytes],
+        commands: Connection,
+        replies: Connection,
+        home: Path,
     ) -> None:
         self.slot = slot
         self.process = process
@@ -61,7 +70,7 @@ class _Worker:
         self.replies = replies
         self.home = home
         """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
-        self.name = f"process{slot:03d} (pid {process.pid})"
+        self.name = replace(name, detail=f"pid {process.pid}")
         self.task: Task | None = None
         """The task the worker runs (or starts once `init()` returns)."""
         self.queued: Task | None = None
@@ -99,8 +108,8 @@ class LocalProcessExecutor(Executor):
         self._homes = _job_homes(spec)
         self._environment = _environment(spec)
         self._job_python = str(spec.python) if spec.python else self._python
-        self._stdout_dir = worker_output_dir(spec)
-        self._stdout_dir.mkdir(parents=True, exist_ok=True)
+        self._layout = LogLayout(spec.logs_dir)
+        self._names = ProcessNames(self._layout)
         self._slots = [None] * spec.worker_count
         self._init_failures = [0] * spec.worker_count
 
@@ -111,7 +120,7 @@ class LocalProcessExecutor(Executor):
             if (worker is None and self._usable(slot)) or (worker is not None and worker.task is None)
         )
 
-    def submit(self, task: Task) -> str:
+    def submit(self, task: Task) -> WorkerName:
         worker = self._idle_worker()
         worker.task = task
         try:
@@ -176,13 +185,15 @@ class LocalProcessExecutor(Executor):
         raise RuntimeError("submit() was called without an idle slot")
 
     def _spawn(self, slot: int) -> _Worker:
-        home = Path(tempfile.mkdtemp(prefix=f"process{slot:03d}-", dir=self._homes))
+        name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
+        home = Path(tempfile.mkdtemp(prefix=f"{name.process}-", dir=self._homes))
         (home / "cwd").mkdir()
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        stdout = self._stdout_dir / f"process{slot:03d}.stdout.txt"
+        stderr = self._layout.stderr(name)
+        stderr.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(stdout, "ab") as out, open(stdout.with_name(f"process{slot:03d}.stderr.txt"), "ab") as err:
+            with open(self._layout.stdout(name), "ab") as out, open(stderr, "ab") as err:
                 process = subprocess.Popen(
                     [self._job_python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
                     pass_fds=(command_read, reply_write),
@@ -202,9 +213,10 @@ class LocalProcessExecutor(Executor):
             os.close(command_read)
             os.close(reply_write)
         worker = _Worker(
-            slot, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home
+            slot, name, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home
         )
         self._slots[slot] = worker
+        append_line(self._layout.node_main(name.node), f"{name.process} started (pid {process.pid}).")
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
@@ -256,9 +268,11 @@ class LocalProcessExecutor(Executor):
                 if worker.task is not None:
                     self._arm(worker)
             elif kind == DONE:
-                self._finish(worker, TaskDone(message["index"], worker.name, message["returned"], payload))
+                timing = TryTiming(**message["timing"])
+                self._finish(worker, TaskDone(message["index"], worker.name, message["returned"], payload, timing))
             elif kind == ERROR:
-                self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"]))
+                timing = TryTiming(**message["timing"])
+                self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"], timing))
             elif kind == INIT_FAILED:
                 self._init_failed(worker, message["error"])
         except (EOFError, OSError):
@@ -349,6 +363,9 @@ class LocalProcessExecutor(Executor):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(worker.process.pid, signal.SIGKILL)  # not reaped yet, so the group id cannot be reused
         returncode = worker.process.wait()
+        append_line(
+            self._layout.node_main(worker.name.node), f"{worker.name.process} exits with returncode {returncode}."
+        )
         worker.commands.close()
         worker.replies.close()
         shutil.rmtree(worker.home, ignore_errors=True)

@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,12 @@ from batchpoint.runtime.executor import (
     TaskDone,
     TaskFailed,
     TaskResult,
+    TryTiming,
+    WorkerName,
 )
+from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
-from batchpoint.runtime.report import worker_output_dir
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 
 CONNECT_SECONDS = 5.0
@@ -86,7 +88,9 @@ class ScoringActor:
         self._script: Any = None
         self._init_error: str | None = None
         self._log = io.StringIO()
-        self._node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:8]})"
+        self._node = (
+            f"pid {os.getpid()} on {socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
+        )
         root = Path(tempfile.mkdtemp(prefix="batchpoint-worker-"))
         self._inputs = root / "inputs"
         with tarfile.open(fileobj=io.BytesIO(files)) as archive:
@@ -118,21 +122,18 @@ class ScoringActor:
     def node(self) -> str:
         return self._node
 
-    def run(self, index: int, names: list[str], contents: list[bytes]) -> tuple[str, Any, str]:
-        """``("done", (returned, rows), log)``, ``("error", traceback, log)`` or ``("init", traceback, log)``."""
+    def run(self, index: int, names: list[str], contents: list[bytes]) -> tuple[str, Any, str, dict[str, float]]:
+        """``("done", (returned, rows), log, timing)``, ``("error", traceback, log, timing)`` or ``("init",
+        traceback, log, {})``; timing has the fields of `executor.TryTiming`."""
         if self._init_error is not None:
-            return "init", self._init_error, self._take_log()
-        from batchpoint.runtime.worker import format_result, user_traceback
+            return "init", self._init_error, self._take_log(), {}
+        from batchpoint.runtime.worker import score
 
         files = self._write_inputs(index, names, contents)
         with self._captured():
-            try:
-                result = self._script.run(files)
-                outcome: tuple[str, Any] = ("done", format_result(result, self._config["summary_only"]))
-            except BaseException as error:  # reported to the coordinator, which decides on retries
-                outcome = ("error", user_traceback(error))
+            kind, value, timing = score(self._script, files, self._config["summary_only"])
         shutil.rmtree(self._inputs / str(index), ignore_errors=True)
-        return outcome[0], outcome[1], self._take_log()
+        return kind, value, self._take_log(), timing
 
     def shutdown(self) -> str:
         from batchpoint.runtime.worker import call_shutdown
@@ -170,12 +171,14 @@ class ScoringActor:
 @dataclass
 class _Slot:
     index: int
+    node: str
     actor: Any = None
-    name: str = ""
+    name: WorkerName | None = None
     task: Task | None = None
     ref: Any = None
     init_failures: int = 0
-    log: Path | None = None
+    answered: bool = False
+    """The actor has answered once: it started, and its name says where it runs."""
 
 
 def runtime_env(requirements: Sequence[str], installer: InstallerName) -> dict[str, Any] | None:
@@ -213,17 +216,19 @@ class RayExecutor(Executor):
         connect(self._address)
         self._files = ray.put(_job_files(spec))
         self._config = _actor_config(spec)
-        self._logs = worker_output_dir(spec)
-        self._logs.mkdir(parents=True, exist_ok=True)
+        self._layout = LogLayout(spec.logs_dir)
+        self._names = ProcessNames(self._layout)
         self._group = self._reserve_nodes(spec)
-        self._slots = [_Slot(index) for index in range(spec.instance_count * spec.max_concurrency_per_instance)]
+        self._slots = [
+            _Slot(index, str(index // spec.max_concurrency_per_instance)) for index in range(spec.worker_count)
+        ]
         for slot in self._slots:
             self._start_actor(slot)
 
     def idle_slots(self) -> int:
         return sum(1 for slot in self._slots if slot.task is None and self._usable(slot))
 
-    def submit(self, task: Task) -> str:
+    def submit(self, task: Task) -> WorkerName:
         slot = next(slot for slot in self._slots if slot.task is None and self._usable(slot))
         if slot.actor is None:
             self._start_actor(slot)
@@ -231,6 +236,7 @@ class RayExecutor(Executor):
         contents = [Path(path).read_bytes() for path in task.files]
         slot.task, slot.ref = task, slot.actor.run.remote(task.index, names, contents)
         self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds + self._spec.init_timeout_seconds)
+        assert slot.name is not None
         return slot.name
 
     def poll(self, timeout: float) -> list[TaskResult]:
@@ -256,9 +262,7 @@ class RayExecutor(Executor):
             for slot, text in zip(idle, logs, strict=True):
                 self._append_log(slot, text)
         for slot in self._slots:
-            if slot.actor is not None:
-                ray.kill(slot.actor)
-            slot.actor = slot.task = slot.ref = None
+            self._retire(slot, "exits: the job's run ended")
         if self._group is not None:
             remove_placement_group(self._group)
             self._group = None
@@ -284,22 +288,21 @@ class RayExecutor(Executor):
     def _start_actor(self, slot: _Slot) -> None:
         """An actor on its slot's node of the job's placement group. When that node died, Ray moves the
         group's bundle to a node with room, and the replacement actor starts there."""
-        bundle = slot.index // self._spec.max_concurrency_per_instance
         slot.actor = ScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
             runtime_env=self._runtime_env,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, bundle),
+            scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),
         ).remote(self._config, self._files)
-        slot.name = f"ray-worker{slot.index:03d}"
-        slot.log = None
+        slot.name = self._names.new(slot.node)
+        slot.answered = False
 
     def _collect(self, slot: _Slot, ref: Any) -> None:
         task = slot.task
         assert task is not None
         try:
-            kind, value, text = ray.get(ref)
+            kind, value, text, timing = ray.get(ref)
         except RayError as error:  # the actor, its node or the object holding its result is gone
-            if slot.log is None:  # it never ran a mini-batch: it could not start, which counts like a failed init()
+            if not slot.answered:  # it never ran a mini-batch: it could not start, which counts like a failed init()
                 self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
             else:
                 self._lose(
@@ -310,29 +313,31 @@ class RayExecutor(Executor):
         self._append_log(slot, text)
         slot.task = slot.ref = None
         self._deadlines.disarm(slot.index)
+        assert slot.name is not None
         if kind == "done":
             returned, rows = value
             slot.init_failures = 0
-            self._finished.append(TaskDone(task.index, slot.name, returned, rows))
+            self._finished.append(TaskDone(task.index, slot.name, returned, rows, TryTiming(**timing)))
         elif kind == "error":
             slot.init_failures = 0
-            self._finished.append(TaskFailed(task.index, slot.name, "exception", value))
+            self._finished.append(TaskFailed(task.index, slot.name, "exception", value, TryTiming(**timing)))
         else:
             self._init_failed(slot, task, value)
 
     def _init_failed(self, slot: _Slot, task: Task, error: str) -> None:
+        assert slot.name is not None
         slot.init_failures += 1
         self._last_init_error = error
         self._finished.append(TaskFailed(task.index, slot.name, "init", error))
         self._deadlines.disarm(slot.index)
-        self._retire(slot)
+        self._retire(slot, "exits: its init() failed")
 
     def _lose(self, slot: _Slot, message: str) -> None:
         task = slot.task
-        assert task is not None
+        assert task is not None and slot.name is not None
         self._finished.append(TaskFailed(task.index, slot.name, "lost", message))
         self._deadlines.disarm(slot.index)
-        self._retire(slot)
+        self._retire(slot, "was lost with its node or process")
 
     def _stop_expired(self) -> None:
         for index in self._deadlines.expired(time.monotonic()):
@@ -340,33 +345,37 @@ class RayExecutor(Executor):
             if slot.task is None:
                 continue
             seconds = self._spec.timeout_seconds
+            assert slot.name is not None
             self._finished.append(
                 TaskFailed(
                     slot.task.index, slot.name, "timeout", f"run() did not return within {seconds:g} s on {slot.name}."
                 )
             )
-            self._retire(slot)
+            self._retire(slot, f"was stopped: run() took longer than {seconds:g} s")
 
-    def _retire(self, slot: _Slot) -> None:
+    def _retire(self, slot: _Slot, why: str) -> None:
         if slot.actor is not None:
             with contextlib.suppress(RayError):
                 ray.kill(slot.actor)
+            assert slot.name is not None
+            append_line(self._layout.node_main(slot.node), f"{slot.name.process} {why}.")
         slot.actor = slot.task = slot.ref = None
 
     def _usable(self, slot: _Slot) -> bool:
         return slot.init_failures < self._spec.init_tries
 
     def _name_after_node(self, slot: _Slot) -> None:
-        """Workers are named after their node once it is known, so the job's logs show where each ran."""
-        if slot.log is None:
-            node = ray.get(slot.actor.node.remote())
-            slot.name = f"ray-worker{slot.index:03d} on {node}"
-            slot.log = self._logs / f"ray-worker{slot.index:03d}.stdout.txt"
+        """Workers are named after where they run once it is known, so the job's logs show where each ran."""
+        if not slot.answered:
+            assert slot.name is not None
+            slot.name = replace(slot.name, detail=ray.get(slot.actor.node.remote()))
+            slot.answered = True
+            append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
             self._append_log(slot, f"Worker {slot.name}\n")
 
     def _append_log(self, slot: _Slot, text: str) -> None:
-        if text and slot.log is not None:
-            with open(slot.log, "a", encoding="utf-8") as log:
+        if text and slot.name is not None:
+            with open(self._layout.stdout(slot.name), "a", encoding="utf-8") as log:
                 log.write(text)
 
 

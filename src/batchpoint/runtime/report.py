@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchpoint.runtime.executor import TaskFailed
+from batchpoint.runtime.layout import FAILED_ITEMS, STREAM_LOG, LogLayout
 from batchpoint.runtime.ledger import MiniBatch
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.spec import JobSpec
@@ -20,10 +21,6 @@ FAILED: JobStatus = "Failed"
 CANCELED: JobStatus = "Canceled"
 
 FILES_NAMED = 3
-FAILED_ITEMS = "failed_items.txt"
-"""In the logs folder: one input file per line, those a rerun of the job's failures runs again."""
-STREAM_LOG = Path("user_logs") / "std_log.txt"
-WORKER_OUTPUT = Path("user") / "stdout"
 FAILURES_LISTED = 10
 
 
@@ -120,15 +117,9 @@ def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, fai
     return f"{headline}\n{failures.first[0]}" if failures.first and status != CANCELED else headline
 
 
-def worker_output_dir(spec: JobSpec) -> Path:
-    """Where each worker's stdout and stderr go (`processNNN.stdout.txt`, `processNNN.stderr.txt`)."""
-    return spec.logs_dir / WORKER_OUTPUT
-
-
 def stream_log(spec: JobSpec) -> StreamLog:
-    """The job's `user_logs/std_log.txt`, collecting what the workers print (labelled `processNNN.stdout`)."""
-    outputs = worker_output_dir(spec)
-    return StreamLog(spec.logs_dir / STREAM_LOG, lambda: {path.stem: path for path in sorted(outputs.glob("*.txt"))})
+    """The job's `user_logs/std_log.txt`, collecting what the workers print (labelled `<node>/processNNN.stdout`)."""
+    return StreamLog(spec.logs_dir / STREAM_LOG, LogLayout(spec.logs_dir).worker_outputs)
 
 
 class JobLogs:

@@ -125,17 +125,34 @@ def serve(script: ModuleType, commands: Connection, replies: Connection, summary
 
 
 def run_mini_batch(script: ModuleType, index: int, files: list[str], summary_only: bool, replies: Connection) -> None:
+    kind, value, timing = score(script, files, summary_only)
+    if kind == DONE:
+        returned, rows = value
+        send(replies, DONE, rows, index=index, returned=returned, timing=timing)
+    else:
+        send(replies, ERROR, index=index, error=value, timing=timing)
+
+
+def score(script: ModuleType, files: list[str], summary_only: bool) -> tuple[str, Any, dict[str, float]]:
+    """Call `run()` and format its result: `(DONE, (returned, rows), timing)` or `(ERROR, error text, timing)`,
+    where timing has the fields of `executor.TryTiming` (the whole try, `run()` alone, and this process's CPU)."""
+    started, clock, cpu = time.time(), time.monotonic(), time.process_time()
+
+    def timing(run_seconds: float) -> dict[str, float]:
+        elapsed = time.monotonic() - clock
+        return {"started": started, "elapsed": elapsed, "process_seconds": time.process_time() - cpu,
+                "run_seconds": run_seconds}  # fmt: skip
+
     try:
         result = script.run(files)
-    except BaseException as error:
-        send(replies, ERROR, index=index, error=user_traceback(error))
-        return
+    except BaseException as error:  # the script's failure, whatever it is (SystemExit included)
+        return ERROR, user_traceback(error), timing(time.monotonic() - clock)
+    run_seconds = time.monotonic() - clock
     try:
-        returned, rows = format_result(result, summary_only)
+        formatted = format_result(result, summary_only)
     except Exception as error:
-        send(replies, ERROR, index=index, error="".join(traceback.format_exception_only(type(error), error)))
-        return
-    send(replies, DONE, rows, index=index, returned=returned)
+        return ERROR, "".join(traceback.format_exception_only(type(error), error)), timing(run_seconds)
+    return DONE, formatted, timing(run_seconds)
 
 
 def format_result(result: object, summary_only: bool) -> tuple[int, bytes]:

@@ -7,14 +7,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.engine import Connection, RowMapping
 
-from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success
+from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success, TryEnd
 from batchpoint.store.connections import Database
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
 
 INSERT_CHUNK = 1000
+READ_CHUNK = 1000
 
 
 class SqlLedger(Ledger):
@@ -80,22 +81,45 @@ class SqlLedger(Ledger):
                 keys = [{"b_job": job_id, "b_index": a.index, "b_try": a.try_number} for a in started]
                 connection.execute(FORGET_ATTEMPTS, keys)
                 rows = [
-                    {"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker}
+                    {"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker,
+                     "node": a.node, "process": a.process}
                     for a in started
-                ]
+                ]  # fmt: skip
                 connection.execute(START_ATTEMPTS, rows)
             if succeeded:
                 values = [
-                    {"b_job": job_id, "b_index": s.index, "b_try": s.try_number, "b_ok": s.succeeded_items, "b_bad": s.failed_items}
+                    {"b_job": job_id, "b_index": s.index, "b_try": s.try_number, "b_ok": s.succeeded_items,
+                     "b_bad": s.failed_items, "b_outcome": SUCCEEDED, "b_error": None, **_end_values(s.end)}
                     for s in succeeded
                 ]  # fmt: skip
                 connection.execute(END_ATTEMPTS, values)
                 connection.execute(SUCCEED_MINI_BATCHES, values)
 
-    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str) -> None:
+    def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
         with self._transaction() as connection:
-            self._end_try(connection, job_id, index, try_number, "failed", error)
+            connection.execute(
+                END_ATTEMPTS,
+                {"b_job": job_id, "b_index": index, "b_try": try_number, "b_outcome": FAILED_TRY, "b_error": error,
+                 **_end_values(end)},
+            )  # fmt: skip
             connection.execute(self._mini_batch(job_id, index).values(tries=MiniBatchRow.tries + 1, last_error=error))
+
+    def attempts(self, job_id: str) -> Iterator[Attempt]:
+        """READ_CHUNK tries per query, each query starting past the last try of the one before."""
+        after = (-1, 0)
+        while True:
+            with self._db.reading() as connection:
+                rows = connection.execute(
+                    select(AttemptRow)
+                    .where(AttemptRow.job_id == job_id, tuple_(AttemptRow.index, AttemptRow.try_number) > after)
+                    .order_by(AttemptRow.index, AttemptRow.try_number)
+                    .limit(READ_CHUNK)
+                ).all()
+            attempts = [_attempt(row._mapping) for row in rows]
+            yield from attempts
+            if len(attempts) < READ_CHUNK:
+                return
+            after = (attempts[-1].index, attempts[-1].try_number)
 
     def mark_exhausted(self, job_id: str, index: int) -> None:
         files = select(MiniBatchRow.files).where(MiniBatchRow.job_id == job_id, MiniBatchRow.index == index)
@@ -115,15 +139,29 @@ class SqlLedger(Ledger):
     def _mini_batch(job_id: str, index: int):  # type: ignore[no-untyped-def]
         return update(MiniBatchRow).where(MiniBatchRow.job_id == job_id, MiniBatchRow.index == index)
 
-    @staticmethod
-    def _end_try(
-        connection: Connection, job_id: str, index: int, try_number: int, outcome: str, error: str | None
-    ) -> None:
-        connection.execute(
-            update(AttemptRow)
-            .filter_by(job_id=job_id, index=index, try_number=try_number)
-            .values(outcome=outcome, error=error)
-        )
+
+FAILED_TRY = "failed"
+
+
+def _end_values(end: TryEnd) -> dict[str, object]:
+    return {
+        "b_status": end.status,
+        "b_started": end.started,
+        "b_elapsed": end.elapsed_seconds,
+        "b_cpu": end.process_seconds,
+        "b_run": end.run_seconds,
+    }
+
+
+def _attempt(row: RowMapping) -> Attempt:
+    """A try as the ledger records it; one recorded before its end was kept (migration 0008) has no `end`."""
+    end = None
+    if row["status"] is not None:
+        end = TryEnd(row["status"], row["started"], row["elapsed_seconds"], row["process_seconds"], row["run_seconds"])
+    return Attempt(
+        row["index"], row["try_number"], row["worker"], row["node"] or "", row["process"] or "", row["outcome"],
+        row["error"], end,
+    )  # fmt: skip
 
 
 _ATTEMPT_KEY = (
@@ -134,7 +172,19 @@ _ATTEMPT_KEY = (
 """The WHERE clause of one attempt, bound per row of an executemany."""
 FORGET_ATTEMPTS = delete(AttemptRow).where(*_ATTEMPT_KEY)
 START_ATTEMPTS = insert(AttemptRow)
-END_ATTEMPTS = update(AttemptRow).where(*_ATTEMPT_KEY).values(outcome=SUCCEEDED, error=None)
+END_ATTEMPTS = (
+    update(AttemptRow)
+    .where(*_ATTEMPT_KEY)
+    .values(
+        outcome=bindparam("b_outcome"),
+        error=bindparam("b_error"),
+        status=bindparam("b_status"),
+        started=bindparam("b_started"),
+        elapsed_seconds=bindparam("b_elapsed"),
+        process_seconds=bindparam("b_cpu"),
+        run_seconds=bindparam("b_run"),
+    )
+)
 SUCCEED_MINI_BATCHES = (
     update(MiniBatchRow)
     .where(MiniBatchRow.job_id == bindparam("b_job"), MiniBatchRow.index == bindparam("b_index"))

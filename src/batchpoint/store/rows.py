@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, String, Text, text
+from sqlalchemy import BigInteger, Double, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -140,6 +140,13 @@ class AttemptRow(Base):
     worker: Mapped[str] = mapped_column(String(256))
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    process: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    started: Mapped[float | None] = mapped_column(Double, nullable=True)
+    elapsed_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+    process_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+    run_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class LeaseRow(Base):

@@ -1,0 +1,122 @@
+"""Where each log file of a job goes: its `logs/` folder laid out as Azure ML lays out the logs of a batch scoring
+job, so that a user who follows Azure's troubleshooting pages finds each file where they say (docs/runtime.md,
+"The job's logs"; `readme.txt` in the folder explains it).
+
+Workers are named by node and process (`executor.WorkerName`): a node is an instance index, a process is
+`processNNN`, numbered per node from 000, and a process started in place of one that stopped takes the next
+number. So no two processes of a job ever write the same file, also after the server restarted during the job.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchpoint.runtime.executor import WorkerName
+
+README = "readme.txt"
+JOB_RESULT = "job_result.txt"
+JOB_ERROR = "job_error.txt"
+FAILED_ITEMS = "failed_items.txt"
+"""One input file per line: those a rerun of the job's failures runs again."""
+STREAM_LOG = "user_logs/std_log.txt"
+MASTER_ROLE = "sys/master_role.txt"
+PROCESSED_MINI_BATCHES = "sys/job_report/processed_mini-batches.csv"
+USER_ERROR_SUMMARY = "user/error.txt"
+PROGRESS_OVERVIEW = "job_progress_overview.{stamp}.txt"
+PROGRESS_STAMP = "%Y%m%d%H"
+"""The UTC hour the progress overview file was started; a new file starts each UTC day."""
+
+_PROCESS_FILE = re.compile(r"process(\d+)\.stdout\.txt")
+_append_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LogLayout:
+    root: Path
+    """The job's `logs/` folder."""
+
+    def file(self, name: str) -> Path:
+        return self.root / name
+
+    def stdout(self, worker: WorkerName) -> Path:
+        return self.root / "user" / "stdout" / worker.node / f"{worker.process}.stdout.txt"
+
+    def stderr(self, worker: WorkerName) -> Path:
+        return self.root / "user" / "stderr" / worker.node / f"{worker.process}.stderr.txt"
+
+    def error(self, worker: WorkerName) -> Path:
+        """The tracebacks of the errors the scoring script raised in this process (init() or run())."""
+        return self.root / "user" / "error" / worker.node / f"{worker.process}.txt"
+
+    def entry_script_logs(self, node: str) -> Path:
+        """The folder of `EntryScript().logger`'s files (`<process>.log.txt`)."""
+        return self.root / "user" / "entry_script_log" / node
+
+    def node_main(self, node: str) -> Path:
+        """The node's processes: when each started (pid, GPU) and how it exited."""
+        return self.root / "sys" / "node" / node / "_main.txt"
+
+    def perf(self, node: str) -> Path:
+        return self.root / "perf" / node
+
+    def progress_overview(self, stamp: str) -> Path:
+        return self.root / PROGRESS_OVERVIEW.format(stamp=stamp)
+
+    def relative(self, path: Path) -> str:
+        """How error messages name a log file: relative to the job's output folder (`logs/...`)."""
+        return path.relative_to(self.root.parent).as_posix()
+
+    def worker_outputs(self) -> dict[str, Path]:
+        """Every worker's stdout and stderr file, labelled `<node>/<process>.stdout` (`.stderr`): what the job's
+        streamed log copies."""
+        found = sorted((self.root / "user").glob("std*/*/process*.std*.txt"))
+        return {f"{path.parent.name}/{path.name.removesuffix('.txt')}": path for path in found}
+
+
+class ProcessNames:
+    """Hands out the process names of each node: `processNNN`, a new number for every process started, past the
+    numbers an earlier run of the job (before the server restarted) used, whose stdout files are there."""
+
+    def __init__(self, layout: LogLayout) -> None:
+        self._layout = layout
+        self._next: dict[str, int] = {}
+
+    def new(self, node: str) -> WorkerName:
+        """The name of a process about to start on `node`; its stdout file is created now, so the number stays
+        taken even if the process never writes a line."""
+        number = self._next.get(node)
+        if number is None:
+            number = self._first_free(node)
+        self._next[node] = number + 1
+        worker = WorkerName(node, f"process{number:03d}")
+        stdout = self._layout.stdout(worker)
+        stdout.parent.mkdir(parents=True, exist_ok=True)
+        stdout.touch()
+        return worker
+
+    def _first_free(self, node: str) -> int:
+        folder = self._layout.stdout(WorkerName(node, "process000")).parent
+        used = [
+            int(match.group(1))
+            for path in folder.glob("process*.stdout.txt")
+            if (match := _PROCESS_FILE.fullmatch(path.name))
+        ]
+        return max(used, default=-1) + 1
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """Azure's time stamp of a log line: UTC, microseconds, no zone (`2021-04-15T22:03:32.226929`)."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def append_line(path: Path, text: str) -> None:
+    """Append `text`, each of its lines stamped with the time, in one write (the folder is made if needed)."""
+    stamp = timestamp()
+    lines = "".join(f"{stamp} {line}\n" for line in text.rstrip("\n").splitlines())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _append_lock, open(path, "a", encoding="utf-8", errors="replace") as log:
+        log.write(lines)
