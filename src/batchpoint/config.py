@@ -10,6 +10,8 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "local"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_LOCATION = "local"
+DEFAULT_URL = "https://127.0.0.1:8443"
+"""Where the server listens by default, and where its commands look for it without ``--url``/``$BATCHPOINT_URL``."""
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_LEASE_SECONDS = 30.0
 

@@ -1,10 +1,9 @@
-"""Tokens with the audience each SDK call asks for: the credential the server's banner prints (pasted into a
-Python process of its own, as a user does) serves azure-ai-ml's calls that insist on the Azure ML scope."""
+"""Tokens with the audience each SDK call asks for: ``DefaultAzureCredential`` after ``eval "$(batchpoint env)"``
+(the server's managed identity, in a Python process of its own, as a user runs one) serves azure-ai-ml's calls that
+insist on the Azure ML scope, and so does the embedded issuer's credential the CLI uses."""
 
 from __future__ import annotations
 
-import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,14 +21,17 @@ from azure.ai.ml.entities import (
 from azure.ai.ml.exceptions import ValidationException
 
 from batchpoint.access.issuer import IssuerCredential, ensure_issuer
-from tests.server import API, WORKSPACE_ID, Server, batchpoint_command
+from tests.azure_env import run_in_env
+from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server, batchpoint_command
 
 AML_SCOPE_REFUSAL = "AAD token with aml scope could not be fetched"
 CALLS = """
-from azure.ai.ml import Input, command
+from azure.ai.ml import Input, MLClient, command
+from azure.identity import DefaultAzureCredential
 from azure.ai.ml.entities import UserIdentityConfiguration
 from azure.core.exceptions import HttpResponseError
 
+ml_client = MLClient(DefaultAzureCredential(), "{subscription}", "local", "default")
 job = ml_client.batch_endpoints.invoke(endpoint_name="tokens-ep", deployment_name="main", input=Input(type="uri_folder", path={inputs!r}))
 print("invoked", job.name)
 print("listed", len(list(ml_client.batch_endpoints.list_jobs(endpoint_name="tokens-ep"))))
@@ -45,23 +47,6 @@ except HttpResponseError as error:
 @pytest.fixture(scope="module")
 def ml_client(ml_client_with_cluster: MLClient) -> MLClient:
     return ml_client_with_cluster
-
-
-def banner_snippet(server: Server) -> str:
-    log = (server.home / f"server-{server.port}.log").read_text()
-    snippet = log.split("Connect the official clients (paste into Python):\n", 1)[1]
-    return snippet.split("# The management client:", 1)[0]
-
-
-def batchpoint_on_path(folder: Path) -> dict[str, str]:
-    """A fresh process's variables, with a `batchpoint` command for the snippet to run: this checkout's, forked
-    warm (the test process's MLClient set AZUREML_CURRENT_CLOUD, which a user's has not)."""
-    folder.mkdir()
-    shim = folder / "batchpoint"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.join(batchpoint_command())} "$@"\n')
-    shim.chmod(0o755)
-    variables = {name: value for name, value in os.environ.items() if name != "AZUREML_CURRENT_CLOUD"}
-    return {**variables, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
 def user_identity_job() -> object:
@@ -96,7 +81,7 @@ def test_a_fixed_default_audience_token_is_refused_by_the_sdk_for_the_aml_scope(
         ml_client.jobs.create_or_update(user_identity_job())
 
 
-def test_the_banner_credential_serves_calls_that_need_the_aml_scope(
+def test_the_managed_identity_serves_calls_that_need_the_aml_scope(
     ml_client: MLClient, tls_server: Server, tmp_path: Path
 ) -> None:
     (tmp_path / "code").mkdir()
@@ -114,15 +99,9 @@ def test_the_banner_credential_serves_calls_that_need_the_aml_scope(
         code_configuration=CodeConfiguration(code=str(tmp_path / "code"), scoring_script="score.py"),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
-    script = banner_snippet(tls_server) + CALLS.format(inputs=str(tmp_path / "inputs"))
+    (tmp_path / "calls.py").write_text(CALLS.format(inputs=str(tmp_path / "inputs"), subscription=SUBSCRIPTION))
 
-    ran = subprocess.run(
-        [sys.executable, "-c", script],
-        env=batchpoint_on_path(tmp_path / "bin"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    ran = run_in_env(tls_server, [sys.executable, "calls.py"], tmp_path)
 
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert AML_SCOPE_REFUSAL not in ran.stdout + ran.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -95,23 +96,34 @@ class Issuer:
     ) -> str:
         """A signed access token for ``user`` (default: the login name), shaped like an Entra ID one."""
         name = user or getpass.getuser()
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.url,
-            "aud": audience if isinstance(audience, str) else list(audience),
-            "tid": self.tenant,
-            "oid": self.object_id(name),
-            "upn": name,
-            "name": name,
-            "iat": now,
-            "nbf": now,
-            "exp": now + int(minutes * 60),
-        }
+        claims: dict[str, Any] = {"oid": self.object_id(name), "upn": name, "name": name}
         if roles:
             claims["roles"] = list(roles)
         if scopes:
             claims["scp"] = " ".join(scopes)
-        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"})
+        return self.sign(audience, claims, minutes)
+
+    def sign(self, audience: str | Sequence[str], claims: dict[str, Any], minutes: float = DEFAULT_MINUTES) -> str:
+        """A signed access token of this issuer for ``audience`` with ``claims`` (who it is for) added."""
+        now = int(time.time())
+        envelope: dict[str, Any] = {
+            "iss": self.url,
+            "aud": audience if isinstance(audience, str) else list(audience),
+            "tid": self.tenant,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(minutes * 60),
+        }
+        return jwt.encode(
+            {**envelope, **claims}, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"}
+        )
+
+    def secret(self, purpose: str) -> str:
+        """A secret derived from the signing key for one ``purpose``: whoever can read the key (and so mint tokens
+        already) can compute it, every replica gets the same, and it changes when the key does."""
+        private = self.key.private_numbers().private_value.to_bytes(32, "big")
+        digest = hmac.new(private, purpose.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class IssuerCredential:

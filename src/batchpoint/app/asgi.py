@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import REGISTRY
 
 from batchpoint import __version__
-from batchpoint.access import openid
+from batchpoint.access import managed_identity, openid
 from batchpoint.access import routes as roles
 from batchpoint.access.authentication import authorized_caller, token_validator
 from batchpoint.access.issuer import ensure_issuer
@@ -24,7 +24,7 @@ from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
 from batchpoint.api.limits import RequestLimits
 from batchpoint.api.middleware import ArmMiddleware
 from batchpoint.api.paths import PathCanonicalizer
-from batchpoint.app import metrics_endpoint
+from batchpoint.app import cloud_metadata, metrics_endpoint
 from batchpoint.app.metrics_collector import ServerCollector
 from batchpoint.app.resource_types import SERVED
 from batchpoint.app.wiring import Services
@@ -106,6 +106,8 @@ def create_api(
         operations,
         blob,
         openid,
+        managed_identity,
+        cloud_metadata,
         roles,
         metrics_endpoint,
         pages,

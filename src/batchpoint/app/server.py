@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import socket
 import threading
 from types import FrameType
@@ -13,57 +14,30 @@ import uvicorn
 
 from batchpoint.app.asgi import create_app
 from batchpoint.app.tls import TlsFiles, ensure_certificates
-from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, Settings
+from batchpoint.config import DEFAULT_URL, Settings, default_home
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests in flight to finish."""
-
-SNIPPET = '''\
-import os, subprocess, time
-os.environ["REQUESTS_CA_BUNDLE"] = {ca!r}
-from azure.core.credentials import AccessToken
-from azure.ai.ml import MLClient
-
-class BatchpointToken:
-    """Tokens of the server's own issuer, from `batchpoint token`, for the scope each SDK call asks for."""
-    def get_token(self, *scopes, **kwargs):
-        command = ["batchpoint", "token", "--home", {home!r}, "--minutes", "60"]
-        command += [f"--audience={{scope}}" for scope in scopes]
-        token = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-        return AccessToken(token, int(time.time()) + 3600)
-
-ml_client = MLClient(
-    BatchpointToken(), {subscription!r}, {group!r}, {workspace!r},
-    cloud="batchpoint",
-    cloud_metadata={{
-        "azure_portal": {base!r}, "resource_manager": {base!r},
-        "active_directory": {base!r}, "aml_resource_id": {base!r},
-        "storage_endpoint": "core.windows.net", "registry_discovery_endpoint": {base!r},
-    }},
-)
-# The management client:
-from azure.mgmt.machinelearningservices import MachineLearningServicesMgmtClient
-mgmt = MachineLearningServicesMgmtClient(BatchpointToken(), {subscription!r}, base_url={base!r}, polling_interval=1)
-'''
 
 
 def banner(settings: Settings, tls: TlsFiles | None) -> str:
     lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}"]
     if tls is not None:
-        lines.append(f"trust its certificate with:  export REQUESTS_CA_BUNDLE={tls.ca_cert}")
-    lines.append(f"get an access token with:    export TOKEN=$(batchpoint token --home {settings.home})")
-    lines += ["", "Connect the official clients (paste into Python):", ""]
+        lines.append(f"connect unmodified Azure ML code (docs/azure-sdk.md):  {env_command(settings)}")
+    else:
+        lines.append("plain HTTP: the Azure SDKs send tokens over HTTPS only (docs/azure-sdk.md)")
     lines.append(
-        SNIPPET.format(
-            ca=str(tls.ca_cert) if tls else "",
-            subscription=DEFAULT_SUBSCRIPTION,
-            group=DEFAULT_RESOURCE_GROUP,
-            workspace=DEFAULT_WORKSPACE,
-            base=settings.base_url,
-            home=str(settings.home),
-        )
+        f"get an access token with:    export TOKEN=$(batchpoint token --home {shlex.quote(str(settings.home))})"
     )
     return "\n".join(lines)
+
+
+def env_command(settings: Settings) -> str:
+    """The line that sets a shell up for this server (``batchpoint env``), with the options it needs."""
+    options = [] if settings.base_url == DEFAULT_URL else ["--url", settings.base_url]
+    if settings.home != default_home():
+        options += ["--home", str(settings.home)]
+    return f'eval "$(batchpoint env{"".join(" " + shlex.quote(option) for option in options)})"'
 
 
 class _Server(uvicorn.Server):

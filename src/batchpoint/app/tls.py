@@ -2,11 +2,18 @@
 
 Clients trust the CA file (``REQUESTS_CA_BUNDLE``); the server certificate is signed by it, which satisfies
 strict X.509 checks that refuse a self-signed leaf used as its own anchor.
+
+``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE`` replace the roots a client trusts, so what ``batchpoint env`` exports
+(and what job workers get) is a bundle: the server's CA and the roots in force (docs/azure-sdk.md), so that the
+user's other HTTPS calls keep working.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,11 +33,57 @@ class TlsFiles:
     ca_cert: Path
     cert: Path
     key: Path
+    bundle: Path
+    """The CA and the roots in force (``write_bundle``)."""
 
 
 def tls_files(home: Path) -> TlsFiles:
     folder = home / "tls"
-    return TlsFiles(ca_cert=folder / "ca.pem", cert=folder / "server.pem", key=folder / "server-key.pem")
+    return TlsFiles(
+        ca_cert=folder / "ca.pem",
+        cert=folder / "server.pem",
+        key=folder / "server-key.pem",
+        bundle=folder / "bundle.pem",
+    )
+
+
+ROOTS_VARIABLES = ("BATCHPOINT_CA_ROOTS", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+"""Where the roots in force are, first set first: batchpoint's own override, then what requests and OpenSSL read."""
+PEM_END = "-----END CERTIFICATE-----"
+
+
+def roots_in_force(environ: Mapping[str, str]) -> Path:
+    """The certificate file the environment's HTTPS clients trust: the first of ``ROOTS_VARIABLES`` naming a file,
+    else certifi's public roots (what requests uses when none is set)."""
+    for name in ROOTS_VARIABLES:
+        if environ.get(name) and Path(environ[name]).is_file():
+            return Path(environ[name])
+    import certifi  # noqa: PLC0415 - only the bundle needs it
+
+    return Path(certifi.where())
+
+
+def write_bundle(files: TlsFiles, roots: Path) -> Path:
+    """Write the server's CA and every certificate of ``roots`` (each once, so that a bundle made from an earlier
+    bundle does not grow) to ``files.bundle``, atomically and readable by all (it holds no secret)."""
+    certificates = [files.ca_cert.read_text(), *_certificates(roots.read_text(errors="replace"))]
+    unique = list(dict.fromkeys(certificate.strip() + "\n" for certificate in certificates))
+    descriptor, temporary = tempfile.mkstemp(dir=files.bundle.parent, prefix=".bundle-")
+    with os.fdopen(descriptor, "w") as file:
+        file.write("".join(unique))
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, files.bundle)
+    return files.bundle
+
+
+def _certificates(pem: str) -> list[str]:
+    """The PEM certificates of a file, without what stands between them (comments, labels)."""
+    blocks = []
+    for chunk in pem.split(PEM_END)[:-1]:
+        start = chunk.find("-----BEGIN CERTIFICATE-----")
+        if start >= 0:
+            blocks.append(chunk[start:] + PEM_END)
+    return blocks
 
 
 def ensure_certificates(home: Path) -> TlsFiles:

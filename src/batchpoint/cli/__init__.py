@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from batchpoint.cli.az_ml import batch_deployment, batch_endpoint, component, compute, data, environment, job, model
+from batchpoint.cli.native.env import env
 from batchpoint.cli.native.jobs import invoke, jobs_app
 from batchpoint.cli.native.roles import role_app
 from batchpoint.cli.native.serve import serve
@@ -23,6 +24,7 @@ app.command()(invoke)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(role_app, name="role")
 app.command()(token)
+app.command()(env)
 app.add_typer(batch_endpoint.app, name="batch-endpoint")
 app.add_typer(batch_deployment.app, name="batch-deployment")
 app.add_typer(model.app, name="model")

@@ -14,7 +14,7 @@ import httpx
 
 from batchpoint.access.issuer import IssuerCredential, ensure_issuer
 from batchpoint.arm.ids import workspace_id
-from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_WORKSPACE, default_home
+from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_URL, DEFAULT_WORKSPACE, default_home
 from batchpoint.jobs.logs import streamed_log
 
 API_VERSION = "2025-12-01"
@@ -30,7 +30,7 @@ class ServerError(Exception):
 
 @dataclass
 class Target:
-    url: str = field(default_factory=lambda: os.environ.get("BATCHPOINT_URL", "https://127.0.0.1:8443"))
+    url: str = field(default_factory=lambda: os.environ.get("BATCHPOINT_URL", DEFAULT_URL))
     token: str = field(default_factory=lambda: os.environ.get("BATCHPOINT_TOKEN", ""))
     home: Path | None = None
     subscription: str = DEFAULT_SUBSCRIPTION

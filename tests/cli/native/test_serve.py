@@ -34,8 +34,7 @@ def test_plain_clients_without_the_certificate_are_refused(tls_server: Server) -
 def test_banner_tells_how_to_connect(tls_server: Server) -> None:
     log = (tls_server.home / f"server-{tls_server.port}.log").read_text()
     assert tls_server.base_url in log
-    assert f"REQUESTS_CA_BUNDLE={tls_server.ca_cert}" in log
-    assert "MLClient(" in log and "MachineLearningServicesMgmtClient(" in log
+    assert f'eval "$(batchpoint env --url {tls_server.base_url} --home {tls_server.home})"' in log
 
 
 def test_first_start_creates_default_workspace_and_data_directory(tls_server: Server) -> None:
