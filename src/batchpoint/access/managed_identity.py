@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from batchpoint.access.issuer import Issuer, audience_of
 from batchpoint.access.tokens import TokenValidator
+from batchpoint.api.deps import services_of
 from batchpoint.api.routing import routes
 from batchpoint.store import Store
 from batchpoint.store.indexes import TERMINAL_JOB_STATES
@@ -125,7 +126,7 @@ def compute_token(
     job and its compute from the database, on FastAPI's thread pool."""
     issuer: Issuer = request.app.state.issuer
     job_id = job_of_secret(issuer, secret)
-    store: Store = request.app.state.services.store
+    store = services_of(request).provide(Store)
     job = store.get(job_id) if job_id else None
     if job is None or job.body["properties"].get("status") in TERMINAL_JOB_STATES:
         return _refused(401, "The secret is missing or wrong, or its job has ended.")
