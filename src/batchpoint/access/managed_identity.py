@@ -30,7 +30,9 @@ from fastapi.responses import JSONResponse
 
 from batchpoint.access.issuer import Issuer, audience_of
 from batchpoint.access.tokens import TokenValidator
+from batchpoint.access.wire import ManagedIdentityToken
 from batchpoint.api.deps import services_of
+from batchpoint.api.docs import responses
 from batchpoint.api.routing import routes
 from batchpoint.store import Store
 from batchpoint.store.indexes import TERMINAL_JOB_STATES
@@ -91,7 +93,12 @@ def _token_response(token: str, resource: str, client_id: str) -> JSONResponse:
 Resource = Annotated[str, Query(max_length=2048, description="The audience of the token, e.g. https://ml.azure.com.")]
 
 
-@router.get(IDENTITY_PATH, operation_id="ManagedIdentity_AppServiceToken", response_class=JSONResponse)
+@router.get(
+    IDENTITY_PATH,
+    operation_id="ManagedIdentity_AppServiceToken",
+    response_class=JSONResponse,
+    responses=responses({200: ManagedIdentityToken}),
+)
 async def app_service_token(
     request: Request,
     resource: Resource = "",
@@ -115,7 +122,12 @@ async def app_service_token(
     return _token_response(issuer.mint(audience), resource, owner)
 
 
-@router.get(MSI_PATH, operation_id="ManagedIdentity_ComputeToken", response_class=JSONResponse)
+@router.get(
+    MSI_PATH,
+    operation_id="ManagedIdentity_ComputeToken",
+    response_class=JSONResponse,
+    responses=responses({200: ManagedIdentityToken}),
+)
 def compute_token(
     request: Request,
     resource: Resource = "",

@@ -15,3 +15,13 @@ class RoleAssignmentProperties(BaseModel):
 
 class RoleAssignmentCreate(BaseModel):
     properties: RoleAssignmentProperties
+
+
+class ManagedIdentityToken(BaseModel):
+    """A managed-identity endpoint's answer, as azure-identity (MSAL) reads it: ``expires_on`` in epoch seconds."""
+
+    access_token: str
+    expires_on: str
+    resource: str
+    token_type: str
+    client_id: str
