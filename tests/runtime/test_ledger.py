@@ -57,6 +57,20 @@ def test_a_plan_whose_listing_fails_stores_nothing(ledger: Ledger) -> None:
     assert ledger.mini_batches("job") is None
 
 
+def test_a_forgotten_job_can_be_planned_afresh(ledger: Ledger) -> None:
+    ledger.plan("job", iter([["/a"]]))
+    ledger.plan("other job", iter([["/b"]]))
+    ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
+
+    ledger.forget("job")
+    ledger.forget("never planned")
+
+    assert ledger.mini_batches("job") is None
+    assert ledger.mini_batches("other job") == [MiniBatch(0, ("/b",))]
+    ledger.plan("job", iter([["/c"]]))
+    assert ledger.mini_batches("job") == [MiniBatch(0, ("/c",))]
+
+
 def test_tries_errors_and_outcomes_are_recorded(ledger: Ledger) -> None:
     ledger.plan("job", iter([["/a", "/b"], ["/c"], ["/d"]]))
 

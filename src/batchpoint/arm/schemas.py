@@ -23,14 +23,14 @@ class UserAssignedIdentity(OpenModel):
 
 
 class ManagedServiceIdentity(OpenModel):
-    type: CaseInsensitive(ManagedServiceIdentityType)
+    type: CaseInsensitive[ManagedServiceIdentityType]
     principalId: str | None = ReadOnly()
     tenantId: str | None = ReadOnly()
     userAssignedIdentities: dict[str, UserAssignedIdentity | None] | None = None
 
 
 class PartialManagedServiceIdentity(WireModel):
-    type: CaseInsensitive(ManagedServiceIdentityType) | None = None
+    type: CaseInsensitive[ManagedServiceIdentityType] | None = None
     userAssignedIdentities: dict[str, dict[str, Any] | None] | None = None
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -22,8 +23,8 @@ class OpenModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-def canonical_enum(enum_type: type[E]) -> BeforeValidator:
-    """Accept an enum value in any casing and hand pydantic the canonical one (the SDK sends ``aadToken``)."""
+def enum_canonicalizer(enum_type: type[Enum]) -> Callable[[Any], Any]:
+    """A function that turns a value of the enum in any casing into the canonical one; others pass unchanged."""
     by_lower = {member.value.lower(): member.value for member in enum_type}
 
     def canonicalize(value: Any) -> Any:
@@ -31,17 +32,35 @@ def canonical_enum(enum_type: type[E]) -> BeforeValidator:
             return by_lower.get(value.lower(), value)
         return value
 
-    return BeforeValidator(canonicalize)
+    return canonicalize
 
 
-def CaseInsensitive(enum_type: type[E]) -> Any:  # noqa: N802 - reads as a type in annotations
-    return Annotated[enum_type, canonical_enum(enum_type)]
+def canonical_enum(enum_type: type[Enum]) -> BeforeValidator:
+    """Accept an enum value in any casing and hand pydantic the canonical one (the SDK sends ``aadToken``)."""
+    return BeforeValidator(enum_canonicalizer(enum_type))
+
+
+if TYPE_CHECKING:
+    # To a type checker the field holds the enum itself.
+    CaseInsensitive = Annotated[E, "case-insensitive"]
+else:
+
+    class CaseInsensitive:
+        """``CaseInsensitive[SomeEnum]``: the enum, taken in any casing (see :func:`canonical_enum`)."""
+
+        def __class_getitem__(cls, enum_type: type[Enum]) -> Any:
+            return Annotated[enum_type, canonical_enum(enum_type)]
 
 
 def ReadOnly(**kwargs: Any) -> Any:  # noqa: N802 - mirrors pydantic's Field
     """A server-set field: documented as readOnly, ignored when a client sends it."""
     return Field(default=None, json_schema_extra={"readOnly": True}, **kwargs)
 
+
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+"""The spec's ``format: int32``."""
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""The spec's ``format: int64``."""
 
 StringMap = dict[str, str | None]
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from batchpoint.cli.client import BatchpointClient, ServerError, Target
+
+T = TypeVar("T")
 
 
 @cache
@@ -36,7 +39,7 @@ def connect(url: str | None, home: Path | None) -> BatchpointClient:
     return BatchpointClient(target)
 
 
-def guard(call):  # type: ignore[no-untyped-def]
+def guard(call: Callable[[], T]) -> T:
     """Run a client call; a server refusal is printed plainly and exits 2."""
     try:
         return call()

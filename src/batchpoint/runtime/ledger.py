@@ -126,6 +126,11 @@ class Ledger(ABC):
 
         Should be durable on return; if lost, the coordinator marks it again on resume from its try count."""
 
+    @abstractmethod
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job's plan and tries (its outcome lives on in the job resource); a later `plan` starts
+        it afresh."""
+
 
 class InMemoryLedger(Ledger):
     """The ledger of a server without a database, and the test double."""
@@ -174,6 +179,11 @@ class InMemoryLedger(Ledger):
         with self._lock:
             batch = self._plans[job_id][index]
             self._plans[job_id][index] = replace(batch, status=FAILED, succeeded_items=0, failed_items=len(batch.files))
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._plans.pop(job_id, None)
+            self._attempts.pop(job_id, None)
 
     def _update(self, job_id: str, index: int, **changes: Any) -> None:
         with self._lock:

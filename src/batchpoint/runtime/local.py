@@ -171,7 +171,7 @@ class LocalProcessExecutor(Executor):
         """Wait for retiring workers to close their pipes (they do by exiting, after `shutdown()`)."""
         while connections and (left := deadline - time.monotonic()) > 0:
             for connection in wait(connections, left):
-                connections.remove(connection)  # type: ignore[arg-type]
+                connections.remove(connection)  # type: ignore[arg-type]  # wait() returns what it was given
 
     # --- workers ----------------------------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class LocalProcessExecutor(Executor):
             time.sleep(seconds)
             return
         for connection in wait(list(workers), seconds):
-            self._receive_from(workers[connection])  # type: ignore[index]
+            self._receive_from(workers[connection])  # type: ignore[index]  # wait() returns what it was given
 
     def _receive_from(self, worker: _Worker) -> None:
         try:

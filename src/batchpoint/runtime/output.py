@@ -108,6 +108,7 @@ class Output(ABC):
     def write(self, indexes: Iterable[int]) -> Path | None:
         """Write the final output from the rows of `indexes` (ascending); returns its path, None if there is none."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release files and threads; committed rows stay on disk for a later resume."""
 
@@ -134,6 +135,9 @@ class SummaryOnlyOutput(Output):
 
     def write(self, indexes: Iterable[int]) -> Path | None:
         return None
+
+    def close(self) -> None:
+        """Nothing to release: no file, no thread."""
 
 
 class AppendRowOutput(Output):

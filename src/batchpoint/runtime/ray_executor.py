@@ -74,12 +74,11 @@ def connect(address: str) -> None:
     except (OSError, ValueError) as error:
         raise RayClusterError(f"The Ray cluster at '{address}' is unreachable ({error}).") from None
     try:
-        ray.init(address=address, namespace="batchpoint", log_to_driver=False, logging_level="WARNING")
+        ray.init(address=address, namespace="batchpoint", log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, RayError) as error:
         raise RayClusterError(f"Could not join the Ray cluster at '{address}': {error}") from None
 
 
-@ray.remote
 class ScoringActor:
     """One worker: the scoring script imported and initialized once, `run()` per mini-batch."""
 
@@ -166,6 +165,10 @@ class ScoringActor:
         self._log.seek(0)
         self._log.truncate()
         return text
+
+
+RemoteScoringActor = ray.remote(ScoringActor)
+"""ScoringActor as Ray's actor class (a call, not a decorator: type checkers keep a decorated class's own type)."""
 
 
 @dataclass
@@ -288,7 +291,7 @@ class RayExecutor(Executor):
     def _start_actor(self, slot: _Slot) -> None:
         """An actor on its slot's node of the job's placement group. When that node died, Ray moves the
         group's bundle to a node with room, and the replacement actor starts there."""
-        slot.actor = ScoringActor.options(
+        slot.actor = RemoteScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
             runtime_env=self._runtime_env,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 import importlib.util
+import io
 import logging
 import os
 import signal
@@ -78,7 +79,8 @@ def capture_tracebacks(path: str) -> None:
 def configure_process(config: dict[str, Any]) -> None:
     """Logging at the deployment's level into stdout (line-buffered, so a killed worker's log is complete),
     the driver-style arguments on `sys.argv`, and the code folder importable."""
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=LOG_LEVELS[config["logging_level"]], format=LOG_FORMAT, stream=sys.stdout)
     sys.argv = list(config["argv"])
     script = Path(config["script"])

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 from anyio import to_thread
 
@@ -97,7 +99,7 @@ class BlobContainer:
         missing = [block for block in block_ids if not (folder / _block_file(block)).exists()]
         if missing:
             raise ArmError(400, "InvalidBlockList", f"Blocks were never staged: {', '.join(missing[:5])}.")
-        with self._temporary_beside(target) as handle:
+        with _AtomicFile(target) as handle:
             for block in block_ids:
                 with open(folder / _block_file(block), "rb") as source:
                     shutil.copyfileobj(source, handle, 1024 * 1024)
@@ -149,10 +151,6 @@ class BlobContainer:
     def _blocks_folder(self, name: str) -> Path:
         return self.state / "blocks" / hashlib.sha256(name.encode()).hexdigest()
 
-    @staticmethod
-    def _temporary_beside(target: Path):  # type: ignore[no-untyped-def]
-        return _AtomicFile(target)
-
 
 class _AtomicFile:
     """Write to a temporary file in the target's folder; rename it into place only if the block succeeds."""
@@ -160,7 +158,7 @@ class _AtomicFile:
     def __init__(self, target: Path) -> None:
         self.target = target
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> BinaryIO:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -173,7 +171,9 @@ class _AtomicFile:
         self.handle = os.fdopen(descriptor, "wb")
         return self.handle
 
-    def __exit__(self, kind, _value, _traceback) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self, kind: type[BaseException] | None, _value: BaseException | None, _traceback: TracebackType | None
+    ) -> None:
         self.handle.close()
         if kind is None:
             os.replace(self.temporary, self.target)

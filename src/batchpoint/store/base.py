@@ -111,5 +111,6 @@ class Store(ABC):
     def leases(self) -> Leases:
         """Which server process owns each job and operation, and the cancel requests, kept in this store."""
 
+    @abstractmethod
     def close(self) -> None:
-        """Release connections; backends that hold none need not override."""
+        """Release connections."""

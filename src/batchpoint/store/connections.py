@@ -11,12 +11,14 @@ growing sleeps and is not fair, so under load a writer could wait past the busy 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 BEGIN_OPTION = "sqlite_begin"
 BUSY_TIMEOUT_MS = 30_000
@@ -28,7 +30,7 @@ def _configure_sqlite(engine: Engine) -> None:
     ``BEGIN IMMEDIATE`` work: the driver's own transaction handling knows neither)."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Update, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success, TryEnd
@@ -59,7 +59,7 @@ class SqlLedger(Ledger):
             )
             return [
                 MiniBatch(
-                    index=row.index,
+                    index=row._mapping["index"],  # (to a type checker, a Row's .index is tuple.index)
                     files=tuple(json.loads(row.files)),
                     status=row.status,
                     tries=row.tries,
@@ -130,13 +130,12 @@ class SqlLedger(Ledger):
             )
 
     def forget(self, job_id: str) -> None:
-        """Drop a finished job's ledger (its outcome lives on in the job resource)."""
         with self._transaction() as connection:
             for row in (AttemptRow, MiniBatchRow, JobPlanRow):
                 connection.execute(delete(row).where(row.job_id == job_id))
 
     @staticmethod
-    def _mini_batch(job_id: str, index: int):  # type: ignore[no-untyped-def]
+    def _mini_batch(job_id: str, index: int) -> Update:
         return update(MiniBatchRow).where(MiniBatchRow.job_id == job_id, MiniBatchRow.index == index)
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Double, Index, String, Text, text
+from typing import TYPE_CHECKING, ClassVar
+
+from sqlalchemy import BigInteger, Double, Index, String, Table, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from batchpoint.store.leases import LeaseKind
 
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:
+        # Each row class maps one plain Table (DeclarativeBase allows any FromClause, a join or a subquery too).
+        __table__: ClassVar[Table]
 
 
 def byte_ordered(length: int) -> String:
@@ -154,7 +160,7 @@ class LeaseRow(Base):
 
     __tablename__ = "leases"
 
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[LeaseKind] = mapped_column(String(16), primary_key=True)
     subject: Mapped[str] = mapped_column(String(1024), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     expires_us: Mapped[int] = mapped_column(BigInteger)

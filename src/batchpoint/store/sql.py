@@ -9,8 +9,8 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from batchpoint.store.base import AlreadyExists, Store, VersionConflict
 from batchpoint.store.connections import Database
@@ -53,7 +53,7 @@ class SqlStore(Store):
         self._db = Database(url)
         self.engine = self._db.engine
         upgrade_to_head(self.engine)
-        self._compiled_sql: dict[Select, tuple[Compiled, tuple[str, ...] | None]] = {}
+        self._compiled_sql: dict[Select, tuple[SQLCompiler, tuple[str, ...] | None]] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -77,7 +77,7 @@ class SqlStore(Store):
         rows = self._read(BODY_BY_KEY, {"key": resource_id.lower()})
         return rows[0][0] if rows else None
 
-    def _read(self, statement: Select, parameters: dict[str, Any]) -> list[Any]:
+    def _read(self, statement: Select, parameters: dict[str, Any]) -> Sequence[Any]:
         """The hot read paths go straight to the driver with SQL compiled once per statement: SQLAlchemy's
         per-execution overhead is several times the cost of these primary-key and index reads. Inside a
         transaction they read on its connection, and so see what it wrote."""
@@ -86,7 +86,7 @@ class SqlStore(Store):
         bound = tuple(values[name] for name in order) if order is not None else values
         current = self._db.current()
         if current is not None:
-            return list(current.exec_driver_sql(compiled.string, bound).fetchall())
+            return current.exec_driver_sql(compiled.string, bound).fetchall()
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -98,10 +98,11 @@ class SqlStore(Store):
         finally:
             connection.close()
 
-    def _compiled(self, statement: Select) -> tuple[Compiled, tuple[str, ...] | None]:
+    def _compiled(self, statement: Select) -> tuple[SQLCompiler, tuple[str, ...] | None]:
         cached = self._compiled_sql.get(statement)
         if cached is None:
             compiled = statement.compile(dialect=self.engine.dialect)
+            assert isinstance(compiled, SQLCompiler)  # a SELECT compiles to SQL
             order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
             cached = self._compiled_sql[statement] = (compiled, order)
         return cached

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from batchpoint.store.connections import Database
@@ -92,5 +92,5 @@ class SqlLeases(Leases):
             return set(connection.scalars(select(CancelRequestRow.subject).where(CancelRequestRow.subject.in_(wanted))))
 
 
-def _is(key: LeaseKey):  # type: ignore[no-untyped-def]
+def _is(key: LeaseKey) -> ColumnElement[bool]:
     return and_(LeaseRow.kind == key.kind, LeaseRow.subject == key.subject)

@@ -140,7 +140,7 @@ def invoke(
     outputs = {key: Output(**value) for key, value in (spec.get("outputs") or {}).items()}
     if output_path:
         outputs["score"] = Output(type="uri_folder", path=output_path)
-    overrides = [{key: value} for key, value in parse_sets(set_ or [])]
+    overrides: list[dict[str, Any]] = [{key: value} for key, value in parse_sets(set_ or [])]
     overrides += [{"mini_batch_size": mini_batch_size}] if mini_batch_size else []
     overrides += [{"compute.instance_count": instance_count}] if instance_count else []
     single = Input(type=input_type or kind_of(input), path=local_or_uri(input, Path.cwd())) if input else None

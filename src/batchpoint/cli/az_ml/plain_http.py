@@ -18,10 +18,10 @@ from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 
-class PlainHttpAllowed(SansIOHTTPPolicy):  # type: ignore[type-arg]
+class PlainHttpAllowed(SansIOHTTPPolicy):
     """Marks each request ``enforce_https=False``, as a caller may per request."""
 
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+    def on_request(self, request: PipelineRequest) -> None:
         request.context.options["enforce_https"] = False
 
 

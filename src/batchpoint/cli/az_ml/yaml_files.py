@@ -101,13 +101,14 @@ def flatten(messages: Any, path: list[str | int] | None = None) -> Iterator[tupl
         yield path, str(messages)
 
 
-def field_errors(error: BaseException) -> Any:
+def field_errors(error: BaseException | None) -> Any:
     """The field-keyed messages of a marshmallow error: azure-ai-ml re-raises them as prose, keeping the original
     as the cause."""
     while error is not None:
-        if isinstance(getattr(error, "messages", None), dict):
-            return error.messages  # type: ignore[attr-defined]
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        messages = getattr(error, "messages", None)
+        if isinstance(messages, dict):
+            return messages
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -149,8 +150,8 @@ def reported(source: Source | None = None) -> Iterator[None]:
 
 def described(error: Any) -> str:
     """A server error as ``Code: message`` (as `batchpoint jobs` shows them), other SDK errors as their message."""
-    odata = getattr(error, "error", None)
-    return f"{odata.code}: {odata.message}" if getattr(odata, "code", None) else str(error.message)
+    code = getattr(getattr(error, "error", None), "code", None)
+    return f"{code}: {error.error.message}" if code else str(error.message)
 
 
 def load(loader: Callable[..., Any], source: Source) -> Any:
@@ -175,7 +176,7 @@ def load_deployment(source: Source) -> Any:
 
     kind = next((o["type"] for o in source.overrides if "type" in o), source.data().get("type"))
     loaders = {"model": load_model_batch_deployment, "pipeline": load_pipeline_component_batch_deployment}
-    return load(loaders.get(kind, load_batch_deployment), source)
+    return load(loaders.get(kind, load_batch_deployment) if isinstance(kind, str) else load_batch_deployment, source)
 
 
 def set_fields(entity: Any, sets: list[str]) -> Any:

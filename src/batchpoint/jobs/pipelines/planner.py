@@ -94,7 +94,8 @@ class PipelinePlanner:
         outputs = self._outputs(job_name, pipeline, requested.outputs)
         folders = {name: self._local(workspace_id, uri, f"output '{name}'") for name, uri in outputs.items()}
         values = {name: self._value(workspace_id, name, given) for name, given in bound.items()}
-        steps, children = [], {}
+        steps: list[dict[str, Any]] = []
+        children: dict[str, dict[str, Any]] = {}
         for name in pipeline.order():
             node = pipeline.nodes[name]
             step, child = self._step(job_name, workspace_id, node, values, folders, steps)
@@ -139,7 +140,8 @@ class PipelinePlanner:
         location = self.uris.resolve(workspace_id, uri)
         if location.local_path is None:
             raise bad_request(
-                f"The {what} '{uri}' is on remote storage; pipeline steps read and write local datastores and allowed local paths.",
+                f"The {what} '{uri}' is on remote storage; "
+                "pipeline steps read and write local datastores and allowed local paths.",
                 "UserError",
             )
         return location.local_path

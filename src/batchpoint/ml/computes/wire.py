@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag
 
 from batchpoint.arm.schemas import ManagedServiceIdentity, Sku, SystemData
-from batchpoint.arm.wire import CaseInsensitive, OpenModel, ReadOnly, StringMap, WireModel, canonical_enum
-
-INT32 = {"ge": -(2**31), "le": 2**31 - 1}
+from batchpoint.arm.wire import CaseInsensitive, Int32, OpenModel, ReadOnly, StringMap, WireModel, canonical_enum
 
 
 class ComputeType(str, Enum):
@@ -55,8 +53,8 @@ class RemoteLoginPortPublicAccess(str, Enum):
 
 
 class ScaleSettings(WireModel):
-    maxNodeCount: int = Field(**INT32)
-    minNodeCount: int | None = Field(default=0, **INT32)
+    maxNodeCount: Int32
+    minNodeCount: Int32 | None = 0
     nodeIdleTimeBeforeScaleDown: str | None = Field(default=None, description="ISO-8601 duration")
 
 
@@ -71,15 +69,15 @@ class ResourceId(WireModel):
 
 
 class AmlComputeProperties(WireModel):
-    osType: CaseInsensitive(OsType) | None = None
+    osType: CaseInsensitive[OsType] | None = None
     vmSize: str | None = None
-    vmPriority: CaseInsensitive(VmPriority) | None = None
+    vmPriority: CaseInsensitive[VmPriority] | None = None
     virtualMachineImage: dict[str, Any] | None = None
     isolatedNetwork: bool | None = None
     scaleSettings: ScaleSettings | None = None
     userAccountCredentials: UserAccountCredentials | None = None
     subnet: ResourceId | None = None
-    remoteLoginPortPublicAccess: CaseInsensitive(RemoteLoginPortPublicAccess) | None = None
+    remoteLoginPortPublicAccess: CaseInsensitive[RemoteLoginPortPublicAccess] | None = None
     enableNodePublicIp: bool | None = None
     propertyBag: Any = None
     allocationState: str | None = ReadOnly()
@@ -112,7 +110,7 @@ class AmlCompute(ComputeFields):
 class OtherCompute(OpenModel):
     """Any other compute type: accepted by the schema so the service can say that batchpoint does not run it."""
 
-    computeType: CaseInsensitive(OtherComputeType)
+    computeType: CaseInsensitive[OtherComputeType]
 
 
 def _compute_kind(value: Any) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from batchpoint.arm.errors import ArmError
-from batchpoint.ml.assets.references import resolve_version
+from batchpoint.ml.assets.references import load_version
 from batchpoint.ml.datastores.service import Datastores
 from batchpoint.storage.blobs import safe_relative
+from batchpoint.store.base import Store
 from batchpoint.store.entities import Resource
 
 SHORT_DATASTORE = re.compile(r"^azureml://datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$", re.IGNORECASE)
@@ -59,7 +60,7 @@ class UriResolver:
     allowed_local_paths: list[Path] = field(default_factory=list)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
         return self.datastores.store
 
     def resolve(self, workspace_id: str, uri: str) -> Location:
@@ -115,8 +116,7 @@ class UriResolver:
         return Location(uri=uri, protocol="abfs", path=path, writable=True, storage_options=options)
 
     def _data_asset(self, workspace_id: str, uri: str) -> Location:
-        version_id = resolve_version(self.store, workspace_id, "data", uri, "data asset")
-        data_uri = self.store.get(version_id).body["properties"].get("dataUri")
+        data_uri = load_version(self.store, workspace_id, "data", uri, "data asset").body["properties"].get("dataUri")
         if not data_uri or DATA_ASSET.match(data_uri):
             raise unresolvable(uri, "the data asset has no usable dataUri")
         return self.resolve(workspace_id, data_uri)

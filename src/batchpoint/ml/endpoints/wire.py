@@ -13,10 +13,18 @@ from batchpoint.arm.schemas import (
     PartialManagedServiceIdentity,
     Sku,
 )
-from batchpoint.arm.wire import CaseInsensitive, ReadOnly, ScalarMap, StringMap, WireModel, canonical_enum
+from batchpoint.arm.wire import (
+    CaseInsensitive,
+    Int32,
+    Int64,
+    ReadOnly,
+    ScalarMap,
+    StringMap,
+    WireModel,
+    canonical_enum,
+    enum_canonicalizer,
+)
 
-INT32 = {"ge": -(2**31), "le": 2**31 - 1}
-INT64 = {"ge": -(2**63), "le": 2**63 - 1}
 ASSET_ID_PATTERN = "[a-zA-Z0-9_]"
 
 
@@ -77,7 +85,7 @@ class BatchEndpointDefaults(WireModel):
 
 
 class BatchEndpointProperties(WireModel):
-    authMode: CaseInsensitive(EndpointAuthMode)
+    authMode: CaseInsensitive[EndpointAuthMode]
     description: str | None = None
     keys: EndpointAuthKeys | None = Field(
         default=None, description="Accepted on create only; never returned (use listkeys)."
@@ -91,7 +99,7 @@ class BatchEndpointProperties(WireModel):
 
 def _tag_of(enum_type: type[Enum], field: str) -> Any:
     """Discriminator callable that reads the tag case-insensitively, as ARM does for modelAsString enums."""
-    canonicalize = canonical_enum(enum_type).func
+    canonicalize = enum_canonicalizer(enum_type)
 
     def read(value: Any) -> Any:
         raw = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
@@ -155,13 +163,13 @@ class CodeConfiguration(WireModel):
 
 
 class DeploymentResourceConfiguration(WireModel):
-    instanceCount: int = Field(default=1, **INT32)
+    instanceCount: Int32 = 1
     instanceType: str | None = None
     properties: dict[str, dict[str, Any] | None] | None = None
 
 
 class BatchRetrySettings(WireModel):
-    maxRetries: int = Field(default=3, **INT32)
+    maxRetries: Int32 = 3
     timeout: str = Field(default="PT30S", description="ISO-8601 duration")
 
 
@@ -174,11 +182,11 @@ class BatchDeploymentProperties(WireModel):
     compute: str | None = None
     deploymentConfiguration: DeploymentConfiguration | None = None
     errorThreshold: int = Field(default=-1, ge=-1, le=2**31 - 1)
-    loggingLevel: CaseInsensitive(BatchLoggingLevel) = BatchLoggingLevel.INFO
-    maxConcurrencyPerInstance: int = Field(default=1, **INT32)
-    miniBatchSize: int = Field(default=10, **INT64)
+    loggingLevel: CaseInsensitive[BatchLoggingLevel] = BatchLoggingLevel.INFO
+    maxConcurrencyPerInstance: Int32 = 1
+    miniBatchSize: Int64 = 10
     model: AssetReference | None = None
-    outputAction: CaseInsensitive(BatchOutputAction) = BatchOutputAction.APPEND_ROW
+    outputAction: CaseInsensitive[BatchOutputAction] = BatchOutputAction.APPEND_ROW
     outputFileName: str = "predictions.csv"
     provisioningState: DeploymentProvisioningState | None = ReadOnly()
     resources: DeploymentResourceConfiguration | None = None

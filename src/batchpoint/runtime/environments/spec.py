@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -143,14 +142,13 @@ def _mlmodel_python(model_folder: Path) -> str | None:
 
 def unmet_on_host(requirements: Iterable[str]) -> list[str]:
     """The requirements the server's own interpreter does not satisfy (all of them if one cannot be checked)."""
-    environment = default_environment()
     unmet = []
     for line in requirements:
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
             return list(requirements)
-        if requirement.marker and not requirement.marker.evaluate(environment):
+        if requirement.marker and not requirement.marker.evaluate():
             continue
         if requirement.url or not _installed_satisfies(requirement):
             unmet.append(line)
@@ -190,7 +188,7 @@ def _expand(line: str, folder: Path, source: str) -> list[str]:
         path = (folder / line.split(maxsplit=1)[1]).resolve()
         if not path.is_relative_to(folder.resolve()) or not path.is_file():
             raise EnvironmentSpecError(f"{source}: '{line}' names no file inside the model folder.")
-        return from_requirements(path.read_text(encoding="utf-8"), folder, source).requirements
+        return list(from_requirements(path.read_text(encoding="utf-8"), folder, source).requirements)
     return [line]
 
 

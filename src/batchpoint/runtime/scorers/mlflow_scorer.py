@@ -3,15 +3,17 @@
 It reads each input file (``.csv``, ``.parquet``/``.pqt``), casts its columns to the model's input signature,
 calls ``predict()`` once per file, and returns one ``row,prediction,file`` line per input row (``row`` is the
 0-based index within its file). An image (``.png .jpg .jpeg .tiff .bmp .gif``, read with Pillow) is one array,
-shaped and typed by the model's tensor signature (else uint8 pixels), and gives one line with ``row`` 0. A prediction with several values (a DataFrame row, a dict, a vector) is written
-as compact JSON in one quoted field, so every line keeps exactly three CSV fields. A file it cannot read or cast fails
-its mini-batch with a message naming the file and, for a cast, the column.
+shaped and typed by the model's tensor signature (else uint8 pixels), and gives one line with ``row`` 0. A prediction
+with several values (a DataFrame row, a dict, a vector) is written as compact JSON in one quoted field, so every line
+keeps exactly three CSV fields. A file it cannot read or cast fails its mini-batch with a message naming the file and,
+for a cast, the column; so does a prediction dict whose columns differ in length.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ import pandas as pd
 from batchpoint.runtime.scorers.mlmodel import model_folder
 
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".tiff", ".bmp", ".gif")
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pqt": pd.read_parquet}
+READERS: dict[str, Callable[[str], pd.DataFrame]] = {
+    ".csv": pd.read_csv,
+    ".parquet": pd.read_parquet,
+    ".pqt": pd.read_parquet,
+}
 MLFLOW_TYPES = {
     "integer": "int32",
     "long": "int64",
@@ -114,7 +120,7 @@ def prediction_values(predictions: Any) -> list[Any]:
     if isinstance(predictions, pd.DataFrame):
         return predictions.to_dict(orient="records")
     if isinstance(predictions, dict):
-        return [dict(zip(predictions, values)) for values in zip(*predictions.values())]
+        return [dict(zip(predictions, values, strict=True)) for values in zip(*predictions.values(), strict=True)]
     return list(getattr(predictions, "tolist", lambda: predictions)())
 
 

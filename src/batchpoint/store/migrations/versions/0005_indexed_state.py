@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from batchpoint.store.entities import Resource
-from batchpoint.store.indexes import INDEXED
+from batchpoint.store.indexes import INDEXED, IndexedType
 
 revision = "0005"
 down_revision = "0004"
@@ -70,7 +70,7 @@ def upgrade() -> None:
         _fill(type_key, indexed)
 
 
-def _fill(type_key: str, indexed) -> None:  # type: ignore[no-untyped-def]
+def _fill(type_key: str, indexed: IndexedType) -> None:
     """One pass over the stored resources of one type, a batch of rows at a time."""
     bind = op.get_bind()
     rows = bind.execute(
