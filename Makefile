@@ -10,7 +10,7 @@ WEB_STATIC := src/batchpoint/web/static
 # worker and test process compiles batchpoint (and pytest every test module) from source again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test test-durations test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
+.PHONY: run check test test-durations test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ venv: $(STAMP) azurite chromium
 
 run: $(STAMP)
 	$(BIN)/batchpoint serve
+
+# Lint, formatting, types (src) and the layers contract (pyproject.toml holds each tool's configuration).
+# Each tool runs even when one before it failed, so that one run lists every problem.
+check: $(STAMP)
+	status=0; \
+	$(BIN)/ruff check src tests benchmarks || status=1; \
+	$(BIN)/ruff format --check src tests benchmarks || status=1; \
+	$(BIN)/mypy || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
 
 # Test modules are spread over three processes (a module's tests stay in one; each process shares one server among
 # its modules), the longest first (tests/scheduling.py). Three, on two cores: many tests wait on leases, restarts

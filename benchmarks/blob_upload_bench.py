@@ -26,7 +26,7 @@ from types import TracebackType
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.server: the real server on a free port
-from tests.server import API, WORKSPACE_ID, Server  # noqa: E402
+from tests.server import API, WORKSPACE_ID, Server
 
 MIB = 1024 * 1024
 BLOCK_SIZE = 4 * MIB

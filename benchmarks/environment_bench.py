@@ -101,7 +101,8 @@ def compare_builds(requirements: list[str]) -> bool:
         ratio = seconds["uv", state] / seconds["pip", state]
         met = met and ratio <= target
         print(
-            f"  {state:5} cache: pip {seconds['pip', state]:7.1f} s, uv {seconds['uv', state]:6.1f} s, uv/pip {ratio:5.2f} (target <= {target})"
+            f"  {state:5} cache: pip {seconds['pip', state]:7.1f} s, uv {seconds['uv', state]:6.1f} s, "
+            f"uv/pip {ratio:5.2f} (target <= {target})"
         )
     print("environment builds:", "met" if met else "NOT met")
     return met

@@ -111,7 +111,7 @@ def run_actor_pool(root: Path, inputs: Path, code: Path, sleep: float, name: str
             os.environ["RAY_BENCH_SLEEP"] = str(sleep)
             self.folder = Path(tempfile.mkdtemp())
             namespace: dict[str, object] = {}
-            exec(compile(source, "score.py", "exec"), namespace)  # noqa: S102 - the benchmark's own script
+            exec(compile(source, "score.py", "exec"), namespace)  # the benchmark's own script
             self.run = namespace["run"]
             namespace["init"]()  # type: ignore[operator]
 
@@ -196,7 +196,8 @@ def main() -> int:
                         elapsed, outputs[contender] = run_actor_pool(work, inputs[size], code, SLEEP_SECONDS, name)
                     best[contender, size] = min(best[contender, size], elapsed)
                     print(
-                        f"round {round_number + 1}: {contender:10s} {size:,} files {elapsed:6.2f} s ({size / elapsed:,.0f} files/s)"
+                        f"round {round_number + 1}: {contender:10s} {size:,} files {elapsed:6.2f} s "
+                        f"({size / elapsed:,.0f} files/s)"
                     )
                 assert outputs["batchpoint"] == outputs["ActorPool"], "the outputs differ"
         ray.shutdown()

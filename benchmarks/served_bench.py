@@ -191,14 +191,13 @@ def report(runs: dict[str, list[Run]]) -> bool:
     print(
         f"  spread: overhead {min(overheads):.2f}..{max(overheads):.2f} ms, ratio {min(ratios):.2f}..{max(ratios):.2f}"
     )
-    cpu = [run.server_cpu / MINI_BATCHES * 1e3 for run in runs[SERVED]]
-    print(
-        f"  server CPU per mini-batch (invoke, coordinator, ledger, progress; polling excluded): {', '.join(f'{ms:.2f}' for ms in cpu)} ms"
-    )
+    cpu = ", ".join(f"{run.server_cpu / MINI_BATCHES * 1e3:.2f}" for run in runs[SERVED])
+    print(f"  server CPU per mini-batch (invoke, coordinator, ledger, progress; polling excluded): {cpu} ms")
     print(f"  invoke to first run(): {', '.join(f'{run.first_run:.2f}' for run in runs[SERVED])} s")
     outputs = {run.output_sha256 for run in runs[SERVED] + runs[POOL]}
     return all([
-        check(overhead <= TARGET_OVERHEAD_MS, f"median overhead per mini-batch {overhead:.2f} ms (target <= {TARGET_OVERHEAD_MS} ms)"),
+        check(overhead <= TARGET_OVERHEAD_MS,
+              f"median overhead per mini-batch {overhead:.2f} ms (target <= {TARGET_OVERHEAD_MS} ms)"),
         check(ratio >= TARGET_RATIO, f"median throughput ratio served/Pool {ratio:.2f} (target >= {TARGET_RATIO})"),
         check(len(outputs) == 1, "the served jobs and the Pool wrote byte-identical outputs"),
     ])  # fmt: skip

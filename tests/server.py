@@ -136,7 +136,7 @@ class Server:
             args += ["--database-url", self.database_url]
         args += self.args
         self.home.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.home / f"server-{self.port}.log", "ab")  # closed in stop()
         env = {**os.environ, **self.env}
         if self.cold or Server.warm is None:
             command = [*COLD_BATCHPOINT, *args]

@@ -42,7 +42,10 @@ def test_missing_token_is_401_with_challenge(server: Server) -> None:
 
 
 def test_missing_parents_are_named(server: Server) -> None:
-    missing_group = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/nogroup/providers/Microsoft.MachineLearningServices/workspaces/default/batchEndpoints"
+    missing_group = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/nogroup"
+        "/providers/Microsoft.MachineLearningServices/workspaces/default/batchEndpoints"
+    )
     missing_workspace = ENDPOINTS.replace("/workspaces/default/", "/workspaces/nows/")
     with server.client() as client:
         group = client.get(missing_group, params=V).json()["error"]

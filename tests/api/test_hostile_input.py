@@ -1,7 +1,8 @@
 """Hostile input against the real server: oversized, deep or malformed bodies, odd names, paths and headers.
 
-Targeted tests pin each bound; a hypothesis fuzz then sends hundreds (`make fuzz`: thousands) of hostile requests and checks that none
-gets a 5xx and that no answer shows a server path, a stack trace, the datastore key or the caller's token.
+Targeted tests pin each bound; a hypothesis fuzz then sends hundreds (`make fuzz`: thousands) of hostile requests
+and checks that none gets a 5xx and that no answer shows a server path, a stack trace, the datastore key or the
+caller's token.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from batchpoint.arm.registry import CHILD_NAME_PATTERN
 from batchpoint.api.limits import MAX_DEPTH, MAX_MEMBERS, MAX_STRING, json_problem
+from batchpoint.arm.registry import CHILD_NAME_PATTERN
 from tests.api.arm import ENDPOINTS, create_endpoint, endpoint_body, endpoint_url
 from tests.server import API, WORKSPACE_ID, Server, running
 

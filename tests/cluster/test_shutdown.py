@@ -17,7 +17,8 @@ def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart
     flag, pid_file = tmp_path / "go", tmp_path / "step.pid"
     waiting = {
         "type": "command",
-        "command": f"echo $$ > {pid_file}; while [ ! -e {flag} ]; do sleep 0.05; done; echo done > ${{{{outputs.y}}}}/x.txt",
+        "command": f"echo $$ > {pid_file}; while [ ! -e {flag} ]; do sleep 0.05; done; "
+        "echo done > ${{outputs.y}}/x.txt",
         "outputs": {"y": {"type": "uri_folder"}},
     }
     server = Server(home=tmp_path / "home").start()

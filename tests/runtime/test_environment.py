@@ -65,7 +65,10 @@ def test_the_script_runs_with_its_environment_a_private_working_folder_and_its_c
     assert not Path(seen["cwd"]).exists()  # removed with its worker
     assert seen["level"] == 10
     assert seen["argv"][1:] == [
-        "--logging_level", "DEBUG", "--mini_batch_size", "2", "--output", str(kit.output_dir), "--output_action", "append_row",
+        "--logging_level", "DEBUG",
+        "--mini_batch_size", "2",
+        "--output", str(kit.output_dir),
+        "--output_action", "append_row",
     ]  # fmt: skip
     stdout = kit.log("user/stdout/0/process000.stdout.txt")
     assert "init says hello" in stdout and "DEBUG score: a debug line" in stdout

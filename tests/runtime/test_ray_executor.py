@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from ray.cluster_utils import Cluster
 
-from batchpoint.runtime.coordinator import run_job  # noqa: E402
-from batchpoint.runtime.executor import ExecutorUnavailableError  # noqa: E402
-from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger  # noqa: E402
-from batchpoint.runtime.local import LocalProcessExecutor  # noqa: E402
-from batchpoint.runtime.ray_executor import RayExecutor, runtime_env  # noqa: E402
-from tests.conftest import RAY_NODE  # noqa: E402
-from tests.runtime.conftest import ECHO, Kit, ray_nodes  # noqa: E402
+from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.executor import ExecutorUnavailableError
+from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
+from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.ray_executor import RayExecutor, runtime_env
+from tests.conftest import RAY_NODE
+from tests.runtime.conftest import ECHO, Kit, ray_nodes
 
 SLOW_ECHO = """
     import os

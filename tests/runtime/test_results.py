@@ -23,7 +23,8 @@ def test_list_results_are_written_one_per_line_grouped_per_mini_batch_in_input_o
 
         def run(mini_batch):
             time.sleep(random.random() / 20)  # finish out of order
-            return [f"{os.path.basename(path)} {open(path).read()}" for path in mini_batch] + [("extra", len(mini_batch))]
+            rows = [f"{os.path.basename(path)} {open(path).read()}" for path in mini_batch]
+            return rows + [("extra", len(mini_batch))]
         """
     )
     progress: list[Counts] = []

@@ -65,7 +65,8 @@ def init():
 
 def run(mini_batch):
     python = ".".join(map(str, sys.version_info[:3]))
-    return pd.DataFrame({"python": python, "sklearn": sklearn.__version__, "file": [os.path.basename(p) for p in mini_batch]})
+    files = [os.path.basename(p) for p in mini_batch]
+    return pd.DataFrame({"python": python, "sklearn": sklearn.__version__, "file": files})
 """
 
 MLMODEL = """\

@@ -67,7 +67,8 @@ def components(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) ->
     (folder / "src" / "score.py").write_text(SCORE_PY)
     specs = {
         "prepare_data": (
-            "python prepare.py --data ${{inputs.data}} --n ${{inputs.n}} --prefix ${{inputs.prefix}} --out ${{outputs.prepared}}",
+            "python prepare.py --data ${{inputs.data}} --n ${{inputs.n}} --prefix ${{inputs.prefix}}"
+            " --out ${{outputs.prepared}}",
             "{data: {type: uri_folder}, n: {type: integer, default: 3}, prefix: {type: string, default: p_}}",
             "{prepared: {type: uri_folder}}",
         ),

@@ -25,7 +25,8 @@ open(os.path.join(counts, "counts.txt"), "w").write("".join(line + "\\n" for lin
 REPEAT_PY = """
 import argparse, os
 p = argparse.ArgumentParser()
-p.add_argument("--counts"); p.add_argument("--times", type=int); p.add_argument("--label", default="plain"); p.add_argument("--report")
+p.add_argument("--counts"); p.add_argument("--times", type=int)
+p.add_argument("--label", default="plain"); p.add_argument("--report")
 a = p.parse_args()
 lines = open(os.path.join(a.counts, "counts.txt")).read().splitlines()
 with open(os.path.join(a.report, "report.txt"), "w") as out:
@@ -62,7 +63,8 @@ def count_words(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -
         command_component(
             folder,
             "repeat",
-            "python repeat.py --counts ${{inputs.counts}} --times ${{inputs.times}} $[[--label ${{inputs.label}}]] --report ${{outputs.report}}",
+            "python repeat.py --counts ${{inputs.counts}} --times ${{inputs.times}}"
+            " $[[--label ${{inputs.label}}]] --report ${{outputs.report}}",
             "{counts: {type: uri_folder}, times: {type: integer}, label: {type: string, optional: true}}",
             "{report: {type: uri_folder}}",
         )

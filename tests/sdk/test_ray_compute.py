@@ -1,5 +1,6 @@
-"""A compute on a real Ray cluster (three nodes, shared with tests/runtime/test_ray_executor.py), through the unmodified MLClient: compute create, a deployment with
-``compute="azureml:batch-cluster"``, ``batch_endpoints.invoke``, the job's progress and logs."""
+"""A compute on a real Ray cluster (three nodes, shared with tests/runtime/test_ray_executor.py), through the
+unmodified MLClient: compute create, a deployment with ``compute="azureml:batch-cluster"``, ``batch_endpoints.invoke``,
+the job's progress and logs."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.sdk.mlclient import connect
 from tests.server import API, WORKSPACE_ID, Server
 
 pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from ray.cluster_utils import Cluster
 
 SCORE = """
 import os

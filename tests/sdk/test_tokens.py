@@ -32,7 +32,9 @@ from azure.ai.ml.entities import UserIdentityConfiguration
 from azure.core.exceptions import HttpResponseError
 
 ml_client = MLClient(DefaultAzureCredential(), "{subscription}", "local", "default")
-job = ml_client.batch_endpoints.invoke(endpoint_name="tokens-ep", deployment_name="main", input=Input(type="uri_folder", path={inputs!r}))
+job = ml_client.batch_endpoints.invoke(
+    endpoint_name="tokens-ep", deployment_name="main", input=Input(type="uri_folder", path={inputs!r})
+)
 print("invoked", job.name)
 print("listed", len(list(ml_client.batch_endpoints.list_jobs(endpoint_name="tokens-ep"))))
 user_job = command(command="echo hi", environment="azureml:tokens-env:1", identity=UserIdentityConfiguration())

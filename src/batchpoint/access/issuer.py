@@ -137,7 +137,7 @@ class IssuerCredential:
         self._minutes = minutes
 
     def get_token(self, *scopes: str, **_options: Any) -> Any:
-        from azure.core.credentials import AccessToken  # noqa: PLC0415 - the SDKs' package, present where they are
+        from azure.core.credentials import AccessToken  # the SDKs' package, present where they are
 
         audiences = [audience_of(scope) for scope in scopes] or [DEFAULT_AUDIENCE]
         token = self._issuer.mint(audiences[0] if len(audiences) == 1 else audiences, self._user, minutes=self._minutes)

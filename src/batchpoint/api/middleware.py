@@ -32,7 +32,7 @@ class ArmMiddleware:
             }
         request_id = str(uuid.uuid4()).encode()
         extra = [(b"x-ms-request-id", request_id)]
-        sent = dict((name.lower(), value) for name, value in scope["headers"] if name.lower() in ECHOED)
+        sent = {name.lower(): value for name, value in scope["headers"] if name.lower() in ECHOED}
         extra.append((b"x-ms-correlation-request-id", sent.get(b"x-ms-correlation-request-id", request_id)))
         if b"x-ms-client-request-id" in sent:
             extra.append((b"x-ms-client-request-id", sent[b"x-ms-client-request-id"]))

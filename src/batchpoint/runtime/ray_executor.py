@@ -114,7 +114,7 @@ class ScoringActor:
             init = getattr(self._script, "init", None)
             if callable(init):
                 init()
-        except BaseException as error:  # the script's failure is the job's information, whatever it is
+        except BaseException as error:  # noqa: BLE001 - the script's failure, whatever it is, is the job's information
             return user_traceback(error)
         return None
 

@@ -61,10 +61,13 @@ def remote_output_problem(spec: JobSpec) -> str | None:
     target = remote.child(spec.output_file_name)
     try:
         exists = remote.filesystem().exists(target)
-    except Exception as error:  # any storage client error: the job says where it could not look
+    except Exception as error:  # noqa: BLE001 - any storage client error: the job says where it could not look
         return f"Could not reach the output '{remote.uri}': {type(error).__name__}: {error}"
     if exists:
-        return f"The output file '{spec.output_file_name}' already exists in '{remote.uri}'; a batch job never overwrites or appends to it."
+        return (
+            f"The output file '{spec.output_file_name}' already exists in '{remote.uri}'; "
+            "a batch job never overwrites or appends to it."
+        )
     return None
 
 

@@ -96,7 +96,7 @@ def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
         init = getattr(script, "init", None)
         if callable(init):
             init()
-    except BaseException as error:
+    except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
         _exit_now(1)
     send(replies, READY)
@@ -147,12 +147,12 @@ def score(script: ModuleType, files: list[str], summary_only: bool) -> tuple[str
 
     try:
         result = script.run(files)
-    except BaseException as error:  # the script's failure, whatever it is (SystemExit included)
+    except BaseException as error:  # noqa: BLE001 - the script's failure, whatever it is (SystemExit included)
         return ERROR, user_traceback(error), timing(time.monotonic() - clock)
     run_seconds = time.monotonic() - clock
     try:
         formatted = format_result(result, summary_only)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a result that cannot be written fails this try, not the worker
         return ERROR, "".join(traceback.format_exception_only(type(error), error)), timing(run_seconds)
     return DONE, formatted, timing(run_seconds)
 
@@ -198,7 +198,7 @@ def call_shutdown(script: ModuleType) -> None:
         return
     try:
         shutdown()
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - a failing shutdown() is logged; the worker exits anyway
         traceback.print_exc()
 
 

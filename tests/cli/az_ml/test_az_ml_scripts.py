@@ -34,7 +34,8 @@ def init():
     factor = int(open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "factor.txt")).read())
 
 def run(mini_batch):
-    return [f"{os.path.basename(path)},{len(open(path).read()) * factor},{os.environ['EDITION']}" for path in mini_batch]
+    edition = os.environ["EDITION"]
+    return [f"{os.path.basename(path)},{len(open(path).read()) * factor},{edition}" for path in mini_batch]
 """
 
 ENDPOINT = """\
@@ -340,7 +341,8 @@ PIPELINE_JOB=$(cat pipeline-job.txt)
 az ml job stream -n $PIPELINE_JOB
 az ml job show -n $PIPELINE_JOB --query status -o tsv >> status.txt
 az ml job download --name $PIPELINE_JOB --output-name counts --download-path standalone
-az ml batch-deployment create --endpoint $ENDPOINT_NAME --set job_definition=azureml:$PIPELINE_JOB -f deployment-from-job.yml
+az ml batch-deployment create --endpoint $ENDPOINT_NAME --set job_definition=azureml:$PIPELINE_JOB \
+  -f deployment-from-job.yml
 JOB_NAME=$(az ml batch-endpoint invoke -n $ENDPOINT_NAME -d counting-from-job --f inputs.yml --query name -o tsv)
 az ml job stream -n $JOB_NAME
 az ml job show -n $JOB_NAME --query status -o tsv >> status.txt

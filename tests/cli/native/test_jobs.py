@@ -12,7 +12,10 @@ from tests.api.jobs import deploy_script, write_inputs
 from tests.server import Server
 
 ECHO = "def init():\n    pass\n\ndef run(mini_batch):\n    return [p.rsplit('/', 1)[1] for p in mini_batch]\n"
-SLOW = "import time\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    time.sleep(0.5)\n    print('scoring', len(mini_batch), 'files')\n    return mini_batch\n"
+SLOW = (
+    "import time\n\ndef init():\n    pass\n\n"
+    "def run(mini_batch):\n    time.sleep(0.5)\n    print('scoring', len(mini_batch), 'files')\n    return mini_batch\n"
+)
 BROKEN = "def init():\n    raise RuntimeError('model file missing')\n\ndef run(mini_batch):\n    return mini_batch\n"
 
 

@@ -30,7 +30,8 @@ import sys
 from importlib import metadata
 
 def run(mini_batch):
-    return ["%d.%d typing-extensions %s" % (sys.version_info[0], sys.version_info[1], metadata.version("typing_extensions"))]
+    version = metadata.version("typing_extensions")
+    return ["%d.%d typing-extensions %s" % (sys.version_info[0], sys.version_info[1], version)]
 """
 
 

@@ -102,7 +102,8 @@ def serve(
         typer.Option(
             envvar="BATCHPOINT_LEASE_SECONDS",
             min=1.0,
-            help="How long the jobs and operations of a server that died stay with it before another replica takes them over.",
+            help="How long the jobs and operations of a server that died stay with it "
+            "before another replica takes them over.",
         ),
     ] = DEFAULT_LEASE_SECONDS,
 ) -> None:

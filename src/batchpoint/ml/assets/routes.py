@@ -34,7 +34,7 @@ def _upserted(ctx: MlContext, upserted: Upserted) -> Response:
     return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
 
 
-def register(collection: str) -> None:  # noqa: C901 - one small route per operation
+def register(collection: str) -> None:
     containers = f"{WORKSPACE_PATH}/{collection}"
     container = containers + "/{name}"
     versions = container + "/versions"

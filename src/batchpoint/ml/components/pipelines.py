@@ -75,7 +75,8 @@ def load_pipeline(store: Store, workspace_id: str, reference: str) -> Pipeline:
     spec = _component_spec(store, component_id)
     if str(spec.get("type", "")).lower() != "pipeline":
         raise bad_request(
-            f"The component '{reference}' is a '{spec.get('type')}' component; a pipeline deployment or pipeline job needs a pipeline component.",
+            f"The component '{reference}' is a '{spec.get('type')}' component; "
+            "a pipeline deployment or pipeline job needs a pipeline component.",
             "UserError",
         )
     return pipeline_of_spec(store, workspace_id, component_id, spec, f"The pipeline component '{reference}'")
@@ -237,7 +238,8 @@ def _binding_problems(pipeline: Pipeline) -> list[str]:
                 )
             elif (match := STEP_OUTPUT.match(value)) and not _has_output(pipeline, match["step"], match["name"]):
                 problems.append(
-                    f"step '{node.name}' input '{key}' reads '{match['step']}.outputs.{match['name']}', which does not exist"
+                    f"step '{node.name}' input '{key}' reads '{match['step']}.outputs.{match['name']}', "
+                    "which does not exist"
                 )
         for key, spec in declared.items():
             if key not in node.inputs and not _has_default(spec):

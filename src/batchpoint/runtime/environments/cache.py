@@ -164,8 +164,12 @@ class EnvironmentCache:
             self._run(self.installer.create_step, self.installer.create_command(spec.built_on, folder), report)
             moved = self._install(spec, folder, report) if spec.requirements else []
             ready = {
-                **asdict(spec), "key": spec.key, "builtAt": time.time(), "installer": self.installer.name, MOVED_PINS: moved,
-            }  # fmt: skip
+                **asdict(spec),
+                "key": spec.key,
+                "builtAt": time.time(),
+                "installer": self.installer.name,
+                MOVED_PINS: moved,
+            }
             (folder / READY_FILE).write_text(json.dumps(ready))
             report(f"# environment {spec.key} is ready")
 

@@ -42,7 +42,7 @@ model: Any = None
 
 def init() -> None:
     global model
-    import mlflow.pyfunc  # noqa: PLC0415 - heavy, and only workers of MLflow deployments need it
+    import mlflow.pyfunc  # heavy, and only workers of MLflow deployments need it
 
     model = mlflow.pyfunc.load_model(str(model_folder(Path(os.environ["AZUREML_MODEL_DIR"])).resolve()))
 
@@ -77,7 +77,7 @@ def read(path: str) -> pd.DataFrame | np.ndarray:
 def read_image(path: str) -> np.ndarray:
     """The image as an array shaped and typed by the model's tensor signature if it has one, else uint8 pixels."""
     try:
-        from PIL import Image  # noqa: PLC0415 - only image inputs need Pillow
+        from PIL import Image  # only image inputs need Pillow
     except ImportError:
         raise ValueError(
             f"Error processing input file '{os.path.basename(path)}': reading images needs Pillow in the "
