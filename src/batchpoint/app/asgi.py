@@ -83,7 +83,9 @@ def create_api(
     app = FastAPI(
         title="batchpoint",
         version=__version__,
-        description="Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted.",
+        description=(
+            "Azure Machine Learning batch endpoints (Microsoft.MachineLearningServices 2025-12-01), self-hosted."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings

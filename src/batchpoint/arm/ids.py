@@ -57,7 +57,8 @@ def levels(resource_id: str) -> list[Level]:
     if len(segments) % 2 or not segments[0]:
         raise MalformedId(resource_id)
     found: list[Level] = []
-    namespace, types = None, []
+    namespace: str | None = None
+    types: list[str] = []
     for index in range(0, len(segments), 2):
         key, name = segments[index], segments[index + 1]
         lowered = key.lower()

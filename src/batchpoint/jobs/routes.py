@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 
@@ -69,7 +69,7 @@ async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803
 JobId = Annotated[str, Depends(job_id)]
 
 
-def invoke_answer(job_body: dict) -> dict:  # type: ignore[type-arg]
+def invoke_answer(job_body: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": job_body["id"],
         "name": job_body["name"],
