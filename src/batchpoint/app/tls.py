@@ -58,7 +58,7 @@ def roots_in_force(environ: Mapping[str, str]) -> Path:
     for name in ROOTS_VARIABLES:
         if environ.get(name) and Path(environ[name]).is_file():
             return Path(environ[name])
-    import certifi  # noqa: PLC0415 - only the bundle needs it
+    import certifi  # only the bundle needs it
 
     return Path(certifi.where())
 

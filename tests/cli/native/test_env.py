@@ -50,7 +50,7 @@ def https_server_of_another_ca(folder: Path) -> Iterator[tuple[str, Path]]:
     files = ensure_certificates(folder)
 
     class Hello(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        def do_GET(self) -> None:  # the standard library's name
             self.send_response(200)
             self.send_header("Content-Length", "5")
             self.end_headers()
