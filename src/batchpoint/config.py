@@ -58,6 +58,9 @@ class Settings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     """How long a job or operation stays owned by a process that stopped renewing it (it died) before another
     process takes it over (docs/deployment.md)."""
+    strict_api_versions: bool = False
+    """Refuse api-versions of Microsoft.MachineLearningServices newer than the newest known, as Azure refuses
+    versions it does not have; by default they are served as the newest known (docs/management-plane.md)."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()

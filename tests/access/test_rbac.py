@@ -16,8 +16,8 @@ from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server, batchpoint_com
 
 ENDPOINT = "rbac-ep"
 OTHER = "rbac-other"
-BAD_VERSION = {"api-version": "1999-01-01"}
-"""Authorization comes before the api-version check: an allowed write answers 400 and changes nothing."""
+BAD_VERSION = {"api-version": "latest"}
+"""Authorization comes before the check of a malformed api-version: an allowed write answers 400 and changes nothing."""
 SCOPES = {
     "subscription": f"/subscriptions/{SUBSCRIPTION}",
     "resource group": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/local",

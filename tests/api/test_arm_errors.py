@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.api.arm import ENDPOINTS, endpoint_body, endpoint_url
-from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server
+from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server, running
 
 V = {"api-version": API}
 PUBLISHED = ["2023-04-01", "2023-10-01", "2024-01-01-preview", "2024-10-01-preview", "2025-12-01"]
@@ -18,13 +20,52 @@ def test_missing_api_version(server: Server) -> None:
     assert response.json()["error"]["code"] == "MissingApiVersionParameter"
 
 
-@pytest.mark.parametrize("version", ["2025-13", "latest", "1999-01-01"])
+@pytest.mark.parametrize("version", ["2025-13", "latest", "2025-12-01-dataplanepreview"])
 def test_invalid_api_version(server: Server, version: str) -> None:
     with server.client() as client:
         response = client.get(ENDPOINTS, params={"api-version": version})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "InvalidApiVersionParameter" and version in error["message"]
+
+
+@pytest.mark.parametrize("version", ["1999-01-01", "2023-03-01", "2025-12-01-preview"])
+def test_unknown_older_api_versions_get_azures_refusal(server: Server, version: str) -> None:
+    with server.client() as client:
+        response = client.get(ENDPOINTS, params={"api-version": version})
+    assert response.status_code == 400 and "x-ms-request-id" in response.headers
+    error = response.json()["error"]
+    assert error["code"] == "NoRegisteredProviderFound"
+    assert error["message"].startswith(
+        f"No registered resource provider found for location 'local' and API version '{version}' for type "
+        "'workspaces/batchEndpoints'. The supported api-versions are '2021-10-01, "
+    )
+
+
+NEWER = ["2099-01-01", "2026-01-15-preview"]
+READS = {"routed": WORKSPACE_ID, "fast path": ENDPOINTS, "routed list": WORKSPACE_ID + "/computes"}
+
+
+@pytest.mark.parametrize("version", NEWER)
+@pytest.mark.parametrize("path", READS.values(), ids=READS.keys())
+def test_newer_api_versions_are_served_as_the_newest_known_saying_so(server: Server, version: str, path: str) -> None:
+    with server.client() as client:
+        response = client.get(path, params={"api-version": version})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-ms-batchpoint-served-api-version"] == API
+    assert "x-ms-batchpoint-served-api-version" not in client.get(path, params=V).headers
+
+
+def test_with_strict_api_versions_newer_ones_are_refused_and_known_ones_served(tmp_path: Path) -> None:
+    with running(tmp_path, "--strict-api-versions") as strict, strict.client() as client:
+        refused = client.put(endpoint_url("strict-ep"), params={"api-version": NEWER[0]}, json=endpoint_body())
+        served = client.get(ENDPOINTS, params=V)
+        older = client.get(ENDPOINTS, params={"api-version": PUBLISHED[0]})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "NoRegisteredProviderFound"
+    assert f"API version '{NEWER[0]}' for type 'workspaces/batchEndpoints'" in error["message"]
+    assert served.status_code == 200 and older.status_code == 200
 
 
 @pytest.mark.parametrize("version", PUBLISHED)

@@ -1,11 +1,22 @@
-"""One pure-ASGI middleware for what every ARM response needs: canonical paths and request-id headers."""
+"""Pure-ASGI middleware for what every ARM response needs: canonical paths and request-id headers; and the
+api-version gate of the Microsoft.MachineLearningServices paths."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
+from batchpoint.api.errors import error_response
 from batchpoint.api.paths import PathCanonicalizer
+from batchpoint.api.versions import (
+    NEWEST_ML_VERSION,
+    VERSION_FORMAT,
+    is_known_ml_version,
+    is_newer_ml_version,
+    no_registered_provider,
+)
+from batchpoint.config import DEFAULT_LOCATION
 
 Scope = dict[str, Any]
 
@@ -43,3 +54,55 @@ class ArmMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_ids)
+
+
+ML_PROVIDER = "/providers/Microsoft.MachineLearningServices/"
+SERVED_VERSION_HEADER = b"x-ms-batchpoint-served-api-version"
+"""On the answer to a request with a newer api-version than batchpoint knows: the version it was served as."""
+
+
+class ApiVersionGate:
+    """Well-formed api-versions of Microsoft.MachineLearningServices that batchpoint does not know: a newer one is
+    served as the newest known, saying so in ``SERVED_VERSION_HEADER``; an older one (or, with ``strict``, a
+    newer one) gets Azure's ``NoRegisteredProviderFound``. Malformed ones are left to the routes, which refuse them
+    (after authentication and authorization) with ``InvalidApiVersionParameter``. Sits inside ``ArmMiddleware``,
+    so the path is canonical and a refusal carries request ids."""
+
+    def __init__(self, app: Any, strict: bool) -> None:
+        self.app = app
+        self.strict = strict
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        version = _ml_api_version(scope)
+        if version is None or not VERSION_FORMAT.match(version) or is_known_ml_version(version):
+            await self.app(scope, receive, send)
+            return
+        if self.strict or not is_newer_ml_version(version):
+            refusal = no_registered_provider(version, _resource_type(scope["path"]), DEFAULT_LOCATION)
+            await error_response(refusal.status, refusal.code, refusal.message)(scope, receive, send)
+            return
+
+        async def send_with_version(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                served = (SERVED_VERSION_HEADER, NEWEST_ML_VERSION.encode())
+                message = {**message, "headers": [*message.get("headers", []), served]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def _ml_api_version(scope: Scope) -> str | None:
+    """The api-version of a request to a Microsoft.MachineLearningServices ARM path, else None."""
+    if scope["type"] != "http" or ML_PROVIDER not in scope["path"] or not scope["path"].startswith("/subscriptions/"):
+        return None
+    query = scope.get("query_string", b"")
+    if b"api-version=" not in query:
+        return None
+    values = parse_qs(query.decode("latin-1")).get("api-version")
+    return values[0] if values else None
+
+
+def _resource_type(path: str) -> str:
+    """``workspaces/batchEndpoints/deployments`` for a path below the provider, as Azure's message names it."""
+    segments = path.split(ML_PROVIDER, 1)[1].strip("/").split("/")
+    return "/".join(segments[0::2])

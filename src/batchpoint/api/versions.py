@@ -1,4 +1,9 @@
-"""``api-version``: required everywhere; the provider's routes take the published versions clients send."""
+"""``api-version``: required everywhere; the provider's routes take the published versions clients send.
+
+A well-formed Microsoft.MachineLearningServices version dated after the newest batchpoint knows is served as that
+newest one (``ApiVersionGate`` says so in a response header), so that a new azure-ai-ml keeps working the day it
+moves on; ``serve --strict-api-versions`` refuses it instead, as Azure refuses versions a provider does not have.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ ML_API_VERSIONS = (
     "2025-12-01",
 )
 _ML_LOWER = {version.lower() for version in ML_API_VERSIONS}
+NEWEST_ML_VERSION = ML_API_VERSIONS[-1]
 
 MISSING = ArmError(
     400,
@@ -54,13 +60,34 @@ def _invalid(version: str, supported: str) -> ArmError:
     )
 
 
+def is_known_ml_version(api_version: str) -> bool:
+    return api_version.lower() in _ML_LOWER
+
+
+def is_newer_ml_version(api_version: str) -> bool:
+    """A well-formed version (a preview too) dated after the newest known."""
+    return bool(VERSION_FORMAT.match(api_version)) and api_version[:10] > NEWEST_ML_VERSION[:10]
+
+
 def check_ml_version(api_version: str | None) -> str:
-    """Versions of Microsoft.MachineLearningServices the official clients send."""
+    """Versions of Microsoft.MachineLearningServices the official clients send, and newer ones (served as the
+    newest known; ``ApiVersionGate`` has refused them already where the server is strict)."""
     if not api_version:
         raise MISSING
-    if api_version.lower() not in _ML_LOWER:
+    if not (is_known_ml_version(api_version) or is_newer_ml_version(api_version)):
         raise _invalid(api_version, ",".join(ML_API_VERSIONS))
     return api_version
+
+
+def no_registered_provider(api_version: str, resource_type: str, location: str) -> ArmError:
+    """Azure's answer to a well-formed api-version its resource provider does not have."""
+    return ArmError(
+        400,
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location '{location}' and API version '{api_version}' for "
+        f"type '{resource_type}'. The supported api-versions are '{', '.join(ML_API_VERSIONS)}'. The supported "
+        f"locations are '{location}'.",
+    )
 
 
 def check_arm_version(api_version: str | None) -> str:

@@ -22,7 +22,7 @@ from batchpoint.api.errors import install_error_handlers
 from batchpoint.api.fastpath import FastReads, ReadFastPath
 from batchpoint.api.http_metrics import HttpMetrics, RouteRecorder
 from batchpoint.api.limits import RequestLimits
-from batchpoint.api.middleware import ArmMiddleware
+from batchpoint.api.middleware import ApiVersionGate, ArmMiddleware
 from batchpoint.api.paths import PathCanonicalizer
 from batchpoint.app import cloud_metadata, metrics_endpoint
 from batchpoint.app.metrics_collector import ServerCollector
@@ -47,8 +47,8 @@ STATIC = Path(pages.__file__).parent / "static"
 def create_app(
     settings: Settings, stopping: threading.Event | None = None, served: tuple[Served, ...] = SERVED
 ) -> HttpMetrics:
-    """The server's ASGI application: the HTTP metrics, ARM path and header handling, then the request body
-    limits, then the read fast path, then FastAPI.
+    """The server's ASGI application: the HTTP metrics, ARM path and header handling, the api-version gate, then
+    the request body limits, then the read fast path, then FastAPI.
 
     These layers sit outside FastAPI, so the hot reads skip its middleware stack too; the limits answer inside
     the ARM layer, so that their refusals carry request ids like every other answer. `stopping` is set when the
@@ -59,7 +59,8 @@ def create_app(
     types = [each.resource_type for each in served]
     fast_path = ReadFastPath(RouteRecorder(api), api, FastReads(types))
     limits = RequestLimits(fast_path, settings.max_body_bytes)
-    return HttpMetrics(ArmMiddleware(limits, PathCanonicalizer(types)), fast_path.reads.route_template)
+    gate = ApiVersionGate(limits, settings.strict_api_versions)
+    return HttpMetrics(ArmMiddleware(gate, PathCanonicalizer(types)), fast_path.reads.route_template)
 
 
 def create_api(

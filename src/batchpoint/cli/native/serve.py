@@ -106,6 +106,14 @@ def serve(
             "before another replica takes them over.",
         ),
     ] = DEFAULT_LEASE_SECONDS,
+    strict_api_versions: Annotated[
+        bool,
+        typer.Option(
+            "--strict-api-versions",
+            help="Refuse api-versions newer than the newest known (Azure's NoRegisteredProviderFound) "
+            "instead of serving them as the newest known.",
+        ),
+    ] = False,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.app.server import serve as run_server
@@ -127,6 +135,7 @@ def serve(
         ray_address=ray_address,
         storage_root=storage_root,
         lease_seconds=lease_seconds,
+        strict_api_versions=strict_api_versions,
     )
     run_server(settings)
 
