@@ -51,7 +51,7 @@ def test_a_group_named_like_an_id_key_runs_jobs(server: Server, data_root: Path,
     assert job["properties"]["progress"]["items"]["succeeded"] == 5
     assert deployment["id"] == deployment_url(f"ep-{group}", "workspaces", workspace)
     assert [endpoint["name"] for endpoint in endpoints] == [f"ep-{group}"]
-    assert [listed["name"] for listed in jobs] == [job["name"]]
+    assert sorted(listed["name"] for listed in jobs) == [job["name"], f"{job['name']}-batchscoring"]  # and its step
     assert [listed["name"] for listed in endpoint_jobs] == [job["name"]]
     assert missing.status_code == 404
     assert missing.json()["error"]["message"].startswith(

@@ -99,7 +99,7 @@ def test_counters_match_the_job(server: Server) -> None:
     assert delta(before, after, "batchpoint_mini_batch_timeouts_total") == 2
     assert delta(before, after, "batchpoint_worker_restarts_total") == 2
     assert delta(before, after, "batchpoint_run_duration_seconds_count") == 8  # 4 + 2 tries of each failing one
-    assert delta(before, after, "batchpoint_jobs", state="Completed") == 1
+    assert delta(before, after, "batchpoint_jobs", state="Completed") == 2  # the job and its scoring step
     assert after[("batchpoint_busy_workers", ())] == 0 and after[("batchpoint_job_queue_depth", ())] == 0
     invoked = (
         ("method", "POST"),

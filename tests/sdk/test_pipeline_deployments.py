@@ -182,7 +182,13 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     assert wait(ml_client, job.name) == "Completed"
     assert type(ml_client.jobs.get(job.name)).__name__ == "PipelineJob"
     assert steps_of(ml_client, job.name) == {"prepared": "Completed", "scored": "Completed"}
-    child = next(iter(ml_client.jobs.list(parent_job_name=job.name)))
+    children = list(ml_client.jobs.list(parent_job_name=job.name))
+    assert {step.properties["azureml.moduleName"]: step.status for step in children} == {
+        "prepare_data": "Completed",  # the notebooks find steps by their component's name
+        "score_data": "Completed",
+    }
+    assert all(step.creation_context.last_modified_at > step.creation_context.created_at for step in children)
+    child = children[0]
     assert ml_client.jobs.get(child.name).status == "Completed"
     with tls_server.client() as client:
         step_logs = client.get(

@@ -11,6 +11,7 @@ from batchpoint.arm.errors import ArmError
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.logs import LogFolder, check_log_link, log_folder, log_link
 from batchpoint.jobs.pipelines.planner import child_name
+from batchpoint.jobs.scoring_step import SCORING_STEP, scoring_child_id
 from batchpoint.ml.datastores.service import Datastores, account_name_for
 from batchpoint.store.entities import Resource
 
@@ -18,7 +19,11 @@ OUTPUT_ASSET = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^
 
 
 def _run_of_child(parent: str, child: Resource) -> dict[str, Any]:
+    """A child job as run history shows it: what azure-ai-ml's ``jobs.list(parent_job_name=...)`` reads into a job's
+    name, status, properties, compute and ``creation_context`` (whose times the notebooks subtract)."""
     properties = child.body["properties"]
+    system = child.body.get("systemData") or {}
+    compute = properties.get("computeId")
     return {
         "runId": child.name,
         "parentRunId": parent,
@@ -28,12 +33,16 @@ def _run_of_child(parent: str, child: Resource) -> dict[str, Any]:
         "displayName": properties["displayName"],
         "status": properties["status"],
         "runType": "azureml.StepRun",
-        "createdUtc": child.body.get("systemData", {}).get("createdAt"),
+        "createdUtc": system.get("createdAt"),
+        "createdBy": {"userName": system.get("createdBy")},
+        "lastModifiedUtc": system.get("lastModifiedAt") or system.get("createdAt"),
+        "lastModifiedBy": {"userName": system.get("lastModifiedBy") or system.get("createdBy")},
         "startTimeUtc": properties.get("startTime"),
         "endTimeUtc": properties.get("endTime"),
-        "properties": properties.get("properties", {}),
+        "properties": {name: str(value) for name, value in (properties.get("properties") or {}).items()},
         "tags": {},
         "services": {},
+        **({"compute": {"target": compute.rsplit("/", 1)[-1], "targetType": "AmlCompute"}} if compute else {}),
     }
 
 
@@ -65,13 +74,18 @@ class History:
         return details
 
     def children(self, job_id: str) -> list[dict[str, Any]]:
-        """A pipeline job's steps as run-history runs (``jobs.list(parent_job_name=...)``); none for a model job."""
+        """A job's child jobs as run-history runs (``jobs.list(parent_job_name=...)``)."""
         job = self.resources.get(job_id)
         return [_run_of_child(job.name, child) for _, child in self.steps(job)]
 
     def steps(self, job: Resource) -> list[tuple[str, Resource]]:
-        """A pipeline job's steps that have their child job yet, each with it; none for a model job."""
+        """A job's steps that have their child job yet, each with it: a pipeline job's, a model job's scoring step
+        (none for a model job stored before those existed)."""
         workspace_id = job.parent_id
+        scoring = scoring_child_id(job)
+        child = self.resources.store.get(scoring) if scoring else None
+        if child is not None:
+            return [(SCORING_STEP, child)]
         steps = []
         for step in (job.secrets.get("pipeline") or {}).get("steps", []):
             child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")

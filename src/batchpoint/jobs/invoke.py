@@ -26,9 +26,10 @@ from batchpoint.jobs.pipelines.planner import (
     studio_services,
 )
 from batchpoint.jobs.placement import Placement
+from batchpoint.jobs.scoring_step import scoring_child, scoring_child_id
 from batchpoint.ml.assets.references import deployment_model, load_version
 from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
-from batchpoint.ml.datastores.uris import Location, UriResolver
+from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.output import OutputExistsError, check_output_available
@@ -166,14 +167,7 @@ class JobPlanner(OnResources):
         """The output folder, the predictions file's name and, for an output on remote storage, where the
         completed output goes (the folder is then a local staging folder)."""
         file_name = request.get("outputFileName") or settings.get("outputFileName", "predictions.csv")
-        uri, is_file = default_output_uri(job_name), False
-        outputs = list((request.get("outputData") or {}).values())
-        dataset = request.get("outputDataset") or {}
-        if outputs and outputs[0].get("uri"):
-            uri, is_file = outputs[0]["uri"], (outputs[0].get("jobOutputType") or "").lower() == "urifile"
-        elif dataset.get("datastoreId"):
-            datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
-            uri = f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}"
+        uri, is_file = requested_output(request, job_name)
         location = self.uris.resolve(workspace_id, uri)
         if location.local_path is None:
             return self._remote_output(job_name, location, file_name, is_file)
@@ -289,7 +283,7 @@ def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "inputs": inputs,
-        "outputs": {"score": {"jobOutputType": "uri_folder", "uri": _output_uri(request, job_name)}},
+        "outputs": {"score": {"jobOutputType": "uri_folder", "uri": normalized(requested_output(request, job_name)[0])}},
     }
 
 
@@ -322,9 +316,17 @@ def job_document(
     }
 
 
-def _output_uri(request: dict[str, Any], job_name: str) -> str:
+def requested_output(request: dict[str, Any], job_name: str) -> tuple[str, bool]:
+    """Where a model job's output goes, and whether that is a file: the invoke's one output, else the legacy
+    ``outputDataset`` (a datastore and a path), else Azure's default place."""
     outputs = list((request.get("outputData") or {}).values())
-    return outputs[0]["uri"] if outputs and outputs[0].get("uri") else default_output_uri(job_name)
+    dataset = request.get("outputDataset") or {}
+    if outputs and outputs[0].get("uri"):
+        return outputs[0]["uri"], (outputs[0].get("jobOutputType") or "").lower() == "urifile"
+    if dataset.get("datastoreId"):
+        datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
+        return f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}", False
+    return default_output_uri(job_name), False
 
 
 def _empty_progress() -> dict[str, Any]:
@@ -399,6 +401,8 @@ class Jobs(OnResources):
             children = child_rows(ctx, workspace_id, planned)
         else:
             job = self._model_job(ctx, job_id, endpoint, routing, request, source)
+            environment_id = routing.deployment.body["properties"].get("environmentId")
+            children = [scoring_child(ctx, job, job.secrets["spec"]["scoring_script"], environment_id)]
         if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
@@ -491,7 +495,12 @@ class Jobs(OnResources):
         )
 
     def cancel(self, job_id: str) -> Resource:
+        """Cancel a job; a model job's scoring step cancels its parent, whose state it follows."""
         job = self.resources.get(job_id)
+        parent_name = job.body["properties"].get("properties", {}).get("azureml.pipelinerunid")
+        parent = self.store.get(f"{job.parent_id}/jobs/{parent_name}") if parent_name else None
+        if parent is not None and (scoring_child_id(parent) or "").lower() == job.id.lower():
+            job = parent
         if job.body["properties"]["status"] not in TERMINAL:
             self.runner.cancel(job.id)
         return job

@@ -69,9 +69,11 @@ def pipeline_execution_log(jobs_root: Path, job_name: str) -> Path:
 
 
 def log_folder(job: Resource, parent: Resource | None, jobs_root: Path) -> LogFolder | None:
-    """The log folder of ``job``; ``parent`` is the pipeline job of a step, else None."""
-    if "spec" in job.secrets:
-        return LogFolder(Path(job.secrets["spec"]["output_dir"]) / "logs")
+    """The log folder of ``job``; ``parent`` is the job of a step, else None. A model job's scoring step has its
+    parent's logs."""
+    for owner in (job, parent):
+        if owner is not None and "spec" in owner.secrets:
+            return LogFolder(Path(owner.secrets["spec"]["output_dir"]) / "logs")
     if "pipeline" in job.secrets:
         return LogFolder(jobs_root / job.name, PIPELINE_LOGS)
     node = job.body["properties"].get("properties", {}).get("azureml.nodeid")

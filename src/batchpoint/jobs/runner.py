@@ -20,6 +20,7 @@ from batchpoint.jobs.invoke import TERMINAL, spec_from_record
 from batchpoint.jobs.logs import pipeline_execution_log
 from batchpoint.jobs.pipelines.planner import run_pipeline
 from batchpoint.jobs.placement import ComputeQueue, Placement
+from batchpoint.jobs.scoring_step import follow, scoring_child_id, touch
 from batchpoint.ml.computes.rules import max_nodes
 from batchpoint.ml.endpoints.environments import environment_from_record
 from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
@@ -332,11 +333,18 @@ class JobRunner:
         self._update(job_id, apply)
 
     def _update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Change a job's properties; a model job's scoring step follows in the same transaction."""
+
         def apply(job: Resource) -> None:
             change(job.body["properties"])
-            job.updated_at = utcnow()
+            touch(job)
 
-        modify(self._store, job_id, apply)
+        with self._store.transaction():
+            job = modify(self._store, job_id, apply)
+            child_id = scoring_child_id(job) if job is not None else None
+            child = self._store.get(child_id) if child_id else None
+            if job is not None and child is not None and follow(job, child):
+                self._store.update(child)
 
 
 def _ended(properties: dict[str, Any], status: str, message: str, error_code: str) -> None:

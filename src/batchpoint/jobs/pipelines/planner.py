@@ -27,7 +27,7 @@ from batchpoint.ml.components.pipelines import (
     command_line,
     load_pipeline,
 )
-from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
 from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
@@ -42,6 +42,21 @@ def output_uri(job_name: str, output: str) -> str:
 
 def child_name(job_name: str, step: str) -> str:
     return f"{job_name}-{step}"
+
+
+def step_properties(job_name: str, node: str, module: str, version: str | None, step_type: str) -> dict[str, str]:
+    """The run properties Azure gives a step of a pipeline job (the batch notebooks find their steps by
+    ``azureml.moduleName``: the component's name)."""
+    properties = {
+        "azureml.nodeid": node,
+        "azureml.pipelinerunid": job_name,
+        "azureml.rootpipelinerunid": job_name,
+        "azureml.moduleName": module,
+        "azureml.runsource": "azureml.StepRun",
+        "azureml.isreused": "false",
+        "StepType": step_type,
+    }
+    return properties | ({"azureml.moduleVersion": str(version)} if version else {})
 
 
 def studio_services(job_name: str) -> dict[str, Any]:
@@ -108,7 +123,7 @@ class PipelinePlanner:
         document = {
             "componentId": pipeline.component_id,
             "inputs": {name: _input_document(given) for name, given in bound.items()},
-            "outputs": {name: {"jobOutputType": "uri_folder", "uri": uri} for name, uri in outputs.items()},
+            "outputs": {name: {"jobOutputType": "uri_folder", "uri": normalized(uri)} for name, uri in outputs.items()},
             "settings": settings,
         }
         return PlannedPipeline(document, record, children)
@@ -242,7 +257,9 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
             "command": command,
             "componentId": node.component_id,
             "environmentId": node.spec.get("environment"),
-            "properties": {"azureml.nodeid": node.name, "azureml.pipelinerunid": job_name, "StepType": "CommandStep"},
+            "properties": step_properties(
+                job_name, node.name, str(node.spec.get("name") or node.name), node.spec.get("version"), "CommandStep"
+            ),
             "tags": {},
             "inputs": {},
             "outputs": {key: {"jobOutputType": "uri_folder", "uri": output_uri(name, key)} for key in outputs},

@@ -25,7 +25,15 @@ LONG_DATASTORE = re.compile(
     r"/datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$",
     re.IGNORECASE,
 )
-DATA_ASSET = re.compile(r"^(azureml:[^/]|/subscriptions/.+/data/[^/]+/versions/[^/]+$)", re.IGNORECASE)
+ARM_DATASTORE = re.compile(
+    r"^(?:azureml:)?/subscriptions/(?P<subscription>[^/]+)/resourcegroups/(?P<group>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<workspace>[^/]+)"
+    r"/datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)$",
+    re.IGNORECASE,
+)
+"""A datastore's ARM id followed by ``/paths/...``, bare or after ``azureml:``: how Azure's REST and SDK docs write
+job inputs and outputs (``Output(path=f"{datastore.id}/paths/...")``)."""
+DATA_ASSET = re.compile(r"^(azureml:[^/]|(azureml:)?/subscriptions/.+/data/[^/]+/versions/[^/]+$)", re.IGNORECASE)
 OWN_BLOB_PATH = re.compile(r"^/blob/(?P<account>bp[0-9a-f]{22})/(?P<container>[^/]+)(?:/(?P<path>.*))?$")
 
 
@@ -65,7 +73,7 @@ class UriResolver:
 
     def resolve(self, workspace_id: str, uri: str) -> Location:
         uri = uri.strip()
-        short, long = SHORT_DATASTORE.match(uri), LONG_DATASTORE.match(uri)
+        short, long = SHORT_DATASTORE.match(uri), LONG_DATASTORE.match(uri) or ARM_DATASTORE.match(uri)
         if long:
             named = f"/subscriptions/{long['subscription']}/resourceGroups/{long['group']}"
             named += f"/providers/Microsoft.MachineLearningServices/workspaces/{long['workspace']}"
@@ -144,6 +152,14 @@ class UriResolver:
         raise unresolvable(
             uri, "local paths must be under a folder the operator allowed with 'batchpoint serve --allow-local-path'"
         )
+
+
+def normalized(uri: str) -> str:
+    """A datastore location in the short form ``azureml://datastores/{d}/paths/{p}``, which every client parses
+    (azure-ai-ml's ``jobs.download`` refuses the ARM-id form); any other URI as it is. For locations a job stores
+    and hands back (its outputs); the workspace check is ``resolve``'s."""
+    match = LONG_DATASTORE.match(uri.strip()) or ARM_DATASTORE.match(uri.strip())
+    return f"azureml://datastores/{match['datastore']}/paths/{match['path']}" if match else uri
 
 
 def _blob_endpoint(account: str, endpoint: str, protocol: str) -> str:
