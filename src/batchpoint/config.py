@@ -92,3 +92,9 @@ class Settings:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        """The URL processes on this machine reach the server at: a wildcard address is not one."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{self.scheme}://{host}:{self.port}"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.jobs import V, deploy_script, wait_for_job, write_inputs
 from tests.api.arm import endpoint_url
+from tests.api.jobs import V, deploy_script, wait_for_job, write_inputs
 from tests.server import WORKSPACE_ID, Server
 
 ECHO = """

@@ -34,7 +34,7 @@ from batchpoint.access.wire import ManagedIdentityToken
 from batchpoint.api.deps import services_of
 from batchpoint.api.docs import responses
 from batchpoint.api.routing import routes
-from batchpoint.store import Store
+from batchpoint.arm.resources import Resources
 from batchpoint.store.indexes import TERMINAL_JOB_STATES
 
 router = routes(tags=["Identity"])
@@ -138,7 +138,7 @@ def compute_token(
     job and its compute from the database, on FastAPI's thread pool."""
     issuer: Issuer = request.app.state.issuer
     job_id = job_of_secret(issuer, secret)
-    store = services_of(request).provide(Store)
+    store = services_of(request).provide(Resources).store
     job = store.get(job_id) if job_id else None
     if job is None or job.body["properties"].get("status") in TERMINAL_JOB_STATES:
         return _refused(401, "The secret is missing or wrong, or its job has ended.")

@@ -16,12 +16,10 @@ from fastapi import Request, Response
 
 from batchpoint.api.deps import base_url
 from batchpoint.api.routing import routes
+from batchpoint.arm.cloud import CLOUD_NAME, METADATA_PATH
 
 router = routes(tags=["Identity"])
 
-CLOUD_NAME = "batchpoint"
-METADATA_PATH = "/metadata/endpoints"
-METADATA_API_VERSION = "2019-05-01"
 SERVER = "https://batchpoint.server.invalid/"
 """Stands for the server's own URL in the prepared document."""
 DOCUMENT = json.dumps(
@@ -54,11 +52,6 @@ DOCUMENT = json.dumps(
         }
     ]
 )
-
-
-def metadata_url(server_url: str) -> str:
-    """``ARM_CLOUD_METADATA_URL`` for a server."""
-    return f"{server_url.rstrip('/')}{METADATA_PATH}?api-version={METADATA_API_VERSION}"
 
 
 @router.get(METADATA_PATH, operation_id="Metadata_Endpoints")

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 
 from batchpoint.app.asgi import create_app
-from batchpoint.app.tls import TlsFiles, ensure_certificates
+from batchpoint.app.tls import TlsFiles, ensure_certificates, roots_in_force, write_bundle
 from batchpoint.config import DEFAULT_URL, Settings, default_home
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
@@ -87,6 +87,8 @@ def _is_idle(connection: Any) -> bool:
 def serve(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     tls = ensure_certificates(settings.home) if settings.tls else None
+    if tls is not None:
+        write_bundle(tls, roots_in_force(os.environ))  # what job workers trust (jobs/identity.py)
     print(banner(settings, tls), flush=True)
     stopping = threading.Event()
     config = uvicorn.Config(

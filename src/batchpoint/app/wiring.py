@@ -11,6 +11,7 @@ from batchpoint.access.issuer import ensure_issuer
 from batchpoint.access.rbac import OWNER, RoleAssignments
 from batchpoint.access.signins import SignIns
 from batchpoint.app.resource_types import SERVED
+from batchpoint.app.tls import tls_files
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
 from batchpoint.arm.operations import OperationRunner
@@ -26,6 +27,7 @@ from batchpoint.config import (
     Settings,
 )
 from batchpoint.jobs.history import History
+from batchpoint.jobs.identity import WorkerIdentity
 from batchpoint.jobs.invoke import JobPlanner, Jobs
 from batchpoint.jobs.pipelines.planner import PipelinePlanner
 from batchpoint.jobs.pipelines.submitted import SubmittedJobs
@@ -119,11 +121,18 @@ class Services:
         environments = DeploymentEnvironments(
             store, uris, environment_cache, PythonFinder(settings.pythons, settings.nearest_python)
         )
+        issuer = ensure_issuer(settings.home)
+        bundle = tls_files(settings.home).bundle if settings.tls else None
         job_runner = JobRunner(
-            store, environment_cache, settings.jobs_dir, ownership, stopping, ray_address=settings.ray_address
+            store,
+            environment_cache,
+            settings.jobs_dir,
+            ownership,
+            stopping,
+            ray_address=settings.ray_address,
+            identity=WorkerIdentity(settings.local_url, issuer, bundle),
         )
         pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
-        issuer = ensure_issuer(settings.home)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)
         history = History(resources, datastores, settings.jobs_dir)
         return cls(

@@ -283,7 +283,9 @@ def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "inputs": inputs,
-        "outputs": {"score": {"jobOutputType": "uri_folder", "uri": normalized(requested_output(request, job_name)[0])}},
+        "outputs": {
+            "score": {"jobOutputType": "uri_folder", "uri": normalized(requested_output(request, job_name)[0])}
+        },
     }
 
 

@@ -16,6 +16,7 @@ from batchpoint.arm.resources import modify
 from batchpoint.cluster.faults import Backoff, describe, is_transient
 from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
 from batchpoint.jobs.activity import RunnerActivity
+from batchpoint.jobs.identity import WorkerIdentity
 from batchpoint.jobs.invoke import TERMINAL, spec_from_record
 from batchpoint.jobs.logs import pipeline_execution_log
 from batchpoint.jobs.pipelines.planner import run_pipeline
@@ -68,8 +69,11 @@ class JobRunner:
         stopping: threading.Event,
         max_jobs: int = 4,
         ray_address: str | None = None,
+        identity: WorkerIdentity | None = None,
     ) -> None:
+        """``identity``: what the workers of each job get to reach the server (``jobs/identity.py``)."""
         self._store = store
+        self._identity = identity
         self._ray_address = ray_address
         self._environments = environments
         self._jobs_root = jobs_root
@@ -199,6 +203,8 @@ class JobRunner:
             fetch_input(job.secrets.get("fetch"))
             environment = environment_from_record(job.secrets.get("environment"))
             spec = self._with_local_environment(spec, environment)
+            if self._identity is not None:
+                spec = self._identity.apply(spec, job.id)
             with followed(stream_log(spec)):
                 outcome = run_job(
                     spec,

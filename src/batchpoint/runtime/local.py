@@ -393,9 +393,10 @@ def _job_homes(spec: JobSpec) -> Path:
 
 
 def _environment(spec: JobSpec) -> dict[str, str]:
-    """The server's environment, then the deployment's variables, then the two the runtime defines."""
+    """The server's environment (less ``unset_variables``), then the job's variables, then the two the runtime
+    defines."""
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in spec.unset_variables},
         **spec.environment_variables,
         "AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute()),
     }

@@ -94,6 +94,8 @@ class ScoringActor:
         self._inputs = root / "inputs"
         with tarfile.open(fileobj=io.BytesIO(files)) as archive:
             archive.extractall(root, filter="data")
+        for name in config["unset"]:
+            os.environ.pop(name, None)
         os.environ.update(config["environment"])
         os.environ["AZUREML_MODEL_DIR"] = str(root / MODEL)
         os.environ["AZUREML_BI_OUTPUT_PATH"] = tempfile.mkdtemp(prefix="batchpoint-output-")
@@ -405,6 +407,7 @@ def _actor_config(spec: JobSpec) -> dict[str, Any]:
         "summary_only": spec.output_action == SUMMARY_ONLY,
         "argv": script_argv(spec),
         "environment": dict(spec.environment_variables),
+        "unset": list(spec.unset_variables),
     }
 
 

@@ -44,8 +44,8 @@ def env(
     """Print the shell exports after which unmodified Azure ML code uses this server: eval "$(batchpoint env)"."""
     # the server's modules, imported here: every other command starts without them
     from batchpoint.access.managed_identity import IDENTITY_PATH, identity_header
-    from batchpoint.app.cloud_metadata import metadata_url
     from batchpoint.app.tls import roots_in_force, tls_files, write_bundle
+    from batchpoint.arm.cloud import metadata_url
 
     server = (url or os.environ.get("BATCHPOINT_URL") or DEFAULT_URL).rstrip("/")
     if not server.startswith("https://"):
