@@ -93,8 +93,9 @@ class ApiVersionGate:
 
 def _ml_api_version(scope: Scope) -> str | None:
     """The api-version of a request to a Microsoft.MachineLearningServices ARM path, else None."""
-    if scope["type"] != "http" or ML_PROVIDER not in scope["path"] or not scope["path"].startswith("/subscriptions/"):
-        return None
+    path = scope["path"] if scope["type"] == "http" else ""
+    if not path.startswith("/subscriptions/") or not _last_provider(path).startswith(ML_PROVIDER):
+        return None  # another provider's path (role assignments below a workspace are Microsoft.Authorization's)
     query = scope.get("query_string", b"")
     if b"api-version=" not in query:
         return None
@@ -102,7 +103,13 @@ def _ml_api_version(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
+def _last_provider(path: str) -> str:
+    """The path from its last ``/providers/`` on: the provider whose resource the path names."""
+    at = path.rfind("/providers/")
+    return path[at:] if at >= 0 else ""
+
+
 def _resource_type(path: str) -> str:
     """``workspaces/batchEndpoints/deployments`` for a path below the provider, as Azure's message names it."""
-    segments = path.split(ML_PROVIDER, 1)[1].strip("/").split("/")
+    segments = _last_provider(path).removeprefix(ML_PROVIDER).strip("/").split("/")
     return "/".join(segments[0::2])
