@@ -118,7 +118,8 @@ def test_repeated_invokes_racing_on_both_replicas_make_one_job_each(replicas: Re
 
 
 def jobs_of_endpoint(server: Server, endpoint: str) -> list[str]:
-    names, url, params = [], f"{WORKSPACE_ID}/jobs", dict(V)
+    names, url = [], f"{WORKSPACE_ID}/jobs"
+    params: dict[str, str] | None = dict(V)
     with server.client() as client:
         while url:
             page = client.get(url, params=params).json()
@@ -127,5 +128,5 @@ def jobs_of_endpoint(server: Server, endpoint: str) -> list[str]:
                 for job in page["value"]
                 if job["properties"]["properties"].get("azureml.endpointname") == endpoint
             ]
-            url, params = page.get("nextLink"), {}
+            url, params = page.get("nextLink"), None  # httpx drops a URL's own query when given params={}
     return names
