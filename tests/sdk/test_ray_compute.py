@@ -1,6 +1,6 @@
 """A compute on a real Ray cluster (three nodes, shared with tests/runtime/test_ray_executor.py), through the
 unmodified MLClient: compute create, a deployment with ``compute="azureml:batch-cluster"``, ``batch_endpoints.invoke``,
-the job's progress and logs."""
+the job's progress and logs, and the compute's managed identity in the scoring script."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ from ray.cluster_utils import Cluster
 SCORE = """
 import os
 import socket
+from azure.identity import DefaultAzureCredential
 
 def init():
     global model_files
     model_files = sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
-    print("ready on", socket.gethostname())
+    token = DefaultAzureCredential().get_token("https://ml.azure.com/.default").token
+    print("ready on", socket.gethostname(), "with a managed identity token:", bool(token))
 
 def run(mini_batch):
     print("scoring", len(mini_batch), "files")
@@ -93,6 +95,7 @@ def test_a_job_on_a_ray_compute_runs_on_two_nodes(
     assert predictions(ray_server.home, job.name) == [f"f{index:05d}.txt {index} model" for index in range(200)]
     assert "Job Completed: 200 of 200 items succeeded" in streamed
     assert "[0/process000.stdout]" in streamed and "scoring 10 files" in streamed
+    assert "with a managed identity token: True" in streamed  # MSI_ENDPOINT over HTTPS from a Ray actor
     logs = next((ray_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job.name}/score/logs"))
     assert len(ray_nodes(logs)) == 2
 
