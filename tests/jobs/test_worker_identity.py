@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.arm import compute_body, compute_url, grant, put_and_wait
-from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.api.jobs import deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.server import WORKSPACE_ID, Server
 
 SCRIPT = """

@@ -53,13 +53,17 @@ ml_client.jobs.download(name=scoring_job.name, download_path="script-output", ou
 score = pd.read_csv("script-output/named-outputs/score/predictions.csv", names=["file", "x", "prediction"], sep=" ")
 print(f"script: {len(score)} rows scored, {score['prediction'].sum()} above the threshold")
 
-mgmt = MachineLearningServicesMgmtClient(DefaultAzureCredential(), subscription_id, base_url=os.environ["BATCHPOINT_URL"])
+mgmt = MachineLearningServicesMgmtClient(
+    DefaultAzureCredential(), subscription_id, base_url=os.environ["BATCHPOINT_URL"]
+)
 print("management client: endpoint", mgmt.batch_endpoints.get(resource_group, workspace, endpoint.name).name)
 deployments = mgmt.batch_deployments.list(resource_group, workspace, endpoint.name)
 print("management client: deployments", [each.properties.provisioning_state for each in deployments])
 newer = MachineLearningServicesMgmtClient(
     DefaultAzureCredential(), subscription_id, base_url=os.environ["BATCHPOINT_URL"], api_version="2026-06-01"
 )
-print("management client, a newer api-version:", newer.batch_endpoints.get(resource_group, workspace, endpoint.name).name)
+print(
+    "management client, a newer api-version:", newer.batch_endpoints.get(resource_group, workspace, endpoint.name).name
+)
 mgmt.batch_endpoints.begin_delete(resource_group, workspace, endpoint.name).result()
 print("management client: deleted", endpoint.name)
