@@ -1,9 +1,10 @@
 """Azure ML code runs unmodified after ``eval "$(batchpoint env)"``: a notebook of ours in the style of the official
 batch notebooks (``MLClient.from_config(DefaultAzureCredential())``, a compute through
-``ml_client.begin_create_or_update``, model and data registration, a deployment, invoke, ``jobs.stream``, the scoring child job's download, pandas on
-its output), executed with nbclient in a kernel whose only help is that environment; then, in the same folder, a plain
-script (``MLClient(DefaultAzureCredential(), ...)``, a ``{datastore id}/paths/...`` output) that goes on with the
-management client as far as it can (``base_url`` is the one thing it needs, docs/azure-sdk.md)."""
+``ml_client.begin_create_or_update``, model and data registration, a deployment, invoke, ``jobs.stream``, the
+scoring child job's download, pandas on its output), executed with nbclient in a kernel whose only help is that
+environment; then, in the same folder, a plain script (``MLClient(DefaultAzureCredential(), ...)``, a
+``{datastore id}/paths/...`` output) that goes on with the management client as far as it can (``base_url`` is the
+one thing it needs, docs/azure-sdk.md)."""
 
 from __future__ import annotations
 
