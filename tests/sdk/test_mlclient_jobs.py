@@ -18,6 +18,7 @@ from azure.ai.ml.entities import (
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
 )
+from azure.ai.ml.exceptions import ValidationException
 
 from tests.api.jobs import predictions, write_inputs
 from tests.sdk.mlclient import connect, create_cluster
@@ -131,6 +132,17 @@ def test_the_scoring_child_job_as_the_notebooks_read_it(
     assert (tmp_path / "named-outputs" / "score" / "predictions.csv").read_text().splitlines() == [
         f"f{index:05d}.txt model hello" for index in range(3)
     ]
+
+
+@pytest.mark.parametrize("prefix", ["", "azureml:"])
+def test_azure_ai_ml_itself_refuses_a_datastore_id_with_paths_as_an_input(
+    ml_client: MLClient, deployed: str, prefix: str
+) -> None:
+    """What docs/azure-sdk.md says: the SDK checks a ``/subscriptions/`` input before sending anything (the REST
+    form works: tests/jobs/test_datastore_paths.py)."""
+    path = f"{prefix}{ml_client.datastores.get_default().id}/paths/x/"
+    with pytest.raises(ValidationException):
+        ml_client.batch_endpoints.invoke(endpoint_name=deployed, input=Input(type="uri_folder", path=path))
 
 
 def test_an_output_at_a_datastore_id_with_paths(ml_client: MLClient, deployed: str, tmp_path: Path) -> None:

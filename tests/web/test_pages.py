@@ -234,8 +234,12 @@ def test_a_failed_job_shows_the_file_and_the_traceback(server: Server, owner: ob
     page.goto(f"{server.base_url}/jobs/{name}")  # type: ignore[attr-defined]
     error = page.locator("#error").inner_text()  # type: ignore[attr-defined]
     assert "Traceback" in error and "cannot parse f00000.txt" in error and "f00000.txt" in error
+    expect(page.get_by_role("link", name="batchscoring", exact=True)).to_be_visible()  # type: ignore[attr-defined]
     accessible(page)
     screenshot(page, "job-failed.png")
+    page.get_by_role("link", name="batchscoring", exact=True).click()  # type: ignore[attr-defined]  # its step
+    expect(page.get_by_role("heading", name=f"Job {name}-batchscoring")).to_be_visible()  # type: ignore[attr-defined]
+    assert "cannot parse f00000.txt" in page.locator("#error").inner_text()  # type: ignore[attr-defined]
 
 
 def test_pages_work_with_javascript_off(server: Server, browser: object) -> None:
