@@ -27,6 +27,7 @@ def init():
     credential = DefaultAzureCredential()
     ml = credential.get_token("https://ml.azure.com/.default").token
     arm = credential.get_token("https://management.azure.com/.default").token
+    other = credential.get_token("https://cognitiveservices.azure.com/.default").token  # as MLflow's openai flavor asks
     server = os.environ["MSI_ENDPOINT"].split("/identity/")[0]
     request = urllib.request.Request(
         server + "WORKSPACE?api-version=2025-12-01", headers={"Authorization": "Bearer " + arm}
@@ -36,6 +37,7 @@ def init():
     seen = {
         "ml": claims(ml),
         "arm": claims(arm),
+        "other": claims(other)["aud"],
         "workspace": workspace,
         "inherited": sorted(name for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER") if name in os.environ),
         "msi": [os.environ["MSI_ENDPOINT"], os.environ["MSI_SECRET"]],
@@ -75,6 +77,7 @@ def test_init_gets_the_computes_identity_and_uses_it(identity_server: Server) ->
         assert token["aud"] == audience
         assert token["oid"] == token["sub"] == principal and token["xms_mirid"] == compute_id
         assert token["idtyp"] == "app" and "upn" not in token  # an application: systemData says so
+    assert seen["other"] == "https://cognitiveservices.azure.com"  # any audience, as Azure mints: only we trust it
     assert seen["workspace"] == "default"  # the compute's identity read the workspace with its Reader role
     assert seen["inherited"] == []
     assert seen["cloud"] == f"{identity_server.base_url}/metadata/endpoints?api-version=2019-05-01"
