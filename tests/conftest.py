@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
+from batchpoint.cli.native.env import EXPORTED, UNSET
 from tests import processes
 from tests.server import Server, create_postgres_database, postgres_available
 from tests.warm import SERVER_MODULES, Warm
 
 pytest_plugins = ["tests.scheduling"]
+
+for _name in (*EXPORTED, *UNSET):  # a shell set up with `eval "$(batchpoint env)"` points the SDKs at its server
+    os.environ.pop(_name, None)
 
 ALL_BACKENDS = ["sqlite", "postgresql"]
 BACKENDS = os.environ.get("BATCHPOINT_TEST_BACKENDS", "sqlite").split(",")

@@ -29,6 +29,16 @@ from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFA
 
 CONFIG_FILE = Path(".azureml") / "config.json"
 """Where ``MLClient.from_config`` looks first, from the current folder up."""
+EXPORTED = (
+    "ARM_CLOUD_METADATA_URL",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "AZURE_TOKEN_CREDENTIALS",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "BATCHPOINT_URL",
+    "BATCHPOINT_HOME",
+)
 UNSET = ("AZUREML_CURRENT_CLOUD", "IDENTITY_SERVER_THUMBPRINT")
 
 
@@ -58,16 +68,17 @@ def env(
     if not files.ca_cert.is_file():
         _fail(f"{files.ca_cert} does not exist: start the server once (batchpoint serve --home {data}) or pass --home.")
     bundle = write_bundle(files, roots_in_force(os.environ))
-    exports = {
-        "ARM_CLOUD_METADATA_URL": metadata_url(server),
-        "IDENTITY_ENDPOINT": server + IDENTITY_PATH,
-        "IDENTITY_HEADER": identity_header(ensure_issuer(data)),
-        "AZURE_TOKEN_CREDENTIALS": "ManagedIdentityCredential",
-        "REQUESTS_CA_BUNDLE": str(bundle),
-        "SSL_CERT_FILE": str(bundle),
-        "BATCHPOINT_URL": server,
-        "BATCHPOINT_HOME": str(data),
-    }
+    values = (
+        metadata_url(server),
+        server + IDENTITY_PATH,
+        identity_header(ensure_issuer(data)),
+        "ManagedIdentityCredential",
+        str(bundle),
+        str(bundle),
+        server,
+        str(data),
+    )
+    exports = dict(zip(EXPORTED, values, strict=True))
     for name, value in exports.items():
         print(f"export {name}={shlex.quote(value)}")
     print(f"unset {' '.join(UNSET)}")
