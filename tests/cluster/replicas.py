@@ -51,9 +51,9 @@ class Replicas:
                 server.stop()
 
 
-def replica(home: Path, database_url: str, shared: Path) -> Server:
+def replica(home: Path, database_url: str, shared: Path, env: dict[str, str] | None = None) -> Server:
     args = ["--storage-root", str(shared), "--allow-local-path", str(shared), "--lease-seconds", str(LEASE_SECONDS)]
-    return Server(home=home, database_url=database_url, args=args)
+    return Server(home=home, database_url=database_url, args=args, env=env or {})
 
 
 def job_of(server: Server, name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from batchpoint.store import AlreadyExists, Store, VersionConflict
+from batchpoint.store import AlreadyExists, FinalState, Store, VersionConflict
 from batchpoint.store.entities import (
     Listed,
     Operation,
@@ -227,3 +227,28 @@ def test_one_operation_runs_on_a_resource_at_a_time(store: Store) -> None:
     assert saved is not None and (saved.status, saved.detail) == (OperationStatus.SUCCEEDED, {"step": "done"})
     running = store.running_operation(f"{ENDPOINTS}/Ep")
     assert running is not None and running.id == "op-3"
+
+
+def test_a_job_that_ended_is_never_rewritten(store: Store) -> None:
+    store.insert(job("a", "ep", "d", "Running"))
+    stale, current = store.get(f"{WORKSPACE}/jobs/a"), store.get(f"{WORKSPACE}/jobs/a")
+    assert stale is not None and current is not None
+    current.body["properties"]["status"] = "Completed"
+    store.update(current)
+
+    stale.body["properties"]["status"] = "Failed"  # read before it ended
+    with pytest.raises(FinalState):
+        store.update(stale)
+    current.body["properties"]["statusMessage"] = "Paused: written on a job that had ended"
+    with pytest.raises(FinalState):
+        store.update(current)  # refused by the update itself, on the job's indexed status
+    for state in ("Running", "Failed", "Canceled"):
+        latest = store.get(f"{WORKSPACE}/jobs/a")
+        assert latest is not None
+        latest.body["properties"]["status"] = state
+        with pytest.raises(FinalState):
+            store.update(latest)
+
+    assert store.jobs_by_status() == {"Completed": 1}
+    ended = store.get(f"{WORKSPACE}/jobs/a")
+    assert ended is not None and "statusMessage" not in ended.body["properties"]

@@ -19,6 +19,7 @@ from batchpoint.arm.errors import ArmError, conflict
 from batchpoint.arm.ids import PROVIDER, ArmPath, type_of
 from batchpoint.cluster.faults import is_transient
 from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
+from batchpoint.runtime.ledger import TakenOver
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus, Resource, utcnow
 from batchpoint.store.leases import OPERATION, LeaseKey
@@ -88,9 +89,17 @@ class OperationRunner:
         self._pool.shutdown()
 
     def _run(self, operation_id: str) -> None:
-        lease = LeaseKey(OPERATION, operation_id)
+        """Run the operation under the fence of this process's claim: its writes (the operation's state, the
+        resource's) are refused once another process has taken it over, and it stops here then."""
+        fence = self._ownership.fence(LeaseKey(OPERATION, operation_id))
+        if fence is None:
+            return  # lost before it started here: whoever claims it next runs it
         try:
-            ended = self._run_owned(operation_id)
+            with self._store.fenced(fence):
+                ended = self._run_owned(operation_id)
+        except TakenOver as error:
+            self._ownership.lost(fence, error)
+            return
         except Exception as error:
             ended = not is_transient(error)
             log.warning(
@@ -99,7 +108,7 @@ class OperationRunner:
                 "dropped" if ended else "it runs again",
                 exc_info=True,
             )
-        self._ownership.let_go(lease, ended)
+        self._ownership.let_go(fence, ended)
 
     def _run_owned(self, operation_id: str) -> bool:
         """Run the work; False when it was interrupted (a stop, a transient fault) and must run again."""
@@ -114,6 +123,8 @@ class OperationRunner:
                 work(self._store.get(operation.resource_id), lambda detail: self._report(operation, detail))
         except ArmError as exc:
             self._finish(operation, exc)
+        except TakenOver:
+            raise
         except Exception as error:  # the operation must end, whatever its work raised, unless it was interrupted
             if self._stopping.is_set() or is_transient(error):
                 return False

@@ -3,7 +3,9 @@
 A heartbeat thread renews the leases while the work runs, takes over work whose owner died or stopped (its
 lease expired or was given back) when this process has room, and passes cancel requests to the jobs it owns.
 Work asks `holds()` as it goes and stops when the answer is no: a process that could not renew in time (the
-database was unreachable) stops before any other process may take its work over.
+database was unreachable) stops before any other process may take its work over. And it writes under the
+`Fence` of its claim (`store/leases.py`), so a process that was frozen past its lease's expiry (and so could
+not ask) has its first write refused when it resumes, and stops then (`lost`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchpoint.config import DEFAULT_LEASE_SECONDS
-from batchpoint.store.leases import JOB, LeaseKey, LeaseKind, Leases
+from batchpoint.store.leases import JOB, Fence, LeaseKey, LeaseKind, Leases
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ class Ownership:
         self.seconds = seconds
         self._instance = _instance_id(home)
         self.owner = f"{self._instance}/{uuid.uuid4().hex}"
-        self._held: dict[LeaseKey, float] = {}
-        """Owned leases and until when (monotonic clock) they are surely still ours."""
+        self._held: dict[LeaseKey, tuple[Fence, float]] = {}
+        """Owned leases: the fence of our claim, and until when (monotonic clock) it surely still holds."""
         self._cancels: set[str] = set()
         self._claimants: dict[LeaseKind, Claimant] = {}
         self._lock = threading.Lock()
@@ -90,42 +92,50 @@ class Ownership:
     def add(self, key: LeaseKey) -> bool:
         """Own new work from the start; False when a lease for it exists already."""
         started = time.monotonic()
-        if not self._leases.add(key, self.owner, now_us() + self._micros()):
+        fence = self._leases.add(key, self.owner, now_us() + self._micros())
+        if fence is None:
             return False
-        self._hold(key, started)
+        self._hold(fence, started)
         return True
 
-    def claim(self, key: LeaseKey) -> bool:
-        started = time.monotonic()
-        now = now_us()
-        if not self._leases.claim(key, self.owner, now, now + self._micros()):
-            return False
-        self._hold(key, started)
-        return True
-
-    def holds(self, key: LeaseKey) -> bool:
+    def fence(self, key: LeaseKey) -> Fence | None:
+        """The fence to write the work under, while this process surely holds its lease; else None."""
         with self._lock:
-            return time.monotonic() < self._held.get(key, 0.0)
+            fence, until = self._held.get(key, (None, 0.0))
+            return fence if time.monotonic() < until else None
 
-    def release(self, key: LeaseKey) -> None:
+    def holds(self, fence: Fence) -> bool:
+        """Whether the lease is surely still held under this fence (not lost, not claimed again since)."""
+        return self.fence(fence.key) == fence
+
+    def release(self, fence: Fence) -> None:
         """Hand unfinished work back: any process may claim it at once."""
-        self._forget(key)
-        self._leases.release(self.owner, [key])
+        self._forget(fence)
+        self._leases.release(self.owner, [fence])
 
-    def finish(self, key: LeaseKey) -> None:
+    def finish(self, fence: Fence) -> None:
         """The work ended for good."""
-        self._leases.finish(key)
-        self._forget(key)
+        self._leases.finish(fence)
+        self._forget(fence)
 
-    def let_go(self, key: LeaseKey, ended: bool) -> None:
-        """`finish` work that ended, else `release` it; best effort: a lease not let go expires instead."""
+    def let_go(self, fence: Fence, ended: bool) -> None:
+        """`finish` work that ended, else `release` it; best effort: a lease not let go is given back by the
+        heartbeat (it renews only the leases it knows of), or expires."""
         try:
             if ended:
-                self.finish(key)
+                self.finish(fence)
             else:
-                self.release(key)
+                self.release(fence)
         except Exception:
-            log.warning("could not let go of %s %s; its lease expires instead", key.kind, key.subject, exc_info=True)
+            key = fence.key
+            log.warning("could not let go of %s %s; it is given back later", key.kind, key.subject, exc_info=True)
+
+    def lost(self, fence: Fence, error: BaseException) -> None:
+        """The work's write was refused, or its lease could not be renewed in time: another process may own it now.
+        The work has stopped; this process lets go of it without writing anything more."""
+        key = fence.key
+        log.warning("%s %s: lost the lease (epoch %d): %s; stopped here", key.kind, key.subject, fence.epoch, error)
+        self._forget(fence)
 
     def request_cancel(self, subject: str) -> None:
         self._leases.request_cancel(subject, now_us())
@@ -157,15 +167,22 @@ class Ownership:
             return
         started = time.monotonic()
         with self._lock:
-            before = set(self._held)
+            before = {fence for fence, _ in self._held.values()}
         held = self._leases.renew(self.owner, now_us() + self._micros())
         with self._lock:
-            lost = before - held  # a lease added while renewing is kept as it is
-            for key in lost:
-                self._held.pop(key, None)
-            self._held.update({key: self._valid_until(started) for key in held})
+            lost = {fence for fence in before if held.get(fence.key) != fence.epoch}
+            for fence in lost:
+                self._drop(fence)
+            for fence, _ in list(self._held.values()):
+                if fence not in before:
+                    continue  # added while renewing: kept as it is
+                self._held[fence.key] = (fence, self._valid_until(started))
+            known = {fence.key for fence, _ in self._held.values()}
+        orphans = [Fence(key, self.owner, epoch) for key, epoch in held.items() if key not in known]
         if lost:
-            log.warning("leases taken over by another process: %s", sorted(key.subject for key in lost))
+            log.warning("leases taken over by another process: %s", sorted(fence.key.subject for fence in lost))
+        if orphans:  # let go of earlier, whose giving back failed: renewed, nobody would ever run them
+            self._leases.release(self.owner, orphans)
         self._next_renewal = started + self.seconds / RENEWALS_PER_LEASE
 
     def _poll_cancels(self) -> None:
@@ -182,9 +199,9 @@ class Ownership:
                 continue
             started = time.monotonic()
             now = now_us()
-            for subject in self._leases.claim_free(kind, self.owner, now, now + self._micros(), room):
-                self._hold(LeaseKey(kind, subject), started)
-                claimant.start(subject)
+            for fence in self._leases.claim_free(kind, self.owner, now, now + self._micros(), room):
+                self._hold(fence, started)
+                claimant.start(fence.key.subject)
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -195,14 +212,20 @@ class Ownership:
         """A margin below the lease's length, so that this process stops before another may take over."""
         return started + self.seconds * 0.9
 
-    def _hold(self, key: LeaseKey, started: float) -> None:
+    def _hold(self, fence: Fence, started: float) -> None:
         with self._lock:
-            self._held[key] = self._valid_until(started)
+            self._held[fence.key] = (fence, self._valid_until(started))
 
-    def _forget(self, key: LeaseKey) -> None:
+    def _forget(self, fence: Fence) -> None:
         with self._lock:
-            self._held.pop(key, None)
-            self._cancels.discard(key.subject)
+            self._drop(fence)
+
+    def _drop(self, fence: Fence) -> None:
+        """Forget the lease if it is still held under this fence (not claimed again since); call with the lock."""
+        held = self._held.get(fence.key)
+        if held is not None and held[0] == fence:
+            del self._held[fence.key]
+            self._cancels.discard(fence.key.subject)
 
     def _lock_home(self) -> bool:
         """Hold the data directory's lock for the life of the process; False if another live process holds it."""

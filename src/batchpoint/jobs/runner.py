@@ -1,5 +1,9 @@
 """Takes the jobs this process owns to their end on a few background threads and records their progress and
-outcome on the job resource; jobs whose owner died or stopped are taken over from their ledger."""
+outcome on the job resource; jobs whose owner died or stopped are taken over from their ledger.
+
+A job runs under the fence of this process's claim of its lease (`store/leases.py`): every write its thread
+makes (status, progress, ledger, steps, the output's commit) is refused once another process has taken the job
+over, and the job then stops here at once (its workers killed) without writing anything more."""
 
 from __future__ import annotations
 
@@ -28,15 +32,17 @@ from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
+from batchpoint.runtime.ledger import TakenOver
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.logs import StreamLog, followed
 from batchpoint.runtime.output import remove_private_dir
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.runtime.spec import JobSpec
-from batchpoint.store import Store
+from batchpoint.runtime.stop_points import stop_point
+from batchpoint.store import FinalState, Store
 from batchpoint.store.entities import Resource, utcnow
-from batchpoint.store.leases import JOB, LeaseKey
+from batchpoint.store.leases import JOB, Fence, LeaseKey, LeaseLost
 
 log = logging.getLogger(__name__)
 FETCHED_MARKER = ".batchpoint-fetched"
@@ -49,10 +55,6 @@ class InputFetchError(Exception):
 class ServerStopping(Exception):
     """Raised into a running job when the server stops: the job is handed back, to resume here or on another
     replica."""
-
-
-class LeaseLost(Exception):
-    """Raised into a running job whose lease this process could not renew in time: another may have it now."""
 
 
 class JobRunner:
@@ -80,7 +82,8 @@ class JobRunner:
         self._ownership = ownership
         self._stopping = stopping
         self.activity = RunnerActivity()
-        self._ledger = store.ledger()
+        self._fences: dict[str, Fence] = {}
+        """The fence each job running here writes under, by job key."""
         self._pool = OwnedWorkPool(ownership, JOB, max_jobs, stopping, self._run_tracked)
         self._queue = ComputeQueue(self._max_nodes)
 
@@ -97,18 +100,26 @@ class JobRunner:
         if self._pool.room() > 0 or self._pool.running(key):
             self.activity.queued(key)
             self._pool.start(key)
-        else:
-            self._ownership.let_go(_lease(key), ended=False)
+        elif (fence := self._ownership.fence(_lease(key))) is not None:
+            self._ownership.let_go(fence, ended=False)
 
     def cancel(self, job_id: str) -> None:
         """Ask for the job's cancel; whichever process owns it (now or after a restart) ends it. A job waiting here
         for its compute's nodes ends at once."""
         self._ownership.request_cancel(job_id.lower())
         job = self._store.get(job_id)
-        if job is not None and self._queue.withdraw(job.id):
-            self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
-            self._ownership.finish(_lease(job.id))
-            self._wake(Placement.of(job.secrets.get("placement")))
+        if job is None or not self._queue.withdraw(job.id):
+            return
+        fence = self._ownership.fence(_lease(job.id))
+        if fence is not None:
+            try:
+                with self._store.fenced(fence):
+                    self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
+            except TakenOver as error:
+                self._ownership.lost(fence, error)
+            else:
+                self._ownership.finish(fence)
+        self._wake(Placement.of(job.secrets.get("placement")))
 
     def shutdown(self) -> None:
         """Stop every job (they stay resumable); each gives its lease back as it stops."""
@@ -122,17 +133,36 @@ class JobRunner:
             self.activity.ended(job_key)
 
     def _run(self, job_key: str) -> None:
-        lease = _lease(job_key)
+        fence = self._ownership.fence(_lease(job_key))
+        if fence is None:
+            return  # lost before it started here: whoever claims it next runs it
+        self._fences[job_key] = fence
         try:
-            if not self._run_to_end(job_key):
-                return  # waiting for its compute's nodes: this process keeps it
-        except (ServerStopping, LeaseLost):
-            self._ownership.let_go(lease, ended=False)
+            with self._store.fenced(fence):
+                if not self._run_fenced(job_key):
+                    return  # waiting for its compute's nodes: this process keeps it
+        except ServerStopping:
+            self._ownership.let_go(fence, ended=False)
             return
+        except TakenOver as error:
+            self._ownership.lost(fence, error)
+            return
+        except FinalState:
+            log.info("job %s had ended already; nothing more is written of it", job_key)
+        finally:
+            del self._fences[job_key]
+        self._ownership.let_go(fence, ended=True)  # if not, whoever claims the lease next sees the job ended
+
+    def _run_fenced(self, job_key: str) -> bool:
+        """`_run_to_end`, ending the job as Failed if anything else went wrong around it."""
+        try:
+            return self._run_to_end(job_key)
+        except (ServerStopping, TakenOver, FinalState):
+            raise
         except Exception:  # the job must end, whatever went wrong around it
             log.exception("job %s could not run", job_key)
             self._finish(job_key, "Failed", "The job could not run; see the server's log.", None)
-        self._ownership.let_go(lease, ended=True)  # if not, whoever claims the lease next sees the job ended
+        return True
 
     def _run_to_end(self, job_key: str) -> bool:
         """Run the job until it has a terminal outcome (True) or waits for its compute's nodes (False); transient
@@ -141,7 +171,7 @@ class JobRunner:
         while True:
             try:
                 return self._run_once(job_key)
-            except (ServerStopping, LeaseLost):
+            except (ServerStopping, TakenOver, FinalState):
                 raise
             except Exception as error:
                 if not is_transient(error):
@@ -198,6 +228,7 @@ class JobRunner:
 
     def _run_model_job(self, job: Resource) -> None:
         spec = spec_from_record(job.secrets["spec"])
+        ledger = self._store.ledger(self._fences[job.key])
         self._start(job.id)
         try:
             fetch_input(job.secrets.get("fetch"))
@@ -208,12 +239,12 @@ class JobRunner:
             with followed(stream_log(spec)):
                 outcome = run_job(
                     spec,
-                    self._ledger,
+                    ledger,
                     self._executor_for(Placement.of(job.secrets.get("placement")), environment),
                     on_progress=lambda counts: self._progress(job.id, counts),
                     should_cancel=lambda: self._should_cancel(job.id),
                 )
-        except (ServerStopping, LeaseLost):
+        except (ServerStopping, TakenOver, FinalState):
             raise
         except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:  # the job's own: terminal
             if self._stopping.is_set():
@@ -229,15 +260,17 @@ class JobRunner:
             remove_private_dir(spec)
         else:
             self._finish(job.id, outcome.status, outcome.message, outcome)
-        self._ledger.forget(spec.job_id)
+        ledger.forget(spec.job_id)
 
     def _end_canceled(self, job: Resource) -> None:
-        """A job asked to cancel before it (re)started here: it ends without running, leaving nothing behind."""
-        if "spec" in job.secrets:
-            spec = spec_from_record(job.secrets["spec"])
-            remove_private_dir(spec)
-            self._ledger.forget(spec.job_id)
-        self._finish(job.id, "Canceled", "The job was canceled.", None)
+        """A job asked to cancel before it (re)started here: it ends without running, leaving nothing behind. One
+        transaction, so that its fence is checked (and its lease held) before anything is removed."""
+        with self._store.transaction():
+            if "spec" in job.secrets:
+                spec = spec_from_record(job.secrets["spec"])
+                self._store.ledger(self._fences[job.key]).forget(spec.job_id)
+                remove_private_dir(spec)
+            self._finish(job.id, "Canceled", "The job was canceled.", None)
 
     def _pause(self, job_key: str, error: Exception, delay: float) -> None:
         """Say why the job waits (best effort: the database may be the fault), then wait, watching for a stop,
@@ -245,7 +278,9 @@ class JobRunner:
         message = f"Paused: {describe(error)}; trying again in {delay:.0f} s."
         try:
             self._update(job_key, lambda properties: properties.update(statusMessage=message))
-        except Exception:
+        except TakenOver:
+            raise
+        except Exception:  # a terminal state too: the next try sees the job ended
             log.debug("could not record the pause of job %s", job_key, exc_info=True)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
@@ -276,7 +311,7 @@ class JobRunner:
                     lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
                     lambda: self._should_cancel(job.id),
                 )
-        except (ServerStopping, LeaseLost):
+        except (ServerStopping, TakenOver, FinalState):
             raise
         except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
             if is_transient(error) or self._stopping.is_set():
@@ -302,6 +337,8 @@ class JobRunner:
             else:
                 _ended(properties, status, message, "StepFailed")
 
+        if status != "Running":
+            stop_point("child-write", child_id.rsplit("/", 1)[-1])
         self._update(child_id, apply)
 
     def _with_local_environment(self, spec: JobSpec, environment: EnvironmentSpec | None) -> JobSpec:
@@ -314,10 +351,10 @@ class JobRunner:
     def _should_cancel(self, job_id: str) -> bool:
         if self._stopping.is_set():
             raise ServerStopping
-        lease = _lease(job_id)
-        if not self._ownership.holds(lease):
-            raise LeaseLost
-        return self._ownership.cancel_requested(lease.subject)
+        fence = self._fences[job_id.lower()]
+        if not self._ownership.holds(fence):
+            raise LeaseLost("the lease could not be renewed in time")
+        return self._ownership.cancel_requested(fence.key.subject)
 
     def _progress(self, job_id: str, counts: Counts) -> None:
         self.activity.progress(job_id.lower(), counts)
@@ -336,6 +373,7 @@ class JobRunner:
             if outcome is not None:
                 properties["progress"] = progress_of(outcome.counts)
 
+        stop_point("terminal-write", job_id.rsplit("/", 1)[-1])
         self._update(job_id, apply)
 
     def _update(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> None:

@@ -3,6 +3,10 @@
 `run_job` is also how a job resumes after the server died: called again with the same ledger it skips the
 mini-batches that succeeded (their rows are committed) and runs the others, so the output holds every item
 exactly once.
+
+When another writer has taken the job over (a fenced ledger refuses a write, or the job's folder lock was taken
+over: `TakenOver`), the coordinator kills its workers at once and writes nothing more: it commits no output and
+removes nothing, and the error propagates.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from batchpoint.runtime.executor import (
 )
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
-from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TryEnd, TryStatus
+from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TakenOver, TryEnd, TryStatus
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
 from batchpoint.runtime.limits import ErrorThreshold, ItemCounts, RetryPolicy, count_items
 from batchpoint.runtime.output import (
@@ -52,6 +56,7 @@ from batchpoint.runtime.report import (
     outcome_message,
 )
 from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.stop_points import stop_point
 
 TRY_STATUS: dict[str, TryStatus] = {"exception": "RUN_EXCEPTION", "timeout": "RUN_TIMEOUT", "died": "PROCESS_EXITED"}
 """The status a failed try that costs the mini-batch a try gets in the ledger (`init` and `lost` cost none)."""
@@ -78,9 +83,10 @@ def run_job(
     resumable: that is also how to stop a job without canceling it. `on_progress` gets a copy of the counts at
     most every second; `should_cancel` is asked every 0.1 s."""
     unplanned = ledger.mini_batches(spec.job_id) is None
+    ledger.confirm_writer(spec.job_id)  # before anything touches the job's folder
     if unplanned:
         check_output_available(spec)
-    with JobLock(spec):
+    with JobLock(spec, ledger.generation) as lock:
         problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
         if problem is None:
             try:
@@ -89,7 +95,7 @@ def run_job(
                 problem = str(error)
         if problem is not None:
             return _end_early(spec, problem)
-        return _JobRun(spec, ledger, executor, batches, on_progress, should_cancel).run()
+        return _JobRun(spec, ledger, executor, lock, batches, on_progress, should_cancel).run()
 
 
 def _unrunnable(spec: JobSpec) -> str | None:
@@ -124,6 +130,7 @@ class _JobRun:
         spec: JobSpec,
         ledger: Ledger,
         executor: Executor,
+        lock: JobLock,
         batches: list[MiniBatch],
         on_progress: ProgressCallback | None,
         should_cancel: Callable[[], bool] | None,
@@ -131,6 +138,7 @@ class _JobRun:
         self.spec = spec
         self.ledger = ledger
         self.executor = executor
+        self.lock = lock
         self.on_progress = on_progress
         self.should_cancel = should_cancel
         self.retry = RetryPolicy(spec.max_retries)
@@ -161,7 +169,7 @@ class _JobRun:
             self._restore(batch)
 
     def run(self) -> JobOutcome:
-        output = open_output(self.spec)
+        output = open_output(self.spec, self.ledger.generation)
         try:
             status = self._execute(output)
             return self._finish(status, output)
@@ -185,13 +193,17 @@ class _JobRun:
             return self._status_when_done()
         self._report(force=True)
         self.executor.start(self.spec)
+        at_once = False
         try:
             stopped = self._loop(output)
         except InitFailedError as error:
             self.fatal = str(error)
             stopped = FAILED
+        except TakenOver:
+            at_once = True
+            raise
         finally:
-            self.executor.stop()
+            self.executor.stop(graceful=not at_once)
         self._commit(output.flush())
         self._record()
         return stopped or self._status_when_done()
@@ -206,6 +218,9 @@ class _JobRun:
             if self.threshold.exceeded(self.counts.items_failed):
                 return FAILED
             if time.monotonic() >= next_check:
+                self.lock.check()
+                if self.durable:
+                    stop_point("ledger-group", str(self.spec.output_dir))
                 self._record()
                 if self.should_cancel is not None and self.should_cancel():
                     return CANCELED
@@ -336,18 +351,20 @@ class _JobRun:
             return
         counts = replace(self.counts, mini_batches_running=len(self.running))
         if force or counts != self.reported:
-            self.logs.progress(counts)
             if self.on_progress is not None:
-                self.on_progress(replace(counts))
+                self.on_progress(replace(counts))  # first: it may find the job taken over
+            self.logs.progress(counts)
             self.reported = counts
         self.next_report = now + PROGRESS_SECONDS
 
     def _finish(self, status: JobStatus, output: Output) -> JobOutcome:
+        self._confirm_writer()  # and again right before the output is committed
         output_file = None
         message = self.fatal or outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
         if status == COMPLETED:
             try:
-                output_file = output.write(index for index, done in enumerate(self.succeeded) if done)
+                indexes = (index for index, done in enumerate(self.succeeded) if done)
+                output_file = output.write(indexes, before_commit=self._confirm_writer)
                 publish(self.spec)
             except (MissingRowsError, PublishError) as error:
                 status, message = FAILED, str(error)
@@ -359,3 +376,9 @@ class _JobRun:
         self.logs.result(outcome, self.failures)
         remove_private_dir(self.spec)
         return outcome
+
+    def _confirm_writer(self) -> None:
+        """Raise TakenOver unless this coordinator is still the job's writer: its folder lock in place and its
+        ledger writes still accepted."""
+        self.lock.check()
+        self.ledger.confirm_writer(self.spec.job_id)

@@ -162,5 +162,6 @@ class Executor(ABC):
         when there are none yet. Raises InitFailedError when no slot can start a worker any more."""
 
     @abstractmethod
-    def stop(self) -> None:
-        """Retire the workers: idle ones call `shutdown()`, busy ones are stopped. Safe to call more than once."""
+    def stop(self, graceful: bool = True) -> None:
+        """Retire the workers: idle ones call `shutdown()`, busy ones are stopped; not `graceful`: all are stopped at
+        once, without `shutdown()` (another process took the job over). Safe to call more than once."""

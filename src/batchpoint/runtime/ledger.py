@@ -3,6 +3,10 @@
 The coordinator is the only writer and calls a ledger from the one thread that runs the job; different jobs may
 use one ledger from different threads at once. A try that was started but never ended (the server died during
 it) is not counted: on resume the mini-batch is simply pending again.
+
+A ledger may be *fenced*: bound to one writer of the job (a server process that claimed it), it refuses that
+writer's writes once another has taken the job over, by raising `TakenOver`. The coordinator then stops its
+workers at once and writes nothing more, neither to the ledger nor to the job's folder.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ TryStatus = Literal["RUN_DONE", "RUN_EXCEPTION", "RUN_TIMEOUT", "PROCESS_EXITED"
 """How a try ended, in the words of Azure's `processed_mini-batches.csv` (`PROCESS_EXITED` is ours: the worker
 died during `run()`)."""
 RUN_DONE: TryStatus = "RUN_DONE"
+
+
+class TakenOver(Exception):
+    """Another writer took the job over (a newer claim of its lease, or of its folder): this one must stop its
+    workers at once and write nothing more of the job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,17 @@ class Ledger(ABC):
     def forget(self, job_id: str) -> None:
         """Drop a finished job's plan and tries (its outcome lives on in the job resource); a later `plan` starts
         it afresh."""
+
+    @property
+    def generation(self) -> int:
+        """Which writer of its jobs this ledger is: a newer writer (one that took a job over) has a greater
+        number. The coordinator keeps its rows and its claim on the job's folder under it (`output.py`), so a
+        newer writer can take the folder over from an older one that is stuck rather than dead. 0 when unfenced."""
+        return 0
+
+    def confirm_writer(self, job_id: str) -> None:  # noqa: B027 - unfenced ledgers have nothing to check
+        """Raise TakenOver if this ledger's writes of the job would now be refused: asked right before the
+        coordinator commits the job's output or removes its private folder. Unfenced ledgers always may write."""
 
 
 class InMemoryLedger(Ledger):

@@ -27,6 +27,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from batchpoint.runtime.environments.cache import activation
 from batchpoint.runtime.executor import (
     Executor,
@@ -155,9 +157,9 @@ class LocalProcessExecutor(Executor):
         finished, self._finished = self._finished, []
         return finished
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
-        idle = [worker for worker in workers if worker.task is None]
+        idle = [worker for worker in workers if worker.task is None] if graceful else []
         for worker in idle:
             _send_quietly(worker.commands, encode(STOP))
         self._wait_until_closed([worker.replies for worker in idle], time.monotonic() + self._grace)
@@ -378,15 +380,18 @@ def _job_homes(spec: JobSpec) -> Path:
     """A fresh folder for the job's worker folders, in a temporary folder only this user can enter. Whatever
     a server that died during the job left there goes first (its workers died with it).
 
-    Named after the job and its output folder: the job lock on the output folder makes sure no live
-    coordinator uses it, even when two servers on this machine run jobs of the same name."""
+    Named after the job, its output folder and this process: a coordinator that took the job over from a stuck
+    one on this machine (`output.JobLock`) has folders of its own, and neither removes the other's."""
     root = Path(tempfile.gettempdir()) / f"batchpoint-{os.geteuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
     info = os.lstat(root)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise RuntimeError(f"{root} must be a folder that only its owner can enter.")
     location = hashlib.sha256(str(spec.private_dir.absolute()).encode()).hexdigest()[:16]
-    homes = root / f"{spec.job_id}-{location}"
+    for earlier in root.glob(f"{spec.job_id}-{location}-*"):
+        if not psutil.pid_exists(int(earlier.name.rsplit("-", 1)[1])):
+            shutil.rmtree(earlier, ignore_errors=True)
+    homes = root / f"{spec.job_id}-{location}-{os.getpid()}"
     shutil.rmtree(homes, ignore_errors=True)
     homes.mkdir()
     return homes

@@ -2,7 +2,8 @@
 reads from have completed, and independent steps run in parallel.
 
 A step writes its outputs into `<output>.partial` folders that are renamed into place when it completes, so an
-output folder is whole or absent. Steps already completed (before a crash of the server) are not run again.
+output folder is whole or absent. Steps that already ended (before a crash of the server) are not run again: a
+step's terminal state is final.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from batchpoint.runtime.processes import ProcessIdentity
 
 COMPLETED, FAILED, CANCELED, RUNNING = "Completed", "Failed", "Canceled", "Running"
+ENDED = (COMPLETED, FAILED, CANCELED)
 POLL_SECONDS = 0.05
 ERROR_TAIL_LINES = 20
 
@@ -70,13 +72,14 @@ def partial(path: Path) -> Path:
 
 def run_graph(
     steps: list[StepRun],
-    completed: set[str],
+    ended: Mapping[str, str],
     continue_on_step_failure: bool,
     on_status: StatusListener,
     should_cancel: Callable[[], bool],
 ) -> GraphOutcome:
-    outcome = GraphOutcome(dict.fromkeys(completed, COMPLETED), {})
-    pending = {step.name: step for step in steps if step.name not in completed}
+    """Run the steps that have not `ended` (step -> its terminal status, from an earlier run of the graph)."""
+    outcome = GraphOutcome(dict(ended), {})
+    pending = {step.name: step for step in steps if step.name not in ended}
     running: dict[Future[tuple[str, str]], StepRun] = {}
     stop = threading.Event()
     with (

@@ -260,8 +260,8 @@ class RayExecutor(Executor):
         finished, self._finished = self._finished, []
         return finished
 
-    def stop(self) -> None:
-        idle = [slot for slot in self._slots if slot.actor is not None and slot.task is None]
+    def stop(self, graceful: bool = True) -> None:
+        idle = [slot for slot in self._slots if slot.actor is not None and slot.task is None] if graceful else []
         with contextlib.suppress(RayError, GetTimeoutError):
             logs = ray.get([slot.actor.shutdown.remote() for slot in idle], timeout=10)
             for slot, text in zip(idle, logs, strict=True):

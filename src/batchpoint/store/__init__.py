@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchpoint.store.base import AlreadyExists, Store, VersionConflict
+from batchpoint.store.base import AlreadyExists, FinalState, Store, VersionConflict
 
 SQL_SCHEMES = ("sqlite", "postgresql")
 
@@ -16,4 +16,4 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported database URL scheme {scheme!r}; use sqlite:// or postgresql+psycopg://")
 
 
-__all__ = ["AlreadyExists", "Store", "VersionConflict", "open_store"]
+__all__ = ["AlreadyExists", "FinalState", "Store", "VersionConflict", "open_store"]

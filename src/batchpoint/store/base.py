@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
 from batchpoint.store.entities import Cursor, Listed, Operation, Resource, RoleGrant, SortOrder
-from batchpoint.store.leases import Leases
+from batchpoint.store.leases import Fence, Leases
 
 
 class AlreadyExists(Exception):
@@ -17,6 +17,10 @@ class AlreadyExists(Exception):
 
 class VersionConflict(Exception):
     """The resource changed since it was read: the update started from an older version and was not applied."""
+
+
+class FinalState(Exception):
+    """The job has reached a terminal state (Completed, Failed, Canceled), which is final: it is not rewritten."""
 
 
 class Store(ABC):
@@ -29,6 +33,13 @@ class Store(ABC):
         """Every call this thread makes to the store inside the block commits together when the block ends, or
         not at all if it raises. A call that raises ``AlreadyExists`` or ``VersionConflict`` inside the block
         changes nothing, and the block may go on. Blocks nest: the outermost one commits."""
+
+    @abstractmethod
+    def fenced(self, fence: Fence) -> AbstractContextManager[None]:
+        """Every transaction this thread opens inside the block (every store and ledger write, on its own or in
+        ``transaction()``) is refused when ``fence`` no longer holds: it raises ``LeaseLost`` and keeps nothing.
+        The check and the writes are one transaction, and a claim of the lease waits for it, so no write of an
+        earlier owner lands after a claim. Reads and the leases' own calls are not fenced."""
 
     @abstractmethod
     def get(self, resource_id: str) -> Resource | None: ...
@@ -49,7 +60,8 @@ class Store(ABC):
     def update(self, resource: Resource) -> None:
         """Rewrite a stored resource if it is still at ``resource.version`` (which then advances), else raise
         VersionConflict (optimistic concurrency). One deleted meanwhile stays deleted: late background work must
-        not bring back what a DELETE removed."""
+        not bring back what a DELETE removed. A job whose stored status is terminal is never rewritten: raise
+        FinalState (checked by the update itself, on the indexed status)."""
 
     @abstractmethod
     def delete_tree(self, resource_id: str) -> int:
@@ -97,15 +109,17 @@ class Store(ABC):
     def get_operation(self, operation_id: str) -> Operation | None: ...
 
     @abstractmethod
-    def save_operation(self, operation: Operation) -> None: ...
+    def save_operation(self, operation: Operation) -> None:
+        """Record the operation's progress or outcome while it is in progress; one that ended stays as it ended."""
 
     @abstractmethod
     def running_operation(self, resource_id: str) -> Operation | None:
         """The operation in progress on this resource, if any."""
 
     @abstractmethod
-    def ledger(self) -> Ledger:
-        """The runtime's durable record of job mini-batches, kept in this store."""
+    def ledger(self, fence: Fence | None = None) -> Ledger:
+        """The runtime's durable record of job mini-batches, kept in this store; with a fence, its writes are
+        refused (LeaseLost) once the lease has moved on, and its `generation` is the fence's epoch."""
 
     @abstractmethod
     def leases(self) -> Leases:

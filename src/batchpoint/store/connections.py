@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
@@ -23,6 +23,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 BEGIN_OPTION = "sqlite_begin"
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's transaction (this process's own writers queue on a lock)."""
+IDLE_IN_TRANSACTION_MS = 10_000
+"""PostgreSQL ends a session that sits this long inside a transaction: a replica frozen mid-transaction (SIGSTOP, a
+paused VM) would otherwise hold its row locks, its leases' among them, and no other replica could take its work
+over until it resumed. No transaction of batchpoint waits that long between two statements."""
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -48,7 +52,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args={"options": options})
 
 
 class Database:
@@ -67,15 +72,30 @@ class Database:
         return getattr(self._local, "connection", None)
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """Open a transaction for this thread, or join the one it has open (the outermost block commits)."""
+    def guarded(self, guard: Callable[[Connection], None]) -> Iterator[None]:
+        """Every transaction this thread opens inside the block first runs `guard` on its connection, which may
+        refuse the transaction by raising (a fence: `SqlStore.fenced`). Reads are not guarded."""
+        previous = getattr(self._local, "guard", None)
+        self._local.guard = guard
+        try:
+            yield
+        finally:
+            self._local.guard = previous
+
+    @contextmanager
+    def transaction(self, guarded: bool = True) -> Iterator[Connection]:
+        """Open a transaction for this thread, or join the one it has open (the outermost block commits).
+        `guarded=False`: without this thread's guard (the leases' own calls)."""
         current = self.current()
         if current is not None:
             yield current
             return
+        guard = getattr(self._local, "guard", None) if guarded else None
         with self._single_writer, self._writer.begin() as connection:
             self._local.connection = connection
             try:
+                if guard is not None:
+                    guard(connection)
                 yield connection
             finally:
                 self._local.connection = None
@@ -92,12 +112,12 @@ class Database:
             yield connection
 
     @contextmanager
-    def statement(self) -> Iterator[Connection]:
+    def statement(self, guarded: bool = True) -> Iterator[Connection]:
         """Where a write that may fail on a constraint runs: a savepoint inside this thread's open transaction
         (so the transaction stays usable after the failure, on PostgreSQL too), else a transaction of its own."""
         current = self.current()
         if current is None:
-            with self.transaction() as connection:
+            with self.transaction(guarded) as connection:
                 yield connection
             return
         with current.begin_nested():

@@ -12,19 +12,33 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success, TryEnd
 from batchpoint.store.connections import Database
+from batchpoint.store.leases import Fence
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
+from batchpoint.store.sql_leases import hold
 
 INSERT_CHUNK = 1000
 READ_CHUNK = 1000
 
 
 class SqlLedger(Ledger):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, fence: Fence | None = None) -> None:
+        """With a fence, every write is refused (LeaseLost) once the lease has moved on."""
         self._db = database
+        self._fence = fence
+
+    @property
+    def generation(self) -> int:
+        return self._fence.epoch if self._fence is not None else 0
+
+    def confirm_writer(self, job_id: str) -> None:
+        with self._transaction():
+            pass
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self._db.transaction() as connection:
+        with self._db.transaction(guarded=self._fence is None) as connection:
+            if self._fence is not None:
+                hold(connection, self._fence)
             yield connection
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:

@@ -164,6 +164,8 @@ class LeaseRow(Base):
     subject: Mapped[str] = mapped_column(String(1024), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     expires_us: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """How many times the lease was claimed: a write under an earlier claim is refused (`store/leases.py`)."""
 
     __table_args__ = (Index("ix_leases_kind_expires", "kind", "expires_us"),)
 

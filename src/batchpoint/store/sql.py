@@ -12,9 +12,10 @@ from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, t
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from batchpoint.store.base import AlreadyExists, Store, VersionConflict
+from batchpoint.store.base import AlreadyExists, FinalState, Store, VersionConflict
 from batchpoint.store.connections import Database
 from batchpoint.store.entities import (
+    JOB_TYPE,
     Cursor,
     Listed,
     Operation,
@@ -27,11 +28,12 @@ from batchpoint.store.entities import (
     from_micros,
     to_micros,
 )
-from batchpoint.store.indexes import INDEXED, indexed_row
+from batchpoint.store.indexes import INDEXED, TERMINAL_JOB_STATES, indexed_row
+from batchpoint.store.leases import Fence
 from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
 from batchpoint.store.rows import CodeHashRow, JobRow, OperationRow, ResourceRow, RoleAssignmentRow
-from batchpoint.store.sql_leases import SqlLeases
+from batchpoint.store.sql_leases import SqlLeases, hold
 
 RESOURCES = ResourceRow.__table__
 OPERATIONS = OperationRow.__table__
@@ -60,11 +62,16 @@ class SqlStore(Store):
         with self._db.transaction():
             yield
 
+    @contextmanager
+    def fenced(self, fence: Fence) -> Iterator[None]:
+        with self._db.guarded(lambda connection: hold(connection, fence)):
+            yield
+
     def close(self) -> None:
         self._db.dispose()
 
-    def ledger(self) -> SqlLedger:
-        return SqlLedger(self._db)
+    def ledger(self, fence: Fence | None = None) -> SqlLedger:
+        return SqlLedger(self._db, fence)
 
     def leases(self) -> SqlLeases:
         return SqlLeases(self._db)
@@ -132,11 +139,15 @@ class SqlStore(Store):
         values = {name: value for name, value in _resource_values(resource).items() if name in REWRITTEN}
         same_version = (RESOURCES.c.key == resource.key) & (RESOURCES.c.version == resource.version)
         indexed = indexed_row(resource, 0)
+        if resource.type.lower() == JOB_TYPE_KEY:
+            same_version &= ~ended_job(resource.key).exists()
         with self._db.statement() as connection:
             written = connection.execute(
                 update(RESOURCES).where(same_version).values(**values, version=resource.version + 1)
             )
             if written.rowcount == 0:
+                if connection.execute(ended_job(resource.key)).first():
+                    raise FinalState(resource.id)
                 if connection.execute(select(RESOURCES.c.key).where(RESOURCES.c.key == resource.key)).first():
                     raise VersionConflict(resource.id)
                 return
@@ -226,8 +237,9 @@ class SqlStore(Store):
 
     def save_operation(self, operation: Operation) -> None:
         values = _operation_values(operation)
+        in_progress = (OPERATIONS.c.id == operation.id) & (OPERATIONS.c.status == OperationStatus.IN_PROGRESS.value)
         with self._db.statement() as connection:
-            connection.execute(update(OPERATIONS).where(OPERATIONS.c.id == operation.id).values(**values))
+            connection.execute(update(OPERATIONS).where(in_progress).values(**values))
 
     def running_operation(self, resource_id: str) -> Operation | None:
         query = select(OPERATIONS).where(
@@ -241,6 +253,14 @@ class SqlStore(Store):
 RESOURCE_FIELDS = tuple(
     RESOURCES.c[name] for name in ("id", "type", "body", "secrets", "created_us", "updated_us", "version")
 )
+JOB_TYPE_KEY = JOB_TYPE.lower()
+
+
+def ended_job(key: str) -> Select:
+    """The job of this key if its indexed status is terminal (a terminal state is final)."""
+    return select(JOBS.c.key).where(JOBS.c.key == key, JOBS.c.status.in_(TERMINAL_JOB_STATES))
+
+
 RESOURCE_BY_KEY = select(*RESOURCE_FIELDS).where(RESOURCES.c.key == bindparam("key"))
 BODY_BY_KEY = select(RESOURCES.c.body).where(RESOURCES.c.key == bindparam("key"))
 

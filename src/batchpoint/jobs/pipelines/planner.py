@@ -30,7 +30,7 @@ from batchpoint.ml.components.pipelines import (
 from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
-from batchpoint.runtime.pipeline import CANCELED, COMPLETED, StepRun, partial, run_graph
+from batchpoint.runtime.pipeline import CANCELED, ENDED, StepRun, partial, run_graph
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 
@@ -287,10 +287,11 @@ def run_pipeline(
     except EnvironmentBuildError as error:
         return "Failed", f"A step's environment could not be built: {error}"
     child_ids = {step.name: f"{workspace_id}/jobs/{child_name(job_name, step.name)}" for step in steps}
-    completed = {name for name, child in child_ids.items() if child_status(child) == COMPLETED}
+    statuses = {name: child_status(child) for name, child in child_ids.items()}
+    ended = {name: status for name, status in statuses.items() if status in ENDED}
     outcome = run_graph(
         steps,
-        completed,
+        ended,
         record["continue_on_step_failure"],
         lambda step, status, message: on_status(child_ids[step], status, message),
         should_cancel,

@@ -1,0 +1,155 @@
+"""Split brain: a replica frozen (SIGSTOP) past its lease right before one of its writes resumes after another
+replica took the job over and completed it. Its write is refused: the job stays Completed, the output stays
+byte for byte what the other replica committed, the frozen replica's workers are gone and its log says it lost
+the lease.
+
+Replica A freezes itself at a named point (`runtime/stop_points.py`, test-only) of one job per point; the test
+waits for B to complete the job, then resumes A (SIGCONT)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from batchpoint.runtime.stop_points import VARIABLE
+from tests.api.jobs import deploy_script, invoke, write_inputs
+from tests.cluster.replicas import (
+    LEASE_SECONDS,
+    SLOW_ECHO,
+    Replicas,
+    input_names,
+    job_of,
+    replica,
+    wait_for_end,
+    wait_until,
+)
+from tests.conftest import database_url_for
+from tests.jobs.pipelines.test_pipelines import V, component, node, provision
+from tests.server import WORKSPACE_ID
+
+FILES = 200
+JOBS = {
+    "ledger-group": "fenced-ledger",
+    "output-commit": "fenced-commit",
+    "terminal-write": "fenced-final",
+    "child-write": "fenced-step",
+}
+"""The job A freezes in, per point (no name is part of another)."""
+MARK = "FENCING_REPLICA"
+"""A variable only replica A has: its workers and steps inherit it, so the test finds them."""
+STEP = {
+    "type": "command",
+    "command": "seq 1 500 > ${{outputs.y}}/numbers.txt",
+    "outputs": {"y": {"type": "uri_folder"}},
+}
+
+
+@dataclass
+class Fencing:
+    pair: Replicas
+    mark: str
+
+    def a_processes(self) -> list[psutil.Process]:
+        """A's workers and steps: live processes with A's mark, A itself aside."""
+        found = []
+        for process in psutil.process_iter(["pid"]):
+            if process.pid == self.pair.a.process.pid:  # type: ignore[union-attr]
+                continue
+            try:
+                if process.environ().get(MARK) == self.mark and process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+            except psutil.Error:
+                continue
+        return found
+
+    def a_log(self) -> str:
+        return (self.pair.a.home / f"server-{self.pair.a.port}.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def fencing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fencing]:
+    database_url = database_url_for("postgresql")
+    assert database_url is not None
+    root = tmp_path_factory.mktemp("fencing")
+    shared = root / "shared"
+    shared.mkdir()
+    mark = uuid.uuid4().hex
+    stops = ",".join(f"{point}@{job}" for point, job in JOBS.items())
+    pair = Replicas(
+        replica(root / "a", database_url, shared, env={VARIABLE: stops, MARK: mark}).start(),
+        replica(root / "b", database_url, shared).start(),
+        shared,
+    )
+    try:
+        with pair.a.client() as client:
+            deploy_script(client, shared, "fence", "d", SLOW_ECHO, miniBatchSize=5, maxConcurrencyPerInstance=2)
+            step = component(client, "fence-step", STEP)
+            spec = {
+                "type": "pipeline",
+                "outputs": {"result": {"type": "uri_folder"}},
+                "jobs": {"write": {**node(step), "outputs": {"y": {"value": "${{parent.outputs.result}}"}}}},
+            }
+            assert provision(client, "fence-pipe", component(client, "fence-pipe", spec))["status"] == "Succeeded"
+        yield Fencing(pair, mark)
+    finally:
+        for server in (pair.a, pair.b):
+            if server.process is not None and server.process.poll() is None:
+                os.kill(server.process.pid, signal.SIGCONT)
+        pair.stop()
+
+
+def start(fencing: Fencing, point: str) -> str:
+    """Invoke the point's job through A, which runs it (it has room) and freezes at the point."""
+    name = JOBS[point]
+    with fencing.pair.a.client() as client:
+        if point == "child-write":
+            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/fence-pipe", params=V).json()["properties"]
+            answer = client.post(
+                scoring["scoringUri"], json={"properties": {"name": name}}, headers={"azureml-model-deployment": "main"}
+            )
+        else:
+            answer = invoke(client, "fence", str(write_inputs(fencing.pair.shared / f"in-{name}", FILES)), name=name)
+    assert answer.status_code == 200, answer.text
+    a = psutil.Process(fencing.pair.a.process.pid)  # type: ignore[union-attr]
+    wait_until(lambda: a.status() == psutil.STATUS_STOPPED, 60, f"A to freeze at {point}")
+    return name
+
+
+def output_of(fencing: Fencing, name: str, point: str) -> Path:
+    folder, file = ("result", "numbers.txt") if point == "child-write" else ("score", "predictions.csv")
+    found = list((fencing.pair.shared / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/{folder}/{file}"))
+    assert len(found) == 1, f"no output of {name}"
+    return found[0]
+
+
+@pytest.mark.parametrize("point", list(JOBS))
+def test_a_replica_frozen_past_its_lease_before_a_write_writes_nothing_when_it_resumes(
+    fencing: Fencing, point: str
+) -> None:
+    name = start(fencing, point)
+    a_workers = fencing.a_processes()
+
+    completed = wait_for_end(fencing.pair.b, name, timeout=LEASE_SECONDS + 60)
+    output = output_of(fencing, name, point)
+    committed = output.read_bytes()
+    os.kill(fencing.pair.a.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
+    wait_until(lambda: f"jobs/{name}: lost the lease" in fencing.a_log(), 30, "A to say it lost the lease")
+
+    assert completed["status"] == "Completed", completed
+    assert job_of(fencing.pair.b, name) == completed, "the job changed after A resumed"
+    assert output.read_bytes() == committed
+    if point == "child-write":
+        assert committed.decode().split() == [str(number) for number in range(1, 501)]
+        assert job_of(fencing.pair.b, f"{name}-write")["status"] == "Completed"
+    else:
+        assert committed.decode().splitlines() == input_names(FILES)
+        assert not [path.name for path in output.parent.iterdir() if path.name.startswith(".")], "a leftover"
+    assert not fencing.a_processes(), "A's workers outlived the job A lost"
+    assert point != "ledger-group" or a_workers, "A had no workers running when it froze"
