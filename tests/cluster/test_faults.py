@@ -1,8 +1,10 @@
 """Passing faults pause a job instead of failing it: every database connection cut, or a full disk while the output
-is written; the job completes once the fault has passed, with every row exactly once."""
+is written; the job completes once the fault has passed, with every row exactly once. A request that meets the
+database down is told to try again (503 with Retry-After), never answered 500."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -14,10 +16,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.api.jobs import deploy_script, invoke, predictions, write_inputs
+from tests.api.jobs import V, deploy_script, invoke, predictions, write_inputs
 from tests.cluster.replicas import SLOW_ECHO, done_fraction, input_names, job_of, wait_for_end, wait_until
 from tests.conftest import database_url_for
-from tests.server import POSTGRES_ADMIN_URL, Server
+from tests.server import POSTGRES_ADMIN_URL, WORKSPACE_ID, Server
 
 FILES = 1000
 EXPECTED = input_names(FILES)
@@ -33,6 +35,35 @@ def terminate_backends(database: str) -> int:
             (database,),
         ).fetchall()
     return len(rows)
+
+
+@contextlib.contextmanager
+def database_down(database: str) -> Iterator[None]:
+    """`database` refuses new connections and loses its open ones, as while PostgreSQL restarts."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            terminate_backends(database)
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+def test_a_request_that_meets_the_database_down_is_told_to_try_again(tmp_path: Path) -> None:
+    database_url = database_url_for("postgresql")
+    assert database_url is not None
+    server = Server(home=tmp_path / "home", database_url=database_url).start()
+    try:
+        with server.client() as client:
+            with database_down(database_url.rsplit("/", 1)[1]):
+                down = client.get(f"{WORKSPACE_ID}/batchEndpoints/absent", params=V)
+            again = client.get(f"{WORKSPACE_ID}/batchEndpoints/absent", params=V)
+    finally:
+        server.stop()
+    assert down.status_code == 503, down.text
+    assert down.headers["Retry-After"] == "2"
+    assert down.json()["error"]["code"] == "ServiceUnavailable"
+    assert again.status_code == 404, again.text
 
 
 def test_a_job_completes_although_every_database_connection_is_cut_while_it_runs(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Every failure leaves as an ARM error body ``{"error": {"code", "message"}}`` with a 4xx status.
+"""Every failure leaves as an ARM error body ``{"error": {"code", "message"}}`` with a 4xx status; a passing fault
+of the database (a restart, cut connections) as a 503 with ``Retry-After``, which ARM clients retry.
 
 Messages may echo what the client sent (a name, a path, a bad value); the echo is clipped, and the request's own
 credentials are blanked out wherever they appear. An unexpected error says nothing of itself: its traceback, and
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batchpoint.arm.errors import ArmError
+from batchpoint.cluster.faults import DATABASE_ERRORS, database_unavailable
 from batchpoint.store import AlreadyExists, VersionConflict
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ ECHO_LIMIT = 200
 """Characters of one echoed input in a validation message (a field name, what pydantic says of it)."""
 MESSAGE_LIMIT = 2000
 REDACTED = "[redacted]"
+UNAVAILABLE_RETRY_AFTER = "2"
+"""Seconds a client waits before it tries again a request that met a passing fault of the database."""
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,7 +95,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(405, "MethodNotAllowed", f"'{request.method}' is not supported on this path.")
         return error_response(exc.status_code, "BadRequest", scrubbed(str(exc.detail), request))
 
-    @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(500, "InternalServerError", "The server hit an unexpected error; see its log.")
+        return unexpected_error(exc)
+
+    for error_type in (*DATABASE_ERRORS, Exception):
+        app.add_exception_handler(error_type, unexpected)
+
+
+def unexpected_error(exc: Exception) -> JSONResponse:
+    """503 for a passing fault of the database (a restart, a cut connection: the client tries again), else 500."""
+    if database_unavailable(exc):
+        log.warning("a request met a passing fault of the database: %s", exc)
+        message = "The database is unavailable for a moment; try the request again."
+        return error_response(503, "ServiceUnavailable", message, {"Retry-After": UNAVAILABLE_RETRY_AFTER})
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "InternalServerError", "The server hit an unexpected error; see its log.")

@@ -31,12 +31,18 @@ TRANSIENT_ERRNOS = frozenset(
         errno.ESTALE,
     }
 )
-TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+DATABASE_TYPES: tuple[type[BaseException], ...] = (
     sql.OperationalError,
     sql.InterfaceError,
     sql.TimeoutError,
     psycopg.OperationalError,
     sqlite3.OperationalError,
+)
+"""The database unreachable, its connection cut, its pool exhausted, SQLite busy."""
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sql.SQLAlchemyError, psycopg.Error, sqlite3.Error)
+"""Everything the database raises: the store's errors, and its drivers' own on the raw read path."""
+TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    *DATABASE_TYPES,
     ConnectionError,
     TimeoutError,
     TransientFault,
@@ -52,11 +58,20 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _transient(error: BaseException) -> bool:
-    if isinstance(error, sql.DBAPIError) and error.connection_invalidated:
-        return True
     if isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS:
         return True
-    return isinstance(error, TRANSIENT_TYPES)
+    return _database_fault(error) or isinstance(error, TRANSIENT_TYPES)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The error, or one it was raised from, is a passing fault of the database (a request meeting it is worth
+    trying again in a moment)."""
+    return any(_database_fault(cause) for cause in _chain(error))
+
+
+def _database_fault(error: BaseException) -> bool:
+    connection_cut = isinstance(error, sql.DBAPIError) and error.connection_invalidated
+    return connection_cut or isinstance(error, DATABASE_TYPES)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
