@@ -32,6 +32,7 @@ from pathlib import Path
 from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.arm.ids import workspace_id
 from batchpoint.config import Settings
+from batchpoint.ml.assets.resource_types import ENVIRONMENT_VERSIONS
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
@@ -64,7 +65,7 @@ def provision_seconds(services: Services, name: str, properties: dict[str, objec
 
 def environment(services: Services, name: str) -> str:
     version = f"{WORKSPACE}/environments/{name}/versions/1"
-    services.assets.put_version(SYSTEM, "environments", version, {"properties": {"condaFile": CONDA_FILE}})
+    services.resource_service(ENVIRONMENT_VERSIONS).put(SYSTEM, version, {"properties": {"condaFile": CONDA_FILE}})
     return version
 
 

@@ -17,7 +17,7 @@ from batchpoint.api.versions import check_arm_version, check_ml_version
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.ids import resource_group_id, workspace_id
-from batchpoint.arm.registry import ResourceService, ResourceType
+from batchpoint.arm.registry import ResourceType
 from batchpoint.arm.resources import Resources
 
 T = TypeVar("T")
@@ -31,7 +31,8 @@ class ServiceContainer(Protocol):
 
     def provide(self, kind: type[T]) -> T: ...
 
-    def resource_service(self, resource_type: ResourceType) -> ResourceService: ...
+    def resource_service(self, resource_type: ResourceType) -> Any:
+        """The service writing ``resource_type``: a ``ResourceService`` or ``UpsertService`` (``arm/registry.py``)."""
 
 
 class Authenticator(Protocol):
@@ -55,7 +56,7 @@ def provided(kind: type[T]) -> Any:
 def provided_service(resource_type: ResourceType) -> DependsParam:
     """A dependency on the service that writes resources of ``resource_type``."""
 
-    async def dependency(request: Request) -> ResourceService:
+    async def dependency(request: Request) -> Any:
         return services_of(request).resource_service(resource_type)
 
     return Depends(dependency)
@@ -94,7 +95,7 @@ ResourceGroupName = Annotated[
 WorkspaceName = Annotated[str, Path(pattern=WORKSPACE_PATTERN, description="Azure Machine Learning Workspace Name")]
 
 
-def _check_subscription(subscription_id: str) -> str:
+def check_subscription(subscription_id: str) -> str:
     if not UUID.match(subscription_id):
         raise ArmError(
             400,
@@ -105,11 +106,11 @@ def _check_subscription(subscription_id: str) -> str:
 
 
 async def group_id(subscriptionId: SubscriptionId, resourceGroupName: ResourceGroupName) -> str:  # noqa: N803
-    return resource_group_id(_check_subscription(subscriptionId), resourceGroupName)
+    return resource_group_id(check_subscription(subscriptionId), resourceGroupName)
 
 
 def checked_workspace_id(subscription: str, group: str, workspace: str) -> str:
-    return workspace_id(_check_subscription(subscription), group, workspace)
+    return workspace_id(check_subscription(subscription), group, workspace)
 
 
 async def ws_id(

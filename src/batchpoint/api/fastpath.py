@@ -33,6 +33,7 @@ from batchpoint.api.listing import list_response
 from batchpoint.api.responses import arm_json
 from batchpoint.api.versions import check_ml_version
 from batchpoint.arm.context import RequestContext
+from batchpoint.arm.ids import WORKSPACE_TYPE
 from batchpoint.arm.registry import CHILD_NAME_PATTERN, ResourceType
 from batchpoint.arm.resources import Resources
 
@@ -67,7 +68,7 @@ class FastReads:
     a path below a workspace is looked up by the collections it walks through."""
 
     def __init__(self, types: Iterable[ResourceType]) -> None:
-        self._by_shape = {tuple(level.collection for level in each.lineage): each for each in types if each.fast_reads}
+        self._by_shape = {_below_workspace(each): each for each in types if each.fast_reads}
 
     def match(self, path: str) -> Read | None:
         found = WORKSPACE.match(path)
@@ -123,6 +124,13 @@ class ReadFastPath:
             return _read(ctx, resources, read, request.query_params)
         except Exception:  # noqa: BLE001 - the routes answer anything unusual, errors included
             return None
+
+
+def _below_workspace(resource_type: ResourceType) -> tuple[str, ...]:
+    """The collections a path walks from its workspace down to ``resource_type``."""
+    lineage = [level.type for level in resource_type.lineage]
+    assert WORKSPACE_TYPE in lineage, f"{resource_type.type}: the fast path reads types below a workspace"
+    return tuple(level.collection for level in resource_type.lineage[lineage.index(WORKSPACE_TYPE) + 1 :])
 
 
 def _valid_names(match: re.Match[str]) -> bool:

@@ -9,32 +9,23 @@ from batchpoint.arm.registry import ResourceType
 
 FIXED_SEGMENTS = (
     "subscriptions",
-    "resourceGroups",
     "providers",
-    "Microsoft.MachineLearningServices",
-    "Microsoft.Resources",
-    "workspaces",
     "listkeys",
     "locations",
     "mfeOperationsStatus",
     "mfeOperationResults",
-    "models",
-    "codes",
-    "environments",
-    "data",
-    "datastores",
-    "components",
-    "versions",
-    "jobs",
     "Microsoft.Authorization",
     "roleAssignments",
 )
-"""The segments of the routes written by hand; each registered resource type adds its collection."""
+"""The segments of the routes written by hand; each registered resource type adds its collection (and its
+provider namespace)."""
 
 
 class PathCanonicalizer:
     def __init__(self, types: Iterable[ResourceType]) -> None:
-        segments = (*FIXED_SEGMENTS, *(each.collection for each in types))
+        segments = [*FIXED_SEGMENTS]
+        for each in types:
+            segments += [each.collection, *([each.namespace] if each.namespace else [])]
         self._canonical = {name.lower(): name for name in segments}
         self.canonical_path = lru_cache(maxsize=4096)(self._canonical_path)
         """Cached: clients repeat the same few paths, and this runs on every request."""

@@ -10,6 +10,7 @@ from fastapi import Response
 from batchpoint.arm.context import BASE_URL, HOST, RequestContext
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.operations import polling_urls
+from batchpoint.arm.resources import Upserted
 from batchpoint.arm.tracked import Accepted
 from batchpoint.store.entities import Operation
 
@@ -49,6 +50,11 @@ def put_response(ctx: RequestContext, accepted: Accepted) -> Response:
     return arm_json(
         accepted.resource.body_json(), ctx.base_url, status, async_operation_headers(ctx, accepted.operation)
     )
+
+
+def upserted_response(ctx: RequestContext, upserted: Upserted) -> Response:
+    """A synchronous PUT: the resource, 201 when it was created, else 200."""
+    return arm_json(upserted.resource.body_json(), ctx.base_url, 201 if upserted.created else 200)
 
 
 def accepted_response(ctx: RequestContext, accepted: Accepted) -> Response:

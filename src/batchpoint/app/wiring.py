@@ -15,9 +15,9 @@ from batchpoint.app.tls import tls_files
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
 from batchpoint.arm.operations import OperationRunner
-from batchpoint.arm.registry import ResourceType, Served
+from batchpoint.arm.registry import ResourceType, Served, UpsertService
 from batchpoint.arm.resources import Resources
-from batchpoint.arm.tracked import TrackedResources
+from batchpoint.arm.tracked import ResourceKind, TrackedResources
 from batchpoint.cluster.ownership import Ownership
 from batchpoint.config import (
     DEFAULT_LOCATION,
@@ -32,12 +32,11 @@ from batchpoint.jobs.invoke import JobPlanner, Jobs
 from batchpoint.jobs.pipelines.planner import PipelinePlanner
 from batchpoint.jobs.pipelines.submitted import SubmittedJobs
 from batchpoint.jobs.runner import JobRunner
-from batchpoint.ml.assets.service import Assets
 from batchpoint.ml.computes.rules import ensure_builtin_compute
 from batchpoint.ml.datastores.service import Datastores
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
-from batchpoint.ml.workspaces.service import Workspaces
+from batchpoint.ml.workspaces.service import ResourceGroups, Workspaces
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
@@ -56,10 +55,10 @@ class Services:
     store: Store
     runner: OperationRunner
     resources: Resources
+    resource_groups: ResourceGroups
     workspaces: Workspaces
     datastores: Datastores
     storage_accounts: StorageAccounts
-    assets: Assets
     uris: UriResolver
     jobs: Jobs
     submitted_jobs: SubmittedJobs
@@ -74,7 +73,7 @@ class Services:
     """The object id ``batchpoint token`` puts in tokens by default: made Owner of the default subscription."""
     owners: tuple[str, ...] = ()
     """The object ids made Owner over the root scope at each start (``serve --owner``)."""
-    tracked: dict[ResourceType, TrackedResources] = field(default_factory=dict)
+    writers: dict[ResourceType, TrackedResources | UpsertService] = field(default_factory=dict)
     """The service writing each resource type the registry serves."""
 
     by_type: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
@@ -90,14 +89,20 @@ class Services:
         """This process's service of type ``kind`` (what a route's ``provided(kind)`` dependency returns)."""
         return cast(T, self.by_type[kind])
 
-    def resource_service(self, resource_type: ResourceType) -> TrackedResources:
-        return self.tracked[resource_type]
+    def resource_service(self, resource_type: ResourceType) -> TrackedResources | UpsertService:
+        return self.writers[resource_type]
 
     def serve(self, served: Iterable[Served]) -> Services:
-        """Wire the writes of each served resource type; returns this container."""
+        """Wire the writes of each served resource type: a long-running type's rules go into the tracked flow, a
+        synchronous type's are its service. Returns this container."""
         for each in served:
-            self.tracked[each.resource_type] = TrackedResources(
-                self.resources, self.runner, each.resource_type.type, each.rules(self.provide)
+            if each.rules is None:
+                continue
+            rules, resource_type = each.rules(self.provide), each.resource_type
+            self.writers[resource_type] = (
+                TrackedResources(self.resources, self.runner, resource_type.type, cast(ResourceKind, rules))
+                if resource_type.long_running
+                else cast(UpsertService, rules)
             )
         return self
 
@@ -139,10 +144,10 @@ class Services:
             store=store,
             runner=runner,
             resources=resources,
+            resource_groups=ResourceGroups(resources),
             workspaces=Workspaces(resources, datastores),
             datastores=datastores,
             storage_accounts=storage_accounts,
-            assets=Assets(resources),
             uris=uris,
             jobs=jobs,
             submitted_jobs=SubmittedJobs(resources, pipelines, job_runner),
@@ -176,11 +181,11 @@ class Services:
         """The default subscription's resource group ``local`` and workspace ``default``, on first start."""
         group = resource_group_id(DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP)
         if self.store.get(group) is None:
-            self.workspaces.put_resource_group(SYSTEM, group, {"location": DEFAULT_LOCATION})
+            self.resource_groups.put(SYSTEM, group, {"location": DEFAULT_LOCATION})
         workspace = workspace_id(DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP, DEFAULT_WORKSPACE)
         existing = self.store.get(workspace)
         if existing is None:
-            self.workspaces.put_workspace(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
+            self.workspaces.put(SYSTEM, workspace, {"location": DEFAULT_LOCATION})
         else:
             self.datastores.ensure_workspace_storage(SYSTEM, existing)
         for each in self.store.list_below(ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, None, WORKSPACE_SCAN_LIMIT):

@@ -53,6 +53,11 @@ class Resources:
         if self.store.get_body_json(resource_id) is None:
             raise self.not_found(resource_id)
 
+    def delete(self, resource_id: str) -> None:
+        """A synchronous delete: the resource and everything below it."""
+        self.require(resource_id)
+        self.store.delete_tree(resource_id)
+
     def list_page(self, parent_id: str, type_: str, order: SortOrder, position: Position, size: int) -> Page:
         page = fetch_page(
             lambda cursor, limit: self.store.list_children(parent_id, type_, order, cursor, limit), position, size

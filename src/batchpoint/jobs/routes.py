@@ -7,17 +7,18 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request, Response
 
 from batchpoint.access.authentication import endpoint_key_caller
+from batchpoint.api.crud import id_dependency
 from batchpoint.api.deps import MlContext, ResourcesDep, WorkspaceId, authorized_caller, base_url, provided
 from batchpoint.api.docs import responses
-from batchpoint.api.listing import list_response, paged_response, paging_parameters
+from batchpoint.api.listing import paged_response, paging_parameters
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import child_id
-from batchpoint.arm.registry import WORKSPACE_PATH
 from batchpoint.jobs.history import History
-from batchpoint.jobs.invoke import JOB_TYPE, Jobs
+from batchpoint.jobs.invoke import Jobs
 from batchpoint.jobs.pipelines.submitted import SubmittedJobs
+from batchpoint.jobs.resource_types import JOBS
 from batchpoint.jobs.wire import (
     InvokeRequest,
     InvokeResponse,
@@ -29,17 +30,16 @@ from batchpoint.jobs.wire import (
 from batchpoint.ml.assets.wire import AssetList, AssetVersion
 from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
 from batchpoint.ml.endpoints.routes import EndpointId
+from batchpoint.ml.workspaces.resource_types import WORKSPACE_PATH
 
 router = routes(tags=["Jobs"])
 
 INVOKE = "/inference" + BATCH_ENDPOINTS.item_path + "/jobs"
-JOBS = WORKSPACE_PATH + "/jobs"
-JOB = JOBS + "/{jobName}"
+JOB = JOBS.item_path
 REPEATABILITY_HEADERS = ("repeatability_request-id", "repeatability-request-id", "x-ms-client-request-id")
 
 JobsDep = Annotated[Jobs, provided(Jobs)]
 HistoryDep = Annotated[History, provided(History)]
-JobName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*$")]
 
 
 def data_plane_context(request: Request) -> RequestContext:
@@ -62,11 +62,7 @@ def invoke_endpoint_context(request: Request, resources: ResourcesDep, resource_
     return RequestContext(base_url=base_url(request), caller=caller, api_version="")
 
 
-async def job_id(workspace: WorkspaceId, jobName: JobName) -> str:  # noqa: N803
-    return child_id(workspace, "jobs", jobName)
-
-
-JobId = Annotated[str, Depends(job_id)]
+JobId = Annotated[str, id_dependency(JOBS)]
 
 
 def invoke_answer(job_body: dict[str, Any]) -> dict[str, Any]:
@@ -92,18 +88,6 @@ def invoke(
     header = request.headers.get("azureml-model-deployment")
     job = jobs.invoke(ctx, resource_id, properties, header, request_id)
     return arm_json(invoke_answer(job.body), ctx.base_url)
-
-
-@router.get(
-    JOBS, operation_id="Jobs_List", responses=responses({200: AssetList}), openapi_extra=paging_parameters("$top")
-)
-def list_jobs(request: Request, ctx: MlContext, resources: ResourcesDep, workspace: WorkspaceId) -> Response:
-    return list_response(ctx, resources, workspace, JOB_TYPE, workspace + "/jobs", request.query_params, "$top")
-
-
-@router.get(JOB, operation_id="Jobs_Get", responses=responses({200: AssetVersion}))
-def get_job(ctx: MlContext, resources: ResourcesDep, resource_id: JobId) -> Response:
-    return arm_json(resources.get_json(resource_id), ctx.base_url)
 
 
 @router.put(JOB, operation_id="Jobs_CreateOrUpdate", responses=responses({201: AssetVersion}))
@@ -204,7 +188,7 @@ def list_deployment_jobs(
     )
 
 
-HISTORY = "/history/v1.0" + JOBS.removesuffix("/jobs")
+HISTORY = "/history/v1.0" + WORKSPACE_PATH
 DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
 
 
@@ -222,7 +206,7 @@ def run_children(ctx: DataplaneContext, history: HistoryDep, resource_id: JobId)
 
 
 @router.post(
-    "/data/v1.0" + JOBS.removesuffix("/jobs") + "/dataversion/batchGetResolvedUris",
+    "/data/v1.0" + WORKSPACE_PATH + "/dataversion/batchGetResolvedUris",
     operation_id="DataVersion_BatchGetResolvedUris",
     responses=responses({200: None}),
 )

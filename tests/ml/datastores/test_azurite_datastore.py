@@ -15,6 +15,7 @@ from azure.storage.blob import ContainerClient
 
 from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.config import Settings
+from batchpoint.ml.assets.resource_types import DATA_VERSIONS
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
 from tests.server import WORKSPACE_ID
 
@@ -82,7 +83,7 @@ def test_a_data_asset_on_the_datastore_resolves_to_the_same_place(
 ) -> None:
     uri = f"azureml://datastores/{datastore}/paths/sets/one/"
     body = {"properties": {"dataUri": uri, "dataType": "uri_folder"}}
-    services.assets.put_version(SYSTEM, "data", f"{WORKSPACE_ID}/data/set/versions/1", body)
+    services.resource_service(DATA_VERSIONS).put(SYSTEM, f"{WORKSPACE_ID}/data/set/versions/1", body)
     through_asset = services.uris.resolve(WORKSPACE_ID, "azureml:set:1")
     direct = services.uris.resolve(WORKSPACE_ID, uri)
     assert through_asset.protocol == direct.protocol == "abfs"

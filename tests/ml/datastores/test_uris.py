@@ -10,6 +10,7 @@ import pytest
 from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.arm.errors import ArmError
 from batchpoint.config import Settings
+from batchpoint.ml.assets.resource_types import DATA_VERSIONS
 from tests.server import WORKSPACE_ID
 
 
@@ -49,7 +50,7 @@ def test_data_assets_resolve_through_their_data_uri(services: Services) -> None:
     body = {
         "properties": {"dataUri": "azureml://datastores/workspaceblobstore/paths/sets/one", "dataType": "uri_folder"}
     }
-    services.assets.put_version(SYSTEM, "data", f"{WORKSPACE_ID}/data/set/versions/1", body)
+    services.resource_service(DATA_VERSIONS).put(SYSTEM, f"{WORKSPACE_ID}/data/set/versions/1", body)
     expected = blobstore_root(services) / "sets" / "one"
     for reference in ("azureml:set:1", "azureml:set@latest", f"{WORKSPACE_ID}/data/set/versions/1"):
         assert services.uris.resolve(WORKSPACE_ID, reference).local_path == expected

@@ -10,30 +10,20 @@ from typing import Any
 
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import ArmError, bad_request
-from batchpoint.arm.ids import WORKSPACE_TYPE
+from batchpoint.arm.ids import ArmPath
+from batchpoint.arm.registry import ResourceType
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, modify, new_version, save
+from batchpoint.ml.assets.resource_types import ASSET_KINDS
 from batchpoint.store.entities import Resource, parent_of
 
-COLLECTIONS = ("models", "codes", "environments", "data", "components")
 DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
 MUTABLE_FIELDS = frozenset({"description", "tags", "isArchived", "stage", "provisioningState"})
 """What Azure lets a registered version change; everything else is its definition, fixed once registered."""
-KIND_NAMES = {
-    "models": "Model",
-    "codes": "Code",
-    "environments": "Environment",
-    "data": "Data",
-    "components": "Component",
-}
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "models": {"flavors": {}, "modelType": "custom_model"},
     "data": {"dataType": "uri_folder"},
 }
-
-
-def container_type(collection: str) -> str:
-    return f"{WORKSPACE_TYPE}/{collection}"
 
 
 def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
@@ -58,21 +48,20 @@ def _check_same_definition(collection: str, existing: Resource, properties: dict
         raise ArmError(
             409,
             "UserError",
-            f"{KIND_NAMES[collection]} {name} with version {existing.name} is already registered and cannot be "
+            f"{ASSET_KINDS[collection]} {name} with version {existing.name} is already registered and cannot be "
             f"changed (it differs in: {', '.join(changed)}). Register the new definition as another version; "
             "create_or_update without a version picks the next one.",
         )
 
 
-def version_type(collection: str) -> str:
-    return f"{WORKSPACE_TYPE}/{collection}/versions"
-
-
 @dataclass
-class Assets(OnResources):
-    resources: Resources
+class AssetContainers(OnResources):
+    """The containers of one asset collection: a name, its latest and next version."""
 
-    def put_container(self, ctx: RequestContext, collection: str, container_id: str, body: dict[str, Any]) -> Upserted:
+    resources: Resources
+    resource_type: ResourceType
+
+    def put(self, ctx: RequestContext, container_id: str, body: dict[str, Any]) -> Upserted:
         self.resources.require(parent_of(container_id))
         existing = self.store.get(container_id)
         properties = {**(existing.body["properties"] if existing else {}), **(body.get("properties") or {})}
@@ -81,19 +70,40 @@ class Assets(OnResources):
         resource = new_version(
             ctx,
             existing.id if existing else container_id,
-            container_type(collection),
+            self.resource_type.type,
             {"properties": properties},
             existing,
         )
         save(self.store, resource, existing)
         return Upserted(resource, created=existing is None)
 
-    def put_version(self, ctx: RequestContext, collection: str, version_id: str, body: dict[str, Any]) -> Upserted:
+    def delete(self, ctx: RequestContext, resource_id: str) -> None:
+        self.resources.delete(resource_id)
+
+    def select(self, parent_id: str, list_view_type: str | None = None) -> list[Resource] | None:
+        """``listViewType`` is taken and not applied: every container is listed (DEVIATIONS.md)."""
+        return None
+
+
+@dataclass
+class AssetVersions(OnResources):
+    """The versions of one asset collection: each registered once, then fixed but for its mutable fields."""
+
+    resources: Resources
+    containers: AssetContainers
+    resource_type: ResourceType
+
+    @property
+    def collection(self) -> str:
+        return self.containers.resource_type.collection
+
+    def put(self, ctx: RequestContext, version_id: str, body: dict[str, Any]) -> Upserted:
         requested = body.get("properties")
         if not isinstance(requested, dict):
             raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
+        collection = self.collection
         container_id = parent_of(version_id)
-        container = self.store.get(container_id) or self.put_container(ctx, collection, container_id, {}).resource
+        container = self.store.get(container_id) or self.containers.put(ctx, container_id, {}).resource
         existing = self.store.get(version_id)
         properties = {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **requested}
         properties["tags"] = check_tags(properties.get("tags"))
@@ -105,14 +115,14 @@ class Assets(OnResources):
         if existing is not None:
             _check_same_definition(collection, existing, properties)
         resource = new_version(
-            ctx, existing.id if existing else version_id, version_type(collection), {"properties": properties}, existing
+            ctx, existing.id if existing else version_id, self.resource_type.type, {"properties": properties}, existing
         )
         save(self.store, resource, existing)
         if existing is None:
             self._record_latest(container, resource.name)
         return Upserted(resource, created=existing is None)
 
-    def get_version_json(self, version_id: str) -> str:
+    def get_json(self, version_id: str) -> str:
         """A version's JSON; ``azureml_default`` names the latest version (``components.get(name)`` asks for it)."""
         container_id, _, version = version_id.rpartition("/versions/")
         if version.lower() == DEFAULT_VERSION:
@@ -133,15 +143,23 @@ class Assets(OnResources):
 
         modify(self.store, container.id, record)
 
-    def code_versions_with_hash(self, workspace_id: str, digest: str, hash_version: str) -> list[Resource]:
-        """Code versions anywhere in the workspace with this content hash: ``azure-ai-ml`` looks up a folder
-        by hash under a random name, so that an unchanged folder is not uploaded twice."""
+    def select(
+        self,
+        parent_id: str,
+        list_view_type: str | None = None,
+        hash: str | None = None,  # noqa: A002 - the query parameter's name
+        hash_version: str | None = None,
+    ) -> list[Resource] | None:
+        """With ``hash``: the code versions anywhere in the workspace with this content hash (``azure-ai-ml``
+        looks a folder up by hash under a random name, so that an unchanged folder is not uploaded twice)."""
+        if hash is None:
+            return None
+        workspace_id = ArmPath.parse(parent_id).workspace_id
         return [
             resource
-            for resource in self.store.code_versions_with_hash(workspace_id, digest)
-            if str((resource.body["properties"].get("properties") or {}).get("hash_version")) == hash_version
+            for resource in self.store.code_versions_with_hash(workspace_id, hash)
+            if str((resource.body["properties"].get("properties") or {}).get("hash_version")) == (hash_version or "")
         ]
 
-    def delete(self, resource_id: str) -> None:
-        self.resources.require(resource_id)
-        self.store.delete_tree(resource_id)
+    def delete(self, ctx: RequestContext, resource_id: str) -> None:
+        self.resources.delete(resource_id)

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request
 from batchpoint.arm.ids import ArmPath
+from batchpoint.arm.resources import Upserted
 from batchpoint.ml.assets.references import ARM_ID_PREFIX
+from batchpoint.ml.assets.service import AssetVersions
 from batchpoint.ml.components.pipelines import job_component_spec
 from batchpoint.store import Store
 
@@ -37,6 +41,14 @@ def component_from_job(store: Store, version_id: str, body: dict[str, Any]) -> t
         **body,
         "properties": {**properties, "componentSpec": component_spec},
     }
+
+
+@dataclass
+class ComponentVersions(AssetVersions):
+    """Component versions, which may be made from a submitted pipeline job (``component_from_job``)."""
+
+    def put(self, ctx: RequestContext, version_id: str, body: dict[str, Any]) -> Upserted:
+        return super().put(ctx, *component_from_job(self.store, version_id, body))
 
 
 def _job_name(reference: str) -> str:

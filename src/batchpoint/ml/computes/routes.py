@@ -16,9 +16,9 @@ from batchpoint.arm.registry import ResourceService, Verb
 from batchpoint.ml.computes.resource_types import COMPUTES
 from batchpoint.ml.computes.rules import refuse_builtin_change
 
-router = routes(tags=[COMPUTES.tag])
+router = routes(tags=[COMPUTES.operations.tag])
 
-ComputeId = Annotated[str, id_dependency(COMPUTES, checked=False)]
+ComputeId = Annotated[str, id_dependency(COMPUTES)]
 Computes = Annotated[ResourceService, provided_service(COMPUTES)]
 
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from batchpoint.arm.context import HOST, RequestContext
 from batchpoint.arm.errors import bad_request
-from batchpoint.arm.ids import WORKSPACE_TYPE, ArmPath
+from batchpoint.arm.ids import ArmPath
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, new_version, save
+from batchpoint.ml.datastores.resource_types import DATASTORE_TYPE
 from batchpoint.storage.accounts import StorageAccounts, account_id
 from batchpoint.storage.auth import sas_for
 from batchpoint.storage.blobs import BlobContainer
 from batchpoint.store.entities import Resource
 
-DATASTORE_TYPE = f"{WORKSPACE_TYPE}/datastores"
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
 LOCAL_ACCOUNT = re.compile(r"/blob/(?P<account>bp[0-9a-f]{22})(\?|$)")
@@ -112,7 +112,11 @@ class Datastores(OnResources):
     def default_of(self, workspace_id: str) -> Resource:
         return self.resources.get(f"{workspace_id}/datastores/{DEFAULT_DATASTORE}")
 
-    def delete(self, datastore_id: str) -> None:
+    def select(self, parent_id: str, is_default: bool | None = None) -> list[Resource] | None:
+        """``isDefault=true`` lists the workspace's default datastore alone."""
+        return [self.default_of(parent_id)] if is_default else None
+
+    def delete(self, ctx: RequestContext, datastore_id: str) -> None:
         """Forget a datastore; its files stay where they are."""
         datastore = self.resources.get(datastore_id)
         if datastore.name.lower() in (DEFAULT_DATASTORE, ARTIFACT_DATASTORE):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchpoint.arm.registry import ResourceType
+from batchpoint.arm.registry import Operations, ResourceType, Wire
 from batchpoint.ml.endpoints.wire import (
     BatchDeploymentList,
     BatchDeploymentPatch,
@@ -11,29 +11,25 @@ from batchpoint.ml.endpoints.wire import (
     BatchEndpointPatch,
     BatchEndpointTrackedResource,
 )
+from batchpoint.ml.workspaces.resource_types import WORKSPACES
 
 BATCH_ENDPOINTS = ResourceType(
     collection="batchEndpoints",
     name_parameter="endpointName",
-    operation_group="BatchEndpoints",
-    singular="Endpoint",
-    tag="Batch",
-    wire=BatchEndpointTrackedResource,
-    patch_wire=BatchEndpointPatch,
-    list_wire=BatchEndpointList,
+    parent=WORKSPACES,
+    operations=Operations("BatchEndpoints", "Endpoint", tag="Batch"),
+    wire=Wire(BatchEndpointTrackedResource, page=BatchEndpointList, patch=BatchEndpointPatch),
+    long_running=True,
     size_parameter="count",
     fast_reads=True,
 )
 BATCH_DEPLOYMENTS = ResourceType(
     collection="deployments",
     name_parameter="deploymentName",
-    operation_group="BatchDeployments",
-    singular="Deployment",
-    tag="Batch",
-    wire=BatchDeploymentTrackedResource,
-    patch_wire=BatchDeploymentPatch,
-    list_wire=BatchDeploymentList,
     parent=BATCH_ENDPOINTS,
+    operations=Operations("BatchDeployments", "Deployment", tag="Batch"),
+    wire=Wire(BatchDeploymentTrackedResource, page=BatchDeploymentList, patch=BatchDeploymentPatch),
+    long_running=True,
     fast_reads=True,
 )
 BATCH_ENDPOINT_TYPE = BATCH_ENDPOINTS.type

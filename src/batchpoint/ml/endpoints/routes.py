@@ -16,9 +16,9 @@ from batchpoint.api.routing import routes
 from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
 from batchpoint.ml.endpoints.wire import EndpointAuthKeys
 
-router = routes(tags=[BATCH_ENDPOINTS.tag])
+router = routes(tags=[BATCH_ENDPOINTS.operations.tag])
 
-EndpointId = Annotated[str, id_dependency(BATCH_ENDPOINTS, checked=False)]
+EndpointId = Annotated[str, id_dependency(BATCH_ENDPOINTS)]
 
 
 @router.post(

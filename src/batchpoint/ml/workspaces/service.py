@@ -13,6 +13,7 @@ from batchpoint.arm.ids import RESOURCE_GROUP_TYPE, WORKSPACE_TYPE, ArmPath
 from batchpoint.arm.resources import OnResources, Resources, Upserted, check_tags, new_version, same_location, save
 from batchpoint.ml.computes.rules import ensure_builtin_compute
 from batchpoint.ml.datastores.service import Datastores
+from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 
 DISCOVERY_URL = f"{BASE_URL}/discovery"
@@ -26,21 +27,33 @@ def discovery_document(base_url: str) -> dict[str, str]:
 
 
 @dataclass
-class Workspaces(OnResources):
-    resources: Resources
-    datastores: Datastores
+class ResourceGroups(OnResources):
+    """Resource groups: a location and tags, nothing more (they hold workspaces)."""
 
-    def put_resource_group(self, ctx: RequestContext, group_id: str, body: dict[str, Any]) -> Upserted:
+    resources: Resources
+
+    def put(self, ctx: RequestContext, group_id: str, body: dict[str, Any]) -> Upserted:
         existing = self.store.get(group_id)
-        location = _location(body, existing)
         document = {
-            "location": location,
+            "location": _location(body, existing),
             "tags": check_tags(body.get("tags")),
             "properties": {"provisioningState": "Succeeded"},
         }
-        return self._save(ctx, group_id, RESOURCE_GROUP_TYPE, document, existing)
+        return _save(self.store, ctx, group_id, RESOURCE_GROUP_TYPE, document, existing)
 
-    def put_workspace(self, ctx: RequestContext, workspace_id: str, body: dict[str, Any]) -> Upserted:
+    def delete(self, ctx: RequestContext, resource_id: str) -> None:
+        """Everything in the group goes with it."""
+        self.resources.delete(resource_id)
+
+
+@dataclass
+class Workspaces(OnResources):
+    """Workspaces: each gets its storage (datastores) and the built-in compute when it is made."""
+
+    resources: Resources
+    datastores: Datastores
+
+    def put(self, ctx: RequestContext, workspace_id: str, body: dict[str, Any]) -> Upserted:
         self.resources.require(ArmPath.parse(workspace_id).resource_group_id)
         existing = self.store.get(workspace_id)
         before = existing.body if existing else {}
@@ -61,21 +74,21 @@ class Workspaces(OnResources):
         identity = resolve_identity(body.get("identity"), before.get("identity"))
         if identity:
             document["identity"] = identity
-        upserted = self._save(ctx, workspace_id, WORKSPACE_TYPE, document, existing)
+        upserted = _save(self.store, ctx, workspace_id, WORKSPACE_TYPE, document, existing)
         self.datastores.ensure_workspace_storage(ctx, upserted.resource)
         ensure_builtin_compute(self.store, ctx, upserted.resource)
         return upserted
 
-    def delete(self, resource_id: str) -> None:
-        self.resources.require(resource_id)
-        self.store.delete_tree(resource_id)
+    def delete(self, ctx: RequestContext, resource_id: str) -> None:
+        self.resources.delete(resource_id)
 
-    def _save(
-        self, ctx: RequestContext, resource_id: str, type_: str, document: dict[str, Any], existing: Resource | None
-    ) -> Upserted:
-        resource = new_version(ctx, existing.id if existing else resource_id, type_, document, existing)
-        save(self.store, resource, existing)
-        return Upserted(resource, created=existing is None)
+
+def _save(
+    store: Store, ctx: RequestContext, resource_id: str, type_: str, document: dict[str, Any], existing: Resource | None
+) -> Upserted:
+    resource = new_version(ctx, existing.id if existing else resource_id, type_, document, existing)
+    save(store, resource, existing)
+    return Upserted(resource, created=existing is None)
 
 
 def _location(body: dict[str, Any], existing: Resource | None) -> str:
