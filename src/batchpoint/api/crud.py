@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
@@ -33,6 +33,7 @@ from batchpoint.arm.ids import PROVIDER
 from batchpoint.arm.registry import ListSelection, ResourceType, Verb
 from batchpoint.arm.resources import Resources
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 SERVER_FIELDS = {"id", "name", "type", "systemData"}
 """Read-only envelope fields a PUT body may echo back from a GET; the server sets them."""
 SUMMARIES = {Verb.LIST: "List", Verb.GET: "Get", Verb.PUT: "Put", Verb.PATCH: "Patch", Verb.DELETE: "Delete"}
@@ -47,6 +48,18 @@ def crud_router(resource_type: ResourceType) -> APIRouter:
         if verb in resource_type.operations.verbs:
             _ROUTES[verb](router, resource_type)
     return router
+
+
+def action(
+    router: APIRouter, resource_type: ResourceType, name: str, ok: type[BaseModel] | None, operation: str = ""
+) -> Callable[[Handler], Handler]:
+    """The decorator of a route for an action on one resource (``POST {item}/listkeys``): its operation id is
+    ``{group}_{Name}`` (``operation`` when the spec names it otherwise)."""
+    return router.post(
+        f"{resource_type.item_path}/{name}",
+        operation_id=f"{resource_type.operations.group}_{operation or name[:1].upper() + name[1:]}",
+        responses=responses({200: ok}),
+    )
 
 
 def id_dependency(resource_type: ResourceType, write: bool = False) -> Any:

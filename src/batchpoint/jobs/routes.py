@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from batchpoint.access.authentication import endpoint_key_caller
-from batchpoint.api.crud import id_dependency
+from batchpoint.api.crud import Handler, action, id_dependency
 from batchpoint.api.deps import MlContext, ResourcesDep, WorkspaceId, authorized_caller, base_url, provided
 from batchpoint.api.docs import responses
 from batchpoint.api.listing import paged_response, paging_parameters
@@ -15,6 +16,7 @@ from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import child_id
+from batchpoint.arm.registry import ResourceType
 from batchpoint.jobs.history import History
 from batchpoint.jobs.invoke import Jobs
 from batchpoint.jobs.pipelines.submitted import SubmittedJobs
@@ -28,9 +30,10 @@ from batchpoint.jobs.wire import (
     SubmittedJob,
 )
 from batchpoint.ml.assets.wire import AssetList, AssetVersion
-from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
+from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENTS, BATCH_ENDPOINTS
 from batchpoint.ml.endpoints.routes import EndpointId
 from batchpoint.ml.workspaces.resource_types import WORKSPACE_PATH
+from batchpoint.store.entities import parent_of
 
 router = routes(tags=["Jobs"])
 
@@ -63,6 +66,7 @@ def invoke_endpoint_context(request: Request, resources: ResourcesDep, resource_
 
 
 JobId = Annotated[str, id_dependency(JOBS)]
+DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
 
 
 def invoke_answer(job_body: dict[str, Any]) -> dict[str, Any]:
@@ -99,14 +103,14 @@ def create_job(
     return arm_json(job.body_json(), ctx.base_url, 201)
 
 
-@router.post(JOB + "/cancel", operation_id="Jobs_Cancel", responses=responses({200: None}))
+@action(router, JOBS, "cancel", None)
 def cancel_job(ctx: MlContext, jobs: JobsDep, resource_id: JobId) -> Response:
     """Cancellation is asynchronous: the job reads Canceled once its workers have stopped."""
     jobs.cancel(resource_id)
     return Response(status_code=200)
 
 
-@router.post(JOB + "/rerunFailed", operation_id="Jobs_RerunFailed", responses=responses({200: InvokeResponse}))
+@action(router, JOBS, "rerunFailed", InvokeResponse)
 def rerun_failed(ctx: MlContext, jobs: JobsDep, resource_id: JobId) -> Response:
     """Start a job of the same deployment over the items that failed or never ran in this ended job; answers like
     an invoke (batchpoint's own action; Azure ML has none)."""
@@ -119,9 +123,7 @@ def rerun_failed(ctx: MlContext, jobs: JobsDep, resource_id: JobId) -> Response:
     operation_id="Runs_GetDetails",
     responses=responses({200: RunDetails}),
 )
-def run_details(
-    ctx: Annotated[RequestContext, Depends(invoke_context)], history: HistoryDep, resource_id: JobId
-) -> Response:
+def run_details(ctx: DataplaneContext, history: HistoryDep, resource_id: JobId) -> Response:
     """Status, times and log files (read-only links) of a job, as ``jobs.stream`` polls them."""
     return arm_json(history.details(ctx.base_url, resource_id), ctx.base_url)
 
@@ -140,56 +142,44 @@ def log_file(
 
 
 MFE_PREFIX = "/mferp/managementfrontend"
-MFE = MFE_PREFIX + BATCH_ENDPOINTS.item_path
+DeploymentId = Annotated[str, id_dependency(BATCH_DEPLOYMENTS)]
 
 
-@router.get(
-    MFE + "/jobs",
-    operation_id="BatchEndpoints_ListJobs",
-    responses=responses({200: AssetList}),
-    openapi_extra=paging_parameters("$top"),
-)
-def list_endpoint_jobs(
-    request: Request,
-    ctx: Annotated[RequestContext, Depends(invoke_context)],
-    jobs: JobsDep,
-    resource_id: EndpointId,
+def _list_jobs_route(resource_type: ResourceType) -> Callable[[Handler], Handler]:
+    return router.get(
+        MFE_PREFIX + resource_type.item_path + "/jobs",
+        operation_id=f"{resource_type.operations.group}_ListJobs",
+        responses=responses({200: AssetList}),
+        openapi_extra=paging_parameters("$top"),
+    )
+
+
+def _jobs_page(
+    request: Request, ctx: RequestContext, jobs: Jobs, endpoint_id: str, deployment: str | None = None
 ) -> Response:
+    ran_by = f"{endpoint_id}/deployments/{deployment}" if deployment else endpoint_id
+    return paged_response(
+        ctx,
+        f"{MFE_PREFIX}{ran_by}/jobs",
+        request.query_params,
+        "$top",
+        lambda order, position, size: jobs.of_endpoint(endpoint_id, deployment, order, position, size),
+    )
+
+
+@_list_jobs_route(BATCH_ENDPOINTS)
+def list_endpoint_jobs(request: Request, ctx: DataplaneContext, jobs: JobsDep, resource_id: EndpointId) -> Response:
     """``batch_endpoints.list_jobs``: the jobs an endpoint ran, oldest first, paged like every ARM list."""
-    return paged_response(
-        ctx,
-        MFE_PREFIX + resource_id + "/jobs",
-        request.query_params,
-        "$top",
-        lambda order, position, size: jobs.of_endpoint(resource_id, None, order, position, size),
-    )
+    return _jobs_page(request, ctx, jobs, resource_id)
 
 
-@router.get(
-    MFE + "/deployments/{deploymentName}/jobs",
-    operation_id="BatchDeployments_ListJobs",
-    responses=responses({200: AssetList}),
-    openapi_extra=paging_parameters("$top"),
-)
-def list_deployment_jobs(
-    request: Request,
-    ctx: Annotated[RequestContext, Depends(invoke_context)],
-    jobs: JobsDep,
-    resource_id: EndpointId,
-    deploymentName: Annotated[str, Path(min_length=1)],  # noqa: N803
-) -> Response:
+@_list_jobs_route(BATCH_DEPLOYMENTS)
+def list_deployment_jobs(request: Request, ctx: DataplaneContext, jobs: JobsDep, resource_id: DeploymentId) -> Response:
     """``batch_deployments.list_jobs``: the jobs one deployment ran, oldest first, paged like every ARM list."""
-    return paged_response(
-        ctx,
-        f"{MFE_PREFIX}{resource_id}/deployments/{deploymentName}/jobs",
-        request.query_params,
-        "$top",
-        lambda order, position, size: jobs.of_endpoint(resource_id, deploymentName, order, position, size),
-    )
+    return _jobs_page(request, ctx, jobs, parent_of(resource_id), resource_id.rsplit("/", 1)[-1])
 
 
 HISTORY = "/history/v1.0" + WORKSPACE_PATH
-DataplaneContext = Annotated[RequestContext, Depends(invoke_context)]
 
 
 @router.post(HISTORY + "/rundata", operation_id="Runs_GetRunData", responses=responses({200: None}))

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import Response
 
-from batchpoint.api.crud import id_dependency
-from batchpoint.api.deps import MlContext, WorkspaceId, provided, provided_service
+from batchpoint.api.crud import action, id_dependency
+from batchpoint.api.deps import MlContext, provided, provided_service
 from batchpoint.api.docs import responses
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
+from batchpoint.arm.ids import ArmPath
 from batchpoint.arm.registry import ResourceType, Verb
 from batchpoint.ml.assets.resource_types import ASSET_VERSIONS, CODE_VERSIONS
 from batchpoint.ml.assets.service import AssetVersions
@@ -41,15 +42,11 @@ for _versions in ASSET_VERSIONS:
     route_get(_versions)
 
 
-@router.post(
-    CODE_VERSIONS.item_path + "/startPendingUpload",
-    operation_id="CodeVersions_CreateOrGetStartPendingUpload",
-    responses=responses({200: PendingUpload}),
-)
+@action(router, CODE_VERSIONS, "startPendingUpload", PendingUpload, operation="CreateOrGetStartPendingUpload")
 def start_pending_upload(
     ctx: MlContext,
     datastores: Annotated[Datastores, provided(Datastores)],
-    workspace: WorkspaceId,
     resource_id: Annotated[str, id_dependency(CODE_VERSIONS)],
 ) -> Response:
-    return arm_json(datastores.start_pending_upload(ctx.base_url, workspace), ctx.base_url)
+    workspace_id = ArmPath.parse(resource_id).workspace_id
+    return arm_json(datastores.start_pending_upload(ctx.base_url, workspace_id), ctx.base_url)

@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import Response
 
-from batchpoint.api.crud import id_dependency
+from batchpoint.api.crud import action, id_dependency
 from batchpoint.api.deps import MlContext, provided
-from batchpoint.api.docs import responses
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.ml.assets.wire import DatastoreSecrets
@@ -18,14 +17,10 @@ from batchpoint.ml.datastores.service import Datastores
 router = routes(tags=[DATASTORES.operations.tag])
 
 
-@router.post(
-    DATASTORES.item_path + "/listSecrets",
-    operation_id="Datastores_ListSecrets",
-    responses=responses({200: DatastoreSecrets}),
-)
-def list_secrets(
-    ctx: MlContext,
-    datastores: Annotated[Datastores, provided(Datastores)],
-    resource_id: Annotated[str, id_dependency(DATASTORES)],
-) -> Response:
+DatastoresDep = Annotated[Datastores, provided(Datastores)]
+DatastoreId = Annotated[str, id_dependency(DATASTORES)]
+
+
+@action(router, DATASTORES, "listSecrets", DatastoreSecrets)
+def list_secrets(ctx: MlContext, datastores: DatastoresDep, resource_id: DatastoreId) -> Response:
     return arm_json(datastores.list_secrets(resource_id), ctx.base_url)

@@ -23,6 +23,7 @@ BATCH_ENDPOINTS = ResourceType(
     size_parameter="count",
     fast_reads=True,
 )
+"""A batch endpoint: the stable name and scoring URI that jobs are invoked through."""
 BATCH_DEPLOYMENTS = ResourceType(
     collection="deployments",
     name_parameter="deploymentName",
@@ -32,5 +33,6 @@ BATCH_DEPLOYMENTS = ResourceType(
     long_running=True,
     fast_reads=True,
 )
+"""A deployment of a batch endpoint: what its jobs run (a model and scoring script, or a pipeline component)."""
 BATCH_ENDPOINT_TYPE = BATCH_ENDPOINTS.type
 BATCH_DEPLOYMENT_TYPE = BATCH_DEPLOYMENTS.type

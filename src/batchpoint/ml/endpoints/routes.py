@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import Response
 
 from batchpoint.access.authentication import KEY_NAMES
-from batchpoint.api.crud import id_dependency
+from batchpoint.api.crud import action, id_dependency
 from batchpoint.api.deps import MlContext, ResourcesDep
-from batchpoint.api.docs import responses
 from batchpoint.api.responses import arm_json
 from batchpoint.api.routing import routes
 from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
@@ -21,11 +20,7 @@ router = routes(tags=[BATCH_ENDPOINTS.operations.tag])
 EndpointId = Annotated[str, id_dependency(BATCH_ENDPOINTS)]
 
 
-@router.post(
-    BATCH_ENDPOINTS.item_path + "/listkeys",
-    operation_id="BatchEndpoints_ListKeys",
-    responses=responses({200: EndpointAuthKeys}),
-)
+@action(router, BATCH_ENDPOINTS, "listkeys", EndpointAuthKeys, operation="ListKeys")
 def list_keys(ctx: MlContext, resources: ResourcesDep, resource_id: EndpointId) -> Response:
     resource = resources.get(resource_id)
     keys = {name: resource.secrets.get(name) for name in KEY_NAMES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Depends, Path, Request, Response
 
 from batchpoint.access.authentication import check_permission
 from batchpoint.access.permissions import Permission, arm_action
@@ -20,17 +20,25 @@ from batchpoint.store.entities import Operation, OperationKind, OperationStatus
 router = routes(tags=["Operations"])
 
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.MachineLearningServices/locations/{location}"
-OperationId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _operation(request: Request, ctx: MlContext, resources: ResourcesDep, operation_id: str) -> Operation:
-    """The operation, if the caller may read the resource it works on."""
-    operation = resources.store.get_operation(operation_id)
+def readable_operation(
+    request: Request,
+    ctx: MlContext,
+    resources: ResourcesDep,
+    operationId: Annotated[str, Path(min_length=1, max_length=64)],  # noqa: N803 - the path's spelling
+) -> Operation:
+    """The operation, if the caller may read the resource it works on. Plain ``def``: it reads the database, which
+    FastAPI then does on its thread pool."""
+    operation = resources.store.get_operation(operationId)
     if operation is None:
-        raise ArmError(404, "OperationNotFound", f"The operation '{operation_id}' was not found.")
+        raise ArmError(404, "OperationNotFound", f"The operation '{operationId}' was not found.")
     permission = Permission(arm_action("GET", operation.resource_id), operation.resource_id)
     check_permission(request, ctx.caller, permission)
     return operation
+
+
+ReadableOperation = Annotated[Operation, Depends(readable_operation)]
 
 
 @router.get(
@@ -38,13 +46,7 @@ def _operation(request: Request, ctx: MlContext, resources: ResourcesDep, operat
     operation_id="Operations_GetStatus",
     responses=responses({200: OperationStatusResult}),
 )
-def operation_status(
-    request: Request,
-    ctx: MlContext,
-    resources: ResourcesDep,
-    operationId: OperationId,  # noqa: N803
-) -> Response:
-    operation = _operation(request, ctx, resources, operationId)
+def operation_status(request: Request, ctx: MlContext, operation: ReadableOperation) -> Response:
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if operation.status is OperationStatus.IN_PROGRESS else None
     return arm_json(status_body(operation, str(request.url)), ctx.base_url, headers=headers)
 
@@ -54,14 +56,8 @@ def operation_status(
     operation_id="Operations_GetResult",
     responses=responses({200: None, 202: None, 204: None}),
 )
-def operation_result(
-    request: Request,
-    ctx: MlContext,
-    resources: ResourcesDep,
-    operationId: OperationId,  # noqa: N803
-) -> Response:
+def operation_result(ctx: MlContext, resources: ResourcesDep, operation: ReadableOperation) -> Response:
     """202 while running; then the resource (PATCH) or no content (DELETE); a failure as its error."""
-    operation = _operation(request, ctx, resources, operationId)
     if operation.status is OperationStatus.IN_PROGRESS:
         return Response(status_code=202, headers=location_headers(ctx, operation))
     if operation.status is not OperationStatus.SUCCEEDED:

@@ -12,14 +12,15 @@ RESOURCE_GROUPS = ResourceType(
     collection="resourceGroups",
     name_parameter="resourceGroupName",
     parent=None,
+    namespace="Microsoft.Resources",
+    provider_hop=False,
+    names=Names(pattern=RESOURCE_GROUP_PATTERN, min_length=1, max_length=90, description="Case insensitive."),
+    wire=Wire(ResourceGroup),
     operations=Operations(
         "ResourceGroups", "Resource Group", tag="Workspaces", verbs=frozenset({Verb.GET, Verb.PUT, Verb.DELETE})
     ),
-    wire=Wire(ResourceGroup),
-    names=Names(pattern=RESOURCE_GROUP_PATTERN, min_length=1, max_length=90, description="Case insensitive."),
-    namespace="Microsoft.Resources",
-    provider_hop=False,
 )
+"""ARM's resource groups, as far as batch clients use them: a location and tags, and the workspaces in them."""
 WORKSPACES = ResourceType(
     collection="workspaces",
     name_parameter="workspaceName",
@@ -37,4 +38,5 @@ WORKSPACES = ResourceType(
     size_parameter="count",
     ordered=False,
 )
+"""A workspace: every other type lives in one."""
 WORKSPACE_PATH = WORKSPACES.item_path
