@@ -14,6 +14,7 @@ from batchpoint.app.resource_types import SERVED
 from batchpoint.app.tls import tls_files
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
+from batchpoint.arm.mutability import CreateOnlyFields
 from batchpoint.arm.operations import OperationRunner
 from batchpoint.arm.registry import ResourceType, Served, UpsertService
 from batchpoint.arm.resources import Resources
@@ -100,7 +101,13 @@ class Services:
                 continue
             rules, resource_type = each.rules(self.provide), each.resource_type
             self.writers[resource_type] = (
-                TrackedResources(self.resources, self.runner, resource_type.type, cast(ResourceKind, rules))
+                TrackedResources(
+                    self.resources,
+                    self.runner,
+                    resource_type.type,
+                    cast(ResourceKind, rules),
+                    CreateOnlyFields.of(resource_type.wire.model.model_fields["properties"].annotation),
+                )
                 if resource_type.long_running
                 else cast(UpsertService, rules)
             )

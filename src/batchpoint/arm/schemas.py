@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from batchpoint.arm.wire import CaseInsensitive, OpenModel, ReadOnly, WireModel
+from batchpoint.arm.wire import CaseInsensitive, CreateOnly, OpenModel, ReadOnly, WireModel
 
 
 class ManagedServiceIdentityType(str, Enum):
@@ -72,7 +72,7 @@ class ArmEnvelope(OpenModel):
     name: str | None = ReadOnly()
     type: str | None = ReadOnly()
     systemData: SystemData | None = ReadOnly()
-    location: str = Field(min_length=1)
+    location: str = CreateOnly(min_length=1)
     tags: dict[str, str] | None = None
 
 

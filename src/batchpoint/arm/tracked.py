@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.arm.identity import resolve_identity
+from batchpoint.arm.mutability import CreateOnlyFields
 from batchpoint.arm.operations import OperationRunner, Progress
 from batchpoint.arm.resources import OnResources, Resources, check_tags, modify, new_version, same_location, save
 from batchpoint.store.entities import Operation, OperationKind, Resource, parent_of
@@ -52,6 +53,8 @@ class TrackedResources(OnResources):
     type: str
     """The ARM type of the resources written."""
     kind: ResourceKind
+    create_only: CreateOnlyFields = CreateOnlyFields(())
+    """Its properties' create-only fields (``arm/mutability.py``)."""
 
     def __post_init__(self) -> None:
         self.runner.register(OperationKind.PROVISION, self.type, self._provision)
@@ -74,7 +77,11 @@ class TrackedResources(OnResources):
         self.kind.check_parent(self.resources.get(parent_of(resource_id)))
         existing = self.store.get(resource_id)
         document = self._envelope(request, existing)
-        document["properties"] = self.kind.build_properties(resource_id, request["properties"], existing)
+        before = existing.body["properties"] if existing else {}
+        requested = self.create_only.keep(request["properties"], before)
+        document["properties"] = self.kind.build_properties(resource_id, requested, existing)
+        if existing:
+            self.create_only.check(before, document["properties"])
         if existing and _unchanged(existing.body, document):
             raise _Unchanged(existing)
         document["properties"]["provisioningState"] = "Updating" if existing else "Creating"

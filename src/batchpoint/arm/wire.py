@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -61,6 +63,26 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 """The spec's ``format: int32``."""
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """The spec's ``format: int64``."""
+
+MUTABILITY = "x-ms-mutability"
+
+
+def CreateOnly(readable: bool = True, **kwargs: Any) -> Any:  # noqa: N802 - mirrors pydantic's Field
+    """A field set when the resource is created and never changed after (``x-ms-mutability`` create and read;
+    ``arm/mutability.py`` refuses a change). Not ``readable``: accepted on create and never returned (create)."""
+    return Field(json_schema_extra={MUTABILITY: ["create", "read"] if readable else ["create"]}, **kwargs)
+
+
+def models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation names as the value itself, through ``Annotated``, optionals and unions (not the
+    items of lists or maps)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return models_in(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [model for argument in typing.get_args(annotation) for model in models_in(argument)]
+    return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
 
 StringMap = dict[str, str | None]
 

@@ -82,7 +82,7 @@ class ComputeKind:
             )
         before = existing.body["properties"] if existing else {}
         properties = _compute_fields(requested)
-        properties["properties"] = _cluster_properties(requested.get("properties") or {}, before.get("properties"))
+        properties["properties"] = _cluster_properties(requested.get("properties") or {})
         comparable = {key: value for key, value in before.items() if key not in SERVER_SET}
         now = iso(utcnow())
         unchanged = existing is not None and comparable == properties
@@ -116,7 +116,7 @@ def _compute_fields(requested: dict[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def _cluster_properties(requested: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+def _cluster_properties(requested: dict[str, Any]) -> dict[str, Any]:
     scale = requested.get("scaleSettings")
     if not scale:
         raise bad_request("properties.properties.scaleSettings is required for an AmlCompute cluster.", "UserError")
@@ -137,14 +137,6 @@ def _cluster_properties(requested: dict[str, Any], before: dict[str, Any] | None
         cluster["userAccountCredentials"] = {
             key: value for key, value in credentials.items() if key != "adminUserPassword" and value is not None
         }
-    if before is not None:
-        for field in ("vmSize", "vmPriority", "osType"):
-            if before.get(field) != cluster[field]:
-                raise bad_request(
-                    f"'{field}' of an existing compute cannot change (it is '{before.get(field)}'); delete and "
-                    "recreate the compute to change it.",
-                    "UserError",
-                )
     return {**cluster, **_idle_state()}
 
 

@@ -12,7 +12,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag
 
 from batchpoint.arm.schemas import ManagedServiceIdentity, Sku, SystemData
-from batchpoint.arm.wire import CaseInsensitive, Int32, OpenModel, ReadOnly, StringMap, WireModel, canonical_enum
+from batchpoint.arm.wire import (
+    CaseInsensitive,
+    CreateOnly,
+    Int32,
+    OpenModel,
+    ReadOnly,
+    StringMap,
+    WireModel,
+    canonical_enum,
+)
 
 
 class ComputeType(str, Enum):
@@ -69,9 +78,9 @@ class ResourceId(WireModel):
 
 
 class AmlComputeProperties(WireModel):
-    osType: CaseInsensitive[OsType] | None = None
-    vmSize: str | None = None
-    vmPriority: CaseInsensitive[VmPriority] | None = None
+    osType: CaseInsensitive[OsType] | None = CreateOnly(default=None)
+    vmSize: str | None = CreateOnly(default=None)
+    vmPriority: CaseInsensitive[VmPriority] | None = CreateOnly(default=None)
     virtualMachineImage: dict[str, Any] | None = None
     isolatedNetwork: bool | None = None
     scaleSettings: ScaleSettings | None = None
@@ -129,7 +138,7 @@ class ComputeResource(WireModel):
     name: str | None = ReadOnly()
     type: str | None = ReadOnly()
     systemData: SystemData | None = ReadOnly()
-    location: str | None = Field(default=None, description="Defaults to the workspace's location.")
+    location: str | None = CreateOnly(default=None, description="Defaults to the workspace's location.")
     tags: StringMap | None = None
     sku: Sku | None = None
     identity: ManagedServiceIdentity | None = None

@@ -10,6 +10,7 @@ from batchpoint.arm.context import BASE_URL
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.identity import resolve_identity
 from batchpoint.arm.ids import ArmPath
+from batchpoint.arm.mutability import refuse_change
 from batchpoint.arm.operations import Progress
 from batchpoint.arm.resources import check_duration
 from batchpoint.ml.assets.references import is_registry_reference, resolve_version
@@ -41,14 +42,6 @@ def merge_add_only(before: dict[str, Any] | None, requested: dict[str, Any] | No
     return merged
 
 
-def refuse_create_only_change(field: str, before: Any, after: Any) -> None:
-    if before != after:
-        raise bad_request(
-            f"'{field}' can only be set when the resource is created; delete and recreate it to change it.",
-            "BadRequest",
-        )
-
-
 def _before_properties(existing: Resource | None) -> dict[str, Any]:
     return existing.body["properties"] if existing else {}
 
@@ -69,11 +62,13 @@ class BatchEndpointKind:
         return properties
 
     def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:
+        """The keys are create-only and never returned: they are kept here, so they are checked here (a PUT may
+        leave them out or repeat them)."""
         keys = requested.get("keys") or {}
         if existing is not None:
             for name, value in keys.items():
                 if value is not None:
-                    refuse_create_only_change(f"properties.keys.{name}", existing.secrets.get(name), value)
+                    refuse_change(f"properties.keys.{name}", existing.secrets.get(name), value)
             return existing.secrets
         return {
             "primaryKey": keys.get("primaryKey") or secrets.token_urlsafe(32),
@@ -113,11 +108,6 @@ class BatchDeploymentKind:
         compute = resolve_compute(self.store, ArmPath.parse(resource_id).workspace_id, properties.get("compute"))
         if properties.get("compute"):
             properties["compute"] = compute.id  # one spelling of the reference: 'azureml:x' and names become ids
-        if existing is not None:
-            for field in ("codeConfiguration", "resources"):
-                if requested.get(field) is None and field in before:
-                    properties[field] = before[field]
-                refuse_create_only_change(field, before.get(field), properties.get(field))
         return properties
 
     def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:

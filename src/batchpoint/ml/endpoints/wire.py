@@ -15,6 +15,7 @@ from batchpoint.arm.schemas import (
 )
 from batchpoint.arm.wire import (
     CaseInsensitive,
+    CreateOnly,
     Int32,
     Int64,
     ReadOnly,
@@ -76,8 +77,8 @@ class BatchDeploymentConfigurationType(str, Enum):
 
 
 class EndpointAuthKeys(WireModel):
-    primaryKey: str | None = None
-    secondaryKey: str | None = None
+    primaryKey: str | None = CreateOnly(default=None)
+    secondaryKey: str | None = CreateOnly(default=None)
 
 
 class BatchEndpointDefaults(WireModel):
@@ -87,8 +88,8 @@ class BatchEndpointDefaults(WireModel):
 class BatchEndpointProperties(WireModel):
     authMode: CaseInsensitive[EndpointAuthMode]
     description: str | None = None
-    keys: EndpointAuthKeys | None = Field(
-        default=None, description="Accepted on create only; never returned (use listkeys)."
+    keys: EndpointAuthKeys | None = CreateOnly(
+        readable=False, default=None, description="Accepted on create only; never returned (use listkeys)."
     )
     properties: StringMap | None = None
     scoringUri: str | None = ReadOnly()
@@ -158,14 +159,14 @@ DeploymentConfiguration = Annotated[
 
 
 class CodeConfiguration(WireModel):
-    codeId: str | None = None
-    scoringScript: str = Field(min_length=1, pattern=ASSET_ID_PATTERN)
+    codeId: str | None = CreateOnly(default=None)
+    scoringScript: str = CreateOnly(min_length=1, pattern=ASSET_ID_PATTERN)
 
 
 class DeploymentResourceConfiguration(WireModel):
-    instanceCount: Int32 = 1
-    instanceType: str | None = None
-    properties: dict[str, dict[str, Any] | None] | None = None
+    instanceCount: Int32 = CreateOnly(default=1)
+    instanceType: str | None = CreateOnly(default=None)
+    properties: dict[str, dict[str, Any] | None] | None = CreateOnly(default=None)
 
 
 class BatchRetrySettings(WireModel):
@@ -227,10 +228,10 @@ class BatchDeploymentPatch(WireModel):
 
 
 class BatchEndpointList(WireModel):
-    value: list[BatchEndpointTrackedResource]
+    value: list[BatchEndpointTrackedResource] = Field(default_factory=list)
     nextLink: str | None = None
 
 
 class BatchDeploymentList(WireModel):
-    value: list[BatchDeploymentTrackedResource]
+    value: list[BatchDeploymentTrackedResource] = Field(default_factory=list)
     nextLink: str | None = None

@@ -1,0 +1,47 @@
+"""Create-only fields, found from the wire models' marks: a PUT that leaves one's object out keeps it, one that
+changes it is refused, and fields never returned are left to their type."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchpoint.arm.errors import ArmError
+from batchpoint.arm.mutability import CreateOnlyFields
+from batchpoint.arm.wire import CreateOnly, WireModel
+
+
+class Secrets(WireModel):
+    key: str | None = CreateOnly(default=None)
+
+
+class Size(WireModel):
+    count: int = CreateOnly(default=1)
+    label: str | None = None
+
+
+class Properties(WireModel):
+    size: Size | None = None
+    sizes: list[Size] | None = None
+    secrets: Secrets | None = CreateOnly(readable=False, default=None)
+    description: str | None = None
+
+
+FIELDS = CreateOnlyFields.of(Properties | None)
+
+
+def test_the_create_only_fields_are_those_the_resource_returns_outside_lists() -> None:
+    assert FIELDS.paths == (("size", "count"),)
+
+
+def test_a_put_that_leaves_an_object_out_keeps_the_stored_one() -> None:
+    before = {"size": {"count": 3, "label": "a"}, "description": "x"}
+    assert FIELDS.keep({"description": "y"}, before) == {"description": "y", "size": {"count": 3, "label": "a"}}
+    assert FIELDS.keep({"size": {"count": 3}}, before) == {"size": {"count": 3}}
+
+
+def test_a_change_is_refused_with_the_field_and_its_value() -> None:
+    FIELDS.check({"size": {"count": 3, "label": "a"}}, {"size": {"count": 3, "label": "b"}})
+    with pytest.raises(ArmError) as refused:
+        FIELDS.check({"size": {"count": 3}}, {"size": {"count": 4}})
+    assert refused.value.status == 400
+    assert "'properties.size.count' can only be set when the resource is created (it is 3)" in refused.value.message
