@@ -10,7 +10,7 @@ WEB_STATIC := src/batchpoint/web/static
 # worker and test process compiles batchpoint (and pytest every test module) from source again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run check test test-durations test-postgres fuzz bench venv azurite chromium web-assets screenshots clean
+.PHONY: run check test test-durations test-postgres fuzz bench coverage venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ fuzz: venv
 # The screenshots in docs/images, taken by the web page's browser tests.
 screenshots: venv
 	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_pages.py
+
+# docs/coverage.md: the spec extract's operations against the served ones ($$BATCHPOINT_SPEC_DIR, tests/spec.py).
+coverage: $(STAMP)
+	$(BIN)/python -m tests.spec_coverage
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/*_bench.py; do $(BIN)/python $$script || status=1; done; exit $$status

@@ -54,3 +54,11 @@ def test_deployment_referencing_existing_assets_succeeds(server: Server) -> None
         )
         deployment = put_and_wait(client, deployment_url("assets-ep", "ok"), body).json()
     assert deployment["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_list_view_type_is_taken_and_every_container_listed(server: Server) -> None:
+    with server.client() as client:
+        client.put(f"{WORKSPACE_ID}/data/viewed/versions/1", params=V, json={"properties": {"dataUri": "x"}})
+        archived = client.get(f"{WORKSPACE_ID}/data", params={**V, "listViewType": "ArchivedOnly"})
+    assert archived.status_code == 200
+    assert "viewed" in [item["name"] for item in archived.json()["value"]]

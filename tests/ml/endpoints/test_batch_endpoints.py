@@ -74,6 +74,14 @@ def test_names_are_case_insensitive_and_keep_their_case(server: Server) -> None:
     assert same[0]["properties"]["description"] == "changed"
 
 
+def test_reads_take_names_outside_the_name_pattern(server: Server) -> None:
+    with server.client() as client:
+        read = client.get(endpoint_url("-named-before-the-rule"), params=V)
+        written = client.put(endpoint_url("-named-before-the-rule"), params=V, json=endpoint_body())
+    assert read.status_code == 404 and read.json()["error"]["code"] == "ResourceNotFound"
+    assert written.status_code == 400
+
+
 def test_fixed_path_segments_are_case_insensitive(server: Server) -> None:
     with server.client() as client:
         create_endpoint(client, "ep1")
