@@ -9,7 +9,7 @@ signatures built per type, since each type names its path parameters differently
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -90,7 +90,7 @@ def _route(
     verb: Verb,
     handler: Callable[..., Response],
     parameters: dict[str, Any],
-    ok: dict[int, type[BaseModel] | None],
+    ok: Mapping[int, type[BaseModel] | None],
     query: dict[str, Any] | None = None,
     **options: Any,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from batchpoint.arm.schemas import ErrorResponse
@@ -17,7 +18,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def responses(ok: dict[int, Any]) -> dict[int | str, dict[str, Any]]:
+def responses(ok: Mapping[int, Any]) -> dict[int | str, dict[str, Any]]:
     declared: dict[int | str, dict[str, Any]] = {}
     for status, model in ok.items():
         declared[status] = {"model": model} if model is not None else {"description": "No content"}
