@@ -47,12 +47,12 @@ class GadgetList(WireModel):
 
 
 GADGETS = ResourceType(
+    parent=WORKSPACES,
     collection="gadgets",
     name_parameter="gadgetName",
-    parent=WORKSPACES,
+    long_running=True,
     operations=Operations("Gadgets", "Gadget", tag="Gadgets"),
     wire=Wire(Gadget, page=GadgetList, patch=GadgetPatch),
-    long_running=True,
 )
 
 
