@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +23,75 @@ def signature(monkeypatch: pytest.MonkeyPatch) -> None:
     schema = infer_signature(pd.DataFrame({"a": [1], "b": [0.5]})).inputs
     metadata = SimpleNamespace(get_input_schema=lambda: schema)
     monkeypatch.setattr(mlflow_scorer, "model", SimpleNamespace(metadata=metadata))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real MLflow model: a linear regression on the columns ``a`` and ``b``, saved with its signature."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.0, 1.5, 2.0]})
+    fitted = LinearRegression().fit(frame, [1.0, 2.5, 3.0, 5.5])
+    root = tmp_path_factory.mktemp("model")
+    signature = infer_signature(frame, fitted.predict(frame))
+    mlflow.sklearn.save_model(
+        fitted, str(root / "model"), signature=signature, serialization_format="cloudpickle", pip_requirements=[]
+    )
+    return root
+
+
+@pytest.fixture
+def loaded(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The scorer's init() on the real model; yields the number of rows of each predict() call."""
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
+    monkeypatch.setattr(mlflow_scorer, "model", None)
+    mlflow_scorer.init()
+    calls: list[int] = []
+    predict = mlflow_scorer.model.predict
+
+    def counted(data: Any) -> Any:
+        calls.append(len(data))
+        return predict(data)
+
+    monkeypatch.setattr(mlflow_scorer.model, "predict", counted)
+    yield calls
+
+
+def csv_files(folder: Path, *frames: pd.DataFrame) -> list[str]:
+    paths = []
+    for index, frame in enumerate(frames):
+        paths.append(str(folder / f"part-{index}.csv"))
+        frame.to_csv(paths[-1], index=False)
+    return paths
+
+
+def test_a_mini_batch_of_tables_is_predicted_in_one_call_with_the_rows_of_one_call_per_file(
+    loaded: list[int], tmp_path: Path
+) -> None:
+    files = csv_files(
+        tmp_path,
+        pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.0, 1.5]}),  # `a` read as int64: cast to the signature's double
+        pd.DataFrame({"a": [4.5], "b": [2.0]}),
+        pd.DataFrame({"a": [0.25, 7.0], "b": [3.0, -1.0]}),
+    )
+    together = mlflow_scorer.run(files)
+    assert loaded == [6]
+    assert together == [row for path in files for row in mlflow_scorer.run([path])]
+    assert loaded == [6, 3, 1, 2]
+    assert [row.split(",")[0::2] for row in together] == [
+        ["0", "part-0.csv"], ["1", "part-0.csv"], ["2", "part-0.csv"], ["0", "part-1.csv"],
+        ["0", "part-2.csv"], ["1", "part-2.csv"],
+    ]  # fmt: skip
+
+
+def test_tables_of_different_columns_are_predicted_one_by_one(loaded: list[int], tmp_path: Path) -> None:
+    files = csv_files(
+        tmp_path, pd.DataFrame({"a": [1.0], "b": [2.0]}), pd.DataFrame({"a": [3.0], "b": [4.0], "note": ["x"]})
+    )
+    assert len(mlflow_scorer.run(files)) == 2
+    assert loaded == [1, 1]
 
 
 def test_unsupported_file_types_are_named(tmp_path: Path) -> None:

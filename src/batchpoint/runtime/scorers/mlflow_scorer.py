@@ -1,19 +1,20 @@
 """The scoring script of MLflow models deployed without one, as Azure ML generates it (Decision 15).
 
-It reads each input file (``.csv``, ``.parquet``/``.pqt``), casts its columns to the model's input signature,
-calls ``predict()`` once per file, and returns one ``row,prediction,file`` line per input row (``row`` is the
-0-based index within its file). An image (``.png .jpg .jpeg .tiff .bmp .gif``, read with Pillow) is one array,
-shaped and typed by the model's tensor signature (else uint8 pixels), and gives one line with ``row`` 0. A prediction
-with several values (a DataFrame row, a dict, a vector) is written as compact JSON in one quoted field, so every line
-keeps exactly three CSV fields. A file it cannot read or cast fails its mini-batch with a message naming the file and,
-for a cast, the column; so does a prediction dict whose columns differ in length.
+It reads each input file (``.csv``, ``.parquet``/``.pqt``) and casts its columns to the model's input signature;
+``predict()`` is called once per mini-batch over its files' rows together (once per file when their columns or types
+differ); it returns one ``row,prediction,file`` line per input row (``row`` is the 0-based index within its file).
+An image (``.png .jpg .jpeg .tiff .bmp .gif``, read with Pillow) is one array, shaped and typed by the model's tensor
+signature (else uint8 pixels), predicted alone, and gives one line with ``row`` 0. A prediction with several values
+(a DataFrame row, a dict, a vector) is written as compact JSON in one quoted field, so every line keeps exactly three
+CSV fields. A file it cannot read or cast fails its mini-batch with a message naming the file and, for a cast, the
+column; so does a prediction dict whose columns differ in length.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +45,57 @@ def init() -> None:
     global model
     import mlflow.pyfunc  # heavy, and only workers of MLflow deployments need it
 
-    model = mlflow.pyfunc.load_model(str(model_folder(Path(os.environ["AZUREML_MODEL_DIR"])).resolve()))
+    # suppress_warnings: no check of the model's requirements against the installed packages (it reads the
+    # metadata of every installed distribution, about a second per worker): batchpoint checked them, or built
+    # this environment from them, before the job started.
+    model = mlflow.pyfunc.load_model(
+        str(model_folder(Path(os.environ["AZUREML_MODEL_DIR"])).resolve()), suppress_warnings=True
+    )
 
 
 def run(mini_batch: list[str]) -> list[str]:
+    inputs = [read_cast(path) for path in mini_batch]
     rows: list[str] = []
-    for path in mini_batch:
+    for path, data, values in zip(mini_batch, inputs, predictions_per_file(inputs)):  # noqa: B905 - Python 3.8
         name = os.path.basename(path)
-        data = read(path)
         if isinstance(data, pd.DataFrame):
-            values = prediction_values(model.predict(cast_to_signature(data, path)))
             rows += [f"{index},{flatten(value)},{name}" for index, value in enumerate(values)]
         else:
-            values = prediction_values(model.predict(data))
             rows.append(f"0,{flatten(values[0] if len(values) == 1 else values)},{name}")
     return rows
+
+
+def read_cast(path: str) -> pd.DataFrame | np.ndarray:
+    data = read(path)
+    return cast_to_signature(data, path) if isinstance(data, pd.DataFrame) else data
+
+
+def predictions_per_file(inputs: list[pd.DataFrame | np.ndarray]) -> Iterator[list[Any]]:
+    """Each input's predictions: from one ``predict()`` over all of them when they are tables of the same columns
+    and types (a model's per-call cost is paid once per mini-batch, not per file), else from one per input."""
+    together = predict_together(inputs)
+    if together is not None:
+        yield from together
+        return
+    for data in inputs:
+        yield prediction_values(model.predict(data))
+
+
+def predict_together(inputs: list[pd.DataFrame | np.ndarray]) -> list[list[Any]] | None:
+    """The tables' predictions from one ``predict()`` over their rows concatenated, split back per table; None when
+    they cannot be predicted together, or fail to: then each is predicted alone, so that an error comes from (and
+    its traceback points at) the file that causes it."""
+    frames = [data for data in inputs if isinstance(data, pd.DataFrame)]
+    if len(frames) < 2 or len(frames) != len(inputs) or any(not f.dtypes.equals(frames[0].dtypes) for f in frames):
+        return None
+    try:
+        values = prediction_values(model.predict(pd.concat(frames, ignore_index=True)))
+    except Exception:  # noqa: BLE001 - predicted again file by file, where the error is raised for its file
+        return None
+    if len(values) != sum(len(frame) for frame in frames):
+        return None  # not one prediction per row: each file's predictions as the model makes them for that file
+    ends = np.cumsum([len(frame) for frame in frames])
+    return [values[end - len(frame) : end] for frame, end in zip(frames, ends)]  # noqa: B905 - Python 3.8
 
 
 def read(path: str) -> pd.DataFrame | np.ndarray:
@@ -104,7 +141,7 @@ def cast_to_signature(frame: pd.DataFrame, path: str) -> pd.DataFrame:
         return frame
     for column in schema.inputs:
         dtype = MLFLOW_TYPES.get(str(column.type).lower().split(".")[-1])
-        if column.name not in frame.columns or dtype is None:
+        if column.name not in frame.columns or dtype is None or str(frame[column.name].dtype) == dtype:
             continue
         try:
             frame[column.name] = frame[column.name].astype(dtype)
@@ -120,7 +157,12 @@ def prediction_values(predictions: Any) -> list[Any]:
     if isinstance(predictions, pd.DataFrame):
         return predictions.to_dict(orient="records")
     if isinstance(predictions, dict):
-        return [dict(zip(predictions, values, strict=True)) for values in zip(*predictions.values(), strict=True)]
+        columns = [list(values) for values in predictions.values()]
+        if len({len(values) for values in columns}) > 1:
+            lengths = ", ".join(f"{name}: {len(values)}" for name, values in zip(predictions, columns))  # noqa: B905
+            raise ValueError(f"The model's prediction dict has columns of different lengths ({lengths}).")
+        # zip without strict=: workers may run on Python 3.8 (the lengths are checked above)
+        return [dict(zip(predictions, values)) for values in zip(*columns)]  # noqa: B905
     return list(getattr(predictions, "tolist", lambda: predictions)())
 
 
