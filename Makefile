@@ -10,7 +10,7 @@ WEB_STATIC := src/batchpoint/web/static
 # worker and test process compiles batchpoint (and pytest every test module) from source again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run check test test-durations test-postgres fuzz bench coverage venv azurite chromium web-assets screenshots clean
+.PHONY: run check test test-durations test-postgres fuzz bench bench-deps coverage venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,7 +80,15 @@ screenshots: venv
 coverage: $(STAMP)
 	$(BIN)/python -m tests.spec_coverage
 
-bench: $(STAMP)
+# The benchmarks' own dependencies (pyproject's bench extra), with pip: see the comment on the extra.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	status=0; for script in benchmarks/*_bench.py; do $(BIN)/python $$script || status=1; done; exit $$status
 
 clean:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runtime_bench import MARKS_ENV, POOL, SLEEP_ENV, Job, Run, check, first_run_time, run_pool, sha256
 from runtime_bench import SCORING_SCRIPT as RUNTIME_SCRIPT
@@ -69,26 +69,27 @@ def deploy(client: httpx.Client, script: Path, marks: Path) -> str:
     code_id = f"{WORKSPACE}/codes/bench/versions/1"
     client.put(code_id, params=V, json={"properties": {"codeUri": str(script.parent)}}).raise_for_status()
     endpoint = f"{WORKSPACE}/batchEndpoints/{ENDPOINT}"
-    _put_and_wait(client, endpoint, {"location": "local", "properties": {"authMode": "AADToken"}})
+    put_and_wait(client, endpoint, {"location": "local", "properties": {"authMode": "AADToken"}})
     settings = {
         "codeConfiguration": {"codeId": code_id, "scoringScript": script.name},
         "miniBatchSize": MINI_BATCH_SIZE,
         "maxConcurrencyPerInstance": WORKERS,
         "environmentVariables": {SLEEP_ENV: repr(SLEEP_PER_FILE), MARKS_ENV: str(marks)},
     }
-    _put_and_wait(client, f"{endpoint}/deployments/main", {"location": "local", "properties": settings})
+    put_and_wait(client, f"{endpoint}/deployments/main", {"location": "local", "properties": settings})
     body = client.get(endpoint, params=V).json()
     body["properties"]["defaults"] = {"deploymentName": "main"}
-    _put_and_wait(client, endpoint, body)
+    put_and_wait(client, endpoint, body)
     return str(body["properties"]["scoringUri"])
 
 
-def _put_and_wait(client: httpx.Client, url: str, body: dict[str, object]) -> None:
+def put_and_wait(client: httpx.Client, url: str, body: dict[str, Any], timeout: float = 60) -> None:
+    """PUT a tracked resource and wait until it has provisioned."""
     client.put(url, params=V, json=body).raise_for_status()
-    deadline = time.monotonic() + 60
-    while client.get(url, params=V).json()["properties"].get("provisioningState") not in ("Succeeded", None):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not provision")
+    deadline = time.monotonic() + timeout
+    while (state := client.get(url, params=V).json()["properties"].get("provisioningState")) not in ("Succeeded", None):
+        if state == "Failed" or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not provision: {client.get(url, params=V).text}")
         time.sleep(0.05)
 
 
