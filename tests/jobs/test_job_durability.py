@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.processes import processes_with, reap
+from tests.runtime.conftest import check_completed_report
 from tests.server import WORKSPACE_ID, Server
 
 FILES = 5000
@@ -75,4 +76,7 @@ def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed
             server.stop()
     assert job["properties"]["status"] == "Completed", f"seed {kill_seed}: {job['properties']}"
     assert predictions(server.home, name) == [f"f{index:05d}.txt" for index in range(FILES)], f"seed {kill_seed}"
+    logs = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/score/logs"))
+    check_completed_report(logs, FILES // 10, FILES)
+    assert len(list(logs.glob("job_progress_overview.*.txt"))) >= 1
     wait_until_gone(entry, kill_seed)

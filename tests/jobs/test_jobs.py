@@ -201,12 +201,12 @@ def test_run_details_link_every_log_file(job_server: Server, inputs: Path) -> No
         wait_for_job(client, name)
         details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
         result = client.get(details["logFiles"]["job_result.txt"])
-        tampered = client.get(
-            details["logFiles"]["job_result.txt"].replace("job_result.txt?", "job_progress_overview.txt?")
-        )
+        tampered = client.get(details["logFiles"]["job_result.txt"].replace("job_result.txt?", "readme.txt?"))
         streamed = client.get(details["logFiles"]["user_logs/std_log.txt"], headers={"Authorization": ""})
     assert details["status"] == "Completed" and details["runId"] == name and details["endTimeUtc"]
-    assert "job_progress_overview.txt" in details["logFiles"]
+    for name in ("readme.txt", "sys/job_report/processed_mini-batches.csv", "user/stdout/0/process000.stdout.txt"):
+        assert name in details["logFiles"]
+    assert any(name.startswith("job_progress_overview.") for name in details["logFiles"])
     assert result.status_code == 200 and "Completed" in result.text
     assert tampered.status_code == 403
     assert (

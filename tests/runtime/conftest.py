@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.job_report import COLUMNS
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.report import JobOutcome
@@ -95,8 +97,20 @@ class Kit:
         assert self.tries() == tries
         assert self.predictions() == predictions
 
-    def log(self, relative: str) -> str:
-        return (self.output_dir / "logs" / relative).read_text()
+    def log(self, relative: str, missing: str | None = None) -> str:
+        """A log file's text; `missing` is what an absent file reads as (by default it is an error)."""
+        path = self.output_dir / "logs" / relative
+        if missing is not None and not path.exists():
+            return missing
+        return path.read_text()
+
+    def overview(self) -> str:
+        """The job's progress overview (`logs/job_progress_overview.<YYYYMMDDHH>.txt`, one file per UTC day)."""
+        return "".join(path.read_text() for path in sorted((self.output_dir / "logs").glob("job_progress_overview.*")))
+
+    def errors(self) -> str:
+        """Every error file of the job's processes (`logs/user/error/<node>/<process>.txt`), one after another."""
+        return "".join(path.read_text() for path in sorted((self.output_dir / "logs" / "user" / "error").glob("*/*")))
 
 
 @pytest.fixture
@@ -118,6 +132,33 @@ def ray_nodes(logs: Path) -> set[str]:
     HOST, Ray node ID)`)."""
     firsts = [path.read_text().partition("\n")[0] for path in (logs / "user" / "stdout").glob("*/process*.stdout.txt")]
     return {first.rsplit("Ray node ", 1)[-1] for first in firsts if first}
+
+
+def report(logs: Path) -> list[dict[str, str]]:
+    """The rows of a job's `sys/job_report/processed_mini-batches.csv`, checking its header."""
+    with open(logs / "sys" / "job_report" / "processed_mini-batches.csv", newline="") as file:
+        reader = csv.DictReader(file)
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        return list(reader)
+
+
+def check_completed_report(logs: Path, mini_batches: int, items: int) -> None:
+    """A completed job's logs after any number of restarts: one final row per mini-batch, each RUN_DONE, the
+    succeeded items add up, and each process (a file of its own) started once."""
+    rows = report(logs)
+    ids = [int(row["Mini-batch Id"]) for row in rows]
+    assert ids == sorted(ids) and set(ids) == set(range(mini_batches))
+    final = {int(row["Mini-batch Id"]): row for row in rows}
+    assert {row["Status"] for row in final.values()} == {"RUN_DONE"}
+    assert sum(int(row["Succeeded"]) for row in final.values()) == items
+    started = [
+        f"{main.parent.name}/{line.split()[1]}"
+        for main in logs.glob("sys/node/*/_main.txt")
+        for line in main.read_text().splitlines()
+        if " started " in line
+    ]
+    stdout = [f"{path.parent.name}/{path.name.split('.')[0]}" for path in logs.glob("user/stdout/*/*.stdout.txt")]
+    assert sorted(started) == sorted(stdout)
 
 
 def lines(*rows: str) -> str:

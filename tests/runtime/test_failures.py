@@ -52,8 +52,8 @@ def test_an_exception_fails_its_mini_batch_after_all_tries_and_names_file_except
         assert "ValueError: cannot score ['bad.txt', 'c.txt']" in report
         assert 'Traceback (most recent call last):\n  File "' in report
         assert "score.py" in report
-    error_file = kit.log("user/error/mini_batch_000000001.txt")
-    assert [f"try {number} of 3" in error_file for number in (1, 2, 3)] == [True] * 3
+    error_file = kit.log("user/error/0/process000.txt")
+    assert [f"mini-batch 1, try {number} of 3" in error_file for number in (1, 2, 3)] == [True] * 3
     assert error_file.count("ValueError: cannot score") == 3
 
 
@@ -66,8 +66,8 @@ def test_a_run_that_hangs_past_the_timeout_is_killed_retried_and_its_stack_repor
 
     assert time.monotonic() - started < 15
     kit.check(outcome, "Completed", 0, [1, 2, 1], lines("a.txt", "bad.txt", "c.txt"))
-    error_file = kit.log("user/error/mini_batch_000000001.txt")
-    assert "try 1 of 4, timeout" in error_file
+    error_file = kit.errors()
+    assert "mini-batch 1, try 1 of 4: timeout" in error_file
     assert "did not finish mini-batch 1 within 1.5 seconds" in error_file
     assert "score.py" in error_file and "in run" in error_file  # where it hung, from faulthandler
 
@@ -89,8 +89,8 @@ def test_a_worker_that_dies_costs_its_mini_batch_one_try_and_is_replaced(
     outcome = kit.run()
 
     kit.check(outcome, "Completed", 0, [1, 2, 1], lines("a.txt", "b.txt", "bad.txt", "c.txt", "d.txt"))
-    error_file = kit.log("user/error/mini_batch_000000001.txt")
-    assert "try 1 of 4, died" in error_file and described in error_file
+    error_file = kit.errors()
+    assert "mini-batch 1, try 1 of 4: died" in error_file and described in error_file
     workers = {attempt.process for attempt in kit.ledger.attempts("job")}
     assert len(workers) == 2
 
@@ -139,8 +139,9 @@ def test_init_failing_once_costs_no_try_and_the_worker_is_replaced(kit: Kit) -> 
     outcome = kit.run()
 
     kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt", "c.txt"))
-    init_log = kit.log("user/error/init.txt")
-    assert "init() failed on process000" in init_log and "RuntimeError: model not ready" in init_log
+    init_log = kit.log("user/error/0/process000.txt")
+    assert "init() failed in process000 on node 0" in init_log and "RuntimeError: model not ready" in init_log
+    assert "RuntimeError" not in kit.log("user/error/0/process001.txt", missing="")
 
 
 INIT_RAISES = """
@@ -167,7 +168,7 @@ def test_init_failing_on_every_try_fails_the_job_whatever_the_threshold_with_its
     assert "(RuntimeError: no model here)" in first_line
     assert 'Traceback (most recent call last):\n  File "' in outcome.message and "in init" in outcome.message
     assert kit.log("job_result.txt").startswith(f"Status: Failed\n{first_line}")
-    assert kit.log("user/error/init.txt").count("RuntimeError: no model here") == 4
+    assert kit.errors().count("RuntimeError: no model here") == 4
 
 
 def test_a_worker_that_dies_in_init_counts_as_a_failed_init(kit: Kit) -> None:

@@ -45,7 +45,7 @@ def test_list_results_are_written_one_per_line_grouped_per_mini_batch_in_input_o
     assert progress[-1] == outcome.counts
     assert not (kit.output_dir / ".batchpoint").exists()
     assert "Status: Completed" in kit.log("job_result.txt")
-    assert "4 succeeded" in kit.log("job_progress_overview.txt")
+    assert "Processed 4 of 4 mini batches in 0:00:0" in kit.overview()
 
 
 def test_dataframe_results_are_space_delimited_without_header_or_index(kit: Kit) -> None:

@@ -22,7 +22,7 @@ from batchpoint.runtime.ledger import Ledger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.output import JobAlreadyRunningError, JobLock
 from tests.processes import processes_with, reap
-from tests.runtime.conftest import Kit, lines
+from tests.runtime.conftest import Kit, check_completed_report, lines
 from tests.runtime.crashable import JOB_ID, resume_spec, sql_ledger
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -111,6 +111,7 @@ def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
     final_runs = runs(kit.markers)
     assert {name: final_runs[name] for name in finished_runs} == finished_runs, f"seed {kill_seed}: run again"
     assert not (kit.output_dir / ".batchpoint").exists()
+    check_completed_report(kit.output_dir / "logs", MINI_BATCHES, 48)
 
 
 def test_a_job_runs_in_one_coordinator_at_a_time(kit: Kit) -> None:

@@ -107,6 +107,8 @@ def test_invoke_a_local_folder_and_follow_the_job(
     downloaded = tmp_path / "download" / "named-outputs" / "score"
     assert (downloaded / "predictions.csv").read_text().splitlines() == expected
     assert "Completed" in (downloaded / "logs" / "job_result.txt").read_text()
+    for name in ("readme.txt", "sys/job_report/processed_mini-batches.csv", "user/stdout/0/process000.stdout.txt"):
+        assert (downloaded / "logs" / name).is_file()
 
 
 def test_the_scoring_child_job_as_the_notebooks_read_it(

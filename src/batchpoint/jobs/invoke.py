@@ -34,7 +34,7 @@ from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environ
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.report import read_failed_items
-from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, JobSpec
+from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, DEFAULT_RESOURCE_MONITOR_SECONDS, JobSpec
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, SortField, SortOrder
 from batchpoint.store.indexes import TERMINAL_JOB_STATES as TERMINAL
@@ -46,6 +46,9 @@ PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 INIT_TIMEOUT_VARIABLE = "BATCHPOINT_INIT_TIMEOUT"
 """A deployment's environment variable: the time limit on `init()` in seconds (Decision 1)."""
+RESOURCE_MONITOR_VARIABLE = "BATCHPOINT_RESOURCE_MONITOR_INTERVAL"
+"""A deployment's environment variable: seconds between samples of the workers' resource use (`logs/perf/`), as
+Azure's `--resource_monitor_interval`; 0 turns them off."""
 
 
 def default_output_uri(job_name: str) -> str:
@@ -148,6 +151,9 @@ class JobPlanner(OnResources):
                 max_retries=retry.get("maxRetries", 3),
                 timeout_seconds=_seconds(retry.get("timeout", "PT30S")),
                 init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
+                resource_monitor_seconds=float(
+                    variables.get(RESOURCE_MONITOR_VARIABLE) or DEFAULT_RESOURCE_MONITOR_SECONDS
+                ),
                 error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
                 logging_level=settings.get("loggingLevel", "Info"),
                 environment_variables=variables,

@@ -1,7 +1,7 @@
 """Where each kind of job keeps its log files, under the names Azure ML clients look for, and the signed,
 read-only links the run details hand out for them.
 
-- A model job: its output folder's ``logs/`` (``job_result.txt``, ``job_progress_overview.txt``, ``user/...``,
+- A model job: its output folder's ``logs/`` (Azure's layout, ``runtime/layout.py``: ``job_result.txt``, ``user/...``,
   and ``user_logs/std_log.txt``, the log ``jobs.stream`` prints).
 - A pipeline job: ``logs/azureml/executionlogs.txt`` (step states and every step's output) in its job folder.
 - A pipeline step (a child job): ``user_logs/std_log.txt`` in its working folder.

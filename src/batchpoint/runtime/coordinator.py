@@ -30,6 +30,7 @@ from batchpoint.runtime.executor import (
     WorkerName,
 )
 from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
+from batchpoint.runtime.job_report import write_job_report
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TakenOver, TryEnd, TryStatus
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
@@ -90,12 +91,12 @@ def run_job(
         problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
         if problem is None:
             try:
-                batches = _plan(spec, ledger)
+                batches, planned_seconds = _plan(spec, ledger)
             except InputNotFoundError as error:
                 problem = str(error)
         if problem is not None:
-            return _end_early(spec, problem)
-        return _JobRun(spec, ledger, executor, lock, batches, on_progress, should_cancel).run()
+            return _end_early(spec, ledger, problem)
+        return _JobRun(spec, ledger, executor, lock, batches, planned_seconds, on_progress, should_cancel).run()
 
 
 def _unrunnable(spec: JobSpec) -> str | None:
@@ -106,18 +107,24 @@ def _unrunnable(spec: JobSpec) -> str | None:
     return None
 
 
-def _plan(spec: JobSpec, ledger: Ledger) -> list[MiniBatch]:
+def _plan(spec: JobSpec, ledger: Ledger) -> tuple[list[MiniBatch], float | None]:
+    """The job's mini-batches, and how long planning them took now (None: they were planned before)."""
     batches = ledger.mini_batches(spec.job_id)
-    if batches is None:
-        ledger.plan(spec.job_id, plan_mini_batches(iter_input_files(spec.input_paths), spec.mini_batch_size))
-        batches = ledger.mini_batches(spec.job_id)
-        assert batches is not None
-    return batches
+    if batches is not None:
+        return batches, None
+    began = time.monotonic()
+    ledger.plan(spec.job_id, plan_mini_batches(iter_input_files(spec.input_paths), spec.mini_batch_size))
+    batches = ledger.mini_batches(spec.job_id)
+    assert batches is not None
+    return batches, time.monotonic() - began
 
 
-def _end_early(spec: JobSpec, message: str) -> JobOutcome:
+def _end_early(spec: JobSpec, ledger: Ledger, message: str) -> JobOutcome:
     outcome = JobOutcome(FAILED, message, Counts(), None)
-    JobLogs(spec).result(outcome, Failures())
+    logs = JobLogs(spec)
+    batches = ledger.mini_batches(spec.job_id)
+    attempts = ledger.attempts(spec.job_id) if batches is not None else iter(())
+    logs.result(outcome, Failures(), write_job_report(logs.layout, batches, attempts, outcome))
     remove_private_dir(spec)
     return outcome
 
@@ -132,10 +139,12 @@ class _JobRun:
         executor: Executor,
         lock: JobLock,
         batches: list[MiniBatch],
+        planned_seconds: float | None,
         on_progress: ProgressCallback | None,
         should_cancel: Callable[[], bool] | None,
     ) -> None:
         self.spec = spec
+        self.planned_seconds = planned_seconds
         self.ledger = ledger
         self.executor = executor
         self.lock = lock
@@ -191,6 +200,7 @@ class _JobRun:
     def _execute(self, output: Output) -> JobStatus:
         if self.threshold.exceeded(self.counts.items_failed) or not self.pending:
             return self._status_when_done()
+        self.logs.started(self.spec, self.counts, self.planned_seconds)
         self._report(force=True)
         self.executor.start(self.spec)
         at_once = False
@@ -306,7 +316,7 @@ class _JobRun:
         batch = replace(batch, tries=try_number, last_error=result.error)
         if self.retry.exhausted(try_number):
             counters.mini_batch_exhausted(len(batch.files))
-            self._exhaust(batch)
+            self._exhaust(batch, self.logs.layout.relative(self.logs.error_file(result.worker)))
         else:
             counters.mini_batch_retried()
             self.counts.mini_batches_retried += 1
@@ -319,9 +329,9 @@ class _JobRun:
             return TryEnd(status, began_utc, time.monotonic() - began)
         return TryEnd(status, timing.started, timing.elapsed, timing.process_seconds, timing.run_seconds)
 
-    def _exhaust(self, batch: MiniBatch) -> None:
+    def _exhaust(self, batch: MiniBatch, details: str = "") -> None:
         self.ledger.mark_exhausted(self.spec.job_id, batch.index)
-        self._count_exhausted(batch)
+        self._count_exhausted(batch, details)
 
     def _count_success(self, batch: MiniBatch, items: ItemCounts) -> None:
         self.succeeded[batch.index] = 1
@@ -329,16 +339,16 @@ class _JobRun:
         self.counts.items_succeeded += items.succeeded
         self.counts.items_failed += items.failed
 
-    def _count_exhausted(self, batch: MiniBatch) -> None:
+    def _count_exhausted(self, batch: MiniBatch, details: str = "") -> None:
         self.counts.mini_batches_failed += 1
         self.counts.items_failed += len(batch.files)
-        self.failures.add(Failure.exhausted(batch))
+        self.failures.add(Failure.exhausted(batch, details))
 
-    def _unfinished_files(self) -> list[str]:
+    @staticmethod
+    def _unfinished_files(batches: list[MiniBatch]) -> list[str]:
         """The files of every mini-batch that did not succeed: failed on all its tries, or never ran (the job
         failed or was canceled first). A short result's missing items are not among them: which of its files
         they are is unknown, and its rows are in the output."""
-        batches = self.ledger.mini_batches(self.spec.job_id) or []
         return [path for batch in batches if batch.status != MINI_BATCH_SUCCEEDED for path in batch.files]
 
     # --- reporting and the end ------------------------------------------------------------------------
@@ -371,9 +381,11 @@ class _JobRun:
         self.running.clear()
         self._report(force=True)
         outcome = JobOutcome(status, message, replace(self.counts), output_file)
+        batches = self.ledger.mini_batches(self.spec.job_id) or []
         if self.counts.mini_batches_succeeded < self.counts.mini_batches_total:
-            self.logs.failed_items(self._unfinished_files())
-        self.logs.result(outcome, self.failures)
+            self.logs.failed_items(self._unfinished_files(batches))
+        pointers = write_job_report(self.logs.layout, batches, self.ledger.attempts(self.spec.job_id), outcome)
+        self.logs.result(outcome, self.failures, pointers)
         remove_private_dir(self.spec)
         return outcome
 

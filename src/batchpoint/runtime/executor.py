@@ -100,10 +100,12 @@ class InitFailedError(Exception):
     fails whatever its error threshold (Decision 1). The message carries the last init traceback."""
 
     @classmethod
-    def on_every_worker(cls, tries: int, workers: int, last_error: str) -> InitFailedError:
+    def on_every_worker(cls, tries: int, workers: int, last_error: str, details: str) -> InitFailedError:
+        """`details` names the log file of the last failure (`logs/user/error/<node>/<process>.txt`)."""
         return cls(
             f"The init() of the scoring script failed {tries} times in a row on each of the {workers} worker(s) "
-            f"({gist(last_error)}); the job cannot run. The last error:\n{last_error}"
+            f"({gist(last_error)}); the job cannot run. See logs/job_error.txt. The last error ({details}):\n"
+            f"{last_error}"
         )
 
 

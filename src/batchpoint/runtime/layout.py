@@ -120,3 +120,65 @@ def append_line(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _append_lock, open(path, "a", encoding="utf-8", errors="replace") as log:
         log.write(lines)
+
+
+README_TEXT = """\
+The logs of this batch scoring job, laid out as Azure Machine Learning lays out the logs of a batch endpoint job
+(see "Troubleshooting batch endpoints" in Azure's documentation). Written by batchpoint; where Azure documents no
+format, the format is batchpoint's own and is described here.
+
+Where to start
+  job_result.txt      How the job ended: its status, the counts, the output file and the first failures.
+  job_error.txt       Only when something failed: each distinct error once (the scoring script's, and the job's
+                      own when it failed outside the script), with how often it happened, its first mini-batch and
+                      files, its traceback, and the file under user/error/ that holds every occurrence.
+  user_logs/std_log.txt
+                      What `ml_client.jobs.stream` and `batchpoint jobs logs --follow` print: progress, each failed
+                      try, the end, and every line the workers printed (labelled <node>/<process>.stdout).
+
+Nodes and processes
+  <node> is an instance of the deployment (0 to instance_count - 1). <process> is processNNN, numbered per node
+  from process000; a process started in place of one that stopped (an init() that failed, a run() that timed out,
+  a worker that died, a restart of the server) takes the next number, so no two processes share a file.
+
+The files
+  readme.txt                                   This file.
+  job_progress_overview.<YYYYMMDDHH>.txt       Progress, about every second while it changes: "Processed X of N
+                                               mini batches in H:MM:SS. Estimated remaining time H:MM:SS." A new
+                                               file starts each UTC day (named after the hour it started).
+  job_result.txt, job_error.txt                See above.
+  failed_items.txt                             The input files of the mini-batches that failed on every try or
+                                               never ran: what `batchpoint jobs rerun JOB --failed` runs again.
+  sys/master_role.txt                          The coordinator's view: the job starting or resuming, settings the
+                                               runtime does not act on, workers that failed to start or were lost,
+                                               how the job ended.
+  sys/job_report/processed_mini-batches.csv    One row per ended try of a mini-batch, in mini-batch order, written
+                                               from the job's ledger when the job ends (so it is exact after a
+                                               restart of the server too). The last row of each mini-batch is its
+                                               final one: RUN_DONE (its rows are in the output), RUN_EXCEPTION,
+                                               RUN_TIMEOUT or PROCESS_EXITED (its last try failed so; it used all
+                                               its tries), or NOT_PROCESSED (the job ended before it did). Columns:
+                                               Mini-batch Id, Picked Count (the try), Node Id, Process, Start Time
+                                               (UTC), Total, Succeeded, Failed (items), Elapsed Seconds (the try),
+                                               Process Seconds (CPU time of the worker), Run Method Seconds (run()
+                                               alone), Status, Error Category (the exception's class), Error Message
+                                               (its last line), Mini-batch Detail (its files, as JSON). N/A: not
+                                               known (a worker that died could not time its try).
+  sys/node/<node>/_main.txt                    When each process of the node started (its pid, its GPU) and how it
+                                               exited ("process001 exits with returncode -9.").
+  user/error.txt                               The errors of the scoring script, summarized as in job_error.txt.
+  user/error/<node>/<process>.txt              Every traceback the scoring script raised in that process, in
+                                               init() or in run(), each headed by its mini-batch, try and files.
+  user/stdout/<node>/<process>.stdout.txt      What the process printed and logged (Python's root logger, at the
+                                               deployment's logging level).
+  user/stderr/<node>/<process>.stderr.txt      What the process wrote to stderr.
+  user/entry_script_log/<node>/<process>.log.txt
+                                               What the scoring script logged with
+                                               azureml_user.parallel_run.EntryScript().logger.
+  perf/<node>/node_resource_usage.csv          The machine's CPU, memory, disk and network use, and
+  perf/<node>/processes_resource_usage.csv     each worker process's, sampled when the workers start and then
+                                               every 600 s (BATCHPOINT_RESOURCE_MONITOR_INTERVAL in the
+                                               deployment's environment variables; 0 turns it off). Local workers
+                                               only.
+"""
+"""`readme.txt`: what each file of the layout holds (Azure publishes no text of its own)."""

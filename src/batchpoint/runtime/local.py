@@ -45,6 +45,7 @@ from batchpoint.runtime.executor import (
 )
 from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
+from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
@@ -102,6 +103,7 @@ class LocalProcessExecutor(Executor):
         self._init_failures: list[int] = []
         """Per slot: how many times in a row `init()` failed there."""
         self._last_init_error = ""
+        self._last_init_details = ""
 
     def start(self, spec: JobSpec) -> None:
         if spec.script_path is None:
@@ -112,6 +114,7 @@ class LocalProcessExecutor(Executor):
         self._job_python = str(spec.python) if spec.python else self._python
         self._layout = LogLayout(spec.logs_dir)
         self._names = ProcessNames(self._layout)
+        self._monitor = ResourceMonitor(self._layout, spec.resource_monitor_seconds)
         self._slots = [None] * spec.worker_count
         self._init_failures = [0] * spec.worker_count
 
@@ -150,10 +153,13 @@ class LocalProcessExecutor(Executor):
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in range(len(self._slots))):
-            raise InitFailedError.on_every_worker(self._spec.init_tries, len(self._slots), self._last_init_error)
+            raise InitFailedError.on_every_worker(
+                self._spec.init_tries, len(self._slots), self._last_init_error, self._last_init_details
+            )
         if not self._finished:
             self._receive(timeout)
         self._stop_expired()
+        self._monitor.sample_if_due((worker.name, worker.process.pid) for worker in self._slots if worker is not None)
         finished, self._finished = self._finished, []
         return finished
 
@@ -162,7 +168,11 @@ class LocalProcessExecutor(Executor):
         idle = [worker for worker in workers if worker.task is None] if graceful else []
         for worker in idle:
             _send_quietly(worker.commands, encode(STOP))
-        self._wait_until_closed([worker.replies for worker in idle], time.monotonic() + self._grace)
+        deadline = time.monotonic() + self._grace
+        self._wait_until_closed([worker.replies for worker in idle], deadline)
+        for worker in idle:  # closed its pipe on its way out: let it exit, so its exit code is its own
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
         for worker in workers:
             self._retire(worker)
         self._finished.clear()
@@ -352,6 +362,7 @@ class LocalProcessExecutor(Executor):
         """The worker is gone; its task goes back to the coordinator without costing the mini-batch a try."""
         self._init_failures[worker.slot] += 1
         self._last_init_error = error
+        self._last_init_details = self._layout.relative(self._layout.error(worker.name))
         self._record_loss(worker, "init", error)
 
     def _record_loss(self, worker: _Worker, kind: FailureKind, error: str) -> None:

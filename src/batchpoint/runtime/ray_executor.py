@@ -213,6 +213,7 @@ class RayExecutor(Executor):
         self._group: Any = None
         self._files: Any = None
         self._last_init_error = ""
+        self._last_init_details = ""
 
     def start(self, spec: JobSpec) -> None:
         if spec.script_path is None:
@@ -246,7 +247,9 @@ class RayExecutor(Executor):
 
     def poll(self, timeout: float) -> list[TaskResult]:
         if not any(self._usable(slot) for slot in self._slots):
-            raise InitFailedError.on_every_worker(self._spec.init_tries, len(self._slots), self._last_init_error)
+            raise InitFailedError.on_every_worker(
+                self._spec.init_tries, len(self._slots), self._last_init_error, self._last_init_details
+            )
         busy = {slot.ref: slot for slot in self._slots if slot.ref is not None}
         if busy and not self._finished:
             ready, _ = ray.wait(list(busy), num_returns=1, timeout=timeout)
@@ -333,6 +336,7 @@ class RayExecutor(Executor):
         assert slot.name is not None
         slot.init_failures += 1
         self._last_init_error = error
+        self._last_init_details = self._layout.relative(self._layout.error(slot.name))
         self._finished.append(TaskFailed(task.index, slot.name, "init", error))
         self._deadlines.disarm(slot.index)
         self._retire(slot, "exits: its init() failed")

@@ -15,6 +15,7 @@ SUMMARY_ONLY: OutputAction = "SummaryOnly"
 OUTPUT_ACTIONS = (APPEND_ROW, SUMMARY_ONLY)
 LOGGING_LEVELS = ("Info", "Warning", "Debug")
 DEFAULT_INIT_TIMEOUT_SECONDS = 300.0
+DEFAULT_RESOURCE_MONITOR_SECONDS = 600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,8 @@ class JobSpec:
     timeout_seconds: float = 30.0
     init_timeout_seconds: float = DEFAULT_INIT_TIMEOUT_SECONDS
     """The time limit on each worker's `init()` (Decision 1)."""
+    resource_monitor_seconds: float = DEFAULT_RESOURCE_MONITOR_SECONDS
+    """How often the resource use of the workers is sampled into `logs/perf/` (0: never)."""
     error_threshold: int = -1
     logging_level: LoggingLevel = "Info"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
@@ -51,9 +54,13 @@ class JobSpec:
     remote_output: Mapping[str, Any] | None = None
     """Where a completed job's output files are uploaded (`remote_output.RemoteFolder` fields: uri, protocol,
     path, storage_options); `output_dir` is then a local staging folder. None: `output_dir` is the output."""
+    notes: Sequence[str] = ()
+    """Lines for the job's `sys/master_role.txt` from whoever made the spec, such as the settings of the
+    deployment that the runtime records but does not act on."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))
+        object.__setattr__(self, "notes", tuple(self.notes))
         _check_path_component("job_id", self.job_id)
         _check_path_component("output_file_name", self.output_file_name)
         _check_at_least("mini_batch_size", self.mini_batch_size, 1)
@@ -63,6 +70,8 @@ class JobSpec:
         _check_at_least("error_threshold", self.error_threshold, -1)
         _check_positive("timeout_seconds", self.timeout_seconds)
         _check_positive("init_timeout_seconds", self.init_timeout_seconds)
+        if not self.resource_monitor_seconds >= 0:
+            raise ValueError(f"resource_monitor_seconds must be 0 or more, not {self.resource_monitor_seconds}")
         _check_choice("output_action", self.output_action, OUTPUT_ACTIONS)
         _check_choice("logging_level", self.logging_level, LOGGING_LEVELS)
 

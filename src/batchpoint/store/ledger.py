@@ -6,11 +6,23 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
+from typing import cast
 
 from sqlalchemy import Update, bindparam, delete, insert, select, tuple_, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
-from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, Ledger, MiniBatch, Success, TryEnd
+from batchpoint.runtime.ledger import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    Attempt,
+    AttemptOutcome,
+    Ledger,
+    MiniBatch,
+    Success,
+    TryEnd,
+    TryStatus,
+)
 from batchpoint.store.connections import Database
 from batchpoint.store.leases import Fence
 from batchpoint.store.rows import AttemptRow, JobPlanRow, MiniBatchRow
@@ -124,12 +136,12 @@ class SqlLedger(Ledger):
         while True:
             with self._db.reading() as connection:
                 rows = connection.execute(
-                    select(AttemptRow)
+                    select(*ATTEMPT_COLUMNS)
                     .where(AttemptRow.job_id == job_id, tuple_(AttemptRow.index, AttemptRow.try_number) > after)
                     .order_by(AttemptRow.index, AttemptRow.try_number)
                     .limit(READ_CHUNK)
                 ).all()
-            attempts = [_attempt(row._mapping) for row in rows]
+            attempts = [_attempt(*row) for row in rows]
             yield from attempts
             if len(attempts) < READ_CHUNK:
                 return
@@ -166,15 +178,24 @@ def _end_values(end: TryEnd) -> dict[str, object]:
     }
 
 
-def _attempt(row: RowMapping) -> Attempt:
+ATTEMPT_COLUMNS = (
+    AttemptRow.index, AttemptRow.try_number, AttemptRow.worker, AttemptRow.node, AttemptRow.process,
+    AttemptRow.outcome, AttemptRow.error, AttemptRow.status, AttemptRow.started, AttemptRow.elapsed_seconds,
+    AttemptRow.process_seconds, AttemptRow.run_seconds,
+)  # fmt: skip
+"""What `attempts` reads, in the order `_attempt` takes it."""
+
+
+def _attempt(
+    index: int, try_number: int, worker: str, node: str | None, process: str | None, outcome: str | None,
+    error: str | None, status: str | None, *times: float | None,
+) -> Attempt:  # fmt: skip
     """A try as the ledger records it; one recorded before its end was kept (migration 0008) has no `end`."""
-    end = None
-    if row["status"] is not None:
-        end = TryEnd(row["status"], row["started"], row["elapsed_seconds"], row["process_seconds"], row["run_seconds"])
+    started, elapsed, cpu, run = times
+    end = None if status is None else TryEnd(cast(TryStatus, status), started or 0.0, elapsed or 0.0, cpu, run)
     return Attempt(
-        row["index"], row["try_number"], row["worker"], row["node"] or "", row["process"] or "", row["outcome"],
-        row["error"], end,
-    )  # fmt: skip
+        index, try_number, worker, node or "", process or "", cast(AttemptOutcome | None, outcome), error, end
+    )
 
 
 _ATTEMPT_KEY = (

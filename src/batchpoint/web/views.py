@@ -18,7 +18,8 @@ from batchpoint.jobs.invoke import TERMINAL, Jobs
 from batchpoint.jobs.logs import streamed_log
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
-from batchpoint.runtime.report import FAILED_ITEMS, Counts
+from batchpoint.runtime.layout import FAILED_ITEMS
+from batchpoint.runtime.report import Counts
 from batchpoint.store.entities import Resource, SortOrder, utcnow
 
 LISTED = 200
