@@ -144,7 +144,7 @@ def report(logs: Path) -> list[dict[str, str]]:
 
 def check_completed_report(logs: Path, mini_batches: int, items: int) -> None:
     """A completed job's logs after any number of restarts: one final row per mini-batch, each RUN_DONE, the
-    succeeded items add up, and each process (a file of its own) started once."""
+    succeeded items add up, and each process started once, with a file of its own."""
     rows = report(logs)
     ids = [int(row["Mini-batch Id"]) for row in rows]
     assert ids == sorted(ids) and set(ids) == set(range(mini_batches))
@@ -157,8 +157,8 @@ def check_completed_report(logs: Path, mini_batches: int, items: int) -> None:
         for line in main.read_text().splitlines()
         if " started " in line
     ]
-    stdout = [f"{path.parent.name}/{path.name.split('.')[0]}" for path in logs.glob("user/stdout/*/*.stdout.txt")]
-    assert sorted(started) == sorted(stdout)
+    stdout = {f"{path.parent.name}/{path.name.split('.')[0]}" for path in logs.glob("user/stdout/*/*.stdout.txt")}
+    assert len(started) == len(set(started)) and set(started) <= stdout  # a crash may leave a number unused
 
 
 def lines(*rows: str) -> str:
