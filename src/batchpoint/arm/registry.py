@@ -158,6 +158,9 @@ class ResourceType:
     fast_reads: bool = False
     """Whether GETs of it and of its list are answered by the read fast path (``api/fastpath.py``)."""
 
+    def __repr__(self) -> str:
+        return f"ResourceType({self.type})"
+
     @property
     def type(self) -> str:
         """The ARM type: ``Microsoft.MachineLearningServices/workspaces/batchEndpoints``."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from batchpoint.arm.wire import CaseInsensitive, CreateOnly, OpenModel, ReadOnly, WireModel
+from batchpoint.arm.wire import CaseInsensitive, CreateOnly, Int32, OpenModel, ReadOnly, WireModel
 
 
 class ManagedServiceIdentityType(str, Enum):
@@ -46,7 +46,7 @@ class Sku(OpenModel):
     tier: SkuTier | None = None
     size: str | None = None
     family: str | None = None
-    capacity: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    capacity: Int32 | None = None
 
 
 class CreatedByType(str, Enum):
