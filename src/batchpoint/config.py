@@ -48,10 +48,13 @@ class Settings:
     """An environment whose Python is not on this machine is built on the nearest one, with the pins that do not
     install there moved (listed in the deployment's operation status), instead of failing."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
     ray_address: str | None = None
     """The Ray cluster (``HOST:PORT`` of its head) the jobs of user-created computes run on; None runs every job on
     the server's local worker processes."""
-    """The largest request body taken outside the blob API (which streams uploads of any size to disk)."""
+    ray_shared_paths: list[Path] = field(default_factory=list)
+    """Folders every node of the Ray cluster mounts at the same path as the server: inputs, code and models under
+    them are read there by the nodes, instead of passing through the server (docs/scale-out.md)."""
     storage_root: Path | None = None
     """Where workspace storage and job folders live (``storage/``, ``jobs/``); replicas share one. None: the data
     directory."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,16 @@ pytest.importorskip("ray")
 from ray.cluster_utils import Cluster
 
 from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import ExecutorUnavailableError
+from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
-from batchpoint.runtime.ray_executor import RayExecutor, runtime_env
+from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
+from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
-from tests.runtime.conftest import ECHO, Kit, ray_nodes
+from tests.runtime.conftest import ECHO, Kit, lines, ray_nodes
 
 SLOW_ECHO = """
     import os
@@ -115,12 +120,6 @@ def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(ray_clus
     assert set(kit.tries()) == {0}
 
 
-def test_the_nodes_install_requirements_with_the_servers_installer() -> None:
-    assert runtime_env([], "uv") is None
-    assert runtime_env(["six"], "pip") == {"pip": {"packages": ["six"]}}
-    assert runtime_env(["six"], "uv") == {"uv": {"packages": ["six"], "uv_pip_install_options": []}}
-
-
 def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: Cluster, kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
     kit.script("""
@@ -130,6 +129,128 @@ def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: C
         def run(mini_batch):
             return [f"{os.path.basename(path)} six {six.__version__}" for path in mini_batch]
     """)
-    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(ray_cluster.address, requirements=("six",), installer="uv"))
+    environment = EnvironmentSpec(("six",), source="a test")
+    outcome = run_job(kit.spec(), kit.ledger, RayExecutor(ray_cluster.address, environment, installer="uv"))
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions().splitlines()[0].startswith("a.txt six 1.")
+
+
+REPORTS_ITS_PYTHON = """
+    import os, sys
+
+    def init():
+        print("init on", sys.version_info[:2])
+
+    def run(mini_batch):
+        return ["%d.%d %s" % (sys.version_info[0], sys.version_info[1], os.path.basename(p)) for p in mini_batch]
+"""
+
+
+def test_an_environment_pinning_python_3_8_runs_its_workers_on_python_3_8(ray_cluster: Cluster, kit: Kit) -> None:
+    try:
+        PythonFinder().choose("3.8")
+    except PythonNotFound:
+        pytest.skip("no Python 3.8 on this machine")
+    kit.inputs("a.txt", "b.txt", "c.txt", "d.txt")
+    kit.script(REPORTS_ITS_PYTHON)
+    environment = EnvironmentSpec((), "3.8", source="environment 'py38'")
+
+    outcome = run_job(kit.spec(instance_count=2), kit.ledger, RayExecutor(ray_cluster.address, environment))
+
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions() == lines("3.8 a.txt", "3.8 b.txt", "3.8 c.txt", "3.8 d.txt")
+    assert "init on (3, 8)" in kit.log("user/stdout/0/process000.stdout.txt")
+    assert len(worker_nodes(kit)) == 2
+
+
+def test_a_node_without_the_python_asked_for_fails_the_job_at_once(ray_cluster: Cluster, kit: Kit) -> None:
+    kit.inputs("a.txt")
+    kit.script(ECHO)
+    environment = EnvironmentSpec((), "3.5", source="environment 'ancient'")
+    started = time.monotonic()
+    with pytest.raises(NodeUnavailableError) as failure:
+        run_job(kit.spec(max_retries=3), kit.ledger, RayExecutor(ray_cluster.address, environment))
+    assert time.monotonic() - started < 30
+    message = str(failure.value)
+    assert message.startswith("The Ray node ") and "has no Python 3.5, which the environment asks for" in message
+    assert "environment 'ancient'" in message and "it has 3.11" in message
+
+
+REPORTS_SIZES = """
+    import os
+
+    def run(mini_batch):
+        return [os.path.basename(path) + " " + str(os.path.getsize(path)) for path in mini_batch]
+"""
+FILE_BYTES = 8192
+
+
+def sized_rows(count: int) -> str:
+    return lines(*(f"f{index:05d}.bin {FILE_BYTES}" for index in range(count)))
+
+
+def check_transfer(executor: RayExecutor, kit: Kit, files: int) -> None:
+    """What passed through the coordinator (names, rows, logs, the actors' settings, the code) stays under 1% of
+    the input, and the job's log says how much it was."""
+    moved = executor.transfer.to_nodes + executor.transfer.from_nodes
+    assert moved < 0.01 * files * FILE_BYTES, executor.transfer
+    assert f"Coordinator transfer: {executor.transfer.to_nodes:,} bytes to the nodes" in kit.log(STREAM_LOG)
+
+
+IN_PLACE = """
+    import os
+
+    def run(mini_batch):
+        return [os.path.relpath(path, os.environ["INPUTS"]) + " " + str(os.path.getsize(path)) for path in mini_batch]
+"""
+
+
+def test_a_2000_file_job_on_a_shared_path_moves_under_1_percent_of_its_input_through_the_coordinator(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """The three nodes read the files and the code in place (run() gets the input files themselves); the
+    coordinator sends the files' names and gets the rows back."""
+    kit.input_dir.mkdir()
+    for index in range(2000):
+        (kit.input_dir / f"f{index:05d}.bin").write_bytes(bytes([index % 251]) * FILE_BYTES)
+    kit.script(IN_PLACE)
+    executor = RayExecutor(ray_cluster.address, shared_paths=[kit.root])
+    spec = kit.spec(instance_count=3, mini_batch_size=20, environment_variables={"INPUTS": str(kit.input_dir)})
+
+    outcome = run_job(spec, kit.ledger, executor)
+
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions() == sized_rows(2000)
+    assert len(worker_nodes(kit)) == 3
+    assert f"the nodes read them in place under the shared path {kit.input_dir}" in kit.log(STREAM_LOG)
+    check_transfer(executor, kit, 2000)
+
+
+def test_the_nodes_read_a_blob_input_themselves(ray_cluster: Cluster, azurite: Azurite, kit: Kit) -> None:
+    """The coordinator lists the container and sends file names; each node downloads its mini-batches' blobs,
+    and nothing is copied to the coordinator's disk."""
+    import adlfs
+
+    container = f"c{uuid.uuid4().hex}"
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+        f"BlobEndpoint=http://{azurite.endpoint}/{ACCOUNT};"
+    )
+    options = {"account_name": ACCOUNT, "connection_string": connection}
+    blobs = adlfs.AzureBlobFileSystem(**options)
+    blobs.mkdir(container)
+    blobs.pipe({f"{container}/in/f{index:05d}.bin": bytes([index % 251]) * FILE_BYTES for index in range(200)})
+    blobs.pipe({f"{container}/in/.hidden": b"skipped"})
+    kit.script(REPORTS_SIZES)
+    remote = {"uri": "azureml://datastores/blobs/paths/in", "protocol": "abfs", "path": f"{container}/in",
+              "storage_options": options}  # fmt: skip
+    spec = kit.spec(input_paths=[kit.root / "copy"], remote_input=remote, instance_count=3, mini_batch_size=20)
+    executor = RayExecutor(ray_cluster.address)
+
+    outcome = run_job(spec, kit.ledger, executor)
+
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions() == sized_rows(200)
+    assert not (kit.root / "copy").exists()
+    assert f"Inputs: the nodes read them from {remote['uri']}." in kit.log(STREAM_LOG)
+    check_transfer(executor, kit, 200)

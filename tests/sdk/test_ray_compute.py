@@ -1,17 +1,21 @@
 """A compute on a real Ray cluster (three nodes, shared with tests/runtime/test_ray_executor.py), through the
 unmodified MLClient: compute create, a deployment with ``compute="azureml:batch-cluster"``, ``batch_endpoints.invoke``,
-the job's progress and logs, and the compute's managed identity in the scoring script."""
+the job's progress and logs, the compute's managed identity in the scoring script, and inputs the nodes read
+themselves from a shared path or a blob container."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.ai.ml import Input, MLClient
 from azure.ai.ml.entities import (
     AmlCompute,
     BatchEndpoint,
+    BatchRetrySettings,
     CodeConfiguration,
     Model,
     ModelBatchDeployment,
@@ -20,7 +24,8 @@ from azure.ai.ml.entities import (
 )
 from azure.ai.ml.exceptions import JobException
 
-from tests.api.jobs import predictions, write_inputs
+from tests.api.jobs import V, predictions, wait_for_job, write_inputs
+from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
 from tests.runtime.conftest import ray_nodes
 from tests.sdk.mlclient import connect
 from tests.server import API, WORKSPACE_ID, Server
@@ -47,7 +52,9 @@ def run(mini_batch):
 
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Cluster) -> Iterator[Server]:
-    server = Server(home=tmp_path_factory.mktemp("home"), tls=True, args=["--ray-address", ray_cluster.address]).start()
+    home = tmp_path_factory.mktemp("home")
+    args = ["--ray-address", ray_cluster.address, "--ray-shared-path", str(home)]
+    server = Server(home=home, tls=True, args=args).start()
     yield server
     server.stop()
 
@@ -58,9 +65,11 @@ def ml_client(ray_server: Server) -> Iterator[MLClient]:
         yield connect(ray_server, patch)
 
 
-def deploy(ml_client: MLClient, folder: Path, endpoint: str, compute: str) -> None:
+def deploy(
+    ml_client: MLClient, folder: Path, endpoint: str, compute: str, script: str = SCORE, **settings: Any
+) -> None:
     (folder / "src").mkdir(parents=True)
-    (folder / "src" / "score.py").write_text(SCORE)
+    (folder / "src" / "score.py").write_text(script)
     (folder / "model").mkdir()
     (folder / "model" / "weights.bin").write_bytes(b"w")
     model = ml_client.models.create_or_update(Model(name=f"{endpoint}-model", path=str(folder / "model")))
@@ -72,7 +81,7 @@ def deploy(ml_client: MLClient, folder: Path, endpoint: str, compute: str) -> No
         code_configuration=CodeConfiguration(code=str(folder / "src"), scoring_script="score.py"),
         compute=compute,
         resources=ResourceConfiguration(instance_count=2),
-        settings=ModelBatchDeploymentSettings(mini_batch_size=10, max_concurrency_per_instance=2),
+        settings=ModelBatchDeploymentSettings(**{"mini_batch_size": 10, "max_concurrency_per_instance": 2, **settings}),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
     endpoint_resource = ml_client.batch_endpoints.get(endpoint)
@@ -96,8 +105,55 @@ def test_a_job_on_a_ray_compute_runs_on_two_nodes(
     assert "Job Completed: 200 of 200 items succeeded" in streamed
     assert "[0/process000.stdout]" in streamed and "scoring 10 files" in streamed
     assert "with a managed identity token: True" in streamed  # MSI_ENDPOINT over HTTPS from a Ray actor
+    assert "Inputs: the nodes read them in place under the shared path" in streamed
+    assert "Coordinator transfer: " in streamed
     logs = next((ray_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job.name}/score/logs"))
     assert len(ray_nodes(logs)) == 2
+
+
+FAILS_ONCE_ON_F3 = SCORE.replace(
+    "def run(mini_batch):\n",
+    "def run(mini_batch):\n"
+    "    if any(path.endswith('f3.txt') for path in mini_batch) and not os.path.exists(os.environ['MARKER']):\n"
+    "        open(os.environ['MARKER'], 'w').close()\n"
+    "        raise ValueError('f3 fails once')\n",
+)
+
+
+def test_a_job_on_a_ray_compute_reads_a_blob_input_on_the_nodes_and_reruns_its_failures(
+    ml_client: MLClient, ray_server: Server, azurite: Azurite, tmp_path: Path
+) -> None:
+    container = f"c{uuid.uuid4().hex}"
+    with azurite.service() as service:
+        client = service.create_container(container)
+        for index in range(5):
+            client.upload_blob(f"in/f{index}.txt", str(index).encode())
+    with ray_server.client() as http:
+        body = {"properties": datastore_properties(azurite, container)}
+        assert http.put(f"{WORKSPACE_ID}/datastores/blobinput", params=V, json=body).status_code == 201
+    ml_client.compute.begin_create_or_update(AmlCompute(name="blob-cluster", max_instances=2)).result()
+    deploy(
+        ml_client,
+        tmp_path / "project",
+        "blob-ep",
+        "azureml:blob-cluster",
+        FAILS_ONCE_ON_F3,
+        mini_batch_size=1,
+        retry_settings=BatchRetrySettings(max_retries=0),
+        environment_variables={"MARKER": str(tmp_path / "failed-once")},
+    )
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="blob-ep", input=Input(type="uri_folder", path="azureml://datastores/blobinput/paths/in/")
+    )
+    ml_client.jobs.stream(job.name)
+
+    assert ml_client.jobs.get(job.name).status == "Completed"
+    assert predictions(ray_server.home, job.name) == [f"f{index}.txt {index} model" for index in (0, 1, 2, 4)]
+    assert not (ray_server.home / "jobs" / job.name / "input").exists()
+    with ray_server.client() as http:
+        rerun = http.post(f"{WORKSPACE_ID}/jobs/{job.name}/rerunFailed", params=V).json()["name"]
+        assert wait_for_job(http, rerun)["properties"]["status"] == "Completed"
+    assert predictions(ray_server.home, rerun) == ["f3.txt 3 model"]
 
 
 def test_deployments_without_a_compute_keep_the_local_workers(ml_client: MLClient, tmp_path: Path) -> None:

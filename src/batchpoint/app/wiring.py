@@ -143,6 +143,7 @@ class Services:
             stopping,
             ray_address=settings.ray_address,
             identity=WorkerIdentity(settings.local_url, issuer, bundle),
+            ray_shared_paths=settings.ray_shared_paths,
         )
         pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)

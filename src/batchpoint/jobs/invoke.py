@@ -32,7 +32,9 @@ from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
 from batchpoint.runtime.environments.spec import EnvironmentSpec
+from batchpoint.runtime.inputs import copy_remote_files
 from batchpoint.runtime.output import OutputExistsError, check_output_available
+from batchpoint.runtime.remote_output import RemoteFolder
 from batchpoint.runtime.report import read_failed_items
 from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, DEFAULT_RESOURCE_MONITOR_SECONDS, JobSpec
 from batchpoint.store import AlreadyExists, Store
@@ -234,6 +236,18 @@ def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
         link = folder / relative
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
+
+
+def _copy_remote_inputs(fetched: dict[str, Any] | None, files: list[str]) -> None:
+    """A job that ran on a Ray cluster read its remote input in place: the files to run again are copied here,
+    where a local copy of the input would be, so that a rerun's links point at files."""
+    if fetched is None:
+        return
+    remote = RemoteFolder(fetched["uri"], fetched["protocol"], fetched["path"], fetched["storage_options"])
+    try:
+        copy_remote_files(remote, Path(fetched["target"]), files)
+    except Exception as error:  # noqa: BLE001 - any storage client error: the answer says which input
+        raise bad_request(f"Could not copy the files to run again from '{remote.uri}': {error}", "UserError") from None
 
 
 def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +485,7 @@ class Jobs(OnResources):
         failed = read_failed_items(spec)
         if not failed:
             raise bad_request(f"The job '{job.name}' has no failed or unprocessed items to run again.", "UserError")
+        _copy_remote_inputs(job.secrets.get("fetch"), failed)
         workspace_id = job_id.rsplit("/jobs/", 1)[0]
         tags = properties["properties"]
         endpoint_id = f"{workspace_id}/batchEndpoints/{tags['azureml.endpointname']}"

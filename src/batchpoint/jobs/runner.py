@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,13 @@ class JobRunner:
         max_jobs: int = 4,
         ray_address: str | None = None,
         identity: WorkerIdentity | None = None,
+        ray_shared_paths: Sequence[Path] = (),
     ) -> None:
         """``identity``: what the workers of each job get to reach the server (``jobs/identity.py``)."""
         self._store = store
         self._identity = identity
         self._ray_address = ray_address
+        self._ray_shared_paths = ray_shared_paths
         self._environments = environments
         self._jobs_root = jobs_root
         self._ownership = ownership
@@ -218,8 +220,8 @@ class JobRunner:
         if self._ray_address and placement is not None and placement.capped:
             from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
 
-            requirements = environment.requirements if environment else ()
-            return RayExecutor(self._ray_address, requirements, self._environments.installer.name)
+            installer = self._environments.installer.name
+            return RayExecutor(self._ray_address, environment, installer, self._ray_shared_paths)
         return LocalProcessExecutor()
 
     def _max_nodes(self, compute_id: str) -> int | None:
@@ -231,16 +233,16 @@ class JobRunner:
         ledger = self._store.ledger(self._fences[job.key])
         self._start(job.id)
         try:
-            fetch_input(job.secrets.get("fetch"))
             environment = environment_from_record(job.secrets.get("environment"))
-            spec = self._with_local_environment(spec, environment)
+            executor = self._executor_for(Placement.of(job.secrets.get("placement")), environment)
+            spec = self._prepared(spec, job.secrets.get("fetch"), environment, executor)
             if self._identity is not None:
                 spec = self._identity.apply(spec, job.id)
             with followed(stream_log(spec)):
                 outcome = run_job(
                     spec,
                     ledger,
-                    self._executor_for(Placement.of(job.secrets.get("placement")), environment),
+                    executor,
                     on_progress=lambda counts: self._progress(job.id, counts),
                     should_cancel=lambda: self._should_cancel(job.id),
                 )
@@ -341,9 +343,16 @@ class JobRunner:
             stop_point("child-write", child_id.rsplit("/", 1)[-1])
         self._update(child_id, apply)
 
-    def _with_local_environment(self, spec: JobSpec, environment: EnvironmentSpec | None) -> JobSpec:
-        """Workers run in this machine's build of the job's environment: normally found in the cache (built when
-        the deployment provisioned), built now if the cache lost it or another machine invoked the job."""
+    def _prepared(
+        self, spec: JobSpec, remote: dict[str, Any] | None, environment: EnvironmentSpec | None, executor: Executor
+    ) -> JobSpec:
+        """Workers on this machine read a remote input from a copy made here first, and run in this machine's build
+        of the job's environment: normally found in the cache (built when the deployment provisioned), built now if
+        the cache lost it or another machine invoked the job. Workers elsewhere (a Ray cluster's nodes) read the
+        input where it is and build the environment where they run."""
+        if not executor.workers_on_this_machine:
+            return replace(spec, remote_input=remote_input(remote))
+        fetch_input(remote)
         if environment is None:
             return spec
         return replace(spec, python=self._environments.ensure(environment).python)
@@ -400,6 +409,12 @@ def _ended(properties: dict[str, Any], status: str, message: str, error_code: st
 
 def _lease(job_id: str) -> LeaseKey:
     return LeaseKey(JOB, job_id.lower())
+
+
+def remote_input(remote: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A remote input as the runtime reads it in place (`JobSpec.remote_input`): where it is, not where it is
+    copied to."""
+    return None if remote is None else {key: value for key, value in remote.items() if key != "target"}
 
 
 def fetch_input(remote: dict[str, Any] | None) -> None:

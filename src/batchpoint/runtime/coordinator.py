@@ -29,7 +29,7 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
-from batchpoint.runtime.inputs import InputNotFoundError, iter_input_files, plan_mini_batches
+from batchpoint.runtime.inputs import InputError, list_inputs, plan_mini_batches
 from batchpoint.runtime.job_report import write_job_report
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
 from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TakenOver, TryEnd, TryStatus
@@ -92,7 +92,7 @@ def run_job(
         if problem is None:
             try:
                 batches, planned_seconds = _plan(spec, ledger)
-            except InputNotFoundError as error:
+            except InputError as error:
                 problem = str(error)
         if problem is not None:
             return _end_early(spec, ledger, problem)
@@ -113,7 +113,7 @@ def _plan(spec: JobSpec, ledger: Ledger) -> tuple[list[MiniBatch], float | None]
     if batches is not None:
         return batches, None
     began = time.monotonic()
-    ledger.plan(spec.job_id, plan_mini_batches(iter_input_files(spec.input_paths), spec.mini_batch_size))
+    ledger.plan(spec.job_id, plan_mini_batches(list_inputs(spec), spec.mini_batch_size))
     batches = ledger.mini_batches(spec.job_id)
     assert batches is not None
     return batches, time.monotonic() - began

@@ -28,6 +28,14 @@ RUN_SECONDS = Histogram(
     "Duration of each try of a mini-batch (one run() call, as the coordinator sees it).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+COORDINATOR_BYTES = Counter(
+    "batchpoint_ray_coordinator_bytes",
+    "Bytes the coordinator sent to Ray nodes (task file names, inputs the nodes cannot read, the job's code and model "
+    "archive once per node, the workers' settings) and received from them (rows, tracebacks, printed output).",
+    ["direction"],
+)
+COORDINATOR_BYTES_TO_NODES = COORDINATOR_BYTES.labels("to_nodes")
+COORDINATOR_BYTES_FROM_NODES = COORDINATOR_BYTES.labels("from_nodes")
 ENVIRONMENT_BUILDS = Counter("batchpoint_environment_builds", "Python environments built, by outcome.", ["outcome"])
 
 RESTARTING_FAILURES = ("timeout", "died", "init", "lost")

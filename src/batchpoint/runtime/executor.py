@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from batchpoint.runtime.spec import JobSpec
 
@@ -135,6 +135,11 @@ class Executor(ABC):
     A worker whose `init()` fails (raises, dies, or exceeds `spec.init_timeout_seconds`) hands its task back as
     an `init` failure, which costs the mini-batch no try, and is replaced; a slot whose `init()` failed
     `spec.init_tries` times in a row is given up. When every slot is given up, `poll` raises InitFailedError."""
+
+    workers_on_this_machine: ClassVar[bool] = True
+    """Whether the workers run on the coordinator's machine: a job's remote input is then copied here and its
+    environment built here first. An executor whose workers run elsewhere reads the input and builds the
+    environment where they run (`spec.remote_input`)."""
 
     @abstractmethod
     def start(self, spec: JobSpec) -> None:

@@ -7,13 +7,26 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from batchpoint.runtime.remote_output import RemoteFolder, remote_input_of
+from batchpoint.runtime.spec import JobSpec
 
-class InputNotFoundError(Exception):
+
+class InputError(Exception):
+    """The job's input cannot be listed; the message says why."""
+
+
+class InputNotFoundError(InputError):
     """An input path is neither a file nor a folder."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(f"Input path '{path}' does not exist or is neither a file nor a folder.")
         self.path = path
+
+
+def list_inputs(spec: JobSpec) -> Iterator[str]:
+    """The job's input files: its local input paths, or its remote input when the job reads that in place."""
+    remote = remote_input_of(spec)
+    return iter_input_files(spec.input_paths) if remote is None else iter_remote_files(remote, spec.input_paths[0])
 
 
 def iter_input_files(paths: Iterable[Path]) -> Iterator[str]:
@@ -45,6 +58,46 @@ def _walk(folder: str) -> Iterator[str]:
             yield from _walk(path)
         else:
             yield path
+
+
+def iter_remote_files(remote: RemoteFolder, copy_root: Path) -> Iterator[str]:
+    """The files of a remote input, named by their place in its local copy at `copy_root` (which need not exist),
+    in the order `iter_input_files` lists that copy: so a job names its files alike whether they are read from
+    a copy or in place (by the nodes of a cluster), and failed_items.txt lists them the same way.
+
+    A file is one item, a folder is listed recursively; hidden files and folders are skipped."""
+    try:
+        filesystem = remote.filesystem()
+        root = remote.path.rstrip("/")
+        if not filesystem.isdir(root):
+            if not filesystem.isfile(root):
+                raise InputError(f"The input '{remote.uri}' does not exist.")
+            yield os.path.join(copy_root, root.rsplit("/", 1)[-1])
+            return
+        found = filesystem.find(root)
+    except InputError:
+        raise
+    except Exception as error:  # any storage client error: the job fails saying which input
+        raise InputError(f"Could not list the input '{remote.uri}': {type(error).__name__}: {error}") from error
+    prefix = root + "/"
+    relative = (path[len(prefix) :].split("/") for path in found if path.startswith(prefix))
+    for parts in sorted(parts for parts in relative if not any(part.startswith(".") for part in parts)):
+        yield os.path.join(copy_root, *parts)
+
+
+def copy_remote_files(remote: RemoteFolder, copy_root: Path, files: Iterable[str]) -> None:
+    """Copy `files` of a remote input (named as `iter_remote_files` names them) to their place in its local copy at
+    `copy_root`, those not there yet: the files of a job that read its input in place, to run again here."""
+    missing = [path for path in files if not os.path.lexists(path)]
+    if not missing:
+        return
+    filesystem = remote.filesystem()
+    root = remote.path.rstrip("/")
+    folder = root if filesystem.isdir(root) else root.rpartition("/")[0]
+    sources = [f"{folder}/{Path(path).relative_to(copy_root).as_posix()}" for path in missing]
+    for path in missing:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    filesystem.get(sources, missing)
 
 
 def plan_mini_batches(files: Iterable[str], size: int) -> Iterator[tuple[str, ...]]:

@@ -17,7 +17,6 @@ import os
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,6 @@ from typing import Any
 
 import psutil
 
-from batchpoint.runtime.environments.cache import activation
 from batchpoint.runtime.executor import (
     Executor,
     FailureKind,
@@ -47,6 +45,14 @@ from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
+from batchpoint.runtime.spawn import (
+    StartedWorker,
+    describe_exit,
+    private_temp_root,
+    read_text,
+    start_worker,
+    worker_environment,
+)
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
@@ -58,22 +64,15 @@ current try ends, so it is written when that try ends."""
 
 
 class _Worker:
-    def __init__(
-        self,
-        slot: int,
-        name: WorkerName,
-        process: subprocess.Popen[bytes],
-        commands: Connection,
-        replies: Connection,
-        home: Path,
-    ) -> None:
+    def __init__(self, slot: int, name: WorkerName, started: StartedWorker, home: Path) -> None:
         self.slot = slot
-        self.process = process
-        self.commands = commands
-        self.replies = replies
+        self.started = started
+        self.process = started.process
+        self.commands = started.commands
+        self.replies = started.replies
         self.home = home
         """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
-        self.name = replace(name, detail=f"pid {process.pid}")
+        self.name = replace(name, detail=f"pid {started.process.pid}")
         self.task: Task | None = None
         """The task the worker runs (or starts once `init()` returns)."""
         self.queued: Task | None = None
@@ -200,35 +199,16 @@ class LocalProcessExecutor(Executor):
         name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
         home = Path(tempfile.mkdtemp(prefix=f"{name.process}-", dir=self._homes))
         (home / "cwd").mkdir()
-        command_read, command_write = os.pipe()
-        reply_read, reply_write = os.pipe()
         stderr = self._layout.stderr(name)
         stderr.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self._layout.stdout(name), "ab") as out, open(stderr, "ab") as err:
-                process = subprocess.Popen(
-                    [self._job_python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
-                    pass_fds=(command_read, reply_write),
-                    cwd=home / "cwd",
-                    env=self._environment,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                )
+            started = start_worker(self._job_python, self._environment, home / "cwd", self._layout.stdout(name), stderr)
         except BaseException:
-            for fd in (command_write, reply_read):
-                os.close(fd)
             shutil.rmtree(home, ignore_errors=True)
             raise
-        finally:
-            os.close(command_read)
-            os.close(reply_write)
-        worker = _Worker(
-            slot, name, process, Connection(command_write, readable=False), Connection(reply_read, writable=False), home
-        )
+        worker = _Worker(slot, name, started, home)
         self._slots[slot] = worker
-        append_line(self._layout.node_main(name.node), f"{name.process} started (pid {process.pid}).")
+        append_line(self._layout.node_main(name.node), f"{name.process} started (pid {started.process.pid}).")
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
@@ -336,17 +316,17 @@ class LocalProcessExecutor(Executor):
             previous, written = written, _size(worker.traceback_file)
             if written and written == previous:
                 break
-        return _read(worker.traceback_file)
+        return read_text(worker.traceback_file)
 
     def _lose_dead(self, worker: _Worker) -> None:
-        crash = _read(worker.traceback_file)
+        crash = read_text(worker.traceback_file)
         returncode = self._retire(worker)
         if not worker.ready:
-            error = f"The worker {worker.name} {_describe_exit(returncode)} during init()."
+            error = f"The worker {worker.name} {describe_exit(returncode)} during init()."
             self._count_init_failure(worker, f"{error}\n{crash}" if crash else error)
         elif worker.task is not None:
             error = (
-                f"The worker {worker.name} {_describe_exit(returncode)} while running mini-batch {worker.task.index}."
+                f"The worker {worker.name} {describe_exit(returncode)} while running mini-batch {worker.task.index}."
             )
             self._record_loss(worker, "died", f"{error}\n{crash}" if crash else error)
 
@@ -379,8 +359,7 @@ class LocalProcessExecutor(Executor):
         append_line(
             self._layout.node_main(worker.name.node), f"{worker.name.process} exits with returncode {returncode}."
         )
-        worker.commands.close()
-        worker.replies.close()
+        worker.started.close()
         shutil.rmtree(worker.home, ignore_errors=True)
         self._deadlines.disarm(worker.slot)
         self._slots[worker.slot] = None
@@ -393,11 +372,7 @@ def _job_homes(spec: JobSpec) -> Path:
 
     Named after the job, its output folder and this process: a coordinator that took the job over from a stuck
     one on this machine (`output.JobLock`) has folders of its own, and neither removes the other's."""
-    root = Path(tempfile.gettempdir()) / f"batchpoint-{os.geteuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(root)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise RuntimeError(f"{root} must be a folder that only its owner can enter.")
+    root = private_temp_root()
     location = hashlib.sha256(str(spec.private_dir.absolute()).encode()).hexdigest()[:16]
     for earlier in root.glob(f"{spec.job_id}-{location}-*"):
         if not psutil.pid_exists(int(earlier.name.rsplit("-", 1)[1])):
@@ -411,40 +386,9 @@ def _job_homes(spec: JobSpec) -> Path:
 def _environment(spec: JobSpec) -> dict[str, str]:
     """The server's environment (less ``unset_variables``), then the job's variables, then the two the runtime
     defines."""
-    environment = {
-        **{name: value for name, value in os.environ.items() if name not in spec.unset_variables},
-        **spec.environment_variables,
-        "AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute()),
-    }
-    if spec.model_dir is None:
-        environment.pop("AZUREML_MODEL_DIR", None)
-    else:
-        environment["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
-    if spec.python is not None:
-        environment.update(_virtual_environment(spec.python))
-    return environment
-
-
-def _virtual_environment(python: Path) -> dict[str, str]:
-    """Variables of a deployment's own environment: activated, and the runtime importable through a folder that
-    holds nothing but the `batchpoint` package (so none of the server's packages leak in)."""
-    return {
-        **activation(python),
-        "PYTHONPATH": str(_runtime_import_root()),
-        "PYTHONNOUSERSITE": "1",
-    }
-
-
-def _runtime_import_root() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(str(package).encode()).hexdigest()[:16]
-    root = Path(tempfile.gettempdir()) / f"batchpoint-runtime-{os.getuid()}-{digest}"
-    link = root / "batchpoint"
-    if not link.is_symlink():
-        root.mkdir(exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            link.symlink_to(package, target_is_directory=True)
-    return root
+    return worker_environment(
+        os.environ, spec.unset_variables, spec.environment_variables, spec.output_dir, spec.model_dir, spec.python
+    )
 
 
 def script_argv(spec: JobSpec) -> list[str]:
@@ -456,17 +400,6 @@ def script_argv(spec: JobSpec) -> list[str]:
         "--output", str(spec.output_dir.absolute()),
         "--output_action", "summary_only" if spec.output_action == SUMMARY_ONLY else "append_row",
     ]  # fmt: skip
-
-
-def _describe_exit(returncode: int) -> str:
-    if returncode >= 0:
-        return f"exited with code {returncode}"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = str(-returncode)
-    hint = " (as the out-of-memory killer does)" if -returncode == signal.SIGKILL else ""
-    return f"was killed by signal {name}{hint}"
 
 
 def _send_quietly(connection: Connection, frame: bytes) -> None:
@@ -485,10 +418,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""

@@ -1,14 +1,20 @@
 """The Ray executor: a job's workers as long-lived actors spread over the nodes of a Ray cluster.
 
 `instance_count` nodes (a SPREAD placement group, one bundle per node) each run `max_concurrency_per_instance`
-actors; an actor imports the scoring script and calls `init()` once, then `run()` once per mini-batch. The
-coordinator keeps what it keeps with local workers (the ledger, retries, the error threshold, the output): an
-actor only runs tries and hands back the formatted rows and what the script printed.
+actors. An actor runs batchpoint's worker (`runtime/worker.py`, the process local jobs run) as its child process,
+under the interpreter of the deployment's environment as built on its node (Python 3.8 included, which Ray itself
+cannot run), and relays the tries to it over the same pipes the local executor uses: the worker imports the
+scoring script and calls `init()` once, then `run()` once per mini-batch. The coordinator keeps what it keeps with
+local workers (the ledger, retries, the error threshold, the output): an actor only runs tries and hands back the
+formatted rows and what the script printed.
 
-Nothing is assumed shared between the server and the nodes: the code and the model travel as one archive in
-Ray's object store (put once per job, fetched once per node), and each mini-batch's input files travel with
-the task and are written to the actor's own folder before `run()` sees them. A node lost mid-job shows up as
-its actors dying: their tries come back as `lost` (which costs no try) and new actors start on the nodes left.
+What crosses the network (docs/scale-out.md): a task carries its mini-batch's file names, and the nodes read the
+files themselves, in place on a path every node mounts (`shared_paths`) or from the remote storage the input is on
+(`spec.remote_input`, through fsspec); only an input on the server's own disk travels with the tasks. The code and
+the model are read in place when they are on a shared path, else they travel once per job as one archive in Ray's
+object store, which each node fetches and unpacks once into a cache keyed by its contents. `Transfer` counts the
+bytes the coordinator sends and receives. A node lost mid-job shows up as its actors dying: their tries come back
+as `lost` (which costs no try) and new actors start on the nodes left.
 
 Ray is an optional extra (`batchpoint[ray]`); this module is imported only when a compute runs on Ray.
 """
@@ -16,26 +22,35 @@ Ray is an optional extra (`batchpoint[ray]`); this module is imported only when 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import gzip
+import hashlib
 import io
+import json
 import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 from ray.exceptions import GetTimeoutError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from batchpoint.runtime.environments.installers import InstallerName
+from batchpoint.runtime import counters
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
+from batchpoint.runtime.environments.installers import InstallerName, InstallerUnavailable, choose_installer
+from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import (
     Executor,
     ExecutorUnavailableError,
@@ -47,21 +62,48 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
-from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
+from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
+from batchpoint.runtime.logs import StreamLog
+from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode, receive
+from batchpoint.runtime.remote_output import RemoteFolder, remote_input_of
+from batchpoint.runtime.spawn import (
+    StartedWorker,
+    describe_exit,
+    private_temp_root,
+    read_text,
+    start_worker,
+    worker_environment,
+)
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 
 CONNECT_SECONDS = 5.0
 """How long the cluster's address may take to answer before the job fails as unreachable."""
 PLACEMENT_SECONDS = 60.0
 """How long the job's nodes may take to be reserved."""
+SHUTDOWN_SECONDS = 10.0
+"""How long idle workers may take to call `shutdown()` and exit when the job ends."""
 CPUS_PER_WORKER = 1.0
+FILES_KEPT_SECONDS = 7 * 24 * 3600.0
+"""How long a node keeps a job's unpacked code and model after the last job that used them."""
 CODE, MODEL = "code", "model"
+SHARED, REMOTE, SHIPPED = "shared", "remote", "shipped"
+"""How the nodes read a job's inputs: in place on a shared path, from remote storage, or sent with each task."""
 
 
 class RayClusterError(ExecutorUnavailableError):
     """The Ray cluster cannot run the job (unreachable, or without room for its nodes); the message says why."""
+
+
+class NodeUnavailableError(ExecutorUnavailableError):
+    """A node of the job cannot run its workers (no Python of the version the environment asks for, an
+    environment that does not build there, a shared path it does not mount); the message names the node and what
+    it lacks."""
+
+
+class _NodeLacks(Exception):
+    """Raised on a node: what it lacks to run the job's workers."""
 
 
 def connect(address: str) -> None:
@@ -79,98 +121,274 @@ def connect(address: str) -> None:
         raise RayClusterError(f"Could not join the Ray cluster at '{address}': {error}") from None
 
 
+# --- on the nodes -------------------------------------------------------------------------------------------
+
+
 class ScoringActor:
-    """One worker: the scoring script imported and initialized once, `run()` per mini-batch."""
+    """One worker slot: batchpoint's worker process as this actor's child, `run()` relayed to it per mini-batch.
 
-    def __init__(self, config: dict[str, Any], files: bytes) -> None:
+    A node that cannot run the worker (see `NodeUnavailableError`) answers every call with what it lacks."""
+
+    def __init__(self, config: dict[str, Any], archive: list[Any]) -> None:
+        """`archive` holds the object reference of the job's code and model archive (none when both are on a
+        shared path), in a list so that Ray does not fetch it unless this node has not unpacked it yet."""
         self._config = config
-        self._script: Any = None
-        self._init_error: str | None = None
-        self._log = io.StringIO()
-        self._node = (
-            f"pid {os.getpid()} on {socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
-        )
-        root = Path(tempfile.mkdtemp(prefix="batchpoint-worker-"))
-        self._inputs = root / "inputs"
-        with tarfile.open(fileobj=io.BytesIO(files)) as archive:
-            archive.extractall(root, filter="data")
-        for name in config["unset"]:
-            os.environ.pop(name, None)
-        os.environ.update(config["environment"])
-        os.environ["AZUREML_MODEL_DIR"] = str(root / MODEL)
-        os.environ["AZUREML_BI_OUTPUT_PATH"] = tempfile.mkdtemp(prefix="batchpoint-output-")
-        script = root / CODE / config["script"]
-        with self._captured():
-            self._init_error = self._initialize(script)
-
-    def _initialize(self, script: Path) -> str | None:
-        from batchpoint.runtime.worker import LOG_FORMAT, LOG_LEVELS, load_script, user_traceback
-
-        logging.basicConfig(
-            level=LOG_LEVELS[self._config["logging_level"]], format=LOG_FORMAT, stream=self._log, force=True
-        )
-        sys.argv = list(self._config["argv"])
-        sys.path.insert(0, str(script.parent))
+        self._node = f"{socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
+        self._home = _actor_home()
+        self._log = self._home / "worker.log"
+        self._log_offset = 0
+        self._worker: StartedWorker | None = None
+        self._ready = False
+        self._problem: str | None = None
         try:
-            self._script = load_script(script)
-            init = getattr(self._script, "init", None)
-            if callable(init):
-                init()
-        except BaseException as error:  # noqa: BLE001 - the script's failure, whatever it is, is the job's information
-            return user_traceback(error)
-        return None
+            code, model = _node_files(config, archive)
+            python = _node_python(config["environment"], config["installer"])
+            self._inputs = _NodeInputs(config["inputs"], self._home / "inputs")
+        except _NodeLacks as lack:
+            self._problem = f"The Ray node {self._node} {lack}"
+            return
+        self._start_worker(code, model, python)
+
+    def _start_worker(self, code: Path, model: Path | None, python: Path | None) -> None:
+        output = self._home / "output"
+        (self._home / "cwd").mkdir()
+        output.mkdir()
+        config = self._config
+        variables = worker_environment(os.environ, config["unset"], config["variables"], output, model, python)
+        self._worker = start_worker(str(python or sys.executable), variables, self._home / "cwd", self._log, self._log)
+        worker = self._config["worker"]
+        script = code / worker["script"]
+        message = {**worker, "parent_pid": os.getpid(), "script": str(script), "code_dir": str(code)}
+        self._worker.commands.send_bytes(encode(CONFIG, **message, traceback_file=str(self._traceback)))
+
+    @property
+    def _traceback(self) -> Path:
+        return self._home / "traceback.txt"
 
     def node(self) -> str:
-        return self._node
+        pid = f"pid {self._worker.process.pid} on " if self._worker is not None else ""
+        return f"{pid}{self._node}"
 
-    def run(self, index: int, names: list[str], contents: list[bytes]) -> tuple[str, Any, str, dict[str, float]]:
-        """``("done", (returned, rows), log, timing)``, ``("error", traceback, log, timing)`` or ``("init",
-        traceback, log, {})``; timing has the fields of `executor.TryTiming`."""
-        if self._init_error is not None:
-            return "init", self._init_error, self._take_log(), {}
-        from batchpoint.runtime.worker import score
+    def run(self, index: int, names: list[str], contents: list[bytes] | None) -> tuple[str, Any, str, dict[str, float]]:
+        """``("done", (returned, rows), log, timing)``, ``("error", traceback, log, timing)``, ``("init",
+        traceback, log, {})``, ``("died", why, log, {})`` or ``("unavailable", what the node lacks, "", {})``;
+        timing has the fields of `executor.TryTiming`."""
+        if self._problem is not None:
+            return "unavailable", self._problem, "", {}
+        assert self._worker is not None
+        try:
+            if not self._ready:
+                self._await_ready()
+            try:
+                files = self._inputs.fetch(index, names, contents)
+            except Exception as error:  # noqa: BLE001 - any storage client error: the try fails saying which files
+                return "error", f"Could not read the mini-batch's input files: {type(error).__name__}: {error}", "", {}
+            self._worker.commands.send_bytes(encode(RUN, index=index, files=files))
+            message, payload = receive(self._worker.replies)
+        except _WorkerEnded as ended:
+            return ended.kind, ended.why, self._take_log(), {}
+        except (EOFError, OSError):
+            return "died", self._ended(f"while running mini-batch {index}"), self._take_log(), {}
+        finally:
+            self._inputs.clean(index)
+        if message["kind"] == DONE:
+            return "done", (message["returned"], payload), self._take_log(), message["timing"]
+        return "error", message["error"], self._take_log(), message["timing"]
 
-        files = self._write_inputs(index, names, contents)
-        with self._captured():
-            kind, value, timing = score(self._script, files, self._config["summary_only"])
-        shutil.rmtree(self._inputs / str(index), ignore_errors=True)
-        return kind, value, self._take_log(), timing
+    def _await_ready(self) -> None:
+        assert self._worker is not None
+        try:
+            message, _ = receive(self._worker.replies)
+        except (EOFError, OSError):
+            raise _WorkerEnded("init", self._ended("during init()")) from None
+        if message["kind"] == INIT_FAILED:
+            raise _WorkerEnded("init", message["error"])
+        assert message["kind"] == READY
+        self._ready = True
+
+    def _ended(self, when: str) -> str:
+        """Why the worker is gone: how it exited, and the Python stacks of a crash."""
+        assert self._worker is not None
+        returncode = self._worker.process.wait()
+        error = f"The worker {describe_exit(returncode)} {when}."
+        crash = read_text(self._traceback)
+        return f"{error}\n{crash}" if crash else error
 
     def shutdown(self) -> str:
-        from batchpoint.runtime.worker import call_shutdown
-
-        with self._captured():
-            if self._script is not None:
-                call_shutdown(self._script)
-        return self._take_log()
-
-    def _write_inputs(self, index: int, names: list[str], contents: list[bytes]) -> list[str]:
-        """The mini-batch's files under their own names; in a folder per position only when names repeat."""
-        folder = self._inputs / str(index)
-        folder.mkdir(parents=True, exist_ok=True)
-        distinct = len(set(names)) == len(names)
-        paths = []
-        for position, (name, content) in enumerate(zip(names, contents, strict=True)):
-            target = folder / name if distinct else folder / str(position) / name
-            target.parent.mkdir(exist_ok=True)
-            target.write_bytes(content)
-            paths.append(str(target))
-        return paths
-
-    @contextlib.contextmanager
-    def _captured(self) -> Any:
-        with contextlib.redirect_stdout(self._log), contextlib.redirect_stderr(self._log):
-            yield
+        """Let the worker call the script's `shutdown()` and exit; returns what it printed."""
+        if self._worker is not None:
+            with contextlib.suppress(OSError):
+                self._worker.commands.send_bytes(encode(STOP))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._worker.process.wait(SHUTDOWN_SECONDS)
+        text = self._take_log()
+        shutil.rmtree(self._home, ignore_errors=True)
+        return text
 
     def _take_log(self) -> str:
-        text = self._log.getvalue()
-        self._log.seek(0)
-        self._log.truncate()
-        return text
+        """What the worker printed since the last call."""
+        try:
+            with open(self._log, "rb") as log:
+                log.seek(self._log_offset)
+                text = log.read()
+        except OSError:
+            return ""
+        self._log_offset += len(text)
+        return text.decode("utf-8", errors="replace")
 
 
 RemoteScoringActor = ray.remote(ScoringActor)
 """ScoringActor as Ray's actor class (a call, not a decorator: type checkers keep a decorated class's own type)."""
+
+
+class _WorkerEnded(Exception):
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(why)
+        self.kind, self.why = kind, why
+
+
+class _NodeInputs:
+    """Where a task's file names are read from on this node (`_inputs_config` describes it)."""
+
+    def __init__(self, config: dict[str, Any], folder: Path) -> None:
+        self._kind = config["kind"]
+        self._root = config.get("root", "")
+        self._folder = folder
+        self._filesystem: Any = None
+        if self._kind == SHARED and not os.path.isdir(self._root):
+            raise _NodeLacks(f"cannot see the shared path '{self._root}' (it mounts no such folder).")
+        if self._kind == REMOTE:
+            self._filesystem = RemoteFolder(**config["remote"]).filesystem()
+
+    def fetch(self, index: int, names: list[str], contents: list[bytes] | None) -> list[str]:
+        """The paths `run()` gets: the shared files themselves, else copies in this mini-batch's own folder."""
+        if self._kind == SHARED:
+            return [os.path.join(self._root, name) for name in names]
+        folder = self._folder / str(index)
+        local = [str(folder / name) for name in names]
+        for path in local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        if self._kind == REMOTE:
+            self._filesystem.get([f"{self._root}/{name}" for name in names], local)
+        else:
+            assert contents is not None
+            for path, content in zip(local, contents, strict=True):
+                Path(path).write_bytes(content)
+        return local
+
+    def clean(self, index: int) -> None:
+        if self._kind != SHARED:
+            shutil.rmtree(self._folder / str(index), ignore_errors=True)
+
+
+def _node_root() -> Path:
+    """This node's folder for batchpoint: workers' private folders, unpacked job files, built environments."""
+    root = private_temp_root() / "ray-node"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def _node_files(config: dict[str, Any], archive: list[Any]) -> tuple[Path, Path | None]:
+    """The job's code and model folders on this node: in place on a shared path, else unpacked from the job's
+    archive once per node (and per archive contents: a later job with the same code and model finds them)."""
+    unpacked = _node_root() / "files" / str(config["archive_digest"])
+    if config["archived"]:
+        if not unpacked.is_dir():
+            _unpack(unpacked, archive)
+        os.utime(unpacked)  # in use: kept for FILES_KEPT_SECONDS more
+
+    def place(name: str, path: str) -> Path:
+        return unpacked / name if name in config["archived"] else Path(path)
+
+    return place(CODE, config["code"]), place(MODEL, config["model"]) if config["model"] else None
+
+
+def _unpack(folder: Path, archive: list[Any]) -> None:
+    """Unpack the job's archive into `folder` (one actor of the node does; the others wait for it), and remove
+    the archives no job used for FILES_KEPT_SECONDS."""
+    folder.parent.mkdir(exist_ok=True)
+    with _node_lock(folder.with_suffix(".lock")):
+        if folder.is_dir():
+            return
+        partial = folder.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(ray.get(archive[0])))) as files:
+            files.extractall(partial, filter="data")
+        partial.rename(folder)
+    for old in folder.parent.iterdir():
+        if old.is_dir() and old.suffix == "" and time.time() - old.stat().st_mtime > FILES_KEPT_SECONDS:
+            with _node_lock(old.with_suffix(".lock")):
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _node_python(environment: dict[str, Any] | None, installer: InstallerName) -> Path | None:
+    """The interpreter of the job's environment as built on this node (once per node: the node's environment
+    cache is shared by its actors and jobs); None runs the worker on this actor's own interpreter."""
+    if environment is None:
+        return None
+    spec = EnvironmentSpec(tuple(environment["requirements"]), environment["python"], source=environment["source"])
+    finder = PythonFinder()
+    try:
+        spec = spec.built_with(finder.choose(spec.python))
+    except PythonNotFound:
+        found = ", ".join(interpreter.describe() for interpreter in finder.all()) or "none"
+        raise _NodeLacks(
+            f"has no Python {spec.python}, which the environment asks for ({spec.source or 'the deployment'}); it "
+            f"has {found}. Install it on every node of the cluster (`uv python install {spec.python}` or "
+            f"`pyenv install {spec.python}`)."
+        ) from None
+    cache = EnvironmentCache(_node_root() / "environments", installer=choose_installer(installer))
+    try:
+        return cache.ensure(spec).python
+    except (EnvironmentBuildError, InstallerUnavailable) as error:
+        raise _NodeLacks(f"could not build the environment ({spec.source or 'the deployment'}): {error}") from None
+
+
+def _actor_home() -> Path:
+    """This actor's private folder on its node, named after its pid. The folders of actors that are gone (they
+    are killed when their run() times out or their job ends) are removed first."""
+    homes = _node_root() / "workers"
+    homes.mkdir(exist_ok=True)
+    for home in homes.iterdir():
+        if not home.name.isdigit() or not psutil.pid_exists(int(home.name)):
+            shutil.rmtree(home, ignore_errors=True)
+    home = homes / str(os.getpid())
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    return home
+
+
+@contextlib.contextmanager
+def _node_lock(path: Path) -> Iterator[None]:
+    """Held by one process of this node at a time."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- on the coordinator -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Transfer:
+    """Bytes that passed through the coordinator for one job: `to_nodes` (the actors' settings, the job's
+    archive once per node, and every task: its file names, or the files themselves when the nodes cannot read
+    them) and `from_nodes` (every answer: rows, tracebacks, what the script printed). Ray's own framing of
+    each message (a few hundred bytes) is not counted."""
+
+    to_nodes: int = 0
+    from_nodes: int = 0
+
+    def sent(self, size: int) -> None:
+        self.to_nodes += size
+        counters.COORDINATOR_BYTES_TO_NODES.inc(size)
+
+    def received(self, size: int) -> None:
+        self.from_nodes += size
+        counters.COORDINATOR_BYTES_FROM_NODES.inc(size)
 
 
 @dataclass
@@ -186,44 +404,46 @@ class _Slot:
     """The actor has answered once: it started, and its name says where it runs."""
 
 
-def runtime_env(requirements: Sequence[str], installer: InstallerName) -> dict[str, Any] | None:
-    """Ray's runtime environment that installs `requirements` on a node.
-
-    With uv, Ray's `uv` plugin installs them in about a third of the time pip takes, and from uv's cache: Ray's
-    default for it, `--no-cache`, would download every package again for each new environment."""
-    if not requirements:
-        return None
-    if installer == "uv":
-        return {"uv": {"packages": list(requirements), "uv_pip_install_options": []}}
-    return {"pip": {"packages": list(requirements)}}
-
-
 class RayExecutor(Executor):
     """Runs a job's tries on actors of the Ray cluster at `address` (see the module's docstring)."""
 
-    def __init__(self, address: str, requirements: Sequence[str] = (), installer: InstallerName = "pip") -> None:
-        """`requirements` are the deployment environment's pip requirements: each node installs them once (Ray
-        caches the environment by its contents) into a virtual environment on top of the cluster's Python, with
-        `installer`, the one the server builds local environments with."""
+    workers_on_this_machine = False
+
+    def __init__(
+        self,
+        address: str,
+        environment: EnvironmentSpec | None = None,
+        installer: InstallerName = "pip",
+        shared_paths: Sequence[Path] = (),
+    ) -> None:
+        """`environment` is the deployment's: each node builds it once, on the Python it asks for, with
+        `installer` (the one the server builds local environments with). `shared_paths` are folders every node
+        of the cluster mounts at the same path: inputs, code and models under them are read there in place."""
         self._address = address
-        self._runtime_env = runtime_env(requirements, installer)
+        self._environment = environment
+        self._installer = installer
+        self._shared = [Path(os.path.realpath(path)) for path in shared_paths]
         self._slots: list[_Slot] = []
         self._deadlines: Deadlines[int] = Deadlines()
         self._finished: list[TaskResult] = []
         self._group: Any = None
-        self._files: Any = None
+        self._archive: list[Any] = []
         self._last_init_error = ""
         self._last_init_details = ""
+        self.transfer = Transfer()
 
     def start(self, spec: JobSpec) -> None:
         if spec.script_path is None:
             raise ValueError("The Ray executor needs a scoring script.")
         self._spec = spec
         connect(self._address)
-        self._files = ray.put(_job_files(spec))
-        self._config = _actor_config(spec)
+        self.transfer = Transfer()
         self._layout = LogLayout(spec.logs_dir)
         self._names = ProcessNames(self._layout)
+        names_root, self._inputs = self._inputs_config(spec)
+        self._relative = _relative_names(names_root)
+        self._config = self._actor_config(spec)
+        self._stream_log(f"Inputs: {_describe_inputs(self._inputs, spec)}")
         self._group = self._reserve_nodes(spec)
         self._slots = [
             _Slot(index, str(index // spec.max_concurrency_per_instance)) for index in range(spec.worker_count)
@@ -238,8 +458,9 @@ class RayExecutor(Executor):
         slot = next(slot for slot in self._slots if slot.task is None and self._usable(slot))
         if slot.actor is None:
             self._start_actor(slot)
-        names = [os.path.basename(path) for path in task.files]
-        contents = [Path(path).read_bytes() for path in task.files]
+        names = [self._relative(path) for path in task.files]
+        contents = [Path(path).read_bytes() for path in task.files] if self._inputs["kind"] == SHIPPED else None
+        self.transfer.sent(sum(len(name.encode(errors="surrogateescape")) for name in names) + _size(contents))
         slot.task, slot.ref = task, slot.actor.run.remote(task.index, names, contents)
         self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds + self._spec.init_timeout_seconds)
         assert slot.name is not None
@@ -266,16 +487,77 @@ class RayExecutor(Executor):
     def stop(self, graceful: bool = True) -> None:
         idle = [slot for slot in self._slots if slot.actor is not None and slot.task is None] if graceful else []
         with contextlib.suppress(RayError, GetTimeoutError):
-            logs = ray.get([slot.actor.shutdown.remote() for slot in idle], timeout=10)
+            logs = ray.get([slot.actor.shutdown.remote() for slot in idle], timeout=SHUTDOWN_SECONDS + 5)
             for slot, text in zip(idle, logs, strict=True):
+                self.transfer.received(len(text.encode()))
                 self._append_log(slot, text)
         for slot in self._slots:
             self._retire(slot, "exits: the job's run ended")
         if self._group is not None:
             remove_placement_group(self._group)
             self._group = None
-        self._files = None
+            self._stream_log(
+                f"Coordinator transfer: {self.transfer.to_nodes:,} bytes to the nodes, "
+                f"{self.transfer.from_nodes:,} bytes from them."
+            )
+        self._archive = []
         self._finished.clear()
+
+    # --- what the nodes get -----------------------------------------------------------------------------
+
+    def _inputs_config(self, spec: JobSpec) -> tuple[str, dict[str, Any]]:
+        """How the nodes read the inputs: from the remote storage they are on, in place under a shared path, or
+        (an input on the server's own disk) sent with each task. Returns the folder the tasks' file names are
+        relative to, and what the nodes are told (their `root` is that folder as they see it)."""
+        remote = remote_input_of(spec)
+        if remote is not None:
+            path = remote.path.rstrip("/")
+            root = path if remote.filesystem().isdir(path) else path.rpartition("/")[0]
+            return str(spec.input_paths[0].absolute()), {"kind": REMOTE, "root": root, "remote": asdict(remote)}
+        folder = _common_folder(spec.input_paths)
+        shared = self._shared_path(Path(folder))
+        if shared is not None:
+            return folder, {"kind": SHARED, "root": shared}
+        return folder, {"kind": SHIPPED, "folder": folder}
+
+    def _actor_config(self, spec: JobSpec) -> dict[str, Any]:
+        """What every actor gets: the worker's settings, where the code, model and inputs are, the environment.
+        The code and the model go in one archive, put in the object store once, unless they are shared."""
+        assert spec.script_path is not None
+        code = (spec.code_dir or spec.script_path.parent).absolute()
+        model = spec.model_dir.absolute() if spec.model_dir is not None else None
+        places = {CODE: self._shared_path(code), MODEL: self._shared_path(model) if model is not None else None}
+        archived = {name: folder for name, folder in ((CODE, code), (MODEL, model)) if folder and not places[name]}
+        digest = None
+        if archived:
+            archive, digest = _job_archive(archived)
+            self._archive = [ray.put(archive)]
+            self.transfer.sent(len(archive) * spec.instance_count)
+        return {
+            "worker": {
+                "script": str(spec.script_path.relative_to(code)),
+                "logging_level": spec.logging_level,
+                "summary_only": spec.output_action == SUMMARY_ONLY,
+                "argv": script_argv(spec),
+            },
+            "variables": dict(spec.environment_variables),
+            "unset": list(spec.unset_variables),
+            "code": places[CODE],
+            "model": places[MODEL] or (MODEL if model is not None else None),
+            "archived": sorted(archived),
+            "archive_digest": digest,
+            "inputs": self._inputs,
+            "environment": _environment_config(self._environment),
+            "installer": self._installer,
+        }
+
+    def _shared_path(self, path: Path) -> str | None:
+        """Where every node sees `path`: its real path, when that and the targets of the links directly in it are
+        under a shared path; None when the nodes may not see it."""
+        real = os.path.realpath(path)
+        targets = [real, *(os.path.realpath(link) for link in _links(path))]
+        shared = all(any(Path(target).is_relative_to(root) for root in self._shared) for target in targets)
+        return real if shared else None
 
     # --- actors -----------------------------------------------------------------------------------------
 
@@ -298,9 +580,9 @@ class RayExecutor(Executor):
         group's bundle to a node with room, and the replacement actor starts there."""
         slot.actor = RemoteScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
-            runtime_env=self._runtime_env,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),
-        ).remote(self._config, self._files)
+        ).remote(self._config, self._archive)
+        self.transfer.sent(len(json.dumps(self._config)))
         slot.name = self._names.new(slot.node)
         slot.answered = False
 
@@ -317,6 +599,9 @@ class RayExecutor(Executor):
                     slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}"
                 )
             return
+        if kind == "unavailable":
+            raise NodeUnavailableError(value)
+        self.transfer.received(len(text.encode()) + (len(value[1]) if kind == "done" else len(value.encode())))
         self._name_after_node(slot)
         self._append_log(slot, text)
         slot.task = slot.ref = None
@@ -328,7 +613,12 @@ class RayExecutor(Executor):
             self._finished.append(TaskDone(task.index, slot.name, returned, rows, TryTiming(**timing)))
         elif kind == "error":
             slot.init_failures = 0
-            self._finished.append(TaskFailed(task.index, slot.name, "exception", value, TryTiming(**timing)))
+            self._finished.append(
+                TaskFailed(task.index, slot.name, "exception", value, TryTiming(**timing) if timing else None)
+            )
+        elif kind == "died":
+            self._finished.append(TaskFailed(task.index, slot.name, "died", f"{slot.name}: {value}"))
+            self._retire(slot, "exits: its worker process died")
         else:
             self._init_failed(slot, task, value)
 
@@ -377,7 +667,9 @@ class RayExecutor(Executor):
         """Workers are named after where they run once it is known, so the job's logs show where each ran."""
         if not slot.answered:
             assert slot.name is not None
-            slot.name = replace(slot.name, detail=ray.get(slot.actor.node.remote()))
+            detail = ray.get(slot.actor.node.remote())
+            self.transfer.received(len(detail.encode()))
+            slot.name = replace(slot.name, detail=detail)
             slot.answered = True
             append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
             self._append_log(slot, f"Worker {slot.name}\n")
@@ -387,32 +679,64 @@ class RayExecutor(Executor):
             with open(self._layout.stdout(slot.name), "a", encoding="utf-8") as log:
                 log.write(text)
 
+    def _stream_log(self, line: str) -> None:
+        StreamLog(self._spec.logs_dir / STREAM_LOG).write(line)
 
-def _job_files(spec: JobSpec) -> bytes:
-    """The job's code and model as one archive, put in Ray's object store once and fetched by each node."""
-    assert spec.script_path is not None
+
+def _job_archive(folders: dict[str, Path]) -> tuple[bytes, str]:
+    """The folders as one compressed archive, each under its name, and its contents' digest: the same files give
+    the same digest, so a node unpacks them once for every job that uses them."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1, dereference=True) as archive:
-        archive.add(spec.code_dir if spec.code_dir else spec.script_path.parent, CODE)
-        archive.add(
-            spec.model_dir if spec.model_dir is not None else spec.script_path.parent,
-            MODEL,
-            recursive=spec.model_dir is not None,
-        )
-    return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w", dereference=True) as archive:
+        for name, folder in sorted(folders.items()):
+            archive.add(folder, name)
+    data = buffer.getvalue()
+    return gzip.compress(data, compresslevel=1, mtime=0), hashlib.sha256(data).hexdigest()[:32]
 
 
-def _actor_config(spec: JobSpec) -> dict[str, Any]:
-    assert spec.script_path is not None
-    code = spec.code_dir if spec.code_dir else spec.script_path.parent
-    return {
-        "script": str(spec.script_path.relative_to(code.absolute())),
-        "logging_level": spec.logging_level,
-        "summary_only": spec.output_action == SUMMARY_ONLY,
-        "argv": script_argv(spec),
-        "environment": dict(spec.environment_variables),
-        "unset": list(spec.unset_variables),
-    }
+def _environment_config(environment: EnvironmentSpec | None) -> dict[str, Any] | None:
+    if environment is None:
+        return None
+    return {"requirements": list(environment.requirements), "python": environment.python,
+            "source": environment.source}  # fmt: skip
+
+
+def _common_folder(paths: Sequence[Path]) -> str:
+    """The folder the input paths have in common (a file's own folder for a file)."""
+    folders = [str(path.absolute()) if path.is_dir() else str(path.absolute().parent) for path in paths]
+    return os.path.commonpath(folders) if folders else "/"
+
+
+def _relative_names(root: str) -> Callable[[str], str]:
+    """A task's file names: relative to `root`, which the nodes know."""
+    prefix = root.rstrip(os.sep) + os.sep
+
+    def relative(path: str) -> str:
+        return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, root)
+
+    return relative
+
+
+def _links(path: Path) -> list[Path]:
+    """The symbolic links directly in `path` (a job's model folder is a link to the registered model)."""
+    if not path.is_dir():
+        return [path] if path.is_symlink() else []
+    return [child for child in path.iterdir() if child.is_symlink()]
+
+
+def _describe_inputs(inputs: dict[str, Any], spec: JobSpec) -> str:
+    if inputs["kind"] == REMOTE:
+        return f"the nodes read them from {spec.remote_input and spec.remote_input['uri']}."
+    if inputs["kind"] == SHARED:
+        return f"the nodes read them in place under the shared path {inputs['root']}."
+    return (
+        f"sent to the nodes with each mini-batch ({inputs['folder']} is on no shared path the nodes mount; see "
+        "`batchpoint serve --ray-shared-path`)."
+    )
+
+
+def _size(contents: list[bytes] | None) -> int:
+    return sum(len(content) for content in contents) if contents else 0
 
 
 def _first_line(error: BaseException) -> str:

@@ -51,6 +51,10 @@ def remote_output_of(spec: JobSpec) -> RemoteFolder | None:
     return RemoteFolder(**spec.remote_output) if spec.remote_output else None
 
 
+def remote_input_of(spec: JobSpec) -> RemoteFolder | None:
+    return RemoteFolder(**spec.remote_input) if spec.remote_input else None
+
+
 def remote_output_problem(spec: JobSpec) -> str | None:
     """Why a job that starts now cannot write its remote output: its predictions file exists there already
     (Decision 10), or the storage cannot be reached. Checked when the job starts rather than in the invoke, so

@@ -51,6 +51,11 @@ class JobSpec:
     them)."""
     python: Path | None = None
     """The interpreter of the deployment's environment; None runs the workers in the server's own."""
+    remote_input: Mapping[str, Any] | None = None
+    """The input on remote storage (`remote_output.RemoteFolder` fields), when the job reads it in place: the nodes
+    of a cluster read their mini-batches' files there. `input_paths[0]` is then where a local copy would be, which
+    is never made; the job still names its files by their place in it (`inputs.iter_remote_files`). None: the
+    input is `input_paths`."""
     remote_output: Mapping[str, Any] | None = None
     """Where a completed job's output files are uploaded (`remote_output.RemoteFolder` fields: uri, protocol,
     path, storage_options); `output_dir` is then a local staging folder. None: `output_dir` is the output."""

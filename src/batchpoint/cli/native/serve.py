@@ -89,6 +89,14 @@ def serve(
             "you create run there (needs batchpoint[ray]); the built-in compute keeps the local workers.",
         ),
     ] = None,
+    ray_shared_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder every node of the Ray cluster mounts at the same path: the nodes read the inputs, "
+            "code and models under it there rather than through the server (repeatable).",
+            file_okay=False,
+        ),
+    ] = None,
     storage_root: Annotated[
         Path | None,
         typer.Option(
@@ -133,6 +141,7 @@ def serve(
         pythons=list(python or []),
         nearest_python=nearest_python,
         ray_address=ray_address,
+        ray_shared_paths=list(ray_shared_path or []),
         storage_root=storage_root,
         lease_seconds=lease_seconds,
         strict_api_versions=strict_api_versions,
