@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -252,3 +254,40 @@ def test_a_job_that_ended_is_never_rewritten(store: Store) -> None:
     assert store.jobs_by_status() == {"Completed": 1}
     ended = store.get(f"{WORKSPACE}/jobs/a")
     assert ended is not None and "statusMessage" not in ended.body["properties"]
+
+
+def test_the_loops_view_reads_at_once_while_a_writer_holds_its_transaction(store: Store) -> None:
+    """SQLite offers the event loop a view whose reads never wait (WAL: a writer does not hold readers up); a
+    database over the network offers none."""
+    view = store.loop_reads()
+    if not str(store.engine.url).startswith("sqlite"):  # type: ignore[attr-defined]
+        assert view is None
+        return
+    assert view is not None
+    store.insert(resource(f"{ENDPOINTS}/a", state="Creating"))
+    writing, release = threading.Event(), threading.Event()
+
+    def hold_a_write() -> None:
+        with store.transaction():
+            changed = store.get(f"{ENDPOINTS}/a")
+            assert changed is not None
+            changed.body["properties"]["state"] = "Succeeded"
+            store.update(changed)
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=hold_a_write)
+    writer.start()
+    assert writing.wait(10)
+    started = time.monotonic()
+    before = view.get(f"{ENDPOINTS}/a")
+    waited = time.monotonic() - started
+    release.set()
+    writer.join()
+
+    assert before is not None and before.body["properties"]["state"] == "Creating" and waited < 0.5
+    after = view.get(f"{ENDPOINTS}/a")
+    assert after is not None and after.body["properties"]["state"] == "Succeeded"
+    assert [listed.id for listed in view.list_children(WORKSPACE, ENDPOINT_TYPE, SortOrder(), None, 10)] == [
+        f"{ENDPOINTS}/a"
+    ]

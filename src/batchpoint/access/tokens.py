@@ -119,6 +119,11 @@ class TokenValidator:
         # Verifying a signature costs more than a whole cached read; a token seen before is only re-checked for expiry.
         self._verified = lru_cache(maxsize=VERIFIED_CACHE_SIZE)(self._verify)
 
+    @property
+    def fetches_keys(self) -> bool:
+        """Whether checking a token may fetch its issuer's keys over the network (an issuer given by URL)."""
+        return any(isinstance(source, RemoteKeys) for source in self.issuers.values())
+
     def claims(self, token: str, data_plane: bool = False) -> Claims:
         claims, expires = self._verified(token, data_plane)
         if expires + CLOCK_SKEW_SECONDS < time.time():

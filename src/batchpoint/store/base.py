@@ -128,3 +128,10 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def loop_reads(self) -> Store | None:
+        """A view of this store for the one thread that must never wait (the server's event loop), or None when
+        this backend cannot promise that: its `get`, `get_body_json` and `list_children` read on a connection of
+        the view's own (never waiting for a connection of a pool) and give up at once rather than wait for a
+        lock. Only for reads known to be cheap: the caller bounds them (api/fastpath.py)."""
+        return None
