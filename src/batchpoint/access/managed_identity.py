@@ -35,7 +35,7 @@ from batchpoint.api.deps import services_of
 from batchpoint.api.docs import responses
 from batchpoint.api.routing import routes
 from batchpoint.arm.resources import Resources
-from batchpoint.store.indexes import TERMINAL_JOB_STATES
+from batchpoint.runtime.status import TERMINAL
 
 router = routes(tags=["Identity"])
 
@@ -140,7 +140,7 @@ def compute_token(
     job_id = job_of_secret(issuer, secret)
     store = services_of(request).provide(Resources).store
     job = store.get(job_id) if job_id else None
-    if job is None or job.body["properties"].get("status") in TERMINAL_JOB_STATES:
+    if job is None or job.body["properties"].get("status") in TERMINAL:
         return _refused(401, "The secret is missing or wrong, or its job has ended.")
     if not audience_of(resource):
         return _refused(400, "The resource (the token's audience) is missing.")

@@ -16,11 +16,11 @@ from batchpoint.access.issuer import IssuerCredential, ensure_issuer
 from batchpoint.arm.ids import workspace_id
 from batchpoint.config import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, DEFAULT_URL, DEFAULT_WORKSPACE, default_home
 from batchpoint.jobs.logs import streamed_log
+from batchpoint.runtime.status import TERMINAL
 
 API_VERSION = "2025-12-01"
 AUTHORIZATION_API_VERSION = "2022-04-01"
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
-TERMINAL = ("Completed", "Failed", "Canceled")
 FOLLOW_SECONDS = 1.0
 
 

@@ -37,9 +37,9 @@ from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.remote_output import RemoteFolder
 from batchpoint.runtime.report import read_failed_items
 from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, DEFAULT_RESOURCE_MONITOR_SECONDS, JobSpec
+from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, SortField, SortOrder
-from batchpoint.store.indexes import TERMINAL_JOB_STATES as TERMINAL
 
 INVOCATION_TYPE = "batchpoint/invocations"
 MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
@@ -324,7 +324,7 @@ def job_document(
     return {
         "properties": {
             "jobType": "Pipeline",
-            "status": "NotStarted",
+            "status": JobStatus.NOT_STARTED,
             "displayName": job_name,
             "experimentName": (request.get("properties") or {}).get("experimentName") or endpoint.name,
             "properties": properties,

@@ -21,7 +21,7 @@ from batchpoint.cluster.faults import Backoff, describe, is_transient
 from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
 from batchpoint.jobs.activity import RunnerActivity
 from batchpoint.jobs.identity import WorkerIdentity
-from batchpoint.jobs.invoke import TERMINAL, spec_from_record
+from batchpoint.jobs.invoke import spec_from_record
 from batchpoint.jobs.logs import pipeline_execution_log
 from batchpoint.jobs.pipelines.planner import run_pipeline
 from batchpoint.jobs.placement import ComputeQueue, Placement
@@ -39,6 +39,7 @@ from batchpoint.runtime.output import remove_private_dir
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.runtime.stop_points import stop_point
 from batchpoint.store import FinalState, Store
 from batchpoint.store.entities import Resource, utcnow
@@ -116,7 +117,7 @@ class JobRunner:
         if fence is not None:
             try:
                 with self._store.fenced(fence):
-                    self._finish(job.id, "Canceled", "Canceled while it waited for its compute's nodes.", None)
+                    self._finish(job.id, JobStatus.CANCELED, "Canceled while it waited for its compute's nodes.", None)
             except TakenOver as error:
                 self._ownership.lost(fence, error)
             else:
@@ -163,7 +164,7 @@ class JobRunner:
             raise
         except Exception:  # the job must end, whatever went wrong around it
             log.exception("job %s could not run", job_key)
-            self._finish(job_key, "Failed", "The job could not run; see the server's log.", None)
+            self._finish(job_key, JobStatus.FAILED, "The job could not run; see the server's log.", None)
         return True
 
     def _run_to_end(self, job_key: str) -> bool:
@@ -198,7 +199,7 @@ class JobRunner:
         """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free (False)."""
         placement = Placement.of(job.secrets.get("placement"))
         if placement is not None and not self._queue.take(job.id, placement):
-            self._update(job.id, lambda properties: properties.update(status="Queued"))
+            self._update(job.id, lambda properties: properties.update(status=JobStatus.QUEUED))
             return False
         self._wake(placement)  # the next waiting job may fit too
         try:
@@ -251,14 +252,14 @@ class JobRunner:
         except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:  # the job's own: terminal
             if self._stopping.is_set():
                 raise
-            self._finish(job.id, "Failed", str(error), None)
+            self._finish(job.id, JobStatus.FAILED, str(error), None)
             remove_private_dir(spec)
         except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
             if is_transient(error) or self._stopping.is_set():
                 raise
             log.exception("job %s failed outside its scoring script", job.id)
             message = f"The job failed outside its scoring script ({type(error).__name__}); see the server's log."
-            self._finish(job.id, "Failed", message, None)
+            self._finish(job.id, JobStatus.FAILED, message, None)
             remove_private_dir(spec)
         else:
             self._finish(job.id, outcome.status, outcome.message, outcome)
@@ -272,7 +273,7 @@ class JobRunner:
                 spec = spec_from_record(job.secrets["spec"])
                 self._store.ledger(self._fences[job.key]).forget(spec.job_id)
                 remove_private_dir(spec)
-            self._finish(job.id, "Canceled", "The job was canceled.", None)
+            self._finish(job.id, JobStatus.CANCELED, "The job was canceled.", None)
 
     def _pause(self, job_key: str, error: Exception, delay: float) -> None:
         """Say why the job waits (best effort: the database may be the fault), then wait, watching for a stop,
@@ -292,7 +293,7 @@ class JobRunner:
 
     def _start(self, job_id: str) -> None:
         def apply(properties: dict[str, Any]) -> None:
-            properties["status"] = "Running"
+            properties["status"] = JobStatus.RUNNING
             properties.setdefault("startTime", iso(utcnow()))
 
         self._update(job_id, apply)
@@ -319,10 +320,8 @@ class JobRunner:
             if is_transient(error) or self._stopping.is_set():
                 raise
             log.exception("pipeline job %s failed outside its steps", job.id)
-            status, message = (
-                "Failed",
-                f"The job failed outside its steps ({type(error).__name__}); see the server's log.",
-            )
+            status = JobStatus.FAILED
+            message = f"The job failed outside its steps ({type(error).__name__}); see the server's log."
         execution_log.write(f"Job {status}: {message}")
         self._finish(job.id, status, message, None)
 
@@ -330,16 +329,16 @@ class JobRunner:
         child = self._store.get(job_id)
         return child.body["properties"]["status"] if child else None
 
-    def _step_status(self, child_id: str, status: str, message: str, execution_log: StreamLog) -> None:
+    def _step_status(self, child_id: str, status: JobStatus, message: str, execution_log: StreamLog) -> None:
         execution_log.write(f"Step {child_id.rsplit('/', 1)[-1]}: {status}" + (f": {message}" if message else ""))
 
         def apply(properties: dict[str, Any]) -> None:
-            if status == "Running":
+            if status == JobStatus.RUNNING:
                 properties.update(status=status, startTime=iso(utcnow()))
             else:
                 _ended(properties, status, message, "StepFailed")
 
-        if status != "Running":
+        if status != JobStatus.RUNNING:
             stop_point("child-write", child_id.rsplit("/", 1)[-1])
         self._update(child_id, apply)
 
@@ -372,11 +371,11 @@ class JobRunner:
             properties["progress"] = progress_of(counts)
             properties.pop("statusMessage", None)  # running again after a pause
             if counts.mini_batches_total and counts.mini_batches_done == counts.mini_batches_total:
-                properties["status"] = "Finalizing"
+                properties["status"] = JobStatus.FINALIZING
 
         self._update(job_id, apply)
 
-    def _finish(self, job_id: str, status: str, message: str, outcome: JobOutcome | None) -> None:
+    def _finish(self, job_id: str, status: JobStatus, message: str, outcome: JobOutcome | None) -> None:
         def apply(properties: dict[str, Any]) -> None:
             _ended(properties, status, message, "JobFailed")
             if outcome is not None:
@@ -400,10 +399,10 @@ class JobRunner:
                 self._store.update(child)
 
 
-def _ended(properties: dict[str, Any], status: str, message: str, error_code: str) -> None:
+def _ended(properties: dict[str, Any], status: JobStatus, message: str, error_code: str) -> None:
     """A job's or a step's terminal state: its first line as the status message, all of it in a failure's error."""
     properties.update(status=status, endTime=iso(utcnow()), statusMessage=message.splitlines()[0] if message else "")
-    if status == "Failed":
+    if status == JobStatus.FAILED:
         properties["error"] = {"code": error_code, "message": message}
 
 

@@ -45,18 +45,15 @@ from batchpoint.runtime.output import (
 )
 from batchpoint.runtime.remote_output import PublishError, publish, remote_output_problem
 from batchpoint.runtime.report import (
-    CANCELED,
-    COMPLETED,
-    FAILED,
     Counts,
     Failure,
     Failures,
     JobLogs,
     JobOutcome,
-    JobStatus,
     outcome_message,
 )
 from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.status import JobStatus
 from batchpoint.runtime.stop_points import stop_point
 
 TRY_STATUS: dict[str, TryStatus] = {"exception": "RUN_EXCEPTION", "timeout": "RUN_TIMEOUT", "died": "PROCESS_EXITED"}
@@ -120,7 +117,7 @@ def _plan(spec: JobSpec, ledger: Ledger) -> tuple[list[MiniBatch], float | None]
 
 
 def _end_early(spec: JobSpec, ledger: Ledger, message: str) -> JobOutcome:
-    outcome = JobOutcome(FAILED, message, Counts(), None)
+    outcome = JobOutcome(JobStatus.FAILED, message, Counts(), None)
     logs = JobLogs(spec)
     batches = ledger.mini_batches(spec.job_id)
     attempts = ledger.attempts(spec.job_id) if batches is not None else iter(())
@@ -208,7 +205,7 @@ class _JobRun:
             stopped = self._loop(output)
         except InitFailedError as error:
             self.fatal = str(error)
-            stopped = FAILED
+            stopped = JobStatus.FAILED
         except TakenOver:
             at_once = True
             raise
@@ -226,20 +223,20 @@ class _JobRun:
                 self._handle(event, output)
             self._commit(output.committed())
             if self.threshold.exceeded(self.counts.items_failed):
-                return FAILED
+                return JobStatus.FAILED
             if time.monotonic() >= next_check:
                 self.lock.check()
                 if self.durable:
                     stop_point("ledger-group", str(self.spec.output_dir))
                 self._record()
                 if self.should_cancel is not None and self.should_cancel():
-                    return CANCELED
+                    return JobStatus.CANCELED
                 self._report()
                 next_check = time.monotonic() + CHECK_SECONDS
         return None
 
     def _status_when_done(self) -> JobStatus:
-        return FAILED if self.threshold.exceeded(self.counts.items_failed) else COMPLETED
+        return JobStatus.FAILED if self.threshold.exceeded(self.counts.items_failed) else JobStatus.COMPLETED
 
     def _dispatch(self) -> None:
         while self.pending and self.executor.idle_slots():
@@ -371,13 +368,13 @@ class _JobRun:
         self._confirm_writer()  # and again right before the output is committed
         output_file = None
         message = self.fatal or outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
-        if status == COMPLETED:
+        if status == JobStatus.COMPLETED:
             try:
                 indexes = (index for index, done in enumerate(self.succeeded) if done)
                 output_file = output.write(indexes, before_commit=self._confirm_writer)
                 publish(self.spec)
             except (MissingRowsError, PublishError) as error:
-                status, message = FAILED, str(error)
+                status, message = JobStatus.FAILED, str(error)
         self.running.clear()
         self._report(force=True)
         outcome = JobOutcome(status, message, replace(self.counts), output_file)

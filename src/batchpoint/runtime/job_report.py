@@ -20,7 +20,8 @@ from itertools import groupby
 from batchpoint.runtime.executor import WorkerName, gist
 from batchpoint.runtime.layout import JOB_ERROR, PROCESSED_MINI_BATCHES, README, USER_ERROR_SUMMARY, LogLayout
 from batchpoint.runtime.ledger import FAILED, PENDING, SUCCEEDED, Attempt, MiniBatch
-from batchpoint.runtime.report import COMPLETED, INIT_FAILED_HEADER, JobOutcome, name_files, write_whole
+from batchpoint.runtime.report import INIT_FAILED_HEADER, JobOutcome, name_files, write_whole
+from batchpoint.runtime.status import JobStatus
 
 COLUMNS = (
     "Mini-batch Id", "Picked Count", "Node Id", "Process", "Start Time", "Total", "Succeeded", "Failed",
@@ -77,7 +78,7 @@ def write_job_report(
     if batches is not None:
         _write_csv(layout, _rows(layout, batches, attempts, summary))
     _add_init_failures(layout, summary)
-    if not summary and outcome.status == COMPLETED:
+    if not summary and outcome.status == JobStatus.COMPLETED:
         return f"See logs/{README} for the layout of the logs."
     script_errors = _describe(summary)
     if script_errors:

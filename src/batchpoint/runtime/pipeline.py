@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchpoint.runtime.processes import ProcessIdentity
+from batchpoint.runtime.status import JobStatus
 
-COMPLETED, FAILED, CANCELED, RUNNING = "Completed", "Failed", "Canceled", "Running"
-ENDED = (COMPLETED, FAILED, CANCELED)
 POLL_SECONDS = 0.05
 ERROR_TAIL_LINES = 20
 
@@ -49,15 +48,15 @@ class StepRun:
 
 @dataclass
 class GraphOutcome:
-    statuses: dict[str, str]
+    statuses: dict[str, JobStatus]
     errors: dict[str, str]
 
     @property
     def failed(self) -> list[str]:
-        return [name for name, status in self.statuses.items() if status == FAILED]
+        return [name for name, status in self.statuses.items() if status == JobStatus.FAILED]
 
 
-StatusListener = Callable[[str, str, str], None]
+StatusListener = Callable[[str, JobStatus, str], None]
 """Called with (step, status, message) whenever a step starts or ends."""
 
 
@@ -72,7 +71,7 @@ def partial(path: Path) -> Path:
 
 def run_graph(
     steps: list[StepRun],
-    ended: Mapping[str, str],
+    ended: Mapping[str, JobStatus],
     continue_on_step_failure: bool,
     on_status: StatusListener,
     should_cancel: Callable[[], bool],
@@ -80,7 +79,7 @@ def run_graph(
     """Run the steps that have not `ended` (step -> its terminal status, from an earlier run of the graph)."""
     outcome = GraphOutcome(dict(ended), {})
     pending = {step.name: step for step in steps if step.name not in ended}
-    running: dict[Future[tuple[str, str]], StepRun] = {}
+    running: dict[Future[tuple[JobStatus, str]], StepRun] = {}
     stop = threading.Event()
     with (
         ThreadPoolExecutor(max_workers=max(1, len(pending)), thread_name_prefix="step") as pool,
@@ -92,7 +91,7 @@ def run_graph(
             if not stop.is_set():
                 for step in _ready(pending, outcome.statuses):
                     del pending[step.name]
-                    on_status(step.name, RUNNING, "")
+                    on_status(step.name, JobStatus.RUNNING, "")
                     running[pool.submit(_run_step, step, stop)] = step
                 _skip_blocked(pending, outcome, on_status)
             if not running:
@@ -106,8 +105,8 @@ def run_graph(
                     outcome.errors[step.name] = message
                 on_status(step.name, status, message)
     for name in pending:
-        outcome.statuses[name] = CANCELED
-        on_status(name, CANCELED, "The pipeline stopped before this step started.")
+        outcome.statuses[name] = JobStatus.CANCELED
+        on_status(name, JobStatus.CANCELED, "The pipeline stopped before this step started.")
     return outcome
 
 
@@ -122,8 +121,10 @@ def _stopped_on_error(stop: threading.Event) -> Iterator[None]:
         raise
 
 
-def _ready(pending: dict[str, StepRun], statuses: dict[str, str]) -> list[StepRun]:
-    return [step for step in pending.values() if all(statuses.get(name) == COMPLETED for name in step.depends_on)]
+def _ready(pending: dict[str, StepRun], statuses: dict[str, JobStatus]) -> list[StepRun]:
+    return [
+        step for step in pending.values() if all(statuses.get(name) == JobStatus.COMPLETED for name in step.depends_on)
+    ]
 
 
 def _skip_blocked(pending: dict[str, StepRun], outcome: GraphOutcome, on_status: StatusListener) -> None:
@@ -132,15 +133,19 @@ def _skip_blocked(pending: dict[str, StepRun], outcome: GraphOutcome, on_status:
     while changed:
         changed = False
         for step in list(pending.values()):
-            blocked = [name for name in step.depends_on if outcome.statuses.get(name) in (FAILED, CANCELED)]
+            blocked = [
+                name for name in step.depends_on if outcome.statuses.get(name) in (JobStatus.FAILED, JobStatus.CANCELED)
+            ]
             if blocked:
                 del pending[step.name]
-                outcome.statuses[step.name] = CANCELED
-                on_status(step.name, CANCELED, f"Skipped: the step '{blocked[0]}' it depends on did not complete.")
+                outcome.statuses[step.name] = JobStatus.CANCELED
+                on_status(
+                    step.name, JobStatus.CANCELED, f"Skipped: the step '{blocked[0]}' it depends on did not complete."
+                )
                 changed = True
 
 
-def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
+def _run_step(step: StepRun, stop: threading.Event) -> tuple[JobStatus, str]:
     _prepare(step)
     with open(step.log_file, "ab") as log:
         process = subprocess.Popen(
@@ -156,14 +161,17 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[str, str]:
         while process.poll() is None:
             if stop.is_set():
                 _kill(process)
-                return CANCELED, "Canceled: the pipeline stopped while this step ran."
+                return JobStatus.CANCELED, "Canceled: the pipeline stopped while this step ran."
             time.sleep(POLL_SECONDS)
     if process.returncode != 0:
-        return FAILED, f"The step '{step.name}' failed (exit code {process.returncode}): {_tail(step.log_file)}"
+        return (
+            JobStatus.FAILED,
+            f"The step '{step.name}' failed (exit code {process.returncode}): {_tail(step.log_file)}",
+        )
     for final in step.outputs.values():
         shutil.rmtree(final, ignore_errors=True)
         partial(final).rename(final)
-    return COMPLETED, ""
+    return JobStatus.COMPLETED, ""
 
 
 def _process_group_file(step: StepRun) -> Path:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 from batchpoint.runtime.executor import TaskFailed, WorkerName, gist
 from batchpoint.runtime.layout import (
@@ -28,11 +27,7 @@ from batchpoint.runtime.layout import (
 from batchpoint.runtime.ledger import MiniBatch
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.spec import JobSpec
-
-JobStatus = Literal["Completed", "Failed", "Canceled"]
-COMPLETED: JobStatus = "Completed"
-FAILED: JobStatus = "Failed"
-CANCELED: JobStatus = "Canceled"
+from batchpoint.runtime.status import JobStatus
 
 FILES_NAMED = 3
 FAILURES_LISTED = 10
@@ -121,9 +116,9 @@ def name_files(files: tuple[str, ...]) -> str:
 
 
 def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, failures: Failures) -> str:
-    if status == CANCELED:
+    if status == JobStatus.CANCELED:
         headline = "The job was canceled."
-    elif status == FAILED:
+    elif status == JobStatus.FAILED:
         headline = (
             f"The number of failed items is {counts.items_failed}, which exceeds the error threshold "
             f"{error_threshold}. {SEE_JOB_ERROR}"
@@ -135,7 +130,7 @@ def outcome_message(status: JobStatus, counts: Counts, error_threshold: int, fai
             f"{counts.items_succeeded} of {counts.items_total} items succeeded and {counts.items_failed} failed "
             f"(error threshold {error_threshold})." + (f" {SEE_JOB_ERROR}" if counts.items_failed else "")
         )
-    return f"{headline}\n{failures.first[0]}" if failures.first and status != CANCELED else headline
+    return f"{headline}\n{failures.first[0]}" if failures.first and status != JobStatus.CANCELED else headline
 
 
 def stream_log(spec: JobSpec) -> StreamLog:

@@ -20,7 +20,6 @@ from batchpoint.store.rows import CodeHashRow, JobRow, RoleAssignmentRow
 
 ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 CODE_VERSION_TYPE = "Microsoft.MachineLearningServices/workspaces/codes/versions"
-TERMINAL_JOB_STATES = ("Completed", "Failed", "Canceled")
 ENDPOINT_PROPERTY, DEPLOYMENT_PROPERTY = "azureml.endpointname", "azureml.deploymentname"
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, t
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from batchpoint.runtime.status import TERMINAL
 from batchpoint.store.base import AlreadyExists, FinalState, Store, VersionConflict
 from batchpoint.store.connections import Database
 from batchpoint.store.entities import (
@@ -29,7 +30,7 @@ from batchpoint.store.entities import (
     from_micros,
     to_micros,
 )
-from batchpoint.store.indexes import INDEXED, TERMINAL_JOB_STATES, indexed_row
+from batchpoint.store.indexes import INDEXED, indexed_row
 from batchpoint.store.leases import Fence
 from batchpoint.store.ledger import SqlLedger
 from batchpoint.store.migrate import upgrade_to_head
@@ -280,7 +281,7 @@ JOB_TYPE_KEY = JOB_TYPE.lower()
 
 def ended_job(key: str) -> Select:
     """The job of this key if its indexed status is terminal (a terminal state is final)."""
-    return select(JOBS.c.key).where(JOBS.c.key == key, JOBS.c.status.in_(TERMINAL_JOB_STATES))
+    return select(JOBS.c.key).where(JOBS.c.key == key, JOBS.c.status.in_(TERMINAL))
 
 
 RESOURCE_BY_KEY = select(*RESOURCE_FIELDS).where(RESOURCES.c.key == bindparam("key"))

@@ -14,12 +14,13 @@ from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE
 from batchpoint.arm.paging import Position
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.history import History
-from batchpoint.jobs.invoke import TERMINAL, Jobs
+from batchpoint.jobs.invoke import Jobs
 from batchpoint.jobs.logs import streamed_log
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
 from batchpoint.runtime.layout import FAILED_ITEMS
 from batchpoint.runtime.report import Counts
+from batchpoint.runtime.status import TERMINAL
 from batchpoint.store.entities import Resource, SortOrder, utcnow
 
 LISTED = 200

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from batchpoint.cli.client import TERMINAL, BatchpointClient
+from batchpoint.cli.client import BatchpointClient
 from batchpoint.cli.common import Home, Url, connect, console, guard
+from batchpoint.runtime.status import TERMINAL, JobStatus
 
 jobs_app = typer.Typer(help="List, show, follow and cancel batch jobs.", no_args_is_help=True)
 
@@ -83,7 +84,7 @@ def _bar_state(progress: dict[str, Any] | None, elapsed: float) -> dict[str, Any
 
 def report(job: dict[str, Any], out: Console) -> int:
     status = job["status"]
-    if status == "Completed":
+    if status == JobStatus.COMPLETED:
         out.print(f"[green]Completed[/green]: {job.get('statusMessage', '')}")
         for output, where in (job.get("outputs") or {}).items():
             out.print(f"output {output}: {where.get('uri', '')}")
@@ -147,7 +148,7 @@ def logs(
         status = guard(
             lambda: client.follow_log(name, lambda text: console().print(text, end="", markup=False, highlight=False))
         )
-        raise typer.Exit(0 if status == "Completed" else 1)
+        raise typer.Exit(0 if status == JobStatus.COMPLETED else 1)
     for log, text in guard(lambda: client.logs(name)).items():
         console().rule(log)
         console().print(text, markup=False, highlight=False)

@@ -30,7 +30,8 @@ from batchpoint.ml.components.pipelines import (
 from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
-from batchpoint.runtime.pipeline import CANCELED, ENDED, StepRun, partial, run_graph
+from batchpoint.runtime.pipeline import StepRun, partial, run_graph
+from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 
@@ -251,7 +252,7 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
     return {
         "properties": {
             "jobType": "Command",
-            "status": "NotStarted",
+            "status": JobStatus.NOT_STARTED,
             "displayName": node.name,
             "experimentName": job_name,
             "command": command,
@@ -268,7 +269,7 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
     }
 
 
-StatusUpdate = Callable[[str, str, str], None]
+StatusUpdate = Callable[[str, JobStatus, str], None]
 """(child job id, status, message)."""
 
 
@@ -280,15 +281,15 @@ def run_pipeline(
     child_status: Callable[[str], str | None],
     on_status: StatusUpdate,
     should_cancel: Callable[[], bool],
-) -> tuple[str, str]:
+) -> tuple[JobStatus, str]:
     """Run (or resume) a pipeline job's steps; returns the parent's final status and message."""
     try:
         steps = [_step_run(step, cache) for step in record["steps"]]
     except EnvironmentBuildError as error:
-        return "Failed", f"A step's environment could not be built: {error}"
+        return JobStatus.FAILED, f"A step's environment could not be built: {error}"
     child_ids = {step.name: f"{workspace_id}/jobs/{child_name(job_name, step.name)}" for step in steps}
     statuses = {name: child_status(child) for name, child in child_ids.items()}
-    ended = {name: status for name, status in statuses.items() if status in ENDED}
+    ended = {name: JobStatus(status) for name, status in statuses.items() if status in TERMINAL}
     outcome = run_graph(
         steps,
         ended,
@@ -298,10 +299,10 @@ def run_pipeline(
     )
     if outcome.failed:
         failures = "; ".join(outcome.errors.get(name, f"The step '{name}' failed.") for name in outcome.failed)
-        return "Failed", failures
-    if any(status == CANCELED for status in outcome.statuses.values()):
-        return "Canceled", "The job was canceled."
-    return "Completed", f"{len(steps)} step(s) completed."
+        return JobStatus.FAILED, failures
+    if any(status == JobStatus.CANCELED for status in outcome.statuses.values()):
+        return JobStatus.CANCELED, "The job was canceled."
+    return JobStatus.COMPLETED, f"{len(steps)} step(s) completed."
 
 
 def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:

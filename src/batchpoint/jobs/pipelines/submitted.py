@@ -17,6 +17,7 @@ from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
 from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
 from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
+from batchpoint.runtime.status import JobStatus
 from batchpoint.store.entities import Resource, parent_of
 
 DEFAULT_EXPERIMENT = "Default"
@@ -66,7 +67,7 @@ def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPip
     return {
         "properties": {
             **properties,
-            "status": "NotStarted",
+            "status": JobStatus.NOT_STARTED,
             "displayName": properties.get("displayName") or job_name,
             "experimentName": properties.get("experimentName") or DEFAULT_EXPERIMENT,
             "properties": properties.get("properties") or {},
