@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batchpoint.arm.ids import provider_hops
+from batchpoint.arm.ids import WORKSPACE_TYPE, provider_hops
 
-ML = "Microsoft.MachineLearningServices/workspaces"
 INVOKE_PREFIX = "/inference"
-INVOKE_ACTION = f"{ML}/batchEndpoints/jobs/write"
-JOBS_READ = f"{ML}/jobs/read"
+INVOKE_ACTION = f"{WORKSPACE_TYPE}/batchEndpoints/jobs/write"
+JOBS_READ = f"{WORKSPACE_TYPE}/jobs/read"
 READ_PREFIXES = ("/history/v1.0/", "/mferp/managementfrontend/", "/data/v1.0/")
 OPERATIONS = ("/mfeoperationsstatus/", "/mfeoperationresults/")
 VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}

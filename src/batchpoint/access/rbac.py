@@ -18,6 +18,7 @@ from typing import Any
 
 from batchpoint.arm.context import Caller
 from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.arm.ids import WORKSPACE_TYPE
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, RoleGrant
 from batchpoint.store.indexes import ROLE_ASSIGNMENT_TYPE as ASSIGNMENT_TYPE
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 ASSIGNMENTS = "/providers/" + ASSIGNMENT_TYPE
 DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
-ML = "Microsoft.MachineLearningServices/workspaces"
 CACHE_SECONDS = 2.0
 """How often a process reloads its copy of the assignments; writes through this process refresh it at once."""
 
@@ -64,12 +64,12 @@ ROLES = (
     Role(
         "AzureML Data Scientist",
         "f6c7c914-8db3-469d-8ca1-694a8f32e121",
-        ("*/read", f"{ML}/*/action", f"{ML}/*/write", f"{ML}/*/delete"),
+        ("*/read", f"{WORKSPACE_TYPE}/*/action", f"{WORKSPACE_TYPE}/*/write", f"{WORKSPACE_TYPE}/*/delete"),
         (
-            f"{ML}/batchEndpoints/write",
-            f"{ML}/batchEndpoints/delete",
-            f"{ML}/batchEndpoints/deployments/write",
-            f"{ML}/batchEndpoints/deployments/delete",
+            f"{WORKSPACE_TYPE}/batchEndpoints/write",
+            f"{WORKSPACE_TYPE}/batchEndpoints/delete",
+            f"{WORKSPACE_TYPE}/batchEndpoints/deployments/write",
+            f"{WORKSPACE_TYPE}/batchEndpoints/deployments/delete",
             *AUTHORIZATION_WRITES,
         ),
     ),

@@ -16,6 +16,7 @@ from batchpoint.api.versions import (
     is_newer_ml_version,
     no_registered_provider,
 )
+from batchpoint.arm.ids import PROVIDER
 from batchpoint.config import DEFAULT_LOCATION
 
 Scope = dict[str, Any]
@@ -56,7 +57,7 @@ class ArmMiddleware:
         await self.app(scope, receive, send_with_ids)
 
 
-ML_PROVIDER = "/providers/Microsoft.MachineLearningServices/"
+ML_PROVIDER = f"/providers/{PROVIDER}/"
 SERVED_VERSION_HEADER = b"x-ms-batchpoint-served-api-version"
 """On the answer to a request with a newer api-version than batchpoint knows: the version it was served as."""
 

@@ -31,6 +31,7 @@ from batchpoint.ml.assets.references import deployment_model, load_version
 from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
+from batchpoint.ml.endpoints.rules import JobSettings
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.inputs import copy_remote_files
 from batchpoint.runtime.output import OutputExistsError, check_output_available
@@ -131,11 +132,12 @@ class JobPlanner(OnResources):
         source: Location,
         environment: EnvironmentSpec | None,
     ) -> JobSpec:
-        settings = deployment.body["properties"]
+        properties = deployment.body["properties"]
+        settings = JobSettings.of(deployment)
         output_dir, file_name, remote_output = self._output(workspace_id, job_name, request, settings)
-        code_dir, script = self._code(workspace_id, settings)
-        retry = {**settings.get("retrySettings", {}), **_present(request.get("retrySettings") or {})}
-        variables = {k: v or "" for k, v in (settings.get("environmentVariables") or {}).items()}
+        code_dir, script = self._code(workspace_id, properties)
+        retry = request.get("retrySettings") or {}
+        variables = {k: v or "" for k, v in (properties.get("environmentVariables") or {}).items()}
         try:
             return JobSpec(
                 job_id=uuid.uuid4().hex,
@@ -143,21 +145,20 @@ class JobPlanner(OnResources):
                 output_dir=output_dir,
                 code_dir=code_dir,
                 scoring_script=script,
-                model_dir=self._model(workspace_id, job_name, settings),
-                output_action=settings.get("outputAction", "AppendRow"),
+                model_dir=self._model(workspace_id, job_name, properties),
+                output_action=settings.output_action,
                 output_file_name=file_name,
-                mini_batch_size=request.get("miniBatchSize") or settings.get("miniBatchSize", 10),
-                instance_count=(request.get("compute") or {}).get("instanceCount")
-                or settings.get("resources", {}).get("instanceCount", 1),
-                max_concurrency_per_instance=settings.get("maxConcurrencyPerInstance", 1),
-                max_retries=retry.get("maxRetries", 3),
-                timeout_seconds=_seconds(retry.get("timeout", "PT30S")),
+                mini_batch_size=request.get("miniBatchSize") or settings.mini_batch_size,
+                instance_count=(request.get("compute") or {}).get("instanceCount") or settings.instance_count,
+                max_concurrency_per_instance=settings.max_concurrency_per_instance,
+                max_retries=_first_set(retry.get("maxRetries"), settings.max_retries),
+                timeout_seconds=_seconds(_first_set(retry.get("timeout"), settings.timeout)),
                 init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
                 resource_monitor_seconds=float(
                     variables.get(RESOURCE_MONITOR_VARIABLE) or DEFAULT_RESOURCE_MONITOR_SECONDS
                 ),
-                error_threshold=_first_set(request.get("errorThreshold"), settings.get("errorThreshold", -1)),
-                logging_level=settings.get("loggingLevel", "Info"),
+                error_threshold=_first_set(request.get("errorThreshold"), settings.error_threshold),
+                logging_level=settings.logging_level,
                 environment_variables=variables,
                 python=self.environments.python_of(environment),
                 remote_output=remote_output,
@@ -170,11 +171,11 @@ class JobPlanner(OnResources):
         return self.jobs_root / job_name / "input"
 
     def _output(
-        self, workspace_id: str, job_name: str, request: dict[str, Any], settings: dict[str, Any]
+        self, workspace_id: str, job_name: str, request: dict[str, Any], settings: JobSettings
     ) -> tuple[Path, str, dict[str, Any] | None]:
         """The output folder, the predictions file's name and, for an output on remote storage, where the
         completed output goes (the folder is then a local staging folder)."""
-        file_name = request.get("outputFileName") or settings.get("outputFileName", "predictions.csv")
+        file_name = request.get("outputFileName") or settings.output_file_name
         uri, is_file = requested_output(request, job_name)
         location = self.uris.resolve(workspace_id, uri)
         if location.local_path is None:
@@ -278,10 +279,6 @@ def _local(location: Location, what: str) -> Path:
             "UserError",
         )
     return location.local_path
-
-
-def _present(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _first_set(*values: Any) -> Any:

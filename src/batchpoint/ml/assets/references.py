@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from batchpoint.arm.errors import ArmError, bad_request
-from batchpoint.arm.ids import ArmPath
+from batchpoint.arm.ids import WORKSPACE_TYPE, ArmPath
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource, SortField, SortOrder
 
@@ -90,7 +90,7 @@ def _latest_version_id(store: Store, container_id: str, reference: str, what: st
 
 def _versions_type(container_id: str) -> str:
     collection = container_id.rstrip("/").split("/")[-2]
-    return f"Microsoft.MachineLearningServices/workspaces/{collection}/versions"
+    return f"{WORKSPACE_TYPE}/{collection}/versions"
 
 
 def deployment_model(store: Store, workspace_id: str, deployment: dict[str, Any]) -> Resource | None:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from batchpoint.arm.errors import ArmError
+from batchpoint.arm.ids import WORKSPACE_TYPE
 from batchpoint.ml.assets.references import load_version
 from batchpoint.ml.datastores.service import Datastores
 from batchpoint.storage.blobs import safe_relative
@@ -76,7 +77,7 @@ class UriResolver:
         short, long = SHORT_DATASTORE.match(uri), LONG_DATASTORE.match(uri) or ARM_DATASTORE.match(uri)
         if long:
             named = f"/subscriptions/{long['subscription']}/resourceGroups/{long['group']}"
-            named += f"/providers/Microsoft.MachineLearningServices/workspaces/{long['workspace']}"
+            named += f"/providers/{WORKSPACE_TYPE}/{long['workspace']}"
             if named.lower() != workspace_id.lower():
                 raise unresolvable(uri, "it names a datastore of another workspace")
         match = short or long

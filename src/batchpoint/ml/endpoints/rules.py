@@ -17,11 +17,61 @@ from batchpoint.ml.assets.references import is_registry_reference, resolve_versi
 from batchpoint.ml.components.pipelines import load_pipeline
 from batchpoint.ml.computes.rules import resolve_compute
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
+from batchpoint.ml.endpoints.wire import BatchDeploymentProperties, BatchRetrySettings, DeploymentResourceConfiguration
+from batchpoint.runtime.spec import LoggingLevel, OutputAction
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
 
-DEFAULT_RESOURCES = {"instanceCount": 1}
-DEFAULT_RETRY = {"maxRetries": 3, "timeout": "PT30S"}
+DEFAULT_RESOURCES = DeploymentResourceConfiguration().model_dump(exclude_none=True)
+DEFAULT_RETRY = BatchRetrySettings().model_dump(exclude_none=True)
+JOB_SETTINGS = (
+    "miniBatchSize",
+    "maxConcurrencyPerInstance",
+    "errorThreshold",
+    "loggingLevel",
+    "outputAction",
+    "outputFileName",
+    "resources",
+    "retrySettings",
+)
+"""The deployment's properties that set how each of its jobs runs."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a deployment sets for each of its jobs. What it leaves out takes the schema's default (Decision 2),
+    which the deployment's wire model holds; a job's own overrides go on top (`jobs/invoke.py`)."""
+
+    mini_batch_size: int
+    instance_count: int
+    max_concurrency_per_instance: int
+    max_retries: int
+    timeout: str
+    """An ISO-8601 duration."""
+    error_threshold: int
+    output_action: OutputAction
+    output_file_name: str
+    logging_level: LoggingLevel
+
+    @classmethod
+    def of(cls, deployment: Resource) -> JobSettings:
+        properties = deployment.body["properties"]
+        wire = BatchDeploymentProperties.model_validate(
+            {name: properties[name] for name in JOB_SETTINGS if properties.get(name) is not None}
+        )
+        resources = wire.resources or DeploymentResourceConfiguration()
+        retry = wire.retrySettings or BatchRetrySettings()
+        return cls(
+            mini_batch_size=wire.miniBatchSize,
+            instance_count=resources.instanceCount,
+            max_concurrency_per_instance=wire.maxConcurrencyPerInstance,
+            max_retries=retry.maxRetries,
+            timeout=retry.timeout,
+            error_threshold=wire.errorThreshold,
+            output_action=wire.outputAction.value,
+            output_file_name=wire.outputFileName,
+            logging_level=wire.loggingLevel.value,
+        )
 
 
 def scoring_uri(endpoint_id: str) -> str:

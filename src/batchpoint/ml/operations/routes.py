@@ -13,13 +13,15 @@ from batchpoint.api.docs import responses
 from batchpoint.api.responses import RETRY_AFTER_SECONDS, arm_json, error_of, location_headers
 from batchpoint.api.routing import routes
 from batchpoint.arm.errors import ArmError
+from batchpoint.arm.ids import PROVIDER
 from batchpoint.arm.operations import status_body
+from batchpoint.arm.registry import SUBSCRIPTION_PATH
 from batchpoint.arm.schemas import OperationStatusResult
 from batchpoint.store.entities import Operation, OperationKind, OperationStatus
 
 router = routes(tags=["Operations"])
 
-LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.MachineLearningServices/locations/{location}"
+LOCATION = SUBSCRIPTION_PATH + f"/providers/{PROVIDER}/locations/{{location}}"
 
 
 def readable_operation(
