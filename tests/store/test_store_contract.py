@@ -36,13 +36,13 @@ def resource(resource_id: str, type_: str = ENDPOINT_TYPE, seconds: int = 0, **b
 
 def test_a_resource_reads_back_under_any_casing(store: Store) -> None:
     stored = resource(f"{ENDPOINTS}/MyEndpoint", state="Creating")
-    stored.secrets = {"primaryKey": "k"}
+    stored.private = {"primaryKey": "k"}
     store.insert(stored)
 
     found = store.get(f"{ENDPOINTS}/myendpoint")
 
     assert found is not None
-    assert (found.id, found.body, found.secrets, found.version) == (stored.id, stored.body, stored.secrets, 1)
+    assert (found.id, found.body, found.private, found.version) == (stored.id, stored.body, stored.private, 1)
     assert store.get_body_json(f"{ENDPOINTS}/MYENDPOINT") == stored.body_json()
     assert store.get(f"{ENDPOINTS}/other") is None
 

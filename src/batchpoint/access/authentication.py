@@ -130,5 +130,5 @@ def endpoint_key_caller(request: Request, endpoint: Resource | None) -> Caller |
     presented = _bearer(request).encode()
     if endpoint is None or not presented or endpoint.body["properties"].get("authMode", "").lower() != "key":
         return None
-    matches = [hmac.compare_digest(presented, str(endpoint.secrets.get(name, "")).encode()) for name in KEY_NAMES]
+    matches = [hmac.compare_digest(presented, str(endpoint.private.get(name, "")).encode()) for name in KEY_NAMES]
     return Caller(name=f"{endpoint.name} endpoint key", type="Key") if any(matches) else None

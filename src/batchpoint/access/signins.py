@@ -32,7 +32,7 @@ class SignIns:
         """A new code that signs in with ``token``."""
         code = secrets.token_urlsafe(32)
         row = Resource(id=_code_id(code), type=SIGNIN_TYPE, body={"expires": iso(utcnow() + lifetime)})
-        row.secrets = {"token": token}
+        row.private = {"token": token}
         self.store.insert(row)
         return code
 
@@ -43,4 +43,4 @@ class SignIns:
             return None  # unknown, or another request redeemed it first
         if datetime.fromisoformat(row.body["expires"]) <= utcnow():
             return None
-        return str(row.secrets["token"])
+        return str(row.private["token"])

@@ -86,7 +86,7 @@ class TrackedResources(OnResources):
             raise _Unchanged(existing)
         document["properties"]["provisioningState"] = "Updating" if existing else "Creating"
         resource = new_version(ctx, existing.id if existing else resource_id, self.type, document, existing)
-        resource.secrets = self.kind.build_secrets(request["properties"], existing)
+        resource.private = self.kind.build_secrets(request["properties"], existing)
         save(self.store, resource, existing)
         return resource, existing is None
 
@@ -99,7 +99,7 @@ class TrackedResources(OnResources):
                 document["tags"] = check_tags(patch["tags"])
             self.kind.apply_patch(document, patch)
             resource = new_version(ctx, existing.id, self.type, document, existing)
-            resource.secrets = existing.secrets
+            resource.private = existing.private
             self.store.update(resource)
         return Accepted(resource, operation)
 

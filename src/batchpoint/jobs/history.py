@@ -11,6 +11,7 @@ from batchpoint.arm.errors import ArmError
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.logs import LogFolder, check_log_link, log_folder, log_link
 from batchpoint.jobs.pipelines.planner import child_name
+from batchpoint.jobs.run_record import PipelineRun, run_of
 from batchpoint.jobs.scoring_step import SCORING_STEP, scoring_child_id
 from batchpoint.ml.datastores.service import Datastores, account_name_for
 from batchpoint.store.entities import Resource
@@ -87,7 +88,8 @@ class History:
         if child is not None:
             return [(SCORING_STEP, child)]
         steps = []
-        for step in (job.secrets.get("pipeline") or {}).get("steps", []):
+        run = run_of(job)
+        for step in run.steps if isinstance(run, PipelineRun) else []:
             child = self.resources.store.get(f"{workspace_id}/jobs/{child_name(job.name, step['name'])}")
             if child is not None:
                 steps.append((step["name"], child))

@@ -26,11 +26,12 @@ from batchpoint.jobs.pipelines.planner import (
     studio_services,
 )
 from batchpoint.jobs.placement import Placement
+from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, keep_run, model_run_of
 from batchpoint.jobs.scoring_step import scoring_child, scoring_child_id
 from batchpoint.ml.assets.references import deployment_model, load_version
 from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_record
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.ml.endpoints.rules import JobSettings
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.inputs import copy_remote_files
@@ -45,7 +46,6 @@ from batchpoint.store.entities import Resource, SortField, SortOrder
 INVOCATION_TYPE = "batchpoint/invocations"
 MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
 """Azure's generated scorer for MLflow models deployed without a scoring script."""
-PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
 INPUT_TYPES = {"urifolder": "uri_folder", "urifile": "uri_file"}
 INIT_TIMEOUT_VARIABLE = "BATCHPOINT_INIT_TIMEOUT"
 """A deployment's environment variable: the time limit on `init()` in seconds (Decision 1)."""
@@ -100,17 +100,12 @@ class JobPlanner(OnResources):
         """Where the job's one data input is; resolved once per invoke, for the spec and for the fetch."""
         return self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
 
-    def remote_input(self, job_name: str, location: Location) -> dict[str, Any] | None:
+    def remote_input(self, job_name: str, location: Location) -> RemoteInput | None:
         """Where to fetch an input on remote storage from, before the job runs; None for a local input."""
         if location.local_path is not None:
             return None
-        return {
-            "uri": location.uri,
-            "protocol": location.protocol,
-            "path": location.path,
-            "storage_options": location.storage_options,
-            "target": str(self._fetched_input(job_name)),
-        }
+        source = RemoteFolder(location.uri, location.protocol, location.path, location.storage_options)
+        return RemoteInput(source, self._fetched_input(job_name))
 
     def place(self, workspace_id: str, deployment: Resource, spec: JobSpec) -> tuple[Placement, JobSpec]:
         """The job's compute and the nodes it takes there: ``instance_count``, at most the compute's
@@ -239,16 +234,17 @@ def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
         link.symlink_to(target)
 
 
-def _copy_remote_inputs(fetched: dict[str, Any] | None, files: list[str]) -> None:
+def _copy_remote_inputs(fetched: RemoteInput | None, files: list[str]) -> None:
     """A job that ran on a Ray cluster read its remote input in place: the files to run again are copied here,
     where a local copy of the input would be, so that a rerun's links point at files."""
     if fetched is None:
         return
-    remote = RemoteFolder(fetched["uri"], fetched["protocol"], fetched["path"], fetched["storage_options"])
     try:
-        copy_remote_files(remote, Path(fetched["target"]), files)
+        copy_remote_files(fetched.source, fetched.target, files)
     except Exception as error:  # noqa: BLE001 - any storage client error: the answer says which input
-        raise bad_request(f"Could not copy the files to run again from '{remote.uri}': {error}", "UserError") from None
+        raise bad_request(
+            f"Could not copy the files to run again from '{fetched.source.uri}': {error}", "UserError"
+        ) from None
 
 
 def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -366,21 +362,6 @@ def insert_job(store: Store, runner: Any, job: Resource, children: list[Resource
         raise conflict(f"A job named '{job.name}' is still running in this workspace.")
 
 
-def spec_to_record(spec: JobSpec) -> dict[str, Any]:
-    """What the runner needs to (re)build the spec after a restart; kept with the job, never shown."""
-    record = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
-    record["input_paths"] = [str(path) for path in spec.input_paths]
-    for name in PATH_FIELDS:
-        record[name] = str(record[name]) if record[name] is not None else None
-    record["environment_variables"] = dict(spec.environment_variables)
-    return record
-
-
-def spec_from_record(record: dict[str, Any]) -> JobSpec:
-    paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
-    return JobSpec(**{**record, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
-
-
 @dataclass
 class Jobs(OnResources):
     resources: Resources
@@ -416,12 +397,13 @@ class Jobs(OnResources):
             job = new_version(
                 ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, planned.document), None
             )
-            job.secrets = {"pipeline": planned.record}
+            keep_run(job, PipelineRun(planned.record))
             children = child_rows(ctx, workspace_id, planned)
         else:
-            job = self._model_job(ctx, job_id, endpoint, routing, request, source)
+            job, run = self._model_job(ctx, job_id, endpoint, routing, request, source)
             environment_id = routing.deployment.body["properties"].get("environmentId")
-            children = [scoring_child(ctx, job, job.secrets["spec"]["scoring_script"], environment_id)]
+            children = [scoring_child(ctx, job, run.spec.scoring_script, environment_id)]
+            keep_run(job, replace(run, scoring_child=children[0].id))
         if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
@@ -444,7 +426,7 @@ class Jobs(OnResources):
         routing: Routing,
         request: dict[str, Any],
         source: Location | None,
-    ) -> Resource:
+    ) -> tuple[Resource, ModelRun]:
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
         source = source or self.planner.input_location(workspace_id, request)
         environment = self.planner.environment(workspace_id, routing.deployment)
@@ -461,13 +443,7 @@ class Jobs(OnResources):
         io = model_job_io(job_name, request)
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, io), None)
         job.body["properties"]["computeId"] = placement.compute_id
-        job.secrets = {
-            "placement": placement.record(),
-            "spec": spec_to_record(spec),
-            "fetch": self.planner.remote_input(job_name, source),
-            "environment": environment_record(environment),
-        }
-        return job
+        return job, ModelRun(spec, placement, self.planner.remote_input(job_name, source), environment)
 
     def rerun_failed(self, ctx: RequestContext, job_id: str) -> Resource:
         """Start a job of the same deployment over the items that failed, or never ran, in the ended job
@@ -476,13 +452,14 @@ class Jobs(OnResources):
         properties = job.body["properties"]
         if properties["status"] not in TERMINAL:
             raise bad_request(f"The job '{job.name}' is {properties['status']}; rerun its failures once it has ended.")
-        if "spec" not in job.secrets:
+        run = model_run_of(job)
+        if run is None:
             raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
-        spec = spec_from_record(job.secrets["spec"])
+        spec = run.spec
         failed = read_failed_items(spec)
         if not failed:
             raise bad_request(f"The job '{job.name}' has no failed or unprocessed items to run again.", "UserError")
-        _copy_remote_inputs(job.secrets.get("fetch"), failed)
+        _copy_remote_inputs(run.fetch, failed)
         workspace_id = job_id.rsplit("/jobs/", 1)[0]
         tags = properties["properties"]
         endpoint_id = f"{workspace_id}/batchEndpoints/{tags['azureml.endpointname']}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from batchpoint.arm.errors import ArmError
+from batchpoint.jobs.run_record import PipelineRun, model_run_of, run_of
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.storage.auth import denied, sign
 from batchpoint.store.entities import Resource, utcnow
@@ -72,12 +73,14 @@ def log_folder(job: Resource, parent: Resource | None, jobs_root: Path) -> LogFo
     """The log folder of ``job``; ``parent`` is the job of a step, else None. A model job's scoring step has its
     parent's logs."""
     for owner in (job, parent):
-        if owner is not None and "spec" in owner.secrets:
-            return LogFolder(Path(owner.secrets["spec"]["output_dir"]) / "logs")
-    if "pipeline" in job.secrets:
+        model_run = model_run_of(owner)
+        if model_run is not None:
+            return LogFolder(model_run.spec.logs_dir)
+    if isinstance(run_of(job), PipelineRun):
         return LogFolder(jobs_root / job.name, PIPELINE_LOGS)
     node = job.body["properties"].get("properties", {}).get("azureml.nodeid")
-    steps = (parent.secrets.get("pipeline") or {}).get("steps", []) if parent is not None else []
+    parent_run = run_of(parent)
+    steps = parent_run.steps if isinstance(parent_run, PipelineRun) else []
     work_dir = next((Path(step["work_dir"]) for step in steps if step["name"] == node), None)
     if work_dir is None:
         return None

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,12 @@ from batchpoint.cluster.faults import Backoff, describe, is_transient
 from batchpoint.cluster.ownership import OwnedWorkPool, Ownership
 from batchpoint.jobs.activity import RunnerActivity
 from batchpoint.jobs.identity import WorkerIdentity
-from batchpoint.jobs.invoke import spec_from_record
 from batchpoint.jobs.logs import pipeline_execution_log
 from batchpoint.jobs.pipelines.planner import run_pipeline
 from batchpoint.jobs.placement import ComputeQueue, Placement
+from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, model_run_of, run_of
 from batchpoint.jobs.scoring_step import follow, scoring_child_id, touch
 from batchpoint.ml.computes.rules import max_nodes
-from batchpoint.ml.endpoints.environments import environment_from_record
 from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
@@ -122,7 +121,8 @@ class JobRunner:
                 self._ownership.lost(fence, error)
             else:
                 self._ownership.finish(fence)
-        self._wake(Placement.of(job.secrets.get("placement")))
+        run = model_run_of(job)
+        self._wake(run.placement if run is not None else None)
 
     def shutdown(self) -> None:
         """Stop every job (they stay resumable); each gives its lease back as it stops."""
@@ -187,23 +187,26 @@ class JobRunner:
         job = self._store.get(job_key)
         if job is None or job.body["properties"]["status"] in TERMINAL:
             return True
+        run = run_of(job)
+        if run is None:
+            raise ValueError(f"The job {job.id} has no run record.")
         if self._ownership.cancel_requested(job_key, ask=True):
-            self._end_canceled(job)
-        elif "pipeline" in job.secrets:
-            self._run_pipeline(job)
+            self._end_canceled(job, run)
+        elif isinstance(run, PipelineRun):
+            self._run_pipeline(job, run)
         else:
-            return self._run_on_compute(job)
+            return self._run_on_compute(job, run)
         return True
 
-    def _run_on_compute(self, job: Resource) -> bool:
+    def _run_on_compute(self, job: Resource, run: ModelRun) -> bool:
         """A model job holds its compute's nodes while it runs; it waits, ``Queued``, until they are free (False)."""
-        placement = Placement.of(job.secrets.get("placement"))
+        placement = run.placement
         if placement is not None and not self._queue.take(job.id, placement):
             self._update(job.id, lambda properties: properties.update(status=JobStatus.QUEUED))
             return False
         self._wake(placement)  # the next waiting job may fit too
         try:
-            self._run_model_job(job)
+            self._run_model_job(job, run)
         finally:
             next_job = self._queue.release(job.id)
             if next_job is not None and not self._stopping.is_set():
@@ -229,14 +232,13 @@ class JobRunner:
         compute = self._store.get(compute_id)
         return max_nodes(compute) if compute is not None else None
 
-    def _run_model_job(self, job: Resource) -> None:
-        spec = spec_from_record(job.secrets["spec"])
+    def _run_model_job(self, job: Resource, run: ModelRun) -> None:
+        spec = run.spec
         ledger = self._store.ledger(self._fences[job.key])
         self._start(job.id)
         try:
-            environment = environment_from_record(job.secrets.get("environment"))
-            executor = self._executor_for(Placement.of(job.secrets.get("placement")), environment)
-            spec = self._prepared(spec, job.secrets.get("fetch"), environment, executor)
+            executor = self._executor_for(run.placement, run.environment)
+            spec = self._prepared(spec, run.fetch, run.environment, executor)
             if self._identity is not None:
                 spec = self._identity.apply(spec, job.id)
             with followed(stream_log(spec)):
@@ -265,14 +267,13 @@ class JobRunner:
             self._finish(job.id, outcome.status, outcome.message, outcome)
         ledger.forget(spec.job_id)
 
-    def _end_canceled(self, job: Resource) -> None:
+    def _end_canceled(self, job: Resource, run: ModelRun | PipelineRun) -> None:
         """A job asked to cancel before it (re)started here: it ends without running, leaving nothing behind. One
         transaction, so that its fence is checked (and its lease held) before anything is removed."""
         with self._store.transaction():
-            if "spec" in job.secrets:
-                spec = spec_from_record(job.secrets["spec"])
-                self._store.ledger(self._fences[job.key]).forget(spec.job_id)
-                remove_private_dir(spec)
+            if isinstance(run, ModelRun):
+                self._store.ledger(self._fences[job.key]).forget(run.spec.job_id)
+                remove_private_dir(run.spec)
             self._finish(job.id, JobStatus.CANCELED, "The job was canceled.", None)
 
     def _pause(self, job_key: str, error: Exception, delay: float) -> None:
@@ -298,15 +299,15 @@ class JobRunner:
 
         self._update(job_id, apply)
 
-    def _run_pipeline(self, job: Resource) -> None:
+    def _run_pipeline(self, job: Resource, run: PipelineRun) -> None:
         self._start(job.id)
         workspace_id = job.parent_id
-        steps = {step["name"]: step_log(Path(step["work_dir"])) for step in job.secrets["pipeline"]["steps"]}
+        steps = {step["name"]: step_log(Path(step["work_dir"])) for step in run.steps}
         execution_log = StreamLog(pipeline_execution_log(self._jobs_root, job.name), lambda: steps)
         try:
             with followed(execution_log):
                 status, message = run_pipeline(
-                    job.secrets["pipeline"],
+                    run.pipeline,
                     workspace_id,
                     job.name,
                     self._environments,
@@ -343,7 +344,7 @@ class JobRunner:
         self._update(child_id, apply)
 
     def _prepared(
-        self, spec: JobSpec, remote: dict[str, Any] | None, environment: EnvironmentSpec | None, executor: Executor
+        self, spec: JobSpec, remote: RemoteInput | None, environment: EnvironmentSpec | None, executor: Executor
     ) -> JobSpec:
         """Workers on this machine read a remote input from a copy made here first, and run in this machine's build
         of the job's environment: normally found in the cache (built when the deployment provisioned), built now if
@@ -410,34 +411,30 @@ def _lease(job_id: str) -> LeaseKey:
     return LeaseKey(JOB, job_id.lower())
 
 
-def remote_input(remote: dict[str, Any] | None) -> dict[str, Any] | None:
+def remote_input(remote: RemoteInput | None) -> dict[str, Any] | None:
     """A remote input as the runtime reads it in place (`JobSpec.remote_input`): where it is, not where it is
     copied to."""
-    return None if remote is None else {key: value for key, value in remote.items() if key != "target"}
+    return asdict(remote.source) if remote is not None else None
 
 
-def fetch_input(remote: dict[str, Any] | None) -> None:
+def fetch_input(remote: RemoteInput | None) -> None:
     """Copy a remote input (a remote datastore or a URL) into the job's folder, once: a marker says it is whole,
     so a job resumed after a crash does not fetch again. The marker is hidden, so the runtime does not list it."""
     if remote is None:
         return
-    target = Path(remote["target"])
+    source, target = remote.source, remote.target
     marker = target / FETCHED_MARKER
     if marker.exists():
         return
-    import fsspec  # heavy: only jobs with remote inputs need it
-
     try:
-        filesystem = fsspec.filesystem(remote["protocol"], **remote["storage_options"])
+        filesystem = source.filesystem()
         target.mkdir(parents=True, exist_ok=True)
-        if filesystem.isdir(remote["path"]):
-            filesystem.get(remote["path"].rstrip("/") + "/", str(target) + "/", recursive=True)
+        if filesystem.isdir(source.path):
+            filesystem.get(source.path.rstrip("/") + "/", str(target) + "/", recursive=True)
         else:
-            filesystem.get(remote["path"], str(target / remote["path"].rstrip("/").rsplit("/", 1)[-1]))
+            filesystem.get(source.path, str(target / source.path.rstrip("/").rsplit("/", 1)[-1]))
     except Exception as error:  # any storage client error: the job fails saying which input
-        raise InputFetchError(
-            f"Could not fetch the input '{remote['uri']}': {type(error).__name__}: {error}"
-        ) from error
+        raise InputFetchError(f"Could not fetch the input '{source.uri}': {type(error).__name__}: {error}") from error
     marker.touch()
 
 

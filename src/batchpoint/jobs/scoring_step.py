@@ -23,12 +23,11 @@ from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.operations import iso
 from batchpoint.arm.resources import new_version
 from batchpoint.jobs.pipelines.planner import child_name, step_properties, studio_services
+from batchpoint.jobs.run_record import model_run_of
 from batchpoint.store.entities import Resource, utcnow
 
 SCORING_STEP = "batchscoring"
 """The step's node and module name."""
-SCORING_CHILD = "scoring_child"
-"""The parent's secret naming its child's id (a job stored before children existed has none)."""
 FOLLOWED = ("status", "startTime", "endTime", "statusMessage", "error")
 """What the child takes from its parent at each change."""
 
@@ -36,7 +35,7 @@ FOLLOWED = ("status", "startTime", "endTime", "statusMessage", "error")
 def scoring_child(
     ctx: RequestContext, job: Resource, scoring_script: str | None, environment_id: str | None
 ) -> Resource:
-    """The child job of the model job ``job`` (not stored yet); ``job`` learns its id."""
+    """The child job of the model job ``job`` (not stored yet); ``job``'s run record keeps its id."""
     properties = job.body["properties"]
     name = child_name(job.name, SCORING_STEP)
     document = {
@@ -55,13 +54,13 @@ def scoring_child(
             **_followed(properties),
         }
     }
-    child = new_version(ctx, f"{job.parent_id}/jobs/{name}", JOB_TYPE, document, None)
-    job.secrets[SCORING_CHILD] = child.id
-    return child
+    return new_version(ctx, f"{job.parent_id}/jobs/{name}", JOB_TYPE, document, None)
 
 
 def scoring_child_id(job: Resource) -> str | None:
-    return job.secrets.get(SCORING_CHILD)
+    """The id of a model job's scoring step; None for other jobs and for those stored before steps existed."""
+    run = model_run_of(job)
+    return run.scoring_child if run is not None else None
 
 
 def follow(parent: Resource, child: Resource) -> bool:

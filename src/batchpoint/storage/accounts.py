@@ -38,14 +38,14 @@ class StorageAccounts:
         """The account of a workspace, with a new random key, unless it exists."""
         if self.store.get(account_id(name)) is None:
             record = Resource(id=account_id(name), type=ACCOUNT_TYPE, body={"workspace": workspace_id})
-            record.secrets = {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
+            record.private = {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
             self.store.insert(record)
 
     def account(self, name: str) -> Account:
         record = self.store.get(account_id(name))
         if record is None:
             raise ArmError(404, "AccountNotFound", f"The storage account '{name}' does not exist on this server.")
-        return Account(name=name, workspace_id=record.body["workspace"], key=record.secrets["key"])
+        return Account(name=name, workspace_id=record.body["workspace"], key=record.private["key"])
 
     def container(self, account: str, container: str) -> BlobContainer:
         if not CONTAINER_NAME.fullmatch(container):

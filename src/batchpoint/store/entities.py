@@ -31,7 +31,9 @@ class Resource:
     id: str
     type: str
     body: dict[str, Any]
-    secrets: dict[str, Any] = field(default_factory=dict)
+    private: dict[str, Any] = field(default_factory=dict)
+    """What the server keeps with the resource and never shows: an endpoint's keys, a datastore's credentials, a
+    job's run record (`jobs/run_record.py`), ..."""
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     version: int = 0

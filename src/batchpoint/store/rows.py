@@ -31,7 +31,7 @@ class ResourceRow(Base):
     type_key: Mapped[str] = mapped_column(String(256))
     type: Mapped[str] = mapped_column(String(256))
     body: Mapped[str] = mapped_column(Text)
-    secrets: Mapped[str] = mapped_column(Text, default="{}")
+    private: Mapped[str] = mapped_column(Text, default="{}")
     created_us: Mapped[int] = mapped_column(BigInteger)
     updated_us: Mapped[int] = mapped_column(BigInteger)
     version: Mapped[int] = mapped_column(BigInteger, default=1)

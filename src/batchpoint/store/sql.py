@@ -44,7 +44,7 @@ INDEXED_TABLES = tuple(indexed.table for indexed in INDEXED.values())
 AFTER_SLASH = chr(ord("/") + 1)
 """Keys below ``k`` are exactly those in ``[k + "/", k + AFTER_SLASH)``: a range on the primary key (compared byte
 by byte: the key column has the ``C`` collation on PostgreSQL, and SQLite compares bytes)."""
-REWRITTEN = ("id", "type", "type_key", "body", "secrets", "updated_us")
+REWRITTEN = ("id", "type", "type_key", "body", "private", "updated_us")
 
 
 def below(column: Any, key: str) -> Any:
@@ -274,7 +274,7 @@ class SqlStore(Store):
 
 
 RESOURCE_FIELDS = tuple(
-    RESOURCES.c[name] for name in ("id", "type", "body", "secrets", "created_us", "updated_us", "version")
+    RESOURCES.c[name] for name in ("id", "type", "body", "private", "created_us", "updated_us", "version")
 )
 JOB_TYPE_KEY = JOB_TYPE.lower()
 
@@ -328,7 +328,7 @@ def _resource_values(resource: Resource) -> dict[str, Any]:
         "type_key": resource.type.lower(),
         "type": resource.type,
         "body": resource.body_json(),
-        "secrets": json.dumps(resource.secrets),
+        "private": json.dumps(resource.private),
         "created_us": to_micros(resource.created_at),
         "updated_us": to_micros(resource.updated_at),
     }
@@ -341,12 +341,12 @@ def _listed(row: Sequence[Any]) -> Listed:
 
 def _resource(row: Sequence[Any]) -> Resource:
     """A resource from a row of ``RESOURCE_FIELDS``."""
-    id_, type_, body, secrets, created_us, updated_us, version = row
+    id_, type_, body, private, created_us, updated_us, version = row
     return Resource(
         id=id_,
         type=type_,
         body=json.loads(body),
-        secrets=json.loads(secrets or "{}"),
+        private=json.loads(private or "{}"),
         created_at=from_micros(created_us),
         updated_at=from_micros(updated_us),
         version=version,

@@ -16,6 +16,7 @@ from batchpoint.arm.resources import Resources
 from batchpoint.jobs.history import History
 from batchpoint.jobs.invoke import Jobs
 from batchpoint.jobs.logs import streamed_log
+from batchpoint.jobs.run_record import PipelineRun, run_of
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE, BATCH_ENDPOINT_TYPE
 from batchpoint.runtime.layout import FAILED_ITEMS
@@ -250,7 +251,7 @@ class Studio:
             workspace_id=job.parent_id,
             endpoint=tags.get("azureml.endpointname", ""),
             deployment=tags.get("azureml.deploymentname", ""),
-            kind="pipeline" if "pipeline" in job.secrets else "step" if parent else "model",
+            kind=_kind(job, parent),
             status=properties.get("status", ""),
             created=(job.body.get("systemData") or {}).get("createdAt", ""),
             started=properties.get("startTime") or "",
@@ -343,3 +344,11 @@ def _deployment(deployment: Resource, default: str) -> DeploymentView:
         environment=_reference(properties.get("environmentId")),
         compute=_name(str(properties.get("compute") or "")) if properties.get("compute") else "",
     )
+
+
+def _kind(job: Resource, parent: str | None) -> str:
+    """What the page shows a job as: a pipeline job, a step (of a pipeline, or a model job's scoring step), or a
+    model job."""
+    if isinstance(run_of(job), PipelineRun):
+        return "pipeline"
+    return "step" if parent else "model"

@@ -28,8 +28,9 @@ from batchpoint.ml.components.pipelines import (
     load_pipeline,
 )
 from batchpoint.ml.datastores.uris import UriResolver, normalized
-from batchpoint.ml.endpoints.environments import DeploymentEnvironments, environment_from_record, environment_record
+from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
+from batchpoint.runtime.environments.spec import environment_from_record, environment_record
 from batchpoint.runtime.pipeline import StepRun, partial, run_graph
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import Store

@@ -16,6 +16,7 @@ from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
 from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
+from batchpoint.jobs.run_record import PipelineRun, keep_run
 from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.runtime.status import JobStatus
 from batchpoint.store.entities import Resource, parent_of
@@ -55,7 +56,7 @@ class SubmittedJobs(OnResources):
             job_name, workspace_id, pipeline, Requested({}, properties.get("outputs") or {}), settings
         )
         job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
-        job.secrets = {"pipeline": planned.record}
+        keep_run(job, PipelineRun(planned.record))
         with self.store.transaction():
             insert_job(self.store, self.runner, job, child_rows(ctx, workspace_id, planned))
         self.runner.submit(job.id)

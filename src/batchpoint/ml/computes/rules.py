@@ -95,7 +95,7 @@ class ComputeKind:
         password = credentials.get("adminUserPassword")
         if password:
             return {"adminUserPassword": password}
-        return existing.secrets if existing else {}
+        return existing.private if existing else {}
 
     def check_parent(self, parent: Resource) -> None:
         """Workspaces have no state that blocks compute writes."""

@@ -70,7 +70,7 @@ class Datastores(OnResources):
             if not properties.get(field):
                 raise bad_request(f"The datastore property '{field}' is required.", "InvalidRequestContent")
         credentials = dict(properties.get("credentials") or {"credentialsType": "None"})
-        stored_secrets = credentials.pop("secrets", None) or (existing.secrets if existing else {})
+        stored_secrets = credentials.pop("secrets", None) or (existing.private if existing else {})
         local = LOCAL_ACCOUNT.search(properties["accountName"])
         if local:
             properties["accountName"] = local_account_field(local["account"])
@@ -87,7 +87,7 @@ class Datastores(OnResources):
         resource = new_version(
             ctx, existing.id if existing else datastore_id, DATASTORE_TYPE, {"properties": properties}, existing
         )
-        resource.secrets = stored_secrets
+        resource.private = stored_secrets
         save(self.store, resource, existing)
         return Upserted(resource, created=existing is None)
 
@@ -133,7 +133,7 @@ class Datastores(OnResources):
         if kind not in SECRET_FIELDS:
             raise bad_request(f"The datastore '{datastore.name}' uses '{kind}' credentials and has no secrets.")
         field, secrets_type = SECRET_FIELDS[kind]
-        return {"secretsType": secrets_type, field: datastore.secrets.get(field)}
+        return {"secretsType": secrets_type, field: datastore.private.get(field)}
 
     def local_folder(self, datastore: Resource) -> BlobContainer | None:
         """The container folder of a local datastore; None for a datastore on remote storage."""

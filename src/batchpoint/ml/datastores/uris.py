@@ -109,7 +109,7 @@ class UriResolver:
         endpoint, protocol = properties.get("endpoint", "core.windows.net"), properties.get("protocol", "https")
         blob_endpoint = _blob_endpoint(account, endpoint, protocol)
         options: dict[str, Any] = {"account_name": account}
-        secrets = datastore.secrets
+        secrets = datastore.private
         if secrets.get("key"):
             options["connection_string"] = (
                 f"DefaultEndpointsProtocol={protocol};AccountName={account};AccountKey={secrets['key']};"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from batchpoint.arm.ids import ArmPath
 from batchpoint.ml.assets.references import deployment_model, is_registry_reference, load_version
 from batchpoint.ml.datastores.uris import UriResolver
 from batchpoint.runtime.environments.cache import BuiltEnvironment, EnvironmentBuildError, EnvironmentCache
-from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, PythonNotFound, parse_request
+from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound, parse_request
 from batchpoint.runtime.environments.spec import (
     EnvironmentSpec,
     EnvironmentSpecError,
@@ -137,25 +137,6 @@ class DeploymentEnvironments:
 
     def _host_is(self, requested: str | None) -> bool:
         return requested is None or parse_request(requested).matches(self.pythons.host)
-
-
-def environment_record(spec: EnvironmentSpec | None) -> dict[str, Any] | None:
-    return asdict(spec) if spec is not None else None
-
-
-def environment_from_record(record: dict[str, Any] | None) -> EnvironmentSpec | None:
-    """A spec a job recorded; one recorded before interpreters were chosen was built on the server's own."""
-    if record is None:
-        return None
-    interpreter = record.get("interpreter")
-    return EnvironmentSpec(
-        **{
-            **record,
-            "requirements": tuple(record["requirements"]),
-            "skipped": tuple(record["skipped"]),
-            "interpreter": Interpreter(**interpreter) if interpreter else PythonFinder().host,
-        }
-    )
 
 
 class _ThrottledProgress:

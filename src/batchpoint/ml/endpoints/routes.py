@@ -23,5 +23,5 @@ EndpointId = Annotated[str, id_dependency(BATCH_ENDPOINTS)]
 @action(router, BATCH_ENDPOINTS, "listkeys", EndpointAuthKeys, operation="ListKeys")
 def list_keys(ctx: MlContext, resources: ResourcesDep, resource_id: EndpointId) -> Response:
     resource = resources.get(resource_id)
-    keys = {name: resource.secrets.get(name) for name in KEY_NAMES}
+    keys = {name: resource.private.get(name) for name in KEY_NAMES}
     return arm_json(keys, ctx.base_url)

@@ -118,8 +118,8 @@ class BatchEndpointKind:
         if existing is not None:
             for name, value in keys.items():
                 if value is not None:
-                    refuse_change(f"properties.keys.{name}", existing.secrets.get(name), value)
-            return existing.secrets
+                    refuse_change(f"properties.keys.{name}", existing.private.get(name), value)
+            return existing.private
         return {
             "primaryKey": keys.get("primaryKey") or secrets.token_urlsafe(32),
             "secondaryKey": keys.get("secondaryKey") or secrets.token_urlsafe(32),

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from batchpoint.runtime.environments.interpreters import Interpreter, parse_request
+from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, parse_request
 
 BUILD_TOOLS = {"pip", "setuptools", "wheel", "conda"}
 """Installer tools a conda file or python_env.yaml lists; the environment's installer provides its own."""
@@ -209,3 +209,22 @@ def _python_version(operator: str | None, version: str, source: str) -> str | No
     except ValueError as error:
         raise EnvironmentSpecError(f"{source}: {error}") from None
     return requested
+
+
+def environment_record(spec: EnvironmentSpec | None) -> dict[str, Any] | None:
+    return asdict(spec) if spec is not None else None
+
+
+def environment_from_record(record: dict[str, Any] | None) -> EnvironmentSpec | None:
+    """A spec a job recorded; one recorded before interpreters were chosen was built on the server's own."""
+    if record is None:
+        return None
+    interpreter = record.get("interpreter")
+    return EnvironmentSpec(
+        **{
+            **record,
+            "requirements": tuple(record["requirements"]),
+            "skipped": tuple(record["skipped"]),
+            "interpreter": Interpreter(**interpreter) if interpreter else PythonFinder().host,
+        }
+    )
