@@ -239,7 +239,10 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout:
 
 
 def batchpoint_command(port: int, home: Path) -> list[str]:
-    return [sys.executable, "-m", "batchpoint", "serve", "--http", "--port", str(port), "--home", str(home)]
+    """The server as a user starts it, its workers running as the benchmark's own user (a root server's default,
+    nobody, cannot reach temporary folders or interpreters under /root)."""
+    serve = ["serve", "--http", "--port", str(port), "--home", str(home), "--worker-user", str(os.geteuid())]
+    return [sys.executable, "-m", "batchpoint", *serve]
 
 
 def mint_token(home: Path) -> str:

@@ -143,6 +143,7 @@ def run_batchpoint(job: Job) -> Run:
     from batchpoint.runtime.coordinator import run_job
     from batchpoint.runtime.ledger import InMemoryLedger
     from batchpoint.runtime.local import LocalProcessExecutor
+    from batchpoint.runtime.sandbox.policy import WorkerSandbox
     from batchpoint.runtime.spec import JobSpec
 
     spec = JobSpec(
@@ -158,7 +159,8 @@ def run_batchpoint(job: Job) -> Run:
     )
     rss_before = peak_rss()
     started, clock = time.time(), time.perf_counter()
-    outcome = run_job(spec, InMemoryLedger(), LocalProcessExecutor())
+    marks = WorkerSandbox(read_write=(str(job.marks),))  # the script's marks: outside its job
+    outcome = run_job(spec, InMemoryLedger(), LocalProcessExecutor(sandbox=marks))
     seconds = time.perf_counter() - clock
     if outcome.status != "Completed" or outcome.output_file is None:
         raise RuntimeError(f"the job ended {outcome.status}: {outcome.message}")

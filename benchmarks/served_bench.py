@@ -153,6 +153,7 @@ def benchmark(rounds: int, workdir: Path) -> dict[str, list[Run]]:
     import httpx
 
     from api_bench import batchpoint_command, free_port, mint_token, running
+    from batchpoint.app.sandboxing import TEST_READ_WRITE_VARIABLE
 
     inputs = write_inputs(workdir / "in")
     script = workdir / "code" / "score.py"
@@ -161,7 +162,8 @@ def benchmark(rounds: int, workdir: Path) -> dict[str, list[Run]]:
     home, port = workdir / "home", free_port()
     command = [*batchpoint_command(port, home), "--allow-local-path", str(workdir)]
     runs: dict[str, list[Run]] = {SERVED: [], POOL: []}
-    with running(command, port, workdir / "server.log") as server:
+    marks = {TEST_READ_WRITE_VARIABLE: str(workdir / "job" / "marks")}  # the script's marks: outside its job
+    with running(command, port, workdir / "server.log", marks) as server:
         headers = {"Authorization": f"Bearer {mint_token(home)}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
             job = Job((inputs,), script, SLEEP_PER_FILE, workdir / "job")

@@ -13,13 +13,16 @@ PR_SET_CHILD_SUBREAPER = 36
 KILL_SEED_VARIABLE = "BATCHPOINT_KILL_SEED"
 
 
-def processes_with(environment_entry: str) -> list[int]:
-    """Live processes, whatever their parent, whose environment holds the `NAME=value` entry (zombies have none)."""
+def processes_with(environment_entry: str, prefix: bool = False) -> list[int]:
+    """Live processes, whatever their parent, whose environment holds the `NAME=value` entry (zombies have none);
+    with `prefix`, an entry that begins with it (`HOME=/a/folder/`: workers whose home is in that folder, as a
+    worker carries none of its server's environment)."""
     found = []
     needle = environment_entry.encode()
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if needle in environ.read_bytes().split(b"\0"):
+            entries = environ.read_bytes().split(b"\0")
+            if any(entry.startswith(needle) if prefix else entry == needle for entry in entries):
                 found.append(int(environ.parent.name))
         except OSError:
             continue

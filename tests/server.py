@@ -94,6 +94,10 @@ def create_postgres_database() -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
 
+WORKER_USER = str(os.geteuid())
+"""The tests' servers run their workers as the tests' own user (a root server's default is nobody, who can reach
+neither pytest's temporary folders, 0700, nor interpreters under a home folder); tests/runtime/test_sandbox.py runs
+workers as nobody."""
 COLD_BATCHPOINT = [sys.executable, "-m", "batchpoint"]
 """A ``batchpoint`` command that imports everything itself."""
 
@@ -130,6 +134,8 @@ class Server:
     def start(self) -> Server:
         args = ["serve", "--port", str(self.port), "--home", str(self.home)]
         args += ["--owner", TEST_USER]  # Server.token()'s user may do anything, as before role assignments
+        if "--worker-user" not in self.args:
+            args += ["--worker-user", WORKER_USER]
         if not self.tls:
             args.append("--http")
         if self.database_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,15 @@ class Settings:
     strict_api_versions: bool = False
     """Refuse api-versions of Microsoft.MachineLearningServices newer than the newest known, as Azure refuses
     versions it does not have; by default they are served as the newest known (docs/management-plane.md)."""
+    worker_user: str | None = None
+    """The account sandboxed processes run as (``NAME``, ``UID`` or ``UID:GID``); None: ``nobody`` when the server
+    runs as root, else the server's own (docs/security.md)."""
+    worker_tcp_ports: list[int] | None = None
+    """The only TCP ports sandboxed processes may connect to; None: any."""
+    worker_read: list[Path] = field(default_factory=list)
+    """Folders every sandboxed process may read and execute besides the system's (CUDA, /opt/...)."""
+    unsandboxed_workers: bool = False
+    """Run scoring code unsandboxed, and serve every principal anyway (docs/security.md says what that gives up)."""
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -87,6 +97,13 @@ class Settings:
     @property
     def environments_dir(self) -> Path:
         return self.home / "environments"
+
+    def make_home(self) -> None:
+        """The data directory: others may cross it (to the storage a worker user reads) but not list it."""
+        self.home.mkdir(mode=0o711, parents=True, exist_ok=True)
+        info = self.home.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o066:
+            os.chmod(self.home, stat.S_IMODE(info.st_mode) & ~0o066)
 
     @property
     def scheme(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,8 @@ JOBS = {
     "child-write": "fenced-step",
 }
 """The job A freezes in, per point (no name is part of another)."""
-MARK = "FENCING_REPLICA"
-"""A variable only replica A has: its workers and steps inherit it, so the test finds them."""
+TEMPORARY = "a-tmp"
+"""Replica A's TMPDIR: its workers and steps have their HOME there, so the test finds them."""
 STEP = {
     "type": "command",
     "command": "seq 1 500 > ${{outputs.y}}/numbers.txt",
@@ -55,15 +54,14 @@ STEP = {
 class Fencing:
     pair: Replicas
     mark: str
+    """A's TMPDIR, with a slash: the beginning of its workers' and steps' HOME."""
 
     def a_processes(self) -> list[psutil.Process]:
-        """A's workers and steps: live processes with A's mark, A itself aside."""
+        """A's workers and steps: live processes whose HOME is in A's TMPDIR."""
         found = []
         for process in psutil.process_iter(["pid"]):
-            if process.pid == self.pair.a.process.pid:  # type: ignore[union-attr]
-                continue
             try:
-                if process.environ().get(MARK) == self.mark and process.status() != psutil.STATUS_ZOMBIE:
+                if process.environ().get("HOME", "").startswith(self.mark) and process.status() != psutil.STATUS_ZOMBIE:
                     found.append(process)
             except psutil.Error:
                 continue
@@ -80,10 +78,11 @@ def fencing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fencing]:
     root = tmp_path_factory.mktemp("fencing")
     shared = root / "shared"
     shared.mkdir()
-    mark = uuid.uuid4().hex
+    (root / TEMPORARY).mkdir()
+    mark = f"{root / TEMPORARY}/"
     stops = ",".join(f"{point}@{job}" for point, job in JOBS.items())
     pair = Replicas(
-        replica(root / "a", database_url, shared, env={VARIABLE: stops, MARK: mark}).start(),
+        replica(root / "a", database_url, shared, env={VARIABLE: stops, "TMPDIR": str(root / TEMPORARY)}).start(),
         replica(root / "b", database_url, shared).start(),
         shared,
     )

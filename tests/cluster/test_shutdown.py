@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psutil
 
+from batchpoint.app.sandboxing import TEST_READ_WRITE_VARIABLE
 from tests.cluster.replicas import job_of, wait_for_end, wait_until
 from tests.jobs.pipelines.test_pipelines import component, node, provision
 from tests.server import WORKSPACE_ID, Server
@@ -21,7 +22,8 @@ def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart
         "echo done > ${{outputs.y}}/x.txt",
         "outputs": {"y": {"type": "uri_folder"}},
     }
-    server = Server(home=tmp_path / "home").start()
+    marks = {TEST_READ_WRITE_VARIABLE: str(tmp_path)}  # test-only: the step's pid file is outside its job
+    server = Server(home=tmp_path / "home", env=marks).start()
     try:
         with server.client() as client:
             spec = {

@@ -1,12 +1,15 @@
 """A job survives kill -9 of the server at any moment: after restarts its output holds every row exactly once, and
 no worker outlives its server. Kill points come from a printed seed (`BATCHPOINT_KILL_SEED` replays them); the test
-process is a child subreaper, so orphans are not re-parented to PID 1 and are found by their environment."""
+process is a child subreaper, so orphans are not re-parented to PID 1 and are found by their environment: the
+server's by an entry of its own, its workers (which carry none of the server's environment) by their HOME, inside
+the server's TMPDIR."""
 
 from __future__ import annotations
 
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
@@ -35,18 +38,26 @@ def progress(server: Server, name: str) -> float:
     return (batches["succeeded"] + batches["failed"]) / batches["total"] if batches["total"] else 0.0
 
 
-def kill_when(server: Server, name: str, fraction: float, timeout: float = 60) -> None:
+def kill_when(
+    server: Server, name: str, fraction: float, before: Callable[[], None] = lambda: None, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while progress(server, name) < fraction:
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.02)
+    before()
     server.stop(signal.SIGKILL)
 
 
-def wait_until_gone(entry: str, seed: int, seconds: float = 5) -> None:
-    """Every process carrying the server's environment entry (the server and its workers) is gone in time."""
+def server_processes(tmp_path: Path) -> list[int]:
+    """The server's processes: itself, and its workers (their folders are in its TMPDIR)."""
+    return processes_with(f"BATCHPOINT_TEST_SERVER={tmp_path}") + processes_with(f"HOME={tmp_path / 'tmp'}/", True)
+
+
+def wait_until_gone(tmp_path: Path, seed: int, seconds: float = 5) -> None:
+    """Every process of the server is gone in time."""
     deadline = time.monotonic() + seconds
-    while left := processes_with(entry):
+    while left := server_processes(tmp_path):
         assert time.monotonic() < deadline, f"seed {seed}: processes outlived their server: {left}"
         time.sleep(0.05)
 
@@ -54,8 +65,9 @@ def wait_until_gone(entry: str, seed: int, seconds: float = 5) -> None:
 def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed: int) -> None:
     data = tmp_path / "data"
     inputs = write_inputs(data / "in", FILES)
-    entry = f"BATCHPOINT_TEST_SERVER={tmp_path}"
-    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=dict([entry.split("=", 1)]))
+    (tmp_path / "tmp").mkdir()
+    environment = {"BATCHPOINT_TEST_SERVER": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=environment)
     server.start()
     seen: set[int] = set()
     try:
@@ -64,9 +76,9 @@ def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed
             name = invoke(client, "durable", str(inputs)).json()["name"]
         draw = random.Random(kill_seed)
         for moment in sorted(draw.uniform(low, low + 0.2) for low in (0.1, 0.4, 0.65)):
-            kill_when(server, name, moment)
-            seen.update(processes_with(entry))
-            wait_until_gone(entry, kill_seed)
+            kill_when(server, name, moment, lambda: seen.update(server_processes(tmp_path)))
+            assert len(seen) > 1, f"seed {kill_seed}: no worker of the server found: {seen}"
+            wait_until_gone(tmp_path, kill_seed)
             reap(seen)
             server.start()
         with server.client() as client:
@@ -79,4 +91,4 @@ def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed
     logs = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/score/logs"))
     check_completed_report(logs, FILES // 10, FILES)
     assert len(list(logs.glob("job_progress_overview.*.txt"))) >= 1
-    wait_until_gone(entry, kill_seed)
+    wait_until_gone(tmp_path, kill_seed)

@@ -15,6 +15,7 @@ from batchpoint.runtime.job_report import COLUMNS
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.report import JobOutcome
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
 
 
@@ -72,8 +73,15 @@ class Kit:
         }
         return JobSpec(**{**defaults, **settings})
 
+    def sandbox(self) -> WorkerSandbox:
+        """The workers' sandbox, with the test-only allowance to write `markers` (outside the job)."""
+        return WorkerSandbox(read_write=(str(self.markers),))
+
+    def executor(self, **options: Any) -> LocalProcessExecutor:
+        return LocalProcessExecutor(sandbox=self.sandbox(), **options)
+
     def run(self, ledger: Ledger | None = None, **settings: Any) -> JobOutcome:
-        return run_job(self.spec(**settings), ledger or self.ledger, LocalProcessExecutor())
+        return run_job(self.spec(**settings), ledger or self.ledger, self.executor())
 
     def batches(self, job_id: str = "job") -> list[MiniBatch]:
         batches = self.ledger.mini_batches(job_id)

@@ -12,6 +12,7 @@ from pathlib import Path
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.ledger import Ledger
 from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.store import open_store
 
@@ -39,7 +40,12 @@ def resume_spec(root: Path) -> JobSpec:
     )
 
 
+def executor(root: Path) -> LocalProcessExecutor:
+    """Workers allowed (test-only) to leave their marks in `root/markers`, outside their job."""
+    return LocalProcessExecutor(sandbox=WorkerSandbox(read_write=(str(root / "markers"),)))
+
+
 if __name__ == "__main__":
     root = Path(sys.argv[1])
-    outcome = run_job(resume_spec(root), sql_ledger(root), LocalProcessExecutor())
+    outcome = run_job(resume_spec(root), sql_ledger(root), executor(root))
     print(outcome.status)

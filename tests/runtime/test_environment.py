@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from batchpoint.runtime.coordinator import run_job
-from batchpoint.runtime.local import LocalProcessExecutor
 from tests.runtime.conftest import Kit
 
 INSPECT = """
@@ -117,7 +116,7 @@ def test_shutdown_runs_once_per_worker_and_a_hanging_one_is_cut_off(kit: Kit) ->
     started = time.monotonic()
 
     spec = kit.spec(mini_batch_size=1, max_concurrency_per_instance=2)
-    outcome = run_job(spec, kit.ledger, LocalProcessExecutor(shutdown_grace_seconds=1))
+    outcome = run_job(spec, kit.ledger, kit.executor(shutdown_grace_seconds=1))
 
     assert outcome.status == "Completed"
     assert time.monotonic() - started < 10

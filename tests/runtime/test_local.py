@@ -31,7 +31,7 @@ SCRIPT = """
 @pytest.fixture
 def executor(kit: Kit) -> Iterator[LocalProcessExecutor]:
     kit.script(SCRIPT)
-    executor = LocalProcessExecutor(stack_dump_seconds=0.1)
+    executor = kit.executor(stack_dump_seconds=0.1)
     executor.start(kit.spec(timeout_seconds=2.0))
     yield executor
     executor.stop()

@@ -40,8 +40,8 @@ def python38(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_worker_side_imports_on_python_3_8(python38: Path) -> None:
-    """The modules a worker imports load on 3.8; the MLflow scorer (which needs pandas) at least compiles there
-    and runs there in tests/sdk/test_older_python_models.py."""
+    """The modules a worker imports load on 3.8 (the sandbox's too; its boot compiles); the MLflow scorer (which
+    needs pandas) at least compiles there and runs there in tests/sdk/test_older_python_models.py."""
     package = Path(__file__).resolve().parents[2] / "src" / "batchpoint"
     importable = python38.parent.parent / "importable"
     importable.mkdir(exist_ok=True)
@@ -49,12 +49,14 @@ def test_the_worker_side_imports_on_python_3_8(python38: Path) -> None:
         (importable / "batchpoint").symlink_to(package)
     check = (
         "import importlib, sys\n"
-        "for name in ('batchpoint.runtime.worker', 'batchpoint.runtime.scorers.mlmodel'):\n"
+        "for name in ('batchpoint.runtime.worker', 'batchpoint.runtime.scorers.mlmodel',"
+        " 'batchpoint.runtime.sandbox.confine'):\n"
         "    importlib.import_module(name)\n"
         "for path in sys.argv[1:]:\n"
         "    compile(open(path).read(), path, 'exec')\n"
     )
     scorers = sorted(str(path) for path in (package / "runtime" / "scorers").glob("*.py"))
+    scorers.append(str(package / "runtime" / "sandbox" / "boot.py"))
     subprocess.run([str(python38), "-B", "-c", check, *scorers], check=True, cwd=importable)
 
 

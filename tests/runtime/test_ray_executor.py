@@ -3,6 +3,9 @@ CPUs, the workers use one each), shared with tests/sdk/test_ray_compute.py."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import threading
 import time
 import uuid
@@ -21,9 +24,11 @@ from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
+from batchpoint.runtime.spec import JobSpec
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
 from tests.runtime.conftest import ECHO, Kit, lines, ray_nodes
+from tests.sandboxing import HOSTILE_SCORE, PROBES, RAY_PROBES, assert_contained, lay_out, printed_reports
 
 SLOW_ECHO = """
     import os
@@ -254,3 +259,40 @@ def test_the_nodes_read_a_blob_input_themselves(ray_cluster: Cluster, azurite: A
     assert not (kit.root / "copy").exists()
     assert f"Inputs: the nodes read them from {remote['uri']}." in kit.log(STREAM_LOG)
     check_transfer(executor, kit, 200)
+
+
+def test_a_hostile_script_on_a_node_reaches_nothing_of_the_server_nor_of_the_cluster(
+    ray_cluster: Cluster, tmp_path: Path
+) -> None:
+    """The worker an actor runs is sandboxed on its node too, and the cluster is out of its reach: Ray's sockets
+    are hidden, its GCS port is not among the ports it may connect to, its logs are not readable."""
+    targets = lay_out(tmp_path)
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(HOSTILE_SCORE, code)
+    node = ray_cluster.head_node  # the nodes on this machine share its session folder
+    targets |= {
+        "server_pid": os.getpid(),  # the coordinator: the "server" on this machine
+        "ray_sockets": [str(path) for path in Path(node.get_sockets_dir_path()).iterdir()],
+        "gcs_address": ray_cluster.address,
+        "ray_logs": str(Path(node.get_session_dir_path()) / "logs"),
+    }
+    assert targets["ray_sockets"], "the nodes' sockets (raylets', object stores') are there to probe"
+    spec = JobSpec(
+        job_id="hostile",
+        input_paths=[Path(targets["inputs"])],
+        output_dir=Path(targets["output"]),
+        code_dir=code,
+        scoring_script=HOSTILE_SCORE.name,
+        mini_batch_size=4,
+        environment_variables={"TARGETS": json.dumps(targets)},
+    )
+
+    outcome = run_job(spec, InMemoryLedger(), RayExecutor(ray_cluster.address))
+
+    assert outcome.status == "Completed", outcome.message
+    assert (Path(targets["output"]) / "predictions.csv").read_text() == lines(
+        "f0.txt 1", "f1.txt 2", "f2.txt 3", "f3.txt 4"
+    )
+    [report] = assert_contained(printed_reports(Path(targets["output"]) / "logs"), probes=PROBES + RAY_PROBES)
+    assert report["uid"] == os.geteuid()

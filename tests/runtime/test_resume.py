@@ -6,6 +6,7 @@ failure; `BATCHPOINT_KILL_SEED=N` replays one. The test process is a child subre
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -19,11 +20,10 @@ import pytest
 
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.ledger import Ledger
-from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.output import JobAlreadyRunningError, JobLock
 from tests.processes import processes_with, reap
 from tests.runtime.conftest import Kit, check_completed_report, lines
-from tests.runtime.crashable import JOB_ID, resume_spec, sql_ledger
+from tests.runtime.crashable import JOB_ID, executor, resume_spec, sql_ledger
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -55,7 +55,16 @@ SLOW_ECHO = """
 
 
 def start_coordinator(root: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.runtime.crashable", str(root)], cwd=REPOSITORY)
+    """The coordinator, whose workers have their folders in `root/tmp` (its TMPDIR): `worker_entry` finds them."""
+    (root / "tmp").mkdir(exist_ok=True)
+    environment = {**os.environ, "TMPDIR": str(root / "tmp")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.runtime.crashable", str(root)], cwd=REPOSITORY, env=environment
+    )
+
+
+def worker_entry(root: Path) -> str:
+    return f"HOME={root / 'tmp'}/"
 
 
 def succeeded(ledger: Ledger) -> set[int]:
@@ -84,7 +93,6 @@ def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
 ) -> None:
     kit.inputs(*FILES)
     kit.script(SLOW_ECHO)
-    worker_entry = f"MARKERS={kit.markers}"
     ledger = sql_ledger(kit.root)
     finished_runs: dict[str, int] = {}
     seen_workers: set[int] = set()
@@ -93,17 +101,19 @@ def test_a_coordinator_killed_at_any_moment_resumes_to_exactly_once_output(
         coordinator = start_coordinator(kit.root)
         wait_for(lambda: any(kit.markers.glob("stalled-*")), 30, f"a worker inside run() (seed {kill_seed})")
         time.sleep(then_wait)
-        seen_workers.update(processes_with(worker_entry))
+        seen_workers.update(processes_with(worker_entry(kit.root), prefix=True))
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait()
-        wait_for(lambda: not processes_with(worker_entry), 5, f"orphaned workers to die (seed {kill_seed})")
+        wait_for(
+            lambda: not processes_with(worker_entry(kit.root), prefix=True), 5, f"orphans to die (seed {kill_seed})"
+        )
         reap(seen_workers)
         for marker in [kit.markers / "stall-after", *kit.markers.glob("stalled-*")]:
             marker.unlink()
         counts = runs(kit.markers)
         finished_runs.update({FILES[3 * index]: counts[FILES[3 * index]] for index in succeeded(ledger)})
 
-    outcome = run_job(resume_spec(kit.root), ledger, LocalProcessExecutor())
+    outcome = run_job(resume_spec(kit.root), ledger, executor(kit.root))
 
     assert outcome.status == "Completed", f"seed {kill_seed}: {outcome.message}"
     assert (outcome.counts.items_succeeded, outcome.counts.items_failed) == (48, 0)

@@ -24,6 +24,7 @@ from azure.ai.ml.entities import (
 )
 from azure.ai.ml.exceptions import JobException
 
+from batchpoint.app.sandboxing import TEST_READ_WRITE_VARIABLE
 from tests.api.jobs import V, predictions, wait_for_job, write_inputs
 from tests.azurite import Azurite, azurite, datastore_properties  # noqa: F401 - azurite is a fixture
 from tests.runtime.conftest import ray_nodes
@@ -52,9 +53,10 @@ def run(mini_batch):
 
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory: pytest.TempPathFactory, ray_cluster: Cluster) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("home")
+    home, marks = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("marks")
     args = ["--ray-address", ray_cluster.address, "--ray-shared-path", str(home)]
-    server = Server(home=home, tls=True, args=args).start()
+    server = Server(home=home, tls=True, args=args, env={TEST_READ_WRITE_VARIABLE: str(marks)}).start()
+    server.marks = marks  # type: ignore[attr-defined]  # test-only: the scripts' marks, outside their jobs
     yield server
     server.stop()
 
@@ -140,7 +142,7 @@ def test_a_job_on_a_ray_compute_reads_a_blob_input_on_the_nodes_and_reruns_its_f
         FAILS_ONCE_ON_F3,
         mini_batch_size=1,
         retry_settings=BatchRetrySettings(max_retries=0),
-        environment_variables={"MARKER": str(tmp_path / "failed-once")},
+        environment_variables={"MARKER": str(ray_server.marks / "failed-once")},  # type: ignore[attr-defined]
     )
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="blob-ep", input=Input(type="uri_folder", path="azureml://datastores/blobinput/paths/in/")

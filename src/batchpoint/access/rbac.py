@@ -149,6 +149,9 @@ class RoleAssignments:
     """The assignments in the store, and a per-process index of them by principal for the decisions."""
 
     store: Store
+    only: frozenset[str] | None = None
+    """The principals that may be given roles (lower-case); None: any. Set while scoring code is not contained
+    (docs/security.md): then only the owners."""
     _index: dict[str, list[Assignment]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -179,6 +182,13 @@ class RoleAssignments:
         existing = self.store.get(resource_id)
         if existing is not None:
             return existing.body, False
+        if self.only is not None and assignment.principal_id.lower() not in self.only:
+            raise ArmError(
+                409,
+                "WorkersNotSandboxed",
+                "The server's scoring code is not sandboxed (docs/security.md), so only its owners may hold roles; "
+                "start it with --unsandboxed-workers to give roles to others anyway.",
+            )
         body = assignment_body(resource_id, assignment)
         self.store.insert(Resource(id=resource_id, type=ASSIGNMENT_TYPE, body=body))
         self._load()

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shlex
 import socket
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from batchpoint.app.asgi import create_app
+from batchpoint.app.sandboxing import Sandboxing, refusal, sandboxing, unreachable
 from batchpoint.app.tls import TlsFiles, ensure_certificates, roots_in_force, write_bundle
 from batchpoint.config import DEFAULT_URL, Settings, default_home
 
@@ -20,8 +22,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests in flight to finish."""
 
 
-def banner(settings: Settings, tls: TlsFiles | None) -> str:
-    lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}"]
+def banner(settings: Settings, tls: TlsFiles | None, sandbox: Sandboxing) -> str:
+    lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}", sandbox.description]
     if tls is not None:
         lines.append(f"connect unmodified Azure ML code (docs/azure-sdk.md):  {env_command(settings)}")
     else:
@@ -85,11 +87,16 @@ def _is_idle(connection: Any) -> bool:
 
 
 def serve(settings: Settings) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.make_home()
     tls = ensure_certificates(settings.home) if settings.tls else None
     if tls is not None:
         write_bundle(tls, roots_in_force(os.environ))  # what job workers trust (jobs/identity.py)
-    print(banner(settings, tls), flush=True)
+    workers = sandboxing(settings)
+    problem = unreachable(settings, workers.sandbox) or refusal(workers, settings)
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    print(banner(settings, tls, workers), flush=True)
     stopping = threading.Event()
     config = uvicorn.Config(
         create_app(settings, stopping),

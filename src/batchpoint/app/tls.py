@@ -90,7 +90,7 @@ def ensure_certificates(home: Path) -> TlsFiles:
     files = tls_files(home)
     if files.ca_cert.exists() and files.cert.exists() and files.key.exists():
         return files
-    files.cert.parent.mkdir(parents=True, exist_ok=True)
+    files.cert.parent.mkdir(mode=0o711, parents=True, exist_ok=True)  # the key 0600; the CA bundle for workers
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchpoint local CA")])
     ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, is_ca=True)

@@ -11,6 +11,7 @@ from batchpoint.access.issuer import ensure_issuer
 from batchpoint.access.rbac import OWNER, RoleAssignments
 from batchpoint.access.signins import SignIns
 from batchpoint.app.resource_types import SERVED
+from batchpoint.app.sandboxing import owners, sandboxing
 from batchpoint.app.tls import tls_files
 from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE, resource_group_id, workspace_id
@@ -118,7 +119,7 @@ class Services:
         cls, settings: Settings, stopping: threading.Event | None = None, served: Iterable[Served] = SERVED
     ) -> Services:
         """`stopping` is set when the server begins to stop (SIGTERM, Ctrl-C): running work stops at once."""
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.make_home()
         stopping = stopping or threading.Event()
         store = open_store(settings.resolved_database_url)
         ownership = Ownership(store.leases(), settings.home, settings.lease_seconds)
@@ -135,6 +136,7 @@ class Services:
         )
         issuer = ensure_issuer(settings.home)
         bundle = tls_files(settings.home).bundle if settings.tls else None
+        workers = sandboxing(settings)
         job_runner = JobRunner(
             store,
             environment_cache,
@@ -144,6 +146,7 @@ class Services:
             ray_address=settings.ray_address,
             identity=WorkerIdentity(settings.local_url, issuer, bundle),
             ray_shared_paths=settings.ray_shared_paths,
+            sandbox=workers.sandbox,
         )
         pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)
@@ -163,7 +166,7 @@ class Services:
             ownership=ownership,
             history=history,
             environments=environments,
-            roles=RoleAssignments(store),
+            roles=RoleAssignments(store, None if workers.contained else owners(settings)),
             studio=Studio(resources, jobs, history, uris),
             signins=SignIns(store),
             local_user=issuer.object_id(),

@@ -6,10 +6,11 @@ server's ``/identity/msi/token`` and a secret that names the job and stops worki
 (``access/managed_identity.py``; docs/security.md says who the tokens are for). With them: the cloud metadata URL, so
 an ``MLClient`` made in a script talks to this server too, and the server's CA bundle, to trust it.
 
-The variables that would make azure-identity use another protocol (``IDENTITY_*``, which win over ``MSI_*``, and
-``IMDS_ENDPOINT``), which the server inherits from a shell where ``eval "$(batchpoint env)"`` ran, are not
-inherited, nor is a stale ``AZUREML_CURRENT_CLOUD``. All of it goes through ``WorkerIdentity.apply``, into the job
-spec's environment: what a worker sandbox keeps.
+All of it goes through ``WorkerIdentity.apply``, into the job spec's environment, which is all a worker's
+environment holds besides the operator's settings (``runtime/sandbox/policy.py``): the variables that would make
+azure-identity use another protocol (``IDENTITY_*``, which win over ``MSI_*``, and ``IMDS_ENDPOINT``), which the server
+inherits from a shell where ``eval "$(batchpoint env)"`` ran, never reach a worker, nor does a stale
+``AZUREML_CURRENT_CLOUD``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ from batchpoint.access.issuer import Issuer
 from batchpoint.access.managed_identity import MSI_PATH, job_secret
 from batchpoint.arm.cloud import metadata_url
 from batchpoint.runtime.spec import JobSpec
-
-NOT_INHERITED = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "AZUREML_CURRENT_CLOUD",
-)
 
 
 @dataclass(frozen=True)
@@ -48,8 +41,4 @@ class WorkerIdentity:
         }
         if self.ca_bundle is not None and self.ca_bundle.is_file():
             variables |= {"REQUESTS_CA_BUNDLE": str(self.ca_bundle), "SSL_CERT_FILE": str(self.ca_bundle)}
-        return replace(
-            spec,
-            environment_variables={**variables, **spec.environment_variables},
-            unset_variables=(*spec.unset_variables, *NOT_INHERITED),
-        )
+        return replace(spec, environment_variables={**variables, **spec.environment_variables})

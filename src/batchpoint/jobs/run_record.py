@@ -115,8 +115,11 @@ def spec_to_record(spec: JobSpec) -> dict[str, Any]:
 
 
 def spec_from_record(record: dict[str, Any]) -> JobSpec:
+    """The spec of a stored record; a field an older server recorded and the spec no longer has
+    (``unset_variables``) is left out."""
     paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
-    return JobSpec(**{**record, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
+    fields = {name: value for name, value in record.items() if name in JobSpec.__dataclass_fields__}
+    return JobSpec(**{**fields, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
 
 
 def _fetch_record(fetch: RemoteInput | None) -> dict[str, Any] | None:

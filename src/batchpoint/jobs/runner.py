@@ -37,6 +37,7 @@ from batchpoint.runtime.logs import StreamLog, followed
 from batchpoint.runtime.output import remove_private_dir
 from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.runtime.stop_points import stop_point
@@ -73,10 +74,13 @@ class JobRunner:
         ray_address: str | None = None,
         identity: WorkerIdentity | None = None,
         ray_shared_paths: Sequence[Path] = (),
+        sandbox: WorkerSandbox | None = None,
     ) -> None:
-        """``identity``: what the workers of each job get to reach the server (``jobs/identity.py``)."""
+        """``identity``: what the workers of each job get to reach the server (``jobs/identity.py``); ``sandbox``:
+        what scoring code, pipeline steps and environment builds may reach (docs/security.md)."""
         self._store = store
         self._identity = identity
+        self._sandbox = sandbox or WorkerSandbox()
         self._ray_address = ray_address
         self._ray_shared_paths = ray_shared_paths
         self._environments = environments
@@ -225,8 +229,8 @@ class JobRunner:
             from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
 
             installer = self._environments.installer.name
-            return RayExecutor(self._ray_address, environment, installer, self._ray_shared_paths)
-        return LocalProcessExecutor()
+            return RayExecutor(self._ray_address, environment, installer, self._ray_shared_paths, self._sandbox)
+        return LocalProcessExecutor(sandbox=self._sandbox)
 
     def _max_nodes(self, compute_id: str) -> int | None:
         compute = self._store.get(compute_id)
@@ -314,6 +318,7 @@ class JobRunner:
                     self._status_of,
                     lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
                     lambda: self._should_cancel(job.id),
+                    self._sandbox,
                 )
         except (ServerStopping, TakenOver, FinalState):
             raise

@@ -1,8 +1,9 @@
 """The local executor: `instance_count x max_concurrency_per_instance` worker processes on this machine.
 
-Workers are started with `subprocess` (the server is multi-threaded, so no fork without exec), each in its own
-session so that a timeout kills the script's own child processes too. A worker is started when its slot first
-gets a task and replaced (lazily, by the next task) when it is lost.
+Workers are started by `spawn.py` (with `subprocess`: the server is multi-threaded, so no fork without
+exec), each in its own session so that a timeout kills the script's own child processes too, and each in the
+sandbox of its job (`sandbox/`, docs/security.md). A worker is started when its slot first gets a task and replaced
+(lazily, by the next task) when it is lost.
 
 A worker that has called `init()` and runs a try can hold one more task, queued in its command pipe (as
 `Pool.imap` queues tasks ahead of its workers): it starts that one as soon as it has answered the try before,
@@ -45,14 +46,8 @@ from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
-from batchpoint.runtime.spawn import (
-    StartedWorker,
-    describe_exit,
-    private_temp_root,
-    read_text,
-    start_worker,
-    worker_environment,
-)
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
+from batchpoint.runtime.spawn import StartedWorker, describe_exit, private_temp_root, read_text, start_worker
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
@@ -89,11 +84,17 @@ class _Worker:
 
 class LocalProcessExecutor(Executor):
     def __init__(
-        self, python: str = sys.executable, shutdown_grace_seconds: float = 10.0, stack_dump_seconds: float = 0.5
+        self,
+        python: str = sys.executable,
+        shutdown_grace_seconds: float = 10.0,
+        stack_dump_seconds: float = 0.5,
+        sandbox: WorkerSandbox | None = None,
     ) -> None:
-        """`python` must be able to import batchpoint; `shutdown_grace_seconds` bounds the scripts' `shutdown()`;
-        `stack_dump_seconds` bounds the wait for a timed-out worker's stack before it is killed."""
+        """`python` runs the jobs without an environment of their own; `shutdown_grace_seconds` bounds the
+        scripts' `shutdown()`; `stack_dump_seconds` bounds the wait for a timed-out worker's stack before it is
+        killed. `sandbox`: what the workers may reach (default: the kernel's Landlock, the server's own uid)."""
         self._python = python
+        self._sandbox = sandbox or WorkerSandbox()
         self._grace = shutdown_grace_seconds
         self._stack_dump_seconds = stack_dump_seconds
         self._slots: list[_Worker | None] = []
@@ -109,8 +110,9 @@ class LocalProcessExecutor(Executor):
             raise ValueError("The local executor needs a scoring script.")
         self._spec = spec
         self._homes = _job_homes(spec)
-        self._environment = _environment(spec)
-        self._job_python = str(spec.python) if spec.python else self._python
+        self._job_python = spec.python or Path(self._python)
+        self._reads = job_reads(spec, self._sandbox)
+        self._sandbox.share(spec.output_dir)
         self._layout = LogLayout(spec.logs_dir)
         self._names = ProcessNames(self._layout)
         self._monitor = ResourceMonitor(self._layout, spec.resource_monitor_seconds)
@@ -198,11 +200,18 @@ class LocalProcessExecutor(Executor):
     def _spawn(self, slot: int) -> _Worker:
         name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
         home = Path(tempfile.mkdtemp(prefix=f"{name.process}-", dir=self._homes))
-        (home / "cwd").mkdir()
+        self._sandbox.prepare_home(home)
         stderr = self._layout.stderr(name)
         stderr.parent.mkdir(parents=True, exist_ok=True)
         try:
-            started = start_worker(self._job_python, self._environment, home / "cwd", self._layout.stdout(name), stderr)
+            started = start_worker(
+                python=self._job_python,
+                home=home,
+                policy=self._policy(home),
+                environment=self._worker_environment(home),
+                stdout=self._layout.stdout(name),
+                stderr=stderr,
+            )
         except BaseException:
             shutil.rmtree(home, ignore_errors=True)
             raise
@@ -212,6 +221,20 @@ class LocalProcessExecutor(Executor):
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
+
+    def _policy(self, home: Path) -> dict[str, Any] | None:
+        """What a worker may reach: the job's code, model and inputs; its output folder; its private folder."""
+        return self._sandbox.policy(
+            python=self._job_python, read=self._reads, read_write=[self._spec.output_dir], scratch=home
+        )
+
+    def _worker_environment(self, home: Path) -> dict[str, str]:
+        spec = self._spec
+        defined = {"AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute())}
+        if spec.model_dir is not None:
+            defined["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
+        variables = {key: value for key, value in spec.environment_variables.items() if key != "AZUREML_MODEL_DIR"}
+        return self._sandbox.environment(python=self._job_python, home=home, variables=variables, defined=defined)
 
     @staticmethod
     def _can_queue(worker: _Worker) -> bool:
@@ -366,9 +389,19 @@ class LocalProcessExecutor(Executor):
         return returncode
 
 
+def job_reads(spec: JobSpec, sandbox: WorkerSandbox) -> list[Path | str]:
+    """What a job's workers read besides their environment: its code (or the script's folder), its model, its
+    inputs, and where the links the server made there lead."""
+    assert spec.script_path is not None
+    code = spec.code_dir or spec.script_path.parent
+    model = [spec.model_dir] if spec.model_dir is not None else []
+    return [code, *model, *spec.input_paths, *sandbox.links_of([*model, *spec.input_paths])]
+
+
 def _job_homes(spec: JobSpec) -> Path:
-    """A fresh folder for the job's worker folders, in a temporary folder only this user can enter. Whatever
-    a server that died during the job left there goes first (its workers died with it).
+    """A fresh folder for the job's worker folders, in a temporary folder of this user that others may cross (to
+    their own worker folder, when workers run as another user) but not list. Whatever a server that died during the
+    job left there goes first (its workers died with it).
 
     Named after the job, its output folder and this process: a coordinator that took the job over from a stuck
     one on this machine (`output.JobLock`) has folders of its own, and neither removes the other's."""
@@ -379,16 +412,8 @@ def _job_homes(spec: JobSpec) -> Path:
             shutil.rmtree(earlier, ignore_errors=True)
     homes = root / f"{spec.job_id}-{location}-{os.getpid()}"
     shutil.rmtree(homes, ignore_errors=True)
-    homes.mkdir()
+    homes.mkdir(mode=0o711)
     return homes
-
-
-def _environment(spec: JobSpec) -> dict[str, str]:
-    """The server's environment (less ``unset_variables``), then the job's variables, then the two the runtime
-    defines."""
-    return worker_environment(
-        os.environ, spec.unset_variables, spec.environment_variables, spec.output_dir, spec.model_dir, spec.python
-    )
 
 
 def script_argv(spec: JobSpec) -> list[str]:

@@ -4,6 +4,9 @@ reads from have completed, and independent steps run in parallel.
 A step writes its outputs into `<output>.partial` folders that are renamed into place when it completes, so an
 output folder is whole or absent. Steps that already ended (before a crash of the server) are not run again: a
 step's terminal state is final.
+
+A step's command runs in the sandbox (docs/security.md): it reads its inputs and its environment, writes its code
+copy and its partial outputs, and has a private home and temporary folder (in `spawn.private_temp_root()`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchpoint.runtime.processes import ProcessIdentity
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
+from batchpoint.runtime.spawn import command_line, private_temp_root
 from batchpoint.runtime.status import JobStatus
 
 POLL_SECONDS = 0.05
@@ -38,8 +45,10 @@ class StepRun:
     outputs: Mapping[str, Path]
     """Final output folders; the command writes to `partial(path)` of each."""
     depends_on: frozenset[str] = frozenset()
-    environment: Mapping[str, str] = field(default_factory=dict)
-    """Variables set for the command (PATH and VIRTUAL_ENV of its Python environment)."""
+    python: Path = field(default_factory=lambda: Path(sys.executable))
+    """The interpreter of the step's Python environment (its `bin/` comes first on PATH); default: the server's."""
+    inputs: tuple[Path, ...] = ()
+    """The folders and files the command reads (its inputs' data, models, earlier steps' outputs)."""
 
     @property
     def log_file(self) -> Path:
@@ -75,8 +84,11 @@ def run_graph(
     continue_on_step_failure: bool,
     on_status: StatusListener,
     should_cancel: Callable[[], bool],
+    sandbox: WorkerSandbox | None = None,
 ) -> GraphOutcome:
-    """Run the steps that have not `ended` (step -> its terminal status, from an earlier run of the graph)."""
+    """Run the steps that have not `ended` (step -> its terminal status, from an earlier run of the graph); `sandbox`:
+    what the steps' commands may reach (default: the kernel's Landlock, the server's own uid)."""
+    sandbox = sandbox or WorkerSandbox()
     outcome = GraphOutcome(dict(ended), {})
     pending = {step.name: step for step in steps if step.name not in ended}
     running: dict[Future[tuple[JobStatus, str]], StepRun] = {}
@@ -92,7 +104,7 @@ def run_graph(
                 for step in _ready(pending, outcome.statuses):
                     del pending[step.name]
                     on_status(step.name, JobStatus.RUNNING, "")
-                    running[pool.submit(_run_step, step, stop)] = step
+                    running[pool.submit(_run_step, step, stop, sandbox)] = step
                 _skip_blocked(pending, outcome, on_status)
             if not running:
                 break
@@ -145,13 +157,24 @@ def _skip_blocked(pending: dict[str, StepRun], outcome: GraphOutcome, on_status:
                 changed = True
 
 
-def _run_step(step: StepRun, stop: threading.Event) -> tuple[JobStatus, str]:
-    _prepare(step)
+def _run_step(step: StepRun, stop: threading.Event, sandbox: WorkerSandbox) -> tuple[JobStatus, str]:
+    _prepare(step, sandbox)
+    private = Path(tempfile.mkdtemp(prefix=f"step-{step.name}-", dir=private_temp_root()))
+    try:
+        return _run_sandboxed(step, stop, sandbox, private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _run_sandboxed(
+    step: StepRun, stop: threading.Event, sandbox: WorkerSandbox, private: Path
+) -> tuple[JobStatus, str]:
+    command, environment = _sandboxed(step, sandbox, private)
     with open(step.log_file, "ab") as log:
         process = subprocess.Popen(
-            ["/bin/bash", "-c", step.command],
+            command,
             cwd=step.work_dir / "code",
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **step.environment},  # prints reach the log as they happen
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -174,6 +197,21 @@ def _run_step(step: StepRun, stop: threading.Event) -> tuple[JobStatus, str]:
     return JobStatus.COMPLETED, ""
 
 
+def _sandboxed(step: StepRun, sandbox: WorkerSandbox, private: Path) -> tuple[list[str], dict[str, str]]:
+    """The step's shell command in its sandbox, and the environment to start it with; its HOME and TMPDIR are in
+    `private` (with the other sandboxed processes' private folders), and so is its policy."""
+    os.chmod(private, 0o711)
+    home = private / "sandbox"
+    sandbox.prepare_home(home)
+    partials = [partial(final) for final in step.outputs.values()]
+    policy = sandbox.policy(
+        python=step.python, read=step.inputs, read_write=[step.work_dir / "code", *partials], scratch=home
+    )
+    variables = {"PYTHONUNBUFFERED": "1"}  # prints reach the log as they happen
+    environment = sandbox.environment(python=step.python, home=home, variables=variables)
+    return command_line(["/bin/bash", "-c", step.command], private / "policy.json", policy, environment)
+
+
 def _process_group_file(step: StepRun) -> Path:
     return step.work_dir / "process-group"
 
@@ -186,9 +224,9 @@ def _stop_leftover(step: StepRun) -> None:
         leftover.kill_group()
 
 
-def _prepare(step: StepRun) -> None:
+def _prepare(step: StepRun, sandbox: WorkerSandbox) -> None:
     """No leftover of an earlier try, a fresh copy of the code (a script may write next to itself) and empty
-    partial output folders."""
+    partial output folders, both the worker user's."""
     _stop_leftover(step)
     code = step.work_dir / "code"
     shutil.rmtree(code, ignore_errors=True)
@@ -196,10 +234,12 @@ def _prepare(step: StepRun) -> None:
         shutil.copytree(step.code_dir, code, symlinks=True)
     else:
         code.mkdir(parents=True)
+    sandbox.give(code)
     step.log_file.parent.mkdir(parents=True, exist_ok=True)
     for final in step.outputs.values():
         shutil.rmtree(partial(final), ignore_errors=True)
         partial(final).mkdir(parents=True)
+        sandbox.give(partial(final))
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

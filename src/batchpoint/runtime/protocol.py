@@ -4,7 +4,8 @@ Each message is one frame: a line of JSON `{"kind": ..., ...}`, then a raw paylo
 `done`, empty otherwise). JSON rather than pickle, so that a scoring script cannot make the server unpickle
 anything; one frame per message, so that a mini-batch costs one write and one wake-up each way.
 
-Executor to worker: `config` (first, once), then `run` or `stop`. A `run` may be sent while the worker still runs
+Executor to worker: `boot` (read by the sandbox's boot, `sandbox/boot.py`, before the worker runs), `config`
+(once), then `run` or `stop`. A `run` may be sent while the worker still runs
 the one before: it waits in the pipe, and the worker starts it as soon as it has answered the one before.
 Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`.
 """
@@ -15,7 +16,7 @@ import json
 from multiprocessing.connection import Connection
 from typing import Any
 
-CONFIG, RUN, STOP = "config", "run", "stop"
+BOOT, CONFIG, RUN, STOP = "boot", "config", "run", "stop"
 READY, INIT_FAILED, DONE, ERROR = "ready", "init_failed", "done", "error"
 
 

@@ -68,14 +68,8 @@ from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode, receive
 from batchpoint.runtime.remote_output import RemoteFolder, remote_input_of
-from batchpoint.runtime.spawn import (
-    StartedWorker,
-    describe_exit,
-    private_temp_root,
-    read_text,
-    start_worker,
-    worker_environment,
-)
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
+from batchpoint.runtime.spawn import StartedWorker, describe_exit, private_temp_root, read_text, start_worker
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 
 CONNECT_SECONDS = 5.0
@@ -134,6 +128,7 @@ class ScoringActor:
         shared path), in a list so that Ray does not fetch it unless this node has not unpacked it yet."""
         self._config = config
         self._node = f"{socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
+        self._sandbox = WorkerSandbox.on_node(config["sandbox"], hide=(_ray_sockets(),))
         self._home = _actor_home()
         self._log = self._home / "worker.log"
         self._log_offset = 0
@@ -142,7 +137,7 @@ class ScoringActor:
         self._problem: str | None = None
         try:
             code, model = _node_files(config, archive)
-            python = _node_python(config["environment"], config["installer"])
+            python = _node_python(config["environment"], config["installer"], self._sandbox)
             self._inputs = _NodeInputs(config["inputs"], self._home / "inputs")
         except _NodeLacks as lack:
             self._problem = f"The Ray node {self._node} {lack}"
@@ -150,20 +145,41 @@ class ScoringActor:
         self._start_worker(code, model, python)
 
     def _start_worker(self, code: Path, model: Path | None, python: Path | None) -> None:
+        """The worker, in the sandbox of this node: it reads the job's code, model and inputs on this node and
+        writes its output folder; its private folder is `worker/` (the actor keeps its log and the inputs)."""
         output = self._home / "output"
-        (self._home / "cwd").mkdir()
         output.mkdir()
-        config = self._config
-        variables = worker_environment(os.environ, config["unset"], config["variables"], output, model, python)
-        self._worker = start_worker(str(python or sys.executable), variables, self._home / "cwd", self._log, self._log)
+        self._sandbox.share(output)
+        self._sandbox.prepare_home(self._worker_home)
+        job_python = python or Path(sys.executable)
+        folders = [*([model] if model is not None else []), self._inputs.root]  # a shared rerun's inputs are links
+        reads: list[Path | str] = [code, *folders, *self._sandbox.links_of(folders)]
+        policy = self._sandbox.policy(python=job_python, read=reads, read_write=[output], scratch=self._worker_home)
+        defined = {"AZUREML_BI_OUTPUT_PATH": str(output)} | ({"AZUREML_MODEL_DIR": str(model)} if model else {})
+        variables = {name: value for name, value in self._config["variables"].items() if name != "AZUREML_MODEL_DIR"}
+        environment = self._sandbox.environment(
+            python=job_python, home=self._worker_home, variables=variables, defined=defined
+        )
+        self._worker = start_worker(
+            python=job_python,
+            home=self._worker_home,
+            policy=policy,
+            environment=environment,
+            stdout=self._log,
+            stderr=self._log,
+        )
         worker = self._config["worker"]
         script = code / worker["script"]
         message = {**worker, "parent_pid": os.getpid(), "script": str(script), "code_dir": str(code)}
         self._worker.commands.send_bytes(encode(CONFIG, **message, traceback_file=str(self._traceback)))
 
     @property
+    def _worker_home(self) -> Path:
+        return self._home / "worker"
+
+    @property
     def _traceback(self) -> Path:
-        return self._home / "traceback.txt"
+        return self._worker_home / "traceback.txt"
 
     def node(self) -> str:
         pid = f"pid {self._worker.process.pid} on " if self._worker is not None else ""
@@ -259,6 +275,13 @@ class _NodeInputs:
             raise _NodeLacks(f"cannot see the shared path '{self._root}' (it mounts no such folder).")
         if self._kind == REMOTE:
             self._filesystem = RemoteFolder(**config["remote"]).filesystem()
+        if self._kind != SHARED:
+            folder.mkdir(exist_ok=True)  # before the worker's sandbox names it
+
+    @property
+    def root(self) -> Path:
+        """What the worker reads its inputs from: the shared folder, or this actor's copies."""
+        return Path(self._root) if self._kind == SHARED else self._folder
 
     def fetch(self, index: int, names: list[str], contents: list[bytes] | None) -> list[str]:
         """The paths `run()` gets: the shared files themselves, else copies in this mini-batch's own folder."""
@@ -321,7 +344,7 @@ def _unpack(folder: Path, archive: list[Any]) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _node_python(environment: dict[str, Any] | None, installer: InstallerName) -> Path | None:
+def _node_python(environment: dict[str, Any] | None, installer: InstallerName, sandbox: WorkerSandbox) -> Path | None:
     """The interpreter of the job's environment as built on this node (once per node: the node's environment
     cache is shared by its actors and jobs); None runs the worker on this actor's own interpreter."""
     if environment is None:
@@ -337,11 +360,19 @@ def _node_python(environment: dict[str, Any] | None, installer: InstallerName) -
             f"has {found}. Install it on every node of the cluster (`uv python install {spec.python}` or "
             f"`pyenv install {spec.python}`)."
         ) from None
-    cache = EnvironmentCache(_node_root() / "environments", installer=choose_installer(installer))
+    cache = EnvironmentCache(_node_root() / "environments", installer=choose_installer(installer), sandbox=sandbox)
     try:
         return cache.ensure(spec).python
     except (EnvironmentBuildError, InstallerUnavailable) as error:
         raise _NodeLacks(f"could not build the environment ({spec.source or 'the deployment'}): {error}") from None
+
+
+def _ray_sockets() -> str:
+    """The folder of this node's Ray sockets (the raylet's, the object store's): a worker of the node's uid could
+    connect to them (Landlock does not stop a unix socket's connect), so it does not see them."""
+    node = ray._private.worker.global_worker.node
+    assert node is not None, "an actor runs on a node"
+    return str(node.get_sockets_dir_path())
 
 
 def _actor_home() -> Path:
@@ -415,11 +446,14 @@ class RayExecutor(Executor):
         environment: EnvironmentSpec | None = None,
         installer: InstallerName = "pip",
         shared_paths: Sequence[Path] = (),
+        sandbox: WorkerSandbox | None = None,
     ) -> None:
         """`environment` is the deployment's: each node builds it once, on the Python it asks for, with
         `installer` (the one the server builds local environments with). `shared_paths` are folders every node
-        of the cluster mounts at the same path: inputs, code and models under them are read there in place."""
+        of the cluster mounts at the same path: inputs, code and models under them are read there in place.
+        `sandbox`: the server's settings of the sandbox each node's workers and builds enter (docs/security.md)."""
         self._address = address
+        self._sandbox = sandbox or WorkerSandbox()
         self._environment = environment
         self._installer = installer
         self._shared = [Path(os.path.realpath(path)) for path in shared_paths]
@@ -541,7 +575,7 @@ class RayExecutor(Executor):
                 "argv": script_argv(spec),
             },
             "variables": dict(spec.environment_variables),
-            "unset": list(spec.unset_variables),
+            "sandbox": self._sandbox.for_nodes(),
             "code": places[CODE],
             "model": places[MODEL] or (MODEL if model is not None else None),
             "archived": sorted(archived),

@@ -14,6 +14,7 @@ was uploaded before the crash is left as it is (uploads never overwrite), so not
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,15 @@ def publish(spec: JobSpec) -> None:
 
 
 def staged_files(spec: JobSpec) -> list[str]:
-    """The staging folder's files to publish, as relative POSIX paths; the predictions file comes last."""
+    """The staging folder's files to publish, as relative POSIX paths; the predictions file comes last. Regular
+    files only: the scripts write this folder, and a link (or a FIFO) there must not make the server upload (or
+    wait on) what it points to (the sandbox lets a worker make neither; this does not rely on it)."""
     found: list[str] = []
     for folder, subfolders, files in os.walk(spec.output_dir):
         relative = Path(folder).relative_to(spec.output_dir)
         if relative == Path():
             subfolders[:] = [name for name in subfolders if name not in PRIVATE_FOLDERS]
-        found += sorted((relative / name).as_posix() for name in files if not name.startswith("."))
+        regular = [name for name in files if stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)]
+        found += sorted((relative / name).as_posix() for name in regular if not name.startswith("."))
     predictions = spec.output_file_name if spec.output_file is not None else None
     return sorted(found, key=lambda path: path == predictions)

@@ -1,26 +1,31 @@
-"""How a worker process starts: `python -m batchpoint.runtime.worker READ_FD WRITE_FD` with its two pipes.
-
-The one place worker processes start, whoever starts them: the local executor on this machine, and each Ray actor
+"""The one place worker processes start, whoever starts them: the local executor on this machine, and each Ray actor
 on its node (an actor runs the worker as its child, so that the worker can run the environment's own interpreter,
-which Ray itself may not run on). A wrapper around `start_worker` (a sandbox, say) therefore applies to every
-worker of every executor.
+which Ray itself may not run on). `start_worker` starts a worker; `command_line` any other sandboxed command (a
+pipeline step, an environment build). Each enters its sandbox (`sandbox/`, docs/security.md) before anything of its
+environment runs. docs/runtime.md ("How a worker starts") describes the path; a faster start (a forked template per
+environment, say) belongs here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import os
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-from batchpoint.runtime.environments.cache import activation
+from batchpoint.runtime.protocol import BOOT, encode
+from batchpoint.runtime.sandbox.policy import BOOT_VARIABLES, base_interpreter, virtual_environment
+
+BOOT_SCRIPT = Path(__file__).with_name("sandbox") / "boot.py"
 
 
 @dataclass(frozen=True)
@@ -36,18 +41,28 @@ class StartedWorker:
         self.replies.close()
 
 
-def start_worker(python: str, environment: Mapping[str, str], cwd: Path, stdout: Path, stderr: Path) -> StartedWorker:
-    """Start a worker with `python` in its own session (so that stopping it stops the script's own children too),
-    its output appended to `stdout` and `stderr` (they may be one file). The worker waits for its `config`."""
+def start_worker(
+    *,
+    python: Path,
+    home: Path,
+    policy: dict[str, Any] | None,
+    environment: Mapping[str, str],
+    stdout: Path,
+    stderr: Path,
+) -> StartedWorker:
+    """A worker of `python`'s environment in its own session (so that stopping it stops the script's own children
+    too), working in `home/cwd`, its output appended to `stdout` and `stderr` (they may be one file), entering
+    `policy` (None: unsandboxed) before anything of the environment runs. It then waits for its `config`."""
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
+    boot = [str(base_interpreter(python)), "-I", "-S", str(BOOT_SCRIPT), "worker", str(command_read), str(reply_write)]
     try:
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             process = subprocess.Popen(
-                [python, "-m", "batchpoint.runtime.worker", str(command_read), str(reply_write)],
+                boot,
                 pass_fds=(command_read, reply_write),
-                cwd=cwd,
-                env=dict(environment),
+                cwd=home / "cwd",
+                env=boot_environment(environment),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -60,60 +75,38 @@ def start_worker(python: str, environment: Mapping[str, str], cwd: Path, stdout:
     finally:
         os.close(command_read)
         os.close(reply_write)
-    return StartedWorker(process, Connection(command_write, readable=False), Connection(reply_read, writable=False))
+    commands = Connection(command_write, readable=False)
+    venv = virtual_environment(python)
+    with contextlib.suppress(OSError):  # a worker that died at once says so through its replies
+        commands.send_bytes(encode(BOOT, policy=policy, environment=dict(environment), venv=str(venv or "")))
+    return StartedWorker(process, commands, Connection(reply_read, writable=False))
 
 
-def worker_environment(
-    base: Mapping[str, str],
-    unset: Sequence[str],
-    variables: Mapping[str, str],
-    output_dir: Path,
-    model_dir: Path | None,
-    environment_python: Path | None,
-) -> dict[str, str]:
-    """A worker's variables: `base` (the starting process's) less `unset`, then the job's `variables`, then the two
-    the runtime defines; with an `environment_python` (a virtual environment's), that environment activated."""
-    inherited = {name: value for name, value in base.items() if name not in unset}
-    environment = {**inherited, **variables, "AZUREML_BI_OUTPUT_PATH": str(output_dir.absolute())}
-    if model_dir is None:
-        environment.pop("AZUREML_MODEL_DIR", None)
-    else:
-        environment["AZUREML_MODEL_DIR"] = str(model_dir.absolute())
-    if environment_python is not None:
-        environment.update(_virtual_environment(environment_python))
-    return environment
+def command_line(
+    command: list[str], file: Path, policy: dict[str, Any] | None, environment: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """`command` run in the sandbox `policy` with `environment`, and the environment to start that with: the
+    policy goes to `file` (the server's own, outside what the command may read)."""
+    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"policy": policy, "environment": dict(environment)}, handle)
+    boot = [sys.executable, "-I", "-S", str(BOOT_SCRIPT), "exec", str(file), "--", *command]
+    return boot, boot_environment(environment)
 
 
-def _virtual_environment(python: Path) -> dict[str, str]:
-    """Variables of a deployment's own environment: activated, and the runtime importable through a folder that
-    holds nothing but the `batchpoint` package (so none of the starting process's packages leak in)."""
-    return {
-        **activation(python),
-        "PYTHONPATH": str(_runtime_import_root()),
-        "PYTHONNOUSERSITE": "1",
-    }
-
-
-def _runtime_import_root() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(str(package).encode()).hexdigest()[:16]
-    root = Path(tempfile.gettempdir()) / f"batchpoint-runtime-{os.getuid()}-{digest}"
-    link = root / "batchpoint"
-    if not link.is_symlink():
-        root.mkdir(exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            link.symlink_to(package, target_is_directory=True)
-    return root
+def boot_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    return {name: environment[name] for name in BOOT_VARIABLES if name in environment}
 
 
 def private_temp_root() -> Path:
-    """The temporary folder of this user where workers' private folders go: only its owner may list and write it
-    (others may at most cross it)."""
+    """The temporary folder of this user where sandboxed processes' private folders go: others may cross it (a
+    worker user, to its own folder) but not list or write it."""
     root = Path(tempfile.gettempdir()) / f"batchpoint-{os.geteuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
+    root.mkdir(mode=0o711, exist_ok=True)
     info = os.lstat(root)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o066:
         raise RuntimeError(f"{root} must be a folder that only its owner can list and write.")
+    os.chmod(root, 0o711)
     return root
 
 

@@ -46,9 +46,6 @@ class JobSpec:
     error_threshold: int = -1
     logging_level: LoggingLevel = "Info"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
-    unset_variables: Sequence[str] = ()
-    """Variables of the server's own environment its workers do not inherit (``environment_variables`` still set
-    them)."""
     python: Path | None = None
     """The interpreter of the deployment's environment; None runs the workers in the server's own."""
     remote_input: Mapping[str, Any] | None = None

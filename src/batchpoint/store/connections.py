@@ -11,10 +11,12 @@ growing sleeps and is not fair, so under load a writer could wait past the busy 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +29,16 @@ IDLE_IN_TRANSACTION_MS = 10_000
 """PostgreSQL ends a session that sits this long inside a transaction: a replica frozen mid-transaction (SIGSTOP, a
 paused VM) would otherwise hold its row locks, its leases' among them, and no other replica could take its work
 over until it resumed. No transaction of batchpoint waits that long between two statements."""
+
+
+def _private(database: Path) -> None:
+    """A SQLite database only its owner reads (SQLite gives its -wal and -shm files the database file's mode):
+    created so, or made so when an older server created it readable by all."""
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        with contextlib.suppress(OSError):  # absent, or another user's: left as it is
+            if path.stat().st_uid == os.geteuid():
+                os.chmod(path, 0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -50,6 +62,8 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
+        if engine.url.database and engine.url.database != ":memory:":
+            _private(Path(engine.url.database))
         _configure_sqlite(engine)
         return engine
     options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"

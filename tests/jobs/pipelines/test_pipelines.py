@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from batchpoint.app.sandboxing import TEST_READ_WRITE_VARIABLE
 from tests.api.arm import create_endpoint, deployment_body, deployment_url, wait_for_operation
 from tests.server import API, WORKSPACE_ID, Server
 
@@ -131,7 +132,8 @@ def test_a_pipeline_job_resumes_after_kill_9_from_its_finished_steps(tmp_path: P
         "inputs": {"x": {"type": "uri_folder"}},
         "outputs": {"z": {"type": "uri_folder"}},
     }
-    server = Server(home=tmp_path / "home").start()
+    marks = {TEST_READ_WRITE_VARIABLE: str(tmp_path)}  # test-only: the steps' runs and flag are outside the job
+    server = Server(home=tmp_path / "home", env=marks).start()
     try:
         with server.client() as client:
             spec = {

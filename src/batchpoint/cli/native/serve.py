@@ -9,6 +9,7 @@ import typer
 
 from batchpoint.config import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_BODY_BYTES, Settings, default_home
 from batchpoint.runtime.environments.installers import InstallerName
+from batchpoint.runtime.sandbox.policy import WorkerUser
 
 
 def serve(
@@ -122,6 +123,36 @@ def serve(
             "instead of serving them as the newest known.",
         ),
     ] = False,
+    worker_user: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|UID[:GID]",
+            help="The account scoring code, pipeline steps and environment builds run as "
+            "(default: nobody when the server runs as root, else the server's own).",
+        ),
+    ] = None,
+    worker_tcp_port: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1, max=65535, help="Sandboxed processes may connect to this TCP port only, on any host (repeatable)."
+        ),
+    ] = None,
+    worker_read: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder every sandboxed process may read and execute, e.g. a CUDA toolkit (repeatable).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    unsandboxed_workers: Annotated[
+        bool,
+        typer.Option(
+            "--unsandboxed-workers",
+            help="Do not sandbox scoring code, and serve principals besides the owners anyway: scoring code can "
+            "then read the server's signing key and database (docs/security.md).",
+        ),
+    ] = False,
 ) -> None:
     """Start the server (HTTPS on 127.0.0.1:8443 by default)."""
     from batchpoint.app.server import serve as run_server
@@ -145,8 +176,22 @@ def serve(
         storage_root=storage_root,
         lease_seconds=lease_seconds,
         strict_api_versions=strict_api_versions,
+        worker_user=_checked_user(worker_user),
+        worker_tcp_ports=worker_tcp_port or None,
+        worker_read=[path.absolute() for path in worker_read or []],
+        unsandboxed_workers=unsandboxed_workers,
     )
     run_server(settings)
+
+
+def _checked_user(name: str | None) -> str | None:
+    """`name`, once it is known to name a user (or give both numbers)."""
+    if name is not None:
+        try:
+            WorkerUser.named(name)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--worker-user") from None
+    return name
 
 
 def _issuer_and_keys(value: str) -> tuple[str, str]:

@@ -3,7 +3,6 @@ the runner runs the steps' graph, each step in its component's environment, and 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +28,10 @@ from batchpoint.ml.components.pipelines import (
 )
 from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
-from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache, activation
+from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import environment_from_record, environment_record
 from batchpoint.runtime.pipeline import StepRun, partial, run_graph
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
@@ -89,6 +89,14 @@ class Requested:
     outputs: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Values:
+    """The pipeline's input values, and which of them are paths (of data or models) a step reads."""
+
+    values: dict[str, str]
+    paths: set[str]
+
+
 @dataclass
 class PipelinePlanner:
     store: Store
@@ -111,11 +119,12 @@ class PipelinePlanner:
         outputs = self._outputs(job_name, pipeline, requested.outputs)
         folders = {name: self._local(workspace_id, uri, f"output '{name}'") for name, uri in outputs.items()}
         values = {name: self._value(workspace_id, name, given) for name, given in bound.items()}
+        data = {values[name] for name, given in bound.items() if given.type in ASSET_TYPES}
         steps: list[dict[str, Any]] = []
         children: dict[str, dict[str, Any]] = {}
         for name in pipeline.order():
             node = pipeline.nodes[name]
-            step, child = self._step(job_name, workspace_id, node, values, folders, steps)
+            step, child = self._step(job_name, workspace_id, node, Values(values, data), folders, steps)
             steps.append(step)
             children[child_name(job_name, name)] = child
         record = {
@@ -168,7 +177,7 @@ class PipelinePlanner:
         job_name: str,
         workspace_id: str,
         node: Node,
-        values: dict[str, str],
+        values: Values,
         folders: dict[str, Path],
         planned: list[dict[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,8 +189,9 @@ class PipelinePlanner:
             for output, bound in ((key, node.outputs.get(key)) for key in (node.spec.get("outputs") or {}))
         }
         earlier = {step["name"]: step["outputs"] for step in planned}
-        placeholders = self._placeholders(workspace_id, node, values, earlier, outputs)
+        placeholders = self._placeholders(workspace_id, node, values.values, earlier, outputs)
         command = command_line(node.spec["command"], placeholders, node.name)
+        reads = _reads(node, placeholders, values.paths, earlier)
         environment = self.environments.of_reference(workspace_id, node.spec.get("environment"))
         work_dir = self.jobs_root / job_name / "steps" / node.name
         step = {
@@ -192,6 +202,7 @@ class PipelinePlanner:
             "outputs": {key: str(path) for key, path in outputs.items()},
             "depends_on": sorted(node.depends_on),
             "environment": environment_record(environment),
+            "inputs": reads,
         }
         return step, _child_document(
             job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir
@@ -232,6 +243,20 @@ class PipelinePlanner:
         if not code_uri:
             raise bad_request(f"The step '{node.name}' code '{reference}' has no codeUri.", "UserError")
         return self._local(workspace_id, code_uri, f"code of step '{node.name}'")
+
+
+def _reads(node: Node, placeholders: dict[str, str], paths: set[str], earlier: dict[str, dict[str, str]]) -> list[str]:
+    """What a step's command reads: the paths its inputs were given (data, models, earlier steps' outputs); never a
+    literal that happens to name a path."""
+    produced = {path for outputs in earlier.values() for path in outputs.values()}
+    reads = set()
+    for key, binding in node.inputs.items():
+        value = placeholders.get(f"inputs.{key}")
+        reference = PARENT_INPUT.match(binding.value) or STEP_OUTPUT.match(binding.value)
+        asset = binding.type in ASSET_TYPES and not reference
+        if value is not None and (asset or value in paths or value in produced):
+            reads.add(value)
+    return sorted(reads)
 
 
 def child_rows(ctx: RequestContext, workspace_id: str, planned: PlannedPipeline) -> list[Resource]:
@@ -282,6 +307,7 @@ def run_pipeline(
     child_status: Callable[[str], str | None],
     on_status: StatusUpdate,
     should_cancel: Callable[[], bool],
+    sandbox: WorkerSandbox,
 ) -> tuple[JobStatus, str]:
     """Run (or resume) a pipeline job's steps; returns the parent's final status and message."""
     try:
@@ -297,6 +323,7 @@ def run_pipeline(
         record["continue_on_step_failure"],
         lambda step, status, message: on_status(child_ids[step], status, message),
         should_cancel,
+        sandbox,
     )
     if outcome.failed:
         failures = "; ".join(outcome.errors.get(name, f"The step '{name}' failed.") for name in outcome.failed)
@@ -309,10 +336,6 @@ def run_pipeline(
 def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
     """A planned step, its environment built if the cache lost it; without one, `python` is the server's own."""
     spec = environment_from_record(step["environment"])
-    if spec is not None:
-        variables = activation(cache.ensure(spec).python)
-    else:
-        variables = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return StepRun(
         name=step["name"],
         command=step["command"],
@@ -320,5 +343,6 @@ def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
         work_dir=Path(step["work_dir"]),
         outputs={key: Path(path) for key, path in step["outputs"].items()},
         depends_on=frozenset(step["depends_on"]),
-        environment=variables,
+        python=cache.ensure(spec).python if spec is not None else Path(sys.executable),
+        inputs=tuple(Path(path) for path in step.get("inputs", ())),  # none in a step planned before the sandbox
     )

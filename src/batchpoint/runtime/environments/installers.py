@@ -5,15 +5,18 @@ failure and the versions it installed.
 
 uv is run with the interpreter's path and `UV_PYTHON_DOWNLOADS=never`, so it never fetches a Python of its own; it
 reads its own configuration (`uv.toml`, `UV_INDEX_URL`, ...), not pip's, and caches under `~/.cache/uv`
-(`UV_CACHE_DIR`). Unlike pip it leaves bytecode to be compiled on first import, which costs less than compiling
-every installed module (docs/runtime.md).
+(`UV_CACHE_DIR`). Both compile every installed module's bytecode: sandboxed workers cannot write it into their
+read-only environment, and would compile what they import at every start (docs/runtime.md).
 """
 
 from __future__ import annotations
 
+import configparser
+import os
 import re
 import shutil
 import sys
+import tomllib
 from abc import ABC, abstractmethod
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +29,9 @@ from batchpoint.runtime.environments.interpreters import Interpreter
 
 InstallerName = Literal["uv", "pip"]
 INSTALLER_NAMES: tuple[str, ...] = get_args(InstallerName)
-UV_ENVIRONMENT = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
+UV_ENVIRONMENT = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1", "UV_LINK_MODE": "copy"}
+"""`UV_LINK_MODE=copy`: files hard-linked from uv's cache would be one file in every environment built from it, and
+the code of one package's build could change them all (docs/security.md)."""
 UV_INSTALLED = re.compile(r"^ \+ (?P<name>[^=\s]+)==(?P<version>\S+)")
 UV_ERROR = re.compile(r"^\s*(error:|×)")
 PIP_INSTALLED = "Successfully installed "
@@ -93,6 +98,7 @@ class UvInstaller(Installer):
             self.binary,
             "pip",
             "install",
+            "--compile-bytecode",  # a sandboxed worker cannot write it into its read-only environment
             "--python",
             str(folder / "bin" / "python"),
             *index_options,
@@ -156,6 +162,51 @@ class PipInstaller(Installer):
                     name, _, version = item.rpartition("-")
                     versions[canonicalize_name(name)] = version
         return versions
+
+
+SOURCE_SETTINGS = ("index-url", "extra-index-url", "find-links", "default-index", "index")
+"""The installers' settings that name where packages come from (pip.conf keys, uv.toml keys, and as variables)."""
+
+
+def local_sources(index: str | None) -> list[str]:
+    """The folders on this machine the installers take packages from (`file://` URLs and paths in `index` and in
+    their configuration: `PIP_*`/`UV_*` variables, pip.conf, uv.toml): an environment build must read them."""
+    values = [index or ""]
+    for setting in SOURCE_SETTINGS:
+        variable = setting.upper().replace("-", "_")
+        values += [os.environ.get(f"PIP_{variable}", ""), os.environ.get(f"UV_{variable}", "")]
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for file in ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", config / "pip/pip.conf", Path.home() / ".pip/pip.conf"):
+        values += _pip_sources(Path(file))
+    for file in (Path("/etc/uv/uv.toml"), config / "uv/uv.toml"):
+        values += _uv_sources(file)
+    words = (word for value in values for word in value.split())
+    paths = (word.removeprefix("file://") for word in words if word.startswith(("file://", "/")))
+    return sorted({path for path in paths if os.path.exists(path)})
+
+
+def _pip_sources(file: Path) -> list[str]:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(file)
+    except configparser.Error:
+        return []
+    return [section.get(key, "") for section in parser.values() for key in SOURCE_SETTINGS]
+
+
+def _uv_sources(file: Path) -> list[str]:
+    try:
+        settings = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    found = []
+    for key in SOURCE_SETTINGS:  # a string, a list of strings, or (`index`) a list of tables with a `url`
+        value = settings.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            url = item.get("url") if isinstance(item, dict) else item
+            if isinstance(url, str):
+                found.append(url)
+    return found
 
 
 def choose_installer(name: str | None = None) -> Installer:

@@ -17,6 +17,17 @@ from packaging.utils import canonicalize_name
 
 from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, parse_request
 
+READY_FILE = "batchpoint-environment.json"
+"""In a built environment: its spec (and what it was built on), written once the build is complete."""
+
+
+def built_on(folder: Path) -> Path | None:
+    """The interpreter the environment in `folder` was built on, as batchpoint recorded it; None when it did not
+    build it."""
+    record = folder / READY_FILE
+    return Path(json.loads(record.read_text())["interpreter"]["path"]) if record.is_file() else None
+
+
 BUILD_TOOLS = {"pip", "setuptools", "wheel", "conda"}
 """Installer tools a conda file or python_env.yaml lists; the environment's installer provides its own."""
 CONDA_ONLY = {"ca-certificates", "openssl", "ncurses", "readline", "sqlite", "tk", "xz", "zlib", "bzip2", "libffi"}
