@@ -404,13 +404,15 @@ def _job_homes(spec: JobSpec) -> Path:
     job left there goes first (its workers died with it).
 
     Named after the job, its output folder and this process: a coordinator that took the job over from a stuck
-    one on this machine (`output.JobLock`) has folders of its own, and neither removes the other's."""
+    one on this machine (`output.JobLock`) has folders of its own, and neither removes the other's. The name is a
+    short digest, not the job's name: a worker's sockets (multiprocessing's forkserver listener, say) go in its
+    TMPDIR below, and a unix socket's path is limited to 107 bytes (Decision 16)."""
     root = private_temp_root()
-    location = hashlib.sha256(str(spec.private_dir.absolute()).encode()).hexdigest()[:16]
-    for earlier in root.glob(f"{spec.job_id}-{location}-*"):
+    job = hashlib.sha256(f"{spec.job_id}\0{spec.private_dir.absolute()}".encode()).hexdigest()[:12]
+    for earlier in root.glob(f"{job}-*"):
         if not psutil.pid_exists(int(earlier.name.rsplit("-", 1)[1])):
             shutil.rmtree(earlier, ignore_errors=True)
-    homes = root / f"{spec.job_id}-{location}-{os.getpid()}"
+    homes = root / f"{job}-{os.getpid()}"
     shutil.rmtree(homes, ignore_errors=True)
     homes.mkdir(mode=0o711)
     return homes

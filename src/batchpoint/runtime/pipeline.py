@@ -159,7 +159,7 @@ def _skip_blocked(pending: dict[str, StepRun], outcome: GraphOutcome, on_status:
 
 def _run_step(step: StepRun, stop: threading.Event, sandbox: WorkerSandbox) -> tuple[JobStatus, str]:
     _prepare(step, sandbox)
-    private = Path(tempfile.mkdtemp(prefix=f"step-{step.name}-", dir=private_temp_root()))
+    private = Path(tempfile.mkdtemp(prefix="step-", dir=private_temp_root()))  # short: Decision 16
     try:
         return _run_sandboxed(step, stop, sandbox, private)
     finally:

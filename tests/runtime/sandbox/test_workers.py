@@ -26,6 +26,7 @@ from tests.sandboxing import HOSTILE_SCORE, assert_contained, lay_out, reports
 SYSTEM_PYTHON = "/usr/bin/python3"
 """An interpreter `nobody` can run (pyenv's are under /root, 0700, on the CI machine)."""
 SCORES = ["f0.txt 1", "f1.txt 2", "f2.txt 3", "f3.txt 4"]
+AZURE_LENGTH_JOB_NAME = "batchjob-2c5e3a8f-6d1b-4f0e-9a7c-1b2d3e4f5a6b"  # what an invoke names a job on Azure
 
 
 def hostile_job(targets: dict[str, Any], code: Path) -> JobSpec:
@@ -98,7 +99,8 @@ def test_as_nobody_a_hostile_script_reaches_nothing_and_scores_its_own_files(tra
 
 def test_process_pools_of_every_start_method_work_inside(kit: Kit) -> None:
     """Spawn and forkserver children start the environment's interpreter without the boot's `-I -S`, run the boot
-    file again as `__mp_main__`, and stay in the sandbox."""
+    file again as `__mp_main__`, and stay in the sandbox. The job has a name as long as Azure's (the forkserver's
+    socket goes in the worker's TMPDIR, and a socket's path has at most 107 bytes)."""
     kit.inputs("a.txt")
     kit.script(
         """
@@ -114,7 +116,7 @@ def test_process_pools_of_every_start_method_work_inside(kit: Kit) -> None:
         """
     )
 
-    outcome = kit.run()
+    outcome = kit.run(job_id=AZURE_LENGTH_JOB_NAME)
 
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions() == lines("a.txt")
