@@ -21,7 +21,7 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
 
 def test_cluster_lifecycle(ml_client: MLClient) -> None:
     cluster = AmlCompute(
-        name="batch-cluster",
+        name="lifecycle",
         size="Standard_DS3_v2",
         min_instances=0,
         max_instances=2,
@@ -29,20 +29,20 @@ def test_cluster_lifecycle(ml_client: MLClient) -> None:
         tier="low_priority",
     )
     created = ml_client.compute.begin_create_or_update(cluster).result()
-    got = ml_client.compute.get("batch-cluster")
+    got = ml_client.compute.get("lifecycle")
     listed = {compute.name: compute for compute in ml_client.compute.list()}
 
-    assert created.id == got.id == f"{WORKSPACE_ID}/computes/batch-cluster"
+    assert created.id == got.id == f"{WORKSPACE_ID}/computes/lifecycle"
     assert isinstance(got, AmlCompute) and got.provisioning_state == "Succeeded"
     assert (got.size, got.min_instances, got.max_instances) == ("Standard_DS3_v2", 0, 2)
     assert got.idle_time_before_scale_down == 300 and got.tier == "low_priority"
-    assert {"batch-cluster", "local-workers"} <= set(listed)
+    assert {"lifecycle", "local-workers"} <= set(listed)
 
     got.max_instances = 3
     assert ml_client.compute.begin_update(got).result().max_instances == 3
-    ml_client.compute.begin_delete("batch-cluster").result()
+    ml_client.compute.begin_delete("lifecycle").result()
     with pytest.raises(ResourceNotFoundError):
-        ml_client.compute.get("batch-cluster")
+        ml_client.compute.get("lifecycle")
 
 
 def test_deployments_must_name_an_existing_compute(ml_client: MLClient) -> None:

@@ -34,11 +34,14 @@ def test_a_cluster_is_created_as_a_long_running_operation_and_keeps_what_was_ask
 
 
 def test_scale_settings_can_change_but_the_vm_size_cannot(server: Server) -> None:
+    """VM sizes are case-insensitive, as on Azure: `az ml compute create`'s default STANDARD_DS3_V2 is the size an
+    SDK script later names Standard_DS3_v2."""
     with server.client() as client:
-        put_and_wait(client, compute_url("resized"), compute_body(2, vmSize="Standard_DS3_v2"))
+        put_and_wait(client, compute_url("resized"), compute_body(2, vmSize="STANDARD_DS3_V2"))
         scaled = put_and_wait(client, compute_url("resized"), compute_body(5, vmSize="Standard_DS3_v2")).json()
         resized = client.put(compute_url("resized"), params=V, json=compute_body(5, vmSize="Standard_NC6"))
     assert scaled["properties"]["properties"]["scaleSettings"]["maxNodeCount"] == 5
+    assert scaled["properties"]["properties"]["vmSize"] == "STANDARD_DS3_V2"
     assert resized.status_code == 400 and "vmSize" in resized.json()["error"]["message"]
 
 

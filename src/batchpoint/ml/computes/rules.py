@@ -82,7 +82,7 @@ class ComputeKind:
             )
         before = existing.body["properties"] if existing else {}
         properties = _compute_fields(requested)
-        properties["properties"] = _cluster_properties(requested.get("properties") or {})
+        properties["properties"] = _cluster_properties(requested.get("properties") or {}, before.get("properties"))
         comparable = {key: value for key, value in before.items() if key not in SERVER_SET}
         now = iso(utcnow())
         unchanged = existing is not None and comparable == properties
@@ -107,6 +107,11 @@ class ComputeKind:
         """Computes are changed by PUT (as azure-ai-ml's ``begin_update`` does)."""
 
 
+def _vm_size(requested: str, stored: str | None) -> str:
+    """Azure's VM sizes are case-insensitive: a PUT naming the stored size in other letters keeps it as stored."""
+    return stored if stored is not None and stored.casefold() == requested.casefold() else requested
+
+
 def _compute_fields(requested: dict[str, Any]) -> dict[str, Any]:
     properties: dict[str, Any] = {"computeType": "AmlCompute", "isAttachedCompute": False}
     for field in ("computeLocation", "description", "resourceId"):
@@ -116,12 +121,12 @@ def _compute_fields(requested: dict[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def _cluster_properties(requested: dict[str, Any]) -> dict[str, Any]:
+def _cluster_properties(requested: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
     scale = requested.get("scaleSettings")
     if not scale:
         raise bad_request("properties.properties.scaleSettings is required for an AmlCompute cluster.", "UserError")
     cluster: dict[str, Any] = {
-        "vmSize": requested.get("vmSize") or DEFAULT_VM_SIZE,
+        "vmSize": _vm_size(requested.get("vmSize") or DEFAULT_VM_SIZE, (stored or {}).get("vmSize")),
         "vmPriority": requested.get("vmPriority") or "Dedicated",
         "osType": requested.get("osType") or "Linux",
         "scaleSettings": _scale_settings(scale),
