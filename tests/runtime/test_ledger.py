@@ -125,12 +125,13 @@ def test_tries_are_read_back_in_order_with_where_they_ran_and_how_they_ended(led
     ledger.record_tries("job", [Attempt(1, 1, "process000 on node 0", "0", "process000")], [])
     ledger.record_failed_try("job", 1, 1, "boom", DIED)
     ledger.record_tries("job", [Attempt(0, 1, "process001 on node 1", "1", "process001")], [])
-    ledger.record_tries("job", [Attempt(1, 2, "process002 on node 0", "0", "process002")], [Success(0, 1, 1, 0, DONE)])
+    retry = Attempt(1, 2, "process002 on node 0", "0", "process002", started=1700000003.0)
+    ledger.record_tries("job", [retry], [Success(0, 1, 1, 0, DONE)])
 
     assert list(ledger.attempts("job")) == [
-        Attempt(0, 1, "process001 on node 1", "1", "process001", "succeeded", None, DONE),
-        Attempt(1, 1, "process000 on node 0", "0", "process000", "failed", "boom", DIED),
-        Attempt(1, 2, "process002 on node 0", "0", "process002"),
+        Attempt(0, 1, "process001 on node 1", "1", "process001", "succeeded", None, DONE, DONE.started),
+        Attempt(1, 1, "process000 on node 0", "0", "process000", "failed", "boom", DIED, DIED.started),
+        retry,  # running: when it started, by the coordinator's clock
     ]
     assert list(ledger.attempts("other job")) == []
 

@@ -257,9 +257,12 @@ class _JobRun:
         return (self.threshold.limit < 0 or not failed) and len(self.pending) > self.spec.worker_count
 
     def _start(self, batch: MiniBatch, worker: WorkerName) -> None:
-        self.unrecorded_starts.append(Attempt(batch.index, batch.tries + 1, str(worker), worker.node, worker.process))
+        began = time.time()
+        self.unrecorded_starts.append(
+            Attempt(batch.index, batch.tries + 1, str(worker), worker.node, worker.process, started=began)
+        )
         self.running[batch.index] = batch
-        self.started[batch.index] = (time.monotonic(), time.time())
+        self.started[batch.index] = (time.monotonic(), began)
 
     def _handle(self, event: TaskEvent, output: Output) -> None:
         match event:

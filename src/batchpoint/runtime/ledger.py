@@ -76,6 +76,10 @@ class Attempt:
     outcome: AttemptOutcome | None = None
     error: str | None = None
     end: TryEnd | None = None
+    started: float | None = None
+    """When the try started, UTC seconds since the epoch: the coordinator's clock while it runs (so that the job
+    page shows how long a running try has taken), the worker's own (`end.started`) once it ended; None when not
+    recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,4 +221,4 @@ class InMemoryLedger(Ledger):
             attempts = self._attempts[job_id]
             key = (index, try_number)
             if key in attempts:
-                attempts[key] = replace(attempts[key], outcome=outcome, error=error, end=end)
+                attempts[key] = replace(attempts[key], outcome=outcome, error=error, end=end, started=end.started)

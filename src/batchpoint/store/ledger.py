@@ -19,6 +19,7 @@ from batchpoint.runtime.ledger import (
     AttemptOutcome,
     Ledger,
     MiniBatch,
+    MiniBatchStatus,
     Success,
     TryEnd,
     TryStatus,
@@ -81,19 +82,11 @@ class SqlLedger(Ledger):
             if connection.execute(select(JobPlanRow.job_id).where(JobPlanRow.job_id == job_id)).first() is None:
                 return None
             rows = connection.execute(
-                select(MiniBatchRow).where(MiniBatchRow.job_id == job_id).order_by(MiniBatchRow.index)
-            )
+                select(*MINI_BATCH_COLUMNS).where(MiniBatchRow.job_id == job_id).order_by(MiniBatchRow.index)
+            ).all()  # columns, not the row class, and all at once: a fifth of the time for many mini-batches
             return [
-                MiniBatch(
-                    index=row._mapping["index"],  # (to a type checker, a Row's .index is tuple.index)
-                    files=tuple(json.loads(row.files)),
-                    status=row.status,
-                    tries=row.tries,
-                    succeeded_items=row.succeeded_items,
-                    failed_items=row.failed_items,
-                    last_error=row.last_error,
-                )
-                for row in rows
+                MiniBatch(index, tuple(json.loads(files)), cast("MiniBatchStatus", status), tries, ok, bad, error)
+                for index, files, status, tries, ok, bad, error in rows
             ]
 
     def record_tries(self, job_id: str, started: Sequence[Attempt], succeeded: Sequence[Success]) -> None:
@@ -108,7 +101,7 @@ class SqlLedger(Ledger):
                 connection.execute(FORGET_ATTEMPTS, keys)
                 rows = [
                     {"job_id": job_id, "index": a.index, "try_number": a.try_number, "worker": a.worker,
-                     "node": a.node, "process": a.process}
+                     "node": a.node, "process": a.process, "started": a.started}
                     for a in started
                 ]  # fmt: skip
                 connection.execute(START_ATTEMPTS, rows)
@@ -178,6 +171,11 @@ def _end_values(end: TryEnd) -> dict[str, object]:
     }
 
 
+MINI_BATCH_COLUMNS = (
+    MiniBatchRow.index, MiniBatchRow.files, MiniBatchRow.status, MiniBatchRow.tries, MiniBatchRow.succeeded_items,
+    MiniBatchRow.failed_items, MiniBatchRow.last_error,
+)  # fmt: skip
+"""What `mini_batches` reads, in the order of MiniBatch's fields."""
 ATTEMPT_COLUMNS = (
     AttemptRow.index, AttemptRow.try_number, AttemptRow.worker, AttemptRow.node, AttemptRow.process,
     AttemptRow.outcome, AttemptRow.error, AttemptRow.status, AttemptRow.started, AttemptRow.elapsed_seconds,
@@ -192,9 +190,17 @@ def _attempt(
 ) -> Attempt:  # fmt: skip
     """A try as the ledger records it; one recorded before its end was kept (migration 0008) has no `end`."""
     started, elapsed, cpu, run = times
-    end = None if status is None else TryEnd(cast(TryStatus, status), started or 0.0, elapsed or 0.0, cpu, run)
+    end = None if status is None else TryEnd(cast("TryStatus", status), started or 0.0, elapsed or 0.0, cpu, run)
     return Attempt(
-        index, try_number, worker, node or "", process or "", cast(AttemptOutcome | None, outcome), error, end
+        index,
+        try_number,
+        worker,
+        node or "",
+        process or "",
+        cast("AttemptOutcome | None", outcome),
+        error,
+        end,
+        started,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +24,15 @@ from batchpoint.arm.resources import Resources
 from batchpoint.jobs.invoke import Jobs
 from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
 from batchpoint.store.entities import Resource
-from batchpoint.web import session
+from batchpoint.web import charts, session
+from batchpoint.web.job_details import job_details
 from batchpoint.web.views import JobView, Studio
 
 LIVE_SECONDS = 1.0
 """How often a job page's live parts are refreshed."""
+CHARTS_SHARE = 0.2
+"""At most this share of a job page's time goes to redrawing its charts while the job runs: a job of many
+mini-batches, whose ledger takes longer to read, has them redrawn less often than every LIVE_SECONDS."""
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TITLES = {400: "Bad request", 401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
 PAGE_HEADERS = {
@@ -37,6 +42,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+LIVE_PARTS = {"progress": "_live.html", "charts": "_job_charts.html", "results": "_job_results.html"}
+"""The parts of a job page that its events replace while it runs (each event named as the part it replaces)."""
 RERUN_FAILED = "/rerunFailed"
 """The API's action on a job that runs its failed items again (``routes/jobs.py``)."""
 
@@ -48,6 +55,7 @@ def endpoint_url(endpoint_id: str) -> str:
 
 
 TEMPLATES.env.globals["endpoint_url"] = endpoint_url
+TEMPLATES.env.globals.update(charts.TEMPLATE_GLOBALS)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
@@ -194,6 +202,7 @@ def job_page(request: Request, name: str) -> Response:
         caller=caller,
         title=f"Job {view.name}",
         job=view,
+        details=job_details(studio, job, view),
         log_tail=tail,
         log_offset=offset,
         may_rerun=may_rerun,
@@ -207,7 +216,8 @@ def _may_rerun(request: Request, caller: Caller, job: Resource) -> bool:
 
 @router.get("/jobs/{name}/events")
 def job_events(request: Request, name: str, offset: int = 0) -> Response:
-    """Server-sent events while the job runs: ``progress`` (the live panel), ``log`` (new log lines), ``end``."""
+    """Server-sent events while the job runs: ``progress`` (the live panel), ``charts`` (the throughput chart and the
+    timeline), ``results`` (the failed files and outputs), ``log`` (new log lines), ``end``."""
     caller, job = _readable_job(request, name)
     events = _events(request, name, max(offset, 0), _may_rerun(request, caller, job))
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -216,16 +226,23 @@ def job_events(request: Request, name: str, offset: int = 0) -> Response:
 async def _events(request: Request, name: str, offset: int, may_rerun: bool) -> AsyncIterator[str]:
     studio = _studio(request)
     csrf = session.csrf_token(request.cookies.get(session.COOKIE, ""))
-    shown = ""
+    shown: dict[str, str] = {}
+    charts_due = time.monotonic() + LIVE_SECONDS  # the page was drawn with them just now
     while True:
         job = await run_in_threadpool(lambda: studio.find_job(name, studio.workspace_ids()))
         if job is None:
             return
         view: JobView = await run_in_threadpool(studio.job, job)
-        panel = TEMPLATES.get_template("_live.html").render(job=view, csrf=csrf, may_rerun=may_rerun)
-        if panel != shown:
-            yield _event("progress", panel)
-            shown = panel
+        parts, details = {"progress": LIVE_PARTS["progress"]}, None
+        if view.finished or time.monotonic() >= charts_due:
+            began = time.monotonic()
+            parts, details = LIVE_PARTS, await run_in_threadpool(job_details, studio, job, view)
+            charts_due = time.monotonic() + max(LIVE_SECONDS, (time.monotonic() - began) / CHARTS_SHARE)
+        for part, template in parts.items():
+            html = TEMPLATES.get_template(template).render(job=view, details=details, csrf=csrf, may_rerun=may_rerun)
+            if html != shown.get(part):
+                yield _event(part, html)
+                shown[part] = html
         if view.streamed_log:
             text, offset = await run_in_threadpool(studio.log_since, job, view.streamed_log, offset)
             if text:
