@@ -6,6 +6,7 @@ One server and one browser serve the module."""
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,9 @@ WORKERS = 4
 PAGE_SECONDS = 1.0
 LOADS = 3
 """The page is loaded this many times and the fastest counts (the test machine is shared)."""
+BUSY = 2.0
+"""Above this load average per CPU, the page's time in the browser is not judged (its CPU time still is): a test
+run on a machine that busy measures the wait for a CPU."""
 RETRY_ONCE = {"maxRetries": 1, "timeout": "PT30S"}
 
 
@@ -174,13 +178,17 @@ def test_a_page_of_ten_thousand_mini_batches_loads_in_under_a_second(server: Ser
         assert len(batches) == MINI_BATCHES
         record_ended_tries(ledger, run.spec.job_id)
         url = f"{server.base_url}/jobs/{name}"
+        page.goto("about:blank")  # type: ignore[attr-defined]  # no page of the job keeps the server busy
+        cpu = min(server_cpu_seconds(server, page, url) for _ in range(LOADS))
         seconds = min(load_seconds(page, url) for _ in range(LOADS))
+        print(f"the page of {MINI_BATCHES} mini-batches: {cpu:.3f} s of the server's CPU, loaded in {seconds:.3f} s")
         tries, failed, bars = shown_tries(page)
         retried = len(range(100, MINI_BATCHES, 100))
         assert (tries, failed) == (MINI_BATCHES + retried, retried)  # the first one's try runs
         assert bars <= WORKERS * BARS_PER_LANE + 1  # each worker's lane in slices of time
-        assert seconds < PAGE_SECONDS, f"the page took {seconds:.2f} s"
-        print(f"the page of {MINI_BATCHES} mini-batches loaded in {seconds:.3f} s")
+        assert cpu < PAGE_SECONDS / 2, f"the server took {cpu:.2f} s of CPU for the page"
+        if os.getloadavg()[0] < BUSY * (os.cpu_count() or 1):  # else the wait for a CPU is what the time measures
+            assert seconds < PAGE_SECONDS, f"the page took {seconds:.2f} s to load"
         accessible(page)
         with server.client() as client:
             client.post(f"{job_id}/cancel", params={"api-version": API})
@@ -189,6 +197,19 @@ def test_a_page_of_ten_thousand_mini_batches_loads_in_under_a_second(server: Ser
     finally:
         flag.unlink(missing_ok=True)
         store.close()
+
+
+def server_cpu_seconds(server: Server, page: object, url: str) -> float:
+    """The CPU time the server spends to answer the page (what its load time is made of on a machine that is not
+    busy with other work)."""
+    before = cpu_seconds(server.process.pid)  # type: ignore[union-attr]
+    assert page.request.get(url).ok  # type: ignore[attr-defined]
+    return cpu_seconds(server.process.pid) - before  # type: ignore[union-attr]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime
 
 
 def load_seconds(page: object, url: str) -> float:

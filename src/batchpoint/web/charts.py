@@ -21,7 +21,9 @@ BAR_HEIGHT = 16
 AXIS_HEIGHT = 28
 CHART_HEIGHT = 180
 COLUMNS = 60
-"""Slices of the job's life in the throughput chart."""
+"""Slices of the job's life in the throughput chart, at most: a job of few mini-batches has one per two of them
+(at least MIN_COLUMNS), so that its chart is no row of spikes."""
+MIN_COLUMNS = 10
 BARS_PER_LANE = 150
 """A lane with more tries than this shows one bar per slice of time (of the job's life, in this many slices)."""
 TICKS = 6
@@ -234,17 +236,18 @@ class Throughput:
 
 
 def throughput(tries: Sequence[TryView], span: Span) -> Throughput:
-    """Items done per second in each of COLUMNS slices of the job's life: a mini-batch's files count as done when
-    its last try ended, whether it succeeded or failed for good."""
-    done = [0] * COLUMNS
-    for attempt in tries:
-        if attempt.final and attempt.started is not None:
-            finished = attempt.started + (attempt.seconds or 0.0) - span.start
-            done[min(max(int(finished / span.seconds * COLUMNS), 0), COLUMNS - 1)] += len(attempt.files)
-    seconds = span.seconds / COLUMNS
+    """Items done per second in each slice of the job's life: a mini-batch's files count as done when its last try
+    ended, whether it succeeded or failed for good."""
+    finals = [attempt for attempt in tries if attempt.final and attempt.started is not None]
+    slices = min(COLUMNS, max(MIN_COLUMNS, len(finals) // 2))
+    done = [0] * slices
+    for attempt in finals:
+        finished = (attempt.started or 0.0) + (attempt.seconds or 0.0) - span.start
+        done[min(max(int(finished / span.seconds * slices), 0), slices - 1)] += len(attempt.files)
+    seconds = span.seconds / slices
     rates = [items / seconds for items in done]
     peak = max(rates, default=0.0)
-    width = PLOT_WIDTH / COLUMNS
+    width = PLOT_WIDTH / slices
     columns = []
     for number, (items, rate) in enumerate(zip(done, rates, strict=True)):
         height = rate / peak * (CHART_HEIGHT - 10) if peak else 0.0
