@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -52,6 +54,37 @@ def test_an_unreachable_cluster_fails_fast_with_its_address(kit: Kit) -> None:
     with pytest.raises(ExecutorUnavailableError, match="127.0.0.1:9"):
         run_job(kit.spec(), kit.ledger, RayExecutor("127.0.0.1:9"))
     assert time.monotonic() - started < 30
+
+
+JOIN_AT_ONCE = """
+import sys
+import threading
+from batchpoint.runtime.ray_executor import connect
+
+errors = []
+
+def join():
+    try:
+        connect(sys.argv[1])
+    except BaseException as error:
+        errors.append(repr(error))
+
+threads = [threading.Thread(target=join) for _ in range(3)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(errors)
+"""
+
+
+def test_jobs_starting_at_once_in_a_fresh_server_process_all_join_the_cluster(ray_cluster: Cluster) -> None:
+    """The first Ray jobs of a server process start on threads of their own: each joins (one `ray.init`)."""
+    joined = subprocess.run(
+        [sys.executable, "-c", JOIN_AT_ONCE, ray_cluster.address], capture_output=True, text=True, timeout=120
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stdout.strip().splitlines()[-1] == "[]", joined.stdout
 
 
 def worker_nodes(kit: Kit) -> set[str]:

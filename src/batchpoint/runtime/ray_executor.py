@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -100,10 +101,20 @@ class _NodeLacks(Exception):
     """Raised on a node: what it lacks to run the job's workers."""
 
 
+_JOINING = threading.Lock()
+"""Held while this process joins the cluster: two jobs starting at once would both call `ray.init`, and the
+second's fails (Ray asserts the process is not connected yet), failing its job."""
+
+
 def connect(address: str) -> None:
-    """Join the cluster as a driver, once per server process; fail fast when its address does not answer."""
-    if ray.is_initialized():
-        return
+    """Join the cluster as a driver, once per server process (whichever of its jobs starts first); fail fast when
+    its address does not answer."""
+    with _JOINING:
+        if not ray.is_initialized():
+            _join(address)
+
+
+def _join(address: str) -> None:
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_SECONDS).close()
