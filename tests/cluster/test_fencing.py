@@ -4,7 +4,10 @@ byte for byte what the other replica committed, the frozen replica's workers are
 the lease.
 
 Replica A freezes itself at a named point (`runtime/stop_points.py`, test-only) of one job per point; the test
-waits for B to complete the job, then resumes A (SIGCONT)."""
+waits for B to complete the job, then resumes A (SIGCONT). The points: a ledger group, the output's commit, the
+job's terminal write, a pipeline step's (a child job's) terminal write, and the terminal write of a model job's
+scoring step (its child job), where A freezes inside the transaction that writes the job (PostgreSQL ends A's
+session after 10 s idle in it, which lets B take the job over)."""
 
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ JOBS = {
     "output-commit": "fenced-commit",
     "terminal-write": "fenced-final",
     "child-write": "fenced-step",
+    "scoring-child-write": "fenced-scoring",
 }
 """The job A freezes in, per point (no name is part of another)."""
 TEMPORARY = "a-tmp"
@@ -139,16 +143,17 @@ def test_a_replica_frozen_past_its_lease_before_a_write_writes_nothing_when_it_r
     output = output_of(fencing, name, point)
     committed = output.read_bytes()
     os.kill(fencing.pair.a.process.pid, signal.SIGCONT)  # type: ignore[union-attr]
-    wait_until(lambda: f"jobs/{name}: lost the lease" in fencing.a_log(), 30, "A to say it lost the lease")
+    wait_until(lambda: f"jobs/{name}: lost the lease" in fencing.a_log(), 60, "A to say it lost the lease")
 
     assert completed["status"] == "Completed", completed
     assert job_of(fencing.pair.b, name) == completed, "the job changed after A resumed"
+    child = f"{name}-write" if point == "child-write" else f"{name}-batchscoring"
+    assert job_of(fencing.pair.b, child)["status"] == "Completed"
     assert output.read_bytes() == committed
     if point == "child-write":
         assert committed.decode().split() == [str(number) for number in range(1, 501)]
-        assert job_of(fencing.pair.b, f"{name}-write")["status"] == "Completed"
     else:
         assert committed.decode().splitlines() == input_names(FILES)
         assert not [path.name for path in output.parent.iterdir() if path.name.startswith(".")], "a leftover"
-    assert not fencing.a_processes(), "A's workers outlived the job A lost"
+    wait_until(lambda: not fencing.a_processes(), 10, "A's workers to be gone")  # killed, perhaps not reaped yet
     assert point != "ledger-group" or a_workers, "A had no workers running when it froze"

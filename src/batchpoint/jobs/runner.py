@@ -402,6 +402,8 @@ class JobRunner:
             child_id = scoring_child_id(job) if job is not None else None
             child = self._store.get(child_id) if child_id else None
             if job is not None and child is not None and follow(job, child):
+                if child.body["properties"]["status"] in TERMINAL:
+                    stop_point("scoring-child-write", child.name)
                 self._store.update(child)
 
 

@@ -8,7 +8,9 @@ part of where the point names (a job's name, or its output folder). The points:
 - `ledger-group`: before a group of tries holding a success is written to the ledger;
 - `output-commit`: after the output's last check, right before the output file is put in place;
 - `terminal-write`: before a job's terminal state is written;
-- `child-write`: before a pipeline step's (a child job's) terminal state is written.
+- `child-write`: before a pipeline step's (a child job's) terminal state is written;
+- `scoring-child-write`: before a model job's scoring step (its child job) is written with its terminal state,
+  inside the transaction that writes the job's: the process freezes holding its lease's row lock.
 """
 
 from __future__ import annotations
