@@ -10,7 +10,7 @@ WEB_STATIC := src/batchpoint/web/static
 # worker and test process compiles batchpoint (and pytest every test module) from source again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run check test test-durations test-postgres fuzz bench bench-deps coverage venv azurite chromium web-assets screenshots clean
+.PHONY: run check test test-durations test-postgres fuzz soak bench bench-deps coverage venv azurite chromium web-assets screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ test-postgres: venv
 fuzz: venv
 	BATCHPOINT_FUZZ_EXAMPLES=200 BATCHPOINT_FUZZ_REQUESTS=5000 $(BIN)/python -m pytest -q -n 2 \
 	  tests/api/test_openapi_fuzz.py tests/api/test_hostile_input.py $(PYTEST_ARGS)
+
+# The chaos soak (benchmarks/soak.py, docs/deployment.md): three replicas on a private PostgreSQL, a small Ray cluster,
+# steady invokes and a fault every few seconds for SOAK_MINUTES, then its invariants; fails on a violation.
+SOAK_MINUTES ?= 10
+SOAK_SEED ?= 1
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED)
 
 # The screenshots in docs/images, taken by the web page's browser tests.
 screenshots: venv

@@ -214,7 +214,7 @@ def running(
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
-            _wait_ready(process, port, log)
+            wait_ready(process, port, log)
             yield process
         finally:
             process.send_signal(signal.SIGINT)
@@ -225,7 +225,7 @@ def running(
                 process.wait()
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
+def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
