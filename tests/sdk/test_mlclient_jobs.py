@@ -27,10 +27,15 @@ from tests.server import Server
 SCORE = """
 import os
 import time
+from pathlib import Path
 
 def init():
     global model_files
     model_files = sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
+    # scripts find their model files by walking the folder, which does not enter linked folders
+    walked = [name for _, _, names in os.walk(os.environ["AZUREML_MODEL_DIR"]) for name in names]
+    assert walked == ["weights.bin"], walked
+    assert [path.name for path in Path(os.environ["AZUREML_MODEL_DIR"]).rglob("*.bin")] == ["weights.bin"]
 
 def run(mini_batch):
     time.sleep(0.3)

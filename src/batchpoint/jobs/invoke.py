@@ -3,6 +3,7 @@ after a crash), and its state reads as an ARM job resource."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -216,10 +217,36 @@ class JobPlanner(OnResources):
         target = _local(self.uris.resolve(workspace_id, model_uri), "model")
         root = self.jobs_root / job_name / "model"
         root.mkdir(parents=True, exist_ok=True)
-        link = root / target.name
-        if not link.is_symlink():
-            link.symlink_to(target)
+        place_model(target, root / target.name)
         return root
+
+
+def place_model(target: Path, at: Path) -> None:
+    """The registered model's files at `at` as real folders of hard links (Decision 17): scoring scripts walk
+    AZUREML_MODEL_DIR with os.walk or Path.rglob, which do not enter a linked folder, and on Azure it is a real
+    folder. Made aside and renamed, so a crash leaves it whole or absent; a job planned before (a link) keeps its
+    link; where a hard link cannot be made (another file system), a link to the model's folder as before."""
+    if at.exists() or at.is_symlink():
+        return
+    partial = at.with_name(f".{at.name}.partial")
+    _remove(partial)
+    try:
+        if target.is_dir():
+            shutil.copytree(target, partial, copy_function=os.link)
+        else:
+            os.link(target, partial)
+    except OSError:
+        _remove(partial)
+        at.symlink_to(target)
+        return
+    partial.rename(at)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
