@@ -31,6 +31,13 @@ FILES_NAMED = 5
 MIN_BAR = 2.0
 SEVERITY = (TryState.FAILED, TryState.TIMED_OUT, TryState.RETRIED, TryState.RUNNING, TryState.SUCCEEDED)
 """The state an aggregated bar shows: the first of these that one of its tries has."""
+STATE_WORDS = {
+    TryState.FAILED: "failed",
+    TryState.TIMED_OUT: "timed out",
+    TryState.RETRIED: "failed (tried again)",
+    TryState.RUNNING: "running",
+    TryState.SUCCEEDED: "succeeded",
+}
 
 
 def duration(seconds: float) -> str:
@@ -150,17 +157,20 @@ def _extent(attempts: Sequence[TryView], span: Span, now: float) -> tuple[float,
 
 def _bar(attempt: TryView, span: Span, now: float, inputs: Sequence[Path]) -> Bar:
     x, width = _extent([attempt], span, now)
-    took = (
-        f"running for {duration(now - attempt.started)}" if attempt.state == TryState.RUNNING and attempt.started
-        else f"{attempt.state.value.replace('-', ' ')} after {duration(attempt.seconds)}" if attempt.seconds is not None
-        else attempt.state.value
-    )  # fmt: skip
+    took = _took(attempt, now)
     at = f", started at {duration(attempt.started - span.start)}" if attempt.started is not None else ""
     label = (
         f"Mini-batch {attempt.index}, try {attempt.try_number}, {attempt.lane}: {took}{at}; "
         f"files: {_named(attempt.files, inputs)}" + (f"; error: {attempt.error}" if attempt.error else "")
     )
     return Bar(f"try-{attempt.index}-{attempt.try_number}", x, width, attempt.state, 1, int(attempt.failed), label)
+
+
+def _took(attempt: TryView, now: float) -> str:
+    if attempt.state == TryState.RUNNING:
+        return f"running for {duration(now - attempt.started)}" if attempt.started is not None else "running"
+    words = STATE_WORDS[attempt.state]
+    return f"{words} after {duration(attempt.seconds)}" if attempt.seconds is not None else words
 
 
 def _sliced(name: str, attempts: Sequence[TryView], span: Span, now: float, inputs: Sequence[Path]) -> list[Bar]:
@@ -176,7 +186,7 @@ def _slice_bar(name: str, number: int, attempts: list[TryView], span: Span, now:
     states = {attempt.state for attempt in attempts}
     state = next(state for state in SEVERITY if state in states)
     counts = ", ".join(
-        f"{sum(attempt.state == state for attempt in attempts)} {state.value.replace('-', ' ')}"
+        f"{sum(attempt.state == state for attempt in attempts)} {STATE_WORDS[state]}"
         for state in SEVERITY
         if state in states
     )
