@@ -12,7 +12,7 @@ from batchpoint.runtime.report import Counts, JobOutcome
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.runtime.status import JobStatus
 from batchpoint.store import open_store
-from batchpoint.web.charts import BARS_PER_LANE, span_of, throughput, timeline
+from batchpoint.web.charts import BARS, BARS_PER_LANE, span_of, throughput, timeline
 from batchpoint.web.job_view import TryState, failed_files, ledger_tries, preview, report_tries
 
 START = 1_800_000_000.0
@@ -88,6 +88,22 @@ def test_a_lane_of_more_tries_than_fit_is_drawn_in_slices_that_count_them_all(tm
     assert drawn.aggregated and len(lane.bars) == BARS_PER_LANE
     assert sum(bar.tries for bar in lane.bars) == count
     assert lane.bars[0].label.startswith("4 tries of node 0 process000") and "4 succeeded" in lane.bars[0].label
+
+
+def test_many_workers_share_the_bars(tmp_path: Path) -> None:
+    ledger = open_store(f"sqlite:///{tmp_path / 'ledger.db'}").ledger()
+    workers, each = 30, 60
+    count = workers * each
+    ledger.plan("j", ([f"/in/{index}.txt"] for index in range(count)))
+    ledger.record_tries(
+        "j",
+        [Attempt(i, 1, "w", "0", f"process{i % workers:03d}", started=START + i // workers) for i in range(count)],
+        [Success(i, 1, 1, 0, TryEnd(RUN_DONE, START + i // workers, 0.5)) for i in range(count)],
+    )
+    tries = ledger_tries(ledger, "j") or []
+    drawn = timeline(tries, span_of(tries, START, START + each, START + each), START + each)
+    assert len(drawn.lanes) == workers and drawn.per_lane == BARS // workers < each
+    assert sum(len(lane.bars) for lane in drawn.lanes) <= BARS and drawn.tries == count
 
 
 def test_the_preview_splits_rows_into_columns_when_they_all_split_alike(tmp_path: Path) -> None:

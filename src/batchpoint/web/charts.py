@@ -1,8 +1,8 @@
-"""The job page's charts, laid out on the server as SVG (docs/web.md, "Charts"): the throughput over the job's life
-and the mini-batch timeline, one lane per worker and one bar per try. A lane with more tries than fit
-(``BARS_PER_LANE``) shows one bar per slice of time, holding every try that started in it, so that a job of any
-size draws at most that many bars per worker. Each bar and column carries its numbers for the text alternatives
-(the tables after each chart, the bars' titles) and for tests.
+"""The job page's charts, laid out on the server as SVG (docs/web.md, "The job's charts"): the throughput over the
+job's life and the mini-batch timeline, one lane per worker and one bar per try. A lane with more tries than fit
+(``BARS_PER_LANE``, fewer when there are many workers: ``BARS`` in all) shows one bar per slice of time, holding
+every try that started in it, so that a job of any size draws a bounded number of bars. Each bar and column
+carries its numbers for the text alternatives (the tables after each chart, the bars' titles) and for tests.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ COLUMNS = 60
 (at least MIN_COLUMNS), so that its chart is no row of spikes."""
 MIN_COLUMNS = 10
 BARS_PER_LANE = 150
+BARS = 1500
+"""At most this many bars in all: a job of many workers has fewer per lane (but at least MIN_BARS_PER_LANE)."""
+MIN_BARS_PER_LANE = 20
 """A lane with more tries than this shows one bar per slice of time (of the job's life, in this many slices)."""
 TICKS = 6
 FILES_NAMED = 5
@@ -112,6 +115,8 @@ class Timeline:
     span: Span
     tries: int
     failed: int
+    per_lane: int
+    """A lane with more tries than this shows one bar per slice of time."""
     aggregated: bool
 
     @property
@@ -124,12 +129,12 @@ class Timeline:
 
 
 def timeline(tries: Sequence[TryView], span: Span, now: float, inputs: Sequence[Path] = ()) -> Timeline:
+    workers = list(by_lane(tries))
+    per_lane = max(MIN_BARS_PER_LANE, min(BARS_PER_LANE, BARS // max(len(workers), 1)))
     lanes = []
-    aggregated = False
-    for number, (name, lane_tries) in enumerate(by_lane(tries)):
-        if len(lane_tries) > BARS_PER_LANE:
-            aggregated = True
-            bars = _sliced(name, lane_tries, span, now, inputs)
+    for number, (name, lane_tries) in enumerate(workers):
+        if len(lane_tries) > per_lane:
+            bars = _sliced(name, lane_tries, span, now, inputs, per_lane)
         else:
             bars = [_bar(attempt, span, now, inputs) for attempt in lane_tries]
         lanes.append(
@@ -143,7 +148,10 @@ def timeline(tries: Sequence[TryView], span: Span, now: float, inputs: Sequence[
                 sum(attempt.seconds or 0.0 for attempt in lane_tries),
             )
         )
-    return Timeline(lanes, span, sum(lane.tries for lane in lanes), sum(lane.failed for lane in lanes), aggregated)
+    aggregated = any(lane.tries > per_lane for lane in lanes)
+    return Timeline(
+        lanes, span, sum(lane.tries for lane in lanes), sum(lane.failed for lane in lanes), per_lane, aggregated
+    )
 
 
 def _extent(attempts: Sequence[TryView], span: Span, now: float) -> tuple[float, float]:
@@ -173,11 +181,14 @@ def _took(attempt: TryView, now: float) -> str:
     return f"{words} after {duration(attempt.seconds)}" if attempt.seconds is not None else words
 
 
-def _sliced(name: str, attempts: Sequence[TryView], span: Span, now: float, inputs: Sequence[Path]) -> list[Bar]:
+def _sliced(
+    name: str, attempts: Sequence[TryView], span: Span, now: float, inputs: Sequence[Path], count: int
+) -> list[Bar]:
+    """One bar per 1/count of the job's life, of the tries that started in it."""
     slices: dict[int, list[TryView]] = {}
     for attempt in attempts:
         offset = (attempt.started if attempt.started is not None else span.end) - span.start
-        slices.setdefault(min(int(offset / span.seconds * BARS_PER_LANE), BARS_PER_LANE - 1), []).append(attempt)
+        slices.setdefault(min(int(offset / span.seconds * count), count - 1), []).append(attempt)
     return [_slice_bar(name, number, group, span, now, inputs) for number, group in sorted(slices.items())]
 
 
@@ -275,6 +286,5 @@ TEMPLATE_GLOBALS = {
     "width": WIDTH,
     "label_width": LABEL_WIDTH,
     "bar_height": BAR_HEIGHT,
-    "bars_per_lane": BARS_PER_LANE,
 }
 """What the chart templates (``_job_charts.html``) lay out with."""
