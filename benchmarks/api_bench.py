@@ -16,12 +16,10 @@ Usage: python benchmarks/api_bench.py [--no-fail] [--rounds N] [--warmup S] [--d
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +36,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from targets import arguments, exit_status
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.server: waiting for a server, stopping it
 
 API = "2025-12-01"
 WORKSPACE = (
@@ -211,31 +213,15 @@ def running(
     command: list[str], port: int, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A server subprocess, ready once its port accepts connections, stopped with SIGINT on exit."""
+    from tests.server import stop_process, wait_for_port  # not in the baseline server, which imports this module
+
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
-            wait_ready(process, port, log)
+            wait_for_port(process, port, "server", str(log), timeout=30.0)
             yield process
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early; see {log}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server did not start in time; see {log}")
+            stop_process(process)
 
 
 def batchpoint_command(port: int, home: Path) -> list[str]:
@@ -381,8 +367,7 @@ def report(results: Results, load: float) -> bool:
 
 
 def parse_args(argv: list[str] | None) -> tuple[Timing, bool]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=2, help="runs per server and scenario (default 2)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring (default 1)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per run (default 5)")
@@ -416,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         results = benchmark(timing, Path(workdir))
     load = max(load, os.getloadavg()[0])
     passed = report(results, load)
-    return 0 if passed or no_fail else 1
+    return exit_status(passed, no_fail)
 
 
 if __name__ == "__main__":

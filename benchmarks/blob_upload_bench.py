@@ -11,7 +11,6 @@ Usage: python benchmarks/blob_upload_bench.py [--no-fail] [--size-mib N]
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 
 from azure.storage.blob import BlobClient, BlobServiceClient
+
+from targets import arguments, check, exit_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.server: the real server on a free port
 from tests.server import API, WORKSPACE_ID, Server
@@ -149,21 +150,19 @@ def report(results: Results) -> bool:
         f"server RSS: idle {results.idle_rss / MIB:.1f} MiB, peak during upload {results.peak_rss / MIB:.1f} MiB "
         f"(+{(results.peak_rss - results.idle_rss) / MIB:.1f} MiB)"
     )
-    memory_ok = results.peak_rss < TARGET_PEAK_MIB * MIB
-    print(f"{'PASS' if memory_ok else 'FAIL'} peak RSS < {TARGET_PEAK_MIB} MiB")
-    print(f"{'PASS' if results.identical else 'FAIL'} downloaded blob is byte-identical (SHA-256)")
-    return memory_ok and results.identical
+    memory_ok = check(results.peak_rss < TARGET_PEAK_MIB * MIB, f"peak RSS < {TARGET_PEAK_MIB} MiB")
+    identical = check(results.identical, "downloaded blob is byte-identical (SHA-256)")
+    return memory_ok and identical
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target is missed")
+    parser = arguments(__doc__)
     parser.add_argument("--size-mib", type=int, default=200, help="size of the uploaded file (default 200)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="blob-upload-bench-") as workdir:
         results = benchmark(args.size_mib * MIB, Path(workdir))
     passed = report(results)
-    return 0 if passed or args.no_fail else 1
+    return exit_status(passed, args.no_fail)
 
 
 if __name__ == "__main__":

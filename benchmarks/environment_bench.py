@@ -21,7 +21,6 @@ Usage: python benchmarks/environment_bench.py [--no-fail] [--rounds N] [--requir
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.store.entities import OperationStatus
+from targets import arguments, exit_status
 
 WORKSPACE = workspace_id("00000000-0000-0000-0000-000000000000", "local", "default")
 CONDA_FILE = "dependencies:\n- pip:\n  - six==1.16.0\n"
@@ -110,15 +110,14 @@ def compare_builds(requirements: list[str]) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-fail", action="store_true")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--requirement", action="append", help=f"a requirement line to build (default: {' '.join(BUILD_REQUIREMENTS)})"
     )
     parser.add_argument("--no-builds", action="store_true", help="measure only the reuse of a built environment")
-    arguments = parser.parse_args()
-    builds_met = arguments.no_builds or compare_builds(arguments.requirement or list(BUILD_REQUIREMENTS))
+    options = parser.parse_args()
+    builds_met = options.no_builds or compare_builds(options.requirement or list(BUILD_REQUIREMENTS))
     with tempfile.TemporaryDirectory() as home:
         services = Services.open(Settings(home=Path(home)))
         services.start()
@@ -128,7 +127,7 @@ def main() -> int:
             provision_seconds(services, "warmup", {})
             first = provision_seconds(services, "first", {"environmentId": environment(services, "env0")})
             baseline, reuse = [], []
-            for round_number in range(1, arguments.rounds + 1):
+            for round_number in range(1, options.rounds + 1):
                 baseline.append(provision_seconds(services, f"plain{round_number}", {}))
                 reuse.append(
                     provision_seconds(
@@ -140,8 +139,8 @@ def main() -> int:
             services.close()
     reuse_median, baseline_median = statistics.median(reuse), statistics.median(baseline)
     print(f"first build           {first:8.3f} s")
-    print(f"no environment        {baseline_median:8.3f} s (median of {arguments.rounds})")
-    print(f"reuse of a built spec {reuse_median:8.3f} s (median of {arguments.rounds}; worst {max(reuse):.3f} s)")
+    print(f"no environment        {baseline_median:8.3f} s (median of {options.rounds})")
+    print(f"reuse of a built spec {reuse_median:8.3f} s (median of {options.rounds}; worst {max(reuse):.3f} s)")
     print(f"ratio reuse/baseline  {reuse_median / baseline_median:8.2f}")
     print(f"environments built    {len(built):8d}")
     ok = max(reuse) < REUSE_TARGET_SECONDS and len(built) == 1
@@ -150,7 +149,7 @@ def main() -> int:
         "met" if ok else "NOT met",
         f"(target: every reuse under {REUSE_TARGET_SECONDS:.0f} s, one build)",
     )
-    return 0 if (ok and builds_met) or arguments.no_fail else 1
+    return exit_status((ok and builds_met), options.no_fail)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Usage: python benchmarks/ray_bench.py [--no-fail] [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import resource
@@ -29,6 +28,8 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from targets import arguments, verdict
 
 FILES = 4_000
 SIZES = (FILES // 2, FILES)
@@ -164,8 +165,7 @@ def memory_job(address: str, root: str, inputs: str, code: str, name: str) -> in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-fail", action="store_true")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     import ray
@@ -241,9 +241,7 @@ def report(best: dict[tuple[str, int], float], peaks: dict[int, int], no_fail: b
             f"({peaks[large] / MB:.0f} / {peaks[small] / MB:.0f} MB; target <= {TARGET_MEMORY_GROWTH}x)",
         ),
     ]
-    for passed, line in checks:
-        print(("PASS " if passed else "FAIL ") + line)
-    return 0 if no_fail or all(passed for passed, _ in checks) else 1
+    return verdict(checks, no_fail)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Usage: python benchmarks/ray_scale_bench.py [--no-fail] [--files N] [--skip-blob
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -37,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from targets import arguments, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.azurite and tests.server: Azurite from npm
 from batchpoint.runtime.coordinator import run_job
@@ -180,8 +181,7 @@ def content(index: int) -> bytes:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-fail", action="store_true")
+    parser = arguments(__doc__)
     parser.add_argument("--skip-blob", action="store_true", help="only the shared path (no Azurite)")
     args = parser.parse_args()
     import ray
@@ -233,9 +233,7 @@ def report(results: list[Result], no_fail: bool) -> int:
             f"(target >= {TARGET_SCALING})",
         ),
     ]
-    for passed, line in checks:
-        print(("PASS " if passed else "FAIL ") + line)
-    return 0 if no_fail or all(passed for passed, _ in checks) else 1
+    return verdict(checks, no_fail)
 
 
 if __name__ == "__main__":

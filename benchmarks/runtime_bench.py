@@ -15,7 +15,6 @@ Usage: python benchmarks/runtime_bench.py [--no-fail] [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import multiprocessing
@@ -30,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+from targets import arguments, check, exit_status
 
 # batchpoint is imported only in `run_batchpoint`: the Pool's spawned processes import this module too, and
 # must not pay for more than the baseline needs.
@@ -277,11 +278,6 @@ def measure_memory(inputs: list[Path], script: Path, workdir: Path) -> dict[int,
     return runs
 
 
-def check(met: bool, text: str) -> bool:
-    print(f"{'PASS' if met else 'FAIL'} {text}")
-    return met
-
-
 def report_speed(timings: Timings) -> list[bool]:
     """The best run of each runner per scenario; the overhead is checked on the trivial run(), the ratio on the
     10 ms one, and the time to the first run() on every batchpoint run."""
@@ -336,14 +332,13 @@ def benchmark(rounds: int, workdir: Path) -> tuple[Timings, dict[int, Run]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=2, help="runs per runner and scenario (default 2)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="runtime-bench-") as workdir:
         timings, memory = benchmark(args.rounds, Path(workdir))
     passed = all([*report_speed(timings), report_memory(memory)])
-    return 0 if passed or args.no_fail else 1
+    return exit_status(passed, args.no_fail)
 
 
 if __name__ == "__main__":

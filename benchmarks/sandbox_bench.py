@@ -13,7 +13,6 @@ Usage: python benchmarks/sandbox_bench.py [--no-fail] [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from batchpoint.runtime.executor import Task, TaskDone
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
+from targets import arguments, exit_status
 
 TARGET_ADDED_CPU_MS = 10.0
 SCRIPT = "def init():\n    pass\n\n\ndef run(mini_batch):\n    return mini_batch\n"
@@ -89,8 +89,7 @@ def measure(root: Path, label: str, python: Path, rounds: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-fail", action="store_true")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     options = parser.parse_args()
     print(f"sandbox: Landlock ABI {WorkerSandbox().abi}; worker start, median of {options.rounds} rounds")
@@ -102,7 +101,7 @@ def main() -> int:
             added.append(measure(root / "py38", "Python 3.8 venv", old, options.rounds))
     ok = max(added) <= TARGET_ADDED_CPU_MS
     print(f"  {'ok' if ok else 'FAILED'}: at most {TARGET_ADDED_CPU_MS:.0f} ms of CPU added per worker start")
-    return 0 if ok or options.no_fail else 1
+    return exit_status(ok, options.no_fail)
 
 
 if __name__ == "__main__":

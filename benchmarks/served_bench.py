@@ -12,7 +12,6 @@ Usage: python benchmarks/served_bench.py [--no-fail] [--rounds N]
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -23,8 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime_bench import MARKS_ENV, POOL, SLEEP_ENV, Job, Run, check, first_run_time, run_pool, sha256
+from runtime_bench import MARKS_ENV, POOL, SLEEP_ENV, Job, Run, first_run_time, run_pool, sha256
 from runtime_bench import SCORING_SCRIPT as RUNTIME_SCRIPT
+from targets import arguments, check, exit_status
 
 if TYPE_CHECKING:
     import httpx
@@ -207,13 +207,12 @@ def report(runs: dict[str, list[Run]]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="served/Pool pairs (default 5)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="served-bench-") as workdir:
         runs = benchmark(args.rounds, Path(workdir))
-    return 0 if report(runs) or args.no_fail else 1
+    return exit_status(report(runs), args.no_fail)
 
 
 if __name__ == "__main__":

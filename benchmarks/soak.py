@@ -58,8 +58,11 @@ import httpx
 import psutil
 import psycopg
 
-from api_bench import free_port, wait_ready
+from api_bench import free_port
 from served_bench import put_and_wait
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.server: waiting for a server
+from tests.server import wait_for_port
 
 API = "2025-12-01"
 V = {"api-version": API}
@@ -177,7 +180,8 @@ class Replica:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "batchpoint", *serve], stdout=log, stderr=subprocess.STDOUT
             )
-        wait_ready(self.process, self.port, self.home / "server.log", 180)  # a loaded machine starts slowly
+        # a loaded machine starts slowly
+        wait_for_port(self.process, self.port, "server", str(self.home / "server.log"), 180)
         if not self.token:
             mint = ["token", "--home", str(self.home), "--user", USER, "--minutes", "600"]
             minted = subprocess.run(

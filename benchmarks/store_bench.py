@@ -20,7 +20,6 @@ Usage: python benchmarks/store_bench.py [--no-fail] [--jobs N] [--requests N]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from batchpoint.jobs.invoke import Routing, job_document, model_job_io
 from batchpoint.store import Store, open_store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.indexes import JOB_TYPE
+from targets import arguments, exit_status
 
 API = {"api-version": "2025-12-01"}
 DATA_PLANE = {"api-version": "2020-09-01-dataplanepreview"}
@@ -210,8 +210,7 @@ def report(counts: tuple[int, int], small: dict[str, float], large: dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
+    parser = arguments(__doc__)
     parser.add_argument("--jobs", type=int, default=LARGE, help="jobs in the large workspace")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per figure")
     options = parser.parse_args(argv)
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         small_home, large_home = prepare(Path(folder), SMALL), prepare(Path(folder), options.jobs)
         small, large = measure(small_home, options.requests), measure(large_home, options.requests)
     passed = report((SMALL, options.jobs), small, large)
-    return 0 if passed or options.no_fail else 1
+    return exit_status(passed, options.no_fail)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import workload_scoring as scoring
+from targets import arguments, check, exit_status
 
 if TYPE_CHECKING:
     import httpx
@@ -762,11 +763,6 @@ def _median_first(runs: list[Run]) -> float:
     return statistics.median(float("inf") if run.first_prediction is None else run.first_prediction for run in runs)
 
 
-def check(met: bool, text: str) -> bool:
-    print(f"{'PASS' if met else 'FAIL'} {text}")
-    return met
-
-
 def machine() -> str:
     import platform
 
@@ -778,7 +774,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--workload", choices=[TABULAR, IMAGES, "all"], default="all")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of: {', '.join(SYSTEMS)}")
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per system and workload (default 2)")
@@ -787,7 +783,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-files", type=int, default=FILES[IMAGES])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batchpoint-workload-bench"
     parser.add_argument("--data", type=Path, default=cache, help=f"generated inputs and models (default {cache})")
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -806,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
                 workload = prepare(args.data, name, args.tabular_files if name == TABULAR else args.image_files)
                 results = run_workload(workload, server, systems, args.rounds, args.workers, work / name)
                 met = report(workload, results, args.workers) and met
-    return 0 if met or args.no_fail else 1
+    return exit_status(met, args.no_fail)
 
 
 if __name__ == "__main__":
