@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from batchpoint.runtime.spec import JobSpec
 from tests.hostile_score import REPORTED
 
 HOSTILE_SCORE = Path(__file__).with_name("hostile_score.py")
@@ -66,3 +68,25 @@ def lay_out(root: Path) -> dict[str, Any]:
         "inputs": str(inputs),
         "output": str(home / "storage" / "bp-own" / "azureml" / "hostile" / "score"),
     }
+
+
+def hostile_job(targets: dict[str, Any], code: Path, mini_batch_size: int = 2) -> JobSpec:
+    """A job of the hostile script over the inputs `lay_out` made, told where its targets are."""
+    return JobSpec(
+        job_id="hostile",
+        input_paths=[Path(targets["inputs"])],
+        output_dir=Path(targets["output"]),
+        code_dir=code,
+        scoring_script=HOSTILE_SCORE.name,
+        mini_batch_size=mini_batch_size,
+        environment_variables={"TARGETS": json.dumps(targets)},
+    )
+
+
+def laid_out(root: Path) -> tuple[dict[str, Any], Path]:
+    """`lay_out`'s targets, and a code folder holding the hostile script."""
+    targets = lay_out(root)
+    code = root / "code"
+    code.mkdir()
+    shutil.copy(HOSTILE_SCORE, code)
+    return targets, code

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import psutil
 
-from batchpoint.app.sandboxing import TEST_READ_WRITE_VARIABLE
 from tests.cluster.replicas import job_of, wait_for_end, wait_until
-from tests.jobs.pipelines.test_pipelines import component, node, provision
-from tests.server import WORKSPACE_ID, Server
+from tests.jobs.pipelines.test_pipelines import component, invoke_pipeline, node, server_reaching
 
 
 def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart(tmp_path: Path) -> None:
@@ -22,27 +20,13 @@ def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart
         "echo done > ${{outputs.y}}/x.txt",
         "outputs": {"y": {"type": "uri_folder"}},
     }
-    marks = {TEST_READ_WRITE_VARIABLE: str(tmp_path)}  # test-only: the step's pid file is outside its job
-    server = Server(home=tmp_path / "home", env=marks).start()
-    try:
+    with server_reaching(tmp_path) as server:
         with server.client() as client:
-            spec = {
-                "type": "pipeline",
-                "outputs": {"result": {"type": "uri_folder"}},
-                "jobs": {
-                    "wait": {
-                        **node(component(client, "wait", waiting)),
-                        "outputs": {"y": {"value": "${{parent.outputs.result}}", "type": "literal"}},
-                    }
-                },
+            wait_step = {
+                **node(component(client, "wait", waiting)),
+                "outputs": {"y": {"value": "${{parent.outputs.result}}", "type": "literal"}},
             }
-            assert provision(client, "stopping", component(client, "stopping", spec))["status"] == "Succeeded"
-            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/stopping", params={"api-version": "2025-12-01"}).json()
-            name = client.post(
-                scoring["properties"]["scoringUri"],
-                json={"properties": {}},
-                headers={"azureml-model-deployment": "main"},
-            ).json()["name"]
+            name = invoke_pipeline(client, "stopping", {"wait": wait_step})
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 60, "the step to run")
         step = psutil.Process(int(pid_file.read_text()))
 
@@ -55,9 +39,6 @@ def test_sigterm_stops_a_running_pipeline_step_and_the_job_resumes_after_restart
         server.start()
         job = wait_for_end(server, name, timeout=60)
         step_job = job_of(server, f"{name}-wait")
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
     assert stopped_in < 10, f"the server took {stopped_in:.1f} s to stop"
     assert job["status"] == "Completed", job
     assert step_job["status"] == "Completed"

@@ -25,18 +25,12 @@ class Kit:
 
     root: Path
     ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    input_dir: Path = field(init=False)
+    output_dir: Path = field(init=False)
+    code_dir: Path = field(init=False)
 
-    @property
-    def input_dir(self) -> Path:
-        return self.root / "in"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.root / "out"
-
-    @property
-    def code_dir(self) -> Path:
-        return self.root / "code"
+    def __post_init__(self) -> None:
+        self.input_dir, self.output_dir, self.code_dir = self.root / "in", self.root / "out", self.root / "code"
 
     @property
     def markers(self) -> Path:

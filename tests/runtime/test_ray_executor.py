@@ -3,9 +3,7 @@ CPUs, the workers use one each), shared with tests/sdk/test_ray_compute.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,11 +24,10 @@ from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
-from batchpoint.runtime.spec import JobSpec
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
 from tests.runtime.conftest import ECHO, Kit, lines, ray_nodes
-from tests.sandboxing import HOSTILE_SCORE, PROBES, RAY_PROBES, assert_contained, lay_out, printed_reports
+from tests.sandboxing import PROBES, RAY_PROBES, assert_contained, hostile_job, laid_out, printed_reports
 
 SLOW_ECHO = """
     import os
@@ -299,10 +296,7 @@ def test_a_hostile_script_on_a_node_reaches_nothing_of_the_server_nor_of_the_clu
 ) -> None:
     """The worker an actor runs is sandboxed on its node too, and the cluster is out of its reach: Ray's sockets
     are hidden, its GCS port is not among the ports it may connect to, its logs are not readable."""
-    targets = lay_out(tmp_path)
-    code = tmp_path / "code"
-    code.mkdir()
-    shutil.copy(HOSTILE_SCORE, code)
+    targets, code = laid_out(tmp_path)
     node = ray_cluster.head_node  # the nodes on this machine share its session folder
     targets |= {
         "server_pid": os.getpid(),  # the coordinator: the "server" on this machine
@@ -311,15 +305,7 @@ def test_a_hostile_script_on_a_node_reaches_nothing_of_the_server_nor_of_the_clu
         "ray_logs": str(Path(node.get_session_dir_path()) / "logs"),
     }
     assert targets["ray_sockets"], "the nodes' sockets (raylets', object stores') are there to probe"
-    spec = JobSpec(
-        job_id="hostile",
-        input_paths=[Path(targets["inputs"])],
-        output_dir=Path(targets["output"]),
-        code_dir=code,
-        scoring_script=HOSTILE_SCORE.name,
-        mini_batch_size=4,
-        environment_variables={"TARGETS": json.dumps(targets)},
-    )
+    spec = hostile_job(targets, code, mini_batch_size=4)
 
     outcome = run_job(spec, InMemoryLedger(), RayExecutor(ray_cluster.address))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from azure.ai.ml import MLClient
-from azure.ai.ml.entities import AmlCompute
+from azure.ai.ml.entities import AmlCompute, BatchDeployment, BatchEndpoint, Model, ModelBatchDeployment
 
 from tests.sdk.credentials import StaticTokenCredential
 from tests.server import SUBSCRIPTION, Server
@@ -38,3 +40,11 @@ def connect(server: Server, patch: pytest.MonkeyPatch, token: str | None = None)
 def create_cluster(ml_client: MLClient, name: str = "cpu-cluster", max_instances: int = 4) -> str:
     """An AmlCompute cluster made the way Azure users make one; returns its ARM id."""
     return ml_client.compute.begin_create_or_update(AmlCompute(name=name, max_instances=max_instances)).result().id
+
+
+def deploy_model(ml_client: MLClient, endpoint: str, name: str, model: Model, **settings: Any) -> BatchDeployment:
+    """A new endpoint with one model deployment on ``cpu-cluster`` (``settings``: the deployment's other
+    arguments), created the way Azure users create them; returns the deployment once provisioned."""
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    deployment = ModelBatchDeployment(name=name, endpoint_name=endpoint, model=model, compute="cpu-cluster", **settings)
+    return ml_client.batch_deployments.begin_create_or_update(deployment).result()

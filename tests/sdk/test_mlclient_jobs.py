@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 from azure.ai.ml import Input, MLClient, Output
 from azure.ai.ml.entities import (
-    BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
     Data,
     Environment,
     Model,
-    ModelBatchDeployment,
     ModelBatchDeploymentSettings,
 )
 from azure.ai.ml.exceptions import ValidationException
 
 from tests.api.jobs import predictions, write_inputs
-from tests.sdk.mlclient import connect, create_cluster
+from tests.sdk.mlclient import connect, create_cluster, deploy_model
 from tests.server import Server
 
 SCORE = """
@@ -62,15 +60,14 @@ def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> s
     (weights / "weights.bin").write_bytes(b"w")
     model = ml_client.models.create_or_update(Model(name="sdk-job-model", path=str(weights)))
     environment = ml_client.environments.create_or_update(Environment(name="sdk-job-env", image="python:3.11"))
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="sdk-jobs")).result()
     create_cluster(ml_client)
-    deployment = ModelBatchDeployment(
-        name="main",
-        endpoint_name="sdk-jobs",
-        model=model,
+    deploy_model(
+        ml_client,
+        "sdk-jobs",
+        "main",
+        model,
         environment=environment,
         code_configuration=CodeConfiguration(code=str(code), scoring_script="score.py"),
-        compute="cpu-cluster",
         settings=ModelBatchDeploymentSettings(
             mini_batch_size=3,
             max_concurrency_per_instance=2,
@@ -82,7 +79,6 @@ def deployed(ml_client: MLClient, tmp_path_factory: pytest.TempPathFactory) -> s
             environment_variables={"GREETING": "hello"},
         ),
     )
-    ml_client.batch_deployments.begin_create_or_update(deployment).result()
     endpoint = ml_client.batch_endpoints.get("sdk-jobs")
     endpoint.defaults.deployment_name = "main"
     ml_client.batch_endpoints.begin_create_or_update(endpoint).result()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from azure.ai.ml import Input, MLClient
-from azure.ai.ml.entities import BatchEndpoint, Model, ModelBatchDeployment, ModelBatchDeploymentSettings
+from azure.ai.ml.entities import Model, ModelBatchDeploymentSettings
 
 from tests.api.jobs import predictions
-from tests.sdk.mlclient import connect, create_cluster
+from tests.sdk.mlclient import connect, create_cluster, deploy_model
 from tests.server import Server
 
 mlflow_sklearn = pytest.importorskip("mlflow.sklearn", reason="MLflow scoring needs the 'mlflow' extra")
@@ -53,16 +53,8 @@ def test_mlflow_model_scores_csv_and_parquet_without_a_script(
     registered = ml_client.models.create_or_update(
         Model(name="regressor", path=str(tmp_path / "regressor"), type="mlflow_model")
     )
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="mlflow-ep")).result()
     create_cluster(ml_client)
-    deployment = ModelBatchDeployment(
-        name="auto",
-        endpoint_name="mlflow-ep",
-        model=registered,
-        compute="cpu-cluster",
-        settings=ModelBatchDeploymentSettings(mini_batch_size=1),
-    )
-    ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    deploy_model(ml_client, "mlflow-ep", "auto", registered, settings=ModelBatchDeploymentSettings(mini_batch_size=1))
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="mlflow-ep", deployment_name="auto", input=Input(type="uri_folder", path=str(inputs))
     )

@@ -25,6 +25,7 @@ from azure.core.exceptions import HttpResponseError
 
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
 from tests.api.jobs import predictions
+from tests.sdk.mlclient import deploy_model
 from tests.server import Server
 
 try:
@@ -123,17 +124,15 @@ def training_job(
         )
     )
     model = ml_client.models.create_or_update(Model(name="py38-placeholder", path=str(root / "model")))
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="py38-script")).result()
-    deployment = ModelBatchDeployment(
-        name="train",
-        endpoint_name="py38-script",
-        model=model,
+    deploy_model(
+        ml_client,
+        "py38-script",
+        "train",
+        model,
         environment=environment,
-        compute="cpu-cluster",
         code_configuration=CodeConfiguration(code=str(root / "code"), scoring_script="score.py"),
         settings=ModelBatchDeploymentSettings(mini_batch_size=1, instance_count=1, max_concurrency_per_instance=1),
     )
-    ml_client.batch_deployments.begin_create_or_update(deployment).result()
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="py38-script", deployment_name="train", input=Input(type="uri_folder", path=str(inputs))
     )
@@ -176,15 +175,10 @@ def test_an_mlflow_model_pinned_to_python_3_8_deploys_and_scores(
     trained = next((tls_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{training_job}/score/model.pkl"))
     folder = mlflow_model_folder(tmp_path / "regressor", trained, "3.8.5")
     registered = ml_client.models.create_or_update(Model(name="py38-regressor", path=str(folder), type="mlflow_model"))
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="py38-mlflow")).result()
-    deployment = ModelBatchDeployment(
-        name="auto",
-        endpoint_name="py38-mlflow",
-        model=registered,
-        compute="cpu-cluster",
-        settings=ModelBatchDeploymentSettings(mini_batch_size=1),
+    deployment = deploy_model(
+        ml_client, "py38-mlflow", "auto", registered, settings=ModelBatchDeploymentSettings(mini_batch_size=1)
     )
-    assert ml_client.batch_deployments.begin_create_or_update(deployment).result().provisioning_state == "Succeeded"
+    assert deployment.provisioning_state == "Succeeded"
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="py38-mlflow", deployment_name="auto", input=Input(type="uri_folder", path=str(inputs))
     )

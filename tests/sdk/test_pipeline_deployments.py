@@ -134,6 +134,13 @@ def steps_of(ml_client: MLClient, job_name: str) -> dict[str, str]:
     return {child.display_name: child.status for child in ml_client.jobs.list(parent_job_name=job_name)}
 
 
+def folder_of(folder: Path, name: str, text: str) -> Path:
+    """``folder``, made, holding one file."""
+    folder.mkdir()
+    (folder / name).write_text(text)
+    return folder
+
+
 def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     ml_client: MLClient,
     tls_server: Server,
@@ -286,12 +293,10 @@ def test_an_optional_fragment_is_kept_when_its_input_is_bound_and_dropped_when_n
 def test_a_step_reads_a_registered_model_and_a_data_asset_from_their_folders(
     ml_client: MLClient, components: dict[str, Any], tmp_path: Path
 ) -> None:
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "weights.txt").write_text("weights 42\n")
-    (tmp_path / "rows").mkdir()
-    (tmp_path / "rows" / "rows.txt").write_text("row 1\n")
-    model = ml_client.models.create_or_update(Model(name="step-model", version="1", path=str(tmp_path / "model")))
-    ml_client.data.create_or_update(Data(name="step-rows", version="1", path=str(tmp_path / "rows"), type="uri_folder"))
+    weights = folder_of(tmp_path / "model", "weights.txt", "weights 42\n")
+    rows = folder_of(tmp_path / "rows", "rows.txt", "row 1\n")
+    model = ml_client.models.create_or_update(Model(name="step-model", version="1", path=str(weights)))
+    ml_client.data.create_or_update(Data(name="step-rows", version="1", path=str(rows), type="uri_folder"))
     read_assets = components["read_assets"]
 
     @pipeline(name="read_registered")
@@ -313,10 +318,9 @@ def test_a_model_given_at_invoke_reaches_the_step_as_its_folder(
     ml_client: MLClient, components: dict[str, Any], tmp_path: Path
 ) -> None:
     """azure-ai-ml's invoke takes a model input by its storage path (it turns asset references into data ids)."""
-    (tmp_path / "mlflow").mkdir()
-    (tmp_path / "mlflow" / "MLmodel").write_text("flavors: {}\n")
+    mlflow_folder = folder_of(tmp_path / "mlflow", "MLmodel", "flavors: {}\n")
     model = ml_client.models.create_or_update(
-        Model(name="invoke-model", version="1", path=str(tmp_path / "mlflow"), type="mlflow_model")
+        Model(name="invoke-model", version="1", path=str(mlflow_folder), type="mlflow_model")
     )
     read_mlflow = components["read_mlflow"]
 

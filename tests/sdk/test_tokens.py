@@ -12,16 +12,15 @@ import jwt
 import pytest
 from azure.ai.ml import MLClient, command
 from azure.ai.ml.entities import (
-    BatchEndpoint,
     CodeConfiguration,
     Model,
-    ModelBatchDeployment,
     UserIdentityConfiguration,
 )
 from azure.ai.ml.exceptions import ValidationException
 
 from batchpoint.access.issuer import IssuerCredential, ensure_issuer
 from tests.azure_env import run_in_env
+from tests.sdk.mlclient import deploy_model
 from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server, batchpoint_command
 
 AML_SCOPE_REFUSAL = "AAD token with aml scope could not be fetched"
@@ -92,15 +91,8 @@ def test_the_managed_identity_serves_calls_that_need_the_aml_scope(
     (tmp_path / "inputs" / "a.txt").write_text("a")
     (tmp_path / "model.bin").write_bytes(b"m")
     model = ml_client.models.create_or_update(Model(name="tokens-model", path=str(tmp_path / "model.bin")))
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="tokens-ep")).result()
-    deployment = ModelBatchDeployment(
-        name="main",
-        endpoint_name="tokens-ep",
-        model=model,
-        compute="cpu-cluster",
-        code_configuration=CodeConfiguration(code=str(tmp_path / "code"), scoring_script="score.py"),
-    )
-    ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    code = CodeConfiguration(code=str(tmp_path / "code"), scoring_script="score.py")
+    deploy_model(ml_client, "tokens-ep", "main", model, code_configuration=code)
     (tmp_path / "calls.py").write_text(CALLS.format(inputs=str(tmp_path / "inputs"), subscription=SUBSCRIPTION))
 
     ran = run_in_env(tls_server, [sys.executable, "calls.py"], tmp_path)

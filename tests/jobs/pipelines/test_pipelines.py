@@ -3,8 +3,10 @@ its jobs resume from their finished steps after a crash of the server."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,27 @@ def node(component_id: str, **inputs: str) -> dict[str, Any]:
         "componentId": component_id,
         "inputs": {key: {"job_input_type": "literal", "value": value} for key, value in inputs.items()},
     }
+
+
+@contextlib.contextmanager
+def server_reaching(folder: Path) -> Iterator[Server]:
+    """A server of the test's own whose steps may read and write ``folder`` (test-only: the files a step shares with
+    the test are outside its job), stopped at the end if it still runs."""
+    server = Server(home=folder / "home", env={TEST_READ_WRITE_VARIABLE: str(folder)}).start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+
+
+def invoke_pipeline(client: httpx.Client, endpoint: str, jobs: dict[str, Any]) -> str:
+    """Endpoint ``endpoint`` with deployment ``main`` of a pipeline of ``jobs`` (which write its output ``result``),
+    provisioned and invoked; the job's name."""
+    spec = {"type": "pipeline", "outputs": {"result": {"type": "uri_folder"}}, "jobs": jobs}
+    assert provision(client, endpoint, component(client, endpoint, spec))["status"] == "Succeeded"
+    scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/{endpoint}", params=V).json()["properties"]["scoringUri"]
+    return client.post(scoring, json={"properties": {}}, headers={"azureml-model-deployment": "main"}).json()["name"]
 
 
 def provision(client: httpx.Client, endpoint: str, component_id: str) -> dict[str, Any]:
@@ -132,36 +155,22 @@ def test_a_pipeline_job_resumes_after_kill_9_from_its_finished_steps(tmp_path: P
         "inputs": {"x": {"type": "uri_folder"}},
         "outputs": {"z": {"type": "uri_folder"}},
     }
-    marks = {TEST_READ_WRITE_VARIABLE: str(tmp_path)}  # test-only: the steps' runs and flag are outside the job
-    server = Server(home=tmp_path / "home", env=marks).start()
-    try:
+    with server_reaching(tmp_path) as server:
         with server.client() as client:
-            spec = {
-                "type": "pipeline",
-                "outputs": {"result": {"type": "uri_folder"}},
-                "jobs": {
-                    "first": {**node(component(client, "first", first)), "outputs": {}},
-                    "second": {
-                        **node(component(client, "second", second), x="${{parent.jobs.first.outputs.y}}"),
-                        "outputs": {"z": {"value": "${{parent.outputs.result}}", "type": "literal"}},
-                    },
+            jobs = {
+                "first": {**node(component(client, "first", first)), "outputs": {}},
+                "second": {
+                    **node(component(client, "second", second), x="${{parent.jobs.first.outputs.y}}"),
+                    "outputs": {"z": {"value": "${{parent.outputs.result}}", "type": "literal"}},
                 },
             }
-            assert provision(client, "durable-pipe", component(client, "durable", spec))["status"] == "Succeeded"
-            scoring = client.get(f"{WORKSPACE_ID}/batchEndpoints/durable-pipe", params=V).json()["properties"][
-                "scoringUri"
-            ]
-            name = client.post(scoring, json={"properties": {}}, headers={"azureml-model-deployment": "main"}).json()[
-                "name"
-            ]
+            name = invoke_pipeline(client, "durable-pipe", jobs)
             wait_for_status(client, f"{WORKSPACE_ID}/jobs/{name}-second", "Running")
         server.stop(signal.SIGKILL)
         flag.touch()
         server.start()
         with server.client() as client:
             job = wait_for_status(client, f"{WORKSPACE_ID}/jobs/{name}", "Completed")
-    finally:
-        server.stop()
     assert runs.read_text().splitlines() == ["run"], "the finished step must not run again"
     assert job["properties"]["outputs"]["result"]["uri"].endswith(f"azureml/{name}/result/")
     outputs = list((tmp_path / "home" / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/result/first.txt"))

@@ -5,13 +5,11 @@ processes, models behind the links batchpoint made) work as before."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,34 +17,13 @@ from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.ledger import InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.sandbox.policy import WorkerSandbox, WorkerUser
-from batchpoint.runtime.spec import JobSpec
 from tests.runtime.conftest import Kit, lines
-from tests.sandboxing import HOSTILE_SCORE, assert_contained, lay_out, reports
+from tests.sandboxing import assert_contained, hostile_job, laid_out, reports
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 """An interpreter `nobody` can run (pyenv's are under /root, 0700, on the CI machine)."""
 SCORES = ["f0.txt 1", "f1.txt 2", "f2.txt 3", "f3.txt 4"]
 AZURE_LENGTH_JOB_NAME = "batchjob-2c5e3a8f-6d1b-4f0e-9a7c-1b2d3e4f5a6b"  # what an invoke names a job on Azure
-
-
-def hostile_job(targets: dict[str, Any], code: Path) -> JobSpec:
-    return JobSpec(
-        job_id="hostile",
-        input_paths=[Path(targets["inputs"])],
-        output_dir=Path(targets["output"]),
-        code_dir=code,
-        scoring_script=HOSTILE_SCORE.name,
-        mini_batch_size=2,
-        environment_variables={"TARGETS": json.dumps(targets)},
-    )
-
-
-def laid_out(root: Path) -> tuple[dict[str, Any], Path]:
-    targets = lay_out(root)
-    code = root / "code"
-    code.mkdir()
-    shutil.copy(HOSTILE_SCORE, code)
-    return targets, code
 
 
 def test_a_hostile_script_reaches_nothing_of_the_server_and_scores_its_own_files(tmp_path: Path) -> None:
