@@ -1,16 +1,10 @@
-"""resources and operations
-
-Revision ID: 0001
-Revises:
-"""
+"""resources and operations"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

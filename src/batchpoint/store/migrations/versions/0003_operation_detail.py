@@ -1,16 +1,10 @@
-"""operation detail: progress that running work reports
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""operation detail: progress that running work reports"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""resource versions (optimistic concurrency) and byte-ordered keys (prefix scans as key ranges)
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""resource versions (optimistic concurrency) and byte-ordered keys (prefix scans as key ranges)"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

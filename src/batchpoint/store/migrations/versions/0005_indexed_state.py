@@ -3,9 +3,6 @@ an index by type
 
 The rows of an existing data directory are filled in from the stored bodies, with the same derivation the store
 uses at every write (``store/indexes.py``).
-
-Revision ID: 0005
-Revises: 0004
 """
 
 import json
@@ -18,8 +15,6 @@ from batchpoint.store.indexes import INDEXED, IndexedType
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 BATCH = 1000
 UNFINISHED_JOB = sa.text("status NOT IN ('Completed', 'Failed', 'Canceled')")

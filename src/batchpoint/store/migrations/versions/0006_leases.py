@@ -2,9 +2,6 @@
 
 Unfinished jobs and operations of an existing data directory get an unowned lease, so the first server that
 starts on the upgraded database takes them over.
-
-Revision ID: 0006
-Revises: 0005
 """
 
 import json
@@ -14,8 +11,6 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 JOB_TYPE = "microsoft.machinelearningservices/workspaces/jobs"
 TERMINAL = ("Completed", "Failed", "Canceled")

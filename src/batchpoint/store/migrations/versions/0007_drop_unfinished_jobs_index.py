@@ -1,16 +1,10 @@
-"""drop ix_jobs_unfinished: resume reads the leases table (0006), so no query reads this index any more
-
-Revision ID: 0007
-Revises: 0006
-"""
+"""drop ix_jobs_unfinished: resume reads the leases table (0006), so no query reads this index any more"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 UNFINISHED_JOB = sa.text("status NOT IN ('Completed', 'Failed', 'Canceled')")
 

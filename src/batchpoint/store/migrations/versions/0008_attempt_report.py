@@ -2,9 +2,6 @@
 
 The node and process of the worker, Azure's status of the try (RUN_DONE, RUN_EXCEPTION, ...), when it started
 (UTC seconds since the epoch) and how long it took. Tries recorded before this revision have none of them (NULL).
-
-Revision ID: 0008
-Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -12,8 +9,6 @@ from alembic import op
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 COLUMNS = (
     ("node", sa.String(32)),

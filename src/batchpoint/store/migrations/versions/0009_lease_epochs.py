@@ -2,9 +2,6 @@
 
 A write of a process whose lease has moved on (expired and claimed by another, or ended) is refused: see
 `store/leases.py` (fences). Existing leases start at epoch 0; their next claim makes it 1.
-
-Revision ID: 0009
-Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -12,8 +9,6 @@ from alembic import op
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -3,9 +3,6 @@
 The column holds what the server keeps with a resource and never shows: an endpoint's keys, a datastore's
 credentials, and a job's run record (`jobs/run_record.py`). A job's record now says whether it is a model job's
 or a pipeline job's (``kind``) instead of leaving it to be told from its keys; jobs without one (steps) stay so.
-
-Revision ID: 0010
-Revises: 0009
 """
 
 import json
@@ -15,8 +12,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 JOB_TYPE = "microsoft.machinelearningservices/workspaces/jobs"
 KIND_BY_KEY = {"spec": "model", "pipeline": "pipeline"}
