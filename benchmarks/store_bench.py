@@ -37,7 +37,8 @@ from batchpoint.access.issuer import ensure_issuer
 from batchpoint.access.rbac import RoleAssignments
 from batchpoint.app.wiring import Services
 from batchpoint.config import Settings
-from batchpoint.jobs.invoke import Routing, job_document, model_job_io
+from batchpoint.jobs.invoke import DataInput, Routing, job_document, model_job_io
+from batchpoint.jobs.wire import InvokeProperties
 from batchpoint.store import Store, open_store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.indexes import JOB_TYPE
@@ -55,11 +56,14 @@ SMALL, LARGE = 10, 50_000
 STARTS = 3
 RELOADS = 20
 INSERT_BATCH = 1000
-REQUEST = {
-    "inputData": {
-        "UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/workspaceblobstore/paths/in/"}
+REQUEST = InvokeProperties.model_validate(
+    {
+        "inputData": {
+            "UriFolder": {"jobInputType": "UriFolder", "uri": "azureml://datastores/workspaceblobstore/paths/in/"}
+        }
     }
-}
+)
+DATA = DataInput.of(REQUEST.inputData)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def insert_jobs(store: Store, count: int) -> float:
 
 def finished_job(endpoint: Resource, routing: Routing) -> Resource:
     name = f"batchjob-{uuid.uuid4()}"
-    document = job_document(name, endpoint, routing, REQUEST, model_job_io(name, REQUEST))
+    document = job_document(name, endpoint, routing, REQUEST, model_job_io(name, REQUEST, DATA))
     document["properties"]["status"] = "Completed"
     body = {"id": f"{WORKSPACE}/jobs/{name}", "name": name, "type": JOB_TYPE, **document}
     now = utcnow()

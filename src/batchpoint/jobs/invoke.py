@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,24 @@ from batchpoint.jobs.pipelines.planner import (
 from batchpoint.jobs.placement import Placement
 from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, keep_run, model_run_of
 from batchpoint.jobs.scoring_step import scoring_child, scoring_child_id
-from batchpoint.ml.assets.references import deployment_model, load_version
+from batchpoint.jobs.wire import InvokeProperties, RetrySettings
+from batchpoint.ml.assets.references import load_model, load_version
+from batchpoint.ml.components.wire import JobInput, Literal
 from batchpoint.ml.computes.rules import is_builtin, max_nodes, resolve_compute
 from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.ml.endpoints.rules import JobSettings
+from batchpoint.ml.endpoints.scoring import Scoring
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.inputs import copy_remote_files
 from batchpoint.runtime.output import OutputExistsError, check_output_available
-from batchpoint.runtime.remote_output import RemoteFolder
 from batchpoint.runtime.report import read_failed_items
-from batchpoint.runtime.spec import DEFAULT_INIT_TIMEOUT_SECONDS, DEFAULT_RESOURCE_MONITOR_SECONDS, JobSpec
+from batchpoint.runtime.spec import (
+    DEFAULT_INIT_TIMEOUT_SECONDS,
+    DEFAULT_RESOURCE_MONITOR_SECONDS,
+    JobSpec,
+    RemoteFolder,
+)
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, SortField, SortOrder
@@ -97,43 +104,43 @@ class JobPlanner(OnResources):
             raise bad_request(f"The deployment '{deployment.name}' is {state}; only a Succeeded one can run jobs.")
         return Routing(deployment, reason)
 
-    def input_location(self, workspace_id: str, request: dict[str, Any]) -> Location:
+    def input_location(self, workspace_id: str, data: DataInput) -> Location:
         """Where the job's one data input is; resolved once per invoke, for the spec and for the fetch."""
-        return self.uris.resolve(workspace_id, _data_input(request.get("inputData") or {})["uri"])
+        return self.uris.resolve(workspace_id, data.uri)
 
     def remote_input(self, job_name: str, location: Location) -> RemoteInput | None:
         """Where to fetch an input on remote storage from, before the job runs; None for a local input."""
         if location.local_path is not None:
             return None
-        source = RemoteFolder(location.uri, location.protocol, location.path, location.storage_options)
-        return RemoteInput(source, self._fetched_input(job_name))
+        return RemoteInput(location.remote(), self._fetched_input(job_name))
 
-    def place(self, workspace_id: str, deployment: Resource, spec: JobSpec) -> tuple[Placement, JobSpec]:
+    def place(self, workspace_id: str, scoring: Scoring, spec: JobSpec) -> tuple[Placement, JobSpec]:
         """The job's compute and the nodes it takes there: ``instance_count``, at most the compute's
         ``maxNodeCount`` (the built-in compute has no such cap)."""
-        compute = resolve_compute(self.store, workspace_id, deployment.body["properties"].get("compute"))
+        compute = resolve_compute(self.store, workspace_id, scoring.compute)
         capped = not is_builtin(compute.id)
         nodes = min(spec.instance_count, max_nodes(compute)) if capped else spec.instance_count
         return Placement(compute.id, nodes, capped), replace(spec, instance_count=nodes)
 
-    def environment(self, workspace_id: str, deployment: Resource) -> EnvironmentSpec | None:
-        return self.environments.spec_of(deployment.body["properties"], workspace_id)
+    def environment(self, workspace_id: str, scoring: Scoring) -> EnvironmentSpec | None:
+        return self.environments.spec_of(scoring, workspace_id)
 
     def spec(
         self,
         job_name: str,
         workspace_id: str,
         deployment: Resource,
-        request: dict[str, Any],
+        scoring: Scoring,
+        request: InvokeProperties,
         source: Location,
         environment: EnvironmentSpec | None,
     ) -> JobSpec:
-        properties = deployment.body["properties"]
         settings = JobSettings.of(deployment)
         output_dir, file_name, remote_output = self._output(workspace_id, job_name, request, settings)
-        code_dir, script = self._code(workspace_id, properties)
-        retry = request.get("retrySettings") or {}
-        variables = {k: v or "" for k, v in (properties.get("environmentVariables") or {}).items()}
+        code_dir, script = self._code(workspace_id, scoring)
+        retry = request.retrySettings or RetrySettings()
+        instances = request.compute.instanceCount if request.compute else None
+        variables = scoring.environment_variables
         try:
             return JobSpec(
                 job_id=uuid.uuid4().hex,
@@ -141,19 +148,19 @@ class JobPlanner(OnResources):
                 output_dir=output_dir,
                 code_dir=code_dir,
                 scoring_script=script,
-                model_dir=self._model(workspace_id, job_name, properties),
+                model_dir=self._model(workspace_id, job_name, scoring),
                 output_action=settings.output_action,
                 output_file_name=file_name,
-                mini_batch_size=request.get("miniBatchSize") or settings.mini_batch_size,
-                instance_count=(request.get("compute") or {}).get("instanceCount") or settings.instance_count,
+                mini_batch_size=request.miniBatchSize or settings.mini_batch_size,
+                instance_count=instances or settings.instance_count,
                 max_concurrency_per_instance=settings.max_concurrency_per_instance,
-                max_retries=_first_set(retry.get("maxRetries"), settings.max_retries),
-                timeout_seconds=_seconds(_first_set(retry.get("timeout"), settings.timeout)),
+                max_retries=_first_set(retry.maxRetries, settings.max_retries),
+                timeout_seconds=_seconds(_first_set(retry.timeout, settings.timeout)),
                 init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
                 resource_monitor_seconds=float(
                     variables.get(RESOURCE_MONITOR_VARIABLE) or DEFAULT_RESOURCE_MONITOR_SECONDS
                 ),
-                error_threshold=_first_set(request.get("errorThreshold"), settings.error_threshold),
+                error_threshold=_first_set(request.errorThreshold, settings.error_threshold),
                 logging_level=settings.logging_level,
                 environment_variables=variables,
                 python=self.environments.python_of(environment),
@@ -167,11 +174,11 @@ class JobPlanner(OnResources):
         return self.jobs_root / job_name / "input"
 
     def _output(
-        self, workspace_id: str, job_name: str, request: dict[str, Any], settings: JobSettings
-    ) -> tuple[Path, str, dict[str, Any] | None]:
+        self, workspace_id: str, job_name: str, request: InvokeProperties, settings: JobSettings
+    ) -> tuple[Path, str, RemoteFolder | None]:
         """The output folder, the predictions file's name and, for an output on remote storage, where the
         completed output goes (the folder is then a local staging folder)."""
-        file_name = request.get("outputFileName") or settings.output_file_name
+        file_name = request.outputFileName or settings.output_file_name
         uri, is_file = requested_output(request, job_name)
         location = self.uris.resolve(workspace_id, uri)
         if location.local_path is None:
@@ -182,35 +189,32 @@ class JobPlanner(OnResources):
 
     def _remote_output(
         self, job_name: str, location: Location, file_name: str, is_file: bool
-    ) -> tuple[Path, str, dict[str, Any]]:
+    ) -> tuple[Path, str, RemoteFolder]:
         if not location.writable:
             raise bad_request(f"The output '{location.uri}' is read-only; write outputs to a datastore.", "UserError")
         folder = location.path.rstrip("/")
         if is_file:
             folder, _, file_name = folder.rpartition("/")
-        remote = {"uri": location.uri, "protocol": location.protocol, "path": folder,
-                  "storage_options": location.storage_options}  # fmt: skip
-        return self.jobs_root / job_name / "output", file_name, remote
+        return self.jobs_root / job_name / "output", file_name, location.remote(folder)
 
-    def _code(self, workspace_id: str, settings: dict[str, Any]) -> tuple[Path | None, str | None]:
-        configuration = settings.get("codeConfiguration") or {}
-        if not configuration.get("codeId"):
-            if self._model_type(workspace_id, settings) == "mlflow_model":
+    def _code(self, workspace_id: str, scoring: Scoring) -> tuple[Path | None, str | None]:
+        if not scoring.code_id:
+            if self._model_type(workspace_id, scoring) == "mlflow_model":
                 return MLFLOW_SCORER.parent, MLFLOW_SCORER.name
-            return None, configuration.get("scoringScript")
-        version = load_version(self.store, workspace_id, "codes", configuration["codeId"], "code")
+            return None, scoring.scoring_script
+        version = load_version(self.store, workspace_id, "codes", scoring.code_id, "code")
         code_uri = version.body["properties"].get("codeUri")
         if not code_uri:
             raise bad_request("The deployment's code version has no codeUri.", "UserError")
-        return _local(self.uris.resolve(workspace_id, code_uri), "code"), configuration.get("scoringScript")
+        return _local(self.uris.resolve(workspace_id, code_uri), "code"), scoring.scoring_script
 
-    def _model_type(self, workspace_id: str, settings: dict[str, Any]) -> str | None:
-        version = deployment_model(self.store, workspace_id, settings)
+    def _model_type(self, workspace_id: str, scoring: Scoring) -> str | None:
+        version = load_model(self.store, workspace_id, scoring.model_id)
         return (version.body["properties"].get("modelType") or "").lower() if version else None
 
-    def _model(self, workspace_id: str, job_name: str, settings: dict[str, Any]) -> Path | None:
+    def _model(self, workspace_id: str, job_name: str, scoring: Scoring) -> Path | None:
         """AZUREML_MODEL_DIR: a private folder where the registered files appear under their own name."""
-        version = deployment_model(self.store, workspace_id, settings)
+        version = load_model(self.store, workspace_id, scoring.model_id)
         model_uri = version.body["properties"].get("modelUri") if version else None
         if not model_uri:
             return None
@@ -274,24 +278,34 @@ def _copy_remote_inputs(fetched: RemoteInput | None, files: list[str]) -> None:
         ) from None
 
 
-def _data_input(inputs: dict[str, Any]) -> dict[str, Any]:
-    """A model deployment's one data input (Azure ignores its name)."""
-    data = [
-        value
-        for value in inputs.values()
-        if isinstance(value, dict) and (value.get("jobInputType") or "").lower() != "literal"
-    ]
-    if len(data) != 1 or len(inputs) != 1:
-        raise bad_request(
-            f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
-            "UserError",
-        )
-    kind = (data[0].get("jobInputType") or "").lower()
-    if kind not in INPUT_TYPES:
-        raise bad_request(f"Input type '{data[0].get('jobInputType')}' is not supported; use UriFolder or UriFile.")
-    if not data[0].get("uri"):
-        raise bad_request("The input has no 'uri'.", "UserError")
-    return data[0]
+@dataclass(frozen=True)
+class DataInput:
+    """A model deployment's one data input, checked: its name (which Azure ignores), type and location."""
+
+    name: str
+    type: str
+    """``uri_folder`` or ``uri_file``."""
+    uri: str
+
+    @classmethod
+    def of(cls, inputs: Mapping[str, JobInput | Literal]) -> DataInput:
+        data = [
+            (name, value)
+            for name, value in inputs.items()
+            if isinstance(value, JobInput) and value.jobInputType.lower() != "literal"
+        ]
+        if len(data) != 1 or len(inputs) != 1:
+            raise bad_request(
+                f"A model deployment takes exactly one data input (uri_folder or uri_file); got {len(inputs)}.",
+                "UserError",
+            )
+        name, given = data[0]
+        kind = given.jobInputType.lower()
+        if kind not in INPUT_TYPES:
+            raise bad_request(f"Input type '{given.jobInputType}' is not supported; use UriFolder or UriFile.")
+        if not given.uri:
+            raise bad_request("The input has no 'uri'.", "UserError")
+        return cls(name, INPUT_TYPES[kind], given.uri)
 
 
 def _local(location: Location, what: str) -> Path:
@@ -315,14 +329,10 @@ def _seconds(duration: str) -> float:
         raise bad_request(f"retrySettings.timeout '{duration}' is not an ISO-8601 duration such as 'PT30S'.") from None
 
 
-def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
+def model_job_io(job_name: str, request: InvokeProperties, data: DataInput) -> dict[str, Any]:
     """A model job's one data input and its one output, ``score``."""
-    inputs = {
-        name: {"jobInputType": INPUT_TYPES[(value["jobInputType"]).lower()], "uri": value.get("uri")}
-        for name, value in (request.get("inputData") or {}).items()
-    }
     return {
-        "inputs": inputs,
+        "inputs": {data.name: {"jobInputType": data.type, "uri": data.uri}},
         "outputs": {
             "score": {"jobOutputType": "uri_folder", "uri": normalized(requested_output(request, job_name)[0])}
         },
@@ -330,7 +340,7 @@ def model_job_io(job_name: str, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_document(
-    job_name: str, endpoint: Resource, routing: Routing, request: dict[str, Any], io: dict[str, Any]
+    job_name: str, endpoint: Resource, routing: Routing, request: InvokeProperties, io: dict[str, Any]
 ) -> dict[str, Any]:
     """A batch job as Azure ML shows it: a Pipeline job marked ``azureml.batchrun``; ``io`` holds its inputs and
     outputs (and, for a pipeline deployment, its component and settings)."""
@@ -339,14 +349,14 @@ def job_document(
         "azureml.endpointname": endpoint.name,
         "azureml.deploymentname": routing.deployment.name,
         "batchpoint.routing": routing.reason,
-        **(request.get("properties") or {}),
+        **(request.properties or {}),
     }
     return {
         "properties": {
             "jobType": "Pipeline",
             "status": JobStatus.NOT_STARTED,
             "displayName": job_name,
-            "experimentName": (request.get("properties") or {}).get("experimentName") or endpoint.name,
+            "experimentName": (request.properties or {}).get("experimentName") or endpoint.name,
             "properties": properties,
             "tags": {},
             "jobs": {},
@@ -358,16 +368,16 @@ def job_document(
     }
 
 
-def requested_output(request: dict[str, Any], job_name: str) -> tuple[str, bool]:
+def requested_output(request: InvokeProperties, job_name: str) -> tuple[str, bool]:
     """Where a model job's output goes, and whether that is a file: the invoke's one output, else the legacy
     ``outputDataset`` (a datastore and a path), else Azure's default place."""
-    outputs = list((request.get("outputData") or {}).values())
-    dataset = request.get("outputDataset") or {}
-    if outputs and outputs[0].get("uri"):
-        return outputs[0]["uri"], (outputs[0].get("jobOutputType") or "").lower() == "urifile"
-    if dataset.get("datastoreId"):
-        datastore = dataset["datastoreId"].rstrip("/").rsplit("/", 1)[-1]
-        return f"azureml://datastores/{datastore}/paths/{(dataset.get('path') or '').lstrip('/')}", False
+    outputs = list((request.outputData or {}).values())
+    dataset = request.outputDataset
+    if outputs and outputs[0].uri:
+        return outputs[0].uri, (outputs[0].jobOutputType or "").lower() == "urifile"
+    if dataset is not None and dataset.datastoreId:
+        datastore = dataset.datastoreId.rstrip("/").rsplit("/", 1)[-1]
+        return f"azureml://datastores/{datastore}/paths/{(dataset.path or '').lstrip('/')}", False
     return default_output_uri(job_name), False
 
 
@@ -401,7 +411,7 @@ class Jobs(OnResources):
         self,
         ctx: RequestContext,
         endpoint_id: str,
-        request: dict[str, Any],
+        request: InvokeProperties,
         header: str | None,
         request_id: str | None,
         source: Location | None = None,
@@ -414,7 +424,7 @@ class Jobs(OnResources):
             return repeated
         routing = self.planner.route(endpoint, header)
         workspace_id = ArmPath.parse(endpoint.id).workspace_id
-        job_name = request.get("name") or f"batchjob-{uuid.uuid4()}"
+        job_name = request.name or f"batchjob-{uuid.uuid4()}"
         job_id = f"{workspace_id}/jobs/{job_name}"
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_name}' already exists in this workspace.")
@@ -427,10 +437,7 @@ class Jobs(OnResources):
             keep_run(job, PipelineRun(planned.record))
             children = child_rows(ctx, workspace_id, planned)
         else:
-            job, run = self._model_job(ctx, job_id, endpoint, routing, request, source)
-            environment_id = routing.deployment.body["properties"].get("environmentId")
-            children = [scoring_child(ctx, job, run.spec.scoring_script, environment_id)]
-            keep_run(job, replace(run, scoring_child=children[0].id))
+            job, children = self._model_job(ctx, job_id, endpoint, routing, request, source)
         if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
@@ -451,14 +458,17 @@ class Jobs(OnResources):
         job_id: str,
         endpoint: Resource,
         routing: Routing,
-        request: dict[str, Any],
+        request: InvokeProperties,
         source: Location | None,
-    ) -> tuple[Resource, ModelRun]:
+    ) -> tuple[Resource, list[Resource]]:
+        """A model deployment's job, its run record kept, and its scoring step."""
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
-        source = source or self.planner.input_location(workspace_id, request)
-        environment = self.planner.environment(workspace_id, routing.deployment)
-        spec = self.planner.spec(job_name, workspace_id, routing.deployment, request, source, environment)
-        placement, spec = self.planner.place(workspace_id, routing.deployment, spec)
+        data = DataInput.of(request.inputData)
+        source = source or self.planner.input_location(workspace_id, data)
+        scoring = Scoring.of(routing.deployment)
+        environment = self.planner.environment(workspace_id, scoring)
+        spec = self.planner.spec(job_name, workspace_id, routing.deployment, scoring, request, source, environment)
+        placement, spec = self.planner.place(workspace_id, scoring, spec)
         try:
             check_output_available(spec)
         except OutputExistsError as error:
@@ -467,10 +477,13 @@ class Jobs(OnResources):
                 "overwrites or appends to it. Choose another output path or file name.",
                 "UserError",
             ) from error
-        io = model_job_io(job_name, request)
+        io = model_job_io(job_name, request, data)
         job = new_version(ctx, job_id, JOB_TYPE, job_document(job_name, endpoint, routing, request, io), None)
         job.body["properties"]["computeId"] = placement.compute_id
-        return job, ModelRun(spec, placement, self.planner.remote_input(job_name, source), environment)
+        step = scoring_child(ctx, job, spec.scoring_script, scoring.environment_id)
+        fetch = self.planner.remote_input(job_name, source)
+        keep_run(job, ModelRun(spec, placement, fetch, environment, scoring_child=step.id))
+        return job, [step]
 
     def rerun_failed(self, ctx: RequestContext, job_id: str) -> Resource:
         """Start a job of the same deployment over the items that failed, or never ran, in the ended job
@@ -493,11 +506,11 @@ class Jobs(OnResources):
         name = f"batchjob-{uuid.uuid4()}"
         folder = self.planner.jobs_root / name / "input"
         link_inputs(folder, spec.input_paths, failed)
-        request = {
-            "name": name,
-            "inputData": {"failed": {"jobInputType": "UriFolder", "uri": str(folder)}},
-            "properties": {"batchpoint.rerunOf": job.name},
-        }
+        request = InvokeProperties(
+            name=name,
+            inputData={"failed": JobInput(jobInputType="UriFolder", uri=str(folder))},
+            properties={"batchpoint.rerunOf": job.name},
+        )
         source = Location(uri=str(folder), protocol="file", path=str(folder), writable=False)
         try:
             return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source)

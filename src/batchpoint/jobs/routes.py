@@ -88,9 +88,8 @@ def invoke(
 ) -> Response:
     """Start a batch job on the deployment named by ``azureml-model-deployment``, else the endpoint's default."""
     request_id = next((request.headers[name] for name in REPEATABILITY_HEADERS if request.headers.get(name)), None)
-    properties = body.model_dump(mode="json", exclude_none=True)["properties"]
     header = request.headers.get("azureml-model-deployment")
-    job = jobs.invoke(ctx, resource_id, properties, header, request_id)
+    job = jobs.invoke(ctx, resource_id, body.properties, header, request_id)
     return arm_json(invoke_answer(job.body), ctx.base_url)
 
 
@@ -99,7 +98,7 @@ def create_job(
     ctx: MlContext, submitted: Annotated[SubmittedJobs, provided(SubmittedJobs)], resource_id: JobId, body: SubmittedJob
 ) -> Response:
     """A pipeline job (``jobs.create_or_update``, ``az ml job create``): checked, then its steps run as child jobs."""
-    job = submitted.create(ctx, resource_id, body.model_dump(mode="json", exclude_none=True))
+    job = submitted.create(ctx, resource_id, body)
     return arm_json(job.body_json(), ctx.base_url, 201)
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from batchpoint.jobs.placement import Placement
 from batchpoint.runtime.environments.spec import EnvironmentSpec, environment_from_record, environment_record
-from batchpoint.runtime.remote_output import RemoteFolder
-from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.spec import JobSpec, RemoteFolder
 from batchpoint.store.entities import Resource
 
 PATH_FIELDS = ("output_dir", "code_dir", "model_dir", "python")
+REMOTE_FIELDS = ("remote_input", "remote_output")
 
 
 class JobKind(StrEnum):
@@ -111,6 +111,8 @@ def spec_to_record(spec: JobSpec) -> dict[str, Any]:
     for name in PATH_FIELDS:
         record[name] = str(record[name]) if record[name] is not None else None
     record["environment_variables"] = dict(spec.environment_variables)
+    for name in REMOTE_FIELDS:
+        record[name] = _remote_record(record[name])
     return record
 
 
@@ -120,6 +122,10 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
     paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
     fields = {name: value for name, value in record.items() if name in JobSpec.__dataclass_fields__}
     return JobSpec(**{**fields, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
+
+
+def _remote_record(folder: RemoteFolder | None) -> dict[str, Any] | None:
+    return asdict(folder) if folder is not None else None
 
 
 def _fetch_record(fetch: RemoteInput | None) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +356,7 @@ class JobRunner:
         the cache lost it or another machine invoked the job. Workers elsewhere (a Ray cluster's nodes) read the
         input where it is and build the environment where they run."""
         if not executor.workers_on_this_machine:
-            return replace(spec, remote_input=remote_input(remote))
+            return replace(spec, remote_input=remote.source if remote is not None else None)
         fetch_input(remote)
         if environment is None:
             return spec
@@ -416,12 +416,6 @@ def _ended(properties: dict[str, Any], status: JobStatus, message: str, error_co
 
 def _lease(job_id: str) -> LeaseKey:
     return LeaseKey(JOB, job_id.lower())
-
-
-def remote_input(remote: RemoteInput | None) -> dict[str, Any] | None:
-    """A remote input as the runtime reads it in place (`JobSpec.remote_input`): where it is, not where it is
-    copied to."""
-    return asdict(remote.source) if remote is not None else None
 
 
 def fetch_input(remote: RemoteInput | None) -> None:

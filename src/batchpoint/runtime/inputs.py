@@ -7,8 +7,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from batchpoint.runtime.remote_output import RemoteFolder, remote_input_of
-from batchpoint.runtime.spec import JobSpec
+from batchpoint.runtime.spec import JobSpec, RemoteFolder
 
 
 class InputError(Exception):
@@ -25,7 +24,7 @@ class InputNotFoundError(InputError):
 
 def list_inputs(spec: JobSpec) -> Iterator[str]:
     """The job's input files: its local input paths, or its remote input when the job reads that in place."""
-    remote = remote_input_of(spec)
+    remote = spec.remote_input
     return iter_input_files(spec.input_paths) if remote is None else iter_remote_files(remote, spec.input_paths[0])
 
 

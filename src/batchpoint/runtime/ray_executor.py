@@ -68,10 +68,9 @@ from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode, receive
-from batchpoint.runtime.remote_output import RemoteFolder, remote_input_of
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import StartedWorker, describe_exit, private_temp_root, read_text, start_worker
-from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
+from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec, RemoteFolder
 
 CONNECT_SECONDS = 5.0
 """How long the cluster's address may take to answer before the job fails as unreachable."""
@@ -554,7 +553,7 @@ class RayExecutor(Executor):
         """How the nodes read the inputs: from the remote storage they are on, in place under a shared path, or
         (an input on the server's own disk) sent with each task. Returns the folder the tasks' file names are
         relative to, and what the nodes are told (their `root` is that folder as they see it)."""
-        remote = remote_input_of(spec)
+        remote = spec.remote_input
         if remote is not None:
             path = remote.path.rstrip("/")
             root = path if remote.filesystem().isdir(path) else path.rpartition("/")[0]
@@ -771,7 +770,7 @@ def _links(path: Path) -> list[Path]:
 
 def _describe_inputs(inputs: dict[str, Any], spec: JobSpec) -> str:
     if inputs["kind"] == REMOTE:
-        return f"the nodes read them from {spec.remote_input and spec.remote_input['uri']}."
+        return f"the nodes read them from {spec.remote_input and spec.remote_input.uri}."
     if inputs["kind"] == SHARED:
         return f"the nodes read them in place under the shared path {inputs['root']}."
     return (

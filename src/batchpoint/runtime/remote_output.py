@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from batchpoint.runtime.spec import JobSpec
 
@@ -30,37 +27,11 @@ class PublishError(Exception):
     """The output could not be copied to its remote destination."""
 
 
-@dataclass(frozen=True)
-class RemoteFolder:
-    """A folder on fsspec-reachable storage: `path` is the protocol's path (for `abfs`, `container/folder`)."""
-
-    uri: str
-    protocol: str
-    path: str
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
-
-    def filesystem(self) -> Any:
-        import fsspec  # heavy: only jobs with remote outputs need it
-
-        return fsspec.filesystem(self.protocol, **self.storage_options)
-
-    def child(self, relative: str) -> str:
-        return f"{self.path.rstrip('/')}/{relative}"
-
-
-def remote_output_of(spec: JobSpec) -> RemoteFolder | None:
-    return RemoteFolder(**spec.remote_output) if spec.remote_output else None
-
-
-def remote_input_of(spec: JobSpec) -> RemoteFolder | None:
-    return RemoteFolder(**spec.remote_input) if spec.remote_input else None
-
-
 def remote_output_problem(spec: JobSpec) -> str | None:
     """Why a job that starts now cannot write its remote output: its predictions file exists there already
     (Decision 10), or the storage cannot be reached. Checked when the job starts rather than in the invoke, so
     that an unreachable storage account (whose client retries for a minute) never holds up the invoke."""
-    remote = remote_output_of(spec)
+    remote = spec.remote_output
     if remote is None or spec.output_file is None:
         return None
     target = remote.child(spec.output_file_name)
@@ -79,7 +50,7 @@ def remote_output_problem(spec: JobSpec) -> str | None:
 def publish(spec: JobSpec) -> None:
     """Upload the completed job's output files from the staging folder, the predictions file last (so that its
     presence means the output is complete). Raises PublishError naming the destination."""
-    remote = remote_output_of(spec)
+    remote = spec.remote_output
     if remote is None:
         return
     files = staged_files(spec)

@@ -18,6 +18,24 @@ DEFAULT_INIT_TIMEOUT_SECONDS = 300.0
 DEFAULT_RESOURCE_MONITOR_SECONDS = 600.0
 
 
+@dataclass(frozen=True)
+class RemoteFolder:
+    """A folder on fsspec-reachable storage: `path` is the protocol's path (for `abfs`, `container/folder`)."""
+
+    uri: str
+    protocol: str
+    path: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def filesystem(self) -> Any:
+        import fsspec  # heavy: only jobs with remote inputs or outputs need it
+
+        return fsspec.filesystem(self.protocol, **self.storage_options)
+
+    def child(self, relative: str) -> str:
+        return f"{self.path.rstrip('/')}/{relative}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
     """A job's inputs, code, model and settings; defaults are the deployment schema's (Decision 2).
@@ -48,14 +66,13 @@ class JobSpec:
     environment_variables: Mapping[str, str] = field(default_factory=dict)
     python: Path | None = None
     """The interpreter of the deployment's environment; None runs the workers in the server's own."""
-    remote_input: Mapping[str, Any] | None = None
-    """The input on remote storage (`remote_output.RemoteFolder` fields), when the job reads it in place: the nodes
-    of a cluster read their mini-batches' files there. `input_paths[0]` is then where a local copy would be, which
-    is never made; the job still names its files by their place in it (`inputs.iter_remote_files`). None: the
-    input is `input_paths`."""
-    remote_output: Mapping[str, Any] | None = None
-    """Where a completed job's output files are uploaded (`remote_output.RemoteFolder` fields: uri, protocol,
-    path, storage_options); `output_dir` is then a local staging folder. None: `output_dir` is the output."""
+    remote_input: RemoteFolder | None = None
+    """The input on remote storage, when the job reads it in place: the nodes of a cluster read their mini-batches'
+    files there. `input_paths[0]` is then where a local copy would be, which is never made; the job still names its
+    files by their place in it (`inputs.iter_remote_files`). None: the input is `input_paths`."""
+    remote_output: RemoteFolder | None = None
+    """Where a completed job's output files are uploaded (`remote_output.py`); `output_dir` is then a local staging
+    folder. None: `output_dir` is the output."""
     notes: Sequence[str] = ()
     """Lines for the job's `sys/master_role.txt` from whoever made the spec, such as the settings of the
     deployment that the runtime records but does not act on."""
@@ -63,6 +80,10 @@ class JobSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))
         object.__setattr__(self, "notes", tuple(self.notes))
+        for name in ("remote_input", "remote_output"):
+            fields = getattr(self, name)
+            if isinstance(fields, Mapping):  # as a job's stored run record holds them
+                object.__setattr__(self, name, RemoteFolder(**fields) if fields else None)
         _check_path_component("job_id", self.job_id)
         _check_path_component("output_file_name", self.output_file_name)
         _check_at_least("mini_batch_size", self.mini_batch_size, 1)

@@ -4,7 +4,7 @@ the runner runs the steps' graph, each step in its component's environment, and 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from batchpoint.arm.context import BASE_URL, RequestContext
 from batchpoint.arm.errors import bad_request
 from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import new_version
+from batchpoint.jobs.wire import InvokeProperties
 from batchpoint.ml.assets.references import load_version, names_a_version
 from batchpoint.ml.components.pipelines import (
     ASSET_TYPES,
@@ -26,6 +27,7 @@ from batchpoint.ml.components.pipelines import (
     command_line,
     load_pipeline,
 )
+from batchpoint.ml.components.wire import JobInput, JobOutput, Literal
 from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
@@ -85,8 +87,8 @@ class PlannedPipeline:
 class Requested:
     """What a job asks of a pipeline: inputs by name (unset ones take their defaults) and outputs' URIs."""
 
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
+    inputs: Mapping[str, JobInput | Literal]
+    outputs: Mapping[str, JobOutput]
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,13 @@ class PipelinePlanner:
     environments: DeploymentEnvironments
     jobs_root: Path
 
-    def plan(self, job_name: str, workspace_id: str, deployment: Resource, request: dict[str, Any]) -> PlannedPipeline:
+    def plan(
+        self, job_name: str, workspace_id: str, deployment: Resource, request: InvokeProperties
+    ) -> PlannedPipeline:
         """An invoke of a pipeline deployment."""
         configuration = deployment.body["properties"]["deploymentConfiguration"]
         pipeline = load_pipeline(self.store, workspace_id, configuration["componentId"]["assetId"])
-        requested = Requested(request.get("inputData") or {}, request.get("outputData") or {})
+        requested = Requested(request.inputData, request.outputData or {})
         return self.plan_pipeline(job_name, workspace_id, pipeline, requested, configuration.get("settings") or {})
 
     def plan_pipeline(
@@ -139,13 +143,14 @@ class PipelinePlanner:
         }
         return PlannedPipeline(document, record, children)
 
-    def _outputs(self, job_name: str, pipeline: Pipeline, requested: dict[str, Any]) -> dict[str, str]:
+    def _outputs(self, job_name: str, pipeline: Pipeline, requested: Mapping[str, JobOutput]) -> dict[str, str]:
         unknown = sorted(set(requested) - set(pipeline.outputs))
         if unknown:
             raise bad_request(
                 f"Unknown output(s) {', '.join(unknown)}; the pipeline has: {', '.join(pipeline.outputs)}.", "UserError"
             )
-        return {name: (requested.get(name) or {}).get("uri") or output_uri(job_name, name) for name in pipeline.outputs}
+        given = {name: output.uri for name, output in requested.items()}
+        return {name: given.get(name) or output_uri(job_name, name) for name in pipeline.outputs}
 
     def _value(self, workspace_id: str, name: str, given: BoundInput) -> str:
         if given.type in ASSET_TYPES:

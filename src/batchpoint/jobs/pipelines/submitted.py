@@ -17,6 +17,7 @@ from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
 from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
 from batchpoint.jobs.run_record import PipelineRun, keep_run
+from batchpoint.jobs.wire import SubmittedJob
 from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.runtime.status import JobStatus
 from batchpoint.store.entities import Resource, parent_of
@@ -32,12 +33,9 @@ class SubmittedJobs(OnResources):
     runner: Any
     """The JobRunner that takes accepted jobs to their end."""
 
-    def create(self, ctx: RequestContext, job_id: str, body: dict[str, Any]) -> Resource:
+    def create(self, ctx: RequestContext, job_id: str, body: SubmittedJob) -> Resource:
         """Check and plan a pipeline job, store it with its steps (child jobs) and start it."""
-        properties = body.get("properties")
-        if not isinstance(properties, dict):
-            raise bad_request("The 'properties' object is required.", "InvalidRequestContent")
-        job_type = str(properties.get("jobType") or "")
+        job_type = body.properties.jobType
         if job_type.lower() != "pipeline":
             raise bad_request(
                 f"batchpoint runs pipeline jobs (jobType 'Pipeline'); a '{job_type}' job cannot be submitted. "
@@ -48,12 +46,13 @@ class SubmittedJobs(OnResources):
         if self.store.get_body_json(job_id) is not None:
             raise conflict(f"A job named '{job_id.rsplit('/', 1)[-1]}' already exists in this workspace.")
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
+        properties = body.properties.model_dump(mode="json", exclude_none=True)
         spec = job_component_spec(self.store, workspace_id, properties)
         component_id = str(properties.get("componentId") or "")
         pipeline = pipeline_of_spec(self.store, workspace_id, component_id, spec, f"The pipeline job '{job_name}'")
         settings = properties.get("settings") or {}
         planned = self.pipelines.plan_pipeline(
-            job_name, workspace_id, pipeline, Requested({}, properties.get("outputs") or {}), settings
+            job_name, workspace_id, pipeline, Requested({}, body.properties.outputs or {}), settings
         )
         job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
         keep_run(job, PipelineRun(planned.record))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.arm.ids import WORKSPACE_TYPE, ArmPath
@@ -93,9 +92,6 @@ def _versions_type(container_id: str) -> str:
     return f"{WORKSPACE_TYPE}/{collection}/versions"
 
 
-def deployment_model(store: Store, workspace_id: str, deployment: dict[str, Any]) -> Resource | None:
-    """The model version a deployment's properties reference by id, or None when they name none."""
-    model = deployment.get("model") or {}
-    if model.get("referenceType") != "Id":
-        return None
-    return load_version(store, workspace_id, "models", model["assetId"], "model")
+def load_model(store: Store, workspace_id: str, model_id: str | None) -> Resource | None:
+    """The model version a deployment names (`Scoring.model_id`), or None when it names none."""
+    return load_version(store, workspace_id, "models", model_id, "model") if model_id else None

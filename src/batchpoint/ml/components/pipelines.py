@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.ml.assets.references import resolve_version
+from batchpoint.ml.components.wire import JobInput, Literal
 from batchpoint.store import Store
 
 PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.(?P<name>[\w.-]+)\s*\}\}$")
@@ -292,9 +294,9 @@ class BoundInput:
     """A data input's URI, or a literal's value (typed)."""
 
 
-def bind_inputs(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, BoundInput]:
+def bind_inputs(pipeline: Pipeline, given: Mapping[str, JobInput | Literal]) -> dict[str, BoundInput]:
     """The invoke's inputs by name, with the component's defaults; 400 naming unknown or missing ones."""
-    request = _single_input_by_type(pipeline, request)
+    request = _single_input_by_type(pipeline, given)
     unknown = sorted(set(request) - set(pipeline.inputs))
     if unknown:
         raise bad_request(
@@ -315,26 +317,29 @@ def bind_inputs(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, BoundI
     return bound
 
 
-def _single_input_by_type(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
+def _single_input_by_type(
+    pipeline: Pipeline, request: Mapping[str, JobInput | Literal]
+) -> Mapping[str, JobInput | Literal]:
     keys = [key for key in request if key.lower() in SINGLE_INPUT_KEYS and key not in pipeline.inputs]
     data_inputs = [
         name for name, spec in pipeline.inputs.items() if str((spec or {}).get("type", "")).lower() in DATA_TYPES
     ]
     if len(keys) == 1 and len(data_inputs) == 1:
-        request = dict(request)
-        request[data_inputs[0]] = request.pop(keys[0])
+        renamed = dict(request)
+        renamed[data_inputs[0]] = renamed.pop(keys[0])
+        return renamed
     return request
 
 
-def _typed(name: str, kind: str, given: Any) -> Any:
+def _typed(name: str, kind: str, given: JobInput | Literal) -> Any:
     if kind in ASSET_TYPES:
-        uri = given.get("uri") if isinstance(given, dict) else None
+        uri = given.uri if isinstance(given, JobInput) else None
         if not uri:
             raise bad_request(
                 f"The input '{name}' is a {kind}: give it as {{'jobInputType': 'UriFolder', 'uri': ...}}.", "UserError"
             )
         return uri
-    value = given.get("value") if isinstance(given, dict) else given
+    value = given.value if isinstance(given, JobInput) else given
     return _literal(name, kind, value)
 
 

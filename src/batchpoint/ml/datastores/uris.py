@@ -16,6 +16,7 @@ from batchpoint.arm.errors import ArmError
 from batchpoint.arm.ids import WORKSPACE_TYPE
 from batchpoint.ml.assets.references import load_version
 from batchpoint.ml.datastores.service import Datastores
+from batchpoint.runtime.spec import RemoteFolder
 from batchpoint.storage.blobs import safe_relative
 from batchpoint.store.base import Store
 from batchpoint.store.entities import Resource
@@ -57,10 +58,12 @@ class Location:
     def local_path(self) -> Path | None:
         return Path(self.path) if self.protocol == "file" else None
 
-    def filesystem(self) -> Any:
-        import fsspec  # heavy: only when remote or generic access is needed
+    def remote(self, path: str | None = None) -> RemoteFolder:
+        """The location as the runtime reaches it through fsspec; `path`: a folder of it instead."""
+        return RemoteFolder(self.uri, self.protocol, self.path if path is None else path, self.storage_options)
 
-        return fsspec.filesystem(self.protocol, **self.storage_options)
+    def filesystem(self) -> Any:
+        return self.remote().filesystem()
 
 
 @dataclass

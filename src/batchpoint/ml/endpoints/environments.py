@@ -22,8 +22,9 @@ from typing import Any
 
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.ids import ArmPath
-from batchpoint.ml.assets.references import deployment_model, is_registry_reference, load_version
+from batchpoint.ml.assets.references import is_registry_reference, load_model, load_version
 from batchpoint.ml.datastores.uris import UriResolver
+from batchpoint.ml.endpoints.scoring import Scoring
 from batchpoint.runtime.environments.cache import BuiltEnvironment, EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound, parse_request
 from batchpoint.runtime.environments.spec import (
@@ -49,15 +50,17 @@ class DeploymentEnvironments:
     cache: EnvironmentCache
     pythons: PythonFinder
 
-    def spec_of(self, deployment: dict[str, Any], workspace_id: str) -> EnvironmentSpec | None:
-        """The environment a deployment's properties ask for, with the interpreter it is built on; None runs it
-        in the server's interpreter."""
-        environment_id = deployment.get("environmentId")
+    def spec_of(self, scoring: Scoring, workspace_id: str) -> EnvironmentSpec | None:
+        """The environment a deployment asks for (its own, else its MLflow model's), with the interpreter it is
+        built on; None runs it in the server's interpreter."""
+        return self._spec(workspace_id, scoring.environment_id, scoring.model_id)
+
+    def _spec(self, workspace_id: str, environment_id: str | None, model_id: str | None) -> EnvironmentSpec | None:
         try:
             if environment_id:
                 spec = self._declared(workspace_id, environment_id)
             else:
-                spec = self._mlflow_model_environment(workspace_id, deployment)
+                spec = self._mlflow_model_environment(workspace_id, model_id)
         except EnvironmentSpecError as error:
             raise ArmError(400, "InvalidEnvironment", str(error)) from None
         return None if spec is None else self._on_its_python(spec)
@@ -70,7 +73,7 @@ class DeploymentEnvironments:
 
     def prepare(self, deployment: Resource, progress: Progress) -> None:
         """Build the deployment's environment unless it is cached; raises ArmError with the installer's error."""
-        spec = self.spec_of(deployment.body["properties"], ArmPath.parse(deployment.id).workspace_id)
+        spec = self.spec_of(Scoring.of(deployment), ArmPath.parse(deployment.id).workspace_id)
         self.build(spec, f"deployment '{deployment.name}'", progress)
 
     def build(self, spec: EnvironmentSpec | None, owner: str, progress: Progress) -> None:
@@ -104,7 +107,7 @@ class DeploymentEnvironments:
 
     def of_reference(self, workspace_id: str, reference: str | None) -> EnvironmentSpec | None:
         """The spec of an environment named by reference (a component's `environment`), if any."""
-        return self.spec_of({"environmentId": reference}, workspace_id) if reference else None
+        return self._spec(workspace_id, reference, None) if reference else None
 
     def python_of(self, spec: EnvironmentSpec | None) -> Path | None:
         return None if spec is None else self.cache.python_of(spec)
@@ -119,8 +122,8 @@ class DeploymentEnvironments:
             return None
         return from_conda_file(properties["condaFile"], f"environment '{environment_id}'", properties.get("image"))
 
-    def _mlflow_model_environment(self, workspace_id: str, deployment: dict[str, Any]) -> EnvironmentSpec | None:
-        model = deployment_model(self.store, workspace_id, deployment)
+    def _mlflow_model_environment(self, workspace_id: str, model_id: str | None) -> EnvironmentSpec | None:
+        model = load_model(self.store, workspace_id, model_id)
         if model is None or (model.body["properties"].get("modelType") or "").lower() != MLFLOW_MODEL:
             return None
         model_uri = model.body["properties"].get("modelUri")
