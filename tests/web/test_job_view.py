@@ -3,10 +3,13 @@ it ended, whatever the job went through; and how the timeline draws a job of mor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from batchpoint.runtime.job_report import write_job_report
-from batchpoint.runtime.layout import LogLayout
+from batchpoint.runtime.layout import PROCESSED_MINI_BATCHES, LogLayout
 from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, Success, TryEnd
 from batchpoint.runtime.report import Counts, JobOutcome
 from batchpoint.runtime.spec import JobSpec
@@ -14,6 +17,7 @@ from batchpoint.runtime.status import JobStatus
 from batchpoint.store import open_store
 from batchpoint.web.charts import BARS, BARS_PER_LANE, span_of, throughput, timeline
 from batchpoint.web.job_view import TryState, failed_files, ledger_tries, preview, report_tries
+from tests.store.conftest import database_url
 
 START = 1_800_000_000.0
 
@@ -41,8 +45,16 @@ def ended_job(ledger: Ledger) -> None:
     ledger.mark_exhausted("j", 2)
 
 
-def test_the_ledger_and_the_report_show_the_same_tries(tmp_path: Path) -> None:
-    ledger = open_store(f"sqlite:///{tmp_path / 'ledger.db'}").ledger()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """The ledger of the embedded database, and of the PostgreSQL database replicas share."""
+    store = open_store(database_url(request.param, tmp_path))
+    yield store.ledger()
+    store.close()
+
+
+def test_the_ledger_and_the_report_show_the_same_tries(shared_ledger: Ledger, tmp_path: Path) -> None:
+    ledger = shared_ledger
     ended_job(ledger)
     live = ledger_tries(ledger, "j")
     assert live is not None
@@ -118,3 +130,13 @@ def test_the_preview_splits_rows_into_columns_when_they_all_split_alike(tmp_path
     )
     (tmp_path / "predictions.csv").write_text("['a', 1]\nplain\n")
     assert preview(spec, tmp_path, ["predictions.csv"]).rows == [["['a', 1]"], ["plain"]]  # type: ignore[union-attr]
+
+
+def test_a_report_of_other_columns_or_none_shows_no_tries(tmp_path: Path) -> None:
+    report = tmp_path / PROCESSED_MINI_BATCHES
+    assert report_tries(tmp_path) is None
+    report.parent.mkdir(parents=True)
+    report.write_text("")
+    assert report_tries(tmp_path) is None
+    report.write_text("Mini-batch Id,Status\n0,RUN_DONE\n")
+    assert report_tries(tmp_path) is None

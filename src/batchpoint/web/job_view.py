@@ -19,7 +19,7 @@ from itertools import groupby
 from pathlib import Path
 
 from batchpoint.runtime.executor import WorkerName, gist
-from batchpoint.runtime.job_report import MISSING, NOT_PROCESSED, TIME_FORMAT
+from batchpoint.runtime.job_report import COLUMNS, MISSING, NOT_PROCESSED, TIME_FORMAT
 from batchpoint.runtime.layout import PROCESSED_MINI_BATCHES, LogLayout
 from batchpoint.runtime.ledger import PENDING, RUN_DONE, Attempt, Ledger, MiniBatch
 from batchpoint.runtime.spec import APPEND_ROW, JobSpec
@@ -115,11 +115,13 @@ def _from_attempt(attempt: Attempt, batch: MiniBatch) -> TryView:
 
 def report_tries(logs_dir: Path) -> list[TryView] | None:
     """The tries of an ended job, from its ``processed_mini-batches.csv``; None when it has none (it never
-    planned its mini-batches)."""
+    planned its mini-batches) or one of other columns (written by another version)."""
     try:
         with open(logs_dir / PROCESSED_MINI_BATCHES, encoding="utf-8", errors="surrogateescape", newline="") as file:
-            rows = list(csv.reader(file))[1:]
-    except OSError:
+            header, *rows = csv.reader(file)
+    except (OSError, ValueError):
+        return None
+    if tuple(header) != COLUMNS:
         return None
     tries = []
     for _, group in groupby((row for row in rows if row[11] != NOT_PROCESSED), key=lambda row: row[0]):
