@@ -12,7 +12,7 @@ from batchpoint.jobs.run_record import ModelRun, PipelineRun, run_of, spec_to_re
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.store import open_store
 from batchpoint.store.connections import make_engine
-from batchpoint.store.entities import RoleGrant, SortOrder
+from batchpoint.store.entities import JobFilter, RoleGrant, SortOrder
 from batchpoint.store.indexes import CODE_VERSION_TYPE, ROLE_ASSIGNMENT_TYPE
 from batchpoint.store.migrate import alembic_config
 from tests.store.conftest import database_url
@@ -41,7 +41,12 @@ def test_a_database_from_before_the_indexed_tables_is_upgraded_in_place(backend:
 
     upgraded = open_store(url)
 
-    assert [item.id for item in upgraded.list_jobs(WORKSPACE, "ep", "blue", SortOrder(descending=True), None, 2)] == [
+    assert [
+        item.id
+        for item in upgraded.list_jobs(
+            WORKSPACE, "ep", JobFilter(deployment="blue"), SortOrder(descending=True), None, 2
+        )
+    ] == [
         f"{WORKSPACE}/jobs/j1499",
         f"{WORKSPACE}/jobs/j1498",
     ]

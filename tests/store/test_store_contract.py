@@ -10,6 +10,8 @@ import pytest
 
 from batchpoint.store import AlreadyExists, FinalState, Store, VersionConflict
 from batchpoint.store.entities import (
+    Cursor,
+    JobFilter,
     Listed,
     Operation,
     OperationKind,
@@ -144,14 +146,34 @@ def test_jobs_are_listed_per_endpoint_and_deployment_in_pages(store: Store) -> N
     store.insert(job("step", None, None, "Running"))
     store.insert(job("elsewhere", "ep", "blue", "Running", workspace=f"{WORKSPACE}2"))
 
-    first = store.list_jobs(WORKSPACE, "EP", "BLUE", SortOrder(), None, 3)
-    second = store.list_jobs(WORKSPACE, "EP", "BLUE", SortOrder(), first[-1].position, 3)
-    newest = store.list_jobs(WORKSPACE, "ep", None, SortOrder(descending=True), None, 3)
-    everything = store.list_jobs(WORKSPACE, "ep", None, SortOrder(), None, 100)
+    first = store.list_jobs(WORKSPACE, "EP", JobFilter(deployment="BLUE"), SortOrder(), None, 3)
+    second = store.list_jobs(WORKSPACE, "EP", JobFilter(deployment="BLUE"), SortOrder(), first[-1].position, 3)
+    newest = store.list_jobs(WORKSPACE, "ep", JobFilter(), SortOrder(descending=True), None, 3)
+    everything = store.list_jobs(WORKSPACE, "ep", JobFilter(), SortOrder(), None, 100)
 
     assert (names(first), names(second)) == (["blue0", "blue1", "blue2"], ["blue3", "blue4"])
     assert names(newest) == ["green4", "blue4", "green3"]
     assert sorted(names(everything)) == sorted([f"{color}{index}" for color in ("blue", "green") for index in range(5)])
+
+
+def test_jobs_are_listed_by_status_and_creation_period(store: Store) -> None:
+    for index in range(6):
+        store.insert(
+            job(f"j{index}", "ep", "blue" if index % 2 else "green", ("Failed", "Completed")[index % 3 > 0], index)
+        )
+    start = store.get(f"{WORKSPACE}/jobs/j1")
+    assert start is not None
+    second = int(start.created_at.timestamp() * 1_000_000)
+
+    def listed(where: JobFilter, after: Cursor | None = None, limit: int = 10) -> list[Listed]:
+        return store.list_jobs(WORKSPACE, "ep", where, SortOrder(descending=True), after, limit)
+
+    assert names(listed(JobFilter(status="Failed"))) == ["j3", "j0"]
+    assert names(listed(JobFilter(deployment="BLUE", status="Completed"))) == ["j5", "j1"]
+    period = JobFilter(created_from_us=second, created_before_us=second + 3_000_000)
+    assert names(listed(period)) == ["j3", "j2", "j1"]
+    first = listed(JobFilter(status="Completed"), limit=2)
+    assert names(first + listed(JobFilter(status="Completed"), first[-1].position)) == ["j5", "j4", "j2", "j1"]
 
 
 def test_job_columns_follow_every_update(store: Store) -> None:
@@ -164,7 +186,7 @@ def test_job_columns_follow_every_update(store: Store) -> None:
 
     assert store.jobs_by_status() == {"Completed": 1, "NotStarted": 1, "Failed": 1}
     store.delete_tree(WORKSPACE)
-    assert store.jobs_by_status() == {} and store.list_jobs(WORKSPACE, "ep", None, SortOrder(), None, 10) == []
+    assert store.jobs_by_status() == {} and store.list_jobs(WORKSPACE, "ep", JobFilter(), SortOrder(), None, 10) == []
 
 
 def test_role_assignments_and_code_hashes_are_read_from_their_columns(store: Store) -> None:

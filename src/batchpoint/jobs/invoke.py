@@ -24,11 +24,11 @@ from batchpoint.jobs.pipelines.planner import (
     child_rows,
     is_pipeline_deployment,
     output_uri,
-    studio_services,
 )
 from batchpoint.jobs.placement import Placement
 from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, keep_run, model_run_of
 from batchpoint.jobs.scoring_step import scoring_child, scoring_child_id
+from batchpoint.jobs.studio_link import studio_services
 from batchpoint.jobs.wire import InvokeProperties, RetrySettings
 from batchpoint.ml.assets.references import load_model, load_version
 from batchpoint.ml.components.wire import JobInput, Literal
@@ -49,7 +49,7 @@ from batchpoint.runtime.spec import (
 )
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.store import AlreadyExists, Store
-from batchpoint.store.entities import Resource, SortField, SortOrder
+from batchpoint.store.entities import JobFilter, Resource, SortField, SortOrder
 
 INVOCATION_TYPE = "batchpoint/invocations"
 MLFLOW_SCORER = Path(runtime_package.__file__).parent / "scorers" / "mlflow_scorer.py"
@@ -362,7 +362,7 @@ def job_document(
             "jobs": {},
             "settings": {},
             **io,
-            "services": studio_services(job_name),
+            "services": studio_services(endpoint.parent_id, job_name),
             "progress": _empty_progress(),
         }
     }
@@ -518,15 +518,14 @@ class Jobs(OnResources):
             shutil.rmtree(folder.parent, ignore_errors=True)
             raise
 
-    def of_endpoint(
-        self, endpoint_id: str, deployment: str | None, order: SortOrder, position: Position, size: int
-    ) -> Page:
-        """A page of the jobs an endpoint (or one of its deployments) ran; jobs outlive the endpoint, as on Azure."""
+    def of_endpoint(self, endpoint_id: str, where: JobFilter, order: SortOrder, position: Position, size: int) -> Page:
+        """A page of the jobs an endpoint ran that pass ``where`` (one deployment's, ...); jobs outlive the endpoint,
+        as on Azure."""
         if order.field is not SortField.CREATED:
             raise bad_request("Jobs are listed in creation order: $orderBy takes CreatedAtAsc or CreatedAtDesc.")
         workspace_id, endpoint = ArmPath.parse(endpoint_id).workspace_id, endpoint_id.rsplit("/", 1)[-1]
         return fetch_page(
-            lambda after, limit: self.store.list_jobs(workspace_id, endpoint, deployment, order, after, limit),
+            lambda after, limit: self.store.list_jobs(workspace_id, endpoint, where, order, after, limit),
             position,
             size,
         )

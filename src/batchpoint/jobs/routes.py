@@ -33,7 +33,7 @@ from batchpoint.ml.assets.wire import AssetList, AssetVersion
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENTS, BATCH_ENDPOINTS
 from batchpoint.ml.endpoints.routes import EndpointId
 from batchpoint.ml.workspaces.resource_types import WORKSPACE_PATH
-from batchpoint.store.entities import parent_of
+from batchpoint.store.entities import JobFilter, parent_of
 
 router = routes(tags=["Jobs"])
 
@@ -162,7 +162,9 @@ def _jobs_page(
         f"{MFE_PREFIX}{ran_by}/jobs",
         request.query_params,
         "$top",
-        lambda order, position, size: jobs.of_endpoint(endpoint_id, deployment, order, position, size),
+        lambda order, position, size: jobs.of_endpoint(
+            endpoint_id, JobFilter(deployment=deployment), order, position, size
+        ),
     )
 
 

@@ -22,8 +22,9 @@ from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.operations import iso
 from batchpoint.arm.resources import new_version
-from batchpoint.jobs.pipelines.planner import child_name, step_properties, studio_services
+from batchpoint.jobs.pipelines.planner import child_name, step_properties
 from batchpoint.jobs.run_record import model_run_of
+from batchpoint.jobs.studio_link import studio_services
 from batchpoint.store.entities import Resource, utcnow
 
 SCORING_STEP = "batchscoring"
@@ -50,7 +51,7 @@ def scoring_child(
             "tags": {},
             "inputs": properties["inputs"],
             "outputs": properties["outputs"],
-            "services": studio_services(name),
+            "services": studio_services(job.parent_id, name),
             **_followed(properties),
         }
     }

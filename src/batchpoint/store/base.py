@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
 from batchpoint.runtime.ledger import Ledger
-from batchpoint.store.entities import Cursor, Listed, Operation, Resource, RoleGrant, SortOrder
+from batchpoint.store.entities import Cursor, JobFilter, Listed, Operation, Resource, RoleGrant, SortOrder
 from batchpoint.store.leases import Fence, Leases
 
 
@@ -82,12 +82,13 @@ class Store(ABC):
         self,
         workspace_id: str,
         endpoint: str,
-        deployment: str | None,
+        where: JobFilter,
         order: SortOrder,
         after: Cursor | None,
         limit: int,
     ) -> list[Listed]:
-        """Jobs an endpoint (or one of its deployments, by name) ran, in creation order, strictly after a cursor."""
+        """Jobs an endpoint ran that pass ``where`` (one deployment's, a status, a creation period), in creation
+        order, strictly after a cursor."""
 
     @abstractmethod
     def jobs_by_status(self) -> dict[str, int]:

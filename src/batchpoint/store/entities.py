@@ -77,6 +77,19 @@ class SortOrder:
 
 
 @dataclass(frozen=True)
+class JobFilter:
+    """Which of an endpoint's jobs a list holds; a field left unset does not filter."""
+
+    deployment: str | None = None
+    """A deployment's name (any casing)."""
+    status: str | None = None
+    created_from_us: int | None = None
+    """Created at or after this time (microseconds since the epoch)."""
+    created_before_us: int | None = None
+    """Created strictly before this time."""
+
+
+@dataclass(frozen=True)
 class Cursor:
     """Keyset position: the sort value and key of the last item of the previous page."""
 

@@ -58,6 +58,8 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_jobs_endpoint", "workspace_key", "endpoint", "created_us", "key"),
         Index("ix_jobs_deployment", "workspace_key", "endpoint", "deployment", "created_us", "key"),
+        Index("ix_jobs_endpoint_status", "workspace_key", "endpoint", "status", "created_us", "key"),
+        Index("ix_jobs_deployment_status", "workspace_key", "endpoint", "deployment", "status", "created_us", "key"),
         Index("ix_jobs_status", "status"),
     )
 

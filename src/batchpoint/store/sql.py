@@ -19,6 +19,7 @@ from batchpoint.store.connections import Database
 from batchpoint.store.entities import (
     JOB_TYPE,
     Cursor,
+    JobFilter,
     Listed,
     Operation,
     OperationKind,
@@ -211,17 +212,23 @@ class SqlStore(Store):
         self,
         workspace_id: str,
         endpoint: str,
-        deployment: str | None,
+        where: JobFilter,
         order: SortOrder,
         after: Cursor | None,
         limit: int,
     ) -> list[Listed]:
-        parameters = {"workspace": workspace_id.lower(), "endpoint": endpoint.lower(), "limit": limit}
-        if deployment is not None:
-            parameters["deployment"] = deployment.lower()
+        parameters: dict[str, Any] = {"workspace": workspace_id.lower(), "endpoint": endpoint.lower(), "limit": limit}
+        filters = {
+            "deployment": where.deployment.lower() if where.deployment is not None else None,
+            "status": where.status,
+            "created_from": where.created_from_us,
+            "created_before": where.created_before_us,
+        }
+        parameters |= {name: value for name, value in filters.items() if value is not None}
         if after is not None:
             parameters |= {"micros": after.micros, "after_key": after.key}
-        query = _jobs_query(order.descending, deployment is not None, after is not None)
+        used = frozenset(name for name, value in filters.items() if value is not None)
+        query = _jobs_query(order.descending, used, after is not None)
         return [_listed(row) for row in self._read(query, parameters)]
 
     def jobs_by_status(self) -> dict[str, int]:
@@ -302,17 +309,26 @@ def _children_query(order: SortOrder, with_cursor: bool) -> Select:
     return query.order_by(direction(sort_column), direction(RESOURCES.c.key)).limit(bindparam("limit"))
 
 
+_JOB_FILTERS = {
+    "deployment": lambda: JOBS.c.deployment == bindparam("deployment"),
+    "status": lambda: JOBS.c.status == bindparam("status"),
+    "created_from": lambda: JOBS.c.created_us >= bindparam("created_from"),
+    "created_before": lambda: JOBS.c.created_us < bindparam("created_before"),
+}
+"""A job list's filters by the name of their bound parameter."""
+
+
 @cache
-def _jobs_query(descending: bool, of_deployment: bool, with_cursor: bool) -> Select:
-    """The jobs of an endpoint (or of one of its deployments) in creation order: ``ix_jobs_endpoint`` and
-    ``ix_jobs_deployment`` serve the filter, the order and the keyset cursor alike."""
+def _jobs_query(descending: bool, filters: frozenset[str], with_cursor: bool) -> Select:
+    """The jobs of an endpoint that pass ``filters`` (see ``_JOB_FILTERS``) in creation order: ``ix_jobs_endpoint``,
+    ``ix_jobs_deployment`` and their ``_status`` twins serve the filter, the order and the keyset cursor alike."""
     query = (
         select(RESOURCES.c.id, JOBS.c.key, JOBS.c.created_us, RESOURCES.c.body)
         .join(RESOURCES, RESOURCES.c.key == JOBS.c.key)
         .where(JOBS.c.workspace_key == bindparam("workspace"), JOBS.c.endpoint == bindparam("endpoint"))
     )
-    if of_deployment:
-        query = query.where(JOBS.c.deployment == bindparam("deployment"))
+    for name in sorted(filters):
+        query = query.where(_JOB_FILTERS[name]())
     if with_cursor:
         position, boundary = tuple_(JOBS.c.created_us, JOBS.c.key), tuple_(bindparam("micros"), bindparam("after_key"))
         query = query.where(position < boundary if descending else position > boundary)

@@ -22,10 +22,13 @@ from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.invoke import Jobs
+from batchpoint.jobs.studio_link import workspace_of_wsid
 from batchpoint.ml.endpoints.resource_types import BATCH_ENDPOINTS
 from batchpoint.store.entities import Resource
 from batchpoint.web import charts, session
+from batchpoint.web.create_job import CreateJobForm, data_assets, invoke_path, offered, submit
 from batchpoint.web.job_details import job_details
+from batchpoint.web.job_list import STATUSES, JobQuery, duration, job_list
 from batchpoint.web.views import JobView, Studio
 
 LIVE_SECONDS = 1.0
@@ -56,6 +59,7 @@ def endpoint_url(endpoint_id: str) -> str:
 
 TEMPLATES.env.globals["endpoint_url"] = endpoint_url
 TEMPLATES.env.globals.update(charts.TEMPLATE_GLOBALS)
+TEMPLATES.env.globals["duration"] = duration
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
@@ -128,24 +132,64 @@ def _endpoint_id(subscription: str, group: str, workspace: str, endpoint: str) -
 
 
 @router.get(ENDPOINT_PAGE)
-def endpoint_page(
-    request: Request, subscription: str, group: str, workspace: str, endpoint: str, deployment: str = ""
-) -> Response:
+def endpoint_page(request: Request, subscription: str, group: str, workspace: str, endpoint: str) -> Response:
     caller = session.web_caller(request)
     endpoint_id = _endpoint_id(subscription, group, workspace, endpoint)
     session.check_permitted(request, caller, "GET", endpoint_id)
+    return _endpoint_page(request, caller, endpoint_id)
+
+
+def _endpoint_page(
+    request: Request,
+    caller: Caller,
+    endpoint_id: str,
+    posted: CreateJobForm | None = None,
+    error: ArmError | None = None,
+) -> Response:
+    """The endpoint with its deployments, its job list (as the query string asks) and, for those who may invoke
+    it, the Create job form (holding what was posted, and the error it met)."""
     studio = _studio(request)
     view = studio.endpoint_by_id(endpoint_id, base_url(request))
-    jobs = studio.jobs_of(view.id, deployment or None)
+    jobs = job_list(studio, services_of(request).provide(Jobs), view.id, JobQuery.of(request.query_params))
+    create = None
+    if session.permitted(request, caller, "POST", invoke_path(view.id)):
+        create = offered(studio.uris, view.workspace_id, [each.name for each in view.deployments], view.default)
+        create = replace(create, posted=posted or create.posted, error=error)
     return render(
         request,
         "endpoint.html",
+        error.status if error else 200,
         caller=caller,
         title=f"Endpoint {view.name}",
         endpoint=view,
         jobs=jobs,
-        deployment=deployment,
+        statuses=STATUSES,
+        create=create,
     )
+
+
+@router.post(ENDPOINT_PAGE + "/jobs")
+async def create_job(request: Request, subscription: str, group: str, workspace: str, endpoint: str) -> Response:
+    """Start a job from the Create job form, as ``batch_endpoints.invoke`` does, and show it; a refused request
+    shows the form again with the error."""
+    fields = await session.checked_form(request)
+    caller = session.web_caller(request)
+    endpoint_id = _endpoint_id(subscription, group, workspace, endpoint)
+    session.check_permitted(request, caller, "POST", invoke_path(endpoint_id))
+    form = CreateJobForm.of(fields)
+    try:
+        job = await run_in_threadpool(_submit, request, caller, endpoint_id, form)
+    except ArmError as error:
+        if error.status in (401, 403):
+            raise
+        return await run_in_threadpool(_endpoint_page, request, caller, endpoint_id, form, error)
+    return RedirectResponse(f"/jobs/{job.name}", status_code=303)
+
+
+def _submit(request: Request, caller: Caller, endpoint_id: str, form: CreateJobForm) -> Resource:
+    services = services_of(request)
+    assets = data_assets(services.provide(Resources).store, endpoint_id.rsplit("/batchEndpoints/", 1)[0])
+    return submit(services.provide(Jobs), _context(request, caller), endpoint_id, form, assets)
 
 
 @router.post(ENDPOINT_PAGE + "/default")
@@ -182,13 +226,18 @@ def _context(request: Request, caller: Caller) -> RequestContext:
 def _readable_job(request: Request, name: str) -> tuple[Caller, Resource]:
     caller = session.web_caller(request)
     studio = _studio(request)
-    job = studio.find_job(name, studio.workspace_ids())
+    # A job stored before its link had a query string has azure-ai-ml's "&tid=..." appended to its path; job
+    # names never hold a "&".
+    name = name.split("&", 1)[0]
+    asked = workspace_of_wsid(request.query_params.get("wsid", ""))
+    job = studio.find_job(name, iter([asked]) if asked else studio.workspace_ids())
     if job is None:
         raise ArmError(404, "JobNotFound", f"There is no job named '{name}'.")
     session.check_permitted(request, caller, "GET", job.id)
     return caller, job
 
 
+@router.get("/runs/{name}")  # Azure's path of a job's page (jobs/studio_link.py)
 @router.get("/jobs/{name}")
 def job_page(request: Request, name: str) -> Response:
     caller, job = _readable_job(request, name)

@@ -11,7 +11,6 @@ from typing import Any
 
 from batchpoint.arm.context import BASE_URL
 from batchpoint.arm.ids import ALL_SUBSCRIPTIONS, WORKSPACE_TYPE
-from batchpoint.arm.paging import Position
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.history import History
 from batchpoint.jobs.invoke import Jobs
@@ -22,7 +21,7 @@ from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE, BATCH_
 from batchpoint.runtime.layout import FAILED_ITEMS
 from batchpoint.runtime.report import Counts
 from batchpoint.runtime.status import TERMINAL
-from batchpoint.store.entities import Resource, SortOrder, utcnow
+from batchpoint.store.entities import Resource, utcnow
 
 LISTED = 200
 """At most this many workspaces, endpoints, deployments, jobs or output files per list on a page."""
@@ -218,11 +217,6 @@ class Studio:
 
     def has_deployment(self, endpoint_id: str, deployment: str) -> bool:
         return self.resources.store.get_body_json(f"{endpoint_id}/deployments/{deployment}") is not None
-
-    def jobs_of(self, endpoint_id: str, deployment: str | None) -> list[JobView]:
-        """The endpoint's (or one deployment's) jobs, newest first."""
-        page = self.jobs.of_endpoint(endpoint_id, deployment, SortOrder(descending=True), Position(), LISTED)
-        return [self.job(self.resources.get(item.id), with_details=False) for item in page.items]
 
     def find_job(self, name: str, workspace_ids: Iterator[str]) -> Resource | None:
         """The job ``name`` in the first of ``workspace_ids`` that has one (``/jobs/{name}`` names no workspace)."""

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchpoint.arm.context import BASE_URL, RequestContext
+from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request
 from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import new_version
+from batchpoint.jobs.studio_link import studio_services
 from batchpoint.jobs.wire import InvokeProperties
 from batchpoint.ml.assets.references import load_version, names_a_version
 from batchpoint.ml.components.pipelines import (
@@ -61,11 +62,6 @@ def step_properties(job_name: str, node: str, module: str, version: str | None, 
         "StepType": step_type,
     }
     return properties | ({"azureml.moduleVersion": str(version)} if version else {})
-
-
-def studio_services(job_name: str) -> dict[str, Any]:
-    """The link to a job's page that azure-ai-ml reads (and prints) for every job."""
-    return {"Studio": {"jobServiceType": "Studio", "endpoint": f"{BASE_URL}/jobs/{job_name}"}}
 
 
 def is_pipeline_deployment(deployment: Resource) -> bool:
@@ -267,9 +263,13 @@ def _reads(node: Node, placeholders: dict[str, str], paths: set[str], earlier: d
 def child_rows(ctx: RequestContext, workspace_id: str, planned: PlannedPipeline) -> list[Resource]:
     """A planned pipeline's steps as child jobs, stored with the job."""
     return [
-        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, child, None)
+        new_version(ctx, f"{workspace_id}/jobs/{name}", JOB_TYPE, _with_link(child, workspace_id, name), None)
         for name, child in planned.children.items()
     ]
+
+
+def _with_link(child: dict[str, Any], workspace_id: str, name: str) -> dict[str, Any]:
+    return {**child, "properties": {**child["properties"], "services": studio_services(workspace_id, name)}}
 
 
 def _input_document(given: BoundInput) -> dict[str, Any]:
@@ -295,7 +295,6 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
             "tags": {},
             "inputs": {},
             "outputs": {key: {"jobOutputType": "uri_folder", "uri": output_uri(name, key)} for key in outputs},
-            "services": studio_services(name),
         }
     }
 

@@ -15,8 +15,9 @@ from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import OnResources, Resources, new_version
 from batchpoint.jobs.invoke import insert_job
-from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows, studio_services
+from batchpoint.jobs.pipelines.planner import PipelinePlanner, PlannedPipeline, Requested, child_rows
 from batchpoint.jobs.run_record import PipelineRun, keep_run
+from batchpoint.jobs.studio_link import studio_services
 from batchpoint.jobs.wire import SubmittedJob
 from batchpoint.ml.components.pipelines import job_component_spec, pipeline_of_spec
 from batchpoint.runtime.status import JobStatus
@@ -54,7 +55,7 @@ class SubmittedJobs(OnResources):
         planned = self.pipelines.plan_pipeline(
             job_name, workspace_id, pipeline, Requested({}, body.properties.outputs or {}), settings
         )
-        job = new_version(ctx, job_id, JOB_TYPE, _job_document(job_name, properties, planned), None)
+        job = new_version(ctx, job_id, JOB_TYPE, _job_document(workspace_id, job_name, properties, planned), None)
         keep_run(job, PipelineRun(planned.record))
         with self.store.transaction():
             insert_job(self.store, self.runner, job, child_rows(ctx, workspace_id, planned))
@@ -62,7 +63,9 @@ class SubmittedJobs(OnResources):
         return job
 
 
-def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPipeline) -> dict[str, Any]:
+def _job_document(
+    workspace_id: str, job_name: str, properties: dict[str, Any], planned: PlannedPipeline
+) -> dict[str, Any]:
     """The job as sent, with Azure's defaults for what was left out, its status and where its outputs go."""
     return {
         "properties": {
@@ -75,6 +78,6 @@ def _job_document(job_name: str, properties: dict[str, Any], planned: PlannedPip
             "inputs": properties.get("inputs") or {},
             "outputs": planned.document["outputs"],
             "settings": planned.document["settings"],
-            "services": studio_services(job_name),
+            "services": studio_services(workspace_id, job_name),
         }
     }
