@@ -81,7 +81,7 @@ soak: $(STAMP)
 
 # The screenshots in docs/images, taken by the web page's browser tests.
 screenshots: venv
-	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_pages.py
+	BATCHPOINT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/
 
 # docs/coverage.md: the spec extract's operations against the served ones ($$BATCHPOINT_SPEC_DIR, tests/spec.py).
 coverage: $(STAMP)
