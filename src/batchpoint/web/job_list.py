@@ -95,7 +95,8 @@ class JobQuery:
             "after": changed.after,
             "before": changed.before,
         }
-        return "?" + urlencode({name: value for name, value in fields.items() if value})
+        given = urlencode({name: value for name, value in fields.items() if value})
+        return f"?{given}" if given else ""
 
 
 @dataclass(frozen=True)

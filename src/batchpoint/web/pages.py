@@ -29,6 +29,7 @@ from batchpoint.web import charts, session
 from batchpoint.web.create_job import CreateJobForm, data_assets, invoke_path, offered, submit
 from batchpoint.web.job_details import job_details
 from batchpoint.web.job_list import STATUSES, JobQuery, duration, job_list
+from batchpoint.web.pipeline_graph import pipeline_graph
 from batchpoint.web.views import JobView, Studio
 
 LIVE_SECONDS = 1.0
@@ -60,6 +61,7 @@ def endpoint_url(endpoint_id: str) -> str:
 TEMPLATES.env.globals["endpoint_url"] = endpoint_url
 TEMPLATES.env.globals.update(charts.TEMPLATE_GLOBALS)
 TEMPLATES.env.globals["duration"] = duration
+TEMPLATES.env.globals["pipeline_graph"] = pipeline_graph
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:

@@ -92,6 +92,8 @@ class StepView:
     status: str
     error: str
     logs: list[str]
+    after: list[str] = field(default_factory=list)
+    """The steps this one needs (whose outputs it reads), of a pipeline job."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,8 @@ class Studio:
             return None
 
     def _steps(self, job: Resource) -> list[StepView]:
+        run = run_of(job)
+        needs = {step["name"]: step.get("depends_on", []) for step in run.steps} if isinstance(run, PipelineRun) else {}
         views = []
         for step_name, child in self.history.steps(job):
             folder = self.history.log_folder(child, parent=job)
@@ -285,6 +289,7 @@ class Studio:
                     properties.get("status", ""),
                     (properties.get("error") or {}).get("message", ""),
                     folder.names() if folder else [],
+                    needs.get(step_name, []),
                 )
             )
         return views
