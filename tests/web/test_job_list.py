@@ -204,6 +204,19 @@ def test_create_job_runs_a_job_that_completes_and_a_refused_one_shows_the_error(
     assert predictions(server.home, name, "scored.csv") == [f"f{index:05d}.txt" for index in range(7)]
 
 
+def test_create_job_reads_a_datastore_path(server: Server, owner: object) -> None:
+    container = next((server.home / "storage").glob("*/azureml-blobstore-*"))
+    write_inputs(container / "created-in", 4)
+    page = owner
+    page.goto(endpoint_page(server))  # type: ignore[attr-defined]
+    form = page.locator("form.create")  # type: ignore[attr-defined]
+    form.get_by_label("Path").fill("azureml://datastores/workspaceblobstore/paths/created-in/")
+    form.get_by_role("button", name="Create job").click()
+    name = created_job(page)
+    with server.client() as client:
+        assert wait_for_job(client, name)["properties"]["progress"]["items"]["succeeded"] == 4
+
+
 def test_create_job_with_the_keyboard_only(server: Server, owner: object) -> None:
     page = owner
     page.goto(endpoint_page(server))  # type: ignore[attr-defined]
