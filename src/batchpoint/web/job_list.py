@@ -67,7 +67,8 @@ class JobQuery:
             before=params.get("before", ""),
         )
         for token in (query.after, query.before):
-            parse_skip(token)
+            if token and parse_skip(token).cursor is None:  # a number of jobs to skip: the API's, not the page's
+                raise bad_request(f"The page token '{token}' is not one of the page's links.")
         return query
 
     @property
