@@ -144,17 +144,9 @@ def _resource(item: Listed) -> Resource:
     return Resource(id=item.id, type=JOB_TYPE, body=json.loads(item.body_json))
 
 
-def duration(job: JobView) -> str:
-    """How long the job ran, from its start to its end (or until now): ``45 s``, ``3 min 05 s``, ``2 h 01 min``;
-    empty before it started."""
+def ran_seconds(job: JobView) -> float | None:
+    """How long the job ran, from its start to its end (or until now); None before it started."""
     if not job.started:
-        return ""
+        return None
     until = datetime.fromisoformat(job.ended) if job.ended else datetime.now(UTC)
-    whole = max(int((until - datetime.fromisoformat(job.started)).total_seconds()), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
+    return max((until - datetime.fromisoformat(job.started)).total_seconds(), 0.0)

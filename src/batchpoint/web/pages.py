@@ -28,7 +28,7 @@ from batchpoint.store.entities import Resource
 from batchpoint.web import charts, session
 from batchpoint.web.create_job import CreateJobForm, data_assets, invoke_path, offered, submit
 from batchpoint.web.job_details import job_details
-from batchpoint.web.job_list import STATUSES, JobQuery, duration, job_list
+from batchpoint.web.job_list import STATUSES, JobQuery, job_list, ran_seconds
 from batchpoint.web.pipeline_graph import pipeline_graph
 from batchpoint.web.views import JobView, Studio
 
@@ -60,7 +60,7 @@ def endpoint_url(endpoint_id: str) -> str:
 
 TEMPLATES.env.globals["endpoint_url"] = endpoint_url
 TEMPLATES.env.globals.update(charts.TEMPLATE_GLOBALS)
-TEMPLATES.env.globals["duration"] = duration
+TEMPLATES.env.globals["ran_seconds"] = ran_seconds
 TEMPLATES.env.globals["pipeline_graph"] = pipeline_graph
 
 
