@@ -8,7 +8,7 @@ store (one transaction). Then the server starts on it and these are timed:
   and imports included;
 - the endpoint's job list (``batch_endpoints.list_jobs``: the first page of the data-plane route);
 - the web page's job list (the endpoint's page, signed in): its first page, and the jobs of a status none has
-  (every job completed), which its status index finds without reading the others (docs/decisions.md, 17);
+  (every job completed), which its status index finds without reading the others (docs/decisions.md, 18);
 - ``jobs.list()`` (the first page of ``GET {workspace}/jobs``);
 - a GET of one job;
 - the role-assignment reload every server process does every 2 s (in this process, on the same database).

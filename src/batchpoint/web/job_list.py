@@ -1,6 +1,6 @@
 """The job list of an endpoint's page (and of one deployment's): filtered by status, deployment and creation date,
 sorted by creation time either way, and paged with the store's keyset cursors, so that a page costs the same at
-50,000 jobs as at 50 (docs/decisions.md, Decision 17). Every control is a plain link or GET form."""
+50,000 jobs as at 50 (docs/decisions.md, Decision 18). Every control is a plain link or GET form."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The web page lists an endpoint's (or a deployment's) jobs of one status in creation order; these indexes serve
 the filter, the order and the keyset cursor in one range, as ix_jobs_endpoint does without a status, so that a
-page of a status few jobs have reads one page of rows, not every job of the endpoint (docs/decisions.md, 17).
+page of a status few jobs have reads one page of rows, not every job of the endpoint (docs/decisions.md, 18).
 
 Revision ID: 0011
 Revises: 0010
