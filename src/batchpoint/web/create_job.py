@@ -14,7 +14,7 @@ from batchpoint.access.permissions import INVOKE_PREFIX
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.jobs.invoke import Jobs
-from batchpoint.jobs.wire import InvokeRequest
+from batchpoint.jobs.wire import InvokeProperties, InvokeRequest
 from batchpoint.ml.assets.resource_types import DATA_VERSIONS
 from batchpoint.ml.datastores.resource_types import DATASTORE_TYPE
 from batchpoint.ml.datastores.uris import UriResolver
@@ -89,7 +89,7 @@ def data_assets(store: Store, workspace_id: str) -> dict[str, str]:
     return assets
 
 
-def invoke_request(form: CreateJobForm, assets: dict[str, str]) -> dict[str, Any]:
+def invoke_request(form: CreateJobForm, assets: dict[str, str]) -> InvokeProperties:
     """The invoke's ``properties`` as azure-ai-ml sends them for this form, checked by the invoke route's model."""
     if bool(form.asset) == bool(form.path):
         raise bad_request("Choose a registered data asset or type a path (one of them) as the job's input.")
@@ -107,11 +107,10 @@ def invoke_request(form: CreateJobForm, assets: dict[str, str]) -> dict[str, Any
     if form.output_file_name:
         properties["outputFileName"] = form.output_file_name
     try:
-        checked = InvokeRequest.model_validate({"properties": properties})
+        return InvokeRequest.model_validate({"properties": properties}).properties
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, each['loc']))}: {each['msg']}" for each in error.errors())
         raise bad_request(f"The request is invalid. {problems}") from None
-    return checked.model_dump(mode="json", exclude_none=True)["properties"]
 
 
 def submit(jobs: Jobs, ctx: RequestContext, endpoint_id: str, form: CreateJobForm, assets: dict[str, str]) -> Resource:

@@ -3,17 +3,12 @@
 The web page lists an endpoint's (or a deployment's) jobs of one status in creation order; these indexes serve
 the filter, the order and the keyset cursor in one range, as ix_jobs_endpoint does without a status, so that a
 page of a status few jobs have reads one page of rows, not every job of the endpoint (docs/decisions.md, 18).
-
-Revision ID: 0011
-Revises: 0010
 """
 
 from alembic import op
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
