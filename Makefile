@@ -38,8 +38,13 @@ web-assets: azurite
 
 venv: $(STAMP) azurite chromium
 
+# As root, workers run as nobody unless told otherwise, and nobody can reach neither ~/.batchpoint nor a Python under
+# /root (pyenv's): the quick start runs them as root, without capabilities and sandboxed (docs/security.md). ARGS:
+# more serve options (make run ARGS="--port 9443").
+RUN_AS := $(if $(filter 0,$(shell id -u)),--worker-user root)
+
 run: $(STAMP)
-	$(BIN)/batchpoint serve
+	$(BIN)/batchpoint serve $(RUN_AS) $(ARGS)
 
 # Lint, formatting, types (src) and the layers contract (pyproject.toml holds each tool's configuration).
 # Each tool runs even when one before it failed, so that one run lists every problem.

@@ -96,7 +96,6 @@ def serve(settings: Settings) -> None:
     if problem:
         print(problem, file=sys.stderr, flush=True)
         raise SystemExit(2)
-    print(banner(settings, tls, workers), flush=True)
     stopping = threading.Event()
     config = uvicorn.Config(
         create_app(settings, stopping),
@@ -107,8 +106,11 @@ def serve(settings: Settings) -> None:
         ssl_keyfile=str(tls.key) if tls else None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    listening = config.bind_socket()  # listening before the banner says so: early clients wait, not refused
+    listening.listen(config.backlog)
+    print(banner(settings, tls, workers), flush=True)
     try:
-        _Server(config, stopping).run()
+        _Server(config, stopping).run(sockets=[listening])
     except KeyboardInterrupt:
         pass  # uvicorn has shut down gracefully and re-raised Ctrl-C; a clean stop exits 0
     print("batchpoint stopped.", flush=True)
