@@ -199,7 +199,7 @@ class LocalProcessExecutor(Executor):
 
     def _spawn(self, slot: int) -> _Worker:
         name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
-        home = Path(tempfile.mkdtemp(prefix=f"{name.process}-", dir=self._homes))
+        home = Path(tempfile.mkdtemp(prefix="w", dir=self._homes))  # short: Decision 16
         self._sandbox.prepare_home(home)
         stderr = self._layout.stderr(name)
         stderr.parent.mkdir(parents=True, exist_ok=True)
@@ -408,7 +408,7 @@ def _job_homes(spec: JobSpec) -> Path:
     short digest, not the job's name: a worker's sockets (multiprocessing's forkserver listener, say) go in its
     TMPDIR below, and a unix socket's path is limited to 107 bytes (Decision 16)."""
     root = private_temp_root()
-    job = hashlib.sha256(f"{spec.job_id}\0{spec.private_dir.absolute()}".encode()).hexdigest()[:12]
+    job = hashlib.sha256(f"{spec.job_id}\0{spec.private_dir.absolute()}".encode()).hexdigest()[:10]
     for earlier in root.glob(f"{job}-*"):
         if not psutil.pid_exists(int(earlier.name.rsplit("-", 1)[1])):
             shutil.rmtree(earlier, ignore_errors=True)
