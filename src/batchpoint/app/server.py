@@ -46,9 +46,10 @@ class _Server(uvicorn.Server):
     """uvicorn's server, which also tells the background work to stop as soon as a stop signal arrives, so that
     jobs and builds stop while open connections drain (docs/deployment.md: within 10 s)."""
 
-    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event, banner: str) -> None:
         super().__init__(config)
         self._stopping = stopping
+        self._banner = banner
         self._signalled, self._signal = os.pipe()
         os.set_blocking(self._signal, False)  # a full pipe (a flood of signals) must not block the handler
         threading.Thread(target=self._stop_when_signalled, name="stop-signal", daemon=True).start()
@@ -64,6 +65,13 @@ class _Server(uvicorn.Server):
     def _stop_when_signalled(self) -> None:
         os.read(self._signalled, 1)
         self._stopping.set()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """The banner says the server listens once it does (start-up done, the port bound): a client that waits for
+        it is not refused."""
+        await super().startup(sockets)
+        if self.started:
+            print(self._banner, flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Drops idle keep-alive connections at once, then drains the rest as uvicorn does.
@@ -106,11 +114,8 @@ def serve(settings: Settings) -> None:
         ssl_keyfile=str(tls.key) if tls else None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    listening = config.bind_socket()  # listening before the banner says so: early clients wait, not refused
-    listening.listen(config.backlog)
-    print(banner(settings, tls, workers), flush=True)
     try:
-        _Server(config, stopping).run(sockets=[listening])
+        _Server(config, stopping, banner(settings, tls, workers)).run()
     except KeyboardInterrupt:
         pass  # uvicorn has shut down gracefully and re-raised Ctrl-C; a clean stop exits 0
     print("batchpoint stopped.", flush=True)
