@@ -408,11 +408,11 @@ class World:
 
     def faults(self, until: float) -> None:
         kinds: list[tuple[str, Callable[[], str]]] = [
-            ("kill -9 of a replica", functools.partial(self._restart_replica, signal.SIGKILL)),
-            ("SIGTERM of a replica", functools.partial(self._restart_replica, signal.SIGTERM)),
-            ("SIGSTOP of a replica past its lease", self._freeze_replica),
-            ("pg_terminate_backend of every connection", self._terminate_connections),
-            ("kill -9 of a job worker", self._kill_worker),
+            ("kill -9", functools.partial(self._restart_replica, signal.SIGKILL)),
+            ("SIGTERM", functools.partial(self._restart_replica, signal.SIGTERM)),
+            ("SIGSTOP", self._freeze_replica),
+            ("pg_terminate_backend", self._terminate_connections),
+            ("worker kill -9", self._kill_worker),
             ("PostgreSQL restart", self._restart_postgres),
             ("Ray node loss", self._lose_ray_node),
         ]
@@ -612,6 +612,15 @@ def _summary(
     }
 
 
+def table_row(summary: dict[str, Any]) -> str:
+    """The run as a row of docs/deployment.md's table."""
+    faults = ", ".join(f"{kind} {count}" for kind, count in sorted(summary["faults_by_kind"].items()))
+    recovery = f"{summary['recovery_seconds']} s" if summary["recovery_seconds"] is not None else "never"
+    cells = [summary["seed"], f"{summary['minutes']:g} min", summary["completed"], summary["failed"]]
+    cells += [summary["state_regressions"], summary["rows_problems"], f"{summary['faults']} ({faults})", recovery]
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -625,6 +634,7 @@ def main() -> int:
     (root / "tmp").mkdir(mode=0o1777)
     summary = soak(root, arguments.minutes, arguments.seed)
     print(json.dumps(summary, indent=1))
+    print(table_row(summary))
     for violation in summary["violations"]:
         print(f"VIOLATION: {violation}")
     if summary["violations"] or arguments.keep:
