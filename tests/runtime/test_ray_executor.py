@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
+import ray
 from ray.cluster_utils import Cluster
+from ray.exceptions import RayError
 
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.executor import ExecutorUnavailableError
+from batchpoint.runtime.executor import ExecutorUnavailableError, Task, TaskFailed
 from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
@@ -134,6 +136,31 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(ray_cl
     assert "was lost" in (kit.output_dir / "logs" / "user_logs" / "std_log.txt").read_text()
     ray_cluster.add_node(**RAY_NODE)  # back to three nodes for the tests (and the module) that follow
     ray_cluster.wait_for_nodes()
+
+
+def test_a_worker_gone_right_after_its_first_answer_is_lost_and_its_mini_batch_runs_again(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """After a worker's first answer the executor asks it where it runs; a worker gone by then (its node died in
+    between) loses its try, which goes back costing none, rather than failing the job."""
+    kit.inputs("a.txt")
+    kit.script(ECHO)
+    executor = RayExecutor(ray_cluster.address)
+    executor.start(kit.spec(instance_count=1, max_concurrency_per_instance=1))
+    try:
+        executor.submit(Task(0, (str(kit.input_dir / "a.txt"),)))
+        slot = executor._slots[0]  # test-only: the one worker's actor and its try
+        ray.wait([slot.ref], timeout=60)
+        ray.kill(slot.actor)
+        with pytest.raises(RayError):  # gone, once the kill has landed
+            for _ in range(100):
+                ray.get(slot.actor.node.remote(), timeout=5)
+        results = executor.poll(5)
+    finally:
+        executor.stop(graceful=False)
+
+    assert [(type(result), result.index) for result in results] == [(TaskFailed, 0)]
+    assert results[0].kind == "lost", results[0]
 
 
 def _done(ledger: InMemoryLedger) -> int:

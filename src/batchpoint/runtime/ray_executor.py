@@ -639,14 +639,16 @@ class RayExecutor(Executor):
             if not slot.answered:  # it never ran a mini-batch: it could not start, which counts like a failed init()
                 self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
             else:
-                self._lose(
-                    slot, f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}"
-                )
+                self._lose(slot, error)
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
         self.transfer.received(len(text.encode()) + (len(value[1]) if kind == "done" else len(value.encode())))
-        self._name_after_node(slot)
+        try:
+            self._name_after_node(slot)
+        except RayError as error:  # its node died right after it answered: the mini-batch runs again elsewhere
+            self._lose(slot, error)
+            return
         self._append_log(slot, text)
         slot.task = slot.ref = None
         self._deadlines.disarm(slot.index)
@@ -675,9 +677,11 @@ class RayExecutor(Executor):
         self._deadlines.disarm(slot.index)
         self._retire(slot, "exits: its init() failed")
 
-    def _lose(self, slot: _Slot, message: str) -> None:
+    def _lose(self, slot: _Slot, error: RayError) -> None:
+        """The worker is gone (its node or process died) with its try: the mini-batch goes back, costing no try."""
         task = slot.task
         assert task is not None and slot.name is not None
+        message = f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}"
         self._finished.append(TaskFailed(task.index, slot.name, "lost", message))
         self._deadlines.disarm(slot.index)
         self._retire(slot, "was lost with its node or process")
