@@ -29,10 +29,15 @@ for f in sorted(os.listdir(a.data))[: a.n]:
     print("copied", f)
 """
 SCORE_PY = """
-import argparse, os
+import argparse, base64, json, os
+from azure.identity import DefaultAzureCredential
 p = argparse.ArgumentParser()
 p.add_argument("--prepared"); p.add_argument("--scores")
 a = p.parse_args()
+token = DefaultAzureCredential().get_token("https://ml.azure.com/.default").token
+payload = token.split(".")[1]
+claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+print(os.environ["SCORE_GREETING"], "- a token for", claims["aud"], "as", claims["xms_mirid"])
 with open(os.path.join(a.scores, "scores.csv"), "w") as out:
     for f in sorted(os.listdir(a.prepared)):
         out.write(f + "," + str(len(open(os.path.join(a.prepared, f)).read())) + "\\n")
@@ -159,6 +164,7 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     def prep_score(data: Input(type="uri_folder"), n: int = 3, prefix: str = "p_"):  # type: ignore[valid-type]
         prepared = prepare(data=data, n=n, prefix=prefix)
         scored = score(prepared=prepared.outputs.prepared)
+        scored.environment_variables = {"SCORE_GREETING": "hello from the node"}
         return {"scores": scored.outputs.scores}
 
     component = ml_client.components.create_or_update(prep_score, version="1")
@@ -186,6 +192,9 @@ def test_a_two_step_pipeline_runs_and_its_named_output_downloads(
     assert "Streaming logs/azureml/executionlogs.txt" in streamed
     assert f"Step {job.name}-prepared: Running" in streamed and f"Step {job.name}-scored: Completed" in streamed
     assert "[prepared] copied f0.txt" in streamed and "[prepared] copied f1.txt" in streamed
+    # the node's variables, and the managed identity of the pipeline's default compute, over the server's TLS
+    identity = f"a token for https://ml.azure.com as {WORKSPACE_ID}/computes/cpu-cluster"
+    assert f"[scored] hello from the node - {identity}" in streamed
     assert wait(ml_client, job.name) == "Completed"
     assert type(ml_client.jobs.get(job.name)).__name__ == "PipelineJob"
     assert steps_of(ml_client, job.name) == {"prepared": "Completed", "scored": "Completed"}

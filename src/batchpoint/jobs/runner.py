@@ -76,8 +76,9 @@ class JobRunner:
         ray_shared_paths: Sequence[Path] = (),
         sandbox: WorkerSandbox | None = None,
     ) -> None:
-        """``identity``: what the workers of each job get to reach the server (``jobs/identity.py``); ``sandbox``:
-        what scoring code, pipeline steps and environment builds may reach (docs/security.md)."""
+        """``identity``: what the workers of each job and each pipeline step get to reach the server
+        (``jobs/identity.py``); ``sandbox``: what scoring code, pipeline steps and environment builds may reach
+        (docs/security.md)."""
         self._store = store
         self._identity = identity
         self._sandbox = sandbox or WorkerSandbox()
@@ -319,6 +320,7 @@ class JobRunner:
                     lambda child_id, status, message: self._step_status(child_id, status, message, execution_log),
                     lambda: self._should_cancel(job.id),
                     self._sandbox,
+                    self._identity,
                 )
         except (ServerStopping, TakenOver, FinalState):
             raise

@@ -6,7 +6,8 @@ output folder is whole or absent. Steps that already ended (before a crash of th
 step's terminal state is final.
 
 A step's command runs in the sandbox (docs/security.md): it reads its inputs and its environment, writes its code
-copy and its partial outputs, and has a private home and temporary folder (in `spawn.private_temp_root()`).
+copy and its partial outputs, and has a private home and temporary folder (in `spawn.private_temp_root()`). Its
+environment holds the operator's settings, its own `variables` and the runtime's.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class StepRun:
     """The interpreter of the step's Python environment (its `bin/` comes first on PATH); default: the server's."""
     inputs: tuple[Path, ...] = ()
     """The folders and files the command reads (its inputs' data, models, earlier steps' outputs)."""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    """The step's environment variables (its own and its managed identity's); the runtime's own win."""
 
     @property
     def log_file(self) -> Path:
@@ -207,8 +210,8 @@ def _sandboxed(step: StepRun, sandbox: WorkerSandbox, private: Path) -> tuple[li
     policy = sandbox.policy(
         python=step.python, read=step.inputs, read_write=[step.work_dir / "code", *partials], scratch=home
     )
-    variables = {"PYTHONUNBUFFERED": "1"}  # prints reach the log as they happen
-    environment = sandbox.environment(python=step.python, home=home, variables=variables)
+    defined = {"PYTHONUNBUFFERED": "1"}  # prints reach the log as they happen
+    environment = sandbox.environment(python=step.python, home=home, variables=step.variables, defined=defined)
     return command_line(["/bin/bash", "-c", step.command], private / "policy.json", policy, environment)
 
 

@@ -1,5 +1,8 @@
 """Jobs of pipeline component deployments: an invoke binds the inputs and plans every step (a child job each);
-the runner runs the steps' graph, each step in its component's environment, and resumes from finished steps."""
+the runner runs the steps' graph, each step in its component's environment, and resumes from finished steps.
+
+A step's process gets its node's `environment_variables` and the managed identity of its compute, through the secret
+of its child job (Decision 19, docs/pipelines.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request
 from batchpoint.arm.ids import JOB_TYPE
 from batchpoint.arm.resources import new_version
+from batchpoint.jobs.identity import WorkerIdentity
 from batchpoint.jobs.studio_link import studio_services
 from batchpoint.jobs.wire import InvokeProperties
 from batchpoint.ml.assets.references import load_version, names_a_version
@@ -29,6 +33,7 @@ from batchpoint.ml.components.pipelines import (
     load_pipeline,
 )
 from batchpoint.ml.components.wire import JobInput, JobOutput, Literal
+from batchpoint.ml.computes.rules import BUILTIN_COMPUTE, compute_id
 from batchpoint.ml.datastores.uris import UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
@@ -124,7 +129,8 @@ class PipelinePlanner:
         children: dict[str, dict[str, Any]] = {}
         for name in pipeline.order():
             node = pipeline.nodes[name]
-            step, child = self._step(job_name, workspace_id, node, Values(values, data), folders, steps)
+            compute = step_compute(workspace_id, node.compute or settings.get("default_compute"))
+            step, child = self._step(job_name, workspace_id, node, Values(values, data), folders, steps, compute)
             steps.append(step)
             children[child_name(job_name, name)] = child
         record = {
@@ -181,6 +187,7 @@ class PipelinePlanner:
         values: Values,
         folders: dict[str, Path],
         planned: list[dict[str, Any]],
+        compute: str,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         child = child_name(job_name, node.name)
         outputs = {
@@ -204,10 +211,10 @@ class PipelinePlanner:
             "depends_on": sorted(node.depends_on),
             "environment": environment_record(environment),
             "inputs": reads,
+            "environment_variables": node.environment_variables,
         }
-        return step, _child_document(
-            job_name, node, command, {key: str(path) for key, path in outputs.items()}, work_dir
-        )
+        child_outputs = {key: str(path) for key, path in outputs.items()}
+        return step, _child_document(job_name, node, command, child_outputs, compute)
 
     def _placeholders(
         self,
@@ -246,6 +253,14 @@ class PipelinePlanner:
         return self._local(workspace_id, code_uri, f"code of step '{node.name}'")
 
 
+def step_compute(workspace_id: str, reference: str | None) -> str:
+    """The compute a step's job names (the node's, else the pipeline's `default_compute`, else the built-in one),
+    whose managed identity the step gets: named as given, whether or not it exists, since the steps run on the
+    server's own processes whatever compute they name."""
+    name = str(reference or BUILTIN_COMPUTE).rsplit("/", 1)[-1].removeprefix("azureml:")
+    return compute_id(workspace_id, name)
+
+
 def _reads(node: Node, placeholders: dict[str, str], paths: set[str], earlier: dict[str, dict[str, str]]) -> list[str]:
     """What a step's command reads: the paths its inputs were given (data, models, earlier steps' outputs); never a
     literal that happens to name a path."""
@@ -278,7 +293,7 @@ def _input_document(given: BoundInput) -> dict[str, Any]:
     return {"jobInputType": "literal", "value": str(given.value)}
 
 
-def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, str], work_dir: Path) -> dict[str, Any]:
+def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, str], compute: str) -> dict[str, Any]:
     name = child_name(job_name, node.name)
     return {
         "properties": {
@@ -289,6 +304,8 @@ def _child_document(job_name: str, node: Node, command: str, outputs: dict[str, 
             "command": command,
             "componentId": node.component_id,
             "environmentId": node.spec.get("environment"),
+            "environmentVariables": node.environment_variables,
+            "computeId": compute,
             "properties": step_properties(
                 job_name, node.name, str(node.spec.get("name") or node.name), node.spec.get("version"), "CommandStep"
             ),
@@ -312,13 +329,18 @@ def run_pipeline(
     on_status: StatusUpdate,
     should_cancel: Callable[[], bool],
     sandbox: WorkerSandbox,
+    identity: WorkerIdentity | None,
 ) -> tuple[JobStatus, str]:
-    """Run (or resume) a pipeline job's steps; returns the parent's final status and message."""
+    """Run (or resume) a pipeline job's steps; returns the parent's final status and message. `identity`: what each
+    step gets to reach the server as its compute's managed identity (None: nothing)."""
+    child_ids = {step["name"]: f"{workspace_id}/jobs/{child_name(job_name, step['name'])}" for step in record["steps"]}
     try:
-        steps = [_step_run(step, cache) for step in record["steps"]]
+        steps = [
+            _step_run(step, cache, identity.variables(child_ids[step["name"]]) if identity else {})
+            for step in record["steps"]
+        ]
     except EnvironmentBuildError as error:
         return JobStatus.FAILED, f"A step's environment could not be built: {error}"
-    child_ids = {step.name: f"{workspace_id}/jobs/{child_name(job_name, step.name)}" for step in steps}
     statuses = {name: child_status(child) for name, child in child_ids.items()}
     ended = {name: JobStatus(status) for name, status in statuses.items() if status in TERMINAL}
     outcome = run_graph(
@@ -337,8 +359,9 @@ def run_pipeline(
     return JobStatus.COMPLETED, f"{len(steps)} step(s) completed."
 
 
-def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
-    """A planned step, its environment built if the cache lost it; without one, `python` is the server's own."""
+def _step_run(step: dict[str, Any], cache: EnvironmentCache, identity: dict[str, str]) -> StepRun:
+    """A planned step, its environment built if the cache lost it; without one, `python` is the server's own. Its
+    variables: its `identity`'s, then its node's own (which win, as a deployment's do over its workers')."""
     spec = environment_from_record(step["environment"])
     return StepRun(
         name=step["name"],
@@ -349,4 +372,5 @@ def _step_run(step: dict[str, Any], cache: EnvironmentCache) -> StepRun:
         depends_on=frozenset(step["depends_on"]),
         python=cache.ensure(spec).python if spec is not None else Path(sys.executable),
         inputs=tuple(Path(path) for path in step.get("inputs", ())),  # none in a step planned before the sandbox
+        variables={**identity, **step.get("environment_variables", {})},  # none in a step planned before them
     )

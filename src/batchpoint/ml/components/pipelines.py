@@ -3,12 +3,15 @@
 A pipeline component's spec (as azure-ai-ml registers it) has typed `inputs` and `outputs` and `jobs`: one node per
 step, each naming a registered command component (`componentId`) and binding its inputs to the pipeline's inputs
 (`${{parent.inputs.x}}`), to another step's output (`${{parent.jobs.n.outputs.y}}`) or to a literal, and its
-outputs to the pipeline's outputs (`${{parent.outputs.z}}`).
+outputs to the pipeline's outputs (`${{parent.outputs.z}}`). A node may also set its process's
+`environment_variables` and name its `compute`: Azure keeps both on the node, never in the command component (whose
+spec azure-ai-ml sends without them).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -52,6 +55,10 @@ class Node:
     """Component input name to its binding, as registered."""
     outputs: dict[str, str | None]
     """Component output name to the pipeline output it is, or None for an intermediate output."""
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    """The node's `environment_variables`: set in its step's process."""
+    compute: str | None = None
+    """The compute the node names; None: the pipeline's default."""
 
     @property
     def depends_on(self) -> frozenset[str]:
@@ -203,6 +210,7 @@ def _node(store: Store, workspace_id: str, name: str, job: Any, problems: list[s
     }
     bindings = _object(job.get("inputs"), f"step '{name}' inputs", problems)
     bound_outputs = _object(job.get("outputs"), f"step '{name}' outputs", problems)
+    variables = _variables(job.get("environment_variables"), f"step '{name}'", problems)
     if len(problems) > found:
         return None
     inputs = {key: _step_input(value) for key, value in bindings.items()}
@@ -210,7 +218,23 @@ def _node(store: Store, workspace_id: str, name: str, job: Any, problems: list[s
     for key, value in bound_outputs.items():
         match = PARENT_OUTPUT.match(str(_binding_value(value)))
         outputs[key] = match["name"] if match else None
-    return Node(name, component_id, spec, inputs, outputs)
+    compute = job.get("compute")
+    return Node(name, component_id, spec, inputs, outputs, variables, str(compute) if compute else None)
+
+
+def _variables(value: Any, what: str, problems: list[str]) -> dict[str, str]:
+    """A node's `environment_variables`: names as a process environment allows them, each value a scalar (a YAML
+    `N: 3` arrives as a number; it is set as its JSON text)."""
+    variables = {}
+    for key, given in _object(value, f"{what} environment_variables", problems).items():
+        text = given if isinstance(given, str) else json.dumps(given)
+        if not key or "=" in key or "\0" in key:
+            problems.append(f"{what} environment variable name {key!r} is not valid (empty, or with '=' or NUL)")
+        elif isinstance(given, dict | list) or given is None or "\0" in text:
+            problems.append(f"{what} environment variable '{key}' must be a string, a number or a boolean")
+        else:
+            variables[key] = text
+    return variables
 
 
 def _binding_value(value: Any) -> Any:
