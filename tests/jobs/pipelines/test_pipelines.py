@@ -240,6 +240,13 @@ def test_a_pipeline_job_is_checked_before_it_is_accepted(client: httpx.Client) -
         json={"properties": {"jobType": "Pipeline", "jobs": {}}},
     )
     assert elsewhere.status_code == 404 and "nowhere" in elsewhere.json()["error"]["message"]
+    to_nowhere = {
+        **node(f"{WORKSPACE_ID}/components/echo/versions/1", x="1"),
+        "outputs": {"y": "${{parent.outputs.z}}"},
+    }
+    response = put_job(client, "to-nowhere", {"jobType": "Pipeline", "jobs": {"a": to_nowhere}})
+    assert response.status_code == 400  # not a 500: the job declares no output 'z'
+    assert "output 'y' is bound to the pipeline output 'z', which does not exist" in response.json()["error"]["message"]
     response = put_job(client, "a-command", {"jobType": "Command", "command": "echo hi"})
     assert response.status_code == 400 and "'Command' job cannot be submitted" in response.json()["error"]["message"]
 

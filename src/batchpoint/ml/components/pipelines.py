@@ -270,10 +270,21 @@ def _binding_problems(pipeline: Pipeline) -> list[str]:
         for key, spec in declared.items():
             if key not in node.inputs and not _has_default(spec):
                 problems.append(f"step '{node.name}' input '{key}' is not bound")
+    return problems + _output_problems(pipeline)
+
+
+def _output_problems(pipeline: Pipeline) -> list[str]:
+    """Pipeline outputs that no step produces, and step outputs bound to pipeline outputs that do not exist."""
     produced = {output for node in pipeline.nodes.values() for output in node.outputs.values() if output}
-    problems += [
+    problems = [
         f"the pipeline output '{name}' is bound to no step" for name in pipeline.outputs if name not in produced
     ]
+    for node in pipeline.nodes.values():
+        problems += [
+            f"step '{node.name}' output '{key}' is bound to the pipeline output '{output}', which does not exist"
+            for key, output in node.outputs.items()
+            if output is not None and output not in pipeline.outputs
+        ]
     return problems
 
 
