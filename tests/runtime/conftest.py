@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,3 +166,48 @@ def check_completed_report(logs: Path, mini_batches: int, items: int) -> None:
 
 def lines(*rows: str) -> str:
     return "".join(f"{row}\n" for row in rows)
+
+
+USES_ENTRY_SCRIPT = """
+    import os
+    import sys
+
+    from azureml_user.parallel_run import EntryScript
+
+    def init():
+        entry = EntryScript()
+        entry.logger.info("init of %s on %d.%d", entry.agent_name, *sys.version_info[:2])
+        entry.logger.debug("below the deployment's logging level")
+        with open(os.path.join(entry.log_dir, entry.agent_name + "_own.txt"), "w") as own:
+            own.write("written by the script\\n")
+
+    def run(mini_batch):
+        entry = EntryScript()
+        assert entry is EntryScript()
+        entry.logger.warning("scoring %s", [os.path.basename(path) for path in mini_batch])
+        facts = [
+            entry.output_dir == os.environ["AZUREML_BI_OUTPUT_PATH"],
+            entry.working_dir == os.getcwd(),
+            entry.config["mini_batch_size"],
+        ]
+        return [" ".join(map(str, facts))] * len(mini_batch)
+"""
+"""A script written for ParallelRunStep: logs through `EntryScript().logger`, writes a file of its own to
+`log_dir`, and reports what `EntryScript` says of its process."""
+
+
+def check_entry_script_logs(logs: Path, mini_batches: int, python: tuple[int, int] = sys.version_info[:2]) -> None:
+    """Each process's `EntryScript` lines in `user/entry_script_log/<node>/<process>.log.txt`, in Azure's stand-in's
+    format and at the deployment's level (Info); every mini-batch logged once."""
+    files = sorted((logs / "user" / "entry_script_log").glob("*/process*.log.txt"))
+    assert files, "no EntryScript log"
+    text = "".join(path.read_text() for path in files)
+    for path in files:
+        assert (
+            f"|ParallelRunStep|init()|INFO|init of {path.name.split('.')[0]} on {python[0]}.{python[1]}\n"
+            in path.read_text()
+        )
+    assert text.count("|ParallelRunStep|run()|WARNING|scoring [") == mini_batches
+    assert "below the deployment's logging level" not in text
+    stdout = "".join(path.read_text() for path in (logs / "user" / "stdout").glob("*/*.txt"))
+    assert "scoring [" not in stdout

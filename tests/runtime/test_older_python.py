@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
-from tests.runtime.conftest import Kit, lines
+from tests.runtime.conftest import USES_ENTRY_SCRIPT, Kit, check_entry_script_logs, lines
 
 REPORTS_ITS_PYTHON = """
     import os, sys
@@ -71,3 +71,13 @@ def test_a_job_runs_init_and_run_in_python_3_8_and_reports_its_failures(kit: Kit
     assert "ValueError: no good" in errors
     assert "run() returned dict" in errors
     assert "init on (3, 8)" in kit.log("user/stdout/0/process000.stdout.txt")
+
+
+def test_a_script_using_entry_script_logs_through_it_on_python_3_8(kit: Kit, python38: Path) -> None:
+    kit.inputs("a.txt", "b.txt")
+    kit.script(USES_ENTRY_SCRIPT)
+
+    outcome = kit.run(python=python38, mini_batch_size=1)
+
+    kit.check(outcome, "Completed", 0, [1, 1], lines("True True 1", "True True 1"))
+    check_entry_script_logs(kit.output_dir / "logs", 2, python=(3, 8))

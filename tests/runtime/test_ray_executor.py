@@ -28,7 +28,7 @@ from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
-from tests.runtime.conftest import ECHO, Kit, lines, ray_nodes
+from tests.runtime.conftest import ECHO, USES_ENTRY_SCRIPT, Kit, check_entry_script_logs, lines, ray_nodes
 from tests.sandboxing import PROBES, RAY_PROBES, assert_contained, hostile_job, laid_out, printed_reports
 
 SLOW_ECHO = """
@@ -106,6 +106,17 @@ def test_two_nodes_with_two_workers_each_give_the_local_executors_output(ray_clu
     assert remote.predictions() == local.predictions()
     assert len(remote.predictions().splitlines()) == 2000
     assert len(worker_nodes(remote)) == 2
+
+
+def test_entry_script_logs_of_a_node_land_in_the_jobs_entry_script_log(ray_cluster: Cluster, kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(USES_ENTRY_SCRIPT)
+
+    outcome = run_job(kit.spec(mini_batch_size=1), kit.ledger, RayExecutor(ray_cluster.address))
+
+    assert outcome.status == "Completed", outcome.message
+    assert kit.predictions() == lines(*["True True 1"] * 3)
+    check_entry_script_logs(kit.output_dir / "logs", 3)
 
 
 def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(ray_cluster: Cluster, kit: Kit) -> None:

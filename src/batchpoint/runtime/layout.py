@@ -53,8 +53,12 @@ class LogLayout:
         return self.root / "user" / "error" / worker.node / f"{worker.process}.txt"
 
     def entry_script_logs(self, node: str) -> Path:
-        """The folder of `EntryScript().logger`'s files (`<process>.log.txt`)."""
+        """The folder of `EntryScript().logger`'s files (`<process>.log.txt`): `EntryScript().log_dir`."""
         return self.root / "user" / "entry_script_log" / node
+
+    def entry_script_log(self, worker: WorkerName) -> Path:
+        """What the process logged with `EntryScript().logger`."""
+        return self.entry_script_logs(worker.node) / f"{worker.process}.log.txt"
 
     def node_main(self, node: str) -> Path:
         """The node's processes: when each started (pid, GPU) and how it exited."""
@@ -175,6 +179,8 @@ The files
   user/entry_script_log/<node>/<process>.log.txt
                                                What the scoring script logged with
                                                azureml_user.parallel_run.EntryScript().logger.
+                                               The folder is EntryScript().log_dir: the script
+                                               may write files of its own there.
   perf/<node>/node_resource_usage.csv          The machine's CPU, memory, disk and network use, and
   perf/<node>/processes_resource_usage.csv     each worker process's, sampled when the workers start and then
                                                every 600 s (BATCHPOINT_RESOURCE_MONITOR_INTERVAL in the

@@ -203,11 +203,14 @@ class LocalProcessExecutor(Executor):
         self._sandbox.prepare_home(home)
         stderr = self._layout.stderr(name)
         stderr.parent.mkdir(parents=True, exist_ok=True)
+        entry_script_logs = self._layout.entry_script_logs(name.node)
+        entry_script_logs.mkdir(parents=True, exist_ok=True)
+        self._sandbox.share(entry_script_logs)
         try:
             started = start_worker(
                 python=self._job_python,
                 home=home,
-                policy=self._policy(home),
+                policy=self._policy(home, entry_script_logs),
                 environment=self._worker_environment(home),
                 stdout=self._layout.stdout(name),
                 stderr=stderr,
@@ -222,10 +225,14 @@ class LocalProcessExecutor(Executor):
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
 
-    def _policy(self, home: Path) -> dict[str, Any] | None:
-        """What a worker may reach: the job's code, model and inputs; its output folder; its private folder."""
+    def _policy(self, home: Path, entry_script_logs: Path) -> dict[str, Any] | None:
+        """What a worker may reach: the job's code, model and inputs; its output folder and its node's
+        `EntryScript.log_dir`; its private folder."""
         return self._sandbox.policy(
-            python=self._job_python, read=self._reads, read_write=[self._spec.output_dir], scratch=home
+            python=self._job_python,
+            read=self._reads,
+            read_write=[self._spec.output_dir, entry_script_logs],
+            scratch=home,
         )
 
     def _worker_environment(self, home: Path) -> dict[str, str]:
@@ -256,6 +263,11 @@ class LocalProcessExecutor(Executor):
             "summary_only": spec.output_action == SUMMARY_ONLY,
             "argv": script_argv(spec),
             "traceback_file": str(worker.traceback_file),
+            "entry_script": {
+                "log_file": str(self._layout.entry_script_log(worker.name).absolute()),
+                "agent_name": worker.name.process,
+                "output_dir": str(spec.output_dir.absolute()),
+            },
         }
 
     def _arm(self, worker: _Worker) -> None:

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import ray
@@ -133,15 +133,18 @@ class ScoringActor:
 
     A node that cannot run the worker (see `NodeUnavailableError`) answers every call with what it lacks."""
 
-    def __init__(self, config: dict[str, Any], archive: list[Any]) -> None:
+    def __init__(self, config: dict[str, Any], archive: list[Any], agent_name: str, entry_script_log: str) -> None:
         """`archive` holds the object reference of the job's code and model archive (none when both are on a
-        shared path), in a list so that Ray does not fetch it unless this node has not unpacked it yet."""
+        shared path), in a list so that Ray does not fetch it unless this node has not unpacked it yet.
+        `agent_name` is the worker's process name, `entry_script_log` the name of its `EntryScript` log file."""
         self._config = config
         self._node = f"{socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
         self._sandbox = WorkerSandbox.on_node(config["sandbox"], hide=(_ray_sockets(),))
         self._home = _actor_home()
         self._log = self._home / "worker.log"
-        self._log_offset = 0
+        self._agent_name = agent_name
+        self._entry_script_log = self._home / "entry_script_log" / entry_script_log
+        self._logs = (_Tail(self._log), _Tail(self._entry_script_log))
         self._worker: StartedWorker | None = None
         self._ready = False
         self._problem: str | None = None
@@ -158,13 +161,17 @@ class ScoringActor:
         """The worker, in the sandbox of this node: it reads the job's code, model and inputs on this node and
         writes its output folder; its private folder is `worker/` (the actor keeps its log and the inputs)."""
         output = self._home / "output"
-        output.mkdir()
-        self._sandbox.share(output)
+        logs = self._entry_script_log.parent
+        for folder in (output, logs):
+            folder.mkdir()
+            self._sandbox.share(folder)
         self._sandbox.prepare_home(self._worker_home)
         job_python = python or Path(sys.executable)
         folders = [*([model] if model is not None else []), self._inputs.root]  # a shared rerun's inputs are links
         reads: list[Path | str] = [code, *folders, *self._sandbox.links_of(folders)]
-        policy = self._sandbox.policy(python=job_python, read=reads, read_write=[output], scratch=self._worker_home)
+        policy = self._sandbox.policy(
+            python=job_python, read=reads, read_write=[output, logs], scratch=self._worker_home
+        )
         defined = {"AZUREML_BI_OUTPUT_PATH": str(output)} | ({"AZUREML_MODEL_DIR": str(model)} if model else {})
         variables = {name: value for name, value in self._config["variables"].items() if name != "AZUREML_MODEL_DIR"}
         environment = self._sandbox.environment(
@@ -180,8 +187,15 @@ class ScoringActor:
         )
         worker = self._config["worker"]
         script = code / worker["script"]
+        entry_script = {
+            "log_file": str(self._entry_script_log),
+            "agent_name": self._agent_name,
+            "output_dir": str(output),
+        }
         message = {**worker, "parent_pid": os.getpid(), "script": str(script), "code_dir": str(code)}
-        self._worker.commands.send_bytes(encode(CONFIG, **message, traceback_file=str(self._traceback)))
+        self._worker.commands.send_bytes(
+            encode(CONFIG, **message, traceback_file=str(self._traceback), entry_script=entry_script)
+        )
 
     @property
     def _worker_home(self) -> Path:
@@ -195,12 +209,14 @@ class ScoringActor:
         pid = f"pid {self._worker.process.pid} on " if self._worker is not None else ""
         return f"{pid}{self._node}"
 
-    def run(self, index: int, names: list[str], contents: list[bytes] | None) -> tuple[str, Any, str, dict[str, float]]:
-        """``("done", (returned, rows), log, timing)``, ``("error", traceback, log, timing)``, ``("init",
-        traceback, log, {})``, ``("died", why, log, {})`` or ``("unavailable", what the node lacks, "", {})``;
+    def run(
+        self, index: int, names: list[str], contents: list[bytes] | None
+    ) -> tuple[str, Any, WorkerLogs, dict[str, float]]:
+        """``("done", (returned, rows), logs, timing)``, ``("error", traceback, logs, timing)``, ``("init",
+        traceback, logs, {})``, ``("died", why, logs, {})`` or ``("unavailable", what the node lacks, logs, {})``;
         timing has the fields of `executor.TryTiming`."""
         if self._problem is not None:
-            return "unavailable", self._problem, "", {}
+            return "unavailable", self._problem, WorkerLogs(), {}
         assert self._worker is not None
         try:
             if not self._ready:
@@ -208,18 +224,19 @@ class ScoringActor:
             try:
                 files = self._inputs.fetch(index, names, contents)
             except Exception as error:  # noqa: BLE001 - any storage client error: the try fails saying which files
-                return "error", f"Could not read the mini-batch's input files: {type(error).__name__}: {error}", "", {}
+                error_text = f"Could not read the mini-batch's input files: {type(error).__name__}: {error}"
+                return "error", error_text, WorkerLogs(), {}
             self._worker.commands.send_bytes(encode(RUN, index=index, files=files))
             message, payload = receive(self._worker.replies)
         except _WorkerEnded as ended:
-            return ended.kind, ended.why, self._take_log(), {}
+            return ended.kind, ended.why, self._take_logs(), {}
         except (EOFError, OSError):
-            return "died", self._ended(f"while running mini-batch {index}"), self._take_log(), {}
+            return "died", self._ended(f"while running mini-batch {index}"), self._take_logs(), {}
         finally:
             self._inputs.clean(index)
         if message["kind"] == DONE:
-            return "done", (message["returned"], payload), self._take_log(), message["timing"]
-        return "error", message["error"], self._take_log(), message["timing"]
+            return "done", (message["returned"], payload), self._take_logs(), message["timing"]
+        return "error", message["error"], self._take_logs(), message["timing"]
 
     def _await_ready(self) -> None:
         assert self._worker is not None
@@ -240,31 +257,56 @@ class ScoringActor:
         crash = read_text(self._traceback)
         return f"{error}\n{crash}" if crash else error
 
-    def shutdown(self) -> str:
-        """Let the worker call the script's `shutdown()` and exit; returns what it printed."""
+    def shutdown(self) -> WorkerLogs:
+        """Let the worker call the script's `shutdown()` and exit; returns what it printed and logged."""
         if self._worker is not None:
             with contextlib.suppress(OSError):
                 self._worker.commands.send_bytes(encode(STOP))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._worker.process.wait(SHUTDOWN_SECONDS)
-        text = self._take_log()
+        logs = self._take_logs()
         shutil.rmtree(self._home, ignore_errors=True)
-        return text
+        return logs
 
-    def _take_log(self) -> str:
-        """What the worker printed since the last call."""
-        try:
-            with open(self._log, "rb") as log:
-                log.seek(self._log_offset)
-                text = log.read()
-        except OSError:
-            return ""
-        self._log_offset += len(text)
-        return text.decode("utf-8", errors="replace")
+    def _take_logs(self) -> WorkerLogs:
+        """What the worker printed, and logged with `EntryScript().logger`, since the last call."""
+        printed, logged = self._logs
+        return WorkerLogs(printed.take(), logged.take())
 
 
 RemoteScoringActor = ray.remote(ScoringActor)
 """ScoringActor as Ray's actor class (a call, not a decorator: type checkers keep a decorated class's own type)."""
+
+
+class WorkerLogs(NamedTuple):
+    """What a worker on a node wrote since the actor last answered, for the job's logs on the server."""
+
+    printed: str = ""
+    """Its stdout and stderr: `user/stdout/<node>/<process>.stdout.txt`."""
+    entry_script: str = ""
+    """Its `EntryScript().logger` lines: `user/entry_script_log/<node>/<process>.log.txt`."""
+
+    @property
+    def size(self) -> int:
+        return len(self.printed.encode()) + len(self.entry_script.encode())
+
+
+class _Tail:
+    """What a file a worker appends to gained since the last `take()`."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+
+    def take(self) -> str:
+        try:
+            with open(self._path, "rb") as log:
+                log.seek(self._offset)
+                text = log.read()
+        except OSError:
+            return ""
+        self._offset += len(text)
+        return text.decode("utf-8", errors="replace")
 
 
 class _WorkerEnded(Exception):
@@ -532,9 +574,9 @@ class RayExecutor(Executor):
         idle = [slot for slot in self._slots if slot.actor is not None and slot.task is None] if graceful else []
         with contextlib.suppress(RayError, GetTimeoutError):
             logs = ray.get([slot.actor.shutdown.remote() for slot in idle], timeout=SHUTDOWN_SECONDS + 5)
-            for slot, text in zip(idle, logs, strict=True):
-                self.transfer.received(len(text.encode()))
-                self._append_log(slot, text)
+            for slot, written in zip(idle, logs, strict=True):
+                self.transfer.received(written.size)
+                self._append_logs(slot, written)
         for slot in self._slots:
             self._retire(slot, "exits: the job's run ended")
         if self._group is not None:
@@ -622,19 +664,20 @@ class RayExecutor(Executor):
     def _start_actor(self, slot: _Slot) -> None:
         """An actor on its slot's node of the job's placement group. When that node died, Ray moves the
         group's bundle to a node with room, and the replacement actor starts there."""
+        slot.name = self._names.new(slot.node)
+        slot.answered = False
+        log_name = self._layout.entry_script_log(slot.name).name
         slot.actor = RemoteScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),
-        ).remote(self._config, self._archive)
+        ).remote(self._config, self._archive, slot.name.process, log_name)
         self.transfer.sent(len(json.dumps(self._config)))
-        slot.name = self._names.new(slot.node)
-        slot.answered = False
 
     def _collect(self, slot: _Slot, ref: Any) -> None:
         task = slot.task
         assert task is not None
         try:
-            kind, value, text, timing = ray.get(ref)
+            kind, value, logs, timing = ray.get(ref)
         except RayError as error:  # the actor, its node or the object holding its result is gone
             if not slot.answered:  # it never ran a mini-batch: it could not start, which counts like a failed init()
                 self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
@@ -643,13 +686,13 @@ class RayExecutor(Executor):
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
-        self.transfer.received(len(text.encode()) + (len(value[1]) if kind == "done" else len(value.encode())))
+        self.transfer.received(logs.size + (len(value[1]) if kind == "done" else len(value.encode())))
         try:
             self._name_after_node(slot)
         except RayError as error:  # its node died right after it answered: the mini-batch runs again elsewhere
             self._lose(slot, error)
             return
-        self._append_log(slot, text)
+        self._append_logs(slot, logs)
         slot.task = slot.ref = None
         self._deadlines.disarm(slot.index)
         assert slot.name is not None
@@ -720,12 +763,17 @@ class RayExecutor(Executor):
             slot.name = replace(slot.name, detail=detail)
             slot.answered = True
             append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
-            self._append_log(slot, f"Worker {slot.name}\n")
+            self._append_logs(slot, WorkerLogs(f"Worker {slot.name}\n"))
 
-    def _append_log(self, slot: _Slot, text: str) -> None:
-        if text and slot.name is not None:
-            with open(self._layout.stdout(slot.name), "a", encoding="utf-8") as log:
-                log.write(text)
+    def _append_logs(self, slot: _Slot, logs: WorkerLogs) -> None:
+        if slot.name is None:
+            return
+        for text, path in ((logs.printed, self._layout.stdout(slot.name)),
+                           (logs.entry_script, self._layout.entry_script_log(slot.name))):  # fmt: skip
+            if text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as log:
+                    log.write(text)
 
     def _stream_log(self, line: str) -> None:
         StreamLog(self._spec.logs_dir / STREAM_LOG).write(line)

@@ -6,7 +6,8 @@ file: formatted rows go back to the coordinator, which commits them.
 
 It runs in the deployment's own interpreter, which may be as old as Python 3.8 (`WORKER_MINIMUM` in
 `environments/interpreters.py`): this module and what it imports (`protocol`, the scorers) use the standard library
-only and nothing newer than 3.8 at run time (annotations are never evaluated: `from __future__ import annotations`).
+only and nothing newer than 3.8 at run time (annotations are never evaluated: `from __future__ import annotations`),
+and so does the `azureml_user` package it lets scripts import (`user_modules/`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0
 STACK_DUMP_SIGNAL = signal.SIGUSR1
+USER_MODULES = Path(__file__).with_name("user_modules")
+"""What Azure's runtime lets scoring scripts import (`azureml_user.parallel_run`), last on the worker's path."""
 """The executor sends it before killing a worker that timed out, to learn where `run()` was stuck."""
 
 _traceback_file: IO[str] | None = None
@@ -87,6 +90,18 @@ def configure_process(config: dict[str, Any]) -> None:
     for folder in dict.fromkeys([str(script.parent), config["code_dir"]]):
         if folder:
             sys.path.insert(0, folder)
+    configure_entry_script(config)
+
+
+def configure_entry_script(config: dict[str, Any]) -> None:
+    """`azureml_user.parallel_run.EntryScript` for the script: what `config["entry_script"]` says of this process
+    (Decision 18)."""
+    sys.path.append(str(USER_MODULES))
+    from azureml_user import parallel_run  # type: ignore[import-not-found]  # on the path just now
+
+    argv = config["argv"]
+    driver = {argv[at].lstrip("-"): argv[at + 1] for at in range(1, len(argv) - 1, 2) if argv[at].startswith("--")}
+    parallel_run._configure(**config["entry_script"], logging_level=LOG_LEVELS[config["logging_level"]], config=driver)
 
 
 def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
