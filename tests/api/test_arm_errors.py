@@ -139,9 +139,9 @@ def test_resource_group_and_workspace_lifecycle(server: Server) -> None:
         assert client.put(group, params={"api-version": "2021-04-01"}, json={"location": "local"}).status_code == 201
         created = client.put(workspace, params=V, json={"location": "local", "properties": {"description": "d"}})
         listed = client.get(group + "/providers/Microsoft.MachineLearningServices/workspaces", params=V).json()
-        endpoint = client.put(workspace + "/batchEndpoints/e1", params=V, json=endpoint_body())
+        endpoint = client.put(workspace + "/batchEndpoints/ep-1", params=V, json=endpoint_body())
         assert client.delete(group, params={"api-version": "2021-04-01"}).status_code == 200
-        gone = client.get(workspace + "/batchEndpoints/e1", params=V)
+        gone = client.get(workspace + "/batchEndpoints/ep-1", params=V)
     assert created.status_code == 201 and created.json()["properties"]["discoveryUrl"].startswith(server.base_url)
     assert [item["name"] for item in listed["value"]] == ["team-ws"]
     assert endpoint.status_code == 201

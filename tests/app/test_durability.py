@@ -48,13 +48,13 @@ def fresh_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iter
 def test_restart_keeps_every_resource(fresh_server: Server) -> None:
     with fresh_server.client() as client:
         create_endpoint(client, "kept", authMode="Key")
-        wait_for_operation(client, client.put(deployment_url("kept", "d1"), params=V, json=deployment_body()))
+        wait_for_operation(client, client.put(deployment_url("kept", "dep-1"), params=V, json=deployment_body()))
         keys = client.post(endpoint_url("kept") + "/listkeys", params=V).json()
     assert fresh_server.stop() == 0
     fresh_server.start()
     with fresh_server.client() as client:
         endpoint = client.get(endpoint_url("kept"), params=V).json()
-        deployment = client.get(deployment_url("kept", "d1"), params=V).json()
+        deployment = client.get(deployment_url("kept", "dep-1"), params=V).json()
         assert client.post(endpoint_url("kept") + "/listkeys", params=V).json() == keys
     assert endpoint["properties"]["provisioningState"] == "Succeeded"
     assert deployment["properties"]["provisioningState"] == "Succeeded"

@@ -16,7 +16,7 @@ LIST = endpoint_url("pages") + "/deployments"
 
 @pytest.fixture(scope="module", autouse=True)
 def deployments(server: Server) -> list[str]:
-    names = [f"d{index}" for index in range(7)]
+    names = [f"dep{index}" for index in range(7)]
     with server.client() as client:
         create_endpoint(client, "pages")
         for name in names:
@@ -39,8 +39,8 @@ def test_pages_follow_next_links_in_created_order(server: Server, deployments: l
     with server.client() as client:
         newest_first = all_pages(client, **{"$top": "3", "$orderBy": "createdAt desc"})
         oldest_first = all_pages(client, **{"$top": "3", "$orderBy": "CreatedAtAsc"})
-    assert newest_first == [["d6", "d5", "d4"], ["d3", "d2", "d1"], ["d0"]]
-    assert oldest_first == [["d0", "d1", "d2"], ["d3", "d4", "d5"], ["d6"]]
+    assert newest_first == [["dep6", "dep5", "dep4"], ["dep3", "dep2", "dep1"], ["dep0"]]
+    assert oldest_first == [["dep0", "dep1", "dep2"], ["dep3", "dep4", "dep5"], ["dep6"]]
 
 
 def test_next_link_is_absolute_and_keeps_the_query(server: Server) -> None:
@@ -65,15 +65,15 @@ def test_items_existing_throughout_are_seen_once_while_the_list_changes(server: 
         create_endpoint(client, "moving")
         url = endpoint_url("moving") + "/deployments"
         for index in range(6):
-            client.put(deployment_url("moving", f"m{index}"), params=V, json=deployment_body())
+            client.put(deployment_url("moving", f"move{index}"), params=V, json=deployment_body())
         first = client.get(url, params={**V, "$top": "3", "$orderBy": "createdAt asc"}).json()
-        wait_for_operation(client, client.delete(deployment_url("moving", "m1"), params=V))
-        client.put(deployment_url("moving", "m6"), params=V, json=deployment_body())
-        wait_for_operation(client, client.delete(deployment_url("moving", "m4"), params=V))
+        wait_for_operation(client, client.delete(deployment_url("moving", "move1"), params=V))
+        client.put(deployment_url("moving", "move6"), params=V, json=deployment_body())
+        wait_for_operation(client, client.delete(deployment_url("moving", "move4"), params=V))
         second = client.get(first["nextLink"]).json()
     seen = [item["name"] for item in first["value"] + second["value"]]
-    assert seen[:3] == ["m0", "m1", "m2"]
-    assert "m3" in seen and "m5" in seen
+    assert seen[:3] == ["move0", "move1", "move2"]
+    assert "move3" in seen and "move5" in seen
     assert len(seen) == len(set(seen))
 
 
@@ -98,4 +98,4 @@ def test_bad_paging_parameters_get_400(server: Server, params: dict[str, str]) -
 def test_numeric_skip_is_an_offset(server: Server) -> None:
     with server.client() as client:
         body = client.get(LIST, params={**V, "$skip": "5"}).json()
-    assert [item["name"] for item in body["value"]] == ["d5", "d6"]
+    assert [item["name"] for item in body["value"]] == ["dep5", "dep6"]

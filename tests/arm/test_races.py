@@ -81,7 +81,7 @@ def test_racing_invokes_with_one_repeatability_id_make_one_job(race_server: Serv
     data = race_server.home / "data"
     inputs = write_inputs(Path(data) / "inputs", 3)
     with race_server.client() as client:
-        deploy_script(client, data, "raced-invoke", "d", ECHO)
+        deploy_script(client, data, "raced-invoke", "dep", ECHO)
 
     answers = at_once(
         race_server,

@@ -74,7 +74,7 @@ def test_a_job_completes_although_every_database_connection_is_cut_while_it_runs
     server = Server(home=tmp_path / "home", database_url=database_url, args=["--allow-local-path", str(data)]).start()
     try:
         with server.client() as client:
-            deploy_script(client, data, "cut", "d", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(client, data, "cut", "dep", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             name = invoke(client, "cut", str(inputs)).json()["name"]
         wait_until(lambda: done_fraction(server, name) >= 0.1, 120, "the job to be under way")
         cut = 0
@@ -131,7 +131,7 @@ def test_a_full_disk_pauses_the_job_until_space_comes_back(tmp_path: Path, small
     server = Server(home=tmp_path / "home", args=args).start()
     try:
         with server.client() as client:
-            deploy_script(client, data, "full", "d", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(client, data, "full", "dep", SLOWER_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             output_data = {"score": {"jobOutputType": "UriFolder", "uri": str(output)}}
             name = invoke(client, "full", str(inputs), outputData=output_data).json()["name"]
         wait_until(lambda: done_fraction(server, name) >= 0.1, 120, "the job to be under way")

@@ -92,7 +92,7 @@ def fencing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fencing]:
     )
     try:
         with pair.a.client() as client:
-            deploy_script(client, shared, "fence", "d", SLOW_ECHO, miniBatchSize=5, maxConcurrencyPerInstance=2)
+            deploy_script(client, shared, "fence", "dep", SLOW_ECHO, miniBatchSize=5, maxConcurrencyPerInstance=2)
             step = component(client, "fence-step", STEP)
             spec = {
                 "type": "pipeline",

@@ -34,7 +34,7 @@ def start_long_job(pair: Replicas, endpoint: str, script: str) -> str:
     """A job of FILES files invoked through A (which has room, so A runs it), mid-way when this returns."""
     inputs = write_inputs(pair.shared / f"in-{endpoint}", FILES)
     with pair.a.client() as client:
-        deploy_script(client, pair.shared, endpoint, "d", script, miniBatchSize=20, maxConcurrencyPerInstance=2)
+        deploy_script(client, pair.shared, endpoint, "dep", script, miniBatchSize=20, maxConcurrencyPerInstance=2)
         name = invoke(client, endpoint, str(inputs)).json()["name"]
     wait_until(lambda: done_fraction(pair.a, name) >= 0.2, 120, "the job to be under way on A")
     return name
@@ -99,7 +99,7 @@ def test_repeated_invokes_racing_on_both_replicas_make_one_job_each(replicas: Re
     empty = replicas.shared / "empty"
     empty.mkdir()
     with replicas.a.client() as client:
-        deploy_script(client, replicas.shared, "repeat", "d", SLOW_ECHO)
+        deploy_script(client, replicas.shared, "repeat", "dep", SLOW_ECHO)
     request_ids = [f"request-{index:03d}" for index in range(100)]
 
     def send(server: Server, request_id: str) -> str:

@@ -72,7 +72,7 @@ def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed
     seen: set[int] = set()
     try:
         with server.client() as client:
-            deploy_script(client, data, "durable", "d", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            deploy_script(client, data, "durable", "dep", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
             name = invoke(client, "durable", str(inputs)).json()["name"]
         draw = random.Random(kill_seed)
         for moment in sorted(draw.uniform(low, low + 0.2) for low in (0.1, 0.4, 0.65)):

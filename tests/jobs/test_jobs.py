@@ -257,3 +257,16 @@ def test_an_unreachable_input_url_fails_the_job_and_names_it(job_server: Server)
         job = wait_for_job(client, answer.json()["name"])
     assert job["properties"]["status"] == "Failed"
     assert "nothing-listens-here" in job["properties"]["error"]["message"]
+
+
+def test_a_job_names_the_deployments_settings_batchpoint_does_not_act_on(
+    job_server: Server, data_root: Path, inputs: Path
+) -> None:
+    """The deployment's provisioning warned of them (tests/ml/endpoints/test_validation.py); each job says so too."""
+    with job_server.client() as client:
+        deploy_script(client, data_root, "sized", "gpu-size", ECHO, resources={"instanceType": "Standard_NC6s_v3"})
+        name = invoke(client, "sized", str(inputs)).json()["name"]
+        wait_for_job(client, name)
+        details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
+        role = client.get(details["logFiles"]["sys/master_role.txt"]).text
+    assert "resources.instanceType 'Standard_NC6s_v3' is recorded, not acted on" in role

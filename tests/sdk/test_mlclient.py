@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 import pytest
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import BatchEndpoint, CodeConfiguration, Environment, Model, ModelBatchDeployment
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.polling import LROPoller
 
 from tests.sdk.mlclient import connect, create_cluster
@@ -53,6 +53,18 @@ def finish(begin: Callable[P, LROPoller[T]], *args: P.args, **kwargs: P.kwargs) 
     return result
 
 
+def model_deployment(name: str, endpoint: str, assets: dict[str, str]) -> ModelBatchDeployment:
+    """A deployment of the test's model, code, environment and compute, as a user writes one."""
+    return ModelBatchDeployment(
+        name=name,
+        endpoint_name=endpoint,
+        model=assets["model"],
+        code_configuration=CodeConfiguration(code=assets["code"], scoring_script="score.py"),
+        environment=assets["environment"],
+        compute=assets["compute"],
+    )
+
+
 def test_environment_and_model_versions_are_created(assets: dict[str, str]) -> None:
     assert assets["environment"] == f"{WORKSPACE_ID}/environments/sdk-env/versions/1"
     assert assets["model"] == f"{WORKSPACE_ID}/models/sdk-model/versions/1"
@@ -75,14 +87,7 @@ def test_batch_endpoint_lifecycle(ml_client: MLClient, tls_server: Server) -> No
 
 def test_batch_deployment_lifecycle_and_default(ml_client: MLClient, assets: dict[str, str]) -> None:
     finish(ml_client.batch_endpoints.begin_create_or_update, BatchEndpoint(name="sdk-dep-ep"))
-    blue = ModelBatchDeployment(
-        name="blue",
-        endpoint_name="sdk-dep-ep",
-        model=assets["model"],
-        code_configuration=CodeConfiguration(code=assets["code"], scoring_script="score.py"),
-        environment=assets["environment"],
-        compute=assets["compute"],
-    )
+    blue = model_deployment("blue", "sdk-dep-ep", assets)
     created = finish(ml_client.batch_deployments.begin_create_or_update, blue)
     got = ml_client.batch_deployments.get("blue", endpoint_name="sdk-dep-ep")
     listed = [deployment.name for deployment in ml_client.batch_deployments.list(endpoint_name="sdk-dep-ep")]
@@ -103,6 +108,22 @@ def test_batch_deployment_lifecycle_and_default(ml_client: MLClient, assets: dic
     assert default == "blue"
     with pytest.raises(ResourceNotFoundError):
         ml_client.batch_deployments.get("blue", endpoint_name="sdk-dep-ep")
+
+
+def test_a_deployment_name_azure_refuses_fails_in_the_sdk_with_azures_message(
+    ml_client: MLClient, assets: dict[str, str]
+) -> None:
+    """azure-ai-ml checks endpoint names itself, not deployment names: the server's rule is what a user sees."""
+    finish(ml_client.batch_endpoints.begin_create_or_update, BatchEndpoint(name="sdk-rules-ep"))
+    misnamed = model_deployment("blue_v2", "sdk-rules-ep", assets)
+    with pytest.raises(HttpResponseError) as refused:
+        ml_client.batch_deployments.begin_create_or_update(misnamed).result()
+    assert refused.value.status_code == 400
+    assert refused.value.error is not None and refused.value.error.code == "UserError"
+    assert (
+        "The name for a deployment must start with an upper- or lowercase letter and only consist of '-'s and "
+        "alphanumeric characters." in str(refused.value)
+    )
 
 
 def test_server_stops_promptly_while_the_sdk_keeps_connections_open(

@@ -112,6 +112,11 @@ def relative_type_and_name(resource_id: str) -> str:
     return "/".join(segments[hops[-1] + 1 :]) if hops else resource_id
 
 
+def name_of(resource_id: str) -> str:
+    """The resource's own name: the id's last segment."""
+    return resource_id.rsplit("/", 1)[-1]
+
+
 def type_of(resource_id: str) -> str:
     """The ARM type an id names: the provider namespace and every type segment below it."""
     return levels(resource_id)[-1].type

@@ -37,6 +37,7 @@ from batchpoint.ml.datastores.uris import Location, UriResolver, normalized
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
 from batchpoint.ml.endpoints.rules import JobSettings
 from batchpoint.ml.endpoints.scoring import Scoring
+from batchpoint.ml.endpoints.validation import unacted_settings
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.inputs import copy_remote_files
 from batchpoint.runtime.output import OutputExistsError, check_output_available
@@ -165,6 +166,7 @@ class JobPlanner(OnResources):
                 environment_variables=variables,
                 python=self.environments.python_of(environment),
                 remote_output=remote_output,
+                notes=unacted_settings(self.store, workspace_id, deployment.body["properties"]),
             )
         except ValueError as error:
             raise bad_request(f"The job cannot run with these settings: {error}") from None

@@ -52,7 +52,7 @@ def test_deployment_referencing_existing_assets_succeeds(server: Server) -> None
             environmentId="azureml:e:1",
             compute=f"{WORKSPACE_ID}/computes/cpu-cluster",
         )
-        deployment = put_and_wait(client, deployment_url("assets-ep", "ok"), body).json()
+        deployment = put_and_wait(client, deployment_url("assets-ep", "ok-1"), body).json()
     assert deployment["properties"]["provisioningState"] == "Succeeded"
 
 

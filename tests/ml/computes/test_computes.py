@@ -92,19 +92,19 @@ def test_a_deployment_must_name_a_compute_that_exists(server: Server) -> None:
         create_endpoint(client, "compute-ep")
         create_compute(client, "batch-cluster")
         missing = client.put(
-            deployment_url("compute-ep", "d1"),
+            deployment_url("compute-ep", "dep-1"),
             params=V,
             json=deployment_body(compute=f"{WORKSPACE_ID}/computes/nowhere"),
         )
         by_id = put_and_wait(
             client,
-            deployment_url("compute-ep", "d2"),
+            deployment_url("compute-ep", "dep-2"),
             deployment_body(compute=f"{WORKSPACE_ID}/computes/batch-cluster"),
         )
         by_name = put_and_wait(
-            client, deployment_url("compute-ep", "d3"), deployment_body(compute="azureml:batch-cluster")
+            client, deployment_url("compute-ep", "dep-3"), deployment_body(compute="azureml:batch-cluster")
         )
-        without = put_and_wait(client, deployment_url("compute-ep", "d4"), deployment_body())
+        without = put_and_wait(client, deployment_url("compute-ep", "dep-4"), deployment_body())
     assert missing.status_code == 400
     assert "'nowhere'" in missing.json()["error"]["message"]
     assert by_id.json()["properties"]["provisioningState"] == "Succeeded"

@@ -32,12 +32,12 @@ DEFAULTS = {
 @pytest.fixture(scope="module", autouse=True)
 def endpoint(server: Server) -> None:
     with server.client() as client:
-        create_endpoint(client, "ep")
+        create_endpoint(client, "dep-ep")
 
 
 def test_defaults_are_filled_in(server: Server) -> None:
     with server.client() as client:
-        deployment = put_and_wait(client, deployment_url("ep", "plain"), deployment_body()).json()
+        deployment = put_and_wait(client, deployment_url("dep-ep", "plain"), deployment_body()).json()
     assert deployment["properties"] == DEFAULTS
     assert deployment["type"] == "Microsoft.MachineLearningServices/workspaces/batchEndpoints/deployments"
 
@@ -45,7 +45,7 @@ def test_defaults_are_filled_in(server: Server) -> None:
 def test_sdk_casing_is_accepted_and_canonicalized(server: Server) -> None:
     body = deployment_body(loggingLevel="debug", outputAction="summaryonly", model=None)
     with server.client() as client:
-        deployment = put_and_wait(client, deployment_url("ep", "cased"), body).json()
+        deployment = put_and_wait(client, deployment_url("dep-ep", "cased"), body).json()
     assert deployment["properties"]["loggingLevel"] == "Debug"
     assert deployment["properties"]["outputAction"] == "SummaryOnly"
 
@@ -53,9 +53,9 @@ def test_sdk_casing_is_accepted_and_canonicalized(server: Server) -> None:
 def test_missing_model_fails_provisioning_with_a_reason(server: Server) -> None:
     body = deployment_body(model={"referenceType": "Id", "assetId": f"{WORKSPACE_ID}/models/nope/versions/1"})
     with server.client() as client:
-        created = client.put(deployment_url("ep", "broken"), params=V, json=body)
+        created = client.put(deployment_url("dep-ep", "broken"), params=V, json=body)
         status = wait_for_operation(client, created).json()
-        deployment = client.get(deployment_url("ep", "broken"), params=V).json()
+        deployment = client.get(deployment_url("dep-ep", "broken"), params=V).json()
     assert status["status"] == "Failed"
     assert "nope" in status["error"]["message"] and status["error"]["code"]
     assert deployment["properties"]["provisioningState"] == "Failed"
@@ -64,18 +64,18 @@ def test_missing_model_fails_provisioning_with_a_reason(server: Server) -> None:
 def test_create_only_fields_cannot_change(server: Server) -> None:
     body = deployment_body(codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 2})
     with server.client() as client:
-        put_and_wait(client, deployment_url("ep", "fixed"), body)
+        put_and_wait(client, deployment_url("dep-ep", "fixed"), body)
         code = client.put(
-            deployment_url("ep", "fixed"),
+            deployment_url("dep-ep", "fixed"),
             params=V,
             json=deployment_body(codeConfiguration={"scoringScript": "other.py"}, resources={"instanceCount": 2}),
         )
         scale = client.put(
-            deployment_url("ep", "fixed"),
+            deployment_url("dep-ep", "fixed"),
             params=V,
             json=deployment_body(codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 3}),
         )
-        same = client.put(deployment_url("ep", "fixed"), params=V, json={**body, "tags": {"k": "v"}})
+        same = client.put(deployment_url("dep-ep", "fixed"), params=V, json={**body, "tags": {"k": "v"}})
         wait_for_operation(client, same)
     assert code.status_code == 400 and "codeConfiguration" in code.json()["error"]["message"]
     assert scale.status_code == 400 and "resources" in scale.json()["error"]["message"]
@@ -84,12 +84,14 @@ def test_create_only_fields_cannot_change(server: Server) -> None:
 
 def test_patch_changes_only_tags_and_description(server: Server) -> None:
     with server.client() as client:
-        put_and_wait(client, deployment_url("ep", "patched"), deployment_body(description="old"))
+        put_and_wait(client, deployment_url("dep-ep", "patched"), deployment_body(description="old"))
         patched = client.patch(
-            deployment_url("ep", "patched"), params=V, json={"tags": {"a": "b"}, "properties": {"description": "new"}}
+            deployment_url("dep-ep", "patched"),
+            params=V,
+            json={"tags": {"a": "b"}, "properties": {"description": "new"}},
         )
         final = wait_for_operation(client, patched).json()
-        refused = client.patch(deployment_url("ep", "patched"), params=V, json={"properties": {"miniBatchSize": 5}})
+        refused = client.patch(deployment_url("dep-ep", "patched"), params=V, json={"properties": {"miniBatchSize": 5}})
     assert final["tags"] == {"a": "b"} and final["properties"]["description"] == "new"
     assert refused.status_code == 400
 
@@ -111,20 +113,20 @@ def test_patch_changes_only_tags_and_description(server: Server) -> None:
 )
 def test_invalid_bodies_get_400_naming_the_field(server: Server, properties: dict, field: str) -> None:
     with server.client() as client:
-        response = client.put(deployment_url("ep", "invalid"), params=V, json=deployment_body(**properties))
+        response = client.put(deployment_url("dep-ep", "invalid"), params=V, json=deployment_body(**properties))
     assert response.status_code == 400, response.text
     assert field in response.json()["error"]["message"]
 
 
 def test_location_is_required(server: Server) -> None:
     with server.client() as client:
-        response = client.put(deployment_url("ep", "nowhere"), params=V, json={"properties": {}})
+        response = client.put(deployment_url("dep-ep", "nowhere"), params=V, json={"properties": {}})
     assert response.status_code == 400 and "location" in response.json()["error"]["message"]
 
 
 def test_names_outside_the_arm_pattern_are_refused(server: Server) -> None:
     with server.client() as client:
-        response = client.put(deployment_url("ep", "-bad.name"), params=V, json=deployment_body())
+        response = client.put(deployment_url("dep-ep", "-bad.name"), params=V, json=deployment_body())
     assert response.status_code == 400
 
 

@@ -107,8 +107,8 @@ def test_read_only_fields_are_ignored(server: Server) -> None:
     body = endpoint_body(scoringUri="https://elsewhere/x", provisioningState="Failed")
     body |= {"id": "/bogus", "name": "bogus", "type": "bogus", "systemData": {"createdBy": "mallory"}}
     with server.client() as client:
-        endpoint = put_and_wait(client, endpoint_url("ro"), body).json()
-    assert endpoint["name"] == "ro" and endpoint["id"].endswith("/batchEndpoints/ro")
+        endpoint = put_and_wait(client, endpoint_url("read-only"), body).json()
+    assert endpoint["name"] == "read-only" and endpoint["id"].endswith("/batchEndpoints/read-only")
     assert endpoint["properties"]["scoringUri"].startswith(server.base_url)
     assert endpoint["systemData"]["createdBy"] != "mallory"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -9,18 +10,21 @@ from typing import Any
 from batchpoint.arm.context import BASE_URL
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.identity import resolve_identity
-from batchpoint.arm.ids import ArmPath
+from batchpoint.arm.ids import ArmPath, name_of
 from batchpoint.arm.mutability import refuse_change
 from batchpoint.arm.operations import Progress
 from batchpoint.arm.resources import check_duration
-from batchpoint.ml.assets.references import is_registry_reference, resolve_version
+from batchpoint.ml.assets.references import resolve_version
 from batchpoint.ml.components.pipelines import load_pipeline
 from batchpoint.ml.computes.rules import resolve_compute
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
+from batchpoint.ml.endpoints.validation import check_new_name, unacted_settings
 from batchpoint.ml.endpoints.wire import BatchDeploymentProperties, BatchRetrySettings, DeploymentResourceConfiguration
 from batchpoint.runtime.spec import LoggingLevel, OutputAction
 from batchpoint.store import Store
 from batchpoint.store.entities import Resource
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESOURCES = DeploymentResourceConfiguration().model_dump(exclude_none=True)
 DEFAULT_RETRY = BatchRetrySettings().model_dump(exclude_none=True)
@@ -100,6 +104,8 @@ class BatchEndpointKind:
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None
     ) -> dict[str, Any]:
+        if existing is None:
+            check_new_name("an endpoint", name_of(resource_id))
         before = _before_properties(existing)
         endpoint_id = existing.id if existing else resource_id
         properties: dict[str, Any] = {"authMode": requested["authMode"]}
@@ -146,6 +152,8 @@ class BatchDeploymentKind:
     def build_properties(
         self, resource_id: str, requested: dict[str, Any], existing: Resource | None
     ) -> dict[str, Any]:
+        if existing is None:
+            check_new_name("a deployment", name_of(resource_id))
         before = _before_properties(existing)
         properties = {name: value for name, value in requested.items() if value is not None}
         properties["resources"] = {**DEFAULT_RESOURCES, **(requested.get("resources") or {})}
@@ -168,7 +176,8 @@ class BatchDeploymentKind:
             raise conflict(f"The batch endpoint '{parent.name}' is being deleted.")
 
     def provision(self, resource: Resource, progress: Progress) -> None:
-        """Every asset the deployment names must exist in its workspace; its environment is built (or found)."""
+        """Every asset the deployment names must exist in its workspace; its environment is built (or found).
+        What it sets that batchpoint does not act on is in every step's progress (`warnings`) and in the log."""
         properties = resource.body["properties"]
         workspace_id = ArmPath.parse(resource.id).workspace_id
         model = properties.get("model")
@@ -177,9 +186,11 @@ class BatchDeploymentKind:
         code_id = (properties.get("codeConfiguration") or {}).get("codeId")
         if code_id:
             resolve_version(self.store, workspace_id, "codes", code_id, "code")
-        environment_id = properties.get("environmentId")
-        if environment_id and not is_registry_reference(environment_id):
-            resolve_version(self.store, workspace_id, "environments", environment_id, "environment")
+        warnings = unacted_settings(self.store, workspace_id, properties)  # it reads the environment's version
+        if warnings:
+            log.warning("The deployment %s sets what batchpoint does not act on: %s", resource.id, " ".join(warnings))
+            progress = _with_warnings(progress, warnings)
+            progress({})
         component = (properties.get("deploymentConfiguration") or {}).get("componentId")
         if component:
             self._prepare_pipeline(workspace_id, component["assetId"], progress)
@@ -196,3 +207,8 @@ class BatchDeploymentKind:
         description = (patch.get("properties") or {}).get("description")
         if description is not None:
             body["properties"]["description"] = description
+
+
+def _with_warnings(progress: Progress, warnings: list[str]) -> Progress:
+    """Progress that always carries `warnings`, so the operation's status keeps them to its end."""
+    return lambda detail: progress({**detail, "warnings": warnings})

@@ -1,0 +1,84 @@
+"""Azure's rules for what a new batch endpoint or deployment may be named and set, with Azure's messages, and the
+settings of a deployment that batchpoint records but does not act on (docs/management-plane.md, "Azure's
+validations"; Decision 19).
+
+The rules are checked when a resource is created only: an endpoint or deployment created before a rule existed
+keeps working, and a PUT that changes it is not refused for its name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.ml.assets.references import is_registry_reference, load_version
+from batchpoint.store import Store
+
+NAME_LENGTH = (3, 32)
+NAME_PATTERN = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
+"""Endpoint and deployment names: azure-ai-ml's `EndpointConfigurations` (the service's own rule)."""
+INVALID = "UserError"
+"""The code Azure ML's front end gives a request it refuses for what it asks (docs/management-plane.md)."""
+
+Named = Literal["an endpoint", "a deployment"]
+
+
+def check_new_name(what: Named, name: str) -> None:
+    """A new endpoint's or deployment's name, checked as Azure checks it, with its message."""
+    shortest, longest = NAME_LENGTH
+    if not shortest <= len(name) <= longest:
+        raise _invalid(
+            f"The name for {what} must be at least {shortest} and at most {longest} characters long (inclusive of "
+            "both limits)."
+        )
+    if not NAME_PATTERN.fullmatch(name):
+        raise _invalid(
+            f"The name for {what} must start with an upper- or lowercase letter and only consist of '-'s and "
+            "alphanumeric characters."
+        )
+
+
+def unacted_settings(store: Store, workspace_id: str, properties: dict[str, Any]) -> list[str]:
+    """What a deployment of the workspace (its `properties`) and the environment version it names set that
+    batchpoint records but does not act on, one sentence each: its provisioning and each of its jobs say so. An
+    environment version that does not exist is an error (`UserError`)."""
+    environment_id = properties.get("environmentId")
+    environment = {}
+    if environment_id and not is_registry_reference(environment_id):
+        version = load_version(store, workspace_id, "environments", environment_id, "environment")
+        environment = version.body["properties"]
+    return _deployment_notes(properties) + _environment_notes(environment)
+
+
+def _deployment_notes(properties: dict[str, Any]) -> list[str]:
+    resources = properties.get("resources") or {}
+    notes = []
+    if resources.get("instanceType"):
+        notes.append(
+            f"resources.instanceType '{resources['instanceType']}' is recorded, not acted on: the jobs run on the "
+            "compute's workers (this server's processes or its Ray cluster's nodes), whatever the instance type."
+        )
+    if resources.get("properties"):
+        notes.append("resources.properties is recorded, not acted on.")
+    return notes
+
+
+def _environment_notes(environment: dict[str, Any]) -> list[str]:
+    notes = []
+    if environment.get("image"):
+        notes.append(
+            f"The environment's image '{environment['image']}' is recorded, not pulled: the workers run in "
+            + (
+                "a virtual environment built from its conda file."
+                if environment.get("condaFile")
+                else "the server's own Python (the environment has no conda file)."
+            )  # fmt: skip
+        )
+    if environment.get("build"):
+        notes.append("The environment's build context is recorded, not built: batchpoint builds no images.")
+    return notes
+
+
+def _invalid(message: str) -> ArmError:
+    return bad_request(message, INVALID)
