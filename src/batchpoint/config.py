@@ -73,6 +73,9 @@ class Settings:
     worker_read: list[Path] = field(default_factory=list)
     """Folders every sandboxed process may read and execute besides the system's (CUDA, /opt/...)."""
     unsandboxed_workers: bool = False
+    gpus: list[str] | None = None
+    """The GPUs local workers use, one each (`serve --gpus 0,1`); None: those of this machine, found at start
+    (docs/runtime.md, "GPUs")."""
     """Run scoring code unsandboxed, and serve every principal anyway (docs/security.md says what that gives up)."""
 
     def __post_init__(self) -> None:

@@ -211,3 +211,16 @@ def check_entry_script_logs(logs: Path, mini_batches: int, python: tuple[int, in
     assert "below the deployment's logging level" not in text
     stdout = "".join(path.read_text() for path in (logs / "user" / "stdout").glob("*/*.txt"))
     assert "scoring [" not in stdout
+
+
+REPORTS_ITS_GPU = """
+    import os
+
+    def run(mini_batch):
+        name = os.path.basename(mini_batch[0])
+        if name.startswith("die"):
+            os._exit(3)
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return [f"{name} {os.getpid()} {gpu} {os.environ['AZ_BATCHAI_GPU_COUNT_FOUND']}"]
+"""
+"""A script whose row names its input, its process, the GPU it sees and the GPUs its node has."""

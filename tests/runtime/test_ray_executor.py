@@ -28,7 +28,15 @@ from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
-from tests.runtime.conftest import ECHO, USES_ENTRY_SCRIPT, Kit, check_entry_script_logs, lines, ray_nodes
+from tests.runtime.conftest import (
+    ECHO,
+    REPORTS_ITS_GPU,
+    USES_ENTRY_SCRIPT,
+    Kit,
+    check_entry_script_logs,
+    lines,
+    ray_nodes,
+)
 from tests.sandboxing import PROBES, RAY_PROBES, assert_contained, hostile_job, laid_out, printed_reports
 
 SLOW_ECHO = """
@@ -117,6 +125,23 @@ def test_entry_script_logs_of_a_node_land_in_the_jobs_entry_script_log(ray_clust
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions() == lines(*["True True 1"] * 3)
     check_entry_script_logs(kit.output_dir / "logs", 3)
+
+
+def test_actors_of_a_gpu_job_each_use_the_gpu_ray_gives_them(ray_cluster: Cluster, kit: Kit) -> None:
+    kit.inputs(*[f"f{index}.txt" for index in range(6)])
+    kit.script(REPORTS_ITS_GPU)
+    gpu_node = ray_cluster.add_node(num_cpus=2, num_gpus=2)  # the only node that declares GPUs
+    try:
+        spec = kit.spec(mini_batch_size=1, max_concurrency_per_instance=2)
+        outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address, gpus_per_worker=1))
+    finally:
+        ray_cluster.remove_node(gpu_node)
+
+    assert outcome.status == "Completed", outcome.message
+    rows = [line.split() for line in (kit.predictions() or "").splitlines()]
+    gpu_of = {pid: gpu for _, pid, gpu, _ in rows}
+    assert len(gpu_of) == 2 and sorted(gpu_of.values()) == ["0", "1"]
+    assert {count for *_, count in rows} == {"2"}
 
 
 def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(ray_cluster: Cluster, kit: Kit) -> None:

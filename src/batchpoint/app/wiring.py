@@ -42,6 +42,7 @@ from batchpoint.ml.workspaces.service import ResourceGroups, Workspaces
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
+from batchpoint.runtime.gpus import GpuPool, discover
 from batchpoint.storage.accounts import StorageAccounts
 from batchpoint.store import AlreadyExists, Store, VersionConflict, open_store
 from batchpoint.web.views import Studio
@@ -147,6 +148,7 @@ class Services:
             identity=WorkerIdentity(settings.local_url, issuer, bundle),
             ray_shared_paths=settings.ray_shared_paths,
             sandbox=workers.sandbox,
+            gpus=GpuPool(discover() if settings.gpus is None else settings.gpus),
         )
         pipelines = PipelinePlanner(store, uris, environments, settings.jobs_dir)
         jobs = Jobs(resources, JobPlanner(resources, uris, environments, settings.jobs_dir), pipelines, job_runner)

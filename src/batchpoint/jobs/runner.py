@@ -26,11 +26,12 @@ from batchpoint.jobs.pipelines.planner import run_pipeline
 from batchpoint.jobs.placement import ComputeQueue, Placement
 from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, model_run_of, run_of
 from batchpoint.jobs.scoring_step import follow, scoring_child_id, touch
-from batchpoint.ml.computes.rules import max_nodes
+from batchpoint.ml.computes.rules import has_gpus, max_nodes
 from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
+from batchpoint.runtime.gpus import GpuPool
 from batchpoint.runtime.ledger import TakenOver
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.logs import StreamLog, followed
@@ -75,11 +76,14 @@ class JobRunner:
         identity: WorkerIdentity | None = None,
         ray_shared_paths: Sequence[Path] = (),
         sandbox: WorkerSandbox | None = None,
+        gpus: GpuPool | None = None,
     ) -> None:
         """``identity``: what the workers of each job and each pipeline step get to reach the server
         (``jobs/identity.py``); ``sandbox``: what scoring code, pipeline steps and environment builds may reach
-        (docs/security.md)."""
+        (docs/security.md); ``gpus``: the server's GPUs, which the local
+        workers of every job share out (``runtime/gpus.py``)."""
         self._store = store
+        self._gpus = gpus or GpuPool()
         self._identity = identity
         self._sandbox = sandbox or WorkerSandbox()
         self._ray_address = ray_address
@@ -230,8 +234,12 @@ class JobRunner:
             from batchpoint.runtime.ray_executor import RayExecutor  # Ray is an optional extra
 
             installer = self._environments.installer.name
-            return RayExecutor(self._ray_address, environment, installer, self._ray_shared_paths, self._sandbox)
-        return LocalProcessExecutor(sandbox=self._sandbox)
+            compute = self._store.get(placement.compute_id)
+            gpus = 1 if compute is not None and has_gpus(compute) else 0
+            return RayExecutor(
+                self._ray_address, environment, installer, self._ray_shared_paths, self._sandbox, gpus_per_worker=gpus
+            )
+        return LocalProcessExecutor(sandbox=self._sandbox, gpus=self._gpus)
 
     def _max_nodes(self, compute_id: str) -> int | None:
         compute = self._store.get(compute_id)

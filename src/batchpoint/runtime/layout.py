@@ -155,7 +155,7 @@ The files
                                                never ran: what `batchpoint jobs rerun JOB --failed` runs again.
   sys/master_role.txt                          The coordinator's view: the job starting or resuming, settings the
                                                runtime does not act on, workers that failed to start or were lost,
-                                               how the job ended.
+                                               workers that share a GPU, how the job ended.
   sys/job_report/processed_mini-batches.csv    One row per ended try of a mini-batch, in mini-batch order, written
                                                from the job's ledger when the job ends (so it is exact after a
                                                restart of the server too). The last row of each mini-batch is its

@@ -42,7 +42,8 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
-from batchpoint.runtime.layout import LogLayout, ProcessNames, append_line
+from batchpoint.runtime.gpus import GpuLease, GpuPool, device_files
+from batchpoint.runtime.layout import MASTER_ROLE, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
@@ -59,15 +60,17 @@ current try ends, so it is written when that try ends."""
 
 
 class _Worker:
-    def __init__(self, slot: int, name: WorkerName, started: StartedWorker, home: Path) -> None:
+    def __init__(self, slot: int, name: WorkerName, started: StartedWorker, home: Path, gpu: GpuLease | None) -> None:
         self.slot = slot
+        self.gpu = gpu
+        """The GPU it uses (None: the server has none)."""
         self.started = started
         self.process = started.process
         self.commands = started.commands
         self.replies = started.replies
         self.home = home
         """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
-        self.name = replace(name, detail=f"pid {started.process.pid}")
+        self.name = replace(name, detail=f"pid {started.process.pid}" + (f", GPU {gpu.gpu}" if gpu else ""))
         self.task: Task | None = None
         """The task the worker runs (or starts once `init()` returns)."""
         self.queued: Task | None = None
@@ -89,11 +92,14 @@ class LocalProcessExecutor(Executor):
         shutdown_grace_seconds: float = 10.0,
         stack_dump_seconds: float = 0.5,
         sandbox: WorkerSandbox | None = None,
+        gpus: GpuPool | None = None,
     ) -> None:
         """`python` runs the jobs without an environment of their own; `shutdown_grace_seconds` bounds the
         scripts' `shutdown()`; `stack_dump_seconds` bounds the wait for a timed-out worker's stack before it is
-        killed. `sandbox`: what the workers may reach (default: the kernel's Landlock, the server's own uid)."""
+        killed. `sandbox`: what the workers may reach (default: the kernel's Landlock, the server's own uid).
+        `gpus`: the server's GPUs, one per worker while there are enough (default: none)."""
         self._python = python
+        self._gpus = gpus or GpuPool()
         self._sandbox = sandbox or WorkerSandbox()
         self._grace = shutdown_grace_seconds
         self._stack_dump_seconds = stack_dump_seconds
@@ -206,38 +212,43 @@ class LocalProcessExecutor(Executor):
         entry_script_logs = self._layout.entry_script_logs(name.node)
         entry_script_logs.mkdir(parents=True, exist_ok=True)
         self._sandbox.share(entry_script_logs)
+        gpu = self._gpus.take()
         try:
             started = start_worker(
                 python=self._job_python,
                 home=home,
-                policy=self._policy(home, entry_script_logs),
-                environment=self._worker_environment(home),
+                policy=self._policy(home, entry_script_logs, gpu),
+                environment=self._worker_environment(home, gpu),
                 stdout=self._layout.stdout(name),
                 stderr=stderr,
             )
         except BaseException:
+            self._gpus.release(gpu)
             shutil.rmtree(home, ignore_errors=True)
             raise
-        worker = _Worker(slot, name, started, home)
+        worker = _Worker(slot, name, started, home, gpu)
         self._slots[slot] = worker
-        append_line(self._layout.node_main(name.node), f"{name.process} started (pid {started.process.pid}).")
+        append_line(self._layout.node_main(name.node), f"{name.process} started ({worker.name.detail}).")
+        if gpu is not None and gpu.others:
+            append_line(self._layout.file(MASTER_ROLE), self._gpus.sharing(str(worker.name), gpu))
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
 
-    def _policy(self, home: Path, entry_script_logs: Path) -> dict[str, Any] | None:
+    def _policy(self, home: Path, entry_script_logs: Path, gpu: GpuLease | None) -> dict[str, Any] | None:
         """What a worker may reach: the job's code, model and inputs; its output folder and its node's
-        `EntryScript.log_dir`; its private folder."""
+        `EntryScript.log_dir`; its private folder; its GPU."""
         return self._sandbox.policy(
             python=self._job_python,
             read=self._reads,
             read_write=[self._spec.output_dir, entry_script_logs],
             scratch=home,
+            devices=device_files([gpu.gpu] if gpu else []),
         )
 
-    def _worker_environment(self, home: Path) -> dict[str, str]:
+    def _worker_environment(self, home: Path, gpu: GpuLease | None) -> dict[str, str]:
         spec = self._spec
-        defined = {"AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute())}
+        defined = {"AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute()), **self._gpus.environment(gpu)}
         if spec.model_dir is not None:
             defined["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
         variables = {key: value for key, value in spec.environment_variables.items() if key != "AZUREML_MODEL_DIR"}
@@ -395,6 +406,7 @@ class LocalProcessExecutor(Executor):
             self._layout.node_main(worker.name.node), f"{worker.name.process} exits with returncode {returncode}."
         )
         worker.started.close()
+        self._gpus.release(worker.gpu)
         shutil.rmtree(worker.home, ignore_errors=True)
         self._deadlines.disarm(worker.slot)
         self._slots[worker.slot] = None

@@ -63,6 +63,7 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
+from batchpoint.runtime.gpus import device_files, worker_environment
 from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
@@ -145,6 +146,8 @@ class ScoringActor:
         self._agent_name = agent_name
         self._entry_script_log = self._home / "entry_script_log" / entry_script_log
         self._logs = (_Tail(self._log), _Tail(self._entry_script_log))
+        self._gpus = tuple(str(gpu) for gpu in ray.get_gpu_ids())
+        """The GPUs Ray gave this actor (it asked for `RayExecutor`'s `gpus_per_worker`)."""
         self._worker: StartedWorker | None = None
         self._ready = False
         self._problem: str | None = None
@@ -170,9 +173,14 @@ class ScoringActor:
         folders = [*([model] if model is not None else []), self._inputs.root]  # a shared rerun's inputs are links
         reads: list[Path | str] = [code, *folders, *self._sandbox.links_of(folders)]
         policy = self._sandbox.policy(
-            python=job_python, read=reads, read_write=[output, logs], scratch=self._worker_home
+            python=job_python,
+            read=reads,
+            read_write=[output, logs],
+            scratch=self._worker_home,
+            devices=device_files(self._gpus),
         )
-        defined = {"AZUREML_BI_OUTPUT_PATH": str(output)} | ({"AZUREML_MODEL_DIR": str(model)} if model else {})
+        defined = {"AZUREML_BI_OUTPUT_PATH": str(output), **worker_environment(self._gpus, _node_gpus())}
+        defined |= {"AZUREML_MODEL_DIR": str(model)} if model else {}
         variables = {name: value for name, value in self._config["variables"].items() if name != "AZUREML_MODEL_DIR"}
         environment = self._sandbox.environment(
             python=job_python, home=self._worker_home, variables=variables, defined=defined
@@ -207,7 +215,8 @@ class ScoringActor:
 
     def node(self) -> str:
         pid = f"pid {self._worker.process.pid} on " if self._worker is not None else ""
-        return f"{pid}{self._node}"
+        gpus = f", GPU {','.join(self._gpus)}" if self._gpus else ""
+        return f"{pid}{self._node}{gpus}"
 
     def run(
         self, index: int, names: list[str], contents: list[bytes] | None
@@ -419,6 +428,12 @@ def _node_python(environment: dict[str, Any] | None, installer: InstallerName, s
         raise _NodeLacks(f"could not build the environment ({spec.source or 'the deployment'}): {error}") from None
 
 
+def _node_gpus() -> int:
+    """How many GPUs this node declares to Ray."""
+    node = ray.get_runtime_context().get_node_id()
+    return next((int(found["Resources"].get("GPU", 0)) for found in ray.nodes() if found["NodeID"] == node), 0)
+
+
 def _ray_sockets() -> str:
     """The folder of this node's Ray sockets (the raylet's, the object store's): a worker of the node's uid could
     connect to them (Landlock does not stop a unix socket's connect), so it does not see them."""
@@ -499,12 +514,16 @@ class RayExecutor(Executor):
         installer: InstallerName = "pip",
         shared_paths: Sequence[Path] = (),
         sandbox: WorkerSandbox | None = None,
+        gpus_per_worker: int = 0,
     ) -> None:
         """`environment` is the deployment's: each node builds it once, on the Python it asks for, with
         `installer` (the one the server builds local environments with). `shared_paths` are folders every node
         of the cluster mounts at the same path: inputs, code and models under them are read there in place.
-        `sandbox`: the server's settings of the sandbox each node's workers and builds enter (docs/security.md)."""
+        `sandbox`: the server's settings of the sandbox each node's workers and builds enter (docs/security.md).
+        `gpus_per_worker`: the GPUs each actor asks Ray for (a compute of a GPU size asks 1); its worker uses
+        those Ray gives it."""
         self._address = address
+        self._gpus_per_worker = gpus_per_worker
         self._sandbox = sandbox or WorkerSandbox()
         self._environment = environment
         self._installer = installer
@@ -649,6 +668,8 @@ class RayExecutor(Executor):
 
     def _reserve_nodes(self, spec: JobSpec) -> Any:
         bundle = {"CPU": CPUS_PER_WORKER * spec.max_concurrency_per_instance}
+        if self._gpus_per_worker:
+            bundle["GPU"] = self._gpus_per_worker * spec.max_concurrency_per_instance
         group = placement_group([dict(bundle) for _ in range(spec.instance_count)], strategy="SPREAD")
         try:
             ray.get(group.ready(), timeout=PLACEMENT_SECONDS)
@@ -656,8 +677,8 @@ class RayExecutor(Executor):
             remove_placement_group(group)
             raise RayClusterError(
                 f"The Ray cluster at '{self._address}' has no room for {spec.instance_count} node(s) of "
-                f"{bundle['CPU']:g} CPU(s) each (instance_count x max_concurrency_per_instance workers of "
-                f"{CPUS_PER_WORKER:g} CPU)."
+                f"{bundle['CPU']:g} CPU(s){_and_gpus(bundle)} each (instance_count x max_concurrency_per_instance "
+                f"workers of {CPUS_PER_WORKER:g} CPU{_and_gpus({'GPU': self._gpus_per_worker})})."
             ) from None
         return group
 
@@ -669,6 +690,7 @@ class RayExecutor(Executor):
         log_name = self._layout.entry_script_log(slot.name).name
         slot.actor = RemoteScoringActor.options(
             num_cpus=CPUS_PER_WORKER,
+            num_gpus=self._gpus_per_worker,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),
         ).remote(self._config, self._archive, slot.name.process, log_name)
         self.transfer.sent(len(json.dumps(self._config)))
@@ -777,6 +799,10 @@ class RayExecutor(Executor):
 
     def _stream_log(self, line: str) -> None:
         StreamLog(self._spec.logs_dir / STREAM_LOG).write(line)
+
+
+def _and_gpus(resources: dict[str, float]) -> str:
+    return f" and {resources['GPU']:g} GPU(s)" if resources.get("GPU") else ""
 
 
 def _job_archive(folders: dict[str, Path]) -> tuple[bytes, str]:

@@ -9,6 +9,7 @@ import typer
 
 from batchpoint.config import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_BODY_BYTES, Settings, default_home
 from batchpoint.runtime.environments.installers import InstallerName
+from batchpoint.runtime.gpus import parse_gpus
 from batchpoint.runtime.sandbox.policy import WorkerUser
 
 
@@ -145,6 +146,14 @@ def serve(
             file_okay=False,
         ),
     ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            metavar="0,1,...",
+            help="The GPUs local workers use, one each (CUDA_VISIBLE_DEVICES indices; an empty string: none). "
+            "Default: those nvidia-smi -L lists, else the server's CUDA_VISIBLE_DEVICES.",
+        ),
+    ] = None,
     unsandboxed_workers: Annotated[
         bool,
         typer.Option(
@@ -180,6 +189,7 @@ def serve(
         worker_tcp_ports=worker_tcp_port or None,
         worker_read=[path.absolute() for path in worker_read or []],
         unsandboxed_workers=unsandboxed_workers,
+        gpus=None if gpus is None else list(parse_gpus(gpus)),
     )
     run_server(settings)
 

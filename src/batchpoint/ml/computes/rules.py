@@ -7,6 +7,7 @@ A compute is where a deployment's jobs run. ``scaleSettings.maxNodeCount`` caps 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from batchpoint.arm.context import RequestContext
@@ -33,6 +34,15 @@ IDLE_NODE_COUNTS = {
     "leavingNodeCount": 0,
     "preemptedNodeCount": 0,
 }
+
+
+GPU_SIZE = re.compile(r"standard_n[cdvg]", re.IGNORECASE)
+"""Azure's N-series sizes, whose nodes have GPUs: `Standard_NC6s_v3`, `STANDARD_ND96asr_v4`, `Standard_NV12s_v3`."""
+
+
+def has_gpus(compute: Resource) -> bool:
+    """The compute's size names GPUs: its jobs' workers on a Ray cluster each ask Ray for one."""
+    return bool(GPU_SIZE.match(compute.body["properties"]["properties"].get("vmSize") or ""))
 
 
 def compute_name_is_valid(name: str) -> bool:

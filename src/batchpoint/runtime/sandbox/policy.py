@@ -157,10 +157,12 @@ class WorkerSandbox:
         tcp_ports: Iterable[int] = (),
         programs: Iterable[Path] = (),
         install: Iterable[Path | str] = (),
+        devices: Iterable[str] = (),
     ) -> dict[str, Any] | None:
         """The policy of one process running `python` (or a command of its environment); None when unsandboxed.
         `tcp_ports` are allowed on top of the server's list, when it has one; `programs` (interpreters) may run
-        too; `install` are what an environment build fills (links and programs included)."""
+        too; `install` are what an environment build fills (links and programs included); `devices` are opened
+        besides the standard ones (a worker's GPU)."""
         if not self.enabled:
             return None
         ports = None if self.tcp_ports is None else sorted({*self.tcp_ports, *tcp_ports})
@@ -172,7 +174,7 @@ class WorkerSandbox:
             "read_write": [*_unique(read_write), *self.read_write],
             "scratch": [str(scratch), SHARED_MEMORY],
             "install": _unique(install),
-            "devices": list(DEVICES),
+            "devices": [*DEVICES, *devices],
             "tcp_connect": ports,
             "user": None if self.user.is_current else [self.user.uid, self.user.gid],
             "private_ipc": self.private_ipc,

@@ -1,0 +1,95 @@
+"""GPUs for local workers (docs/runtime.md, "GPUs"): the machine's GPUs as `serve --gpus` names them (so that these
+tests run without any), one per worker while there are enough, shared and said so when there are not; on Ray in
+test_ray_executor.py, through `serve --gpus` in tests/jobs/test_gpus.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.gpus import GpuPool, discover, parse_gpus
+from tests.runtime.conftest import REPORTS_ITS_GPU, Kit
+
+EVENT = re.compile(r"(process\d+) (started \(pid \d+(?:, GPU (\w+))?\)|exits with returncode)")
+
+
+def gpus_in_use(logs: Path) -> list[dict[str, str]]:
+    """From `sys/node/0/_main.txt`: the GPU of each process alive after each start or exit, in order."""
+    alive: dict[str, str] = {}
+    seen = []
+    for line in (logs / "sys" / "node" / "0" / "_main.txt").read_text().splitlines():
+        match = EVENT.search(line)
+        assert match, line
+        if match.group(2).startswith("started"):
+            alive[match.group(1)] = match.group(3)
+        else:
+            alive.pop(match.group(1))
+        seen.append(dict(alive))
+    return seen
+
+
+def test_each_worker_sees_a_gpu_of_its_own_and_a_released_one_is_reused(kit: Kit) -> None:
+    kit.inputs(*[f"f{index:02d}.txt" for index in range(8)], "die-1.txt", "die-2.txt")
+    kit.script(REPORTS_ITS_GPU)
+    spec = kit.spec(mini_batch_size=1, max_concurrency_per_instance=2, max_retries=0)
+
+    outcome = run_job(spec, kit.ledger, kit.executor(gpus=GpuPool(("0", "1"))))
+
+    assert outcome.status == "Completed", outcome.message
+    rows = [line.split() for line in (kit.predictions() or "").splitlines()]
+    assert len(rows) == 8
+    assert {gpu for _, _, gpu, _ in rows} == {"0", "1"} and {count for *_, count in rows} == {"2"}
+    timeline = gpus_in_use(kit.output_dir / "logs")
+    assert len(kit.log("sys/node/0/_main.txt").split(" started ")) - 1 == 4  # the two that died were replaced
+    assert all(len(set(alive.values())) == len(alive) for alive in timeline), timeline  # never one GPU twice
+    assert all(set(alive.values()) <= {"0", "1"} for alive in timeline)
+    assert "shares GPU" not in kit.log("sys/master_role.txt")
+
+
+def test_two_workers_on_one_gpu_share_it_and_the_job_log_says_how(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt", "d.txt")
+    kit.script(REPORTS_ITS_GPU)
+    spec = kit.spec(mini_batch_size=1, max_concurrency_per_instance=2)
+
+    outcome = run_job(spec, kit.ledger, kit.executor(gpus=GpuPool(("0",))))
+
+    assert outcome.status == "Completed", outcome.message
+    assert {line.split()[2] for line in (kit.predictions() or "").splitlines()} == {"0"}
+    role = kit.log("sys/master_role.txt")
+    assert "process001 on node 0 (pid " in role
+    assert "shares GPU 0 with 1 other worker(s): the server has 1 GPU(s) (0) for more workers than that" in role
+
+
+def test_without_gpus_workers_are_told_there_are_none(kit: Kit) -> None:
+    kit.inputs("a.txt")
+    kit.script(REPORTS_ITS_GPU)
+
+    outcome = kit.run()
+
+    assert outcome.status == "Completed", outcome.message
+    assert (kit.predictions() or "").split()[3] == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "gpus"), [("0,1", ("0", "1")), (" 2 , 3 ", ("2", "3")), ("", ()), ("-1", ()), ("GPU-ab12", ("GPU-ab12",))]
+)
+def test_gpu_lists_are_read_as_cuda_spells_them(text: str, gpus: tuple[str, ...]) -> None:
+    assert parse_gpus(text) == gpus
+
+
+def test_without_nvidia_smi_the_servers_cuda_visible_devices_names_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert discover({"CUDA_VISIBLE_DEVICES": "1,3"}) == ("1", "3")
+    assert discover({}) == ()
+
+
+def test_the_pool_hands_out_the_lowest_free_gpu_then_the_least_shared() -> None:
+    pool = GpuPool(("0", "1"))
+    first, second = pool.take(), pool.take()
+    pool.release(first)
+    again, third, fourth = pool.take(), pool.take(), pool.take()
+    assert [lease.gpu for lease in (first, second, again, third, fourth) if lease] == ["0", "1", "0", "0", "1"]
+    assert third is not None and third.others == 1
