@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.processes import processes_with, reap
-from tests.runtime.conftest import check_completed_report
+from tests.runtime.conftest import check_completed_report, report
 from tests.server import WORKSPACE_ID, Server
 
 FILES = 5000
@@ -92,3 +92,64 @@ def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed
     check_completed_report(logs, FILES // 10, FILES)
     assert len(list(logs.glob("job_progress_overview.*.txt"))) >= 1
     wait_until_gone(tmp_path, kill_seed)
+
+
+FAILS_EVERY_20TH = """
+import os
+import time
+
+def run(mini_batch):
+    time.sleep(0.01)
+    names = [os.path.basename(path) for path in mini_batch]
+    if int(names[0][1:6]) % 200 == 0:
+        raise ValueError("cannot score this mini-batch")
+    return names
+"""
+"""Mini-batches 0, 20, 40, ... of 10 files fail on every try."""
+
+
+def test_a_failing_jobs_logs_stay_consistent_through_kill_9(tmp_path: Path, subreaper: None, kill_seed: int) -> None:
+    """After a kill -9 mid-job and a resume: one final row per mini-batch in processed_mini-batches.csv (the
+    failing ones RUN_EXCEPTION after all their tries, the others RUN_DONE), and job_error.txt counting exactly the
+    failed tries the CSV lists, with the traceback and the file that holds it."""
+    files, failing = 1000, set(range(0, 100, 20))
+    data = tmp_path / "data"
+    inputs = write_inputs(data / "in", files)
+    (tmp_path / "tmp").mkdir()
+    environment = {"BATCHPOINT_TEST_SERVER": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=environment)
+    server.start()
+    seen: set[int] = set()
+    try:
+        with server.client() as client:
+            deploy_script(
+                client, data, "failing", "dep", FAILS_EVERY_20TH, miniBatchSize=10, maxConcurrencyPerInstance=2
+            )
+            name = invoke(client, "failing", str(inputs)).json()["name"]
+        kill_when(
+            server, name, random.Random(kill_seed).uniform(0.2, 0.6), lambda: seen.update(server_processes(tmp_path))
+        )
+        wait_until_gone(tmp_path, kill_seed)
+        reap(seen)
+        server.start()
+        with server.client() as client:
+            job = wait_for_job(client, name, timeout=120)
+    finally:
+        if server.process and server.process.poll() is None:
+            server.stop()
+    assert job["properties"]["status"] == "Completed", f"seed {kill_seed}: {job['properties']}"
+    logs = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/score/logs"))
+    rows = report(logs)
+    final = {int(row["Mini-batch Id"]): row for row in rows}
+    assert sorted(final) == list(range(files // 10)), f"seed {kill_seed}"
+    assert {index for index, row in final.items() if row["Status"] == "RUN_EXCEPTION"} == failing, f"seed {kill_seed}"
+    assert {row["Status"] for index, row in final.items() if index not in failing} == {"RUN_DONE"}
+    failed_tries = [row for row in rows if row["Status"] == "RUN_EXCEPTION"]
+    assert all(int(row["Picked Count"]) <= 4 for row in failed_tries), f"seed {kill_seed}"
+    assert {int(final[index]["Picked Count"]) for index in failing} == {4}, f"seed {kill_seed}"
+    job_error = (logs / "job_error.txt").read_text()
+    assert f"RUN_EXCEPTION: ValueError: cannot score this mini-batch\n   {len(failed_tries)} times;" in job_error
+    assert 'raise ValueError("cannot score this mini-batch")' in job_error and "Details: logs/user/error/" in job_error
+    assert (logs / "failed_items.txt").read_text().splitlines() == [
+        str(inputs / f"f{index * 10 + offset:05d}.txt") for index in sorted(failing) for offset in range(10)
+    ]
