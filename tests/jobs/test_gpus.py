@@ -20,6 +20,7 @@ def test_serve_gpus_gives_each_of_two_workers_its_own_gpu(tmp_path: Path) -> Non
             name = invoke(client, "gpus", str(inputs)).json()["name"]
             assert wait_for_job(client, name)["properties"]["status"] == "Completed"
         rows = [row.split() for row in predictions(server.home, name)]
+    assert "GPUs: 0, 1, one per local worker (CUDA_VISIBLE_DEVICES)" in Path(server.log.name).read_text()
     gpu_of = {pid: gpu for _, pid, gpu, _ in rows}
     assert sorted(gpu_of.values()) == ["0", "1"]
     assert {count for *_, count in rows} == {"2"}

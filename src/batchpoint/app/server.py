@@ -17,6 +17,7 @@ from batchpoint.app.asgi import create_app
 from batchpoint.app.sandboxing import Sandboxing, refusal, sandboxing, unreachable
 from batchpoint.app.tls import TlsFiles, ensure_certificates, roots_in_force, write_bundle
 from batchpoint.config import DEFAULT_URL, Settings, default_home
+from batchpoint.runtime.gpus import describe_gpus, discover
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests in flight to finish."""
@@ -24,6 +25,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 
 def banner(settings: Settings, tls: TlsFiles | None, sandbox: Sandboxing) -> str:
     lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}", sandbox.description]
+    lines.append(describe_gpus(settings.gpus or []))
     if tls is not None:
         lines.append(f"connect unmodified Azure ML code (docs/azure-sdk.md):  {env_command(settings)}")
     else:
@@ -100,6 +102,8 @@ def serve(settings: Settings) -> None:
     if tls is not None:
         write_bundle(tls, roots_in_force(os.environ))  # what job workers trust (jobs/identity.py)
     workers = sandboxing(settings)
+    if settings.gpus is None:
+        settings.gpus = list(discover())  # once: the banner says what the workers get
     problem = unreachable(settings, workers.sandbox) or refusal(workers, settings)
     if problem:
         print(problem, file=sys.stderr, flush=True)

@@ -70,6 +70,13 @@ def device_files(gpus: Sequence[str]) -> list[str]:
     return [path for path in (*DRIVER_DEVICES, *own) if os.path.exists(path)]
 
 
+def describe_gpus(gpus: Sequence[str]) -> str:
+    """The server banner's line on its GPUs."""
+    if not gpus:
+        return "GPUs: none (serve --gpus 0,1,... names them)"
+    return f"GPUs: {', '.join(gpus)}, one per local worker (CUDA_VISIBLE_DEVICES)"
+
+
 @dataclass(frozen=True)
 class GpuLease:
     """The GPU a worker uses, and how many other workers used it when the worker took it."""
