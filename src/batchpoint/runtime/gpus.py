@@ -1,4 +1,4 @@
-"""The GPUs of the server's machine and which local worker uses which (docs/runtime.md, "GPUs"; Decision 21).
+"""The GPUs of the server's machine and which local worker uses which (docs/runtime.md, "GPUs"; Decision 22).
 
 As on an Azure GPU node, each worker process sees one GPU of its own through `CUDA_VISIBLE_DEVICES`, and
 `AZ_BATCHAI_GPU_COUNT_FOUND` says how many the machine has. A worker that stops gives its GPU back, and the next

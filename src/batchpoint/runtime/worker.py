@@ -95,7 +95,7 @@ def configure_process(config: dict[str, Any]) -> None:
 
 def configure_entry_script(config: dict[str, Any]) -> None:
     """`azureml_user.parallel_run.EntryScript` for the script: what `config["entry_script"]` says of this process
-    (Decision 19)."""
+    (Decision 20)."""
     sys.path.append(str(USER_MODULES))
     from azureml_user import parallel_run  # type: ignore[import-not-found]  # on the path just now
 

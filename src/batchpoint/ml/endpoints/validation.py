@@ -1,6 +1,6 @@
 """Azure's rules for what a new batch endpoint or deployment may be named and set, with Azure's messages, and the
 settings of a deployment that batchpoint records but does not act on (docs/management-plane.md, "Azure's
-validations"; Decision 20).
+validations"; Decision 21).
 
 The rules are checked when a resource is created only: an endpoint or deployment created before a rule existed
 keeps working, and a PUT that changes it is not refused for its name.
