@@ -73,25 +73,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running.client() as client:
         deploy_script(client, home / "data", "studio", "green", SLOW, miniBatchSize=2)
         deploy_script(client, home / "data", "studio", "blue", SLOW, miniBatchSize=1, maxConcurrencyPerInstance=1)
-        deploy_script(
-            client,
-            home / "data",
-            "broken",
-            "main",
-            BROKEN,
-            errorThreshold=0,
-            retrySettings={"maxRetries": 0, "timeout": "PT30S"},
-        )
+        no_retries = {"retrySettings": {"maxRetries": 0, "timeout": "PT30S"}}
+        deploy_script(client, home / "data", "broken", "main", BROKEN, errorThreshold=0, **no_retries)
         flaky = FLAKY.format(flag=str(flaky_flag(home)), bad=set(FLAKY_FILES))
-        deploy_script(
-            client,
-            home / "data",
-            "flaky",
-            "main",
-            flaky,
-            miniBatchSize=1,
-            retrySettings={"maxRetries": 0, "timeout": "PT30S"},
-        )
+        deploy_script(client, home / "data", "flaky", "main", flaky, miniBatchSize=1, **no_retries)
         grant(client, f"/subscriptions/{WORKSPACE_ID.split('/')[2]}", ensure_issuer(home).object_id(READER), "Reader")
     yield running
     running.stop()
