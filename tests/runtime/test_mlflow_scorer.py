@@ -152,3 +152,8 @@ def test_an_image_that_does_not_fit_the_tensor_names_the_file(monkeypatch: pytes
     Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / "big.png")
     with pytest.raises(ValueError, match=r"'big\.png': the image"):
         mlflow_scorer.read(str(tmp_path / "big.png"))
+
+
+def test_a_structured_value_among_scalars_stays_one_quoted_field() -> None:
+    assert list(mlflow_scorer.field_texts([1, 2.5, "x", None])) == ["1", "2.5", "x", "None"]
+    assert list(mlflow_scorer.field_texts([1, [2, 3]])) == ["1", '"[2,3]"']

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ READERS: dict[str, Callable[[str], pd.DataFrame]] = {
     ".parquet": pd.read_parquet,
     ".pqt": pd.read_parquet,
 }
+PLAIN_SCALARS = {int, float, str, bool, type(None)}
+"""Values that `flatten` writes as `str` does."""
 MLFLOW_TYPES = {
     "integer": "int32",
     "long": "int64",
@@ -39,6 +41,8 @@ MLFLOW_TYPES = {
 }
 
 model: Any = None
+_signature_types: tuple[Any, dict[str, Any]] | None = None
+"""The schema they were read from, and the types (`signature_types`)."""
 
 
 def init() -> None:
@@ -59,7 +63,7 @@ def run(mini_batch: list[str]) -> list[str]:
     for path, data, values in zip(mini_batch, inputs, predictions_per_file(inputs)):  # noqa: B905 - Python 3.8
         name = os.path.basename(path)
         if isinstance(data, pd.DataFrame):
-            rows += [f"{index},{flatten(value)},{name}" for index, value in enumerate(values)]
+            rows += [f"{index},{text},{name}" for index, text in enumerate(field_texts(values))]
         else:
             rows.append(f"0,{flatten(values[0] if len(values) == 1 else values)},{name}")
     return rows
@@ -136,21 +140,33 @@ def read_image(path: str) -> np.ndarray:
 
 
 def cast_to_signature(frame: pd.DataFrame, path: str) -> pd.DataFrame:
-    schema = model.metadata.get_input_schema()
-    if schema is None or not schema.has_input_names():
-        return frame
-    for column in schema.inputs:
-        dtype = MLFLOW_TYPES.get(str(column.type).lower().split(".")[-1])
-        if column.name not in frame.columns or dtype is None or str(frame[column.name].dtype) == dtype:
+    have = dict(zip(frame.columns, map(str, frame.dtypes)))  # noqa: B905 - Python 3.8; one Series, not one per column
+    for name, dtype in signature_types().items():
+        if name not in have or have[name] == dtype:
             continue
         try:
-            frame[column.name] = frame[column.name].astype(dtype)
+            frame[name] = frame[name].astype(dtype)
         except (ValueError, TypeError) as error:
             raise ValueError(
-                f"Error processing input file '{os.path.basename(path)}': column '{column.name}' cannot be read as "
+                f"Error processing input file '{os.path.basename(path)}': column '{name}' cannot be read as "
                 f"{dtype}: {error}"
             ) from None
     return frame
+
+
+def signature_types() -> dict[str, Any]:
+    """The pandas type of each named column of the model's input signature that has one; read once per model."""
+    global _signature_types
+    schema = model.metadata.get_input_schema()
+    if _signature_types is None or _signature_types[0] is not schema:
+        types: dict[str, Any] = {}
+        if schema is not None and schema.has_input_names():
+            for column in schema.inputs:
+                dtype = MLFLOW_TYPES.get(str(column.type).lower().split(".")[-1])
+                if dtype is not None:
+                    types[column.name] = dtype
+        _signature_types = (schema, types)
+    return _signature_types[1]
 
 
 def prediction_values(predictions: Any) -> list[Any]:
@@ -164,6 +180,14 @@ def prediction_values(predictions: Any) -> list[Any]:
         # zip without strict=: workers may run on Python 3.8 (the lengths are checked above)
         return [dict(zip(predictions, values)) for values in zip(*columns)]  # noqa: B905
     return list(getattr(predictions, "tolist", lambda: predictions)())
+
+
+def field_texts(values: list[Any]) -> Iterable[str]:
+    """`flatten` of each value, without a call per value when all of them are plain scalars (a classifier's or a
+    regressor's predictions: the common case, thousands per mini-batch)."""
+    if set(map(type, values)) <= PLAIN_SCALARS:
+        return map(str, values)
+    return map(flatten, values)
 
 
 def flatten(value: Any) -> str:
