@@ -28,7 +28,8 @@ Fair rules: one thread per process for every system (``OMP_NUM_THREADS=1``, torc
 scoring code (``workload_scoring.py``) and model load (``mlflow.pyfunc.load_model(..., suppress_warnings=True)``,
 ``load_state_dict``); the same batching (10 files, or 10,000 rows for Ray's ``batch_size``); warm caches for all:
 every input is read once first (the OS file cache) and each system makes a warm-up pass over 40 files before it is
-measured (batchpoint: a job of the running server, which keeps what it keeps between jobs; Ray: in the cluster it
+measured (batchpoint: a job of the running server, which keeps what it keeps between jobs, then a wait until its
+processes are idle, so that the warm template its workers taught has finished its imports; Ray: in the cluster it
 measures on; Pool and limit: in the process that measures). Rounds alternate the order of the systems; the
 ratios are the median over rounds of the same round's ratio. Outputs are compared as each file's multiset of
 predictions (Ray writes its rows in its own order and files).
@@ -96,6 +97,9 @@ AGREEMENT = 0.99
 """The share of files whose predictions every system must agree on (a ResNet's floating-point sums may differ
 with the batch a file was in, which can flip a near tie)."""
 POLL_SECONDS = 0.02
+SETTLE_SECONDS = 120.0
+SETTLED_CPU = 0.1
+"""CPU seconds per second below which batchpoint's server and its children count as idle after the warm-up."""
 API = "2025-12-01"
 V = {"api-version": API}
 WORKSPACE = (
@@ -614,6 +618,31 @@ def run_batchpoint(server: Server, scoring_uri: str, folder: Path, job: str) -> 
     return Run(BATCHPOINT, seconds, started).measured(tree), output.parent
 
 
+def settle(pid: int, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until the server's processes are idle after the warm-up job (at most `timeout`): what it keeps between
+    jobs (the warm template its workers taught) is ready, as the peers' warm state is when they are measured."""
+    import psutil
+
+    tree = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(tree)
+        time.sleep(1.0)
+        if _cpu_seconds(tree) - before < SETTLED_CPU:
+            return
+
+
+def _cpu_seconds(root: Any) -> float:
+    import psutil
+
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _job_status(client: httpx.Client, job: str) -> str:
     return str(client.get(f"{WORKSPACE}/jobs/{job}", params=V).json()["properties"]["status"])
 
@@ -672,6 +701,7 @@ def run_workload(
     if BATCHPOINT in systems:
         scoring_uri = deploy(server, workload, workers, work / "deployment")
         run_batchpoint(server, scoring_uri, workload.warmup, f"{workload.name}-warmup")
+        settle(server.pid)
     results = []
     for number in range(rounds):
         runs = []
