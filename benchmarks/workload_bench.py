@@ -98,7 +98,7 @@ AGREEMENT = 0.99
 with the batch a file was in, which can flip a near tie)."""
 POLL_SECONDS = 0.02
 SETTLE_SECONDS = 120.0
-SETTLED_CPU = 0.1
+SETTLED_CPU = 0.25
 """CPU seconds per second below which batchpoint's server and its children count as idle after the warm-up."""
 API = "2025-12-01"
 V = {"api-version": API}
