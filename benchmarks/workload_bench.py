@@ -13,7 +13,7 @@ processes (default: the number of cores), the same input files and the same mode
 How each system is driven and timed:
 
 - **batchpoint** as users drive it: ``batchpoint serve --http`` (SQLite), the model, code and deployment created
-  over HTTP, then an invoke over HTTP and polling the job every 20 ms until it reads ``Completed`` (the
+  over HTTP, then an invoke over HTTP and polling the job every 0.1 s until it reads ``Completed`` (the
   predictions file is in place before that): the time from the invoke to the last output byte.
 - **Ray Data**: a local cluster started by the benchmark (``ray.init(address="local")``, never joining another
   one) with N + 1 logical CPUs: N actors of 1 CPU and one slot for the read and write tasks (with N, the actors
@@ -96,7 +96,9 @@ TARGETS = {RAY: 1.0, POOL: 0.95, LIMIT: 0.85}
 AGREEMENT = 0.99
 """The share of files whose predictions every system must agree on (a ResNet's floating-point sums may differ
 with the batch a file was in, which can flip a near tie)."""
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.1
+"""How often the job is read while it runs: a user's client reads it every few seconds; every 20 ms cost the
+server (one of the measured processes) several seconds of CPU in a 3-minute job on two cores."""
 SETTLE_SECONDS = 120.0
 SETTLED_CPU = 0.25
 """CPU seconds per second below which batchpoint's server and its children count as idle after the warm-up."""
