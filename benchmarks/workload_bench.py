@@ -244,6 +244,7 @@ class ProcessTree:
         self._sample()
         self._cpu_at_start = dict(self._cpu)
         self.peak_rss = self.peak_pss = 0
+        self._last_pss = 0.0  # the first peak of the measured span reads PSS (a run shorter than 5 s too)
         self._thread.start()
         return self
 
