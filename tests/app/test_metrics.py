@@ -75,16 +75,8 @@ def test_counters_match_the_job(server: Server) -> None:
     for name in ("a", "b", "c", "d", "bad", "slow"):
         (inputs / f"{name}.txt").write_text(name)
     with server.client() as client:
-        deploy_script(
-            client,
-            data,
-            "metered",
-            "main",
-            SCRIPT,
-            miniBatchSize=1,
-            maxConcurrencyPerInstance=2,
-            retrySettings={"maxRetries": 1, "timeout": "PT2S"},
-        )
+        settings = {"maxConcurrencyPerInstance": 2, "retrySettings": {"maxRetries": 1, "timeout": "PT2S"}}
+        deploy_script(client, data, "metered", "main", SCRIPT, miniBatchSize=1, **settings)
         before = scrape(server)
         name = invoke(client, "metered", str(inputs)).json()["name"]
         job = wait_for_job(client, name, timeout=120)

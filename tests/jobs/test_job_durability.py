@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.processes import processes_with, reap
@@ -62,30 +63,54 @@ def wait_until_gone(tmp_path: Path, seed: int, seconds: float = 5) -> None:
         time.sleep(0.05)
 
 
-def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed: int) -> None:
+def killable_job(tmp_path: Path, endpoint: str, script: str, files: int) -> tuple[Server, str]:
+    """A started server whose processes are found by `tmp_path`, running a job of `script` over `files` files in
+    mini-batches of 10 on 2 workers; the server and the job's name."""
     data = tmp_path / "data"
-    inputs = write_inputs(data / "in", FILES)
+    inputs = write_inputs(data / "in", files)
     (tmp_path / "tmp").mkdir()
     environment = {"BATCHPOINT_TEST_SERVER": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
-    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=environment)
-    server.start()
-    seen: set[int] = set()
+    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=environment).start()
     try:
         with server.client() as client:
-            deploy_script(client, data, "durable", "dep", SLOW_ECHO, miniBatchSize=10, maxConcurrencyPerInstance=2)
-            name = invoke(client, "durable", str(inputs)).json()["name"]
+            deploy_script(client, data, endpoint, "dep", script, miniBatchSize=10, maxConcurrencyPerInstance=2)
+            return server, invoke(client, endpoint, str(inputs)).json()["name"]
+    except BaseException:
+        server.stop()
+        raise
+
+
+def kill_and_start_again(server: Server, name: str, moment: float, seen: set[int], seed: int) -> None:
+    """kill -9 of the server at `moment` of job `name` (its processes added to `seen`), every process of it gone
+    and reaped, then the server started again."""
+    tmp_path = server.home.parent
+    kill_when(server, name, moment, lambda: seen.update(server_processes(tmp_path)))
+    wait_until_gone(tmp_path, seed)
+    reap(seen)
+    server.start()
+
+
+def ended_job(server: Server, name: str) -> dict[str, Any]:
+    with server.client() as client:
+        return wait_for_job(client, name, timeout=120)
+
+
+def stop_if_running(server: Server) -> None:
+    if server.process and server.process.poll() is None:
+        server.stop()
+
+
+def test_job_survives_repeated_kill_9(tmp_path: Path, subreaper: None, kill_seed: int) -> None:
+    server, name = killable_job(tmp_path, "durable", SLOW_ECHO, FILES)
+    seen: set[int] = set()
+    try:
         draw = random.Random(kill_seed)
         for moment in sorted(draw.uniform(low, low + 0.2) for low in (0.1, 0.4, 0.65)):
-            kill_when(server, name, moment, lambda: seen.update(server_processes(tmp_path)))
+            kill_and_start_again(server, name, moment, seen, kill_seed)
             assert len(seen) > 1, f"seed {kill_seed}: no worker of the server found: {seen}"
-            wait_until_gone(tmp_path, kill_seed)
-            reap(seen)
-            server.start()
-        with server.client() as client:
-            job = wait_for_job(client, name, timeout=120)
+        job = ended_job(server, name)
     finally:
-        if server.process and server.process.poll() is None:
-            server.stop()
+        stop_if_running(server)
     assert job["properties"]["status"] == "Completed", f"seed {kill_seed}: {job['properties']}"
     assert predictions(server.home, name) == [f"f{index:05d}.txt" for index in range(FILES)], f"seed {kill_seed}"
     logs = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/score/logs"))
@@ -113,30 +138,14 @@ def test_a_failing_jobs_logs_stay_consistent_through_kill_9(tmp_path: Path, subr
     failing ones RUN_EXCEPTION after all their tries, the others RUN_DONE), and job_error.txt counting exactly the
     failed tries the CSV lists, with the traceback and the file that holds it."""
     files, failing = 1000, set(range(0, 100, 20))
-    data = tmp_path / "data"
-    inputs = write_inputs(data / "in", files)
-    (tmp_path / "tmp").mkdir()
-    environment = {"BATCHPOINT_TEST_SERVER": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
-    server = Server(home=tmp_path / "home", args=["--allow-local-path", str(data)], env=environment)
-    server.start()
+    server, name = killable_job(tmp_path, "failing", FAILS_EVERY_20TH, files)
+    inputs = tmp_path / "data" / "in"
     seen: set[int] = set()
     try:
-        with server.client() as client:
-            deploy_script(
-                client, data, "failing", "dep", FAILS_EVERY_20TH, miniBatchSize=10, maxConcurrencyPerInstance=2
-            )
-            name = invoke(client, "failing", str(inputs)).json()["name"]
-        kill_when(
-            server, name, random.Random(kill_seed).uniform(0.2, 0.6), lambda: seen.update(server_processes(tmp_path))
-        )
-        wait_until_gone(tmp_path, kill_seed)
-        reap(seen)
-        server.start()
-        with server.client() as client:
-            job = wait_for_job(client, name, timeout=120)
+        kill_and_start_again(server, name, random.Random(kill_seed).uniform(0.2, 0.6), seen, kill_seed)
+        job = ended_job(server, name)
     finally:
-        if server.process and server.process.poll() is None:
-            server.stop()
+        stop_if_running(server)
     assert job["properties"]["status"] == "Completed", f"seed {kill_seed}: {job['properties']}"
     logs = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{name}/score/logs"))
     rows = report(logs)
