@@ -840,7 +840,8 @@ def _relative_names(root: str) -> Callable[[str], str]:
 
 
 def _links(path: Path) -> list[Path]:
-    """The symbolic links directly in `path` (a job's model folder is a link to the registered model)."""
+    """The symbolic links directly in `path`: a job's model folder holds one to the registered model when the job
+    was planned before Decision 17 or the model is on another file system."""
     if not path.is_dir():
         return [path] if path.is_symlink() else []
     return [child for child in path.iterdir() if child.is_symlink()]
