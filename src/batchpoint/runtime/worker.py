@@ -35,9 +35,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PR_SET_PDEATHSIG = 1
 PARENT_CHECK_SECONDS = 1.0
 STACK_DUMP_SIGNAL = signal.SIGUSR1
+"""The executor sends it before killing a worker that timed out, to learn where `run()` was stuck."""
 USER_MODULES = Path(__file__).with_name("user_modules")
 """What Azure's runtime lets scoring scripts import (`azureml_user.parallel_run`), last on the worker's path."""
-"""The executor sends it before killing a worker that timed out, to learn where `run()` was stuck."""
 
 _traceback_file: IO[str] | None = None
 

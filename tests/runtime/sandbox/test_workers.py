@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from batchpoint.runtime import spawn
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.ledger import InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
@@ -51,10 +52,15 @@ def test_without_the_sandbox_the_same_script_reaches_the_server(tmp_path: Path) 
 
 
 @pytest.fixture
-def traversable() -> Iterator[Path]:
-    """A folder `nobody` can cross (pytest's are 0700)."""
+def traversable(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder `nobody` can cross (pytest's are 0700), holding a copy of batchpoint that workers boot from: the
+    checkout may be in a folder `nobody` cannot cross (a clone in /root or in `mktemp -d`), which a server refuses
+    at start (`app/sandboxing.py unreachable`) but this test, running the runtime alone, would not."""
     root = Path(tempfile.mkdtemp(prefix="batchpoint-nobody-"))
     os.chmod(root, 0o755)
+    package = Path(spawn.__file__).parent.parent
+    copy = shutil.copytree(package, root / "batchpoint", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(spawn, "BOOT_SCRIPT", copy / spawn.BOOT_SCRIPT.relative_to(package))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -62,7 +68,7 @@ def traversable() -> Iterator[Path]:
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs workers as another user")
 def test_as_nobody_a_hostile_script_reaches_nothing_and_scores_its_own_files(traversable: Path) -> None:
     targets, code = laid_out(traversable)
-    nobody = WorkerSandbox(user=WorkerUser.named("nobody"))
+    nobody = WorkerSandbox(user=WorkerUser.named("nobody"), read=(str(traversable / "batchpoint"),))
 
     outcome = run_job(
         hostile_job(targets, code), InMemoryLedger(), LocalProcessExecutor(python=SYSTEM_PYTHON, sandbox=nobody)
