@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from batchpoint.runtime import gpus as gpus_module
 from batchpoint.runtime.coordinator import run_job
-from batchpoint.runtime.gpus import GpuPool, discover, parse_gpus
+from batchpoint.runtime.gpus import GpuPool, discover, driver_reads, parse_gpus
 from tests.runtime.conftest import REPORTS_ITS_GPU, Kit
 
 EVENT = re.compile(r"(process\d+) (started \(pid \d+(?:, GPU (\w+))?\)|exits with returncode)")
@@ -61,6 +62,72 @@ def test_two_workers_on_one_gpu_share_it_and_the_job_log_says_how(kit: Kit) -> N
     role = kit.log("sys/master_role.txt")
     assert "process001 on node 0 (pid " in role
     assert "shares GPU 0 with 1 other worker(s): the server has 1 GPU(s) (0) for more workers than that" in role
+
+
+ADDRESS = "0000:3b:00.0"
+READS_THE_DRIVER = """
+    import os
+
+    DRIVER = [
+        "proc/driver/nvidia/params",
+        "proc/driver/nvidia/gpus/0000:3b:00.0/information",
+        "sys/module/nvidia/version",
+        "sys/bus/pci/devices/0000:3b:00.0/numa_node",
+    ]
+
+    def run(mini_batch):
+        verdicts = []
+        for path in DRIVER:
+            try:
+                with open(os.path.join(ROOT, path)) as handle:
+                    handle.read()
+                verdicts.append("read")
+            except PermissionError:
+                verdicts.append("denied")
+        return [" ".join(verdicts)]
+"""
+"""What CUDA and NVML read of the driver's state (`ROOT`: where the test laid it out)."""
+
+
+def gpu_machine(root: Path) -> Path:
+    """The driver's state of a machine with one GPU, as Linux lays it out (its PCI entry links to its folder)."""
+    for path in (
+        "proc/driver/nvidia/params",
+        f"proc/driver/nvidia/gpus/{ADDRESS}/information",
+        "sys/module/nvidia/version",
+    ):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("driver state\n")
+    device = root / "sys/devices/pci0000:3a" / ADDRESS
+    device.mkdir(parents=True)
+    (device / "numa_node").write_text("0\n")
+    (root / "sys/bus/pci/devices").mkdir(parents=True)
+    (root / "sys/bus/pci/devices" / ADDRESS).symlink_to(f"../../../devices/pci0000:3a/{ADDRESS}")
+    return root
+
+
+@pytest.mark.parametrize(("gpus", "verdict"), [(("0",), "read"), ((), "denied")])
+def test_a_gpu_worker_may_read_the_drivers_state_and_no_other_worker_may(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch, gpus: tuple[str, ...], verdict: str
+) -> None:
+    """CUDA inside the sandbox reads /proc/driver/nvidia and parts of /sys: a worker holding a GPU may, exactly
+    those paths (`driver_reads`); a worker without one reads none of them."""
+    machine = gpu_machine(kit.root / "machine")
+    monkeypatch.setattr(gpus_module, "DRIVER_ROOT", machine)
+    kit.inputs("a.txt")
+    kit.script(f"ROOT = {str(machine)!r}", READS_THE_DRIVER)
+
+    outcome = run_job(kit.spec(), kit.ledger, kit.executor(gpus=GpuPool(gpus)))
+
+    assert outcome.status == "Completed", outcome.message
+    assert (kit.predictions() or "").split() == [verdict] * 4
+    expected = [
+        f"{machine}/proc/driver/nvidia",
+        f"{machine}/sys/module/nvidia",
+        f"{machine}/sys/bus/pci/devices",
+        f"{machine}/sys/devices/pci0000:3a/{ADDRESS}",
+    ]
+    assert driver_reads(gpus) == (expected if gpus else [])
 
 
 def test_without_gpus_workers_are_told_there_are_none(kit: Kit) -> None:

@@ -22,7 +22,16 @@ GPU_COUNT_FOUND = "AZ_BATCHAI_GPU_COUNT_FOUND"
 """How many GPUs the worker's node has, as Azure ML sets it on its nodes."""
 SMI_SECONDS = 10.0
 _SMI_LINE = re.compile(r"GPU (\d+):")
-DRIVER_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+DRIVER_DEVICES = (
+    "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset", "/dev/nvidia-caps",
+)  # fmt: skip
+"""The driver's device files (`/dev/nvidia-caps`: the capabilities a MIG slice of a GPU is opened with)."""
+DRIVER_ROOT = Path("/")
+"""Where the driver's state is read (a test lays out a GPU machine's under a folder of its own)."""
+DRIVER_STATE = ("proc/driver/nvidia", "sys/module/nvidia", "sys/bus/pci/devices")
+"""What CUDA and NVML read of the driver's state, below DRIVER_ROOT: its parameters, version, capabilities and each
+GPU's information (`/proc/driver/nvidia`), the kernel module's version (`/sys/module/nvidia`) and the list of PCI
+devices (each GPU's own folder, which its entry there links to, is added by `driver_reads`)."""
 NO_DEVICES = ("", "-1", "NoDevFiles", "none")
 """`CUDA_VISIBLE_DEVICES` values that hide every GPU."""
 
@@ -68,6 +77,19 @@ def device_files(gpus: Sequence[str]) -> list[str]:
     if len(own) < len(gpus):  # named by UUID: which device file is which is the driver's to say
         own = sorted(map(str, Path("/dev").glob("nvidia[0-9]*")))
     return [path for path in (*DRIVER_DEVICES, *own) if os.path.exists(path)]
+
+
+def driver_reads(gpus: Sequence[str]) -> list[str]:
+    """What a worker that uses `gpus` reads of the driver's state, besides its device files: DRIVER_STATE, and the
+    PCI folder of each GPU the driver lists (`/sys/devices/pci.../<address>`: Landlock checks the path a link
+    resolves to), those that exist. Nothing for a worker without a GPU."""
+    if not gpus:
+        return []
+    found = [DRIVER_ROOT / path for path in DRIVER_STATE]
+    listed = DRIVER_ROOT / "proc/driver/nvidia/gpus"
+    addresses = sorted(os.listdir(listed)) if listed.is_dir() else []
+    found += [Path(os.path.realpath(DRIVER_ROOT / "sys/bus/pci/devices" / address)) for address in addresses]
+    return [str(path) for path in found if path.exists()]
 
 
 def describe_gpus(gpus: Sequence[str]) -> str:

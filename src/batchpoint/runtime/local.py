@@ -42,7 +42,7 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
-from batchpoint.runtime.gpus import GpuLease, GpuPool, device_files
+from batchpoint.runtime.gpus import GpuLease, GpuPool, device_files, driver_reads
 from batchpoint.runtime.layout import MASTER_ROLE, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
@@ -237,13 +237,14 @@ class LocalProcessExecutor(Executor):
 
     def _policy(self, home: Path, entry_script_logs: Path, gpu: GpuLease | None) -> dict[str, Any] | None:
         """What a worker may reach: the job's code, model and inputs; its output folder and its node's
-        `EntryScript.log_dir`; its private folder; its GPU."""
+        `EntryScript.log_dir`; its private folder; its GPU and the driver's state."""
+        gpus = [gpu.gpu] if gpu else []
         return self._sandbox.policy(
             python=self._job_python,
-            read=self._reads,
+            read=[*self._reads, *driver_reads(gpus)],
             read_write=[self._spec.output_dir, entry_script_logs],
             scratch=home,
-            devices=device_files([gpu.gpu] if gpu else []),
+            devices=device_files(gpus),
         )
 
     def _worker_environment(self, home: Path, gpu: GpuLease | None) -> dict[str, str]:

@@ -63,7 +63,7 @@ from batchpoint.runtime.executor import (
     TryTiming,
     WorkerName,
 )
-from batchpoint.runtime.gpus import device_files, worker_environment
+from batchpoint.runtime.gpus import device_files, driver_reads, worker_environment
 from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
@@ -174,7 +174,7 @@ class ScoringActor:
         reads: list[Path | str] = [code, *folders, *self._sandbox.links_of(folders)]
         policy = self._sandbox.policy(
             python=job_python,
-            read=reads,
+            read=[*reads, *driver_reads(self._gpus)],
             read_write=[output, logs],
             scratch=self._worker_home,
             devices=device_files(self._gpus),
