@@ -14,6 +14,7 @@ FIXED_SEGMENTS = (
     "locations",
     "mfeOperationsStatus",
     "mfeOperationResults",
+    "vmSizes",
     "Microsoft.Authorization",
     "roleAssignments",
 )

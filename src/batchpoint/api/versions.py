@@ -8,6 +8,7 @@ moves on; ``serve --strict-api-versions`` refuses it instead, as Azure refuses v
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from batchpoint.arm.errors import ArmError
 
@@ -79,14 +80,17 @@ def check_ml_version(api_version: str | None) -> str:
     return api_version
 
 
-def no_registered_provider(api_version: str, resource_type: str, location: str) -> ArmError:
-    """Azure's answer to a well-formed api-version its resource provider does not have."""
+def no_registered_provider(
+    api_version: str, resource_type: str, location: str, locations: Sequence[str] = ()
+) -> ArmError:
+    """Azure's answer to a well-formed api-version its resource provider does not have, or to a location it does
+    not serve (`locations`: those it does; by default `location` alone)."""
     return ArmError(
         400,
         "NoRegisteredProviderFound",
         f"No registered resource provider found for location '{location}' and API version '{api_version}' for "
         f"type '{resource_type}'. The supported api-versions are '{', '.join(ML_API_VERSIONS)}'. The supported "
-        f"locations are '{location}'.",
+        f"locations are '{', '.join(locations or [location])}'.",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from batchpoint.ml.computes.sizes import gpus_of, is_size_name
 from tests.api.arm import (
     compute_body,
     compute_url,
@@ -12,7 +13,7 @@ from tests.api.arm import (
     put_and_wait,
     wait_for_operation,
 )
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, SUBSCRIPTION, WORKSPACE_ID, Server
 
 V = {"api-version": API}
 DELETE = {**V, "underlyingResourceAction": "Delete"}
@@ -110,3 +111,54 @@ def test_a_deployment_must_name_a_compute_that_exists(server: Server) -> None:
     assert by_id.json()["properties"]["provisioningState"] == "Succeeded"
     assert by_name.json()["properties"]["compute"] == f"{WORKSPACE_ID}/computes/batch-cluster"
     assert "compute" not in without.json()["properties"]
+
+
+def sizes_url(location: str, subscription: str = SUBSCRIPTION, collection: str = "vmSizes") -> str:
+    return (
+        f"/subscriptions/{subscription}/providers/Microsoft.MachineLearningServices/locations/{location}/{collection}"
+    )
+
+
+def test_vm_sizes_are_listed_in_every_location_of_the_subscriptions_workspaces(server: Server) -> None:
+    """Azure's `VirtualMachineSizes_List`; a workspace in 'West Europe' makes 'westeurope' a location of its
+    subscription, and ARM compares locations ignoring case and spaces."""
+    group = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/europe"
+    workspace = f"{group}/providers/Microsoft.MachineLearningServices/workspaces/europe-ws"
+    with server.client() as client:
+        before = client.get(sizes_url("westeurope"), params=V)
+        client.put(group, params={"api-version": "2021-04-01"}, json={"location": "westeurope"}).raise_for_status()
+        client.put(workspace, params=V, json={"location": "West Europe"}).raise_for_status()
+        local = client.get(sizes_url("local", collection="VMSIZES"), params=V)
+        europe = client.get(sizes_url("WestEurope"), params=V)
+        other = client.get(sizes_url("westeurope", "11111111-1111-1111-1111-111111111111"), params=V)
+        no_version = client.get(sizes_url("local"))
+
+    assert local.status_code == 200 and local.json() == europe.json()
+    v100 = next(size for size in local.json()["value"] if size["name"] == "Standard_NC6s_v3")
+    assert v100 == {
+        "name": "Standard_NC6s_v3",
+        "family": "standardNCSv3Family",
+        "vCPUs": 6,
+        "gpus": 1,
+        "osVhdSizeMB": 1047552,
+        "maxResourceVolumeMB": 753664,
+        "memoryGB": 112.0,
+        "lowPriorityCapable": True,
+        "premiumIO": True,
+        "supportedComputeTypes": ["AmlCompute"],
+    }
+    for refused in (before, other):
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["code"] == "NoRegisteredProviderFound"
+        assert "for type 'locations/vmSizes'" in error["message"] and "location 'westeurope'" in error["message"]
+        assert error["message"].endswith("The supported locations are 'local'.")  # before, and in the other
+    assert no_version.status_code == 400 and no_version.json()["error"]["code"] == "MissingApiVersionParameter"
+
+
+def test_sizes_name_the_gpus_that_ray_workers_ask_for() -> None:
+    """One table: the sizes `list_sizes()` shows are the ones whose workers ask Ray for a GPU (`has_gpus`)."""
+    assert [gpus_of(name) for name in ("standard_nc6s_v3", "STANDARD_ND96ASR_V4", "Standard_DS3_v2")] == [1, 8, 0]
+    assert gpus_of("Standard_NC6") == 0 and gpus_of(None) == 0  # retired K80 size: not listed, so no GPU
+    assert all(is_size_name(name) for name in ("Standard_NC6s_v3", "STANDARD_DS3_V2", "Basic_A1"))
+    assert not any(is_size_name(name) for name in ("huge", "NC6s_v3", "Standard_", "Standard_NC 6"))

@@ -7,7 +7,6 @@ A compute is where a deployment's jobs run. ``scaleSettings.maxNodeCount`` caps 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from batchpoint.arm.context import RequestContext
@@ -16,6 +15,7 @@ from batchpoint.arm.ids import ArmPath, child_id
 from batchpoint.arm.operations import Progress, iso
 from batchpoint.arm.resources import check_duration, new_version
 from batchpoint.ml.computes.resource_types import COMPUTE_TYPE
+from batchpoint.ml.computes.sizes import gpus_of, is_size_name
 from batchpoint.store import AlreadyExists, Store
 from batchpoint.store.entities import Resource, utcnow
 
@@ -36,13 +36,9 @@ IDLE_NODE_COUNTS = {
 }
 
 
-GPU_SIZE = re.compile(r"standard_n[cdvg]", re.IGNORECASE)
-"""Azure's N-series sizes, whose nodes have GPUs: `Standard_NC6s_v3`, `STANDARD_ND96asr_v4`, `Standard_NV12s_v3`."""
-
-
 def has_gpus(compute: Resource) -> bool:
-    """The compute's size names GPUs: its jobs' workers on a Ray cluster each ask Ray for one."""
-    return bool(GPU_SIZE.match(compute.body["properties"]["properties"].get("vmSize") or ""))
+    """A node of the compute's size has GPUs (`sizes.py`): its jobs' workers on a Ray cluster each ask Ray for one."""
+    return gpus_of(compute.body["properties"]["properties"].get("vmSize")) > 0
 
 
 def compute_name_is_valid(name: str) -> bool:
@@ -118,8 +114,17 @@ class ComputeKind:
 
 
 def _vm_size(requested: str, stored: str | None) -> str:
-    """Azure's VM sizes are case-insensitive: a PUT naming the stored size in other letters keeps it as stored."""
-    return stored if stored is not None and stored.casefold() == requested.casefold() else requested
+    """Azure's VM sizes are case-insensitive: a PUT naming the stored size in other letters keeps it as stored. A
+    new size must be spelled as Azure spells sizes (one batchpoint does not list is taken: Azure has more)."""
+    if stored is not None and stored.casefold() == requested.casefold():
+        return stored
+    if stored is None and not is_size_name(requested):
+        raise bad_request(
+            f"The VM size '{requested}' is not a VM size: name one as Azure does (Standard_DS3_v2, "
+            "Standard_NC6s_v3, ...); ml_client.compute.list_sizes() lists those batchpoint knows.",
+            "UserError",
+        )
+    return requested
 
 
 def _compute_fields(requested: dict[str, Any]) -> dict[str, Any]:

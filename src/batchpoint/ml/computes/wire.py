@@ -148,3 +148,35 @@ class ComputeResource(WireModel):
 class ComputeResourceList(WireModel):
     value: list[ComputeResource]
     nextLink: str | None = None
+
+
+class EstimatedVMPrice(WireModel):
+    retailPrice: float
+    osType: str
+    vmTier: str
+
+
+class EstimatedVMPrices(WireModel):
+    billingCurrency: str
+    unitOfMeasure: str
+    values: list[EstimatedVMPrice]
+
+
+class VirtualMachineSize(WireModel):
+    """One VM size of ``locations/{location}/vmSizes`` (``ml_client.compute.list_sizes()``)."""
+
+    name: str | None = ReadOnly()
+    family: str | None = ReadOnly()
+    vCPUs: Int32 | None = ReadOnly()
+    gpus: Int32 | None = ReadOnly(description="The GPUs of a node of this size.")
+    osVhdSizeMB: Int32 | None = ReadOnly()
+    maxResourceVolumeMB: Int32 | None = ReadOnly()
+    memoryGB: float | None = ReadOnly()
+    lowPriorityCapable: bool | None = ReadOnly()
+    premiumIO: bool | None = ReadOnly()
+    estimatedVMPrices: EstimatedVMPrices | None = Field(default=None, description="Not given: no prices are known.")
+    supportedComputeTypes: list[str] | None = None
+
+
+class VirtualMachineSizeListResult(WireModel):
+    value: list[VirtualMachineSize] | None = None
