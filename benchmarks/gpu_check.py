@@ -13,7 +13,7 @@ Needs torch with CUDA in the interpreter that runs it (``make bench-deps`` insta
 GPUs' device files readable by the workers' sandbox (``/dev/nvidia*`` are allowed for the GPU a worker holds; pass
 ``--worker-read`` for a CUDA toolkit outside ``/usr``).
 
-Usage: python benchmarks/gpu_check.py [--files N] [--size N] [--worker-read PATH ...]
+Usage: python benchmarks/gpu_check.py [--files N] [--size N] [--worker-read PATH ...] [--unsandboxed] [--keep]
 """
 
 from __future__ import annotations
@@ -66,13 +66,17 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--size", type=int, default=4096, help="the matrices' side")
     parser.add_argument("--worker-read", action="append", default=[], help="passed to batchpoint serve")
+    parser.add_argument("--unsandboxed", action="store_true", help="workers outside their sandbox (serve's flag)")
+    parser.add_argument("--keep", action="store_true", help="keep the server's folder (its log, the jobs' logs)")
     args = parser.parse_args()
     gpus = discover()
     if len(gpus) < 2:
         print(f"gpu_check needs 2 or more GPUs; this machine has {len(gpus)} (nvidia-smi -L, CUDA_VISIBLE_DEVICES).")
         return 0
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
-        work = Path(folder)
+        work = Path(tempfile.mkdtemp(prefix="gpu-check-")) if args.keep else Path(folder)
+        if args.keep:
+            print(f"The server's folder, kept: {work} (server.log; the jobs' logs under server/storage)")
         inputs = work / "inputs"
         inputs.mkdir()
         for index in range(args.files):
@@ -82,6 +86,7 @@ def main() -> int:
         home, port = work / "server", free_port()
         command = [*batchpoint_command(port, home), "--allow-local-path", str(work)]
         command += [option for path in args.worker_read for option in ("--worker-read", path)]
+        command += ["--unsandboxed-workers"] if args.unsandboxed else []
         with running(command, port, work / "server.log"):
             headers = {"Authorization": f"Bearer {mint_token(home)}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
