@@ -159,6 +159,7 @@ def test_vm_sizes_are_listed_in_every_location_of_the_subscriptions_workspaces(s
 def test_sizes_name_the_gpus_that_ray_workers_ask_for() -> None:
     """One table: the sizes `list_sizes()` shows are the ones whose workers ask Ray for a GPU (`has_gpus`)."""
     assert [gpus_of(name) for name in ("standard_nc6s_v3", "STANDARD_ND96ASR_V4", "Standard_DS3_v2")] == [1, 8, 0]
-    assert gpus_of("Standard_NC6") == 0 and gpus_of(None) == 0  # retired K80 size: not listed, so no GPU
+    assert gpus_of("Standard_NC6") == 1  # a retired K80 size, not listed: an N-series node has a GPU at least
+    assert gpus_of("Standard_F4s_v2") == 0 and gpus_of(None) == 0
     assert all(is_size_name(name) for name in ("Standard_NC6s_v3", "STANDARD_DS3_V2", "Basic_A1"))
     assert not any(is_size_name(name) for name in ("huge", "NC6s_v3", "Standard_", "Standard_NC 6"))

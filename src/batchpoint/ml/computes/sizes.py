@@ -26,6 +26,8 @@ SIZE_NAME = re.compile(r"(standard|basic)_[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
 """How Azure spells a VM size: `Standard_NC6s_v3`, `STANDARD_DS3_V2`, `Basic_A1`."""
 LOCATION_SCAN_LIMIT = 10_000
 """The workspaces of a subscription whose locations `vm_sizes` knows (far more than a server has)."""
+GPU_SERIES = re.compile(r"standard_n[cdvg]", re.IGNORECASE)
+"""Azure's N-series, every size of which has GPUs (`Standard_NC6`, `Standard_NV36ads_A10_v5`), listed here or not."""
 COMPUTE_TYPES = ("AmlCompute",)
 """What `supportedComputeTypes` says: batchpoint runs compute clusters only (`rules.py`)."""
 
@@ -112,9 +114,12 @@ def known_size(name: str | None) -> VmSize | None:
 
 
 def gpus_of(name: str | None) -> int:
-    """The GPUs of a node of this size: 0 for a size batchpoint does not know."""
+    """The GPUs of a node of this size: for an N-series size this table lacks (a retired `Standard_NC6`, a newer
+    one), at least one, so that its workers still ask Ray for a GPU as they did before the table."""
     size = known_size(name)
-    return size.gpus if size else 0
+    if size is not None:
+        return size.gpus
+    return 1 if name and GPU_SERIES.match(name) else 0
 
 
 def is_size_name(name: str) -> bool:
