@@ -3,11 +3,14 @@ job over and finishes it exactly once; a cancel reaches whichever replica owns t
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from tests.api.jobs import TERMINAL, V, deploy_script, invoke, write_inputs
 from tests.cluster.replicas import (
@@ -20,6 +23,7 @@ from tests.cluster.replicas import (
     wait_for_end,
     wait_until,
 )
+from tests.jobs.test_placement import deploy_gated, one_running_one_queued
 from tests.server import WORKSPACE_ID, Server
 
 FILES = 3000
@@ -130,3 +134,62 @@ def jobs_of_endpoint(server: Server, endpoint: str) -> list[str]:
             ]
             url, params = page.get("nextLink"), None  # httpx drops a URL's own query when given params={}
     return names
+
+
+def queued_behind_a_gated_job(pair: Replicas, endpoint: str) -> tuple[Path, Path, str, str]:
+    """On A, a one-node compute: a first job running (its run() waits for the gate file), a second queued behind it.
+    Returns the gate, the input folder and the two jobs."""
+    inputs = write_inputs(pair.shared / f"in-{endpoint}", 2)
+    with pair.a.client() as client:
+        gate = deploy_gated(client, pair.shared, endpoint, endpoint, endpoint)  # a compute of its name
+        first, second = one_running_one_queued(client, endpoint, inputs)
+    return gate, inputs, first, second
+
+
+def invoke_through_a_completes(pair: Replicas, endpoint: str, inputs: Path) -> None:
+    """A later job through A on the same compute starts and completes: nothing waits ahead of it in A's queue."""
+    with pair.a.client() as client:
+        third = invoke(client, endpoint, str(inputs)).json()["name"]
+    assert wait_for_end(pair.a, third, timeout=30)["status"] == "Completed"
+    assert pair.predictions(third) == input_names(2)
+
+
+def lease_epoch(pair: Replicas, name: str) -> int:
+    """How many times the job's lease was claimed (0 once it ended)."""
+    assert pair.a.database_url is not None
+    engine = sqlalchemy.create_engine(pair.a.database_url)
+    try:
+        with engine.connect() as connection:
+            query = sqlalchemy.text("SELECT max(epoch) FROM leases WHERE subject LIKE :subject")
+            return connection.execute(query, {"subject": f"%/jobs/{name}"}).scalar() or 0
+    finally:
+        engine.dispose()
+
+
+def test_a_queued_job_taken_over_from_a_frozen_replica_holds_back_no_later_job_there(replicas: Replicas) -> None:
+    gate, inputs, first, second = queued_behind_a_gated_job(replicas, "frozen-queue")
+    assert replicas.a.process is not None
+    os.kill(replicas.a.process.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: lease_epoch(replicas, second) >= 2, LEASE_SECONDS + 30, "B to take the queued job over")
+        wait_until(lambda: lease_epoch(replicas, first) >= 2, LEASE_SECONDS + 30, "B to take the running job over")
+    finally:
+        os.kill(replicas.a.process.pid, signal.SIGCONT)
+    log = replicas.a.home / f"server-{replicas.a.port}.log"
+    wait_until(lambda: "lost the lease" in log.read_text(errors="replace"), 30, "A to stop the job it lost")
+    gate.touch()
+    assert wait_for_end(replicas.b, first, timeout=30)["status"] == "Completed"
+    assert wait_for_end(replicas.b, second, timeout=30)["status"] == "Completed"
+
+    invoke_through_a_completes(replicas, "frozen-queue", inputs)
+
+
+def test_a_queued_job_canceled_through_another_replica_ends_at_once(replicas: Replicas) -> None:
+    gate, inputs, first, second = queued_behind_a_gated_job(replicas, "cancel-queued")
+    with replicas.b.client() as client:
+        assert client.post(f"{WORKSPACE_ID}/jobs/{second}/cancel", params=V).status_code == 200
+
+    assert wait_for_end(replicas.a, second, timeout=10)["status"] == "Canceled"
+    gate.touch()
+    assert wait_for_end(replicas.a, first, timeout=30)["status"] == "Completed"
+    invoke_through_a_completes(replicas, "cancel-queued", inputs)

@@ -55,6 +55,7 @@ class Ownership:
         self._held: dict[LeaseKey, tuple[Fence, float]] = {}
         """Owned leases: the fence of our claim, and until when (monotonic clock) it surely still holds."""
         self._cancels: set[str] = set()
+        self._on_cancel: Callable[[str], None] | None = None
         self._claimants: dict[LeaseKind, Claimant] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -64,6 +65,10 @@ class Ownership:
 
     def register(self, kind: LeaseKind, claimant: Claimant) -> None:
         self._claimants[kind] = claimant
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(subject)` when the heartbeat sees a cancel asked (of another process) of owned work."""
+        self._on_cancel = callback
 
     def start(self) -> None:
         if self._lock_home():
@@ -190,7 +195,11 @@ class Ownership:
             jobs = [key.subject for key in self._held if key.kind == JOB]
         requested = self._leases.cancel_requested(jobs)
         with self._lock:
+            new = requested - self._cancels
             self._cancels |= requested
+        for subject in sorted(new):
+            if self._on_cancel is not None:
+                self._on_cancel(subject)
 
     def _take_free_work(self) -> None:
         for kind, claimant in self._claimants.items():

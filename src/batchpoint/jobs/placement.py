@@ -29,7 +29,8 @@ class Placement:
 
 class ComputeQueue:
     """The nodes this server's running jobs hold, per compute, and the jobs waiting for them (first come, first
-    served: a waiting job never lets a later one overtake it)."""
+    served: a waiting job never lets a later one overtake it). Jobs are known by their key (the id in lower case),
+    whichever way the caller spells the id."""
 
     def __init__(self, capacity_of: Callable[[str], int | None]) -> None:
         self._capacity_of = capacity_of
@@ -41,7 +42,7 @@ class ComputeQueue:
 
     def take(self, job_id: str, placement: Placement) -> bool:
         """Hold the job's nodes if they are free and no job is waiting before it; else queue it and say False."""
-        compute = placement.compute_id.lower()
+        job_id, compute = job_id.lower(), placement.compute_id.lower()
         with self._lock:
             waiting = self._waiting.setdefault(compute, deque())
             if waiting and waiting[0] != job_id:
@@ -63,7 +64,7 @@ class ComputeQueue:
     def release(self, job_id: str) -> str | None:
         """Free the job's nodes; returns the first job waiting on that compute, to try again."""
         with self._lock:
-            compute, nodes = self._held.pop(job_id, (None, 0))
+            compute, nodes = self._held.pop(job_id.lower(), (None, 0))
             if compute is None:
                 return None
             self._used[compute] -= nodes
@@ -73,11 +74,14 @@ class ComputeQueue:
         waiting = self._waiting.get(compute.lower())
         return waiting[0] if waiting else None
 
-    def withdraw(self, job_id: str) -> bool:
-        """Take a waiting job out of its queue (it was canceled); False when it was not waiting."""
+    def withdraw(self, job_id: str) -> str | None:
+        """Take a waiting job out of its queue: it was canceled, or it no longer waits here (it ended, or went to
+        another process). Returns the compute it waited for (whose next waiting job may start now), None when it
+        was not waiting: a job left behind at the head of a queue would hold every later one back for good."""
+        job_id = job_id.lower()
         with self._lock:
-            for waiting in self._waiting.values():
+            for compute, waiting in self._waiting.items():
                 if job_id in waiting:
                     waiting.remove(job_id)
-                    return True
-        return False
+                    return compute
+        return None

@@ -24,7 +24,7 @@ from batchpoint.jobs.identity import WorkerIdentity
 from batchpoint.jobs.logs import pipeline_execution_log
 from batchpoint.jobs.pipelines.planner import run_pipeline
 from batchpoint.jobs.placement import ComputeQueue, Placement
-from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, model_run_of, run_of
+from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, run_of
 from batchpoint.jobs.scoring_step import follow, scoring_child_id, touch
 from batchpoint.ml.computes.rules import has_gpus, max_nodes
 from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
@@ -97,6 +97,7 @@ class JobRunner:
         """The fence each job running here writes under, by job key."""
         self._pool = OwnedWorkPool(ownership, JOB, max_jobs, stopping, self._run_tracked)
         self._queue = ComputeQueue(self._max_nodes)
+        ownership.on_cancel(self._cancel_requested)
 
     def reserve(self, job_id: str) -> bool:
         """Own a job being stored (in the store's transaction), so that no other process starts it before
@@ -111,15 +112,17 @@ class JobRunner:
         if self._pool.room() > 0 or self._pool.running(key):
             self.activity.queued(key)
             self._pool.start(key)
-        elif (fence := self._ownership.fence(_lease(key))) is not None:
+            return
+        if (fence := self._ownership.fence(_lease(key))) is not None:
             self._ownership.let_go(fence, ended=False)
+        self._leave_queue(key)  # it waits on its compute in whichever process claims it next
 
     def cancel(self, job_id: str) -> None:
         """Ask for the job's cancel; whichever process owns it (now or after a restart) ends it. A job waiting here
         for its compute's nodes ends at once."""
         self._ownership.request_cancel(job_id.lower())
         job = self._store.get(job_id)
-        if job is None or not self._queue.withdraw(job.id):
+        if job is None or (compute := self._queue.withdraw(job.id)) is None:
             return
         fence = self._ownership.fence(_lease(job.id))
         if fence is not None:
@@ -130,8 +133,15 @@ class JobRunner:
                 self._ownership.lost(fence, error)
             else:
                 self._ownership.finish(fence)
-        run = model_run_of(job)
-        self._wake(run.placement if run is not None else None)
+        self._wake(compute)
+
+    def _cancel_requested(self, job_key: str) -> None:
+        """A cancel asked of another process, of a job this process owns: a job waiting here for its compute's
+        nodes ends at once (a running one sees it as it goes)."""
+        compute = self._queue.withdraw(job_key)
+        if compute is not None:
+            self.submit(job_key)
+            self._wake(compute)
 
     def shutdown(self) -> None:
         """Stop every job (they stay resumable); each gives its lease back as it stops."""
@@ -145,13 +155,18 @@ class JobRunner:
             self.activity.ended(job_key)
 
     def _run(self, job_key: str) -> None:
+        """Run the job under its fence; unless it waits for its compute's nodes, it leaves their queue as it
+        leaves here, however it ended."""
         fence = self._ownership.fence(_lease(job_key))
         if fence is None:
+            self._leave_queue(job_key)
             return  # lost before it started here: whoever claims it next runs it
         self._fences[job_key] = fence
+        waiting = False
         try:
             with self._store.fenced(fence):
-                if not self._run_fenced(job_key):
+                waiting = not self._run_fenced(job_key)
+                if waiting:
                     return  # waiting for its compute's nodes: this process keeps it
         except ServerStopping:
             self._ownership.let_go(fence, ended=False)
@@ -163,6 +178,8 @@ class JobRunner:
             log.info("job %s had ended already; nothing more is written of it", job_key)
         finally:
             del self._fences[job_key]
+            if not waiting:
+                self._leave_queue(job_key)
         self._ownership.let_go(fence, ended=True)  # if not, whoever claims the lease next sees the job ended
 
     def _run_fenced(self, job_key: str) -> bool:
@@ -213,7 +230,7 @@ class JobRunner:
         if placement is not None and not self._queue.take(job.id, placement):
             self._update(job.id, lambda properties: properties.update(status=JobStatus.QUEUED))
             return False
-        self._wake(placement)  # the next waiting job may fit too
+        self._wake(placement.compute_id if placement is not None else None)  # the next waiting job may fit too
         try:
             self._run_model_job(job, run)
         finally:
@@ -222,10 +239,15 @@ class JobRunner:
                 self.submit(next_job)
         return True
 
-    def _wake(self, placement: Placement | None) -> None:
-        next_job = self._queue.next_waiting(placement.compute_id) if placement else None
+    def _wake(self, compute: str | None) -> None:
+        """Try the first job waiting for the compute's nodes."""
+        next_job = self._queue.next_waiting(compute) if compute else None
         if next_job is not None and not self._stopping.is_set():
             self.submit(next_job)
+
+    def _leave_queue(self, job_key: str) -> None:
+        """The job no longer waits here for its compute's nodes (if it did): the next one in line is tried."""
+        self._wake(self._queue.withdraw(job_key))
 
     def _executor_for(self, placement: Placement | None, environment: EnvironmentSpec | None) -> Executor:
         """Computes of one's own run on the server's Ray cluster when it has one; the built-in compute, and every
