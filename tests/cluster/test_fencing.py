@@ -61,11 +61,17 @@ class Fencing:
     """A's TMPDIR, with a slash: the beginning of its workers' and steps' HOME."""
 
     def a_processes(self) -> list[psutil.Process]:
-        """A's workers and steps: live processes whose HOME is in A's TMPDIR."""
+        """A's workers and steps: live processes whose HOME is in A's TMPDIR. Not A's warm template
+        (`boot.py template`), which A keeps for its next jobs: the workers it forked have its HOME too, and are
+        counted (runtime/templates.py)."""
         found = []
         for process in psutil.process_iter(["pid"]):
             try:
-                if process.environ().get("HOME", "").startswith(self.mark) and process.status() != psutil.STATUS_ZOMBIE:
+                if (
+                    process.environ().get("HOME", "").startswith(self.mark)
+                    and process.status() != psutil.STATUS_ZOMBIE
+                    and not is_template(process)
+                ):
                     found.append(process)
             except psutil.Error:
                 continue
@@ -73,6 +79,13 @@ class Fencing:
 
     def a_log(self) -> str:
         return (self.pair.a.home / f"server-{self.pair.a.port}.log").read_text(errors="replace")
+
+
+def is_template(process: psutil.Process) -> bool:
+    """A warm template: `python -I -S .../boot.py template FD` started by its server. The workers it forks have its
+    command line too, and it is their parent."""
+    parent = process.parent()
+    return process.cmdline()[-2:-1] == ["template"] and (parent is None or parent.cmdline()[-2:-1] != ["template"])
 
 
 @pytest.fixture(scope="module")

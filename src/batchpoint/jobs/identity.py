@@ -6,12 +6,13 @@ server's ``/identity/msi/token`` and a secret that names the job and stops worki
 (``access/managed_identity.py``; docs/security.md says who the tokens are for). With them: the cloud metadata URL, so
 an ``MLClient`` made in a script talks to this server too, and the server's CA bundle, to trust it.
 
-All of it is ``WorkerIdentity.variables``: a model job's workers get it in the job spec's environment
-(``WorkerIdentity.apply``), a pipeline step with its own variables (``jobs/pipelines/planner.py``, Decision 19: the
-secret of the step's child job). That is all their environment holds besides the operator's settings
-(``runtime/sandbox/policy.py``): the variables that would make azure-identity use another protocol (``IDENTITY_*``,
-which win over ``MSI_*``, and ``IMDS_ENDPOINT``), which the server inherits from a shell where
-``eval "$(batchpoint env)"`` ran, never reach a worker or step, nor does a stale ``AZUREML_CURRENT_CLOUD``.
+All of it is ``WorkerIdentity.variables``: a model job's workers get it in the job spec's ``job_variables``
+(``WorkerIdentity.apply``; never a warm template, ``runtime/templates.py``), a pipeline step with its own variables
+(``jobs/pipelines/planner.py``, Decision 19: the secret of the step's child job). That is all their environment
+holds besides the operator's settings (``runtime/sandbox/policy.py``): the variables that would make azure-identity
+use another protocol (``IDENTITY_*``, which win over ``MSI_*``, and ``IMDS_ENDPOINT``), which the server inherits
+from a shell where ``eval "$(batchpoint env)"`` ran, never reach a worker or step, nor does a stale
+``AZUREML_CURRENT_CLOUD``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class WorkerIdentity:
 
     def apply(self, spec: JobSpec, job_id: str) -> JobSpec:
         """``spec`` with the job's identity variables; the deployment's own variables win."""
-        return replace(spec, environment_variables={**self.variables(job_id), **spec.environment_variables})
+        return replace(spec, job_variables={**spec.job_variables, **self.variables(job_id)})
 
     def variables(self, job_id: str) -> dict[str, str]:
         """What a process of the job ``job_id`` gets to reach the server as the managed identity of the job's compute,

@@ -42,6 +42,7 @@ from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
 from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.runtime.stop_points import stop_point
+from batchpoint.runtime.templates import TemplatePool
 from batchpoint.store import FinalState, Store
 from batchpoint.store.entities import Resource, utcnow
 from batchpoint.store.leases import JOB, Fence, LeaseKey, LeaseLost
@@ -77,15 +78,18 @@ class JobRunner:
         ray_shared_paths: Sequence[Path] = (),
         sandbox: WorkerSandbox | None = None,
         gpus: GpuPool | None = None,
+        templates: bool = True,
     ) -> None:
         """``identity``: what the workers of each job and each pipeline step get to reach the server
         (``jobs/identity.py``); ``sandbox``: what scoring code, pipeline steps and environment builds may reach
         (docs/security.md); ``gpus``: the server's GPUs, which the local
-        workers of every job share out (``runtime/gpus.py``)."""
+        workers of every job share out (``runtime/gpus.py``); ``templates``: local workers of the server's own
+        environment are forked from warm templates (``runtime/templates.py``), which ``shutdown`` stops."""
         self._store = store
         self._gpus = gpus or GpuPool()
         self._identity = identity
         self._sandbox = sandbox or WorkerSandbox()
+        self._templates = TemplatePool() if templates else None
         self._ray_address = ray_address
         self._ray_shared_paths = ray_shared_paths
         self._environments = environments
@@ -146,6 +150,8 @@ class JobRunner:
     def shutdown(self) -> None:
         """Stop every job (they stay resumable); each gives its lease back as it stops."""
         self._pool.shutdown()
+        if self._templates is not None:
+            self._templates.close()
 
     def _run_tracked(self, job_key: str) -> None:
         self.activity.dequeued(job_key)
@@ -261,7 +267,7 @@ class JobRunner:
             return RayExecutor(
                 self._ray_address, environment, installer, self._ray_shared_paths, self._sandbox, gpus_per_worker=gpus
             )
-        return LocalProcessExecutor(sandbox=self._sandbox, gpus=self._gpus)
+        return LocalProcessExecutor(sandbox=self._sandbox, gpus=self._gpus, templates=self._templates)
 
     def _max_nodes(self, compute_id: str) -> int | None:
         compute = self._store.get(compute_id)

@@ -1,7 +1,8 @@
 """The local executor: `instance_count x max_concurrency_per_instance` worker processes on this machine.
 
 Workers are started by `spawn.py` (with `subprocess`: the server is multi-threaded, so no fork without
-exec), each in its own session so that a timeout kills the script's own child processes too, and each in the
+exec), or forked from a warm template of their environment when the server has one ready (`templates.py`), each in
+its own session so that a timeout kills the script's own child processes too, and each in the
 sandbox of its job (`sandbox/`, docs/security.md). A worker is started when its slot first gets a task and replaced
 (lazily, by the next task) when it is lost.
 
@@ -48,8 +49,16 @@ from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
-from batchpoint.runtime.spawn import StartedWorker, describe_exit, private_temp_root, read_text, start_worker
+from batchpoint.runtime.spawn import (
+    StartedWorker,
+    boot_worker,
+    describe_exit,
+    private_temp_root,
+    read_text,
+    start_worker,
+)
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
+from batchpoint.runtime.templates import TemplateKey, TemplatePool, template_key
 from batchpoint.runtime.worker import STACK_DUMP_SIGNAL
 
 STACK_POLL_SECONDS = 0.02
@@ -93,11 +102,15 @@ class LocalProcessExecutor(Executor):
         stack_dump_seconds: float = 0.5,
         sandbox: WorkerSandbox | None = None,
         gpus: GpuPool | None = None,
+        templates: TemplatePool | None = None,
     ) -> None:
         """`python` runs the jobs without an environment of their own; `shutdown_grace_seconds` bounds the
         scripts' `shutdown()`; `stack_dump_seconds` bounds the wait for a timed-out worker's stack before it is
         killed. `sandbox`: what the workers may reach (default: the kernel's Landlock, the server's own uid).
-        `gpus`: the server's GPUs, one per worker while there are enough (default: none)."""
+        `gpus`: the server's GPUs, one per worker while there are enough (default: none). `templates`: the
+        server's warm templates, which fork workers of its own environment (default: every worker starts cold)."""
+        self._templates = templates
+        self._template: TemplateKey | None = None
         self._python = python
         self._gpus = gpus or GpuPool()
         self._sandbox = sandbox or WorkerSandbox()
@@ -117,6 +130,8 @@ class LocalProcessExecutor(Executor):
         self._spec = spec
         self._homes = _job_homes(spec)
         self._job_python = spec.python or Path(self._python)
+        if self._templates is not None:
+            self._template = template_key(self._job_python, self._sandbox.user.uid, spec.environment_variables)
         self._reads = job_reads(spec, self._sandbox)
         self._sandbox.share(spec.output_dir)
         self._layout = LogLayout(spec.logs_dir)
@@ -214,26 +229,45 @@ class LocalProcessExecutor(Executor):
         self._sandbox.share(entry_script_logs)
         gpu = self._gpus.take()
         try:
-            started = start_worker(
-                python=self._job_python,
-                home=home,
-                policy=self._policy(home, entry_script_logs, gpu),
-                environment=self._worker_environment(home, gpu),
-                stdout=self._layout.stdout(name),
-                stderr=stderr,
-            )
+            policy = self._policy(home, entry_script_logs, gpu)
+            environment = self._worker_environment(home, gpu)
+            started = self._fork(home, self._layout.stdout(name), stderr)
+            if started is not None:
+                boot_worker(started, self._job_python, policy, environment)
+            else:
+                started = start_worker(
+                    python=self._job_python,
+                    home=home,
+                    policy=policy,
+                    environment=environment,
+                    stdout=self._layout.stdout(name),
+                    stderr=stderr,
+                )
         except BaseException:
             self._gpus.release(gpu)
             shutil.rmtree(home, ignore_errors=True)
             raise
         worker = _Worker(slot, name, started, home, gpu)
         self._slots[slot] = worker
-        append_line(self._layout.node_main(name.node), f"{name.process} started ({worker.name.detail}).")
+        forked = f", forked from the template pid {started.parent_pid}" if started.parent_pid != os.getpid() else ""
+        append_line(self._layout.node_main(name.node), f"{name.process} started ({worker.name.detail}{forked}).")
         if gpu is not None and gpu.others:
             append_line(self._layout.file(MASTER_ROLE), self._gpus.sharing(str(worker.name), gpu))
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
         self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
+
+    def _fork(self, home: Path, stdout: Path, stderr: Path) -> StartedWorker | None:
+        """A worker forked from the job's template, when it has one ready; None: start one cold."""
+        if self._templates is None or self._template is None:
+            return None
+        return self._templates.fork(self._template, home=home, stdout=stdout, stderr=stderr)
+
+    def _template_environment(self, folder: Path) -> dict[str, str]:
+        """A template's environment: a worker's of no job (no job variable, no secret), with the job's thread
+        counts, in the template's own private folder."""
+        assert self._template is not None
+        return self._sandbox.environment(python=self._job_python, home=folder, variables=dict(self._template.variables))
 
     def _policy(self, home: Path, entry_script_logs: Path, gpu: GpuLease | None) -> dict[str, Any] | None:
         """What a worker may reach: the job's code, model and inputs; its output folder and its node's
@@ -252,7 +286,8 @@ class LocalProcessExecutor(Executor):
         defined = {"AZUREML_BI_OUTPUT_PATH": str(spec.output_dir.absolute()), **self._gpus.environment(gpu)}
         if spec.model_dir is not None:
             defined["AZUREML_MODEL_DIR"] = str(spec.model_dir.absolute())
-        variables = {key: value for key, value in spec.environment_variables.items() if key != "AZUREML_MODEL_DIR"}
+        variables = {**spec.job_variables, **spec.environment_variables}  # the deployment's own win
+        variables.pop("AZUREML_MODEL_DIR", None)
         return self._sandbox.environment(python=self._job_python, home=home, variables=variables, defined=defined)
 
     @staticmethod
@@ -268,7 +303,8 @@ class LocalProcessExecutor(Executor):
     def _config(self, worker: _Worker) -> dict[str, Any]:
         spec = self._spec
         return {
-            "parent_pid": os.getpid(),
+            "parent_pid": worker.started.parent_pid,
+            "teach": self._template is not None,
             "script": str(spec.script_path),
             "code_dir": str(spec.code_dir.absolute()) if spec.code_dir else None,
             "logging_level": spec.logging_level,
@@ -301,6 +337,8 @@ class LocalProcessExecutor(Executor):
             message, payload = receive(worker.replies)
             kind = message["kind"]
             if kind == READY:
+                if self._templates is not None and self._template is not None:
+                    self._templates.learn(self._template, message.get("modules", []), self._template_environment)
                 worker.ready = True
                 self._init_failures[worker.slot] = 0
                 self._deadlines.disarm(worker.slot)

@@ -645,7 +645,7 @@ class RayExecutor(Executor):
                 "summary_only": spec.output_action == SUMMARY_ONLY,
                 "argv": script_argv(spec),
             },
-            "variables": dict(spec.environment_variables),
+            "variables": {**spec.job_variables, **spec.environment_variables},
             "sandbox": self._sandbox.for_nodes(),
             "code": places[CODE],
             "model": places[MODEL] or (MODEL if model is not None else None),

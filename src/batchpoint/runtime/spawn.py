@@ -2,8 +2,8 @@
 on its node (an actor runs the worker as its child, so that the worker can run the environment's own interpreter,
 which Ray itself may not run on). `start_worker` starts a worker; `command_line` any other sandboxed command (a
 pipeline step, an environment build). Each enters its sandbox (`sandbox/`, docs/security.md) before anything of its
-environment runs. docs/runtime.md ("How a worker starts") describes the path; a faster start (a forked template per
-environment, say) belongs here.
+environment runs. docs/runtime.md ("How a worker starts") describes the path; a worker may also be forked from a
+warm template of its environment (`templates.py`), and then boots the same way (`boot_worker`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from batchpoint.runtime.protocol import BOOT, encode
 from batchpoint.runtime.sandbox.policy import BOOT_VARIABLES, base_interpreter, virtual_environment
@@ -28,13 +28,27 @@ from batchpoint.runtime.sandbox.policy import BOOT_VARIABLES, base_interpreter, 
 BOOT_SCRIPT = Path(__file__).with_name("sandbox") / "boot.py"
 
 
+class WorkerProcess(Protocol):
+    """What the executors use of a worker process: a started one's `subprocess.Popen`, or a forked one's
+    `templates.ForkedProcess`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class StartedWorker:
     """A worker process and its ends of the two pipes: commands go to it, replies come from it."""
 
-    process: subprocess.Popen[bytes]
+    process: WorkerProcess
     commands: Connection
     replies: Connection
+    parent_pid: int = field(default_factory=os.getpid)
+    """The worker's parent, which it must not outlive: this server, or the template it was forked from."""
 
     def close(self) -> None:
         self.commands.close()
@@ -55,19 +69,9 @@ def start_worker(
     `policy` (None: unsandboxed) before anything of the environment runs. It then waits for its `config`."""
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
-    boot = [str(base_interpreter(python)), "-I", "-S", str(BOOT_SCRIPT), "worker", str(command_read), str(reply_write)]
     try:
-        with open(stdout, "ab") as out, open(stderr, "ab") as err:
-            process = subprocess.Popen(
-                boot,
-                pass_fds=(command_read, reply_write),
-                cwd=home / "cwd",
-                env=boot_environment(environment),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+        fds = (command_read, reply_write)
+        process = start_boot(python, ["worker", *map(str, fds)], fds, home / "cwd", environment, stdout, stderr)
     except BaseException:
         for fd in (command_write, reply_read):
             os.close(fd)
@@ -75,11 +79,45 @@ def start_worker(
     finally:
         os.close(command_read)
         os.close(reply_write)
-    commands = Connection(command_write, readable=False)
+    started = StartedWorker(process, Connection(command_write, readable=False), Connection(reply_read, writable=False))
+    boot_worker(started, python, policy, environment)
+    return started
+
+
+def start_boot(
+    python: Path,
+    arguments: list[str],
+    fds: tuple[int, ...],
+    cwd: Path,
+    environment: Mapping[str, str],
+    stdout: Path,
+    stderr: Path,
+) -> subprocess.Popen[bytes]:
+    """`boot.py ARGUMENTS` run by `python`'s base interpreter with `-I -S`, in its own session, keeping `fds`, with
+    only the variables it needs until it is in its sandbox (`BOOT_VARIABLES`), output appended to `stdout` and
+    `stderr`."""
+    boot = [str(base_interpreter(python)), "-I", "-S", str(BOOT_SCRIPT), *arguments]
+    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+        return subprocess.Popen(
+            boot,
+            pass_fds=fds,
+            cwd=cwd,
+            env=boot_environment(environment),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+
+
+def boot_worker(
+    started: StartedWorker, python: Path, policy: dict[str, Any] | None, environment: Mapping[str, str]
+) -> None:
+    """Send a worker, started or forked, what its boot needs: its sandbox, its environment, its virtual
+    environment. Nothing else of the job reaches it before it has entered the sandbox."""
     venv = virtual_environment(python)
     with contextlib.suppress(OSError):  # a worker that died at once says so through its replies
-        commands.send_bytes(encode(BOOT, policy=policy, environment=dict(environment), venv=str(venv or "")))
-    return StartedWorker(process, commands, Connection(reply_read, writable=False))
+        started.commands.send_bytes(encode(BOOT, policy=policy, environment=dict(environment), venv=str(venv or "")))
 
 
 def command_line(

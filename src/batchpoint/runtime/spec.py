@@ -64,6 +64,10 @@ class JobSpec:
     error_threshold: int = -1
     logging_level: LoggingLevel = "Info"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
+    """The deployment's variables (they win over `job_variables`)."""
+    job_variables: Mapping[str, str] = field(default_factory=dict)
+    """Variables of this job alone, such as its managed identity's secret: a worker gets them after it has entered
+    its sandbox, and a warm template (`templates.py`), which serves every job, never does."""
     python: Path | None = None
     """The interpreter of the deployment's environment; None runs the workers in the server's own."""
     remote_input: RemoteFolder | None = None

@@ -114,8 +114,21 @@ def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
     except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
         _exit_now(1)
-    send(replies, READY)
+    send(replies, READY, modules=imported_modules() if config.get("teach") else [])
     return script
+
+
+def imported_modules() -> list[str]:
+    """The public modules of site-packages this worker has imported, in the order it imported them: what a warm
+    template of its environment imports (`templates.py`)."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if ("site-packages" in file or "dist-packages" in file) and not any(
+            part.startswith("_") for part in name.split(".")
+        ):
+            found.append(name)
+    return found
 
 
 def load_script(path: Path) -> ModuleType:

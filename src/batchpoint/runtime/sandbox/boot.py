@@ -11,6 +11,16 @@ policy is not null), take the job's environment, activate its virtual environmen
 `batchpoint.runtime.worker`. `exec`: FILE holds {"policy", "environment"}: enter, then `execve` COMMAND with that
 environment.
 
+`template` (`BASE_PYTHON -I -S boot.py template SOCKET_FD`, `runtime/templates.py`, Decision 23): a warm process
+of the server's own environment that forks workers, each of which then boots as a started one does. Unsandboxed,
+so it runs nothing a deployment chose: the first message on SOCKET_FD (SOCK_SEQPACKET, one JSON message per packet)
+is `template` {"environment", "venv", "server_pid"}, which holds no job's variable. It activates the environment,
+then imports what `import` messages name (public modules of its site-packages only) and answers `ready`. A `fork`
+{"cwd"} carries four descriptors (the worker's command and reply pipe ends, its stdout, its stderr): the child
+closes everything else, takes its own session and working folder and runs `worker` (reads `boot`, enters its
+sandbox, takes the job's environment); the template answers `forked` {"pid"}, then `exited` {"pid", "returncode"}
+when it reaps it. It exits when its socket closes or the server is gone.
+
 Standard library only, Python 3.8+. Nothing runs when this file is imported: multiprocessing's spawn children run it
 again (as `__mp_main__`), inside the sandbox.
 """
@@ -101,14 +111,184 @@ def run_command(file: str, command: list[str]) -> None:
     os.execve(command[0], command, launch["environment"])
 
 
+def run_template(socket_fd: int) -> None:
+    import select
+    import signal
+    import socket
+
+    control = socket.socket(fileno=socket_fd)
+    first, _ = _template_message(control)
+    if first is None:
+        return
+    assert first["kind"] == "template", first["kind"]
+    server_pid = int(first["server_pid"])
+    _activate(first["environment"], first["venv"])
+    roots = _site_roots()
+    wakeup_read, wakeup_write = os.pipe()
+    os.set_blocking(wakeup_write, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wakeup_write)
+    _template_send(control, {"kind": "ready", "imported": []})
+    while os.getppid() == server_pid:
+        readable, _, _ = select.select([control.fileno(), wakeup_read], [], [], 1.0)
+        if wakeup_read in readable:
+            os.read(wakeup_read, 512)
+        _reap(control)
+        if control.fileno() not in readable:
+            continue
+        message, fds = _template_message(control)
+        if message is None:
+            return
+        if message["kind"] == "import":
+            _template_send(control, {"kind": "ready", "imported": _import_all(message["modules"], roots)})
+        elif message["kind"] == "fork":
+            pid = _fork_worker(message["cwd"], fds)
+            for fd in fds:
+                os.close(fd)
+            _template_send(control, {"kind": "forked", "pid": pid})
+
+
+def _template_message(control: Any) -> tuple[Any, list[int]]:
+    """The next message and the descriptors it carries; None when the server closed the socket."""
+    import array
+    import socket
+
+    fds = array.array("i")
+    try:
+        data, ancillary, _, _ = control.recvmsg(1 << 20, socket.CMSG_SPACE(8 * fds.itemsize))
+    except ConnectionError:
+        return None, []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data), list(fds)
+
+
+def _template_send(control: Any, message: dict[str, Any]) -> None:
+    control.sendall(json.dumps(message).encode())
+
+
+def _site_roots() -> list[str]:
+    """Where the modules a template may import live: the environment's site-packages, never the standard library
+    (whose `antigravity` opens a browser) nor any other folder."""
+    import site
+
+    return [os.path.realpath(folder) + os.sep for folder in site.getsitepackages()]
+
+
+def _import_all(names: list[str], roots: list[str]) -> list[str]:
+    """Import each of `names` that is a public module of the site-packages `roots` (what a worker said it had
+    imported: a hint, checked here); returns those imported."""
+    import importlib
+    import importlib.util
+
+    imported = []
+    for name in names:
+        parts = name.split(".")
+        if any(not part.isidentifier() or part.startswith("_") for part in parts):
+            continue
+        try:
+            found = importlib.util.find_spec(parts[0])
+            origin = found.origin if found is not None else None
+            if found is not None and found.submodule_search_locations:
+                origin = list(found.submodule_search_locations)[0]
+            if origin is None or not any(os.path.realpath(origin).startswith(root) for root in roots):
+                continue
+            importlib.import_module(name)
+        except BaseException as error:  # noqa: BLE001 - a module that fails here is imported by the worker itself
+            print(f"template: {name} not imported: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            continue
+        imported.append(name)
+    return imported
+
+
+def _fork_worker(cwd: str, fds: list[int]) -> int:
+    """A child that goes on as a started worker: its four descriptors are READ_FD, WRITE_FD, stdout and stderr."""
+    read_fd, write_fd, stdout, stderr = fds
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        _become_worker(cwd, fds)
+        run_worker(read_fd, write_fd)
+        code = 0
+    except SystemExit as ended:
+        code = ended.code if isinstance(ended.code, int) else (0 if ended.code is None else 1)
+        if ended.code is not None and not isinstance(ended.code, int):
+            print(ended.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - as an uncaught exception ends a started worker
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stream: nothing left to write
+                pass
+        os._exit(code)
+
+
+def _become_worker(cwd: str, fds: list[int]) -> None:
+    """What `subprocess.Popen` does for a started worker, in the forked child: its own session, standard streams
+    and working folder, no descriptor of the template's, default signal handling; and it dies with its template."""
+    import ctypes
+    import signal
+
+    read_fd, write_fd, stdout, stderr = fds
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    for fd in os.listdir("/proc/self/fd"):
+        if int(fd) not in (0, 1, 2, read_fd, write_fd):
+            try:
+                os.close(int(fd))
+            except OSError:
+                pass
+    os.chdir(cwd)
+
+
+def _reap(control: Any) -> None:
+    """Report each child that has exited (`returncode` as `subprocess` gives it)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        try:
+            _template_send(control, {"kind": "exited", "pid": pid, "returncode": code})
+        except OSError:
+            pass
+
+
 def main(argv: list[str]) -> None:
     _load_batchpoint()
     if argv[:1] == ["worker"] and len(argv) == 3:
         run_worker(int(argv[1]), int(argv[2]))
     elif argv[:1] == ["exec"] and len(argv) > 3 and argv[2] == "--":
         run_command(argv[1], argv[3:])
+    elif argv[:1] == ["template"] and len(argv) == 2:
+        run_template(int(argv[1]))
     else:
-        sys.exit("usage: python -I -S boot.py worker READ_FD WRITE_FD | exec FILE -- COMMAND [ARGUMENT...]")
+        sys.exit("usage: python -I -S boot.py worker READ_FD WRITE_FD | exec FILE -- COMMAND... | template SOCKET_FD")
 
 
 if __name__ == "__main__":
