@@ -89,10 +89,13 @@ class JobSpec:
             if isinstance(fields, Mapping):  # as a job's stored run record holds them
                 object.__setattr__(self, name, RemoteFolder(**fields) if fields else None)
         _check_path_component("job_id", self.job_id)
-        _check_path_component("output_file_name", self.output_file_name)
-        _check_at_least("mini_batch_size", self.mini_batch_size, 1)
-        _check_at_least("instance_count", self.instance_count, 1)
-        _check_at_least("max_concurrency_per_instance", self.max_concurrency_per_instance, 1)
+        check_deployment_settings(
+            output_file_name=self.output_file_name,
+            mini_batch_size=self.mini_batch_size,
+            instance_count=self.instance_count,
+            max_concurrency_per_instance=self.max_concurrency_per_instance,
+            environment_variables=self.environment_variables,
+        )
         _check_at_least("max_retries", self.max_retries, 0)
         _check_at_least("error_threshold", self.error_threshold, -1)
         _check_positive("timeout_seconds", self.timeout_seconds)
@@ -132,6 +135,27 @@ class JobSpec:
     def private_dir(self) -> Path:
         """Where the job keeps its committed rows until the output file is written; hidden from listings."""
         return self.output_dir / ".batchpoint" / self.job_id
+
+
+def check_deployment_settings(
+    *,
+    output_file_name: str = "predictions.csv",
+    mini_batch_size: int = 1,
+    instance_count: int = 1,
+    max_concurrency_per_instance: int = 1,
+    environment_variables: Mapping[str, str | None] | None = None,
+) -> None:
+    """The settings a deployment writes that no job could run with (a ValueError naming the first, by its
+    azure-ai-ml name): its PUT is refused for them, and a job of one stored before is refused at invoke."""
+    _check_path_component("output_file_name", output_file_name)
+    _check_at_least("mini_batch_size", mini_batch_size, 1)
+    _check_at_least("instance_count", instance_count, 1)
+    _check_at_least("max_concurrency_per_instance", max_concurrency_per_instance, 1)
+    for name, value in (environment_variables or {}).items():
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"environment variable name {name!r} is not valid: it is empty or has '=' or NUL")
+        if value and "\0" in value:
+            raise ValueError(f"environment variable {name!r} has a NUL character in its value")
 
 
 def _check_path_component(name: str, value: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import astuple
 from pathlib import Path
 
+import pytest
+
 from batchpoint.arm.ids import workspace_id
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENT_TYPE
 from batchpoint.ml.endpoints.rules import JobSettings
@@ -63,3 +65,12 @@ def test_what_a_deployment_sets_is_kept_and_a_partial_retry_setting_keeps_the_ot
         "Debug",
     )
     assert (settings.instance_count, settings.max_retries, settings.timeout) == (2, 0, "PT30S")
+
+
+def test_a_job_spec_refuses_environment_variables_no_process_can_have() -> None:
+    """A deployment stored before its PUT checked them (Decision 21) gets a 400 at invoke, not workers that die
+    at their start with "exited with code 1"."""
+    for variables, message in (({"A=B": "1"}, "name 'A=B' is not valid"), ({"A": "x\0y"}, "'A' has a NUL")):
+        with pytest.raises(ValueError, match=message):
+            JobSpec(job_id="j", input_paths=[], output_dir=Path("out"), environment_variables=variables)
+    JobSpec(job_id="j", input_paths=[], output_dir=Path("out"), environment_variables={"A": "b=c\nd", "E": ""})

@@ -113,3 +113,46 @@ def test_endpoints_and_deployments_named_before_the_rules_keep_working(tmp_path:
     assert changed.json()["tags"] == redeployed.json()["tags"] == {"kept": "yes"}
     assert new_deployment.json()["properties"]["provisioningState"] == "Succeeded"
     assert deleted.status_code in (200, 204)
+
+
+UNRUNNABLE = [
+    ({"miniBatchSize": 0}, "mini_batch_size must be at least 1, not 0"),
+    ({"maxConcurrencyPerInstance": 0}, "max_concurrency_per_instance must be at least 1, not 0"),
+    ({"resources": {"instanceCount": 0}}, "instance_count must be at least 1, not 0"),
+    ({"outputFileName": "results/predictions.csv"}, "output_file_name must be a plain file name"),
+    ({"outputFileName": ".."}, "output_file_name must be a plain file name"),
+    ({"outputFileName": ""}, "output_file_name must be a plain file name, not ''"),
+    ({"environmentVariables": {"A=B": "1"}}, "environment variable name 'A=B' is not valid"),
+    ({"environmentVariables": {"": "1"}}, "environment variable name '' is not valid"),
+    ({"environmentVariables": {"A": "x\u0000y"}}, "environment variable 'A' has a NUL character"),
+]
+
+
+@pytest.mark.parametrize(("settings", "message"), UNRUNNABLE)
+def test_settings_no_job_could_run_with_are_a_400_naming_them_on_create_and_on_update(
+    server: Server, settings: dict[str, object], message: str
+) -> None:
+    """Before, such a deployment was `Succeeded` and each invoke was refused, or (for an environment variable) each
+    job's workers died in their start with "exited with code 1 during init()"."""
+    with server.client() as client:
+        put_and_wait(client, deployment_url("rules-ep", "runnable"), deployment_body())
+        created = client.put(deployment_url("rules-ep", "unrunnable"), params=V, json=deployment_body(**settings))
+        updated = client.put(deployment_url("rules-ep", "runnable"), params=V, json=deployment_body(**settings))
+        missing = client.get(deployment_url("rules-ep", "unrunnable"), params=V)
+    for refused in (created, updated):
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "UserError"
+        assert refused.json()["error"]["message"].startswith("No job can run with this deployment's settings: ")
+        assert message in refused.json()["error"]["message"]
+    assert missing.status_code == 404
+
+
+def test_odd_but_runnable_settings_are_accepted(server: Server) -> None:
+    settings = {
+        "miniBatchSize": 10**12,
+        "outputFileName": "prédictions 日本.csv",
+        "environmentVariables": {"EQUALS": "a=b=c", "LINES": "one\ntwo", "EMPTY": "", "NONE": None},
+    }
+    with server.client() as client:
+        deployment = put_and_wait(client, deployment_url("rules-ep", "odd"), deployment_body(**settings))
+    assert deployment.json()["properties"]["provisioningState"] == "Succeeded", deployment.text

@@ -18,7 +18,7 @@ from batchpoint.ml.assets.references import resolve_version
 from batchpoint.ml.components.pipelines import load_pipeline
 from batchpoint.ml.computes.rules import resolve_compute
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
-from batchpoint.ml.endpoints.validation import check_new_name, unacted_settings
+from batchpoint.ml.endpoints.validation import check_new_name, check_runnable, unacted_settings
 from batchpoint.ml.endpoints.wire import BatchDeploymentProperties, BatchRetrySettings, DeploymentResourceConfiguration
 from batchpoint.runtime.spec import LoggingLevel, OutputAction
 from batchpoint.store import Store
@@ -159,6 +159,7 @@ class BatchDeploymentKind:
         properties["resources"] = {**DEFAULT_RESOURCES, **(requested.get("resources") or {})}
         properties["retrySettings"] = {**DEFAULT_RETRY, **(requested.get("retrySettings") or {})}
         check_duration("retrySettings.timeout", properties["retrySettings"]["timeout"])
+        check_runnable(properties)
         properties["properties"] = merge_add_only(before.get("properties"), requested.get("properties"))
         configuration = properties.get("deploymentConfiguration")
         if configuration is not None:

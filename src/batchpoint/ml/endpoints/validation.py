@@ -3,7 +3,8 @@ settings of a deployment that batchpoint records but does not act on (docs/manag
 validations"; Decision 21).
 
 The rules are checked when a resource is created only: an endpoint or deployment created before a rule existed
-keeps working, and a PUT that changes it is not refused for its name.
+keeps working, and a PUT that changes it is not refused for its name. Settings no job could run with
+(`check_runnable`) are refused on every PUT: a deployment that has them never worked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 from batchpoint.arm.errors import ArmError, bad_request
 from batchpoint.ml.assets.references import is_registry_reference, load_version
+from batchpoint.runtime.spec import check_deployment_settings
 from batchpoint.store import Store
 
 NAME_LENGTH = (3, 32)
@@ -37,6 +39,23 @@ def check_new_name(what: Named, name: str) -> None:
             f"The name for {what} must start with an upper- or lowercase letter and only consist of '-'s and "
             "alphanumeric characters."
         )
+
+
+def check_runnable(properties: dict[str, Any]) -> None:
+    """A deployment's settings must be ones a job can run with (`miniBatchSize` 0, an `outputFileName` with a `/`,
+    an environment variable named `A=B`, ...): refused on every PUT, with the runtime's own message, rather than
+    stored as `Succeeded` and refused at each invoke (Decision 21)."""
+    given = {
+        "output_file_name": properties.get("outputFileName"),
+        "mini_batch_size": properties.get("miniBatchSize"),
+        "instance_count": (properties.get("resources") or {}).get("instanceCount"),
+        "max_concurrency_per_instance": properties.get("maxConcurrencyPerInstance"),
+        "environment_variables": properties.get("environmentVariables"),
+    }
+    try:
+        check_deployment_settings(**{name: value for name, value in given.items() if value is not None})
+    except ValueError as error:
+        raise _invalid(f"No job can run with this deployment's settings: {error}.") from None
 
 
 def unacted_settings(store: Store, workspace_id: str, properties: dict[str, Any]) -> list[str]:
