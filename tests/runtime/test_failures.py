@@ -181,6 +181,37 @@ def test_a_worker_that_dies_in_init_counts_as_a_failed_init(kit: Kit) -> None:
     assert "exited with code 3 during init()" in outcome.message
 
 
+PRINT_AND_EXIT = "    print('noise\\n' * 50 + 'CUDA out of memory ü', file=sys.stderr)\n    sys.stderr.flush()\n"
+"""The body of a function that prints 51 lines to stderr, to be followed by its `os._exit`."""
+
+
+@pytest.mark.parametrize(
+    ("script", "ended"),
+    [
+        (
+            f"import os, sys\n\ndef init():\n{PRINT_AND_EXIT}    os._exit(2)\n\n"
+            "def run(mini_batch):\n    return mini_batch\n",
+            "exited with code 2 during init().",
+        ),
+        (
+            f"import os, sys\n\ndef run(mini_batch):\n{PRINT_AND_EXIT}    os._exit(4)\n",
+            "exited with code 4 while running mini-batch 0.",
+        ),
+    ],
+)
+def test_a_worker_that_exits_says_in_its_error_what_it_last_wrote_to_stderr(kit: Kit, script: str, ended: str) -> None:
+    """What a script prints before `os._exit` (or a worker's own start prints as it fails) is the only word on why:
+    the error names the worker's stderr file and quotes its last lines, in init() and in run()."""
+    kit.inputs("a.txt")
+    kit.script(script)
+
+    outcome = kit.run(max_retries=0)
+
+    assert f"{ended}\nThe end of what it wrote to logs/user/stderr/0/process000.stderr.txt:\n" in outcome.message
+    assert outcome.message.count("noise") == 19 and "noise\nCUDA out of memory ü" in outcome.message
+    assert "CUDA out of memory ü" in kit.log("job_result.txt")
+
+
 def test_an_init_that_hangs_past_its_time_limit_fails_the_job_with_its_stack(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt")
     kit.script("import time\n\ndef init():\n    time.sleep(600)\n\ndef run(mini_batch):\n    return mini_batch\n")

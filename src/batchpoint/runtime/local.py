@@ -52,10 +52,10 @@ from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import (
     StartedWorker,
     boot_worker,
-    describe_exit,
     private_temp_root,
     read_text,
     start_worker,
+    why_it_ended,
 )
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec
 from batchpoint.runtime.templates import TemplateKey, TemplatePool, template_key
@@ -404,16 +404,17 @@ class LocalProcessExecutor(Executor):
         return read_text(worker.traceback_file)
 
     def _lose_dead(self, worker: _Worker) -> None:
-        crash = read_text(worker.traceback_file)
+        crash = read_text(worker.traceback_file)  # before _retire removes the worker's folder
         returncode = self._retire(worker)
+        when = "during init()" if not worker.ready else f"while running mini-batch {getattr(worker.task, 'index', '')}"
+        stderr = self._layout.stderr(worker.name)
+        error = why_it_ended(
+            f"The worker {worker.name}", returncode, when, crash, stderr, self._layout.relative(stderr)
+        )
         if not worker.ready:
-            error = f"The worker {worker.name} {describe_exit(returncode)} during init()."
-            self._count_init_failure(worker, f"{error}\n{crash}" if crash else error)
+            self._count_init_failure(worker, error)
         elif worker.task is not None:
-            error = (
-                f"The worker {worker.name} {describe_exit(returncode)} while running mini-batch {worker.task.index}."
-            )
-            self._record_loss(worker, "died", f"{error}\n{crash}" if crash else error)
+            self._record_loss(worker, "died", error)
 
     def _lose(self, worker: _Worker, kind: FailureKind, error: str) -> None:
         self._retire(worker)

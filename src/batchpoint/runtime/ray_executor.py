@@ -70,7 +70,7 @@ from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode, receive
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
-from batchpoint.runtime.spawn import StartedWorker, describe_exit, private_temp_root, read_text, start_worker
+from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, start_worker, why_it_ended
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec, RemoteFolder
 
 CONNECT_SECONDS = 5.0
@@ -262,9 +262,8 @@ class ScoringActor:
         """Why the worker is gone: how it exited, and the Python stacks of a crash."""
         assert self._worker is not None
         returncode = self._worker.process.wait()
-        error = f"The worker {describe_exit(returncode)} {when}."
-        crash = read_text(self._traceback)
-        return f"{error}\n{crash}" if crash else error
+        output = f"its stdout and stderr ({self._agent_name}.stdout.txt in logs/user/stdout)"
+        return why_it_ended("The worker", returncode, when, read_text(self._traceback), self._log, output)
 
     def shutdown(self) -> WorkerLogs:
         """Let the worker call the script's `shutdown()` and exit; returns what it printed and logged."""

@@ -160,6 +160,33 @@ def describe_exit(returncode: int) -> str:
     return f"was killed by signal {name}{hint}"
 
 
+OUTPUT_TAIL_LINES = 20
+OUTPUT_TAIL_CHARACTERS = 4000
+
+
+def output_tail(path: Path, name: str) -> str:
+    """The last lines a worker that ended wrote to its output file `path` (named `name` in the job's logs), as a
+    paragraph for the message saying why it ended: what a script prints before `sys.exit` or `os._exit`, or a
+    failure of the worker's own start, is often the only word on it. Empty when it wrote nothing."""
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - 4 * OUTPUT_TAIL_CHARACTERS))
+            data = file.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()[1 if size > len(data) else 0 :]
+    tail = "\n".join(lines[-OUTPUT_TAIL_LINES:]).strip("\n")[-OUTPUT_TAIL_CHARACTERS:]
+    return f"The end of what it wrote to {name}:\n{tail}" if tail.strip() else ""
+
+
+def why_it_ended(who: str, returncode: int, when: str, crash: str, output: Path, output_name: str) -> str:
+    """The error of a worker that is gone: how it ended (`who` exited ... `when`), the Python stacks of a crash
+    (`crash`, what faulthandler wrote) and the end of what it wrote to `output` (`output_tail`)."""
+    explained = [crash, output_tail(output, output_name)]
+    return "\n".join([f"{who} {describe_exit(returncode)} {when}.", *filter(None, explained)])
+
+
 def read_text(path: Path) -> str:
     """A worker's file (its crash traceback, say); empty when it cannot be read."""
     try:
