@@ -34,6 +34,18 @@ def spec_on(conda_file: str, python: str | None) -> EnvironmentSpec:
     return from_conda_file(conda_file, "a test").built_with(interpreter(python))
 
 
+def compiled(python: Path, *modules: str) -> list[bool]:
+    """Whether each module's bytecode is in the environment (its workers cannot write it there)."""
+    check = (
+        "import importlib.util, os, sys; "
+        "print(*[os.path.exists(importlib.util.cache_from_source(importlib.util.find_spec(m).origin)) "
+        "for m in sys.argv[1:]])"
+    )
+    command = [str(python), "-I", "-B", "-c", check, *modules]
+    answer = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return [word == "True" for word in answer.split()]
+
+
 def imports(python: Path, *modules: str) -> list[bool]:
     check = "import importlib.util, sys; print(*[importlib.util.find_spec(m) is not None for m in sys.argv[1:]])"
     answer = subprocess.run([str(python), "-c", check, *modules], capture_output=True, text=True, check=True).stdout
@@ -55,6 +67,7 @@ def test_each_installer_builds_an_isolated_environment_on_the_python_asked_for(
     built = cache.ensure(spec, lines.append)
 
     assert built.built and imports(built.python, "six", "fastapi") == [True, False]
+    assert compiled(built.python, "six") == [True]
     version = subprocess.run([str(built.python), "-c", "import platform; print(platform.python_version())"],
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert version == spec.built_on.version
@@ -81,10 +94,12 @@ def test_a_failed_install_names_the_installer_and_its_error_and_leaves_no_folder
 
 def mirror_with_one_package(root: Path) -> str:
     """A package index (PEP 503 folders, as an offline mirror serves them) holding only `batchpoint-mirror-only`
-    1.0, which PyPI does not have; its URL."""
+    1.0, which PyPI does not have (a package with a test suite of its own); its URL."""
     name = "batchpoint_mirror_only-1.0"
     files = {
-        "batchpoint_mirror_only.py": "VALUE = 'from the mirror'\n",
+        "batchpoint_mirror_only/__init__.py": "VALUE = 'from the mirror'\n",
+        "batchpoint_mirror_only/tests/__init__.py": "",
+        "batchpoint_mirror_only/tests/test_value.py": "def test_value():\n    pass\n",
         f"{name}.dist-info/METADATA": "Metadata-Version: 2.1\nName: batchpoint-mirror-only\nVersion: 1.0\n",
         f"{name}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -113,6 +128,8 @@ def test_a_build_installs_from_the_package_index_it_is_given(tmp_path: Path, ins
 
     built = EnvironmentCache(tmp_path / "cache", index, choose_installer(installer)).ensure(spec)
 
+    package, tests = "batchpoint_mirror_only", "batchpoint_mirror_only.tests.test_value"
+    assert compiled(built.python, package, tests) == [True, False], "the package's own tests are not compiled"
     value = subprocess.run([str(built.python), "-c", "import batchpoint_mirror_only as m; print(m.VALUE)"],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert value == "from the mirror\n"

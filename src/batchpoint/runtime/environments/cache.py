@@ -34,9 +34,11 @@ from pathlib import Path
 
 from batchpoint.runtime import counters
 from batchpoint.runtime.environments.installers import (
+    COMPILE_STEP,
     Installer,
     InstallerUnavailable,
     choose_installer,
+    compile_command,
     local_sources,
 )
 from batchpoint.runtime.environments.relax import named_in, pinned_name, unpinned
@@ -222,6 +224,8 @@ class EnvironmentCache:
                 report(f"# moving the pin '{line}': it does not install on Python {spec.built_on.version}")
                 moved[str(pinned_name(line))] = line
                 requirements[requirements.index(line)] = unpinned(line)
+        report("# compiling bytecode")
+        self._run(COMPILE_STEP, compile_command(folder), report, sandboxed)
         versions = self.installer.installed_versions(output)
         return [f"{line} -> {versions.get(name, 'not installed')}" for name, line in moved.items()]
 

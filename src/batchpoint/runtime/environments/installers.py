@@ -5,8 +5,9 @@ failure and the versions it installed.
 
 uv is run with the interpreter's path and `UV_PYTHON_DOWNLOADS=never`, so it never fetches a Python of its own; it
 reads its own configuration (`uv.toml`, `UV_INDEX_URL`, ...), not pip's, and caches under `~/.cache/uv`
-(`UV_CACHE_DIR`). Both compile every installed module's bytecode: sandboxed workers cannot write it into their
-read-only environment, and would compile what they import at every start (docs/runtime.md).
+(`UV_CACHE_DIR`). Neither compiles bytecode: the build's last step (`compile_command`) does, for every installed
+module outside the packages' own test suites; sandboxed workers cannot write it into their read-only environment, and
+would compile what they import at every start (docs/runtime.md).
 """
 
 from __future__ import annotations
@@ -98,7 +99,6 @@ class UvInstaller(Installer):
             self.binary,
             "pip",
             "install",
-            "--compile-bytecode",  # a sandboxed worker cannot write it into its read-only environment
             "--python",
             str(folder / "bin" / "python"),
             *index_options,
@@ -147,7 +147,7 @@ class PipInstaller(Installer):
             )
         index_options = ["--index-url", index] if index else []
         return [
-            *pip, "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
+            *pip, "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off", "--no-compile",
             *index_options, "-r", str(requirements),
         ]  # fmt: skip
 
@@ -162,6 +162,24 @@ class PipInstaller(Installer):
                     name, _, version = item.rpartition("-")
                     versions[canonicalize_name(name)] = version
         return versions
+
+
+COMPILE_STEP = "compile bytecode"
+COMPILE = """\
+import compileall, re, sys, sysconfig
+for root in sorted({sysconfig.get_paths()[name] for name in ("purelib", "platlib")}):
+    tests = re.compile(re.escape(root) + r"/(?:.+/)?tests?/")
+    compileall.compile_dir(root, maxlevels=100, rx=tests, quiet=2, workers=0)
+"""
+"""Compiles the environment's site-packages with its own Python (any version from 3.6), on every core, except the
+folders named `tests` or `test`: the packages' own test suites, which no scoring script imports, are more than half
+of pandas and numpy (a pandas 3 environment's build took 6.9 s of CPU with uv's `--compile-bytecode`, 4.0 s now).
+A file that does not compile (Python 2 code in a package) is left as it is, as uv and pip do."""
+
+
+def compile_command(folder: Path) -> list[str]:
+    """The build's last step: compile the bytecode of what was installed into the environment in `folder`."""
+    return [str(folder / "bin" / "python"), "-I", "-c", COMPILE]
 
 
 SOURCE_SETTINGS = ("index-url", "extra-index-url", "find-links", "default-index", "index")
