@@ -85,8 +85,10 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-RAY_NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2}
-"""Each node of the test cluster declares two logical CPUs (the machine has two cores)."""
+RAY_NODE = {"num_cpus": 2, "object_store_memory": 78 * 1024**2, "include_log_monitor": False}
+"""Each node of the test cluster declares two logical CPUs (the machine has two cores). No log monitor: it streams the
+workers' output to drivers, which batchpoint does not ask for (``log_to_driver=False``), and polled the session's
+log files for 6-11 s of CPU per run."""
 RAY_HEALTH_CHECKS = {"health_check_period_ms": 500, "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}
 """A lost node is declared dead after about 1.5 s instead of Ray's default of about 15 s: what the tests check is
 what batchpoint does once Ray has, not how long Ray waits (an operator tunes the same settings on a real head)."""
