@@ -22,8 +22,12 @@ RECORD = Path(__file__).with_name("module_seconds.json")
 ONE_PROCESS = {
     "tests/runtime/test_ray_executor.py": "the Ray cluster",
     "tests/sdk/test_ray_compute.py": "the Ray cluster",
+    "tests/web/test_pages.py": "Chromium",
+    "tests/web/test_job_page.py": "Chromium",
+    "tests/web/test_job_list.py": "Chromium",
+    "tests/web/test_pipeline_graph.py": "Chromium",
 }
-"""Modules scheduled as one unit, by what they share (the session fixture ``ray_cluster``)."""
+"""Modules scheduled as one unit, by what they share (the session fixtures ``ray_cluster`` and ``browser``)."""
 
 
 def module_of(nodeid: str) -> str:

@@ -20,9 +20,7 @@ from tests.api.arm import grant
 from tests.api.jobs import V, deploy_script, predictions, wait_for_job, write_inputs
 from tests.jobs.test_datastore_paths import ECHO
 from tests.server import TEST_USER, WORKSPACE_ID, Server, running
-from tests.web.test_pages import READER, accessible, browser, expect, screenshot, signed_in_page  # noqa: F401
-
-# ``browser`` is test_pages.py's fixture: one Chromium per module.
+from tests.web.test_pages import READER, accessible, expect, screenshot, signed_in_page
 
 ENDPOINT = "listed"
 INSERTED = 1200

@@ -1,7 +1,7 @@
 """A model job's page in a real headless Chromium: the throughput chart and the mini-batch timeline grow while the
 job runs and, once it ended, hold exactly the tries its ledger recorded; the failed files are listed once each with
 their error; the output's first rows are shown; a job of 10,000 mini-batches has its page in under a second.
-One server and one browser serve the module."""
+One server serves the module; the browser is tests/web/conftest.py's."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from batchpoint.store import open_store
 from batchpoint.web.charts import BARS_PER_LANE
 from tests.api.jobs import deploy_script, predictions, wait_for_job
 from tests.server import API, WORKSPACE_ID, Server
-from tests.web.test_pages import CHROMIUM, accessible, expect, playwright_api, printed_link, screenshot, start_job
+from tests.web.test_pages import accessible, expect, owner, screenshot, start_job  # noqa: F401 - owner is a fixture
 
 CHARTED = """
 import os, time
@@ -83,14 +83,9 @@ def blocked_flag(home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(server: Server) -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-        signed_in = context.new_page()
-        signed_in.goto(printed_link(server))
-        yield signed_in
-        browser.close()
+def page(owner: object) -> object:
+    """The module's signed-in page: test_pages.py's ``owner``, on this module's server."""
+    return owner
 
 
 def report_rows(server: Server, name: str) -> list[dict[str, str]]:

@@ -1,13 +1,12 @@
 """The studio web page in a real headless Chromium (Debian's ``chromium``, driven by Playwright): sign in with the
 printed link, see an endpoint, watch a running job change without a reload, read a failed job's traceback, cancel
 as Owner, be refused as Reader, re-run a job's failed items. Every page passes axe-core with no violation; the
-screenshots in docs/images come from these tests. One server and one browser serve the module."""
+screenshots in docs/images come from these tests. One server serves the module (the browser: tests/web/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ from tests.api.arm import grant
 from tests.api.jobs import deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.jobs.pipelines.test_pipelines import component, node, put_job, wait_for_status
 from tests.server import API, TEST_USER, WORKSPACE_ID, Server
+from tests.web.conftest import CHROMIUM
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
 expect = playwright_api.expect  # waits for what it asserts: a click that navigates returns before the new page
 expect.set_options(timeout=30_000)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "docs" / "images"
@@ -85,14 +84,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def flaky_flag(home: Path) -> Path:
     """While this file exists, the ``flaky`` deployment fails on FLAKY_FILES; removing it fixes the script."""
     return home / "data" / "flaky-is-broken"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def printed_link(server: Server) -> str:

@@ -13,7 +13,7 @@ from batchpoint.web.pipeline_graph import COLUMN_GAP, MARGIN, NODE_HEIGHT, NODE_
 from batchpoint.web.views import StepView
 from tests.jobs.pipelines.test_pipelines import component, node, put_job, wait_for_status
 from tests.server import TEST_USER, WORKSPACE_ID, Server
-from tests.web.test_pages import accessible, browser, expect, screenshot, signed_in_page  # noqa: F401
+from tests.web.test_pages import accessible, expect, screenshot, signed_in_page
 
 DIAMOND = {"prepare": [], "left": ["prepare"], "right": ["prepare"], "merge": ["left", "right"]}
 """Each step and the steps it needs, in the planner's order."""
