@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ def provision(client: httpx.Client, endpoint: str, deployment: str, environment_
     seen = []
     status_url = response.headers["Azure-AsyncOperation"]
     while not seen or seen[-1]["status"] == "InProgress":
+        if seen:
+            time.sleep(0.05)
         seen.append(client.get(status_url).json())
     return seen
 
