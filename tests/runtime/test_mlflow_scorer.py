@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,8 @@ import pytest
 
 from batchpoint.runtime.scorers import mlflow_scorer
 
-pytest.importorskip("mlflow", reason="MLflow scoring needs the 'mlflow' extra")
+if importlib.util.find_spec("mlflow") is None:  # imported by the fixtures that use it, not at collection
+    pytest.skip("MLflow scoring needs the 'mlflow' extra", allow_module_level=True)
 
 
 @pytest.fixture

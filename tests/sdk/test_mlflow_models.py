@@ -3,6 +3,7 @@ with it the way Azure's generated scorer does (``row,prediction,file`` per input
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from tests.api.jobs import predictions
 from tests.sdk.mlclient import connect, create_cluster, deploy_model
 from tests.server import Server
 
-mlflow_sklearn = pytest.importorskip("mlflow.sklearn", reason="MLflow scoring needs the 'mlflow' extra")
-linear_model = pytest.importorskip("sklearn.linear_model")
+if importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("sklearn") is None:
+    pytest.skip("MLflow scoring needs the 'mlflow' extra (and scikit-learn)", allow_module_level=True)
+# mlflow and scikit-learn (3-4 s of imports) are imported by the test that uses them, not by every test process that
+# collects this module.
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,9 @@ def ml_client(tls_server: Server) -> Iterator[MLClient]:
 
 
 def saved_model(folder: Path) -> object:
+    from mlflow import sklearn as mlflow_sklearn
     from mlflow.models import infer_signature
+    from sklearn import linear_model
 
     features = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.0, 1.5, 2.0]})
     target = 2 * features["a"] - features["b"]
