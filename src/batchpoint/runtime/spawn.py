@@ -9,6 +9,7 @@ warm template of its environment (`templates.py`), and then boots the same way (
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -26,6 +27,8 @@ from batchpoint.runtime.protocol import BOOT, encode
 from batchpoint.runtime.sandbox.policy import BOOT_VARIABLES, base_interpreter, virtual_environment
 
 BOOT_SCRIPT = Path(__file__).with_name("sandbox") / "boot.py"
+REPLY_PIPE_BYTES = 1 << 20
+"""The size of a worker's reply pipe: Linux's default `pipe-max-size`, which any user may ask for."""
 
 
 class WorkerProcess(Protocol):
@@ -68,7 +71,7 @@ def start_worker(
     too), working in `home/cwd`, its output appended to `stdout` and `stderr` (they may be one file), entering
     `policy` (None: unsandboxed) before anything of the environment runs. It then waits for its `config`."""
     command_read, command_write = os.pipe()
-    reply_read, reply_write = os.pipe()
+    reply_read, reply_write = reply_pipe()
     try:
         fds = (command_read, reply_write)
         process = start_boot(python, ["worker", *map(str, fds)], fds, home / "cwd", environment, stdout, stderr)
@@ -82,6 +85,16 @@ def start_worker(
     started = StartedWorker(process, Connection(command_write, readable=False), Connection(reply_read, writable=False))
     boot_worker(started, python, policy, environment)
     return started
+
+
+def reply_pipe() -> tuple[int, int]:
+    """The pipe a worker answers on, large enough for a mini-batch's rows (10 files of 1,000 rows: 220 KB), so that
+    the worker writes them at once and goes on to its queued mini-batch; with the default 64 KB it waited for the
+    server to read each 64 KB, a wake-up of the server each, on a busy machine its longest wait (issue 26)."""
+    read, write = os.pipe()
+    with contextlib.suppress(OSError):  # above the system's pipe-max-size or its user's pipe pages: as it is
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, REPLY_PIPE_BYTES)
+    return read, write
 
 
 def start_boot(

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.sandbox.policy import virtual_environment
-from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, start_boot
+from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, reply_pipe, start_boot
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class TemplatePool:
                 return None
             template.state = FORKING
         command_read, command_write = os.pipe()
-        reply_read, reply_write = os.pipe()
+        reply_read, reply_write = reply_pipe()
         forked: ForkedProcess | None = None
         try:
             with open(stdout, "ab") as out, open(stderr, "ab") as err:
