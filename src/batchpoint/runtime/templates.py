@@ -174,7 +174,7 @@ class TemplatePool:
             with self._lock:
                 if forked is None:
                     self._retire(template, "did not fork a worker")
-                else:
+                elif template.state == FORKING:  # not retired meanwhile (it exited, say)
                     template.state = READY
                     self._import_pending(template)
         if forked is None:
