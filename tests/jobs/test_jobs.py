@@ -270,3 +270,31 @@ def test_a_job_names_the_deployments_settings_batchpoint_does_not_act_on(
         details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
         role = client.get(details["logFiles"]["sys/master_role.txt"]).text
     assert "resources.instanceType 'Standard_NC6s_v3' is recorded, not acted on" in role
+
+
+def test_the_job_list_filters_by_property_job_type_tag_and_archived_view(job_server: Server, inputs: Path) -> None:
+    """`Jobs_List`'s `properties`, `jobType`, `tag` and `listViewType` (`ml_client.jobs.list(tag=...)`): before, each
+    was ignored and every job of the workspace listed."""
+    with job_server.client() as client:
+        names = [invoke(client, "echo", str(inputs), properties={"batch": f"b{n}"}).json()["name"] for n in range(2)]
+        for name in names:
+            wait_for_job(client, name)
+
+        def listed(**query: str) -> list[str]:
+            answer = client.get(f"{WORKSPACE_ID}/jobs", params={**V, **query})
+            assert answer.status_code == 200, answer.text
+            return sorted(job["name"] for job in answer.json()["value"])
+
+        assert listed(properties="batch") == sorted(names)
+        assert listed(properties="batch=b1") == [names[1]]
+        assert listed(properties="batch=b1,azureml.batchrun=true") == [names[1]]
+        assert listed(properties="batch=b1,azureml.deploymentname=green") == []
+        assert listed(properties="batch", jobType="Command") == []  # the children have the step properties only
+        assert listed(properties="batch", jobType="pipeline") == sorted(names)
+        assert listed(jobType="Command", properties="azureml.pipelinerunid=" + names[0]) == [f"{names[0]}-batchscoring"]
+        assert listed(tag="no-job-has-this-tag") == []
+        assert listed(listViewType="ArchivedOnly") == [] == listed(scheduled="true") == listed(scheduleId="daily")
+        assert set(names) <= set(listed(scheduled="false"))
+        assert set(names) <= set(listed(listViewType="All")) and set(names) <= set(listed(listViewType="ActiveOnly"))
+        missing = client.get(WORKSPACE_ID.replace("/default", "/nope") + "/jobs", params={**V, "tag": "x"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"

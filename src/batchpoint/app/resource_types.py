@@ -3,8 +3,11 @@ is its folder and one line here."""
 
 from __future__ import annotations
 
-from batchpoint.arm.registry import Provider, ResourceType, Served
+from typing import cast
+
+from batchpoint.arm.registry import ListSelection, Provider, ResourceType, Served
 from batchpoint.arm.resources import Resources
+from batchpoint.jobs.listing import JobSelection
 from batchpoint.jobs.resource_types import JOBS
 from batchpoint.ml.assets.resource_types import (
     CODE_VERSIONS,
@@ -53,5 +56,5 @@ SERVED: tuple[Served, ...] = (
     Served(BATCH_ENDPOINTS, lambda provide: BatchEndpointKind()),
     Served(BATCH_DEPLOYMENTS, lambda provide: BatchDeploymentKind(provide(Store), provide(DeploymentEnvironments))),
     Served(COMPUTES, lambda provide: ComputeKind()),
-    Served(JOBS),
+    Served(JOBS, lambda provide: cast(ListSelection, JobSelection(provide(Resources)))),  # select's own kwargs
 )

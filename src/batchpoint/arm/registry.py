@@ -197,7 +197,7 @@ class Served:
     """A resource type as one server serves it: its declaration, and the rules its writes follow, built from the
     app's services. A long-running type's rules are a ``ResourceKind`` (properties, secrets, provisioning checks)
     that the flow of ``arm/tracked.py`` follows; a synchronous type's rules are its ``UpsertService`` itself. A
-    type served for reads only has none."""
+    type served for reads only has none, or the ``ListSelection`` of its list's own query parameters."""
 
     resource_type: ResourceType
-    rules: Callable[[Provider], ResourceKind | UpsertService] | None = None
+    rules: Callable[[Provider], ResourceKind | UpsertService | ListSelection] | None = None
