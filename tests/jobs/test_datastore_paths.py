@@ -65,3 +65,19 @@ def test_a_datastore_of_another_workspace_is_refused(server: Server, blobstore: 
     inside, outside = f"{DATASTORE}/paths/paths-in/", f"{ELSEWHERE}/paths/paths-in/"
     status, error = invoke(server, outside if which == "input" else inside, outside if which == "output" else inside)
     assert status == 400 and "another workspace" in error["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["azureml://datastores/workspaceblobstore/paths/paths-typo/", f"{DATASTORE}/paths/paths-typo"],
+    ids=["azureml-uri", "arm-id"],
+)
+def test_a_missing_input_fails_its_job_naming_the_input_as_the_invoke_wrote_it(
+    server: Server, blobstore: Path, uri: str
+) -> None:
+    """Before, the error named only the folder on the server's disk (`/home/.../azureml-blobstore-.../paths-typo`)."""
+    status, job = invoke(server, uri, f"{DATASTORE}/paths/paths-out/typo-{len(uri)}")
+    assert status == 200 and job["properties"]["status"] == "Failed", job
+    message = job["properties"]["error"]["message"]
+    assert message.startswith(f"The input '{uri}' does not exist: there is no file or folder at '"), message
+    assert message.endswith(f"{blobstore / 'paths-typo'}'."), message

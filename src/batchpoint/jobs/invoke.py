@@ -146,6 +146,7 @@ class JobPlanner(OnResources):
             return JobSpec(
                 job_id=uuid.uuid4().hex,
                 input_paths=[source.local_path or self._fetched_input(job_name)],
+                input_uri=source.uri,
                 output_dir=output_dir,
                 code_dir=code_dir,
                 scoring_script=script,

@@ -17,15 +17,30 @@ class InputError(Exception):
 class InputNotFoundError(InputError):
     """An input path is neither a file nor a folder."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"Input path '{path}' does not exist or is neither a file nor a folder.")
+    def __init__(self, path: Path, uri: str | None = None) -> None:
+        if uri is None:
+            super().__init__(f"Input path '{path}' does not exist or is neither a file nor a folder.")
+        else:
+            super().__init__(f"The input '{uri}' does not exist: there is no file or folder at '{path}'.")
         self.path = path
 
 
 def list_inputs(spec: JobSpec) -> Iterator[str]:
     """The job's input files: its local input paths, or its remote input when the job reads that in place."""
     remote = spec.remote_input
-    return iter_input_files(spec.input_paths) if remote is None else iter_remote_files(remote, spec.input_paths[0])
+    if remote is not None:
+        return iter_remote_files(remote, spec.input_paths[0])
+    return _named(iter_input_files(spec.input_paths), spec.input_uri)
+
+
+def _named(files: Iterator[str], uri: str | None) -> Iterator[str]:
+    """`files`, with a missing input named as the invoke named it (`spec.input_uri`), not only by its path here."""
+    try:
+        yield from files
+    except InputNotFoundError as error:
+        if uri is None:
+            raise
+        raise InputNotFoundError(error.path, uri) from None
 
 
 def iter_input_files(paths: Iterable[Path]) -> Iterator[str]:

@@ -77,6 +77,9 @@ class JobSpec:
     remote_output: RemoteFolder | None = None
     """Where a completed job's output files are uploaded (`remote_output.py`); `output_dir` is then a local staging
     folder. None: `output_dir` is the output."""
+    input_uri: str | None = None
+    """How the invoke named the input (`azureml://datastores/...`, a data asset's path, ...), for messages about
+    it; None names it by `input_paths`."""
     notes: Sequence[str] = ()
     """Lines for the job's `sys/master_role.txt` from whoever made the spec, such as the settings of the
     deployment that the runtime records but does not act on."""
