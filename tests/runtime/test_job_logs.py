@@ -117,6 +117,25 @@ def test_a_job_whose_run_fails_writes_each_file_of_azures_layout(kit: Kit) -> No
     assert "Details: logs/user/error/0/process000.txt" in streamed
 
 
+def test_an_exception_whose_message_spans_lines_is_named_by_its_class_and_first_line(kit: Kit) -> None:
+    """Before, the one-line forms (the CSV's `Error Message` and `Error Category`, `job_error.txt`'s titles,
+    `std_log.txt`) took the message's last line: `line3` for `ValueError('bad thing\\nline2 ü\\nline3')`."""
+    kit.inputs("a.txt")
+    kit.script(
+        "def run(mini_batch):\n    try:\n        {}['model']\n    except KeyError:\n"
+        "        raise ValueError('bad thing\\nline2 ü\\n\\tline3')\n"
+    )
+
+    kit.run(max_retries=0)
+
+    [row] = report(kit.output_dir / "logs")
+    assert (row["Error Category"], row["Error Message"]) == ("ValueError", "ValueError: bad thing")
+    assert "1. RUN_EXCEPTION: ValueError: bad thing\n" in kit.log("job_error.txt")
+    assert "(exception in process000 on node 0" in kit.log("user_logs/std_log.txt")
+    assert "): ValueError: bad thing Details: logs/user/error/0/process000.txt" in kit.log("user_logs/std_log.txt")
+    assert "KeyError: 'model'" in kit.log("job_error.txt")  # the chained traceback is kept whole
+
+
 def test_a_job_whose_init_fails_names_it_and_runs_no_mini_batch(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
     kit.script(INIT_RAISES)

@@ -110,9 +110,14 @@ class InitFailedError(Exception):
 
 
 def gist(error: str) -> str:
-    """One line of an error: a traceback's last line (the exception), else its first line."""
+    """One line of an error: a traceback's exception line (its class and the first line of its message, which may
+    span lines: the line after the last traceback's indented frames), else the error's first line."""
     lines = [line for line in error.strip().splitlines() if line.strip()] or ["no error text"]
-    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
+    if not lines[0].startswith("Traceback"):
+        return lines[0].strip()
+    last = max(number for number, line in enumerate(lines) if line.startswith("Traceback (most recent call last)"))
+    raised = [line for line in lines[last + 1 :] if not line.startswith((" ", "\t"))]
+    return (raised or lines)[0 if raised else -1].strip()
 
 
 class ExecutorUnavailableError(Exception):
