@@ -89,6 +89,27 @@ def test_a_queued_job_can_be_canceled(server: Server, data_root: Path) -> None:
     assert done["properties"]["status"] == "Completed"
 
 
+def test_an_instance_count_beyond_the_computes_nodes_runs_on_them_and_the_job_says_so(
+    server: Server, data_root: Path
+) -> None:
+    """Before, the job ran on the compute's nodes and its logs said only "on 1 node(s)"."""
+    inputs = write_inputs(data_root / "inputs-many", 2)
+    with server.client() as client:
+        create_compute(client, "two-node", max_nodes=2)
+        deploy_script(client, data_root, "many", "main", "def run(b):\n    return b\n", compute="two-node",
+                      resources={"instanceCount": 5})  # fmt: skip
+        job = wait_for_job(client, invoke(client, "many", str(inputs)).json()["name"])
+    assert job["properties"]["status"] == "Completed"
+    role = (server.home / "storage").glob(
+        f"bp*/azureml-blobstore-*/azureml/{job['name']}/score/logs/sys/master_role.txt"
+    )
+    text = next(role).read_text()
+    assert "on 2 node(s) of 1 process(es)" in text
+    assert (
+        "instance_count 5 is more than the compute 'two-node' has (max_instances 2): the job runs on 2 node(s)." in text
+    )
+
+
 def test_invoking_a_deployment_whose_compute_was_deleted_names_it(server: Server, data_root: Path) -> None:
     inputs = write_inputs(data_root / "inputs-three", 1)
     with server.client() as client:

@@ -121,7 +121,13 @@ class JobPlanner(OnResources):
         compute = resolve_compute(self.store, workspace_id, scoring.compute)
         capped = not is_builtin(compute.id)
         nodes = min(spec.instance_count, max_nodes(compute)) if capped else spec.instance_count
-        return Placement(compute.id, nodes, capped), replace(spec, instance_count=nodes)
+        notes = list(spec.notes)
+        if nodes < spec.instance_count:  # said in the job's master_role.txt, as settings not acted on are
+            notes.append(
+                f"instance_count {spec.instance_count} is more than the compute '{compute.name}' has "
+                f"(max_instances {nodes}): the job runs on {nodes} node(s)."
+            )
+        return Placement(compute.id, nodes, capped), replace(spec, instance_count=nodes, notes=notes)
 
     def environment(self, workspace_id: str, scoring: Scoring) -> EnvironmentSpec | None:
         return self.environments.spec_of(scoring, workspace_id)
