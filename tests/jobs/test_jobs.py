@@ -298,3 +298,20 @@ def test_the_job_list_filters_by_property_job_type_tag_and_archived_view(job_ser
         assert set(names) <= set(listed(listViewType="All")) and set(names) <= set(listed(listViewType="ActiveOnly"))
         missing = client.get(WORKSPACE_ID.replace("/default", "/nope") + "/jobs", params={**V, "tag": "x"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_a_job_whose_input_cannot_be_fetched_fails_and_its_logs_say_why(job_server: Server) -> None:
+    """Before, such a job (like one whose environment could not be built) had no logs at all: `jobs.download`
+    found nothing and `logs/job_result.txt` was missing."""
+    with job_server.client() as client:
+        scoring_uri = client.get(f"{WORKSPACE_ID}/batchEndpoints/echo", params=V).json()["properties"]["scoringUri"]
+        body = {"properties": {"inputData": {"one": {"jobInputType": "UriFile", "uri": "https://127.0.0.1:9/a.csv"}}}}
+        job = wait_for_job(client, client.post(scoring_uri, json=body).json()["name"])
+    message = job["properties"]["error"]["message"]
+    assert job["properties"]["status"] == "Failed" and message.startswith(
+        "Could not fetch the input 'https://127.0.0.1:9/"
+    )
+    logs = next((job_server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job['name']}/score/logs"))
+    assert (logs / "job_result.txt").read_text().startswith(f"Status: Failed\n{message}")
+    assert message in (logs / "job_error.txt").read_text() and message in (logs / "user_logs/std_log.txt").read_text()
+    assert not list(logs.parent.glob(".batchpoint/*"))  # no private folder left behind

@@ -27,7 +27,7 @@ from batchpoint.jobs.placement import ComputeQueue, Placement
 from batchpoint.jobs.run_record import ModelRun, PipelineRun, RemoteInput, run_of
 from batchpoint.jobs.scoring_step import follow, scoring_child_id, touch
 from batchpoint.ml.computes.rules import has_gpus, max_nodes
-from batchpoint.runtime.coordinator import CHECK_SECONDS, run_job
+from batchpoint.runtime.coordinator import CHECK_SECONDS, end_before_running, run_job
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import Executor, ExecutorUnavailableError
@@ -295,8 +295,8 @@ class JobRunner:
         except (InputFetchError, EnvironmentBuildError, ExecutorUnavailableError) as error:  # the job's own: terminal
             if self._stopping.is_set():
                 raise
+            end_before_running(spec, ledger, str(error))  # logs/job_result.txt says why, as in any job
             self._finish(job.id, JobStatus.FAILED, str(error), None)
-            remove_private_dir(spec)
         except Exception as error:  # the job must end, whatever went wrong around it, unless it was transient
             if is_transient(error) or self._stopping.is_set():
                 raise

@@ -116,6 +116,13 @@ def _plan(spec: JobSpec, ledger: Ledger) -> tuple[list[MiniBatch], float | None]
     return batches, time.monotonic() - began
 
 
+def end_before_running(spec: JobSpec, ledger: Ledger, message: str) -> JobOutcome:
+    """A job that failed before its coordinator could run (its input could not be fetched, its environment not
+    built, its executor not reached): its logs say why, as those of any job that ended early do."""
+    ledger.confirm_writer(spec.job_id)
+    return _end_early(spec, ledger, message)
+
+
 def _end_early(spec: JobSpec, ledger: Ledger, message: str) -> JobOutcome:
     outcome = JobOutcome(JobStatus.FAILED, message, Counts(), None)
     logs = JobLogs(spec)
