@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +76,22 @@ def test_a_huge_declared_length_is_refused_before_any_body_arrives(server: Serve
         sock.sendall(head.encode())
         answer = sock.recv(65536).decode("latin-1")
     assert answer.startswith("HTTP/1.1 413") and "RequestBodyTooLarge" in answer
+
+
+def test_a_client_that_sends_its_whole_body_before_reading_gets_the_413(tls_server: Server) -> None:
+    """requests (under azure-core, so every SDK) writes the whole body before it reads an answer: before, the server
+    answered and closed at once, and the client saw its connection reset mid-body (`ServiceRequestError: EOF
+    occurred in violation of protocol` over TLS) instead of the 413 naming the limit."""
+    body = b" " * (8 * 1024 * 1024)  # twice the server's limit, more than the socket buffers hold
+    response = requests.put(
+        f"{tls_server.base_url}{endpoint_url('big')}",
+        params=V,
+        data=body,
+        headers={**JSON_TYPE, "Authorization": f"Bearer {tls_server.token()}"},
+        timeout=60,
+        verify=str(tls_server.ca_cert),
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "RequestBodyTooLarge"
 
 
 def test_a_chunked_body_growing_over_the_limit_is_refused(client: httpx.Client) -> None:

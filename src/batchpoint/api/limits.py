@@ -4,9 +4,10 @@ A path with a control character (NUL included: PostgreSQL refuses it in text) ge
 as no resource or blob name may hold one.
 
 A body larger than the configured limit gets 413, whether its ``Content-Length`` says so up front or a chunked
-body only grows past it. A JSON body within the limit is parsed once here and must also keep to ``MAX_DEPTH``,
-``MAX_STRING`` and ``MAX_MEMBERS``, else it gets 400 ``InvalidRequestContent``; every route (typed or taking a
-plain ``dict``) is covered at once. Malformed JSON passes on: FastAPI's own 400 names the problem.
+body only grows past it; the rest of it is read and dropped first, up to ``DRAIN_BYTES``. A JSON body within the
+limit is parsed once here and must also keep to ``MAX_DEPTH``, ``MAX_STRING`` and ``MAX_MEMBERS``, else it gets
+400 ``InvalidRequestContent``; every route (typed or taking a plain ``dict``) is covered at once. Malformed JSON
+passes on: FastAPI's own 400 names the problem.
 
 The blob API (``/blob/...``) is exempt: it streams uploads of any size to disk and bounds its XML block lists.
 """
@@ -33,12 +34,19 @@ MAX_STRING = 64 * 1024
 """Characters in any string, object keys included."""
 MAX_MEMBERS = 1000
 """Members of any one object (tags, properties, environment variables, ...)."""
+DRAIN_BYTES = 64 * 1024 * 1024
+"""How much of a too-large body is still read (and dropped) before the 413: clients that write their whole body
+before reading an answer (requests, under every Azure SDK) get the 413 instead of a connection reset mid-body. A
+body declared or grown larger than this is answered at once."""
 EXEMPT_PREFIX = "/blob/"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BodyTooLarge(Exception):
-    pass
+    def __init__(self, read_whole: bool = False) -> None:
+        super().__init__()
+        self.read_whole = read_whole
+        """Whether the body's last part was received (nothing is left to drain)."""
 
 
 class RequestLimits:
@@ -62,7 +70,9 @@ class RequestLimits:
         headers = Headers(scope=scope)
         try:
             body = await self._read_body(headers, receive)
-        except BodyTooLarge:
+        except BodyTooLarge as refused:
+            if not refused.read_whole:
+                await _drain(headers, receive)
             await self._too_large()(scope, receive, send)
             return
         if body is None:
@@ -87,7 +97,7 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise BodyTooLarge
+                raise BodyTooLarge(read_whole=not message.get("more_body", False))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -96,6 +106,19 @@ class RequestLimits:
         """413, closing the connection, so the rest of an unread body is never waited for."""
         message = f"The request body is larger than this server's limit of {self.max_body_bytes} bytes."
         return error_response(413, "RequestBodyTooLarge", message, {"Connection": "close"})
+
+
+async def _drain(headers: Headers, receive: Receive) -> None:
+    """Read what is left of a too-large body, up to DRAIN_BYTES in all, dropping it."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_BYTES:
+        return
+    size = 0
+    while size <= DRAIN_BYTES:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
 
 
 def has_body(scope: Scope) -> bool:
