@@ -466,8 +466,24 @@ class World:
     def _lose_ray_node(self) -> str:
         self.ray.remove_node(self.ray_node, allow_graceful=False)
         time.sleep(3)
-        self.ray_node = self.ray.add_node(**RAY_NODE)
-        return "killed, and a new node added 3 s later"
+        self.ray_node, tries = self._add_ray_node()
+        return "killed, and a new node added 3 s later" + (f" (started {tries} times)" if tries > 1 else "")
+
+    def _add_ray_node(self, tries: int = 3) -> tuple[Any, int]:
+        """A new Ray node, and at which try it started. Ray gives a node 30 s to register (`ray._private.node`);
+        on a machine loaded past that, the node that did not is killed (the processes this one started meanwhile)
+        and another started, rather than the soak ending there."""
+        for attempt in range(1, tries + 1):
+            before = {child.pid for child in psutil.Process().children()}
+            try:
+                return self.ray.add_node(**RAY_NODE), attempt
+            except Exception as error:
+                if attempt == tries:
+                    raise
+                print(f"  {time.strftime('%H:%M:%S')} a new Ray node did not start ({error}); again", flush=True)
+                started = [child for child in psutil.Process().children() if child.pid not in before]
+                _kill_trees(started)
+        raise AssertionError("unreachable")
 
     # --- processes ---
 
@@ -490,6 +506,18 @@ class World:
                 if any(mark in place for place in places):
                     found.append(process)
         return found
+
+
+def _kill_trees(processes: list[psutil.Process]) -> None:
+    """kill -9 of the processes and of all their descendants."""
+    every = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # it may have ended meanwhile
+            every += [process, *process.children(recursive=True)]
+    for process in every:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(every, timeout=10)
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
