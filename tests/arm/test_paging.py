@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from batchpoint.arm.paging import SCAN_BUDGET, Position, fetch_kept_page, parse_skip
+from batchpoint.store.entities import Cursor, Listed
 from tests.api.arm import create_endpoint, deployment_body, deployment_url, endpoint_url, wait_for_operation
 from tests.server import API, Server
 
@@ -99,3 +101,30 @@ def test_numeric_skip_is_an_offset(server: Server) -> None:
     with server.client() as client:
         body = client.get(LIST, params={**V, "$skip": "5"}).json()
     assert [item["name"] for item in body["value"]] == ["dep5", "dep6"]
+
+
+def test_a_filtered_list_reads_at_most_its_budget_per_page_and_goes_on_where_it_stopped() -> None:
+    """A job list filtered on a tag that only the last of 12,000 jobs has: no page reads the whole collection, an
+    empty page's nextLink goes on from where it stopped, and following them finds each kept item once, in order."""
+    rows = [Listed(f"job-{n:05d}", Cursor(micros=n, key=f"job-{n:05d}"), "{}") for n in range(12_000)]
+    kept = {"job-00007", "job-00008", "job-11999"}
+    reads: list[int] = []
+
+    def fetch(cursor: Cursor | None, limit: int) -> list[Listed]:
+        start = 0 if cursor is None else cursor.micros + 1
+        reads.append(min(limit, len(rows) - start))
+        return rows[start : start + limit]
+
+    found, position, pages = [], Position(), 0
+    while True:
+        reads.clear()
+        page = fetch_kept_page(fetch, position, 2, lambda row: row.id in kept)
+        pages += 1
+        assert sum(reads) <= SCAN_BUDGET + 500
+        found += [item.id for item in page.items]
+        if page.next_skip is None:
+            break
+        position = parse_skip(page.next_skip)
+    assert found == sorted(kept) and pages == 4  # [7, 8], then two pages that read their budget, then [11999]
+    skipped = fetch_kept_page(fetch, Position(offset=1), 5, lambda row: row.id in kept)  # $skip=1: one kept item
+    assert [row.id for row in skipped.items] == ["job-00008"] and skipped.next_skip is not None

@@ -7,7 +7,7 @@ FastAPI's per-parameter validation costs more than the whole page read (see docs
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import Response
@@ -17,7 +17,7 @@ from batchpoint.api.responses import arm_json
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.paging import Page, Position, next_link, parse_order, parse_page_size, parse_skip
 from batchpoint.arm.resources import Resources
-from batchpoint.store.entities import SortOrder
+from batchpoint.store.entities import Listed, SortOrder
 
 
 def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
@@ -59,13 +59,18 @@ def list_response(
     path: str,
     query: QueryParams,
     size_param: str,
+    keep: Callable[[Listed], bool] | None = None,
+    kept_by: Sequence[str] = (),
 ) -> Response:
+    """A page of the children; with `keep`, of those it keeps, each nextLink carrying the `kept_by` query
+    parameters that chose them."""
     return paged_response(
         ctx,
         path,
         query,
         size_param,
-        lambda order, position, size: resources.list_page(parent_id, type_, order, position, size),
+        lambda order, position, size: resources.list_page(parent_id, type_, order, position, size, keep),
+        kept_by,
     )
 
 
@@ -75,14 +80,16 @@ def paged_response(
     query: QueryParams,
     size_param: str,
     read: Callable[[SortOrder, Position, int], Page],
+    carried: Sequence[str] = (),
 ) -> Response:
     """One page as ARM answers it: the stored JSON of each item, and a ``nextLink`` when more follow (keeping the
-    request's api-version, page size and order)."""
+    request's api-version, page size and order, and its `carried` query parameters)."""
     size, skip, order_by = query.get(size_param), query.get("$skip"), query.get("$orderBy")
     page = read(parse_order(order_by), parse_skip(skip), parse_page_size(size))
     api_version = ctx.api_version or query.get("api-version")
+    kept = {name: query.get(name) for name in carried}
     link = next_link(
-        ctx.base_url, path, {"api-version": api_version, size_param: size, "$orderBy": order_by}, page.next_skip
+        ctx.base_url, path, {"api-version": api_version, size_param: size, "$orderBy": order_by, **kept}, page.next_skip
     )
     body = '{"value":[' + ",".join(item.body_json for item in page.items) + "]"
     body += f',"nextLink":{json.dumps(link)}}}' if link else "}"

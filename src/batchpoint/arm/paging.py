@@ -103,6 +103,38 @@ def fetch_page(fetch: Callable[[Cursor | None, int], list[Listed]], position: Po
     return Page(items=items, next_skip=encode_cursor(items[-1].position) if more and items else None)
 
 
+SCAN_BUDGET = 5 * MAX_PAGE_SIZE
+"""The most items one page of a filtered list examines past its start: where matches are rare, a page holds fewer
+items (even none) and a nextLink that goes on from the last item examined, never a scan of the whole collection in
+one request."""
+SCAN_CHUNK = 500
+
+
+def fetch_kept_page(
+    fetch: Callable[[Cursor | None, int], list[Listed]], position: Position, size: int, keep: Callable[[Listed], bool]
+) -> Page:
+    """One page of the items `keep` keeps, in the collection's order. A numeric ``$skip`` skips that many kept
+    items, reading as far as that takes (as an unfiltered list reads its skipped items); the budget counts from
+    there."""
+    cursor, skip, items, examined = position.cursor, position.offset, [], 0
+    while examined < SCAN_BUDGET:
+        rows = fetch(cursor, SCAN_CHUNK)
+        for row in rows:
+            cursor = row.position
+            if not keep(row):
+                examined += 0 if skip else 1
+            elif skip:
+                skip -= 1
+            else:
+                items.append(row)
+                examined += 1
+                if len(items) == size:
+                    return Page(items=items, next_skip=encode_cursor(cursor))
+        if len(rows) < SCAN_CHUNK:
+            return Page(items=items, next_skip=None)
+    return Page(items=items, next_skip=encode_cursor(cursor) if cursor is not None else None)
+
+
 def next_link(base_url: str, path: str, query: dict[str, Any], next_skip: str | None) -> str | None:
     if next_skip is None:
         return None

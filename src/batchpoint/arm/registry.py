@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.resources import Upserted
 from batchpoint.arm.tracked import Accepted, ResourceKind
-from batchpoint.store.entities import Resource
+from batchpoint.store.entities import Listed, Resource
 
 SUBSCRIPTION_PATH = "/subscriptions/{subscriptionId}"
 CHILD_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$"
@@ -56,11 +56,21 @@ class UpsertService(Protocol):
     def delete(self, ctx: RequestContext, resource_id: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A list query answered by a test of each item: the collection is paged through, keeping what passes
+    (``arm/paging.py fetch_kept_page``), and each nextLink carries the query parameters named in `by`."""
+
+    keep: Callable[[Listed], bool]
+    by: tuple[str, ...]
+
+
 class ListSelection(Protocol):
     """The service of a type whose list takes query parameters of its own (``ResourceType.list_query``)."""
 
-    def select(self, parent_id: str, **query: Any) -> list[Resource] | None:
-        """The resources such a query selects (answered as one page), or None to page through the collection."""
+    def select(self, parent_id: str, **query: Any) -> list[Resource] | Kept | None:
+        """The resources such a query selects (a few, answered as one page), the test that keeps them, or None to
+        page through the collection."""
 
 
 class Provider(Protocol):

@@ -12,9 +12,9 @@ from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError, bad_request, resource_group_not_found, resource_not_found
 from batchpoint.arm.ids import RESOURCE_GROUP_TYPE, ArmPath, ancestors, relative_type_and_name, type_of
 from batchpoint.arm.operations import iso
-from batchpoint.arm.paging import Page, Position, fetch_page
+from batchpoint.arm.paging import Page, Position, fetch_kept_page, fetch_page
 from batchpoint.store import Store, VersionConflict
-from batchpoint.store.entities import Resource, SortOrder, utcnow
+from batchpoint.store.entities import Cursor, Listed, Resource, SortOrder, utcnow
 
 
 @dataclass
@@ -58,10 +58,21 @@ class Resources:
         self.require(resource_id)
         self.store.delete_tree(resource_id)
 
-    def list_page(self, parent_id: str, type_: str, order: SortOrder, position: Position, size: int) -> Page:
-        page = fetch_page(
-            lambda cursor, limit: self.store.list_children(parent_id, type_, order, cursor, limit), position, size
-        )
+    def list_page(
+        self,
+        parent_id: str,
+        type_: str,
+        order: SortOrder,
+        position: Position,
+        size: int,
+        keep: Callable[[Listed], bool] | None = None,
+    ) -> Page:
+        """A page of the children; with `keep`, of those it keeps (`fetch_kept_page`: a budget per page)."""
+
+        def fetch(cursor: Cursor | None, limit: int) -> list[Listed]:
+            return self.store.list_children(parent_id, type_, order, cursor, limit)
+
+        page = fetch_page(fetch, position, size) if keep is None else fetch_kept_page(fetch, position, size, keep)
         if not page.items:
             self.require(parent_id)  # children exist only while their parent does: check it only when empty
         return page

@@ -11,11 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from batchpoint.arm.registry import Kept
 from batchpoint.arm.resources import OnResources, Resources
-from batchpoint.store.entities import Cursor, Resource, SortOrder
-
-JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
-SCAN_BATCH = 1000
+from batchpoint.store.entities import Listed, Resource
 
 JOB_LIST_QUERY = {
     "list_view_type": Annotated[str | None, Query(alias="listViewType", description="ActiveOnly, ArchivedOnly or All")],
@@ -30,13 +28,16 @@ JOB_LIST_QUERY = {
 }
 
 Test = Callable[[dict[str, Any]], bool]
+KEPT_BY = ("listViewType", "tag", "jobType", "properties")
+"""The filters each nextLink of a filtered list carries (the schedule filters answer at once)."""
 
 
 @dataclass
 class JobSelection(OnResources):
-    """What a filtered job list holds: every job of the workspace that passes each filter given, as one page.
-    Without a filter (or with only `listViewType=ActiveOnly` or `All`, since batchpoint archives no job: none has
-    `isArchived` set unless a client stored it so), the list is the paged collection."""
+    """What a filtered job list holds: the workspace's jobs that pass each filter given, paged through with a budget
+    per page (`arm/paging.py fetch_kept_page`), never read whole. Without a filter (or with only
+    `listViewType=ActiveOnly` or `All`, since batchpoint archives no job: none has `isArchived` set unless a client
+    stored it so), the list is the paged collection."""
 
     resources: Resources
 
@@ -49,9 +50,11 @@ class JobSelection(OnResources):
         properties: str | None = None,
         scheduled: bool | None = None,
         schedule_id: str | None = None,
-    ) -> list[Resource] | None:
+    ) -> list[Resource] | Kept | None:
+        if scheduled or schedule_id:
+            self.resources.require(parent_id)
+            return []  # batchpoint has no schedules
         tests = [
-            *([_never] if scheduled or schedule_id else []),
             *_archived(list_view_type),
             *([_has_tag(tag)] if tag else []),
             *([_of_type(job_type)] if job_type else []),
@@ -60,17 +63,12 @@ class JobSelection(OnResources):
         if not tests:
             return None
         self.resources.require(parent_id)
-        return [job for job in self._jobs(parent_id) if all(test(job.body) for test in tests)]
 
-    def _jobs(self, parent_id: str) -> list[Resource]:
-        jobs: list[Resource] = []
-        cursor: Cursor | None = None
-        while True:
-            rows = self.store.list_children(parent_id, JOB_TYPE, SortOrder(), cursor, SCAN_BATCH)
-            jobs += [Resource(row.id, JOB_TYPE, json.loads(row.body_json)) for row in rows]
-            if len(rows) < SCAN_BATCH:
-                return jobs
-            cursor = rows[-1].position
+        def keep(row: Listed) -> bool:
+            body = json.loads(row.body_json)
+            return all(test(body) for test in tests)
+
+        return Kept(keep, KEPT_BY)
 
 
 def _archived(list_view_type: str | None) -> list[Test]:
@@ -78,11 +76,6 @@ def _archived(list_view_type: str | None) -> list[Test]:
     if view == "archivedonly":
         return [lambda body: bool(body["properties"].get("isArchived"))]
     return []  # ActiveOnly and All: no job is archived (see JobSelection)
-
-
-def _never(body: dict[str, Any]) -> bool:
-    """No job is a schedule's: batchpoint has no schedules."""
-    return False
 
 
 def _has_tag(key: str) -> Test:
