@@ -4,6 +4,7 @@ CPUs, the workers use one each), shared with tests/sdk/test_ray_compute.py."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -11,17 +12,20 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytest.importorskip("ray")
 import ray
+from ray._private import ray_constants
+from ray._private.node import Node
 from ray.cluster_utils import Cluster
 from ray.exceptions import RayError
 
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.executor import ExecutorUnavailableError, Task, TaskFailed
+from batchpoint.runtime.executor import ExecutorUnavailableError, Task, TaskDone, TaskFailed, TaskResult
 from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
@@ -172,6 +176,107 @@ def test_a_node_lost_mid_job_loses_and_repeats_no_row_and_spends_no_retry(ray_cl
     assert "was lost" in (kit.output_dir / "logs" / "user_logs" / "std_log.txt").read_text()
     ray_cluster.add_node(**RAY_NODE)  # back to three nodes for the tests (and the module) that follow
     ray_cluster.wait_for_nodes()
+
+
+WAITS_IN_RUN = """
+    import os
+    import time
+
+    def run(mini_batch):
+        for path in mini_batch:
+            if os.path.basename(path).startswith("wait"):
+                with open(os.path.join(os.environ["MARKERS"], os.path.basename(path)), "w") as marker:
+                    marker.write(str(os.getpid()))
+                time.sleep(300)
+        return [os.path.basename(path) for path in mini_batch]
+"""
+
+
+def test_a_worker_killed_just_before_its_nodes_raylet_is_lost_with_the_node_and_costs_no_try(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """A node going away takes its processes together, in no set order, and its actor may outlive its worker by
+    a moment and answer (a soak saw Ray's worker process kill its children as the raylet died, then answer that
+    its worker was killed by SIGKILL, which spent a try). Here the worker is killed first and its node 0.3 s
+    later: the try comes back lost, which costs none, whether the actor answers or dies first."""
+    kit.inputs("warm0.txt", "warm1.txt", "warm2.txt", "wait0.txt", "wait1.txt", "wait2.txt")
+    kit.script(WAITS_IN_RUN)
+    executor = RayExecutor(ray_cluster.address, sandbox=kit.sandbox())
+    executor.start(kit.spec(instance_count=3, max_concurrency_per_instance=1, mini_batch_size=1, timeout_seconds=600))
+    victim: Node | None = None
+    try:
+        for index in range(3):  # each actor answers once: it is known to have started, as mid-job
+            executor.submit(Task(index, (str(kit.input_dir / f"warm{index}.txt"),)))
+        warmed = _results(executor, 3)
+        assert [result.index for result in warmed if isinstance(result, TaskDone)] == [0, 1, 2], warmed
+        for index in range(3):
+            executor.submit(Task(3 + index, (str(kit.input_dir / f"wait{index}.txt"),)))
+        index, worker, victim = _a_worker_on_a_worker_node(ray_cluster, kit)
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(0.3)
+        ray_cluster.remove_node(victim, allow_graceful=False)
+        results = _results(executor, 1)
+    finally:
+        executor.stop(graceful=False)
+        if victim is not None:
+            ray_cluster.add_node(**RAY_NODE)  # back to three nodes for the tests that follow
+            ray_cluster.wait_for_nodes()
+
+    [lost] = results
+    assert isinstance(lost, TaskFailed) and (lost.index, lost.kind) == (index, "lost"), lost
+    assert "was lost" in lost.error
+
+
+def _results(executor: RayExecutor, count: int) -> list[TaskResult]:
+    """The next `count` results of `executor`'s tries (within 60 s)."""
+    results: list[TaskResult] = []
+    deadline = time.monotonic() + 60
+    while len(results) < count and time.monotonic() < deadline:
+        results += executor.poll(1)
+    return sorted(results, key=lambda result: result.index)
+
+
+def _a_worker_on_a_worker_node(ray_cluster: Cluster, kit: Kit) -> tuple[int, int, Node]:
+    """A `wait` mini-batch running on a node the test may remove (not the head): its index, its worker's pid and
+    the node. A worker's parent is its actor, whose parent is its node's raylet."""
+    raylets = {node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: node
+               for node in ray_cluster.worker_nodes}  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for index in range(3):
+            marker = kit.markers / f"wait{index}.txt"
+            pid = marker.read_text().strip() if marker.exists() else ""
+            if pid.isdigit():
+                actor = psutil.Process(int(pid)).parent()
+                if actor is not None and actor.ppid() in raylets:
+                    return 3 + index, int(pid), raylets[actor.ppid()]
+        time.sleep(0.2)
+    raise AssertionError("no mini-batch started on a worker node within 120 s")
+
+
+KILLED_ON_BOOM = """
+    import os
+    import signal
+
+    def run(mini_batch):
+        if any(os.path.basename(path) == "boom.txt" for path in mini_batch):
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+        return [os.path.basename(path) for path in mini_batch]
+"""
+
+
+def test_a_worker_killed_by_sigkill_on_a_node_that_stays_spends_its_try(ray_cluster: Cluster, kit: Kit) -> None:
+    """The out-of-memory killer's SIGKILL, its node's raylet alive: the try is spent (PROCESS_EXITED), as
+    locally, and is not taken for a try lost with its node."""
+    kit.inputs("a.txt", "boom.txt")
+    kit.script(KILLED_ON_BOOM)
+
+    outcome = run_job(kit.spec(mini_batch_size=1, max_retries=1), kit.ledger, RayExecutor(ray_cluster.address))
+
+    kit.check(outcome, "Completed", 1, [1, 2], lines("a.txt"))
+    assert "PROCESS_EXITED" in kit.log("job_error.txt")
+    assert "was killed by signal SIGKILL" in kit.log("job_error.txt")
+    assert "was lost" not in kit.log("user_logs/std_log.txt")
 
 
 def test_a_worker_gone_right_after_its_first_answer_is_lost_and_its_mini_batch_runs_again(

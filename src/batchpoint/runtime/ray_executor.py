@@ -13,8 +13,9 @@ files themselves, in place on a path every node mounts (`shared_paths`) or from 
 (`spec.remote_input`, through fsspec); only an input on the server's own disk travels with the tasks. The code and
 the model are read in place when they are on a shared path, else they travel once per job as one archive in Ray's
 object store, which each node fetches and unpacks once into a cache keyed by its contents. `Transfer` counts the
-bytes the coordinator sends and receives. A node lost mid-job shows up as its actors dying: their tries come back
-as `lost` (which costs no try) and new actors start on the nodes left.
+bytes the coordinator sends and receives. A node lost mid-job shows up as its actors dying, or as an actor that
+outlived its worker by a moment saying so: their tries come back as `lost` (which costs no try) and new actors
+start on the nodes left.
 
 Ray is an optional extra (`batchpoint[ray]`); this module is imported only when a compute runs on Ray.
 """
@@ -30,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,6 +84,11 @@ SHUTDOWN_SECONDS = 10.0
 CPUS_PER_WORKER = 1.0
 FILES_KEPT_SECONDS = 7 * 24 * 3600.0
 """How long a node keeps a job's unpacked code and model after the last job that used them."""
+NODE_GONE_SECONDS = 2.0
+"""How long an actor whose worker was killed by SIGKILL or SIGTERM waits for its node's raylet to end before
+calling it the worker's own end (the out-of-memory killer, say), which costs a try. A node going away takes its
+processes together, in no set order: Ray's worker process kills its children when the raylet dies, and may still
+answer; a worker killed a moment before the raylet is gone with its node too."""
 CODE, MODEL = "code", "model"
 SHARED, REMOTE, SHIPPED = "shared", "remote", "shipped"
 """How the nodes read a job's inputs: in place on a shared path, from remote storage, or sent with each task."""
@@ -139,6 +146,7 @@ class ScoringActor:
         shared path), in a list so that Ray does not fetch it unless this node has not unpacked it yet.
         `agent_name` is the worker's process name, `entry_script_log` the name of its `EntryScript` log file."""
         self._config = config
+        self._raylet = _raylet()
         self._node = f"{socket.gethostname()}, Ray node {ray.get_runtime_context().get_node_id()[:8]}"
         self._sandbox = WorkerSandbox.on_node(config["sandbox"], hide=(_ray_sockets(),))
         self._home = _actor_home()
@@ -222,8 +230,9 @@ class ScoringActor:
         self, index: int, names: list[str], contents: list[bytes] | None
     ) -> tuple[str, Any, WorkerLogs, dict[str, float]]:
         """``("done", (returned, rows), logs, timing)``, ``("error", traceback, logs, timing)``, ``("init",
-        traceback, logs, {})``, ``("died", why, logs, {})`` or ``("unavailable", what the node lacks, logs, {})``;
-        timing has the fields of `executor.TryTiming`."""
+        traceback, logs, {})``, ``("died", why, logs, {})``, ``("lost", why, logs, {})`` (the worker went with
+        this node) or ``("unavailable", what the node lacks, logs, {})``; timing has the fields of
+        `executor.TryTiming`."""
         if self._problem is not None:
             return "unavailable", self._problem, WorkerLogs(), {}
         assert self._worker is not None
@@ -240,7 +249,8 @@ class ScoringActor:
         except _WorkerEnded as ended:
             return ended.kind, ended.why, self._take_logs(), {}
         except (EOFError, OSError):
-            return "died", self._ended(f"while running mini-batch {index}"), self._take_logs(), {}
+            gone = self._ended("died", f"while running mini-batch {index}")
+            return gone.kind, gone.why, self._take_logs(), {}
         finally:
             self._inputs.clean(index)
         if message["kind"] == DONE:
@@ -252,18 +262,34 @@ class ScoringActor:
         try:
             message, _ = receive(self._worker.replies)
         except (EOFError, OSError):
-            raise _WorkerEnded("init", self._ended("during init()")) from None
+            raise self._ended("init", "during init()") from None
         if message["kind"] == INIT_FAILED:
             raise _WorkerEnded("init", message["error"])
         assert message["kind"] == READY
         self._ready = True
 
-    def _ended(self, when: str) -> str:
-        """Why the worker is gone: how it exited, and the Python stacks of a crash."""
+    def _ended(self, kind: str, when: str) -> _WorkerEnded:
+        """Why the worker is gone (`kind`: it died in `init()` or in `run()`): how it exited, and the Python stacks
+        of a crash; `lost` when it was killed as this node went away."""
         assert self._worker is not None
         returncode = self._worker.process.wait()
+        if -returncode in (signal.SIGKILL, signal.SIGTERM) and self._node_going_away():
+            name = signal.Signals(-returncode).name
+            return _WorkerEnded("lost", f"its raylet ended, and its worker was killed by signal {name} {when}")
         output = f"its stdout and stderr ({self._agent_name}.stdout.txt in logs/user/stdout)"
-        return why_it_ended("The worker", returncode, when, read_text(self._traceback), self._log, output)
+        crash = read_text(self._traceback)
+        return _WorkerEnded(kind, why_it_ended("The worker", returncode, when, crash, self._log, output))
+
+    def _node_going_away(self) -> bool:
+        """Whether this node's raylet has ended, or ends within NODE_GONE_SECONDS."""
+        if self._raylet is None:
+            return False
+        deadline = time.monotonic() + NODE_GONE_SECONDS
+        while not _has_ended(self._raylet):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def shutdown(self) -> WorkerLogs:
         """Let the worker call the script's `shutdown()` and exit; returns what it printed and logged."""
@@ -439,6 +465,24 @@ def _ray_sockets() -> str:
     node = ray._private.worker.global_worker.node
     assert node is not None, "an actor runs on a node"
     return str(node.get_sockets_dir_path())
+
+
+def _raylet() -> psutil.Process | None:
+    """This node's raylet, which started this actor's process (and names itself in its RAY_RAYLET_PID)."""
+    try:
+        return psutil.Process(int(os.environ.get("RAY_RAYLET_PID") or os.getppid()))
+    except (psutil.Error, ValueError):
+        return None
+
+
+def _has_ended(process: psutil.Process) -> bool:
+    """Whether `process` is gone (a zombie is: it has ended, not yet reaped by its parent)."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
 
 
 def _actor_home() -> Path:
@@ -703,15 +747,19 @@ class RayExecutor(Executor):
             if not slot.answered:  # it never ran a mini-batch: it could not start, which counts like a failed init()
                 self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
             else:
-                self._lose(slot, error)
+                self._lose(slot, f"(its node or process died): {_first_line(error)}")
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
         self.transfer.received(logs.size + (len(value[1]) if kind == "done" else len(value.encode())))
+        if kind == "lost":  # not asked where it runs: the answer would wait for Ray to declare its node dead
+            self._append_logs(slot, logs)
+            self._lose(slot, f"with its node: {value}.")
+            return
         try:
             self._name_after_node(slot)
         except RayError as error:  # its node died right after it answered: the mini-batch runs again elsewhere
-            self._lose(slot, error)
+            self._lose(slot, f"(its node or process died): {_first_line(error)}")
             return
         self._append_logs(slot, logs)
         slot.task = slot.ref = None
@@ -741,11 +789,12 @@ class RayExecutor(Executor):
         self._deadlines.disarm(slot.index)
         self._retire(slot, "exits: its init() failed")
 
-    def _lose(self, slot: _Slot, error: RayError) -> None:
-        """The worker is gone (its node or process died) with its try: the mini-batch goes back, costing no try."""
+    def _lose(self, slot: _Slot, why: str) -> None:
+        """The worker is gone (its node or process died) with its try: the mini-batch goes back, costing no try.
+        `why` follows "The Ray worker NAME was lost"."""
         task = slot.task
         assert task is not None and slot.name is not None
-        message = f"The Ray worker {slot.name} was lost (its node or process died): {_first_line(error)}"
+        message = f"The Ray worker {slot.name} was lost {why}"
         self._finished.append(TaskFailed(task.index, slot.name, "lost", message))
         self._deadlines.disarm(slot.index)
         self._retire(slot, "was lost with its node or process")
