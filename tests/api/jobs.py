@@ -89,3 +89,11 @@ def predictions(home: Path, job_name: str, file_name: str = "predictions.csv") -
     matches = list((home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job_name}/score/{file_name}"))
     assert len(matches) == 1, f"no output for {job_name}"
     return matches[0].read_text().splitlines()
+
+
+def blob_container(client: httpx.Client, home: Path, workspace: str = WORKSPACE_ID) -> Path:
+    """The workspace's default blob container on the server's disk: the one of its current `workspaceId` (another
+    test module may have made more workspaces, or deleted this one and made it again, on a shared server)."""
+    workspace_id = client.get(workspace, params={"api-version": API}).json()["properties"]["workspaceId"]
+    [container] = (home / "storage").glob(f"bp*/azureml-blobstore-{workspace_id}")
+    return container

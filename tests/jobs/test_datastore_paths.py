@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.arm import endpoint_url
-from tests.api.jobs import V, deploy_script, wait_for_job, write_inputs
+from tests.api.jobs import V, blob_container, deploy_script, wait_for_job, write_inputs
 from tests.server import WORKSPACE_ID, Server
 
 ECHO = """
@@ -27,7 +27,7 @@ def blobstore(server: Server, local_data: Path) -> Path:
     """The default workspace's blob container on disk, with 3 input files under ``paths-in``."""
     with server.client() as client:
         deploy_script(client, Path(tempfile.mkdtemp(dir=local_data)), "paths", "main", ECHO)
-    container = next((server.home / "storage").glob("bp*/azureml-blobstore-*"))
+        container = blob_container(client, server.home)
     write_inputs(container / "paths-in", 3)
     return container
 

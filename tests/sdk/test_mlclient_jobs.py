@@ -18,7 +18,7 @@ from azure.ai.ml.entities import (
 )
 from azure.ai.ml.exceptions import ValidationException
 
-from tests.api.jobs import predictions, write_inputs
+from tests.api.jobs import blob_container, predictions, write_inputs
 from tests.sdk.mlclient import connect, create_cluster, deploy_model
 from tests.server import Server
 
@@ -187,7 +187,8 @@ def test_invoke_with_datastore_input_overrides_and_a_chosen_output(
     )
     ml_client.jobs.stream(job.name)
     finished = ml_client.jobs.get(job.name)
-    blobstore = next((tls_server.home / "storage").glob("bp*/azureml-blobstore-*"))
+    with tls_server.client() as client:
+        blobstore = blob_container(client, tls_server.home)
     assert finished.status == "Completed"
     assert (blobstore / "chosen" / "out" / "predictions.csv").read_text().splitlines() == [
         f"f{index:05d}.txt model hello" for index in range(6)
