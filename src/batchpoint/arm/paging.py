@@ -121,15 +121,15 @@ def fetch_kept_page(
         rows = fetch(cursor, SCAN_CHUNK)
         for row in rows:
             cursor = row.position
+            examined += 0 if skip else 1
             if not keep(row):
-                examined += 0 if skip else 1
-            elif skip:
+                continue
+            if skip:
                 skip -= 1
-            else:
-                items.append(row)
-                examined += 1
-                if len(items) == size:
-                    return Page(items=items, next_skip=encode_cursor(cursor))
+                continue
+            items.append(row)
+            if len(items) == size:
+                return Page(items=items, next_skip=encode_cursor(cursor))
         if len(rows) < SCAN_CHUNK:
             return Page(items=items, next_skip=None)
     return Page(items=items, next_skip=encode_cursor(cursor) if cursor is not None else None)
