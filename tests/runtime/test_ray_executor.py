@@ -254,6 +254,51 @@ def _a_worker_on_a_worker_node(ray_cluster: Cluster, kit: Kit) -> tuple[int, int
     raise AssertionError("no mini-batch started on a worker node within 120 s")
 
 
+WAITS_IN_INIT = """
+    import os
+    import time
+
+    def init():
+        with open(os.path.join(os.environ["MARKERS"], "init.txt"), "w") as marker:
+            marker.write(str(os.getpid()))
+        time.sleep(300)
+
+    def run(mini_batch):
+        return [os.path.basename(path) for path in mini_batch]
+"""
+
+
+def test_a_node_lost_during_init_loses_the_try_and_counts_no_init_failure(ray_cluster: Cluster, kit: Kit) -> None:
+    """An actor whose node goes away during the script's `init()` is lost with the node, as during a mini-batch:
+    its try comes back `lost` and its slot keeps its init tries (here one: before, the loss counted as a failed
+    `init()` and gave the slot up). Ray answers such a try that the actor died with its node or, before it has
+    declared the node dead, that the actor is unavailable. The node is the only one with a GPU, so that the job's
+    one actor starts there."""
+    kit.inputs("a.txt")
+    kit.script(WAITS_IN_INIT)
+    node = ray_cluster.add_node(**RAY_NODE, num_gpus=1)
+    executor = RayExecutor(ray_cluster.address, sandbox=kit.sandbox(), gpus_per_worker=1)
+    executor.start(kit.spec(max_retries=0))  # one node, one actor, one init try
+    try:
+        executor.submit(Task(0, (str(kit.input_dir / "a.txt"),)))
+        marker = kit.markers / "init.txt"
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "init() did not start within 120 s"
+        ray_cluster.remove_node(node, allow_graceful=False)
+        results = _results(executor, 1)
+        usable = executor.idle_slots()
+    finally:
+        executor.stop(graceful=False)
+        if node in ray_cluster.worker_nodes:
+            ray_cluster.remove_node(node)
+
+    [lost] = results
+    assert isinstance(lost, TaskFailed) and lost.kind == "lost", lost
+    assert usable == 1
+
+
 KILLED_ON_BOOM = """
     import os
     import signal

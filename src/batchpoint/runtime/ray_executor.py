@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import psutil
 import ray
-from ray.exceptions import GetTimeoutError, RayError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -744,10 +744,10 @@ class RayExecutor(Executor):
         try:
             kind, value, logs, timing = ray.get(ref)
         except RayError as error:  # the actor, its node or the object holding its result is gone
-            if not slot.answered:  # it never ran a mini-batch: it could not start, which counts like a failed init()
-                self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
-            else:
+            if slot.answered or _gone_with_its_node(error):
                 self._lose(slot, f"(its node or process died): {_first_line(error)}")
+            else:  # it never ran a mini-batch, on a node that lives: it could not start, like a failed init()
+                self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
@@ -847,6 +847,22 @@ class RayExecutor(Executor):
 
     def _stream_log(self, line: str) -> None:
         StreamLog(self._spec.logs_dir / STREAM_LOG).write(line)
+
+
+def _gone_with_its_node(error: RayError) -> bool:
+    """Whether the actor `error` is about went with its node: Ray has declared dead the node it ran on (its table
+    of actors names the node), or the actor cannot be reached and no raylet reported its death (one that lives
+    reports a worker's death at once). False when Ray cannot tell, the actor never reached a node, say."""
+    if isinstance(error, ActorUnavailableError):
+        return True
+    actor_id = getattr(error, "actor_id", None)
+    if not actor_id:
+        return False
+    try:
+        node_id = ray._private.state.actors(actor_id=actor_id)["Address"]["NodeID"]
+        return any(node["NodeID"] == node_id and not node["Alive"] for node in ray.nodes())
+    except (RayError, ConnectionError, KeyError, TypeError):
+        return False
 
 
 def _and_gpus(resources: dict[str, float]) -> str:
