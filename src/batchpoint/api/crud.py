@@ -30,7 +30,7 @@ from batchpoint.api.responses import accepted_response, arm_json, put_response, 
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import PROVIDER
-from batchpoint.arm.registry import Kept, ListSelection, ResourceType, Verb
+from batchpoint.arm.registry import ListSelection, ResourceType, Verb
 from batchpoint.arm.resources import Resources
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -114,13 +114,13 @@ def _route(
 
 def _add_list(router: APIRouter, resource_type: ResourceType) -> None:
     def handler(request: Request, ctx: RequestContext, resources: Resources, parent_id: str, **query: Any) -> Response:
-        selected = None
+        keep = None
         if resource_type.list_query:
             service: ListSelection = services_of(request).resource_service(resource_type)
             selected = service.select(parent_id, **query)
             if isinstance(selected, list):
                 return arm_json({"value": [resource.body for resource in selected]}, ctx.base_url)
-        keep, kept_by = (selected.keep, selected.by) if isinstance(selected, Kept) else (None, ())
+            keep = selected
         path = f"{parent_id}/{resource_type.segment}"
         return list_response(
             ctx,
@@ -131,7 +131,7 @@ def _add_list(router: APIRouter, resource_type: ResourceType) -> None:
             request.query_params,
             resource_type.size_parameter,
             keep,
-            kept_by,
+            resource_type.list_query_names,
         )
 
     assert resource_type.wire.page is not None, f"{resource_type.type} serves LIST without a page model"

@@ -15,9 +15,9 @@ from starlette.datastructures import QueryParams
 
 from batchpoint.api.responses import arm_json
 from batchpoint.arm.context import RequestContext
-from batchpoint.arm.paging import Page, Position, next_link, parse_order, parse_page_size, parse_skip
+from batchpoint.arm.paging import Keep, Page, Position, next_link, parse_order, parse_page_size, parse_skip
 from batchpoint.arm.resources import Resources
-from batchpoint.store.entities import Listed, SortOrder
+from batchpoint.store.entities import SortOrder
 
 
 def paging_parameters(size_param: str, ordered: bool = True) -> dict[str, Any]:
@@ -59,18 +59,18 @@ def list_response(
     path: str,
     query: QueryParams,
     size_param: str,
-    keep: Callable[[Listed], bool] | None = None,
-    kept_by: Sequence[str] = (),
+    keep: Keep | None = None,
+    carried: Sequence[str] = (),
 ) -> Response:
-    """A page of the children; with `keep`, of those it keeps, each nextLink carrying the `kept_by` query
-    parameters that chose them."""
+    """A page of the children; with `keep`, of those it keeps. Each nextLink carries the `carried` query
+    parameters (the list's own, which chose them)."""
     return paged_response(
         ctx,
         path,
         query,
         size_param,
         lambda order, position, size: resources.list_page(parent_id, type_, order, position, size, keep),
-        kept_by,
+        carried,
     )
 
 

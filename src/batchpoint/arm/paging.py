@@ -103,6 +103,9 @@ def fetch_page(fetch: Callable[[Cursor | None, int], list[Listed]], position: Po
     return Page(items=items, next_skip=encode_cursor(items[-1].position) if more and items else None)
 
 
+Keep = Callable[[Listed], bool]
+"""A filtered list's test of each item: the collection is paged through, keeping what passes (`fetch_kept_page`)."""
+
 SCAN_BUDGET = 5 * MAX_PAGE_SIZE
 """The most items one page of a filtered list examines past its start: where matches are rare, a page holds fewer
 items (even none) and a nextLink that goes on from the last item examined, never a scan of the whole collection in
@@ -111,7 +114,7 @@ SCAN_CHUNK = 500
 
 
 def fetch_kept_page(
-    fetch: Callable[[Cursor | None, int], list[Listed]], position: Position, size: int, keep: Callable[[Listed], bool]
+    fetch: Callable[[Cursor | None, int], list[Listed]], position: Position, size: int, keep: Keep
 ) -> Page:
     """One page of the items `keep` keeps, in the collection's order. A numeric ``$skip`` skips that many kept
     items, reading as far as that takes (as an unfiltered list reads its skipped items); the budget counts from

@@ -15,11 +15,13 @@ from enum import Enum
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from batchpoint.arm.context import RequestContext
+from batchpoint.arm.paging import Keep
 from batchpoint.arm.resources import Upserted
 from batchpoint.arm.tracked import Accepted, ResourceKind
-from batchpoint.store.entities import Listed, Resource
+from batchpoint.store.entities import Resource
 
 SUBSCRIPTION_PATH = "/subscriptions/{subscriptionId}"
 CHILD_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$"
@@ -56,19 +58,10 @@ class UpsertService(Protocol):
     def delete(self, ctx: RequestContext, resource_id: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class Kept:
-    """A list query answered by a test of each item: the collection is paged through, keeping what passes
-    (``arm/paging.py fetch_kept_page``), and each nextLink carries the query parameters named in `by`."""
-
-    keep: Callable[[Listed], bool]
-    by: tuple[str, ...]
-
-
 class ListSelection(Protocol):
     """The service of a type whose list takes query parameters of its own (``ResourceType.list_query``)."""
 
-    def select(self, parent_id: str, **query: Any) -> list[Resource] | Kept | None:
+    def select(self, parent_id: str, **query: Any) -> list[Resource] | Keep | None:
         """The resources such a query selects (a few, answered as one page), the test that keeps them, or None to
         page through the collection."""
 
@@ -164,7 +157,7 @@ class ResourceType:
     """Whether the list takes ``$orderBy``."""
     list_query: Mapping[str, Any] = field(default_factory=dict)
     """Query parameters of the list besides paging (a name and its annotation, with None as the default): the
-    type's service selects what they ask for (``ListSelection``)."""
+    type's service selects what they ask for (``ListSelection``), and each nextLink of the list carries them."""
     fast_reads: bool = False
     """Whether GETs of it and of its list are answered by the read fast path (``api/fastpath.py``)."""
 
@@ -200,6 +193,17 @@ class ResourceType:
 
     def operation_id(self, verb: Verb) -> str:
         return self.operations.id(verb)
+
+    @property
+    def list_query_names(self) -> tuple[str, ...]:
+        """The list's own query parameters as the query string spells them: their alias (``jobType``), else
+        their name (``tag``)."""
+        return tuple(_query_name(name, annotation) for name, annotation in self.list_query.items())
+
+
+def _query_name(name: str, annotation: Any) -> str:
+    aliases = [meta.alias for meta in getattr(annotation, "__metadata__", ()) if isinstance(meta, FieldInfo)]
+    return next((alias for alias in aliases if alias), name)
 
 
 @dataclass(frozen=True)

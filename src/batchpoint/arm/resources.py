@@ -12,7 +12,7 @@ from batchpoint.arm.context import Caller, RequestContext
 from batchpoint.arm.errors import ArmError, bad_request, resource_group_not_found, resource_not_found
 from batchpoint.arm.ids import RESOURCE_GROUP_TYPE, ArmPath, ancestors, relative_type_and_name, type_of
 from batchpoint.arm.operations import iso
-from batchpoint.arm.paging import Page, Position, fetch_kept_page, fetch_page
+from batchpoint.arm.paging import Keep, Page, Position, fetch_kept_page, fetch_page
 from batchpoint.store import Store, VersionConflict
 from batchpoint.store.entities import Cursor, Listed, Resource, SortOrder, utcnow
 
@@ -65,7 +65,7 @@ class Resources:
         order: SortOrder,
         position: Position,
         size: int,
-        keep: Callable[[Listed], bool] | None = None,
+        keep: Keep | None = None,
     ) -> Page:
         """A page of the children; with `keep`, of those it keeps (`fetch_kept_page`: a budget per page)."""
 

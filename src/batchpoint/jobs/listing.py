@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from batchpoint.arm.registry import Kept
+from batchpoint.arm.paging import Keep
 from batchpoint.arm.resources import OnResources, Resources
 from batchpoint.store.entities import Listed, Resource
 
@@ -28,8 +28,6 @@ JOB_LIST_QUERY = {
 }
 
 Test = Callable[[dict[str, Any]], bool]
-KEPT_BY = ("listViewType", "tag", "jobType", "properties")
-"""The filters each nextLink of a filtered list carries (the schedule filters answer at once)."""
 
 
 @dataclass
@@ -50,7 +48,7 @@ class JobSelection(OnResources):
         properties: str | None = None,
         scheduled: bool | None = None,
         schedule_id: str | None = None,
-    ) -> list[Resource] | Kept | None:
+    ) -> list[Resource] | Keep | None:
         if scheduled or schedule_id:
             self.resources.require(parent_id)
             return []  # batchpoint has no schedules
@@ -68,7 +66,7 @@ class JobSelection(OnResources):
             body = json.loads(row.body_json)
             return all(test(body) for test in tests)
 
-        return Kept(keep, KEPT_BY)
+        return keep
 
 
 def _archived(list_view_type: str | None) -> list[Test]:
