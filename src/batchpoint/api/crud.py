@@ -116,7 +116,7 @@ def _add_list(router: APIRouter, resource_type: ResourceType) -> None:
     def handler(request: Request, ctx: RequestContext, resources: Resources, parent_id: str, **query: Any) -> Response:
         keep = None
         if resource_type.list_query:
-            service: ListSelection = services_of(request).resource_service(resource_type)
+            service: ListSelection[...] = services_of(request).resource_service(resource_type)
             selected = service.select(parent_id, **query)
             if isinstance(selected, list):
                 return arm_json({"value": [resource.body for resource in selected]}, ctx.base_url)

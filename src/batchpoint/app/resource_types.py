@@ -3,9 +3,7 @@ is its folder and one line here."""
 
 from __future__ import annotations
 
-from typing import cast
-
-from batchpoint.arm.registry import ListSelection, Provider, ResourceType, Served
+from batchpoint.arm.registry import Provider, ResourceType, Served
 from batchpoint.arm.resources import Resources
 from batchpoint.jobs.listing import JobSelection
 from batchpoint.jobs.resource_types import JOBS
@@ -56,5 +54,5 @@ SERVED: tuple[Served, ...] = (
     Served(BATCH_ENDPOINTS, lambda provide: BatchEndpointKind()),
     Served(BATCH_DEPLOYMENTS, lambda provide: BatchDeploymentKind(provide(Store), provide(DeploymentEnvironments))),
     Served(COMPUTES, lambda provide: ComputeKind()),
-    Served(JOBS, lambda provide: cast(ListSelection, JobSelection(provide(Resources)))),  # select's own kwargs
+    Served(JOBS, lambda provide: JobSelection(provide(Resources))),
 )

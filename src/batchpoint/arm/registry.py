@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -58,10 +58,14 @@ class UpsertService(Protocol):
     def delete(self, ctx: RequestContext, resource_id: str) -> None: ...
 
 
-class ListSelection(Protocol):
-    """The service of a type whose list takes query parameters of its own (``ResourceType.list_query``)."""
+ListQuery = ParamSpec("ListQuery")
 
-    def select(self, parent_id: str, **query: Any) -> list[Resource] | Keep | None:
+
+class ListSelection(Protocol[ListQuery]):
+    """The service of a type whose list takes query parameters of its own (``ResourceType.list_query``): `select`
+    takes them as keyword parameters named as there (`ListQuery`; the registry holds ``ListSelection[...]``)."""
+
+    def select(self, parent_id: str, *args: ListQuery.args, **query: ListQuery.kwargs) -> list[Resource] | Keep | None:
         """The resources such a query selects (a few, answered as one page), the test that keeps them, or None to
         page through the collection."""
 
@@ -214,4 +218,4 @@ class Served:
     type served for reads only has none, or the ``ListSelection`` of its list's own query parameters."""
 
     resource_type: ResourceType
-    rules: Callable[[Provider], ResourceKind | UpsertService | ListSelection] | None = None
+    rules: Callable[[Provider], ResourceKind | UpsertService | ListSelection[...]] | None = None
