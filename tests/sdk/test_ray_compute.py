@@ -68,8 +68,15 @@ def ml_client(ray_server: Server) -> Iterator[MLClient]:
 
 
 def deploy(
-    ml_client: MLClient, folder: Path, endpoint: str, compute: str, script: str = SCORE, **settings: Any
+    ml_client: MLClient,
+    folder: Path,
+    endpoint: str,
+    compute: str,
+    script: str = SCORE,
+    instances: int = 1,
+    **settings: Any,
 ) -> None:
+    """One worker on one node unless asked: each worker on Ray is an actor, a Ray worker process of its own."""
     (folder / "src").mkdir(parents=True)
     (folder / "src" / "score.py").write_text(script)
     (folder / "model").mkdir()
@@ -82,8 +89,8 @@ def deploy(
         model=model,
         code_configuration=CodeConfiguration(code=str(folder / "src"), scoring_script="score.py"),
         compute=compute,
-        resources=ResourceConfiguration(instance_count=2),
-        settings=ModelBatchDeploymentSettings(**{"mini_batch_size": 10, "max_concurrency_per_instance": 2, **settings}),
+        resources=ResourceConfiguration(instance_count=instances),
+        settings=ModelBatchDeploymentSettings(**{"mini_batch_size": 10, **settings}),
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
     endpoint_resource = ml_client.batch_endpoints.get(endpoint)
@@ -95,7 +102,7 @@ def test_a_job_on_a_ray_compute_runs_on_two_nodes(
     ml_client: MLClient, ray_server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ml_client.compute.begin_create_or_update(AmlCompute(name="batch-cluster", max_instances=2)).result()
-    deploy(ml_client, tmp_path / "project", "ray-ep", "azureml:batch-cluster")
+    deploy(ml_client, tmp_path / "project", "ray-ep", "azureml:batch-cluster", instances=2)
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="ray-ep", input=Input(type="uri_folder", path=str(write_inputs(tmp_path / "in", 200)))
     )
