@@ -96,6 +96,77 @@ def test_tables_of_different_columns_are_predicted_one_by_one(loaded: list[int],
     assert loaded == [1, 1]
 
 
+AWKWARD_CSV = {
+    "no newline at the end": [b"a,b\n1,2\n3,4", b"a,b\n5,6\n"],
+    "CRLF line ends": [b"a,b\r\n1,2\r\n", b"a,b\n3,4\n"],
+    "a blank line": [b"a,b\n1,2\n\n3,4\n", b"a,b\n5,6\n"],
+    "a line of spaces": [b"a,b\n1,2\n   \n3,4\n", b"a,b\n5,6\n"],
+    "a header alone": [b"a,b\n", b"a,b\n1,2\n"],
+    "quoted fields": [b'a,b\n"1",2\n"3,5",4\n', b"a,b\n3,4\n"],
+    "integers beside floats": [b"a,b\n1,2\n", b"a,b\n1.5,2\n", b"a,b\n7,8\n"],
+    "a missing value": [b"a,b\n1,\n", b"a,b\n3,4\n"],
+    "a first row one field longer": [b"a,b\n1,2,3\n", b"a,b\n3,4\n"],
+    "a later row one field longer": [b"a,b\n1,2\n", b"a,b\n3,4,5\n"],
+    "columns in another order": [b"a,b\n1,2\n", b"b,a\n2,1\n"],
+    "a byte order mark": [b"\xef\xbb\xbfa,b\n1,2\n", b"a,b\n3,4\n"],
+    "text in one file": [b"a,b\n1,2\n", b"a,b\nx,4\n"],
+    "booleans": [b"a,b\nTrue,2\n", b"a,b\nFalse,4\n"],
+    "a quoted line end in one, a lone CR in another": [b'a,b\n1,"2\n"\n3,4\n', b"a,b\n5,6\n7,8\r9,10\n"],
+    "a line of spaces in one, a lone CR in another": [b"a,b\n1,2\n \n3,4\n", b"a,b\n5,6\n7,8\r9,10\n"],
+    "floats in every file": [b"a,b\n1.5,2.5\n", b"a,b\n3.5,4.5\n3.25,\n"],
+}
+
+
+def outcome(paths: list[str]) -> list[str] | str:
+    try:
+        return mlflow_scorer.run(paths)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return f"{type(error).__name__}: {error}"
+
+
+@pytest.fixture(params=["regression", "echo", "echo with a signature"])
+def any_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real regression model (which fails on a missing value) or one that predicts each row's values as they
+    were read (so that a row given to the wrong file, or a value read as another, changes the lines), without a
+    signature or with the `signature` fixture's."""
+    if request.param == "regression":
+        request.getfixturevalue("loaded")
+        return
+    schema = None
+    if request.param == "echo with a signature":
+        request.getfixturevalue("signature")
+        schema = mlflow_scorer.model.metadata.get_input_schema()
+    echo = SimpleNamespace(
+        predict=lambda frame: [list(row) for row in frame.itertuples(index=False)],
+        metadata=SimpleNamespace(get_input_schema=lambda: schema),
+    )
+    monkeypatch.setattr(mlflow_scorer, "model", echo)
+
+
+@pytest.mark.parametrize("contents", AWKWARD_CSV.values(), ids=AWKWARD_CSV)
+def test_a_mini_batch_of_awkward_csv_files_scores_as_when_each_file_is_read_alone(
+    any_model: None, tmp_path: Path, contents: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mini-batch's CSV files are parsed as one table only when that gives each file's rows as parsing it alone
+    does: the lines, or the error, are those of the files each parsed alone."""
+    paths = [str(tmp_path / f"part-{index}.csv") for index in range(len(contents))]
+    for path, content in zip(paths, contents, strict=True):
+        Path(path).write_bytes(content)
+    scored = outcome(paths)
+    monkeypatch.setattr(mlflow_scorer, "read_csv_together", lambda _paths: None)
+    assert scored == outcome(paths)
+
+
+def test_plain_csv_files_of_one_header_are_parsed_as_one_table(loaded: list[int], tmp_path: Path) -> None:
+    files = csv_files(tmp_path, *(pd.DataFrame({"a": [1.0, 2.0], "b": [0.5, 3.0]}) for _ in range(3)))
+    parsed: list[object] = []
+    read_csv = pd.read_csv
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pd, "read_csv", lambda source, **options: parsed.append(source) or read_csv(source, **options))
+        assert len(mlflow_scorer.run(files)) == 6
+    assert len(parsed) == 1 and loaded == [6]
+
+
 def test_unsupported_file_types_are_named(tmp_path: Path) -> None:
     path = tmp_path / "data.avro"
     path.write_bytes(b"x")

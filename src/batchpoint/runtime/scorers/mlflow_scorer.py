@@ -3,6 +3,8 @@
 It reads each input file (``.csv``, ``.parquet``/``.pqt``) and casts its columns to the model's input signature;
 ``predict()`` is called once per mini-batch over its files' rows together (once per file when their columns or types
 differ); it returns one ``row,prediction,file`` line per input row (``row`` is the 0-based index within its file).
+A mini-batch's plain CSV files with the same header are parsed as one table (Decision 24): pandas' per-call cost was
+two thirds of a small file's read.
 An image (``.png .jpg .jpeg .tiff .bmp .gif``, read with Pillow) is one array, shaped and typed by the model's tensor
 signature (else uint8 pixels), predicted alone, and gives one line with ``row`` 0. A prediction with several values
 (a DataFrame row, a dict, a vector) is written as compact JSON in one quoted field, so every line keeps exactly three
@@ -12,6 +14,7 @@ column; so does a prediction dict whose columns differ in length.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +32,8 @@ READERS: dict[str, Callable[[str], pd.DataFrame]] = {
     ".parquet": pd.read_parquet,
     ".pqt": pd.read_parquet,
 }
+TOGETHER_BYTES = 64 * 2**20
+"""The largest mini-batch of CSV files parsed as one table: its bytes are held whole while they are parsed."""
 PLAIN_SCALARS = {int, float, str, bool, type(None)}
 """Values that `flatten` writes as `str` does."""
 MLFLOW_TYPES = {
@@ -58,15 +63,88 @@ def init() -> None:
 
 
 def run(mini_batch: list[str]) -> list[str]:
+    together = predict_csv_together(mini_batch)
+    if together is not None:
+        return [line for path, values in zip(mini_batch, together) for line in table_lines(path, values)]  # noqa: B905
     inputs = [read_cast(path) for path in mini_batch]
     rows: list[str] = []
     for path, data, values in zip(mini_batch, inputs, predictions_per_file(inputs)):  # noqa: B905 - Python 3.8
-        name = os.path.basename(path)
         if isinstance(data, pd.DataFrame):
-            rows += [f"{index},{text},{name}" for index, text in enumerate(field_texts(values))]
+            rows += table_lines(path, values)
         else:
-            rows.append(f"0,{flatten(values[0] if len(values) == 1 else values)},{name}")
+            rows.append(f"0,{flatten(values[0] if len(values) == 1 else values)},{os.path.basename(path)}")
     return rows
+
+
+def table_lines(path: str, values: list[Any]) -> list[str]:
+    name = os.path.basename(path)
+    return [f"{index},{text},{name}" for index, text in enumerate(field_texts(values))]
+
+
+def predict_csv_together(paths: list[str]) -> list[list[Any]] | None:
+    """Each file's predictions from one parse and one ``predict()`` of the files' rows as one table; None when
+    they are not plain CSV files of one header (`read_csv_together`), or when the table fails to cast or predict:
+    then the files are read and predicted as before, so that an error names (and its traceback points at) the file
+    that causes it."""
+    read = read_csv_together(paths)
+    if read is None:
+        return None
+    frame, counts = read
+    try:
+        frame = cast_to_signature(frame, paths[0])
+    except ValueError:
+        return None
+    return predict_split(frame, counts)
+
+
+def read_csv_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
+    """The rows of several CSV files as one table, with each file's number of rows, when that table holds each
+    file's rows as ``pd.read_csv`` reads the file alone; else None. So every file is a ``.csv`` with the first
+    one's header line, at least one row and no carriage return (the one line end that adds rows: the others of
+    pandas, a blank line or a quoted line end, remove some, so that the table has fewer rows than the files have
+    lines after their headers); its first row is no longer than the header (else pandas takes the first column for
+    the index); the files are at most `TOGETHER_BYTES` together; every column of the table is numeric or boolean
+    (text in one file would be text in all); and a float column would be float in every file read alone
+    (`typed_as_alone`)."""
+    if len(paths) < 2 or any(Path(path).suffix.lower() != ".csv" for path in paths):
+        return None
+    if sum(os.path.getsize(path) for path in paths) > TOGETHER_BYTES:
+        return None
+    header, bodies = b"", []
+    for path in paths:
+        with open(path, "rb") as file:
+            data = file.read()
+        head, _, body = data.partition(b"\n")
+        header = header or head
+        if head != header or b"\r" in data:
+            return None
+        if body.partition(b"\n")[0].count(b",") > head.count(b","):
+            return None
+        bodies.append(body if body.endswith(b"\n") else body + b"\n")
+    counts = [body.count(b"\n") for body in bodies]
+    try:
+        frame = pd.read_csv(io.BytesIO(b"".join([header, b"\n", *bodies])))
+    except Exception:  # noqa: BLE001 - read again file by file, where the error names its file
+        return None
+    if len(frame) != sum(counts) or not all(map(pd.api.types.is_numeric_dtype, frame.dtypes)):
+        return None
+    return (frame, counts) if typed_as_alone(frame, counts) else None
+
+
+def typed_as_alone(frame: pd.DataFrame, counts: list[int]) -> bool:
+    """Whether each float column of the files' table is float in each file read alone, or cast to a number by the
+    signature: a file whose values in it are all integers reads them as integers alone (which a cast to text, or
+    a model without a signature, would see). A file's values that are all integers written as ``1.0`` count
+    as integers here, which only costs reading the files one by one."""
+    starts = np.cumsum([0, *counts[:-1]])
+    for name in frame.columns:
+        if frame[name].dtype.kind != "f" or signature_types().get(name) not in (None, "str"):
+            continue
+        values = frame[name].to_numpy()
+        not_integer = ~np.isfinite(values) | (values != np.floor(values))
+        if not np.logical_or.reduceat(not_integer, starts).all():
+            return False
+    return True
 
 
 def read_cast(path: str) -> pd.DataFrame | np.ndarray:
@@ -92,14 +170,20 @@ def predict_together(inputs: list[pd.DataFrame | np.ndarray]) -> list[list[Any]]
     frames = [data for data in inputs if isinstance(data, pd.DataFrame)]
     if len(frames) < 2 or len(frames) != len(inputs) or any(not f.dtypes.equals(frames[0].dtypes) for f in frames):
         return None
+    return predict_split(pd.concat(frames, ignore_index=True), [len(frame) for frame in frames])
+
+
+def predict_split(table: pd.DataFrame, counts: list[int]) -> list[list[Any]] | None:
+    """The predictions of a table of several files' rows (`counts` of each, in order), split back per file; None
+    when the model fails, or does not make one prediction per row: then each file is predicted alone."""
     try:
-        values = prediction_values(model.predict(pd.concat(frames, ignore_index=True)))
+        values = prediction_values(model.predict(table))
     except Exception:  # noqa: BLE001 - predicted again file by file, where the error is raised for its file
         return None
-    if len(values) != sum(len(frame) for frame in frames):
+    if len(values) != len(table):
         return None  # not one prediction per row: each file's predictions as the model makes them for that file
-    ends = np.cumsum([len(frame) for frame in frames])
-    return [values[end - len(frame) : end] for frame, end in zip(frames, ends)]  # noqa: B905 - Python 3.8
+    ends = np.cumsum(counts)
+    return [values[end - count : end] for count, end in zip(counts, ends)]  # noqa: B905 - Python 3.8
 
 
 def read(path: str) -> pd.DataFrame | np.ndarray:
