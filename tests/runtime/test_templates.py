@@ -219,3 +219,26 @@ def test_only_jobs_of_the_servers_own_environment_without_interpreter_variables_
     assert template_key(server, 0, {"PYTHONPATH": "/code"}) is None
     assert template_key(server, 0, {"LD_PRELOAD": "/x.so"}) is None
     assert template_key(Path("/usr/bin/python3"), 0, {}) is None
+
+
+def test_what_run_imports_on_its_first_call_is_imported_by_the_template_for_the_next_workers(
+    kit: Kit, pool: TemplatePool
+) -> None:
+    kit.inputs("f0.txt")
+    kit.script("""
+        import os
+        import sys
+
+        def run(mini_batch):
+            had = "idna" in sys.modules
+            import idna  # a public module of the server's site-packages that nothing imports before run()
+            return [f"{os.path.basename(path)} {had}" for path in mini_batch]
+    """)
+    run(job(kit, "teach"), pool)
+    assert (kit.root / "teach" / "predictions.csv").read_text() == lines("f0.txt False")
+    template = warm(pool)
+
+    run(job(kit, "taught"), pool)
+
+    assert parents(kit.root / "taught") == [template]
+    assert (kit.root / "taught" / "predictions.csv").read_text() == lines("f0.txt True")

@@ -336,9 +336,8 @@ class LocalProcessExecutor(Executor):
         try:
             message, payload = receive(worker.replies)
             kind = message["kind"]
+            self._learn(message.get("modules"))
             if kind == READY:
-                if self._templates is not None and self._template is not None:
-                    self._templates.learn(self._template, message.get("modules", []), self._template_environment)
                 worker.ready = True
                 self._init_failures[worker.slot] = 0
                 self._deadlines.disarm(worker.slot)
@@ -354,6 +353,12 @@ class LocalProcessExecutor(Executor):
                 self._init_failed(worker, message["error"])
         except (EOFError, OSError):
             self._lose_dead(worker)
+
+    def _learn(self, modules: list[str] | None) -> None:
+        """A worker listed the modules it imported (when ready, and since then with its first answer): the warm
+        template of its environment imports them too."""
+        if modules is not None and self._templates is not None and self._template is not None:
+            self._templates.learn(self._template, modules, self._template_environment)
 
     def _finish(self, worker: _Worker, result: TaskDone | TaskFailed) -> None:
         self._deadlines.disarm(worker.slot)

@@ -8,7 +8,8 @@ starts in milliseconds instead of seconds of CPU.
   as before (`spawn.start_worker`). One template per (interpreter, worker user, the job's thread-count variables,
   which libraries read when they are imported).
 - **What it imports.** What the workers taught it: each worker of a job that may use a template lists, once its
-  `init()` returned, the public modules of site-packages it has imported (`worker.py`), and the template imports
+  `init()` returned and again with its first mini-batch's answer (what `run()` imports lazily), the public modules
+  of site-packages it has imported (`worker.py`), and the template imports
   those it finds in its own site-packages (`sandbox/boot.py`; nothing of the standard library, the job's code or
   anywhere else). The first workers of an environment start cold and teach it; later ones are forked.
 - **No secret.** A template's environment is the sandbox's environment of no job (the operator's settings, the

@@ -48,8 +48,8 @@ def main(read_fd: int, write_fd: int) -> None:
     die_with_parent(config["parent_pid"])
     capture_tracebacks(config["traceback_file"])
     configure_process(config)
-    script = initialize(config, replies)
-    serve(script, commands, replies, config["summary_only"])
+    script, taught = initialize(config, replies)
+    serve(script, commands, replies, config["summary_only"], set(taught) if config.get("teach") else None)
     call_shutdown(script)
 
 
@@ -104,8 +104,9 @@ def configure_entry_script(config: dict[str, Any]) -> None:
     parallel_run._configure(**config["entry_script"], logging_level=LOG_LEVELS[config["logging_level"]], config=driver)
 
 
-def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
-    """Import the script and call its `init()`; on failure report it and exit (the executor starts another)."""
+def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType, list[str]]:
+    """Import the script and call its `init()`; on failure report it and exit (the executor starts another).
+    Returns the script and the modules the worker's ready message listed (`imported_modules`, when it teaches)."""
     try:
         script = load_script(Path(config["script"]))
         init = getattr(script, "init", None)
@@ -114,8 +115,9 @@ def initialize(config: dict[str, Any], replies: Connection) -> ModuleType:
     except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
         _exit_now(1)
-    send(replies, READY, modules=imported_modules() if config.get("teach") else [])
-    return script
+    modules = imported_modules() if config.get("teach") else []
+    send(replies, READY, modules=modules)
+    return script, modules
 
 
 def imported_modules() -> list[str]:
@@ -123,7 +125,8 @@ def imported_modules() -> list[str]:
     template of its environment imports (`templates.py`)."""
     found = []
     for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None) or ""
+        # From the module's namespace: getattr() would call a lazy module's __getattr__, which may import.
+        file = (getattr(module, "__dict__", None) or {}).get("__file__") or ""
         if ("site-packages" in file or "dist-packages" in file) and not any(
             part.startswith("_") for part in name.split(".")
         ):
@@ -143,7 +146,12 @@ def load_script(path: Path) -> ModuleType:
     return module
 
 
-def serve(script: ModuleType, commands: Connection, replies: Connection, summary_only: bool) -> None:
+def serve(
+    script: ModuleType, commands: Connection, replies: Connection, summary_only: bool, taught: set[str] | None
+) -> None:
+    """Run mini-batches until told to stop. A worker that teaches its template (`taught`: the modules it listed
+    when ready) lists with its first answer the modules it has imported since: those `run()` imports on its first
+    call (MLflow's and scikit-learn's lazy imports, Pillow's image plugins), which the next workers then have."""
     while True:
         try:
             message, _ = receive(commands)
@@ -151,16 +159,25 @@ def serve(script: ModuleType, commands: Connection, replies: Connection, summary
             return
         if message["kind"] == STOP:
             return
-        run_mini_batch(script, message["index"], message["files"], summary_only, replies)
+        run_mini_batch(script, message["index"], message["files"], summary_only, replies, taught)
+        taught = None
 
 
-def run_mini_batch(script: ModuleType, index: int, files: list[str], summary_only: bool, replies: Connection) -> None:
+def run_mini_batch(
+    script: ModuleType,
+    index: int,
+    files: list[str],
+    summary_only: bool,
+    replies: Connection,
+    taught: set[str] | None = None,
+) -> None:
     kind, value, timing = score(script, files, summary_only)
+    lesson: dict[str, Any] = {} if taught is None else {"modules": [m for m in imported_modules() if m not in taught]}
     if kind == DONE:
         returned, rows = value
-        send(replies, DONE, rows, index=index, returned=returned, timing=timing)
+        send(replies, DONE, rows, index=index, returned=returned, timing=timing, **lesson)
     else:
-        send(replies, ERROR, index=index, error=value, timing=timing)
+        send(replies, ERROR, index=index, error=value, timing=timing, **lesson)
 
 
 def score(script: ModuleType, files: list[str], summary_only: bool) -> tuple[str, Any, dict[str, float]]:
