@@ -42,8 +42,11 @@ def test_each_worker_sees_a_gpu_of_its_own_and_a_released_one_is_reused(kit: Kit
     assert outcome.status == "Completed", outcome.message
     rows = [line.split() for line in (kit.predictions() or "").splitlines()]
     assert len(rows) == 8
-    assert {gpu for _, _, gpu, _ in rows} == {"0", "1"} and {count for *_, count in rows} == {"2"}
+    assert {gpu for _, _, gpu, _ in rows} <= {"0", "1"} and {count for *_, count in rows} == {"2"}
     timeline = gpus_in_use(kit.output_dir / "logs")
+    # Both workers start with the first two mini-batches, each with its GPU; which of them scores the most files
+    # is the machine's to decide (under load one may score all eight while the other is replaced).
+    assert set().union(*(alive.values() for alive in timeline)) == {"0", "1"}, timeline
     assert len(kit.log("sys/node/0/_main.txt").split(" started ")) - 1 == 4  # the two that died were replaced
     assert all(len(set(alive.values())) == len(alive) for alive in timeline), timeline  # never one GPU twice
     assert all(set(alive.values()) <= {"0", "1"} for alive in timeline)
