@@ -49,7 +49,7 @@ def main(read_fd: int, write_fd: int) -> None:
     capture_tracebacks(config["traceback_file"])
     configure_process(config)
     script, taught = initialize(config, replies)
-    serve(script, commands, replies, config["summary_only"], set(taught) if config.get("teach") else None)
+    serve(script, commands, replies, config["summary_only"], None if taught is None else set(taught))
     call_shutdown(script)
 
 
@@ -104,9 +104,10 @@ def configure_entry_script(config: dict[str, Any]) -> None:
     parallel_run._configure(**config["entry_script"], logging_level=LOG_LEVELS[config["logging_level"]], config=driver)
 
 
-def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType, list[str]]:
+def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType, list[str] | None]:
     """Import the script and call its `init()`; on failure report it and exit (the executor starts another).
-    Returns the script and the modules the worker's ready message listed (`imported_modules`, when it teaches)."""
+    Returns the script and the modules the worker's ready message listed (`imported_modules`; None: it does not
+    teach a template)."""
     try:
         script = load_script(Path(config["script"]))
         init = getattr(script, "init", None)
@@ -115,8 +116,8 @@ def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType,
     except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
         _exit_now(1)
-    modules = imported_modules() if config.get("teach") else []
-    send(replies, READY, modules=modules)
+    modules = imported_modules() if config.get("teach") else None
+    send(replies, READY, modules=modules or [])
     return script, modules
 
 
