@@ -45,7 +45,8 @@ from batchpoint.runtime.ledger import Attempt, InMemoryLedger, Success
 from batchpoint.runtime.ray_executor import RayExecutor
 from batchpoint.runtime.spec import JobSpec
 from tests.azurite import ACCOUNT, AZURITE, KEY
-from tests.server import free_port, stop_process, wait_for_port
+from tests.ports import free_port
+from tests.server import stop_process, wait_for_port
 
 FILES = 2_000
 FILE_BYTES = 8192

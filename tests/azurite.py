@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.server import free_port, stop_process, wait_for_port
+from tests.ports import free_port
+from tests.server import stop_process, wait_for_port
 
 AZURITE = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "devstoreaccount1"

@@ -20,6 +20,7 @@ import httpx
 import psycopg
 
 from batchpoint.access.issuer import ensure_issuer
+from tests.ports import free_port
 from tests.warm import Warm
 
 POSTGRES_ADMIN_URL = os.environ.get("BATCHPOINT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -35,12 +36,6 @@ TOKEN_MINUTES = 24 * 60
 class Token(Enum):
     OWN = "own"
     """A valid token of the server's embedded issuer (``Server.token()``)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Process(Protocol):

@@ -12,7 +12,7 @@ from typing import IO
 
 import httpx
 
-from tests.server import free_port
+from tests.ports import free_port
 
 REPO = Path(__file__).parent.parent
 

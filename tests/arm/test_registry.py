@@ -25,7 +25,8 @@ from batchpoint.config import Settings
 from batchpoint.ml.workspaces.resource_types import WORKSPACES
 from batchpoint.store.entities import Resource
 from tests.api.arm import wait_for_operation
-from tests.server import API, TEST_USER, WORKSPACE_ID, free_port
+from tests.ports import free_port
+from tests.server import API, TEST_USER, WORKSPACE_ID
 
 
 class GadgetProperties(WireModel):
