@@ -42,6 +42,8 @@ from batchpoint.web import pages
 from batchpoint.web.session import startup_link
 
 STATIC = Path(pages.__file__).parent / "static"
+for _served in SERVED:  # built at import, like the modules' routers: a server forked after the import (the tests'
+    crud_router(_served.resource_type)  # warm process) starts without building them again
 
 
 def create_app(
