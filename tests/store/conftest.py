@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from batchpoint.store import Store, open_store
-from tests.server import POSTGRES_ADMIN_URL, create_postgres_database, postgres_available
+from tests.server import create_postgres_database, postgres_available
 
 ICU_ENGLISH = "postgresql-icu-en"
 """PostgreSQL with an ICU English collation, which sorts '$' and '+' between '/' and '0' (unlike bytes do)."""
@@ -18,12 +17,10 @@ BACKENDS = ["sqlite", "postgresql", ICU_ENGLISH]
 
 
 def create_icu_database() -> str:
-    name = f"batchpoint_icu_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(
-            f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-        )
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    return create_postgres_database(
+        f"batchpoint_icu_{uuid.uuid4().hex[:12]}",
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    )
 
 
 def database_url(backend: str, folder: Path) -> str:
