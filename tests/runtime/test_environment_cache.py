@@ -15,12 +15,13 @@ import pytest
 
 from batchpoint.runtime.environments.cache import EnvironmentBuildError, EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
-from batchpoint.runtime.environments.interpreters import Interpreter, PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.interpreters import Interpreter, PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec, from_conda_file
+from tests.pythons import PYTHONS
 
 SIX = "dependencies:\n- pip:\n  - six==1.16.0\n"
 UNINSTALLABLE = "dependencies:\n- pip:\n  - batchpoint-test-no-such-package==0.0.1\n"
-FINDER = PythonFinder()
+FINDER = PYTHONS
 
 
 def interpreter(version: str | None) -> Interpreter:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.interpreters import PythonNotFound
+from tests.pythons import PYTHONS
 from tests.runtime.conftest import USES_ENTRY_SCRIPT, Kit, check_entry_script_logs, lines
 
 REPORTS_ITS_PYTHON = """
@@ -31,7 +32,7 @@ REPORTS_ITS_PYTHON = """
 def python38(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bare Python 3.8 virtual environment, as the environment cache makes one."""
     try:
-        interpreter = PythonFinder().choose("3.8")
+        interpreter = PYTHONS.choose("3.8")
     except PythonNotFound:
         pytest.skip("no Python 3.8 on this machine")
     folder = tmp_path_factory.mktemp("py38")

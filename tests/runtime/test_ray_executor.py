@@ -23,7 +23,7 @@ from ray.cluster_utils import Cluster
 from ray.exceptions import RayError
 
 from batchpoint.runtime.coordinator import run_job
-from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.interpreters import PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import ExecutorUnavailableError, Task, TaskDone, TaskFailed, TaskResult
 from batchpoint.runtime.layout import STREAM_LOG
@@ -32,6 +32,7 @@ from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.conftest import RAY_NODE
+from tests.pythons import PYTHONS
 from tests.runtime.conftest import (
     ECHO,
     REPORTS_ITS_GPU,
@@ -397,7 +398,7 @@ REPORTS_ITS_PYTHON = """
 
 def test_an_environment_pinning_python_3_8_runs_its_workers_on_python_3_8(ray_cluster: Cluster, kit: Kit) -> None:
     try:
-        PythonFinder().choose("3.8")
+        PYTHONS.choose("3.8")
     except PythonNotFound:
         pytest.skip("no Python 3.8 on this machine")
     kit.inputs("a.txt", "b.txt", "c.txt", "d.txt")

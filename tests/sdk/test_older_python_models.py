@@ -23,13 +23,14 @@ from azure.ai.ml.entities import (
 )
 from azure.core.exceptions import HttpResponseError
 
-from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.interpreters import PythonNotFound
 from tests.api.jobs import predictions
+from tests.pythons import PYTHONS
 from tests.sdk.mlclient import deploy_model
 from tests.server import Server
 
 try:
-    PYTHON_38 = PythonFinder().choose("3.8")
+    PYTHON_38 = PYTHONS.choose("3.8")
 except PythonNotFound:
     pytest.skip("needs a Python 3.8 interpreter (pyenv, uv or python3.8 on PATH)", allow_module_level=True)
 

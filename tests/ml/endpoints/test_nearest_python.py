@@ -9,14 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
+from batchpoint.runtime.environments.interpreters import PythonNotFound
 from tests.api.arm import deployment_url
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
 from tests.ml.endpoints.test_environments import provision, register_environment, serve_with_data_root
+from tests.pythons import PYTHONS
 from tests.server import Server
 
 try:
-    NEAREST_TO_37 = PythonFinder().choose("3.8")
+    NEAREST_TO_37 = PYTHONS.choose("3.8")
 except PythonNotFound:
     pytest.skip("needs a Python 3.8 interpreter, the nearest supported one to 3.7", allow_module_level=True)
 
