@@ -205,10 +205,11 @@ class _JobRun:
         if self.threshold.exceeded(self.counts.items_failed) or not self.pending:
             return self._status_when_done()
         self.logs.started(self.spec, self.counts, self.planned_seconds)
-        self._report(force=True)
         self.executor.start(self.spec)
         at_once = False
         try:
+            self._dispatch()  # the workers start before the first report, a write to the database
+            self._report(force=True)
             stopped = self._loop(output)
         except InitFailedError as error:
             self.fatal = str(error)

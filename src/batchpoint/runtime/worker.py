@@ -45,11 +45,12 @@ _traceback_file: IO[str] | None = None
 def main(read_fd: int, write_fd: int) -> None:
     commands, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     config, _ = receive(commands)
+    imports = ImportRecorder.install() if config.get("teach") else None
     die_with_parent(config["parent_pid"])
     capture_tracebacks(config["traceback_file"])
     configure_process(config)
-    script, taught = initialize(config, replies)
-    serve(script, commands, replies, config["summary_only"], None if taught is None else set(taught))
+    script = initialize(config, replies, imports)
+    serve(script, commands, replies, config["summary_only"], imports)
     call_shutdown(script)
 
 
@@ -104,10 +105,9 @@ def configure_entry_script(config: dict[str, Any]) -> None:
     parallel_run._configure(**config["entry_script"], logging_level=LOG_LEVELS[config["logging_level"]], config=driver)
 
 
-def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType, list[str] | None]:
-    """Import the script and call its `init()`; on failure report it and exit (the executor starts another).
-    Returns the script and the modules the worker's ready message listed (`imported_modules`; None: it does not
-    teach a template)."""
+def initialize(config: dict[str, Any], replies: Connection, imports: ImportRecorder | None) -> ModuleType:
+    """Import the script and call its `init()`, then say so, with the modules imported until then when the worker
+    teaches its template (`imports`); on failure report it and exit (the executor starts another)."""
     try:
         script = load_script(Path(config["script"]))
         init = getattr(script, "init", None)
@@ -116,23 +116,44 @@ def initialize(config: dict[str, Any], replies: Connection) -> tuple[ModuleType,
     except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
         _exit_now(1)
-    modules = imported_modules() if config.get("teach") else None
-    send(replies, READY, modules=modules or [])
-    return script, modules
+    send(replies, READY, modules=imports.lesson() if imports is not None else [])
+    return script
 
 
-def imported_modules() -> list[str]:
-    """The public modules of site-packages this worker has imported, in the order it imported them: what a warm
-    template of its environment imports (`templates.py`)."""
-    found = []
-    for name, module in list(sys.modules.items()):
-        # From the module's namespace: getattr() would call a lazy module's __getattr__, which may import.
-        file = (getattr(module, "__dict__", None) or {}).get("__file__") or ""
-        if ("site-packages" in file or "dist-packages" in file) and not any(
-            part.startswith("_") for part in name.split(".")
-        ):
-            found.append(name)
-    return found
+class ImportRecorder:
+    """The modules this worker imports, as they are imported (first on `sys.meta_path`, it sees each import and
+    leaves it to the next finder): what it teaches a warm template of its environment (`templates.py`).
+
+    Recorded rather than read from `sys.modules`: a worker forked from a template of torch has thousands, and
+    touching each name copied a page of the template (17 ms before its first mini-batch)."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+
+    @classmethod
+    def install(cls) -> ImportRecorder:
+        recorder = cls()
+        sys.meta_path.insert(0, recorder)  # a finder is anything with find_spec
+        return recorder
+
+    def uninstall(self) -> None:
+        sys.meta_path.remove(self)
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self._names.append(name)
+
+    def lesson(self) -> list[str]:
+        """The public modules of site-packages imported since the last lesson, in the order of their imports."""
+        names, self._names = self._names, []
+        return [name for name in dict.fromkeys(names) if _is_public_site_package(name)]
+
+
+def _is_public_site_package(name: str) -> bool:
+    # From the module's namespace: getattr() would call a lazy module's __getattr__, which may import.
+    file = (getattr(sys.modules.get(name), "__dict__", None) or {}).get("__file__") or ""
+    return ("site-packages" in file or "dist-packages" in file) and not any(
+        part.startswith("_") for part in name.split(".")
+    )
 
 
 def load_script(path: Path) -> ModuleType:
@@ -148,11 +169,11 @@ def load_script(path: Path) -> ModuleType:
 
 
 def serve(
-    script: ModuleType, commands: Connection, replies: Connection, summary_only: bool, taught: set[str] | None
+    script: ModuleType, commands: Connection, replies: Connection, summary_only: bool, imports: ImportRecorder | None
 ) -> None:
-    """Run mini-batches until told to stop. A worker that teaches its template (`taught`: the modules it listed
-    when ready) lists with its first answer the modules it has imported since: those `run()` imports on its first
-    call (MLflow's and scikit-learn's lazy imports, Pillow's image plugins), which the next workers then have."""
+    """Run mini-batches until told to stop. A worker that teaches its template (`imports`) lists with its first
+    answer the modules it has imported since it was ready: those `run()` imports on its first call (MLflow's and
+    scikit-learn's lazy imports, Pillow's image plugins), which the next workers then have."""
     while True:
         try:
             message, _ = receive(commands)
@@ -160,8 +181,10 @@ def serve(
             return
         if message["kind"] == STOP:
             return
-        run_mini_batch(script, message["index"], message["files"], summary_only, replies, taught)
-        taught = None
+        run_mini_batch(script, message["index"], message["files"], summary_only, replies, imports)
+        if imports is not None:
+            imports.uninstall()
+            imports = None
 
 
 def run_mini_batch(
@@ -170,10 +193,10 @@ def run_mini_batch(
     files: list[str],
     summary_only: bool,
     replies: Connection,
-    taught: set[str] | None = None,
+    imports: ImportRecorder | None = None,
 ) -> None:
     kind, value, timing = score(script, files, summary_only)
-    lesson: dict[str, Any] = {} if taught is None else {"modules": [m for m in imported_modules() if m not in taught]}
+    lesson: dict[str, Any] = {} if imports is None else {"modules": imports.lesson()}
     if kind == DONE:
         returned, rows = value
         send(replies, DONE, rows, index=index, returned=returned, timing=timing, **lesson)

@@ -14,12 +14,12 @@ environment.
 `template` (`BASE_PYTHON -I -S boot.py template SOCKET_FD`, `runtime/templates.py`, Decision 23): a warm process
 of the server's own environment that forks workers, each of which then boots as a started one does. Unsandboxed,
 so it runs nothing a deployment chose: the first message on SOCKET_FD (SOCK_SEQPACKET, one JSON message per packet)
-is `template` {"environment", "venv", "server_pid"}, which holds no job's variable. It activates the environment,
-then imports what `import` messages name (public modules of its site-packages only) and answers `ready`. A `fork`
-{"cwd"} carries four descriptors (the worker's command and reply pipe ends, its stdout, its stderr): the child
-closes everything else, takes its own session and working folder and runs `worker` (reads `boot`, enters its
-sandbox, takes the job's environment); the template answers `forked` {"pid"}, then `exited` {"pid", "returncode"}
-when it reaps it. It exits when its socket closes or the server is gone.
+is `template` {"environment", "venv", "server_pid"}, which holds no job's variable. It activates the environment
+and imports `batchpoint.runtime.worker`, then imports what `import` messages name (public modules of its
+site-packages only) and answers `ready`. A `fork` {"cwd"} carries four descriptors (the worker's command and reply
+pipe ends, its stdout, its stderr): the child closes everything else, takes its own session and working folder and
+runs `worker` (reads `boot`, enters its sandbox, takes the job's environment); the template answers `forked`
+{"pid"}, then `exited` {"pid", "returncode"} when it reaps it. It exits when its socket closes or the server is gone.
 
 Standard library only, Python 3.8+. Nothing runs when this file is imported: multiprocessing's spawn children run it
 again (as `__mp_main__`), inside the sandbox.
@@ -123,6 +123,8 @@ def run_template(socket_fd: int) -> None:
     assert first["kind"] == "template", first["kind"]
     server_pid = int(first["server_pid"])
     _activate(first["environment"], first["venv"])
+    from batchpoint.runtime import worker  # noqa: F401 - what every forked worker runs: imported once, here
+
     roots = _site_roots()
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
@@ -208,9 +210,12 @@ def _import_all(names: list[str], roots: list[str]) -> list[str]:
 
 def _fork_worker(cwd: str, fds: list[int]) -> int:
     """A child that goes on as a started worker: its four descriptors are READ_FD, WRITE_FD, stdout and stderr."""
+    import gc
+
     read_fd, write_fd, stdout, stderr = fds
     sys.stdout.flush()
     sys.stderr.flush()
+    gc.freeze()  # the child's collections then skip what it inherited: a full one touched every object, 0.3 s
     pid = os.fork()
     if pid:
         return pid
