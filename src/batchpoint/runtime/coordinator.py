@@ -184,8 +184,7 @@ class _JobRun:
     def run(self) -> JobOutcome:
         output = open_output(self.spec, self.ledger.generation)
         try:
-            status = self._execute(output)
-            return self._finish(status, output)
+            return self._finish(self._execute(output))
         finally:
             output.close()
 
@@ -201,27 +200,33 @@ class _JobRun:
 
     # --- the loop -----------------------------------------------------------------------------------
 
-    def _execute(self, output: Output) -> JobStatus:
+    def _execute(self, output: Output) -> JobOutcome:
         if self.threshold.exceeded(self.counts.items_failed) or not self.pending:
-            return self._status_when_done()
+            return self._end(self._status_when_done(), output)
         self.logs.started(self.spec, self.counts, self.planned_seconds)
         self.executor.start(self.spec)
         at_once = False
         try:
-            self._dispatch()  # the workers start before the first report, a write to the database
-            self._report(force=True)
-            stopped = self._loop(output)
-        except InitFailedError as error:
-            self.fatal = str(error)
-            stopped = JobStatus.FAILED
+            stopped = self._run_tries(output)
+            if stopped is None:  # every mini-batch ended: the workers leave while the output is committed
+                self.executor.wind_down()
+                return self._end(self._status_when_done(), output)
         except TakenOver:
             at_once = True
             raise
         finally:
             self.executor.stop(graceful=not at_once)
-        self._commit(output.flush())
-        self._record()
-        return stopped or self._status_when_done()
+        return self._end(stopped, output)
+
+    def _run_tries(self, output: Output) -> JobStatus | None:
+        """Run the mini-batches until each has ended (None), or the job stops early (how it ends)."""
+        try:
+            self._dispatch()  # the workers start before the first report, a write to the database
+            self._report(force=True)
+            return self._loop(output)
+        except InitFailedError as error:
+            self.fatal = str(error)
+            return JobStatus.FAILED
 
     def _loop(self, output: Output) -> JobStatus | None:
         next_check = time.monotonic() + CHECK_SECONDS
@@ -375,7 +380,10 @@ class _JobRun:
             self.reported = counts
         self.next_report = now + PROGRESS_SECONDS
 
-    def _finish(self, status: JobStatus, output: Output) -> JobOutcome:
+    def _end(self, status: JobStatus, output: Output) -> JobOutcome:
+        """The rows written so far made durable and recorded; a completed job's output committed and published."""
+        self._commit(output.flush())
+        self._record()
         self._confirm_writer()  # and again right before the output is committed
         output_file = None
         message = self.fatal or outcome_message(status, self.counts, self.spec.error_threshold, self.failures)
@@ -386,9 +394,12 @@ class _JobRun:
                 publish(self.spec)
             except (MissingRowsError, PublishError) as error:
                 status, message = JobStatus.FAILED, str(error)
+        return JobOutcome(status, message, replace(self.counts), output_file)
+
+    def _finish(self, outcome: JobOutcome) -> JobOutcome:
+        """Once the workers have gone: the last progress, the job's report and logs; its private folder removed."""
         self.running.clear()
         self._report(force=True)
-        outcome = JobOutcome(status, message, replace(self.counts), output_file)
         batches = self.ledger.mini_batches(self.spec.job_id) or []
         if self.counts.mini_batches_succeeded < self.counts.mini_batches_total:
             self.logs.failed_items(self._unfinished_files(batches))

@@ -173,6 +173,10 @@ class Executor(ABC):
         """Results of finished tries, and queued tasks that started or came back; waits up to `timeout` seconds
         when there are none yet. Raises InitFailedError when no slot can start a worker any more."""
 
+    def wind_down(self) -> None:  # noqa: B027 - optional: an executor may have nothing to do here
+        """Every task has ended and none will come: idle workers may start leaving (`shutdown()`, their exit)
+        while the coordinator commits the output; `stop` then waits for them. An executor may do nothing here."""
+
     @abstractmethod
     def stop(self, graceful: bool = True) -> None:
         """Retire the workers: idle ones call `shutdown()`, busy ones are stopped; not `graceful`: all are stopped at

@@ -88,6 +88,7 @@ class _Worker:
         """The queued task's message when it was too large to write before `task` ends."""
         self.ready = False
         """`init()` has returned; `run()` starts as soon as a task arrives, so its time limit starts too."""
+        self.told_to_stop = False
 
     @property
     def traceback_file(self) -> Path:
@@ -185,11 +186,16 @@ class LocalProcessExecutor(Executor):
         finished, self._finished = self._finished, []
         return finished
 
+    def wind_down(self) -> None:
+        for worker in self._slots:
+            if worker is not None and worker.task is None:
+                self._tell_to_stop(worker)
+
     def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
         idle = [worker for worker in workers if worker.task is None] if graceful else []
         for worker in idle:
-            _send_quietly(worker.commands, encode(STOP))
+            self._tell_to_stop(worker)
         deadline = time.monotonic() + self._grace
         self._wait_until_closed([worker.replies for worker in idle], deadline)
         for worker in idle:  # closed its pipe on its way out: let it exit, so its exit code is its own
@@ -199,6 +205,12 @@ class LocalProcessExecutor(Executor):
             self._retire(worker)
         self._finished.clear()
         shutil.rmtree(self._homes, ignore_errors=True)
+
+    @staticmethod
+    def _tell_to_stop(worker: _Worker) -> None:
+        if not worker.told_to_stop:
+            worker.told_to_stop = True
+            _send_quietly(worker.commands, encode(STOP))
 
     @staticmethod
     def _wait_until_closed(connections: list[Connection], deadline: float) -> None:
