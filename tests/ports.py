@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import itertools
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -24,7 +23,8 @@ BLOCK_SIZE = 250
 BLOCKS = 48
 """20000-31999: under the ephemeral range, and 48 test processes at once (a few concurrent `make test` runs)."""
 
-LOCKS = Path(tempfile.gettempdir()) / "batchpoint-test-ports"
+LOCKS = Path("/tmp/batchpoint-test-ports")
+"""Machine-wide, not under TMPDIR: concurrent runs (worktrees, CI) set TMPDIRs of their own."""
 
 
 class PortBlock:

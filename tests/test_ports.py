@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,15 @@ sys.stdin.read()  # holds its block until the test has every process's ports
 """
 
 
-def test_concurrent_test_processes_get_ports_of_their_own_below_the_kernels_range() -> None:
+def test_concurrent_test_processes_get_ports_of_their_own_below_the_kernels_range(tmp_path: Path) -> None:
     count = BLOCK_SIZE + 3  # more than a block: its ports are handed out again, in turn
     command = [sys.executable, "-c", TAKE.format(count=count)]
-    others = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    others = [
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)}
+        )
+        for tmp in (tmp_path / "one", tmp_path / "other")  # as concurrent runs do, each with its own
+    ]
     try:
         mine = {free_port() for _ in range(count)}
         theirs = [set(map(int, other.stdout.readline().split())) for other in others if other.stdout]
