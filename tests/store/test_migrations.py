@@ -26,8 +26,10 @@ BEFORE_PRIVATE_STATE = "0009"
 def test_a_database_from_before_the_indexed_tables_is_upgraded_in_place(backend: str, tmp_path: Path) -> None:
     url = database_url(backend, tmp_path)
     store = open_store(url)
-    for index in range(1500):  # more than one batch of the upgrade
-        store.insert(job(f"j{index:04d}", "ep", "blue", "Completed" if index else "Running", seconds=index))
+    jobs = [
+        job(f"j{index:04d}", "ep", "blue", "Completed" if index else "Running", seconds=index) for index in range(1500)
+    ]
+    store.insert_many(jobs)  # more than one batch of the upgrade; one statement rather than 1,500 transactions
     assignment = f"{WORKSPACE}/providers/Microsoft.Authorization/roleAssignments/a1"
     store.insert(resource(assignment, ROLE_ASSIGNMENT_TYPE, principalId="p1", scope=WORKSPACE, roleDefinitionId="r1"))
     code = resource(f"{WORKSPACE}/codes/c/versions/1", CODE_VERSION_TYPE)
