@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from batchpoint.runtime.coordinator import run_job
+from batchpoint.runtime.executor import Executor
 from batchpoint.runtime.job_report import COLUMNS
 from batchpoint.runtime.ledger import InMemoryLedger, Ledger, MiniBatch
 from batchpoint.runtime.local import LocalProcessExecutor
@@ -128,6 +129,31 @@ ECHO = """
         return [os.path.basename(path) for path in mini_batch]
 """
 """A script whose rows are the input file names."""
+
+SLOW_TO_SHUT_DOWN = """
+    import os
+    import time
+    from pathlib import Path
+
+    def run(mini_batch):
+        return mini_batch
+
+    def shutdown():
+        time.sleep(1)
+        Path(os.environ["MARKERS"], str(os.getpid())).touch()
+"""
+"""A script whose `shutdown()` takes a second, then leaves a marker."""
+
+
+def committed_before_shutdown_ended(kit: Kit, executor: Executor) -> list[bool]:
+    """Run SLOW_TO_SHUT_DOWN on two workers; for each, whether the predictions file was in place before its
+    `shutdown()` ended."""
+    kit.inputs("a.txt", "b.txt")
+    kit.script(SLOW_TO_SHUT_DOWN)
+    outcome = run_job(kit.spec(mini_batch_size=1, max_concurrency_per_instance=2), kit.ledger, executor)
+    assert outcome.status == "Completed", outcome.message
+    committed = (kit.output_dir / "predictions.csv").stat().st_ctime
+    return [marker.stat().st_mtime > committed for marker in kit.markers.iterdir()]
 
 
 def ray_nodes(logs: Path) -> set[str]:

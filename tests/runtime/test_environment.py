@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from batchpoint.runtime.coordinator import run_job
-from tests.runtime.conftest import Kit
+from tests.runtime.conftest import Kit, committed_before_shutdown_ended
 
 INSPECT = """
     import json, logging, os, sys
@@ -99,29 +99,8 @@ def test_a_missing_scoring_script_fails_the_job_at_once(kit: Kit) -> None:
 
 def test_the_output_is_in_place_before_the_workers_shut_down(kit: Kit) -> None:
     """The predictions file does not wait for the workers' `shutdown()` and exit (a third of a second at the end
-    of every job of torch workers): their `shutdown()` finds it."""
-    kit.inputs("a.txt", "b.txt")
-    kit.script(
-        """
-        import os, time
-        from pathlib import Path
-
-        def run(mini_batch):
-            return mini_batch
-
-        def shutdown():
-            predictions = Path(os.environ["AZUREML_BI_OUTPUT_PATH"], "predictions.csv")
-            deadline = time.monotonic() + 10
-            while not predictions.exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            Path(os.environ["MARKERS"], f"{os.getpid()}-saw-{predictions.exists()}").touch()
-        """
-    )
-
-    outcome = kit.run(mini_batch_size=1, max_concurrency_per_instance=2)
-
-    assert outcome.status == "Completed", outcome.message
-    assert sorted(marker.name.split("-")[-1] for marker in kit.markers.iterdir()) == ["True", "True"]
+    of every job of torch workers)."""
+    assert committed_before_shutdown_ended(kit, kit.executor()) == [True, True]
 
 
 def test_shutdown_runs_once_per_worker_and_a_hanging_one_is_cut_off(kit: Kit) -> None:

@@ -39,6 +39,7 @@ from tests.runtime.conftest import (
     USES_ENTRY_SCRIPT,
     Kit,
     check_entry_script_logs,
+    committed_before_shutdown_ended,
     lines,
     ray_nodes,
 )
@@ -130,6 +131,11 @@ def test_entry_script_logs_of_a_node_land_in_the_jobs_entry_script_log(ray_clust
     assert outcome.status == "Completed", outcome.message
     assert kit.predictions() == lines(*["True True 1"] * 3)
     check_entry_script_logs(kit.output_dir / "logs", 3)
+
+
+def test_the_output_is_in_place_before_the_actors_shut_down(ray_cluster: Cluster, kit: Kit) -> None:
+    executor = RayExecutor(ray_cluster.address, sandbox=kit.sandbox())
+    assert committed_before_shutdown_ended(kit, executor) == [True, True]
 
 
 def test_actors_of_a_gpu_job_each_use_the_gpu_ray_gives_them(ray_cluster: Cluster, kit: Kit) -> None:
