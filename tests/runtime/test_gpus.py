@@ -47,7 +47,9 @@ def test_each_worker_sees_a_gpu_of_its_own_and_a_released_one_is_reused(kit: Kit
     # Both workers start with the first two mini-batches, each with its GPU; which of them scores the most files
     # is the machine's to decide (under load one may score all eight while the other is replaced).
     assert set().union(*(alive.values() for alive in timeline)) == {"0", "1"}, timeline
-    assert len(kit.log("sys/node/0/_main.txt").split(" started ")) - 1 == 4  # the two that died were replaced
+    # A worker that died was replaced while work was left: 4 starts, or 3 when one died on the job's last
+    # mini-batch (under load a worker slow to start may reach its `die` file only after the other scored the rest).
+    assert len(kit.log("sys/node/0/_main.txt").split(" started ")) - 1 in (3, 4)
     assert all(len(set(alive.values())) == len(alive) for alive in timeline), timeline  # never one GPU twice
     assert all(set(alive.values()) <= {"0", "1"} for alive in timeline)
     assert "shares GPU" not in kit.log("sys/master_role.txt")
