@@ -13,7 +13,7 @@ from tests import processes
 from tests.server import Server, create_postgres_database, postgres_available
 from tests.warm import SERVER_MODULES, Warm
 
-pytest_plugins = ["tests.scheduling", "tests.no_skips"]
+pytest_plugins = ["tests.scheduling", "tests.no_skips", "tests.databases"]
 
 for _name in (*EXPORTED, *UNSET):  # a shell set up with `eval "$(batchpoint env)"` points the SDKs at its server
     os.environ.pop(_name, None)

@@ -81,6 +81,14 @@ def postgres_available() -> bool:
         return False
 
 
+_CREATED: list[str] = []
+
+
+def created_databases() -> list[str]:
+    """The databases this process created and has not dropped yet."""
+    return _CREATED
+
+
 def create_postgres_database(name: str | None = None, options: str = "") -> str:
     """A fresh, empty database for one server, so test runs never see each other's rows.
 
@@ -91,6 +99,7 @@ def create_postgres_database(name: str | None = None, options: str = "") -> str:
     name = name or f"batchpoint_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}" {options}'.rstrip())
+        _CREATED.append(name)  # dropped when the test session ends (tests/databases.py)
         connection.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
 
