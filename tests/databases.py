@@ -3,21 +3,9 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
-from tests.server import POSTGRES_ADMIN_URL, created_databases
-
-
-def drop_created_databases() -> None:
-    """Drop every database this process created; `WITH (FORCE)` ends sessions a killed server left open."""
-    names = created_databases()
-    if not names:
-        return
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        for name in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    names.clear()
+from tests.server import drop_created_databases
 
 
 @pytest.hookimpl(trylast=True)

@@ -82,11 +82,7 @@ def postgres_available() -> bool:
 
 
 _CREATED: list[str] = []
-
-
-def created_databases() -> list[str]:
-    """The databases this process created and has not dropped yet."""
-    return _CREATED
+"""The databases this process created and has not dropped yet."""
 
 
 def create_postgres_database(name: str | None = None, options: str = "") -> str:
@@ -102,6 +98,16 @@ def create_postgres_database(name: str | None = None, options: str = "") -> str:
         _CREATED.append(name)  # dropped when the test session ends (tests/databases.py)
         connection.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def drop_created_databases() -> None:
+    """Drop every database this process created; `WITH (FORCE)` ends sessions a killed server left open."""
+    if not _CREATED:
+        return
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        for name in _CREATED:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _CREATED.clear()
 
 
 WORKER_USER = str(os.geteuid())
