@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from batchpoint.runtime.coordinator import run_job
@@ -251,9 +252,9 @@ class RecordingPool(TemplatePool):
         super().__init__()
         self.lessons: list[list[str]] = []
 
-    def learn(self, key: Any, modules: Iterable[str], environment: Any) -> None:
+    def learn(self, key: Any, modules: Iterable[str], environment: Any, workers: int) -> None:
         self.lessons.append(list(modules))
-        super().learn(key, modules, environment)
+        super().learn(key, modules, environment, workers)
 
 
 def test_a_forked_worker_lists_only_what_its_template_lacks(kit: Kit) -> None:
@@ -278,3 +279,57 @@ def test_a_forked_worker_lists_only_what_its_template_lacks(kit: Kit) -> None:
     finally:
         pool.close()
     assert pool.lessons and not any(pool.lessons), f"a forked worker listed its template's modules: {pool.lessons}"
+
+
+WORKER_PID = re.compile(r"\(pid (\d+), forked from the template pid \d+")
+LAZY = """
+    import os
+    import sys
+
+    def run(mini_batch):
+        had = "idna" in sys.modules
+        if os.environ.get("IMPORT_IDNA"):
+            import idna  # a public module of the server's site-packages that nothing imports before run()
+        return [f"{os.path.basename(path)} {had}" for path in mini_batch]
+"""
+
+
+def test_a_template_keeps_spare_workers_forked_for_the_next_job_and_none_that_lacks_what_it_imported_since(
+    kit: Kit, pool: TemplatePool
+) -> None:
+    """Once a job's workers have exited, its template forks as many spares for the next job, which takes them (no
+    fork of the whole template after it asked); a spare forked before the template imported more is not handed
+    out, and spares stop with their template."""
+    kit.inputs("f0.txt", "f1.txt")
+    kit.script(LAZY)
+    two = {"mini_batch_size": 1, "max_concurrency_per_instance": 2}
+    run(job(kit, "teach", **two), pool)
+    template = warm(pool)
+    run(job(kit, "pair", **two), pool)
+    spares = children(template, 2)
+
+    one = {"mini_batch_size": 1, "max_concurrency_per_instance": 1}
+    run(job(kit, "lazy", job_variables={"IMPORT_IDNA": "1"}, **one), pool)
+    [lazy] = worker_pids(kit.root / "lazy")
+    assert lazy in spares
+    warm(pool)  # it imported idna, which the lazy worker taught it
+    run(job(kit, "after", **one), pool)
+
+    assert (kit.root / "after" / "predictions.csv").read_text() == lines("f0.txt True", "f1.txt True")
+    assert not set(worker_pids(kit.root / "after")) & spares, "a spare that lacks idna was handed out"
+    left = children(template, 1)
+    pool.close()
+    assert all(gone(pid, 5.0) for pid in left)
+
+
+def worker_pids(output: Path) -> list[int]:
+    return [int(pid) for pid in WORKER_PID.findall((output / "logs" / "sys" / "node" / "0" / "_main.txt").read_text())]
+
+
+def children(pid: int, count: int, timeout: float = 10.0) -> set[int]:
+    """The pids of `pid`'s children once it has `count` of them."""
+    deadline = time.monotonic() + timeout
+    while len(found := {child.pid for child in psutil.Process(pid).children()}) != count:
+        assert time.monotonic() < deadline, f"the template has {len(found)} children, not {count}"
+        time.sleep(0.05)
+    return found

@@ -273,7 +273,7 @@ class LocalProcessExecutor(Executor):
         """A worker forked from the job's template, when it has one ready; None: start one cold."""
         if self._templates is None or self._template is None:
             return None
-        return self._templates.fork(self._template, home=home, stdout=stdout, stderr=stderr)
+        return self._templates.fork(self._template, home=home, stdout=stdout, stderr=stderr, workers=len(self._slots))
 
     def _template_environment(self, folder: Path) -> dict[str, str]:
         """A template's environment: a worker's of no job (no job variable, no secret), with the job's thread
@@ -370,7 +370,7 @@ class LocalProcessExecutor(Executor):
         """A worker listed the modules it imported (when ready, and since then with its first answer): the warm
         template of its environment imports them too."""
         if modules is not None and self._templates is not None and self._template is not None:
-            self._templates.learn(self._template, modules, self._template_environment)
+            self._templates.learn(self._template, modules, self._template_environment, len(self._slots))
 
     def _finish(self, worker: _Worker, result: TaskDone | TaskFailed) -> None:
         self._deadlines.disarm(worker.slot)

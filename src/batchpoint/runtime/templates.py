@@ -55,6 +55,8 @@ READY_SECONDS = 10.0
 """How long a template may take to start or to import one batch of modules before it is retired."""
 MAX_FAILURES = 2
 """Retirements of an environment's templates after which its workers always start cold."""
+MAX_SPARES = os.cpu_count() or 1
+"""The most spare children a template keeps forked ahead of the next job (`boot._Spares`)."""
 IMPORT_BATCH = 200
 """Modules per `import` message (and per `READY_SECONDS`)."""
 IMPORT_VARIABLES = (
@@ -150,9 +152,10 @@ class TemplatePool:
         self._failures: Counter[TemplateKey] = Counter()
         self._closed = False
 
-    def fork(self, key: TemplateKey, *, home: Path, stdout: Path, stderr: Path) -> StartedWorker | None:
+    def fork(self, key: TemplateKey, *, home: Path, stdout: Path, stderr: Path, workers: int) -> StartedWorker | None:
         """A worker forked from `key`'s template, working in `home/cwd`, not yet booted (`spawn.boot_worker`);
-        None when there is no ready template (the caller starts one cold)."""
+        None when there is no ready template (the caller starts one cold). `workers`: how many its job has; the
+        template keeps as many spare children forked for the next job (at most `MAX_SPARES`)."""
         with self._lock:
             template = self._templates.get(key)
             if template is None or self._closed or not self._is_ready(template):
@@ -163,9 +166,8 @@ class TemplatePool:
         forked: ForkedProcess | None = None
         try:
             with open(stdout, "ab") as out, open(stderr, "ab") as err:
-                template.send(
-                    {"kind": "fork", "cwd": str(home / "cwd")}, [command_read, reply_write, out.fileno(), err.fileno()]
-                )
+                fork = {"kind": "fork", "cwd": str(home / "cwd"), "spares": _spares(workers)}
+                template.send(fork, [command_read, reply_write, out.fileno(), err.fileno()])
             forked = template.forked.get(timeout=self._ready_seconds)
         except (OSError, queue.Empty):
             forked = None
@@ -185,8 +187,9 @@ class TemplatePool:
         commands, replies = Connection(command_write, readable=False), Connection(reply_read, writable=False)
         return StartedWorker(forked, commands, replies, parent_pid=template.process.pid)
 
-    def learn(self, key: TemplateKey, modules: Iterable[str], environment: Environment) -> None:
-        """`key`'s workers import `modules`: its template imports them too, and starts if there is none."""
+    def learn(self, key: TemplateKey, modules: Iterable[str], environment: Environment, workers: int) -> None:
+        """`key`'s workers import `modules`: its template imports them too, and starts if there is none (with spares
+        for the next job's `workers`, as `fork` asks)."""
         with self._lock:
             if self._closed:
                 return
@@ -199,7 +202,7 @@ class TemplatePool:
                 template = self._templates.get(key)
             if template is None:
                 if self._failures[key] < MAX_FAILURES:
-                    self._start(key, list(known), environment)
+                    self._start(key, list(known), environment, _spares(workers))
                 return
             template.pending.extend(new)
             if template.state == READY:
@@ -235,7 +238,7 @@ class TemplatePool:
             self._retire(template, f"was not ready within {self._ready_seconds:g} seconds")
         return template.state == READY
 
-    def _start(self, key: TemplateKey, modules: list[str], environment: Environment) -> None:
+    def _start(self, key: TemplateKey, modules: list[str], environment: Environment, spares: int) -> None:
         folder = Path(tempfile.mkdtemp(prefix="t", dir=private_temp_root()))  # short: Decision 16
         for name in ("cwd", "home", "tmp"):
             (folder / name).mkdir(mode=0o700)
@@ -259,7 +262,8 @@ class TemplatePool:
         venv = virtual_environment(Path(key.python))
         with contextlib.suppress(OSError):  # a template that died at once closes its socket: its reader retires it
             template.send(
-                {"kind": "template", "environment": variables, "venv": str(venv or ""), "server_pid": os.getpid()}
+                {"kind": "template", "environment": variables, "venv": str(venv or ""), "server_pid": os.getpid(),
+                 "spares": spares}  # fmt: skip
             )
         template.reader = threading.Thread(target=self._read, args=(template,), name="batchpoint-template", daemon=True)
         template.reader.start()
@@ -334,6 +338,11 @@ class TemplatePool:
                 ended.ended(int(message["returncode"]))
             if template.state == RETIRED and not template.children:
                 _kill(template)
+
+
+def _spares(workers: int) -> int:
+    """How many spares a template keeps for the next job of a job's `workers`."""
+    return min(workers, MAX_SPARES)
 
 
 def _kill(template: _Template) -> None:

@@ -14,12 +14,14 @@ environment.
 `template` (`BASE_PYTHON -I -S boot.py template SOCKET_FD`, `runtime/templates.py`, Decision 23): a warm process
 of the server's own environment that forks workers, each of which then boots as a started one does. Unsandboxed,
 so it runs nothing a deployment chose: the first message on SOCKET_FD (SOCK_SEQPACKET, one JSON message per packet)
-is `template` {"environment", "venv", "server_pid"}, which holds no job's variable. It activates the environment
-and imports `batchpoint.runtime.worker`, then imports what `import` messages name (public modules of its
-site-packages only) and answers `ready`. A `fork` {"cwd"} carries four descriptors (the worker's command and reply
-pipe ends, its stdout, its stderr): the child closes everything else, takes its own session and working folder and
-runs `worker` (reads `boot`, enters its sandbox, takes the job's environment); the template answers `forked`
-{"pid"}, then `exited` {"pid", "returncode"} when it reaps it. It exits when its socket closes or the server is gone.
+is `template` {"environment", "venv", "server_pid", "spares"}, which holds no job's variable. It activates the
+environment and imports `batchpoint.runtime.worker` (and `azureml_user`), then imports what `import` messages name
+(public modules of its site-packages only) and answers `ready`. A `fork` {"cwd", "spares"} carries four descriptors
+(the worker's command and reply pipe ends, its stdout, its stderr): a child closes everything else, takes its own
+session and working folder and runs `worker` (reads `boot`, enters its sandbox, takes the job's environment); the
+template answers `forked` {"pid"}, then `exited` {"pid", "returncode"} when it reaps it. The child is a spare forked
+ahead when there is one (`_Spares`: up to "spares" of them, for the next job), else forked now. It exits when its
+socket closes or the server is gone; its children die with it.
 
 Standard library only, Python 3.8+. Nothing runs when this file is imported: multiprocessing's spawn children run it
 again (as `__mp_main__`), inside the sandbox.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 ISOLATION_FLAGS = ("-I", "-S", "-E", "-s", "-P")
@@ -56,10 +59,11 @@ def _enter(policy: dict[str, Any] | None) -> None:
         confine.enter(policy)
 
 
-def _activate(environment: dict[str, str], venv: str) -> None:
+def _activate(environment: dict[str, str], venv: str, site_done: bool = False) -> None:
     """The job's environment, then what `site` does at start-up, now: the virtual environment (its `pyvenv.cfg`,
     read from `sys.executable`'s folder), site-packages and their `.pth` files; and the `PYTHON*` variables that
-    matter to a worker (`-I` ignored them at start)."""
+    matter to a worker (`-I` ignored them at start). `site_done`: a worker forked from a template, which did the
+    `site` part for the same virtual environment (a job that sets `PYTHON*` variables is never forked)."""
     import site
 
     os.environ.clear()
@@ -71,8 +75,9 @@ def _activate(environment: dict[str, str], venv: str) -> None:
         sys.dont_write_bytecode = True
     if os.environ.get("PYTHONPYCACHEPREFIX") and hasattr(sys, "pycache_prefix"):
         sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
-    site.main()
-    _forget_isolation()
+    if not site_done:
+        site.main()
+        _forget_isolation()
 
 
 def _forget_isolation() -> None:
@@ -90,7 +95,7 @@ def _forget_isolation() -> None:
     multiprocessing.util._args_from_interpreter_flags = without_isolation  # type: ignore[attr-defined]
 
 
-def run_worker(read_fd: int, write_fd: int) -> None:
+def run_worker(read_fd: int, write_fd: int, forked: bool = False) -> None:
     from multiprocessing.connection import Connection
 
     from batchpoint.runtime.protocol import BOOT, receive
@@ -98,7 +103,7 @@ def run_worker(read_fd: int, write_fd: int) -> None:
     boot, _ = receive(Connection(os.dup(read_fd), writable=False))  # a copy: the worker reads `read_fd` next
     assert boot["kind"] == BOOT, boot["kind"]
     _enter(boot["policy"])
-    _activate(boot["environment"], boot["venv"])
+    _activate(boot["environment"], boot["venv"], site_done=forked)
     from batchpoint.runtime import worker
 
     worker.main(read_fd, write_fd)
@@ -123,31 +128,136 @@ def run_template(socket_fd: int) -> None:
     assert first["kind"] == "template", first["kind"]
     server_pid = int(first["server_pid"])
     _activate(first["environment"], first["venv"])
-    from batchpoint.runtime import worker  # noqa: F401 - what every forked worker runs: imported once, here
+    from batchpoint.runtime import worker  # what every forked worker runs: imported once, here
 
+    worker.import_user_modules()
     roots = _site_roots()
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wakeup_write)
+    spares = _Spares()
+    spares.target = int(first.get("spares", 0))
     _template_send(control, {"kind": "ready", "imported": []})
     while os.getppid() == server_pid:
-        readable, _, _ = select.select([control.fileno(), wakeup_read], [], [], 1.0)
+        readable, _, _ = select.select([control.fileno(), wakeup_read], [], [], spares.seconds_to_next())
         if wakeup_read in readable:
             os.read(wakeup_read, 512)
-        _reap(control)
+        _reap(control, spares)
         if control.fileno() not in readable:
+            if spares.seconds_to_next() == 0.0:
+                spares.add()
             continue
         message, fds = _template_message(control)
         if message is None:
             return
+        spares.heard()
         if message["kind"] == "import":
+            spares.discard()  # they lack what it imports now
             _template_send(control, {"kind": "ready", "imported": _import_all(message["modules"], roots)})
         elif message["kind"] == "fork":
-            pid = _fork_worker(message["cwd"], fds)
+            spares.target = int(message.get("spares", 0))
+            pid = spares.hand_out(message["cwd"], fds) or _fork_worker(message["cwd"], fds, spares)
             for fd in fds:
                 os.close(fd)
             _template_send(control, {"kind": "forked", "pid": pid})
+
+
+SPARE_QUIET_SECONDS = 0.5
+"""How long a template hears nothing before it forks a spare: the server sends a new template its imports in
+batches, each of which would discard the spares forked before it."""
+
+
+class _Spares:
+    """Children forked ahead of the next job, each waiting on a socket of its own for a worker's descriptors and
+    folder: a worker is then one message away instead of a fork of the whole template (20 ms of its CPU with torch
+    imported) after the job asked. Up to `target` (the workers of the job that started the template, then of the
+    last that forked one), forked only while no worker forked here is alive (a job's workers have the cores; they
+    exit when it ends) and the template is quiet, and discarded when it imports more (they would lack it)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.quiet_from = 0.0
+        self.target = 0
+        self.waiting: list[tuple[int, Any]] = []
+        """(pid, the template's end of its socket) of each spare not handed out yet."""
+        self.discarded: set[int] = set()
+        """Spares told to exit, not reaped yet: their exit is nobody's news."""
+        self.workers: set[int] = set()
+        """The workers forked here (from a spare or at once) that have not exited."""
+
+    def seconds_to_next(self) -> float:
+        """How long until the next spare is due (0: now); 1 s when none is wanted."""
+        if self.workers or len(self.waiting) >= self.target:
+            return 1.0
+        return max(0.0, self.quiet_from - self.clock())
+
+    def heard(self) -> None:
+        self.quiet_from = self.clock() + SPARE_QUIET_SECONDS
+
+    def add(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        template = os.getpid()
+        pid = _fork_child(lambda: _wait_as_spare(theirs, template))
+        theirs.close()
+        self.waiting.append((pid, ours))
+
+    def hand_out(self, cwd: str, fds: list[int]) -> int | None:
+        """The pid of a spare that goes on as the worker of `fds` in `cwd`; None when there is none."""
+        import array
+        import socket
+
+        while self.waiting:
+            pid, control = self.waiting.pop()
+            try:
+                alive = os.waitpid(pid, os.WNOHANG) == (0, 0)
+                if alive:
+                    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                    control.sendmsg([json.dumps({"cwd": cwd}).encode()], rights)
+            except OSError:
+                alive = False
+            control.close()
+            if alive:
+                self.workers.add(pid)
+                return pid
+        return None
+
+    def forked(self, pid: int) -> int:
+        self.workers.add(pid)
+        return pid
+
+    def discard(self) -> None:
+        for pid, control in self.waiting:
+            control.close()  # it reads the end of its socket and exits
+            self.discarded.add(pid)
+        self.waiting = []
+
+    def exited(self, pid: int) -> bool:
+        """Whether `pid`, which has exited, was a worker (the server's news) rather than a spare."""
+        if pid in self.workers:
+            self.workers.discard(pid)
+            return True
+        self.discarded.discard(pid)
+        for spare in [spare for spare in self.waiting if spare[0] == pid]:  # killed by someone else
+            self.waiting.remove(spare)
+            spare[1].close()
+        return False
+
+
+def _wait_as_spare(control: Any, template: int) -> None:
+    """A spare: detached from its template at once, then waits for a worker's descriptors and folder (or the end of
+    its socket: it exits) and goes on as that worker."""
+    _detach(keep=(control.fileno(),), parent=template)
+    message, fds = _template_message(control)
+    if message is None:
+        os._exit(0)  # discarded: nothing of the template's to run on the way out
+    control.close()
+    _take_streams(message["cwd"], fds)
+    run_worker(fds[0], fds[1], forked=True)
 
 
 def _template_message(control: Any) -> tuple[Any, list[int]]:
@@ -208,11 +318,22 @@ def _import_all(names: list[str], roots: list[str]) -> list[str]:
     return imported
 
 
-def _fork_worker(cwd: str, fds: list[int]) -> int:
+def _fork_worker(cwd: str, fds: list[int], spares: _Spares) -> int:
     """A child that goes on as a started worker: its four descriptors are READ_FD, WRITE_FD, stdout and stderr."""
+    template = os.getpid()
+
+    def become_worker() -> None:
+        _detach(keep=tuple(fds), parent=template)
+        _take_streams(cwd, fds)
+        run_worker(fds[0], fds[1], forked=True)
+
+    return spares.forked(_fork_child(become_worker))
+
+
+def _fork_child(body: Callable[[], None]) -> int:
+    """Fork a child that runs `body` and exits as a started worker would: with its exit code, after `atexit`."""
     import gc
 
-    read_fd, write_fd, stdout, stderr = fds
     sys.stdout.flush()
     sys.stderr.flush()
     gc.freeze()  # the child's collections then skip what it inherited: a full one touched every object, 0.3 s
@@ -221,8 +342,7 @@ def _fork_worker(cwd: str, fds: list[int]) -> int:
         return pid
     code = 1
     try:
-        _become_worker(cwd, fds)
-        run_worker(read_fd, write_fd)
+        body()
         code = 0
     except SystemExit as ended:
         code = ended.code if isinstance(ended.code, int) else (0 if ended.code is None else 1)
@@ -244,32 +364,39 @@ def _fork_worker(cwd: str, fds: list[int]) -> int:
         os._exit(code)
 
 
-def _become_worker(cwd: str, fds: list[int]) -> None:
-    """What `subprocess.Popen` does for a started worker, in the forked child: its own session, standard streams
-    and working folder, no descriptor of the template's, default signal handling; and it dies with its template."""
+def _detach(keep: tuple[int, ...], parent: int) -> None:
+    """What `subprocess.Popen` does for a started worker, in a forked child: its own session, no descriptor of the
+    template's but `keep` and the standard streams, default signal handling; and it dies with its template."""
     import ctypes
     import signal
 
-    read_fd, write_fd, stdout, stderr = fds
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the template died before that
+        os._exit(1)
     os.setsid()
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(stdout, 1)
-    os.dup2(stderr, 2)
     for fd in os.listdir("/proc/self/fd"):
-        if int(fd) not in (0, 1, 2, read_fd, write_fd):
+        if int(fd) not in (0, 1, 2, *keep):
             try:
                 os.close(int(fd))
             except OSError:
                 pass
+
+
+def _take_streams(cwd: str, fds: list[int]) -> None:
+    """A worker's standard streams (nothing to read; its stdout and stderr, `fds[2:]`) and working folder."""
+    _, _, stdout, stderr = fds
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd, number in ((null, 0), (stdout, 1), (stderr, 2)):
+        os.dup2(fd, number)
+        if fd > 2:
+            os.close(fd)
     os.chdir(cwd)
 
 
-def _reap(control: Any) -> None:
-    """Report each child that has exited (`returncode` as `subprocess` gives it)."""
+def _reap(control: Any, spares: _Spares) -> None:
+    """Report each worker that has exited (`returncode` as `subprocess` gives it)."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -277,6 +404,8 @@ def _reap(control: Any) -> None:
             return
         if pid == 0:
             return
+        if not spares.exited(pid):
+            continue
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         try:
             _template_send(control, {"kind": "exited", "pid": pid, "returncode": code})
