@@ -62,15 +62,15 @@ class Fencing:
 
     def a_processes(self) -> list[psutil.Process]:
         """A's workers and steps: live processes whose HOME is in A's TMPDIR. Not A's warm template
-        (`boot.py template`), which A keeps for its next jobs: the workers it forked have its HOME too, and are
-        counted (runtime/templates.py)."""
+        (`boot.py template`) nor its spares, which A keeps for its next jobs: the workers it forked have its HOME
+        too, and are counted (runtime/templates.py)."""
         found = []
         for process in psutil.process_iter(["pid"]):
             try:
                 if (
                     process.environ().get("HOME", "").startswith(self.mark)
                     and process.status() != psutil.STATUS_ZOMBIE
-                    and not is_template(process)
+                    and not is_template_or_spare(process)
                 ):
                     found.append(process)
             except psutil.Error:
@@ -81,11 +81,14 @@ class Fencing:
         return (self.pair.a.home / f"server-{self.pair.a.port}.log").read_text(errors="replace")
 
 
-def is_template(process: psutil.Process) -> bool:
-    """A warm template: `python -I -S .../boot.py template FD` started by its server. The workers it forks have its
-    command line too, and it is their parent."""
+def is_template_or_spare(process: psutil.Process) -> bool:
+    """A warm template (`python -I -S .../boot.py template FD` started by its server) or a spare child it forked
+    for the next job, which works in its template's folder. The workers it forks have its command line too, and it
+    is their parent, but they work in their own folder."""
+    if process.cmdline()[-2:-1] != ["template"]:
+        return False
     parent = process.parent()
-    return process.cmdline()[-2:-1] == ["template"] and (parent is None or parent.cmdline()[-2:-1] != ["template"])
+    return parent is None or parent.cmdline()[-2:-1] != ["template"] or process.cwd() == parent.cwd()
 
 
 @pytest.fixture(scope="module")
