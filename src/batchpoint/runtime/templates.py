@@ -262,8 +262,13 @@ class TemplatePool:
         venv = virtual_environment(Path(key.python))
         with contextlib.suppress(OSError):  # a template that died at once closes its socket: its reader retires it
             template.send(
-                {"kind": "template", "environment": variables, "venv": str(venv or ""), "server_pid": os.getpid(),
-                 "spares": spares}  # fmt: skip
+                {
+                    "kind": "template",
+                    "environment": variables,
+                    "venv": str(venv or ""),
+                    "server_pid": os.getpid(),
+                    "spares": spares,
+                }
             )
         template.reader = threading.Thread(target=self._read, args=(template,), name="batchpoint-template", daemon=True)
         template.reader.start()
