@@ -114,7 +114,8 @@ SOCKSTAT_COUNTS = {"tcp": ("TCP: inuse", "TCP6: inuse", "TCP: tw"), "udp": ("UDP
 
 def _connections(kind: str) -> str:
     """How many `kind` (tcp, udp) sockets of IPv4 and IPv6 the machine has, as `psutil.net_connections` counts
-    them, from the kernel's counters in `/proc/net/sockstat` and `sockstat6`. Not by listing them: psutil reads
+    them, from the kernel's counters in `/proc/net/sockstat` and `sockstat6` (which leave out half-open incoming
+    connections, SYN_RECV, that psutil lists: a burst of them is counted low). Not by listing them: psutil reads
     every process's descriptors (0.7 s of the coordinator's time on a machine of 200 processes), and even counting
     the lines of `/proc/net/tcp` made the kernel walk every bucket of its socket tables, 10 ms of CPU for 20 sockets
     at the start of each job, when its workers start (issue 26)."""

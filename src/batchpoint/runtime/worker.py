@@ -97,20 +97,12 @@ def configure_process(config: dict[str, Any]) -> None:
 def configure_entry_script(config: dict[str, Any]) -> None:
     """`azureml_user.parallel_run.EntryScript` for the script: what `config["entry_script"]` says of this process
     (Decision 20)."""
-    parallel_run = import_user_modules()
+    sys.path.append(str(USER_MODULES))
+    from azureml_user import parallel_run  # type: ignore[import-not-found]  # on the path just now
+
     argv = config["argv"]
     driver = {argv[at].lstrip("-"): argv[at + 1] for at in range(1, len(argv) - 1, 2) if argv[at].startswith("--")}
     parallel_run._configure(**config["entry_script"], logging_level=LOG_LEVELS[config["logging_level"]], config=driver)
-
-
-def import_user_modules() -> ModuleType:
-    """`azureml_user.parallel_run`, with the folder of what Azure's runtime lets scripts import last on the path
-    (a warm template imports it once for the workers it forks)."""
-    if str(USER_MODULES) not in sys.path:
-        sys.path.append(str(USER_MODULES))
-    from azureml_user import parallel_run  # type: ignore[import-not-found]  # on the path just now
-
-    return parallel_run
 
 
 def initialize(config: dict[str, Any], replies: Connection, imports: ImportRecorder | None) -> ModuleType:

@@ -15,7 +15,7 @@ environment.
 of the server's own environment that forks workers, each of which then boots as a started one does. Unsandboxed,
 so it runs nothing a deployment chose: the first message on SOCKET_FD (SOCK_SEQPACKET, one JSON message per packet)
 is `template` {"environment", "venv", "server_pid", "spares"}, which holds no job's variable. It activates the
-environment and imports `batchpoint.runtime.worker` (and `azureml_user`), then imports what `import` messages name
+environment and imports `batchpoint.runtime.worker`, then imports what `import` messages name
 (public modules of its site-packages only) and answers `ready`. A `fork` {"cwd", "spares"} carries four descriptors
 (the worker's command and reply pipe ends, its stdout, its stderr): a child closes everything else, takes its own
 session and working folder and runs `worker` (reads `boot`, enters its sandbox, takes the job's environment); the
@@ -59,11 +59,11 @@ def _enter(policy: dict[str, Any] | None) -> None:
         confine.enter(policy)
 
 
-def _activate(environment: dict[str, str], venv: str, site_done: bool = False) -> None:
+def _activate(environment: dict[str, str], venv: str) -> None:
     """The job's environment, then what `site` does at start-up, now: the virtual environment (its `pyvenv.cfg`,
     read from `sys.executable`'s folder), site-packages and their `.pth` files; and the `PYTHON*` variables that
-    matter to a worker (`-I` ignored them at start). `site_done`: a worker forked from a template, which did the
-    `site` part for the same virtual environment (a job that sets `PYTHON*` variables is never forked)."""
+    matter to a worker (`-I` ignored them at start). A forked worker runs it too: a `.pth` hook may read the job's
+    variables (coverage's `COVERAGE_PROCESS_START`)."""
     import site
 
     os.environ.clear()
@@ -75,9 +75,8 @@ def _activate(environment: dict[str, str], venv: str, site_done: bool = False) -
         sys.dont_write_bytecode = True
     if os.environ.get("PYTHONPYCACHEPREFIX") and hasattr(sys, "pycache_prefix"):
         sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
-    if not site_done:
-        site.main()
-        _forget_isolation()
+    site.main()
+    _forget_isolation()
 
 
 def _forget_isolation() -> None:
@@ -95,7 +94,7 @@ def _forget_isolation() -> None:
     multiprocessing.util._args_from_interpreter_flags = without_isolation  # type: ignore[attr-defined]
 
 
-def run_worker(read_fd: int, write_fd: int, forked: bool = False) -> None:
+def run_worker(read_fd: int, write_fd: int) -> None:
     from multiprocessing.connection import Connection
 
     from batchpoint.runtime.protocol import BOOT, receive
@@ -103,7 +102,7 @@ def run_worker(read_fd: int, write_fd: int, forked: bool = False) -> None:
     boot, _ = receive(Connection(os.dup(read_fd), writable=False))  # a copy: the worker reads `read_fd` next
     assert boot["kind"] == BOOT, boot["kind"]
     _enter(boot["policy"])
-    _activate(boot["environment"], boot["venv"], site_done=forked)
+    _activate(boot["environment"], boot["venv"])
     from batchpoint.runtime import worker
 
     worker.main(read_fd, write_fd)
@@ -128,9 +127,8 @@ def run_template(socket_fd: int) -> None:
     assert first["kind"] == "template", first["kind"]
     server_pid = int(first["server_pid"])
     _activate(first["environment"], first["venv"])
-    from batchpoint.runtime import worker  # what every forked worker runs: imported once, here
+    from batchpoint.runtime import worker  # noqa: F401 - what every forked worker runs: imported once, here
 
-    worker.import_user_modules()
     roots = _site_roots()
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
@@ -139,6 +137,7 @@ def run_template(socket_fd: int) -> None:
     spares = _Spares()
     spares.target = int(first.get("spares", 0))
     _template_send(control, {"kind": "ready", "imported": []})
+    spares.heard()
     while os.getppid() == server_pid:
         readable, _, _ = select.select([control.fileno(), wakeup_read], [], [], spares.seconds_to_next())
         if wakeup_read in readable:
@@ -151,16 +150,17 @@ def run_template(socket_fd: int) -> None:
         message, fds = _template_message(control)
         if message is None:
             return
-        spares.heard()
         if message["kind"] == "import":
             spares.discard()  # they lack what it imports now
             _template_send(control, {"kind": "ready", "imported": _import_all(message["modules"], roots)})
         elif message["kind"] == "fork":
-            spares.target = int(message.get("spares", 0))
             pid = spares.hand_out(message["cwd"], fds) or _fork_worker(message["cwd"], fds, spares)
             for fd in fds:
                 os.close(fd)
             _template_send(control, {"kind": "forked", "pid": pid})
+            spares.keep(int(message.get("spares", 0)))
+        del message, fds  # nothing of one job's message stays on the stack of the next spare
+        spares.heard()
 
 
 SPARE_QUIET_SECONDS = 0.5
@@ -183,8 +183,6 @@ class _Spares:
         self.target = 0
         self.waiting: list[tuple[int, Any]] = []
         """(pid, the template's end of its socket) of each spare not handed out yet."""
-        self.discarded: set[int] = set()
-        """Spares told to exit, not reaped yet: their exit is nobody's news."""
         self.workers: set[int] = set()
         """The workers forked here (from a spare or at once) that have not exited."""
 
@@ -198,13 +196,29 @@ class _Spares:
         self.quiet_from = self.clock() + SPARE_QUIET_SECONDS
 
     def add(self) -> None:
+        """Fork one more spare; one that cannot be forked now (no process or descriptor left) waits a quiet period."""
         import socket
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         template = os.getpid()
-        pid = _fork_child(lambda: _wait_as_spare(theirs, template))
-        theirs.close()
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            self.heard()
+            return
+        try:
+            pid = _fork_child(lambda: _wait_as_spare(theirs, template))
+        except OSError:
+            ours.close()
+            self.heard()
+            return
+        finally:
+            theirs.close()
         self.waiting.append((pid, ours))
+
+    def keep(self, target: int) -> None:
+        """Keep `target` spares from now on: those beyond it are let go."""
+        self.target = target
+        self._let_go(len(self.waiting) - target)
 
     def hand_out(self, cwd: str, fds: list[int]) -> int | None:
         """The pid of a spare that goes on as the worker of `fds` in `cwd`; None when there is none."""
@@ -231,20 +245,22 @@ class _Spares:
         return pid
 
     def discard(self) -> None:
-        for pid, control in self.waiting:
-            control.close()  # it reads the end of its socket and exits
-            self.discarded.add(pid)
-        self.waiting = []
+        """Let every waiting spare go (they lack what the template imports now); as many are forked again."""
+        self._let_go(len(self.waiting))
+
+    def _let_go(self, count: int) -> None:
+        for _ in range(max(0, count)):
+            self.waiting.pop()[1].close()  # it reads the end of its socket and exits
 
     def exited(self, pid: int) -> bool:
         """Whether `pid`, which has exited, was a worker (the server's news) rather than a spare."""
         if pid in self.workers:
             self.workers.discard(pid)
             return True
-        self.discarded.discard(pid)
-        for spare in [spare for spare in self.waiting if spare[0] == pid]:  # killed by someone else
+        for spare in [spare for spare in self.waiting if spare[0] == pid]:  # killed (the OOM killer, say)
             self.waiting.remove(spare)
             spare[1].close()
+            self.target = max(0, self.target - 1)  # not forked again at once: the next job's fork asks again
         return False
 
 
@@ -257,7 +273,7 @@ def _wait_as_spare(control: Any, template: int) -> None:
         os._exit(0)  # discarded: nothing of the template's to run on the way out
     control.close()
     _take_streams(message["cwd"], fds)
-    run_worker(fds[0], fds[1], forked=True)
+    run_worker(fds[0], fds[1])
 
 
 def _template_message(control: Any) -> tuple[Any, list[int]]:
@@ -325,7 +341,7 @@ def _fork_worker(cwd: str, fds: list[int], spares: _Spares) -> int:
     def become_worker() -> None:
         _detach(keep=tuple(fds), parent=template)
         _take_streams(cwd, fds)
-        run_worker(fds[0], fds[1], forked=True)
+        run_worker(fds[0], fds[1])
 
     return spares.forked(_fork_child(become_worker))
 
