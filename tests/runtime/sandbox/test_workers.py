@@ -49,6 +49,10 @@ def test_without_the_sandbox_the_same_script_reaches_the_server(tmp_path: Path) 
     leaked = {name for verdict, name, _ in report["results"] if verdict == "LEAKED"}
     assert {"read the issuer's signing key", "read the SQLite database", "signal the server"} <= leaked
     assert "server variables in the environment" not in leaked  # the environment is a worker's, sandbox or not
+    [probes] = Path(targets["output"]).glob("probes-*.json")
+    written = Path(f"/tmp/pwned-{probes.stem.split('-')[1]}.txt")  # what it wrote into /tmp: the test's to remove
+    assert "write into /tmp" in leaked and written.exists()
+    written.unlink()
 
 
 @pytest.fixture
