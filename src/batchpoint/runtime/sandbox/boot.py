@@ -32,7 +32,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 ISOLATION_FLAGS = ("-I", "-S", "-E", "-s", "-P")
@@ -135,7 +136,7 @@ def run_template(socket_fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wakeup_write)
     spares = _Spares()
-    spares.target = int(first.get("spares", 0))
+    spares.keep(int(first.get("spares", 0)))
     _template_send(control, {"kind": "ready", "imported": []})
     spares.heard()
     while os.getppid() == server_pid:
@@ -154,7 +155,8 @@ def run_template(socket_fd: int) -> None:
             spares.discard()  # they lack what it imports now
             _template_send(control, {"kind": "ready", "imported": _import_all(message["modules"], roots)})
         elif message["kind"] == "fork":
-            pid = spares.hand_out(message["cwd"], fds) or _fork_worker(message["cwd"], fds, spares)
+            pid = spares.hand_out(message["cwd"], fds) or _fork_worker(message["cwd"], fds)
+            spares.workers.add(pid)
             for fd in fds:
                 os.close(fd)
             _template_send(control, {"kind": "forked", "pid": pid})
@@ -176,9 +178,6 @@ class _Spares:
     exit when it ends) and the template is quiet, and discarded when it imports more (they would lack it)."""
 
     def __init__(self) -> None:
-        import time
-
-        self.clock = time.monotonic
         self.quiet_from = 0.0
         self.target = 0
         self.waiting: list[tuple[int, Any]] = []
@@ -190,10 +189,10 @@ class _Spares:
         """How long until the next spare is due (0: now); 1 s when none is wanted."""
         if self.workers or len(self.waiting) >= self.target:
             return 1.0
-        return max(0.0, self.quiet_from - self.clock())
+        return max(0.0, self.quiet_from - time.monotonic())
 
     def heard(self) -> None:
-        self.quiet_from = self.clock() + SPARE_QUIET_SECONDS
+        self.quiet_from = time.monotonic() + SPARE_QUIET_SECONDS
 
     def add(self) -> None:
         """Fork one more spare; one that cannot be forked now (no process or descriptor left) waits a quiet period."""
@@ -222,27 +221,18 @@ class _Spares:
 
     def hand_out(self, cwd: str, fds: list[int]) -> int | None:
         """The pid of a spare that goes on as the worker of `fds` in `cwd`; None when there is none."""
-        import array
-        import socket
-
         while self.waiting:
             pid, control = self.waiting.pop()
             try:
                 alive = os.waitpid(pid, os.WNOHANG) == (0, 0)
                 if alive:
-                    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-                    control.sendmsg([json.dumps({"cwd": cwd}).encode()], rights)
+                    _template_send(control, {"cwd": cwd}, fds)
             except OSError:
                 alive = False
             control.close()
             if alive:
-                self.workers.add(pid)
                 return pid
         return None
-
-    def forked(self, pid: int) -> int:
-        self.workers.add(pid)
-        return pid
 
     def discard(self) -> None:
         """Let every waiting spare go (they lack what the template imports now); as many are forked again."""
@@ -296,8 +286,13 @@ def _template_message(control: Any) -> tuple[Any, list[int]]:
     return json.loads(data), list(fds)
 
 
-def _template_send(control: Any, message: dict[str, Any]) -> None:
-    control.sendall(json.dumps(message).encode())
+def _template_send(control: Any, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """One message, with `fds` (SCM_RIGHTS) when there are any."""
+    import array
+    import socket
+
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    control.sendmsg([json.dumps(message).encode()], rights)
 
 
 def _site_roots() -> list[str]:
@@ -334,7 +329,7 @@ def _import_all(names: list[str], roots: list[str]) -> list[str]:
     return imported
 
 
-def _fork_worker(cwd: str, fds: list[int], spares: _Spares) -> int:
+def _fork_worker(cwd: str, fds: list[int]) -> int:
     """A child that goes on as a started worker: its four descriptors are READ_FD, WRITE_FD, stdout and stderr."""
     template = os.getpid()
 
@@ -343,7 +338,7 @@ def _fork_worker(cwd: str, fds: list[int], spares: _Spares) -> int:
         _take_streams(cwd, fds)
         run_worker(fds[0], fds[1])
 
-    return spares.forked(_fork_child(become_worker))
+    return _fork_child(become_worker)
 
 
 def _fork_child(body: Callable[[], None]) -> int:
