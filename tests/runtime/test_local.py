@@ -1,15 +1,20 @@
 """The local executor's queue: a worker past `init()` holds one more task, which it starts as soon as its try
-ends, and which comes back unstarted when the worker stops first."""
+ends, and which comes back unstarted when the worker stops first. And a new job's workers, which boot while its
+plan is recorded and call `init()` only once the job runs."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
+import psutil
 import pytest
 
 from batchpoint.runtime.executor import Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
+from batchpoint.runtime.ledger import InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.spawn import BOOT_SCRIPT
 from tests.runtime.conftest import Kit
 
 SCRIPT = """
@@ -113,3 +118,72 @@ def test_a_task_too_large_for_the_pipe_is_queued_without_waiting_for_the_busy_wo
     events = poll_until(executor, events, 3)
     assert [(type(event), event.index) for event in events] == [(TaskDone, 0), (TaskStarted, 1), (TaskDone, 1)]
     assert isinstance(events[2], TaskDone) and events[2].rows == b"b\n"
+
+
+MARKS_INIT = """
+    import os
+    from pathlib import Path
+
+    def init():
+        Path(os.environ["MARKERS"], f"init-{os.getpid()}").touch()
+
+    def run(mini_batch):
+        return [os.path.basename(path) for path in mini_batch]
+"""
+"""init() leaves a marker named after its worker."""
+
+
+class WatchedPlan(InMemoryLedger):
+    """A ledger that, before it records a plan, waits until `workers` worker processes of this process have
+    started (at most 30 s), then a second more, and notes how many there are and the markers then; `fail`: it then
+    cannot record the plan (the database went away)."""
+
+    def __init__(self, markers: Path, workers: int, fail: bool = False) -> None:
+        super().__init__()
+        self.markers, self.workers, self.fail = markers, workers, fail
+        self.seen: tuple[int, list[str]] | None = None
+        self.recorded = 0.0
+
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+        deadline = time.monotonic() + 30
+        while len(worker_processes()) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # a worker that had its job's configuration would be in init() by now
+        self.seen = (len(worker_processes()), sorted(path.name for path in self.markers.iterdir()))
+        if self.fail:
+            raise RuntimeError("the database went away")
+        super().plan(job_id, mini_batches)
+        self.recorded = time.time()
+
+
+def worker_processes() -> list[psutil.Process]:
+    """This process's worker processes (started cold: `boot.py worker`)."""
+    return [child for child in psutil.Process().children() if str(BOOT_SCRIPT) in child.cmdline()[:4]]
+
+
+def test_a_new_jobs_workers_boot_while_its_plan_is_recorded_and_call_init_only_once_it_runs(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")  # two mini-batches: two of the four workers are needed
+    kit.script(MARKS_INIT)
+    ledger = WatchedPlan(kit.markers, workers=2)
+
+    outcome = kit.run(ledger, max_concurrency_per_instance=4)
+
+    assert outcome.status == "Completed", outcome.message
+    assert ledger.seen == (2, [])
+    inits = list(kit.markers.iterdir())
+    assert len(inits) == 2 and all(marker.stat().st_mtime >= ledger.recorded - 0.01 for marker in inits)
+    assert kit.log("sys/node/0/_main.txt").count(" started (") == 2
+    assert not worker_processes()
+
+
+def test_the_workers_booted_for_a_plan_that_cannot_be_recorded_are_stopped_before_any_init(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(MARKS_INIT)
+    ledger = WatchedPlan(kit.markers, workers=2, fail=True)
+
+    with pytest.raises(RuntimeError, match="the database went away"):
+        kit.run(ledger, max_concurrency_per_instance=2)
+
+    assert ledger.seen == (2, [])
+    assert not worker_processes()
+    assert not list(kit.markers.iterdir())

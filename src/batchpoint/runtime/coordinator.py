@@ -85,15 +85,18 @@ def run_job(
     if unplanned:
         check_output_available(spec)
     with JobLock(spec, ledger.generation) as lock:
-        problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
-        if problem is None:
-            try:
-                batches, planned_seconds = _plan(spec, ledger)
-            except InputError as error:
-                problem = str(error)
-        if problem is not None:
-            return _end_early(spec, ledger, problem)
-        return _JobRun(spec, ledger, executor, lock, batches, planned_seconds, on_progress, should_cancel).run()
+        try:
+            problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
+            if problem is None:
+                try:
+                    batches, planned_seconds = _plan(spec, ledger, executor)
+                except InputError as error:
+                    problem = str(error)
+            if problem is not None:
+                return _end_early(spec, ledger, problem)
+            return _JobRun(spec, ledger, executor, lock, batches, planned_seconds, on_progress, should_cancel).run()
+        finally:
+            executor.discard()  # workers booted for a plan that was never run
 
 
 def _unrunnable(spec: JobSpec) -> str | None:
@@ -104,13 +107,17 @@ def _unrunnable(spec: JobSpec) -> str | None:
     return None
 
 
-def _plan(spec: JobSpec, ledger: Ledger) -> tuple[list[MiniBatch], float | None]:
-    """The job's mini-batches, and how long planning them took now (None: they were planned before)."""
+def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniBatch], float | None]:
+    """The job's mini-batches, and how long planning them took now (None: they were planned before). A new plan's
+    workers boot while it is written (`Executor.prepare`): once its input is listed, so that an input that
+    cannot be read starts none."""
     batches = ledger.mini_batches(spec.job_id)
     if batches is not None:
         return batches, None
     began = time.monotonic()
-    ledger.plan(spec.job_id, plan_mini_batches(list_inputs(spec), spec.mini_batch_size))
+    planned = list(plan_mini_batches(list_inputs(spec), spec.mini_batch_size))
+    executor.prepare(spec, len(planned))
+    ledger.plan(spec.job_id, planned)
     batches = ledger.mini_batches(spec.job_id)
     assert batches is not None
     return batches, time.monotonic() - began

@@ -2,7 +2,8 @@
 
 The coordinator owns the ledger, retries, the error threshold and the output; an executor only runs tries. The
 local process pool (`batchpoint.runtime.local`) and the Ray executor (`batchpoint.runtime.ray_executor`) implement
-its five abstract methods; queuing a task behind a running one (`queue_slots`, `queue`) is optional."""
+its five abstract methods; queuing a task behind a running one (`queue_slots`, `queue`) and booting workers while
+the plan is written (`prepare`, `discard`) are optional."""
 
 from __future__ import annotations
 
@@ -146,9 +147,20 @@ class Executor(ABC):
     environment built here first. An executor whose workers run elsewhere reads the input and builds the
     environment where they run (`spec.remote_input`)."""
 
+    def prepare(self, spec: JobSpec, tasks: int) -> None:  # noqa: B027 - optional: an executor may do nothing here
+        """A new job's plan of `tasks` mini-batches is being recorded, and `start` comes next: an executor may boot
+        workers now, which wait for their first task (no `init()` before it), so that their start and the plan's
+        write overlap (docs/runtime.md, "How a worker starts"). `discard` lets them go when the job ends before
+        `start`."""
+
+    def discard(self) -> None:  # noqa: B027 - optional, as `prepare`
+        """The job ended before `start` (its plan could not be recorded): the workers `prepare` booted are stopped.
+        Does nothing once `start` was called (`stop` retires them then); safe to call more than once."""
+
     @abstractmethod
     def start(self, spec: JobSpec) -> None:
-        """Get ready to run the job's tries; workers may start lazily on `submit`."""
+        """Get ready to run the job's tries (after `prepare`, when it was called); workers may start lazily on
+        `submit`."""
 
     @abstractmethod
     def idle_slots(self) -> int:

@@ -3,8 +3,9 @@
 Workers are started by `spawn.py` (with `subprocess`: the server is multi-threaded, so no fork without
 exec), or forked from a warm template of their environment when the server has one ready (`templates.py`), each in
 its own session so that a timeout kills the script's own child processes too, and each in the
-sandbox of its job (`sandbox/`, docs/security.md). A worker is started when its slot first gets a task and replaced
-(lazily, by the next task) when it is lost.
+sandbox of its job (`sandbox/`, docs/security.md). A new job's first workers boot while its plan is written
+(`prepare`) and get their configuration, and so call `init()`, with their first task; other workers are started
+when their slot first gets a task, and replaced (lazily, by the next task) when they are lost.
 
 A worker that has called `init()` and runs a try can hold one more task, queued in its command pipe (as
 `Pool.imap` queues tasks ahead of its workers): it starts that one as soon as it has answered the try before,
@@ -86,6 +87,9 @@ class _Worker:
         """The task it starts when `task` ends."""
         self.unsent: bytes | None = None
         """The queued task's message when it was too large to write before `task` ends."""
+        self.configured = False
+        """It was sent its job's configuration, and so imports the script and calls `init()`; a worker booted ahead
+        of its job's first task (`prepare`) waits for it without."""
         self.ready = False
         """`init()` has returned; `run()` starts as soon as a task arrives, so its time limit starts too."""
         self.told_to_stop = False
@@ -124,8 +128,26 @@ class LocalProcessExecutor(Executor):
         """Per slot: how many times in a row `init()` failed there."""
         self._last_init_error = ""
         self._last_init_details = ""
+        self._prepared = False
+        """`prepare` set the job up and booted workers; `start` has not come yet."""
+
+    def prepare(self, spec: JobSpec, tasks: int) -> None:
+        self._set_up(spec)
+        self._prepared = True
+        for slot in range(min(tasks, len(self._slots))):
+            self._boot(slot)
+
+    def discard(self) -> None:
+        if self._prepared:
+            self._prepared = False
+            self.stop(graceful=False)
 
     def start(self, spec: JobSpec) -> None:
+        if not self._prepared:
+            self._set_up(spec)
+        self._prepared = False
+
+    def _set_up(self, spec: JobSpec) -> None:
         if spec.script_path is None:
             raise ValueError("The local executor needs a scoring script.")
         self._spec = spec
@@ -188,12 +210,12 @@ class LocalProcessExecutor(Executor):
 
     def wind_down(self) -> None:
         for worker in self._slots:
-            if worker is not None and worker.task is None:
+            if worker is not None and _may_leave(worker):
                 self._tell_to_stop(worker)
 
     def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
-        idle = [worker for worker in workers if worker.task is None] if graceful else []
+        idle = [worker for worker in workers if _may_leave(worker)] if graceful else []
         for worker in idle:
             self._tell_to_stop(worker)
         deadline = time.monotonic() + self._grace
@@ -224,13 +246,14 @@ class LocalProcessExecutor(Executor):
     def _idle_worker(self) -> _Worker:
         for worker in self._slots:
             if worker is not None and worker.task is None:
-                return worker
+                return worker if worker.configured else self._configure(worker)
         for slot, worker in enumerate(self._slots):
             if worker is None and self._usable(slot):
-                return self._spawn(slot)
+                return self._configure(self._boot(slot))
         raise RuntimeError("submit() was called without an idle slot")
 
-    def _spawn(self, slot: int) -> _Worker:
+    def _boot(self, slot: int) -> _Worker:
+        """A worker in `slot`, in its sandbox, waiting for its configuration (`_configure`)."""
         name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
         home = Path(tempfile.mkdtemp(prefix="w", dir=self._homes))  # short: Decision 16
         self._sandbox.prepare_home(home)
@@ -265,8 +288,14 @@ class LocalProcessExecutor(Executor):
         append_line(self._layout.node_main(name.node), f"{name.process} started ({worker.name.detail}{forked}).")
         if gpu is not None and gpu.others:
             append_line(self._layout.file(MASTER_ROLE), self._gpus.sharing(str(worker.name), gpu))
+        return worker
+
+    def _configure(self, worker: _Worker) -> _Worker:
+        """Send a booted worker its job's configuration: it imports the script and calls `init()`, within the
+        job's init time limit."""
+        worker.configured = True
         _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
-        self._deadlines.arm(slot, time.monotonic() + self._spec.init_timeout_seconds)
+        self._deadlines.arm(worker.slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
 
     def _fork(self, home: Path, stdout: Path, stderr: Path) -> StartedWorker | None:
@@ -423,6 +452,8 @@ class LocalProcessExecutor(Executor):
     def _lose_dead(self, worker: _Worker) -> None:
         crash = read_text(worker.traceback_file)  # before _retire removes the worker's folder
         returncode = self._retire(worker)
+        if not worker.configured:
+            return  # it died booting, waiting for its first task: its slot boots another for that task
         when = "during init()" if not worker.ready else f"while running mini-batch {getattr(worker.task, 'index', '')}"
         stderr = self._layout.stderr(worker.name)
         error = why_it_ended(
@@ -468,6 +499,12 @@ class LocalProcessExecutor(Executor):
         self._deadlines.disarm(worker.slot)
         self._slots[worker.slot] = None
         return returncode
+
+
+def _may_leave(worker: _Worker) -> bool:
+    """An idle worker that has its configuration leaves when told (`shutdown()`, then its exit); one booted ahead
+    that never got it is only stopped."""
+    return worker.task is None and worker.configured
 
 
 def job_reads(spec: JobSpec, sandbox: WorkerSandbox) -> list[Path | str]:
