@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.executor import Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
 from batchpoint.runtime.ledger import InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
@@ -135,12 +136,12 @@ MARKS_INIT = """
 
 class WatchedPlan(InMemoryLedger):
     """A ledger that, before it records a plan, waits until `workers` worker processes of this process have
-    started (at most 30 s), then a second more, and notes how many there are and the markers then; `fail`: it then
-    cannot record the plan (the database went away)."""
+    started (at most 30 s), then `wait` seconds more, and notes how many there are and the markers then; `kill`: it
+    then kills one of them; `fail`: it then cannot record the plan (the database went away)."""
 
-    def __init__(self, markers: Path, workers: int, fail: bool = False) -> None:
+    def __init__(self, markers: Path, workers: int, wait: float = 0.0, fail: bool = False, kill: bool = False) -> None:
         super().__init__()
-        self.markers, self.workers, self.fail = markers, workers, fail
+        self.markers, self.workers, self.wait, self.fail, self.kill = markers, workers, wait, fail, kill
         self.seen: tuple[int, list[str]] | None = None
         self.recorded = 0.0
 
@@ -148,23 +149,39 @@ class WatchedPlan(InMemoryLedger):
         deadline = time.monotonic() + 30
         while len(worker_processes()) < self.workers and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(1.0)  # a worker that had its job's configuration would be in init() by now
+        time.sleep(self.wait)
         self.seen = (len(worker_processes()), sorted(path.name for path in self.markers.iterdir()))
+        if self.kill:
+            _kill_and_wait(worker_processes()[0])
         if self.fail:
             raise RuntimeError("the database went away")
         super().plan(job_id, mini_batches)
         self.recorded = time.time()
 
 
+def _kill_and_wait(process: psutil.Process) -> None:
+    """Kill a worker and wait until it has exited (a zombie its executor reaps): its pipes are closed."""
+    process.kill()
+    while process.status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.01)
+
+
 def worker_processes() -> list[psutil.Process]:
-    """This process's worker processes (started cold: `boot.py worker`)."""
-    return [child for child in psutil.Process().children() if str(BOOT_SCRIPT) in child.cmdline()[:4]]
+    """This process's live worker processes (started cold: `python -I -S boot.py worker`)."""
+    return [child for child in psutil.Process().children() if _is_worker(child)]
+
+
+def _is_worker(process: psutil.Process) -> bool:
+    try:
+        return process.cmdline()[3:5] == [str(BOOT_SCRIPT), "worker"] and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def test_a_new_jobs_workers_boot_while_its_plan_is_recorded_and_call_init_only_once_it_runs(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")  # two mini-batches: two of the four workers are needed
     kit.script(MARKS_INIT)
-    ledger = WatchedPlan(kit.markers, workers=2)
+    ledger = WatchedPlan(kit.markers, workers=2, wait=1.0)  # a configured worker would be in init() by then
 
     outcome = kit.run(ledger, max_concurrency_per_instance=4)
 
@@ -187,3 +204,15 @@ def test_the_workers_booted_for_a_plan_that_cannot_be_recorded_are_stopped_befor
     assert ledger.seen == (2, [])
     assert not worker_processes()
     assert not list(kit.markers.iterdir())
+
+
+def test_a_worker_that_dies_before_its_first_task_costs_no_try(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(MARKS_INIT)
+    ledger = WatchedPlan(kit.markers, workers=2, kill=True)
+
+    outcome = run_job(kit.spec(max_concurrency_per_instance=2, max_retries=0), ledger, kit.executor())
+
+    assert outcome.status == "Completed", outcome.message
+    assert outcome.counts.items_failed == 0
+    assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [("succeeded", 1)] * 2

@@ -176,9 +176,11 @@ class LocalProcessExecutor(Executor):
         try:
             send(worker.commands, RUN, index=task.index, files=task.files)
         except OSError:
-            self._lose(
-                worker, "died", f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
-            )
+            if worker.ready:
+                message = f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
+                self._lose(worker, "died", message)
+            else:  # it died booting (waiting for its first task) or in init(): no try of the mini-batch
+                self._lose_dead(worker)
         else:
             if worker.ready:
                 self._arm(worker)
@@ -212,6 +214,8 @@ class LocalProcessExecutor(Executor):
         for worker in self._slots:
             if worker is not None and _may_leave(worker):
                 self._tell_to_stop(worker)
+            elif worker is not None and not worker.configured:  # booted for a plan that had more mini-batches
+                self._retire(worker)
 
     def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
