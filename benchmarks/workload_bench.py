@@ -118,6 +118,8 @@ first). The rounds' first predictions vary by up to 0.3 s on a 2-core VM, more t
 target against the Pool is judged on the median of the pairs' differences."""
 PROBE_SECONDS = 120.0
 """How long a probe waits for its first prediction."""
+Probes = list[tuple[float, float]]
+"""Paired first predictions in seconds: (batchpoint's, the Pool's)."""
 SETTLE_SECONDS = 120.0
 SETTLED_CPU = 0.02
 """CPU seconds per second below which the server's children (its warm template) count as idle after the warm-up,
@@ -687,7 +689,7 @@ def probe_batchpoint(server: Server, scoring_uri: str, workload: Workload, job: 
         if time.monotonic() > deadline:
             raise RuntimeError(f"batchpoint's job {job} made no prediction in {PROBE_SECONDS:g} s")
         time.sleep(0.02)
-    server.client.post(f"{WORKSPACE}/jobs/{job}/cancel", params=V).raise_for_status()
+    server.client.post(f"{WORKSPACE}/jobs/{job}/cancel", params=V)  # refused only when it has ended already
     while _job_status(server.client, job) not in ENDED:
         time.sleep(0.1)
     settle(server.pid)
@@ -701,7 +703,7 @@ def _first_mark_of(server: Server, job: str) -> float | None:
 
 def probe_first_predictions(
     server: Server, scoring_uri: str, workload: Workload, workers: int, work: Path, probes: int
-) -> list[tuple[float, float]]:
+) -> Probes:
     """`probes` pairs of first predictions (batchpoint's, the Pool's), the pairs alternating which goes first."""
     pairs = []
     for number in range(probes):
@@ -790,10 +792,6 @@ def agreement(runs: list[Run], items: int) -> float:
 
 
 # --- rounds and report ---------------------------------------------------------------------------------------
-
-
-Probes = list[tuple[float, float]]
-"""Paired first predictions in seconds: (batchpoint's, the Pool's)."""
 
 
 def run_workload(
