@@ -33,8 +33,8 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
 def test_a_job_is_planned_once_in_the_order_given(ledger: Ledger) -> None:
     assert ledger.mini_batches("job") is None
 
-    ledger.plan("job", iter([["/a", "/b"], ["/c"]]))
-    ledger.plan("job", iter([["/other"]]))
+    assert ledger.plan("job", iter([["/a", "/b"], ["/c"]]))
+    assert not ledger.plan("job", iter([["/other"]]))
 
     assert ledger.mini_batches("job") == [MiniBatch(0, ("/a", "/b")), MiniBatch(1, ("/c",))]
     assert ledger.mini_batches("other job") is None

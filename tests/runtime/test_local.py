@@ -145,7 +145,7 @@ class WatchedPlan(InMemoryLedger):
         self.seen: tuple[int, list[str]] | None = None
         self.recorded = 0.0
 
-    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
         deadline = time.monotonic() + 30
         while len(worker_processes()) < self.workers and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -155,8 +155,9 @@ class WatchedPlan(InMemoryLedger):
             _kill_and_wait(worker_processes()[0])
         if self.fail:
             raise RuntimeError("the database went away")
-        super().plan(job_id, mini_batches)
+        stored = super().plan(job_id, mini_batches)
         self.recorded = time.time()
+        return stored
 
 
 def _kill_and_wait(process: psutil.Process) -> None:

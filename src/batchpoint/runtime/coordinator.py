@@ -119,10 +119,11 @@ def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniB
     listed = time.monotonic()
     executor.prepare(spec, len(planned))
     writing = time.monotonic()
-    ledger.plan(spec.job_id, planned)
-    del planned  # the plan is read back below: one copy of it in memory at a time
-    batches = ledger.mini_batches(spec.job_id)
-    assert batches is not None
+    if ledger.plan(spec.job_id, planned):  # as stored: no need to read it back
+        batches = [MiniBatch(index, files) for index, files in enumerate(planned)]
+    else:  # another coordinator's plan, stored meanwhile
+        batches = ledger.mini_batches(spec.job_id)
+        assert batches is not None
     return batches, listed - began + time.monotonic() - writing  # the workers' boot is not the plan's time
 
 

@@ -99,8 +99,9 @@ class Ledger(ABC):
     Each write's docstring states what must be durable when it returns."""
 
     @abstractmethod
-    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
-        """Store the job's mini-batches, numbered from 0 in the order given, all pending.
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
+        """Store the job's mini-batches, numbered from 0 in the order given, all pending; False when the job had a
+        plan already (another coordinator's, stored meanwhile), which stays as it is.
 
         Durable and all-or-nothing: if the iterable raises, nothing is stored and the error propagates. Called
         only for a job that `mini_batches` reports as unplanned, so the input is listed once per job."""
@@ -165,11 +166,11 @@ class InMemoryLedger(Ledger):
         self._attempts: dict[str, dict[tuple[int, int], Attempt]] = {}
         """Per job, by (mini-batch index, try number)."""
 
-    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
         planned = [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
         with self._lock:
-            self._plans.setdefault(job_id, planned)
             self._attempts.setdefault(job_id, {})
+            return self._plans.setdefault(job_id, planned) is planned
 
     def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
         with self._lock:

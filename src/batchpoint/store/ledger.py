@@ -54,12 +54,12 @@ class SqlLedger(Ledger):
                 hold(connection, self._fence)
             yield connection
 
-    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> None:
+    def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
         numbered = enumerate(mini_batches)
         count = 0
         with self._transaction() as connection:
             if connection.execute(select(JobPlanRow.job_id).where(JobPlanRow.job_id == job_id)).first():
-                return
+                return False
             while chunk := list(islice(numbered, INSERT_CHUNK)):
                 rows = [
                     {
@@ -76,6 +76,7 @@ class SqlLedger(Ledger):
                 connection.execute(insert(MiniBatchRow), rows)
                 count += len(rows)
             connection.execute(insert(JobPlanRow).values(job_id=job_id, mini_batch_count=count))
+        return True
 
     def mini_batches(self, job_id: str) -> list[MiniBatch] | None:
         with self._db.reading() as connection:
