@@ -32,7 +32,17 @@ from batchpoint.runtime.executor import (
 from batchpoint.runtime.inputs import InputError, list_inputs, plan_mini_batches
 from batchpoint.runtime.job_report import write_job_report
 from batchpoint.runtime.ledger import FAILED as MINI_BATCH_FAILED
-from batchpoint.runtime.ledger import RUN_DONE, Attempt, Ledger, MiniBatch, Success, TakenOver, TryEnd, TryStatus
+from batchpoint.runtime.ledger import (
+    RUN_DONE,
+    Attempt,
+    Ledger,
+    MiniBatch,
+    Success,
+    TakenOver,
+    TryEnd,
+    TryStatus,
+    new_plan,
+)
 from batchpoint.runtime.ledger import SUCCEEDED as MINI_BATCH_SUCCEEDED
 from batchpoint.runtime.limits import ErrorThreshold, ItemCounts, RetryPolicy, count_items
 from batchpoint.runtime.output import (
@@ -115,12 +125,12 @@ def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniB
     if batches is not None:
         return batches, None
     began = time.monotonic()
-    planned = list(plan_mini_batches(list_inputs(spec), spec.mini_batch_size))
+    planned = new_plan(plan_mini_batches(list_inputs(spec), spec.mini_batch_size))
     listed = time.monotonic()
     executor.prepare(spec, len(planned))
     writing = time.monotonic()
-    if ledger.plan(spec.job_id, planned):  # as stored: no need to read it back
-        batches = [MiniBatch(index, files) for index, files in enumerate(planned)]
+    if ledger.plan(spec.job_id, (batch.files for batch in planned)):  # as stored: no need to read it back
+        batches = planned
     else:  # another coordinator's plan, stored meanwhile
         batches = ledger.mini_batches(spec.job_id)
         assert batches is not None

@@ -51,6 +51,11 @@ class MiniBatch:
     last_error: str | None = None
 
 
+def new_plan(mini_batches: Iterable[Sequence[str]]) -> list[MiniBatch]:
+    """A new plan's mini-batches, as `Ledger.plan` stores them: numbered from 0 in the order given, all pending."""
+    return [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
+
+
 @dataclass(frozen=True, slots=True)
 class TryEnd:
     """How a try ended and how long it took, for the job's report: `started` is UTC seconds since the epoch;
@@ -167,7 +172,7 @@ class InMemoryLedger(Ledger):
         """Per job, by (mini-batch index, try number)."""
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
-        planned = [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
+        planned = new_plan(mini_batches)
         with self._lock:
             self._attempts.setdefault(job_id, {})
             return self._plans.setdefault(job_id, planned) is planned

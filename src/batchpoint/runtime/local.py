@@ -211,10 +211,10 @@ class LocalProcessExecutor(Executor):
         return finished
 
     def wind_down(self) -> None:
-        for worker in self._slots:
-            if worker is not None and _may_leave(worker):
+        for worker in [worker for worker in self._slots if worker is not None]:
+            if _may_leave(worker):
                 self._tell_to_stop(worker)
-            elif worker is not None and not worker.configured:  # booted for a plan that had more mini-batches
+            elif not worker.configured:  # booted for a plan that had more mini-batches
                 self._retire(worker)
 
     def stop(self, graceful: bool = True) -> None:
