@@ -85,6 +85,8 @@ import workload_scoring as scoring
 from targets import arguments, check, exit_status
 
 if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
+
     import httpx
 
 # Heavy libraries (pandas, mlflow, torch, ray, httpx) are imported where they are used: each system runs in a
@@ -396,10 +398,8 @@ in a marks folder; returns when its clock started (epoch seconds) and its second
 
 def pool_pass(config: dict[str, Any], folder: str, output: Path, marks: str) -> tuple[float, float]:
     """The hand-written script's work, from ``Pool()`` to the fsync of its output."""
-    context = multiprocessing.get_context("fork")
     started, clock = time.time(), time.perf_counter()
-    initargs = (config["workload"], config["model"], marks)
-    with context.Pool(config["workers"], _load_in_worker, initargs) as pool, output.open("w") as out:
+    with _pool(config, marks) as pool, output.open("w") as out:
         for text in pool.imap(_score_in_worker, mini_batches(Path(folder))):
             out.write(text)
         out.flush()
@@ -410,11 +410,17 @@ def pool_pass(config: dict[str, Any], folder: str, output: Path, marks: str) -> 
 def pool_first(config: dict[str, Any], folder: str, marks: str) -> float:
     """A probe of the Pool's first prediction: its work until the answer of its first mini-batch; returns when its
     clock started (the workers record their first prediction in `marks`)."""
-    context = multiprocessing.get_context("fork")
     started = time.time()
-    with context.Pool(config["workers"], _load_in_worker, (config["workload"], config["model"], marks)) as pool:
+    with _pool(config, marks) as pool:
         next(pool.imap(_score_in_worker, mini_batches(Path(folder))))
     return started
+
+
+def _pool(config: dict[str, Any], marks: str) -> Pool:
+    """The hand-written script's Pool: forked workers that load the model once, recording their first prediction in
+    `marks`."""
+    context = multiprocessing.get_context("fork")
+    return context.Pool(config["workers"], _load_in_worker, (config["workload"], config["model"], marks))
 
 
 def limit_pass(model: Any, config: dict[str, Any], folder: str, output: Path, _marks: str) -> tuple[float, float]:
@@ -672,11 +678,13 @@ def run_batchpoint(server: Server, scoring_uri: str, folder: Path, job: str) -> 
         seconds = time.perf_counter() - clock  # an upper bound of the time to the last output byte
     if status != "Completed":
         raise RuntimeError(f"batchpoint's job {job} ended {status}: {_job_error(server.client, job)}")
-    output = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job}/score/predictions.csv"))
+    folder = _output_folder(server, job)
+    assert folder is not None, f"batchpoint's job {job} completed without an output folder"
+    output = folder / "predictions.csv"
     committed = output.stat().st_ctime - started
     if not 0 < committed <= seconds:  # changed after its commit (its mode, say): its ctime is not the commit's
         raise RuntimeError(f"{output}: committed {committed:.3f} s after the invoke, seen {seconds:.3f} s after")
-    return Run(BATCHPOINT, committed, started).measured(tree), output.parent
+    return Run(BATCHPOINT, committed, started).measured(tree), folder
 
 
 def probe_batchpoint(server: Server, scoring_uri: str, workload: Workload, job: str) -> float:
@@ -697,8 +705,13 @@ def probe_batchpoint(server: Server, scoring_uri: str, workload: Workload, job: 
 
 
 def _first_mark_of(server: Server, job: str) -> float | None:
-    folder = next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job}/score"), None)
+    folder = _output_folder(server, job)
     return None if folder is None else first_mark(folder)
+
+
+def _output_folder(server: Server, job: str) -> Path | None:
+    """The folder of the job's outputs (the default datastore's `azureml/<job>/score`); None before it exists."""
+    return next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job}/score"), None)
 
 
 def probe_first_predictions(
