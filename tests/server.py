@@ -20,6 +20,7 @@ import httpx
 import psycopg
 
 from batchpoint.access.issuer import ensure_issuer
+from batchpoint.app.server import LISTENING
 from tests.ports import free_port
 from tests.warm import Warm
 
@@ -159,6 +160,7 @@ class Server:
         args += self.args
         self.home.mkdir(parents=True, exist_ok=True)
         self.log = open(self.home / f"server-{self.port}.log", "ab")  # closed in stop()
+        self._log_start = self.log.tell()  # the log is appended to: an earlier start's banner is before this
         env = {**os.environ, **self.env}
         if self.cold or Server.warm is None:
             command = [*COLD_BATCHPOINT, *args]
@@ -174,6 +176,16 @@ class Server:
     def _wait_ready(self) -> None:
         assert self.process is not None
         wait_for_port(self.process, self.port, "server", self.log.name)
+        self._wait_for_banner()
+
+    def _wait_for_banner(self, timeout: float = 10.0) -> None:
+        """The port accepts connections a moment before the banner is printed: a test that reads the banner waits
+        for it."""
+        log = Path(self.log.name)
+        deadline = time.monotonic() + timeout
+        while LISTENING.encode() not in log.read_bytes()[self._log_start :]:
+            assert time.monotonic() < deadline, f"no banner after the port opened; see {log}"
+            time.sleep(0.01)
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         assert self.process is not None

@@ -19,12 +19,14 @@ from batchpoint.app.tls import TlsFiles, ensure_certificates, roots_in_force, wr
 from batchpoint.config import DEFAULT_URL, Settings, default_home
 from batchpoint.runtime.gpus import describe_gpus, discover
 
+LISTENING = "batchpoint is listening on"
+"""The banner's first words, printed once the port is bound: what a script (or test) waits for."""
 GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests in flight to finish."""
 
 
 def banner(settings: Settings, tls: TlsFiles | None, sandbox: Sandboxing) -> str:
-    lines = [f"batchpoint is listening on {settings.base_url}", f"data directory: {settings.home}", sandbox.description]
+    lines = [f"{LISTENING} {settings.base_url}", f"data directory: {settings.home}", sandbox.description]
     lines.append(describe_gpus(settings.gpus or []))
     if tls is not None:
         lines.append(f"connect unmodified Azure ML code (docs/azure-sdk.md):  {env_command(settings)}")
