@@ -106,7 +106,7 @@ def run_job(
                 return _end_early(spec, ledger, problem)
             return _JobRun(spec, ledger, executor, lock, batches, planned_seconds, on_progress, should_cancel).run()
         finally:
-            executor.discard()  # workers booted for a plan that was never run
+            executor.discard()  # workers started for a plan that was never run
 
 
 def _unrunnable(spec: JobSpec) -> str | None:
@@ -119,8 +119,8 @@ def _unrunnable(spec: JobSpec) -> str | None:
 
 def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniBatch], float | None]:
     """The job's mini-batches, and how long planning them took now (None: they were planned before). A new plan's
-    workers boot while it is written (`Executor.prepare`): once its input is listed, so that an input that
-    cannot be read starts none."""
+    workers start, and call `init()`, while it is written (`Executor.prepare`): once its input is listed, so that
+    an input that cannot be read starts none."""
     batches = ledger.mini_batches(spec.job_id)
     if batches is not None:
         return batches, None
@@ -134,7 +134,7 @@ def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniB
     else:  # another coordinator's plan, stored meanwhile
         batches = ledger.mini_batches(spec.job_id)
         assert batches is not None
-    return batches, listed - began + time.monotonic() - writing  # the workers' boot is not the plan's time
+    return batches, listed - began + time.monotonic() - writing  # the workers' start is not the plan's time
 
 
 def end_before_running(spec: JobSpec, ledger: Ledger, message: str) -> JobOutcome:

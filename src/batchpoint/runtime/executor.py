@@ -148,13 +148,12 @@ class Executor(ABC):
     environment where they run (`spec.remote_input`)."""
 
     def prepare(self, spec: JobSpec, tasks: int) -> None:  # noqa: B027 - optional: an executor may do nothing here
-        """A new job's plan of `tasks` mini-batches is being recorded, and `start` comes next: an executor may boot
-        workers now, which wait for their first task (no `init()` before it), so that their start and the plan's
-        write overlap (docs/runtime.md, "How a worker starts"). `discard` lets them go when the job ends before
-        `start`."""
+        """A new job's plan of `tasks` mini-batches is being recorded, and `start` comes next: an executor may start
+        workers now, whose start and `init()` then overlap the plan's write (docs/runtime.md, "How a worker
+        starts"). `discard` stops them when the job ends before `start`."""
 
     def discard(self) -> None:  # noqa: B027 - optional, as `prepare`
-        """The job ended before `start` (its plan could not be recorded): the workers `prepare` booted are stopped.
+        """The job ended before `start` (its plan could not be recorded): the workers `prepare` started are stopped.
         Does nothing once `start` was called (`stop` retires them then); safe to call more than once."""
 
     @abstractmethod

@@ -3,9 +3,9 @@
 Workers are started by `spawn.py` (with `subprocess`: the server is multi-threaded, so no fork without
 exec), or forked from a warm template of their environment when the server has one ready (`templates.py`), each in
 its own session so that a timeout kills the script's own child processes too, and each in the
-sandbox of its job (`sandbox/`, docs/security.md). A new job's first workers boot while its plan is written
-(`prepare`) and get their configuration, and so call `init()`, with their first task; other workers are started
-when their slot first gets a task, and replaced (lazily, by the next task) when they are lost.
+sandbox of its job (`sandbox/`, docs/security.md). A new job's first workers start, and call `init()`, while its
+plan is written (`prepare`); other workers are started when their slot first gets a task, and replaced (lazily, by
+the next task) when they are lost.
 
 A worker that has called `init()` and runs a try can hold one more task, queued in its command pipe (as
 `Pool.imap` queues tasks ahead of its workers): it starts that one as soon as it has answered the try before,
@@ -87,9 +87,6 @@ class _Worker:
         """The task it starts when `task` ends."""
         self.unsent: bytes | None = None
         """The queued task's message when it was too large to write before `task` ends."""
-        self.configured = False
-        """It was sent its job's configuration, and so imports the script and calls `init()`; a worker booted ahead
-        of its job's first task (`prepare`) waits for it without."""
         self.ready = False
         """`init()` has returned; `run()` starts as soon as a task arrives, so its time limit starts too."""
         self.told_to_stop = False
@@ -129,13 +126,13 @@ class LocalProcessExecutor(Executor):
         self._last_init_error = ""
         self._last_init_details = ""
         self._prepared = False
-        """`prepare` set the job up and booted workers; `start` has not come yet."""
+        """`prepare` set the job up and started workers; `start` has not come yet."""
 
     def prepare(self, spec: JobSpec, tasks: int) -> None:
         self._set_up(spec)
         self._prepared = True
         for slot in range(min(tasks, len(self._slots))):
-            self._boot(slot)
+            self._start_worker(slot)
 
     def discard(self) -> None:
         if self._prepared:
@@ -179,7 +176,7 @@ class LocalProcessExecutor(Executor):
             if worker.ready:
                 message = f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
                 self._lose(worker, "died", message)
-            else:  # it died booting (waiting for its first task) or in init(): no try of the mini-batch
+            else:  # it died in init(), before the task reached it: no try of the mini-batch
                 self._lose_dead(worker)
         else:
             if worker.ready:
@@ -211,11 +208,9 @@ class LocalProcessExecutor(Executor):
         return finished
 
     def wind_down(self) -> None:
-        for worker in [worker for worker in self._slots if worker is not None]:
-            if _may_leave(worker):
+        for worker in self._slots:
+            if worker is not None and _may_leave(worker):
                 self._tell_to_stop(worker)
-            elif not worker.configured:  # booted for a plan that had more mini-batches
-                self._retire(worker)
 
     def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
@@ -250,14 +245,22 @@ class LocalProcessExecutor(Executor):
     def _idle_worker(self) -> _Worker:
         for worker in self._slots:
             if worker is not None and worker.task is None:
-                return worker if worker.configured else self._configure(worker)
+                return worker
         for slot, worker in enumerate(self._slots):
             if worker is None and self._usable(slot):
-                return self._configure(self._boot(slot))
+                return self._start_worker(slot)
         raise RuntimeError("submit() was called without an idle slot")
 
+    def _start_worker(self, slot: int) -> _Worker:
+        """A worker in `slot`, sent its job's configuration: it imports the script and calls `init()` within the
+        job's init time limit, then waits for its first task."""
+        worker = self._boot(slot)
+        _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
+        self._deadlines.arm(worker.slot, time.monotonic() + self._spec.init_timeout_seconds)
+        return worker
+
     def _boot(self, slot: int) -> _Worker:
-        """A worker in `slot`, in its sandbox, waiting for its configuration (`_configure`)."""
+        """A worker process in `slot`, in its sandbox, with its folders and its line in the node's log."""
         name = self._names.new(str(slot // self._spec.max_concurrency_per_instance))
         home = Path(tempfile.mkdtemp(prefix="w", dir=self._homes))  # short: Decision 16
         self._sandbox.prepare_home(home)
@@ -292,14 +295,6 @@ class LocalProcessExecutor(Executor):
         append_line(self._layout.node_main(name.node), f"{name.process} started ({worker.name.detail}{forked}).")
         if gpu is not None and gpu.others:
             append_line(self._layout.file(MASTER_ROLE), self._gpus.sharing(str(worker.name), gpu))
-        return worker
-
-    def _configure(self, worker: _Worker) -> _Worker:
-        """Send a booted worker its job's configuration: it imports the script and calls `init()`, within the
-        job's init time limit."""
-        worker.configured = True
-        _send_quietly(worker.commands, encode(CONFIG, **self._config(worker)))
-        self._deadlines.arm(worker.slot, time.monotonic() + self._spec.init_timeout_seconds)
         return worker
 
     def _fork(self, home: Path, stdout: Path, stderr: Path) -> StartedWorker | None:
@@ -456,8 +451,6 @@ class LocalProcessExecutor(Executor):
     def _lose_dead(self, worker: _Worker) -> None:
         crash = read_text(worker.traceback_file)  # before _retire removes the worker's folder
         returncode = self._retire(worker)
-        if not worker.configured:
-            return  # it died booting, waiting for its first task: its slot boots another for that task
         when = "during init()" if not worker.ready else f"while running mini-batch {getattr(worker.task, 'index', '')}"
         stderr = self._layout.stderr(worker.name)
         error = why_it_ended(
@@ -506,9 +499,8 @@ class LocalProcessExecutor(Executor):
 
 
 def _may_leave(worker: _Worker) -> bool:
-    """An idle worker that has its configuration leaves when told (`shutdown()`, then its exit); one booted ahead
-    that never got it is only stopped."""
-    return worker.task is None and worker.configured
+    """An idle worker leaves when told (`shutdown()`, then its exit)."""
+    return worker.task is None
 
 
 def job_reads(spec: JobSpec, sandbox: WorkerSandbox) -> list[Path | str]:
