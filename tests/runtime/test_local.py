@@ -1,11 +1,11 @@
 """The local executor's queue: a worker past `init()` holds one more task, which it starts as soon as its try
-ends, and which comes back unstarted when the worker stops first. And a new job's workers, which boot while its
-plan is recorded and call `init()` only once the job runs."""
+ends, and which comes back unstarted when the worker stops first. And a new job's workers, which start and call
+`init()` while its plan is recorded."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -136,28 +136,44 @@ MARKS_INIT = """
 
 class WatchedPlan(InMemoryLedger):
     """A ledger that, before it records a plan, waits until `workers` worker processes of this process have
-    started (at most 30 s), then `wait` seconds more, and notes how many there are and the markers then; `kill`: it
-    then kills one of them; `fail`: it then cannot record the plan (the database went away)."""
+    started, then until `inits` markers exist, then until no worker is left when `gone` (each wait at most 30 s),
+    and notes how many workers there are and the markers then; `kill`: it then kills one of them; `fail`: it then
+    cannot record the plan (the database went away); `theirs`: another coordinator's plan is stored first."""
 
-    def __init__(self, markers: Path, workers: int, wait: float = 0.0, fail: bool = False, kill: bool = False) -> None:
+    def __init__(
+        self,
+        markers: Path,
+        workers: int,
+        inits: int = 0,
+        gone: bool = False,
+        fail: bool = False,
+        kill: bool = False,
+        theirs: list[list[str]] | None = None,
+    ) -> None:
         super().__init__()
-        self.markers, self.workers, self.wait, self.fail, self.kill = markers, workers, wait, fail, kill
+        self.markers, self.workers, self.inits, self.gone = markers, workers, inits, gone
+        self.fail, self.kill, self.theirs = fail, kill, theirs
         self.seen: tuple[int, list[str]] | None = None
-        self.recorded = 0.0
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
-        deadline = time.monotonic() + 30
-        while len(worker_processes()) < self.workers and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(self.wait)
+        _wait_until(lambda: len(worker_processes()) >= self.workers)
+        _wait_until(lambda: len(list(self.markers.iterdir())) >= self.inits)
+        _wait_until(lambda: not self.gone or not worker_processes())
         self.seen = (len(worker_processes()), sorted(path.name for path in self.markers.iterdir()))
         if self.kill:
             _kill_and_wait(worker_processes()[0])
         if self.fail:
             raise RuntimeError("the database went away")
-        stored = super().plan(job_id, mini_batches)
-        self.recorded = time.time()
-        return stored
+        if self.theirs is not None:
+            super().plan(job_id, self.theirs)
+        return super().plan(job_id, mini_batches)
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def _kill_and_wait(process: psutil.Process) -> None:
@@ -182,7 +198,7 @@ def _is_worker(process: psutil.Process) -> bool:
 def test_a_new_jobs_workers_start_and_call_init_while_its_plan_is_recorded(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")  # two mini-batches: two of the four workers are needed
     kit.script(MARKS_INIT)
-    ledger = WatchedPlan(kit.markers, workers=2, wait=1.0)  # their init() has returned by then
+    ledger = WatchedPlan(kit.markers, workers=2, inits=2)
 
     outcome = kit.run(ledger, max_concurrency_per_instance=4)
 
@@ -203,6 +219,60 @@ def test_the_workers_started_for_a_plan_that_cannot_be_recorded_are_stopped(kit:
         kit.run(ledger, max_concurrency_per_instance=2)
 
     assert ledger.seen is not None and ledger.seen[0] == 2
+    assert not worker_processes()
+
+
+def test_an_init_that_fails_while_the_plan_is_recorded_fails_the_job_with_its_traceback(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script("""
+        import os
+        from pathlib import Path
+
+        def init():
+            Path(os.environ["MARKERS"], f"init-{os.getpid()}").touch()
+            raise FileNotFoundError("the model file is missing")
+
+        def run(mini_batch):
+            return mini_batch
+    """)
+    ledger = WatchedPlan(kit.markers, workers=2, inits=2, gone=True)  # both workers said why, and exited
+
+    outcome = kit.run(ledger, max_concurrency_per_instance=2, max_retries=0)
+
+    assert outcome.status == "Failed"
+    assert "FileNotFoundError: the model file is missing" in outcome.message
+
+
+SLOW_INIT_BUT_THE_FIRST = """
+    import os
+    import time
+    from pathlib import Path
+
+    from azureml_user.parallel_run import EntryScript
+
+    def init():
+        if EntryScript().agent_name == "process000":
+            Path(os.environ["MARKERS"], "first").touch()
+        else:
+            time.sleep(60)
+
+    def run(mini_batch):
+        return mini_batch
+"""
+"""The first worker's init() (the one that gets the first task) returns at once, the others' after a minute."""
+
+
+def test_a_worker_still_in_init_when_the_last_mini_batch_ends_is_stopped_at_once(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt", "c.txt")
+    kit.script(SLOW_INIT_BUT_THE_FIRST)
+    ledger = WatchedPlan(kit.markers, workers=2, inits=1, theirs=[["a.txt"]])  # one mini-batch, two workers started
+    began = time.monotonic()
+
+    outcome = kit.run(ledger, max_concurrency_per_instance=2)
+
+    assert outcome.status == "Completed", outcome.message
+    assert len(ledger.mini_batches("job") or []) == 1
+    assert time.monotonic() - began < 8, "the job waited for a worker that was still in init()"
     assert not worker_processes()
 
 

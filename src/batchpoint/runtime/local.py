@@ -173,11 +173,9 @@ class LocalProcessExecutor(Executor):
         try:
             send(worker.commands, RUN, index=task.index, files=task.files)
         except OSError:
-            if worker.ready:
-                message = f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
-                self._lose(worker, "died", message)
-            else:  # it died in init(), before the task reached it: no try of the mini-batch
-                self._lose_dead(worker)
+            self._drain(worker)  # what it said before it went: init()'s traceback, say
+            if self._slots[worker.slot] is worker:  # its pipe still open: it said nothing of its end
+                self._lose_before(worker, task)
         else:
             if worker.ready:
                 self._arm(worker)
@@ -209,8 +207,12 @@ class LocalProcessExecutor(Executor):
 
     def wind_down(self) -> None:
         for worker in self._slots:
-            if worker is not None and _may_leave(worker):
+            if worker is None or worker.task is not None:
+                continue
+            if _may_leave(worker):
                 self._tell_to_stop(worker)
+            else:  # still in init(), started for a mini-batch the stored plan did not have
+                self._retire(worker)
 
     def stop(self, graceful: bool = True) -> None:
         workers = [worker for worker in self._slots if worker is not None]
@@ -372,6 +374,11 @@ class LocalProcessExecutor(Executor):
         for connection in wait(list(workers), seconds):
             self._receive_from(workers[connection])  # type: ignore[index]  # wait() returns what it was given
 
+    def _drain(self, worker: _Worker) -> None:
+        """Read what a worker that has gone wrote before it went, as `poll` would have."""
+        while self._slots[worker.slot] is worker and worker.replies.poll():
+            self._receive_from(worker)
+
     def _receive_from(self, worker: _Worker) -> None:
         try:
             message, payload = receive(worker.replies)
@@ -461,6 +468,14 @@ class LocalProcessExecutor(Executor):
         elif worker.task is not None:
             self._record_loss(worker, "died", error)
 
+    def _lose_before(self, worker: _Worker, task: Task) -> None:
+        """The worker had gone before `task` reached it."""
+        if worker.ready:
+            message = f"The worker {worker.name} had exited before mini-batch {task.index} reached it."
+            self._lose(worker, "died", message)
+        else:  # it died in init(): no try of the mini-batch
+            self._lose_dead(worker)
+
     def _lose(self, worker: _Worker, kind: FailureKind, error: str) -> None:
         self._retire(worker)
         self._record_loss(worker, kind, error)
@@ -499,8 +514,9 @@ class LocalProcessExecutor(Executor):
 
 
 def _may_leave(worker: _Worker) -> bool:
-    """An idle worker leaves when told (`shutdown()`, then its exit)."""
-    return worker.task is None
+    """An idle worker past `init()` leaves when told (`shutdown()`, then its exit); one still in `init()` is only
+    stopped."""
+    return worker.task is None and worker.ready
 
 
 def job_reads(spec: JobSpec, sandbox: WorkerSandbox) -> list[Path | str]:
