@@ -279,7 +279,7 @@ def test_a_worker_still_in_init_when_the_last_mini_batch_ends_is_stopped_at_once
 def test_a_worker_that_dies_before_its_first_task_costs_no_try(kit: Kit) -> None:
     kit.inputs("a.txt", "b.txt", "c.txt")
     kit.script(MARKS_INIT)
-    ledger = WatchedPlan(kit.markers, workers=2, kill=True)
+    ledger = WatchedPlan(kit.markers, workers=2, inits=2, kill=True)  # killed after its init(), before its task
 
     outcome = run_job(kit.spec(max_concurrency_per_instance=2, max_retries=0), ledger, kit.executor())
 

@@ -173,8 +173,9 @@ class LocalProcessExecutor(Executor):
         try:
             send(worker.commands, RUN, index=task.index, files=task.files)
         except OSError:
-            self._drain(worker)  # what it said before it went: init()'s traceback, say
-            if self._slots[worker.slot] is worker:  # its pipe still open: it said nothing of its end
+            if not worker.ready:
+                self._read_init_failure(worker)
+            if self._slots[worker.slot] is worker:
                 self._lose_before(worker, task)
         else:
             if worker.ready:
@@ -374,10 +375,15 @@ class LocalProcessExecutor(Executor):
         for connection in wait(list(workers), seconds):
             self._receive_from(workers[connection])  # type: ignore[index]  # wait() returns what it was given
 
-    def _drain(self, worker: _Worker) -> None:
-        """Read what a worker that has gone wrote before it went, as `poll` would have."""
-        while self._slots[worker.slot] is worker and worker.replies.poll():
-            self._receive_from(worker)
+    def _read_init_failure(self, worker: _Worker) -> None:
+        """A worker that went in `init()` may have said why first: its traceback is the job's error, as when `poll`
+        reads it. Its `ready`, if it said that, is not taken: gone before its first task, it failed its start."""
+        with contextlib.suppress(EOFError, OSError):
+            while worker.replies.poll():
+                message, _ = receive(worker.replies)
+                if message["kind"] == INIT_FAILED:
+                    self._init_failed(worker, message["error"])
+                    return
 
     def _receive_from(self, worker: _Worker) -> None:
         try:
