@@ -5,7 +5,7 @@ ends, and which comes back unstarted when the worker stops first. And a new job'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -16,6 +16,7 @@ from batchpoint.runtime.executor import Task, TaskDone, TaskEvent, TaskFailed, T
 from batchpoint.runtime.ledger import InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.spawn import BOOT_SCRIPT
+from tests.cluster.replicas import wait_until
 from tests.runtime.conftest import Kit
 
 SCRIPT = """
@@ -134,6 +135,9 @@ MARKS_INIT = """
 """init() leaves a marker named after its worker."""
 
 
+WAIT_SECONDS = 30
+
+
 class WatchedPlan(InMemoryLedger):
     """A ledger that, before it records a plan, waits until `workers` worker processes of this process have
     started, then until `inits` markers exist, then until no worker is left when `gone` (each wait at most 30 s),
@@ -156,9 +160,10 @@ class WatchedPlan(InMemoryLedger):
         self.seen: tuple[int, list[str]] | None = None
 
     def plan(self, job_id: str, mini_batches: Iterable[Sequence[str]]) -> bool:
-        _wait_until(lambda: len(worker_processes()) >= self.workers)
-        _wait_until(lambda: len(list(self.markers.iterdir())) >= self.inits)
-        _wait_until(lambda: not self.gone or not worker_processes())
+        wait_until(lambda: len(worker_processes()) >= self.workers, WAIT_SECONDS, f"{self.workers} workers")
+        wait_until(lambda: len(list(self.markers.iterdir())) >= self.inits, WAIT_SECONDS, f"{self.inits} init()s")
+        if self.gone:
+            wait_until(lambda: not worker_processes(), WAIT_SECONDS, "the workers to exit")
         self.seen = (len(worker_processes()), sorted(path.name for path in self.markers.iterdir()))
         if self.kill:
             _kill_and_wait(worker_processes()[0])
@@ -167,13 +172,6 @@ class WatchedPlan(InMemoryLedger):
         if self.theirs is not None:
             super().plan(job_id, self.theirs)
         return super().plan(job_id, mini_batches)
-
-
-def _wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def _kill_and_wait(process: psutil.Process) -> None:
