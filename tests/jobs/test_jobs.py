@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import psutil
 import pytest
 
-from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
+from tests.api.jobs import V, deploy_script, invoke, predictions, status_of, wait_for_job, write_inputs
 from tests.server import WORKSPACE_ID, Server
 
 ECHO = """
@@ -83,6 +90,98 @@ def test_invoke_runs_the_scoring_script_over_every_file_in_order(job_server: Ser
     }
     assert properties["progress"]["items"]["succeeded"] == 23
     assert predictions(job_server.home, answer["name"]) == [f"seen f{index:05d}.txt" for index in range(23)]
+
+
+def test_a_job_reads_running_from_its_first_report_once_its_workers_have_started(
+    job_server: Server, inputs: Path
+) -> None:
+    """Nothing is written between a job's start and its workers' (docs/runtime.md, "Jobs"): while its first worker
+    cannot be forked (its warm template frozen), it reads NotStarted; it ends with its start time."""
+    with job_server.client() as client:
+        wait_for_job(client, invoke(client, "echo", str(inputs)).json()["name"])  # the template learns its imports
+        template = warm_template(job_server)
+        template.suspend()
+        try:
+            name = invoke(client, "echo", str(inputs)).json()["name"]
+            seen = set()
+            for _ in range(10):
+                seen.add(status_of(client, name))
+                time.sleep(0.1)
+        finally:
+            template.send_signal(signal.SIGCONT)
+        job = wait_for_job(client, name)
+    assert seen == {"NotStarted"}
+    properties = job["properties"]
+    assert properties["status"] == "Completed"
+    assert properties["startTime"] <= properties["endTime"]
+
+
+def test_a_job_reads_running_while_its_input_is_fetched(job_server: Server, held_file: HeldFile) -> None:
+    """What comes before the workers may take long: a job whose input is copied first reads Running meanwhile."""
+    with job_server.client() as client:
+        name = invoke(client, "echo", held_file.url, {"azureml-model-deployment": "blue"}).json()["name"]
+        try:
+            assert held_file.asked.wait(30), "the input was never fetched"
+            status = status_of(client, name)
+        finally:
+            held_file.release.set()
+        job = wait_for_job(client, name)
+    assert status == "Running"
+    assert job["properties"]["status"] == "Completed", job["properties"].get("error")
+
+
+@dataclass
+class HeldFile:
+    url: str
+    asked: threading.Event
+    """Someone asked for the file."""
+    release: threading.Event
+    """The file may be sent."""
+
+
+@pytest.fixture
+def held_file() -> Iterator[HeldFile]:
+    """A file served over HTTP on 127.0.0.1 once the test releases it."""
+    asked, release = threading.Event(), threading.Event()
+
+    body = b"a,b\n1,2\n"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            asked.set()
+            release.wait(30)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.do_HEAD()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HeldFile(f"http://127.0.0.1:{server.server_port}/data/held.csv", asked, release)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def warm_template(server: Server) -> psutil.Process:
+    """The server's warm template, once it has forked a spare worker for the next job."""
+    assert server.process is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for child in psutil.Process(server.process.pid).children():
+            if "template" in child.cmdline() and child.children():
+                return child
+        time.sleep(0.05)
+    raise AssertionError("the server has no warm template with a spare worker")
 
 
 def test_the_same_repeatability_id_creates_one_job(job_server: Server, inputs: Path) -> None:

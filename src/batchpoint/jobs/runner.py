@@ -40,7 +40,7 @@ from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
-from batchpoint.runtime.status import TERMINAL, JobStatus
+from batchpoint.runtime.status import BEFORE_RUNNING, TERMINAL, JobStatus
 from batchpoint.runtime.stop_points import stop_point
 from batchpoint.runtime.templates import TemplatePool
 from batchpoint.store import FinalState, Store
@@ -276,9 +276,10 @@ class JobRunner:
     def _run_model_job(self, job: Resource, run: ModelRun) -> None:
         spec = run.spec
         ledger = self._store.ledger(self._fences[job.key])
-        self._start(job.id)
         try:
             executor = self._executor_for(run.placement, run.environment)
+            if self._slow_to_start(run, executor):
+                self._start(job.id)
             spec = self._prepared(spec, run.fetch, run.environment, executor)
             if self._identity is not None:
                 spec = self._identity.apply(spec, job.id)
@@ -333,12 +334,16 @@ class JobRunner:
             if self._should_cancel(job_key):
                 return
 
-    def _start(self, job_id: str) -> None:
-        def apply(properties: dict[str, Any]) -> None:
-            properties["status"] = JobStatus.RUNNING
-            properties.setdefault("startTime", iso(utcnow()))
+    def _slow_to_start(self, run: ModelRun, executor: Executor) -> bool:
+        """Whether the job's workers may be long in starting: on a cluster's nodes, or after its input is copied
+        here or its environment is built. Such a job reads Running from now; any other from its first report, once
+        its workers have started (docs/runtime.md, "Jobs"): one write fewer before they do."""
+        if not executor.workers_on_this_machine or run.fetch is not None:
+            return True
+        return run.environment is not None and self._environments.find(run.environment) is None
 
-        self._update(job_id, apply)
+    def _start(self, job_id: str) -> None:
+        self._update(job_id, _running)
 
     def _run_pipeline(self, job: Resource, run: PipelineRun) -> None:
         self._start(job.id)
@@ -412,6 +417,8 @@ class JobRunner:
         self.activity.progress(job_id.lower(), counts)
 
         def apply(properties: dict[str, Any]) -> None:
+            if properties["status"] in BEFORE_RUNNING:
+                _running(properties)
             properties["progress"] = progress_of(counts)
             properties.pop("statusMessage", None)  # running again after a pause
             if counts.mini_batches_total and counts.mini_batches_done == counts.mini_batches_total:
@@ -443,6 +450,11 @@ class JobRunner:
                 if child.body["properties"]["status"] in TERMINAL:
                     stop_point("scoring-child-write", child.name)
                 self._store.update(child)
+
+
+def _running(properties: dict[str, Any]) -> None:
+    properties["status"] = JobStatus.RUNNING
+    properties.setdefault("startTime", iso(utcnow()))
 
 
 def _ended(properties: dict[str, Any], status: JobStatus, message: str, error_code: str) -> None:
