@@ -40,7 +40,7 @@ from batchpoint.runtime.pipeline import step_log
 from batchpoint.runtime.report import Counts, JobOutcome, stream_log
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spec import JobSpec
-from batchpoint.runtime.status import BEFORE_RUNNING, TERMINAL, JobStatus
+from batchpoint.runtime.status import TERMINAL, JobStatus
 from batchpoint.runtime.stop_points import stop_point
 from batchpoint.runtime.templates import TemplatePool
 from batchpoint.store import FinalState, Store
@@ -62,8 +62,8 @@ class ServerStopping(Exception):
 
 class JobRunner:
     """Runs the jobs this process owns (`cluster/ownership.py`): the ones invoked here while it has room, and
-    the ones it takes over. A job ends only with a terminal outcome; a transient fault pauses it (still Running)
-    and it tries again from its ledger."""
+    the ones it takes over. A job ends only with a terminal outcome; a transient fault pauses it (its status
+    unchanged, a message saying why) and it tries again from its ledger."""
 
     def __init__(
         self,
@@ -417,8 +417,7 @@ class JobRunner:
         self.activity.progress(job_id.lower(), counts)
 
         def apply(properties: dict[str, Any]) -> None:
-            if properties["status"] in BEFORE_RUNNING:
-                _running(properties)
+            _running(properties)  # a local job's first report says its workers have started; a resumed one runs again
             properties["progress"] = progress_of(counts)
             properties.pop("statusMessage", None)  # running again after a pause
             if counts.mini_batches_total and counts.mini_batches_done == counts.mini_batches_total:

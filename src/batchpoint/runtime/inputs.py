@@ -1,4 +1,5 @@
-"""Input listing and mini-batch planning (Decision 5), as iterators so that a large input is never held twice."""
+"""Input listing and mini-batch planning (Decision 5): a folder's files as one list of paths, which the plan's
+mini-batches then share."""
 
 from __future__ import annotations
 

@@ -29,5 +29,3 @@ class JobStatus(StrEnum):
 TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 """The states a job never leaves. Holds the members, which hash as their strings, so a status read from a stored
 body (a plain `str`) can be looked up directly."""
-BEFORE_RUNNING: frozenset[JobStatus] = frozenset({JobStatus.NOT_STARTED, JobStatus.QUEUED})
-"""The states of a job whose workers have not started yet: invoked, or waiting for its compute's nodes."""
