@@ -15,8 +15,8 @@ environment.
 of the server's own environment that forks workers, each of which then boots as a started one does. Unsandboxed,
 so it runs nothing a deployment chose: the first message on SOCKET_FD (SOCK_SEQPACKET, one JSON message per packet)
 is `template` {"environment", "venv", "server_pid", "spares"}, which holds no job's variable. It activates the
-environment and imports `batchpoint.runtime.worker`, then imports what `import` messages name
-(public modules of its site-packages only) and answers `ready`. A `fork` {"cwd", "spares"} carries four descriptors
+environment and imports `batchpoint.runtime.worker` and the sandbox's `confine`, then imports what `import` messages
+name (public modules of its site-packages only) and answers `ready`. A `fork` {"cwd", "spares"} carries four descriptors
 (the worker's command and reply pipe ends, its stdout, its stderr): a child closes everything else, takes its own
 session and working folder and runs `worker` (reads `boot`, enters its sandbox, takes the job's environment); the
 template answers `forked` {"pid"}, then `exited` {"pid", "returncode"} when it reaps it. The child is a spare forked
@@ -129,6 +129,7 @@ def run_template(socket_fd: int) -> None:
     server_pid = int(first["server_pid"])
     _activate(first["environment"], first["venv"])
     from batchpoint.runtime import worker  # noqa: F401 - what every forked worker runs: imported once, here
+    from batchpoint.runtime.sandbox import confine  # noqa: F401 - how it enters its sandbox (2 ms to import there)
 
     roots = _site_roots()
     wakeup_read, wakeup_write = os.pipe()
