@@ -251,7 +251,7 @@ async def populate(port: int) -> dict[str, str]:
     connections = await open_connections(port)
     endpoint = DEPLOYMENTS_PATH.rsplit("/", 1)[0]
     await _expect(connections[0], "PUT", versioned(endpoint), ENDPOINT_BODY)
-    names = iter(f"d{index}" for index in range(DEPLOYMENT_COUNT))
+    names = iter(f"d{index:03d}" for index in range(DEPLOYMENT_COUNT))  # Azure's rule: 3-32 characters
     await asyncio.gather(*(_create_deployments(connection, names) for connection in connections))
     await _wait_provisioned(connections[0])
     bodies = {scenario.path: await _expect(connections[0], "GET", scenario.target_url) for scenario in SCENARIOS}
