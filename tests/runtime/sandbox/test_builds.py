@@ -5,11 +5,16 @@ it, and its environment still builds."""
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import io
 import json
 import os
 import tarfile
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
@@ -112,3 +117,41 @@ def test_a_package_whose_build_probes_the_server_reaches_nothing_and_installs(tm
     assert len(report) == 6
     assert all(verdict.startswith("refused") for verdict in report.values()), report
     assert not (Path(targets["data_dir"]) / "pwned.txt").exists() and not (other / "pwned.py").exists()
+
+
+def mirror_index(root: Path) -> str:
+    """A local mirror as pip2pi lays one out: `simple/tiny-mirrored/index.html` links to a wheel in `files/`."""
+    files, project = root / "files", root / "simple" / "tiny-mirrored"
+    files.mkdir(parents=True)
+    project.mkdir(parents=True)
+    wheel = files / "tiny_mirrored-1.0-py3-none-any.whl"
+    members = {
+        "tiny_mirrored.py": "MIRRORED = True\n",
+        "tiny_mirrored-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tiny-mirrored\nVersion: 1.0\n",
+        "tiny_mirrored-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{name},sha256={_digest(text)},{len(text)}" for name, text in members.items()]
+    members["tiny_mirrored-1.0.dist-info/RECORD"] = "\n".join([*record, "tiny_mirrored-1.0.dist-info/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    (project / "index.html").write_text(f'<a href="../../files/{wheel.name}">{wheel.name}</a>\n')
+    return (root / "simple").as_uri()
+
+
+def _digest(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_build_installs_from_a_local_mirror_whose_index_links_to_files_beside_it(
+    tmp_path: Path, installer: str
+) -> None:
+    index = mirror_index(tmp_path / "mirror")
+    spec = from_conda_file("dependencies:\n- pip:\n  - tiny-mirrored==1.0\n", "a test").built_with(
+        PythonFinder().choose(None)
+    )
+
+    built = EnvironmentCache(tmp_path / "environments", index, choose_installer(installer)).ensure(spec)
+
+    assert list(built.folder.glob("lib/python*/site-packages/tiny_mirrored.py"))

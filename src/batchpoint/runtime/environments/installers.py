@@ -200,7 +200,19 @@ def local_sources(index: str | None) -> list[str]:
         values += _uv_sources(file)
     words = (word for value in values for word in value.split())
     paths = (word.removeprefix("file://") for word in words if word.startswith(("file://", "/")))
-    return sorted({path for path in paths if os.path.exists(path)})
+    found = {path.rstrip("/") or "/" for path in paths if os.path.exists(path)}
+    return sorted(found | {mirror for path in found if (mirror := _mirror_root(path)) is not None})
+
+
+MIRROR_INDEX = "simple"
+"""The name of a local PEP 503 index whose pages may link to files beside it (`../../files/x.whl`), as pip2pi's
+mirrors and this project's CI machines lay them out: a sandboxed build reads the folder around it too."""
+
+
+def _mirror_root(path: str) -> str | None:
+    """The folder around a local index named `simple`, whose files its pages may link to; never the root."""
+    parent = os.path.dirname(path)
+    return parent if os.path.basename(path) == MIRROR_INDEX and parent not in ("", "/") else None
 
 
 def _pip_sources(file: Path) -> list[str]:
