@@ -32,6 +32,7 @@ from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.arm.ids import workspace_id
 from batchpoint.config import Settings
 from batchpoint.ml.assets.resource_types import ENVIRONMENT_VERSIONS
+from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENTS, BATCH_ENDPOINTS
 from batchpoint.runtime.environments.cache import EnvironmentCache
 from batchpoint.runtime.environments.installers import choose_installer
 from batchpoint.runtime.environments.interpreters import PythonFinder
@@ -51,7 +52,7 @@ BUILD_TARGETS = {"cold": 0.5, "warm": 0.25}
 def provision_seconds(services: Services, name: str, properties: dict[str, object]) -> float:
     """Seconds from the deployment PUT to its provisioning operation's end; raises if it did not succeed."""
     started = time.perf_counter()
-    accepted = services.deployments.put(
+    accepted = services.resource_service(BATCH_DEPLOYMENTS).put(
         SYSTEM, f"{WORKSPACE}/batchEndpoints/bench/deployments/{name}", {"location": "local", "properties": properties}
     )
     assert accepted.operation is not None
@@ -123,7 +124,7 @@ def main() -> int:
         services.start()
         try:
             endpoint = {"location": "local", "properties": {"authMode": "AADToken"}}
-            services.endpoints.put(SYSTEM, f"{WORKSPACE}/batchEndpoints/bench", endpoint)
+            services.resource_service(BATCH_ENDPOINTS).put(SYSTEM, f"{WORKSPACE}/batchEndpoints/bench", endpoint)
             provision_seconds(services, "warmup", {})
             first = provision_seconds(services, "first", {"environmentId": environment(services, "env0")})
             baseline, reuse = [], []
