@@ -174,3 +174,18 @@ def test_created_by_comes_from_the_token_claims(server: Server) -> None:
         endpoint = create_endpoint(client, "mine")
     assert endpoint["systemData"]["createdBy"] == "ada@example.com"
     assert endpoint["systemData"]["createdByType"] == "User"
+
+
+def test_urls_in_a_read_name_the_host_the_request_named(server: Server) -> None:
+    """A client behind another name of this server (a proxy, a DNS alias) gets links it can follow, read after read."""
+    with server.client() as client:
+        create_endpoint(client, "hosts")
+        urls = [
+            client.get(endpoint_url("hosts"), params=V, headers={"Host": host}).json()["properties"]["scoringUri"]
+            for host in ("alias-one.example:8443", "alias-two.example", "alias-one.example:8443")
+        ]
+    assert [url.split("/inference/")[0] for url in urls] == [
+        "http://alias-one.example:8443",
+        "http://alias-two.example",
+        "http://alias-one.example:8443",
+    ]
