@@ -30,6 +30,7 @@ from pathlib import Path
 
 from batchpoint.app.wiring import SYSTEM, Services
 from batchpoint.arm.ids import workspace_id
+from batchpoint.arm.tracked import Accepted
 from batchpoint.config import Settings
 from batchpoint.ml.assets.resource_types import ENVIRONMENT_VERSIONS
 from batchpoint.ml.endpoints.resource_types import BATCH_DEPLOYMENTS, BATCH_ENDPOINTS
@@ -55,7 +56,7 @@ def provision_seconds(services: Services, name: str, properties: dict[str, objec
     accepted = services.resource_service(BATCH_DEPLOYMENTS).put(
         SYSTEM, f"{WORKSPACE}/batchEndpoints/bench/deployments/{name}", {"location": "local", "properties": properties}
     )
-    assert accepted.operation is not None
+    assert isinstance(accepted, Accepted) and accepted.operation is not None
     while (operation := services.store.get_operation(accepted.operation.id)) and not operation.status.terminal:
         time.sleep(0.002)
     elapsed = time.perf_counter() - started

@@ -20,6 +20,7 @@ Usage: python benchmarks/ray_bench.py [--no-fail] [--rounds N]
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import resource
@@ -28,6 +29,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from targets import arguments, verdict
 
@@ -43,7 +45,7 @@ SLEEP_SECONDS = 0.010
 TARGET_RATIO = 0.9
 TARGET_OVERHEAD_MS = 1.0
 TARGET_MEMORY_GROWTH = 1.5
-NODE = {"num_cpus": WORKERS_PER_NODE, "object_store_memory": 100 * 1024**2}
+NODE: dict[str, Any] = {"num_cpus": WORKERS_PER_NODE, "object_store_memory": 100 * 1024**2}
 MB = 1_000_000
 
 SCRIPT = """
@@ -131,9 +133,9 @@ def run_actor_pool(root: Path, inputs: Path, code: Path, sleep: float, name: str
     ray.get(group.ready())
     source = (code / "score.py").read_text()
     actors = [
-        Scorer.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, slot // WORKERS_PER_NODE)).remote(
-            source
-        )
+        Scorer.options(  # type: ignore[attr-defined]  # ray.remote's annotation keeps the class's own type
+            scheduling_strategy=PlacementGroupSchedulingStrategy(group, slot // WORKERS_PER_NODE)
+        ).remote(source)
         for slot in range(WORKERS)
     ]
     pool = ActorPool(actors)
@@ -144,7 +146,7 @@ def run_actor_pool(root: Path, inputs: Path, code: Path, sleep: float, name: str
             (index, [path.name for path in batch], [path.read_bytes() for path in batch])
             for index, batch in enumerate(batches)
         )
-        for rows in pool.map(lambda actor, task: actor.score.remote(*task), work):
+        for rows in pool.map(lambda actor, task: actor.score.remote(*task), work):  # type: ignore[arg-type]  # any iterable
             predictions.write(rows)
         predictions.flush()
         os.fsync(predictions.fileno())
@@ -159,7 +161,7 @@ def memory_job(address: str, root: str, inputs: str, code: str, name: str) -> in
     """In a fresh driver process: run the job, return this process's peak RSS in bytes."""
     import ray
 
-    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     run_batchpoint(address, Path(root), Path(inputs), Path(code), 0.0, name)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -180,7 +182,7 @@ def main() -> int:
     try:
         cluster.add_node(**NODE)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
         best = {(contender, size): float("inf") for contender in ("batchpoint", "ActorPool") for size in SIZES}
         for round_number in range(args.rounds):
             order = ["batchpoint", "ActorPool"] if round_number % 2 == 0 else ["ActorPool", "batchpoint"]

@@ -24,6 +24,7 @@ Usage: python benchmarks/ray_scale_bench.py [--no-fail] [--files N] [--skip-blob
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -53,7 +54,7 @@ FILE_BYTES = 8192
 MINI_BATCH_SIZE = 10
 RUN_SLEEP_SECONDS = 0.05
 NODES = (1, 2, 3)
-NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
+NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
 TARGET_TRANSFER_SHARE = 0.01
 TARGET_SCALING = 2.5
 
@@ -202,7 +203,7 @@ def main() -> int:
         for _ in NODES[1:]:
             cluster.add_node(**NODE)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
         run(cluster.address, work, "warmup", NODES[-1], [shared], shared_paths=[shared])  # imports, worker processes
         for nodes in NODES:
             results.append(run(cluster.address, work, "shared", nodes, [shared], shared_paths=[shared]))

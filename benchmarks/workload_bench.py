@@ -66,6 +66,7 @@ import csv
 import ctypes
 import functools
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -492,8 +493,8 @@ def ray_cluster(workers: int) -> Iterator[None]:
 
     temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths below it must fit in 107 bytes
     ray.init(
-        address="local", num_cpus=workers + 1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-        runtime_env={"env_vars": THREAD_VARIABLES}, _temp_dir=temp,
+        address="local", num_cpus=workers + 1, include_dashboard=False, log_to_driver=False,
+        logging_level=logging.ERROR, runtime_env={"env_vars": THREAD_VARIABLES}, _temp_dir=temp,
     )  # fmt: skip
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -678,13 +679,13 @@ def run_batchpoint(server: Server, scoring_uri: str, folder: Path, job: str) -> 
         seconds = time.perf_counter() - clock  # an upper bound of the time to the last output byte
     if status != "Completed":
         raise RuntimeError(f"batchpoint's job {job} ended {status}: {_job_error(server.client, job)}")
-    folder = _output_folder(server, job)
-    assert folder is not None, f"batchpoint's job {job} completed without an output folder"
-    output = folder / "predictions.csv"
+    outputs = _output_folder(server, job)
+    assert outputs is not None, f"batchpoint's job {job} completed without an output folder"
+    output = outputs / "predictions.csv"
     committed = output.stat().st_ctime - started
     if not 0 < committed <= seconds:  # changed after its commit (its mode, say): its ctime is not the commit's
         raise RuntimeError(f"{output}: committed {committed:.3f} s after the invoke, seen {seconds:.3f} s after")
-    return Run(BATCHPOINT, committed, started).measured(tree), folder
+    return Run(BATCHPOINT, committed, started).measured(tree), outputs
 
 
 def probe_batchpoint(server: Server, scoring_uri: str, workload: Workload, job: str) -> float:

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -49,7 +50,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             stop_process(process, signal.SIGTERM, timeout=10)
 
 
-def datastore_properties(azurite: Azurite, container: str) -> dict:  # type: ignore[type-arg]
+def datastore_properties(azurite: Azurite, container: str) -> dict[str, Any]:
     """An AzureBlob datastore on an Azurite container, with the account key as its credentials."""
     return {
         "datastoreType": "AzureBlob",
