@@ -77,6 +77,7 @@ def tree(tmp_path: Path) -> Path:
         (folder / "__init__.py").write_text("")
     write(tmp_path, BOTTOM, "clean", CLEAN.format(longest=comment_line(LINE_LENGTH, "    ")))
     write(tmp_path, TOP, "downward", DOWNWARD.format(bottom=BOTTOM))
+    (tmp_path / "benchmarks" / "clean_bench.py").write_text(CLEAN.format(longest=comment_line(LINE_LENGTH, "    ")))
     return tmp_path
 
 
@@ -121,13 +122,26 @@ def test_a_lint_error_fails_the_check(tree: Path, mypy_cache: Path, text: str, r
     assert re.search(rf"{rule} .*\n.*faulty\.py", result.stdout), result.stdout
 
 
+WRONG = '"""Returns a string as an int."""\n\n\ndef count() -> int:\n    return "one"\n'
+
+
 def test_a_type_error_fails_the_check(tree: Path, mypy_cache: Path) -> None:
-    write(tree, BOTTOM, "wrong", '"""Returns a string as an int."""\n\n\ndef count() -> int:\n    return "one"\n')
+    write(tree, BOTTOM, "wrong", WRONG)
 
     result = make_check(tree, mypy_cache)
 
     assert result.returncode != 0
     assert 'wrong.py:5: error: Incompatible return value type (got "str", expected "int")' in result.stdout
+
+
+def test_a_type_error_in_a_benchmark_fails_the_check(tree: Path, mypy_cache: Path) -> None:
+    """Benchmarks run only by hand (make bench): the check is what sees one calling what a change removed."""
+    (tree / "benchmarks" / "wrong_bench.py").write_text(WRONG)
+
+    result = make_check(tree, mypy_cache)
+
+    assert result.returncode != 0
+    assert 'wrong_bench.py:5: error: Incompatible return value type (got "str", expected "int")' in result.stdout
 
 
 def test_an_import_up_the_layers_fails_the_check(tree: Path, mypy_cache: Path) -> None:
