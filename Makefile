@@ -46,7 +46,7 @@ RUN_AS := $(if $(filter 0,$(shell id -u)),--worker-user root)
 run: $(STAMP)
 	$(BIN)/batchpoint serve $(RUN_AS) $(ARGS)
 
-# Lint, formatting, types (src) and the layers contract (pyproject.toml holds each tool's configuration).
+# Lint, formatting, types (src and benchmarks) and the layers contract (pyproject.toml holds each tool's configuration).
 # Each tool runs even when one before it failed, so that one run lists every problem.
 check: $(STAMP)
 	status=0; \

@@ -19,8 +19,8 @@ JOBS_READ = f"{WORKSPACE_TYPE}/jobs/read"
 READ_PREFIXES = ("/history/v1.0/", "/mferp/managementfrontend/", "/data/v1.0/")
 OPERATIONS = ("/mfeoperationsstatus/", "/mfeoperationresults/")
 VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
-REQUIRED_CACHE = 4096
-"""The (method, path) pairs whose permission is kept: bounded, since the path is the client's."""
+REQUIRED_CACHE = 256
+"""The (method, path) pairs whose permission is kept: few, since the path is the client's (up to h11's 16 KiB)."""
 
 
 @dataclass(frozen=True)

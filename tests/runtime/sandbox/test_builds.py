@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from batchpoint.runtime.environments.cache import EnvironmentCache
-from batchpoint.runtime.environments.installers import choose_installer
+from batchpoint.runtime.environments.installers import choose_installer, local_sources
 from batchpoint.runtime.environments.interpreters import PythonFinder
 from batchpoint.runtime.environments.spec import from_conda_file
 from tests.sandboxing import lay_out
@@ -155,3 +155,14 @@ def test_a_build_installs_from_a_local_mirror_whose_index_links_to_files_beside_
     built = EnvironmentCache(tmp_path / "environments", index, choose_installer(installer)).ensure(spec)
 
     assert list(built.folder.glob("lib/python*/site-packages/tiny_mirrored.py"))
+
+
+def test_the_folder_around_a_mirror_is_not_read_when_it_holds_the_servers_own(tmp_path: Path) -> None:
+    """A mirror's index named `simple` lends its folder to builds, unless the server keeps its own files there."""
+    index = mirror_index(tmp_path / "mirror")
+    around = str((tmp_path / "mirror").resolve())
+    environments = tmp_path / "mirror" / "environments"
+    environments.mkdir()
+
+    assert around in local_sources(index, [tmp_path / "server" / "environments"])
+    assert around not in local_sources(index, [environments])

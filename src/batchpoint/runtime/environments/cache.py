@@ -245,7 +245,12 @@ class EnvironmentCache:
         policy = self._sandbox.policy(
             python=Path(spec.built_on.path),
             programs=[Path(sys.executable)],  # the server's uv or pip
-            read=[*INSTALLER_CONFIGURATION, config_home / "pip", config_home / "uv", *local_sources(self._index)],
+            read=[
+                *INSTALLER_CONFIGURATION,
+                config_home / "pip",
+                config_home / "uv",
+                *local_sources(self._index, [self.root]),
+            ],
             install=[folder, *caches.values()],
             scratch=home,
         )

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tomllib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Literal, get_args
@@ -186,9 +187,10 @@ SOURCE_SETTINGS = ("index-url", "extra-index-url", "find-links", "default-index"
 """The installers' settings that name where packages come from (pip.conf keys, uv.toml keys, and as variables)."""
 
 
-def local_sources(index: str | None) -> list[str]:
+def local_sources(index: str | None, protected: Sequence[Path] = ()) -> list[str]:
     """The folders on this machine the installers take packages from (`file://` URLs and paths in `index` and in
-    their configuration: `PIP_*`/`UV_*` variables, pip.conf, uv.toml): an environment build must read them."""
+    their configuration: `PIP_*`/`UV_*` variables, pip.conf, uv.toml): an environment build must read them.
+    `protected`: the server's own folders, which the folder around a mirror's index must not hold."""
     values = [index or ""]
     for setting in SOURCE_SETTINGS:
         variable = setting.upper().replace("-", "_")
@@ -201,7 +203,8 @@ def local_sources(index: str | None) -> list[str]:
     words = (word for value in values for word in value.split())
     paths = (word.removeprefix("file://") for word in words if word.startswith(("file://", "/")))
     found = {path.rstrip("/") or "/" for path in paths if os.path.exists(path)}
-    return sorted(found | {mirror for path in found if (mirror := _mirror_root(path)) is not None})
+    guarded = [os.path.realpath(folder) for folder in (Path.home(), *protected)]
+    return sorted(found | {mirror for path in found if (mirror := _mirror_root(path, guarded)) is not None})
 
 
 MIRROR_INDEX = "simple"
@@ -209,10 +212,16 @@ MIRROR_INDEX = "simple"
 mirrors and this project's CI machines lay them out: a sandboxed build reads the folder around it too."""
 
 
-def _mirror_root(path: str) -> str | None:
-    """The folder around a local index named `simple`, whose files its pages may link to; never the root."""
-    parent = os.path.dirname(path)
-    return parent if os.path.basename(path) == MIRROR_INDEX and parent not in ("", "/") else None
+def _mirror_root(path: str, guarded: Sequence[str]) -> str | None:
+    """The folder around a local index named `simple`, whose files its pages may link to. Never one that holds what a
+    build must not read: the filesystem's root, or a `guarded` folder (the server user's home, the server's own)."""
+    real = os.path.realpath(path)
+    parent = os.path.dirname(real)
+    if os.path.basename(real) != MIRROR_INDEX or parent == os.sep:
+        return None
+    if any(folder == parent or folder.startswith(parent + os.sep) for folder in guarded):
+        return None
+    return parent
 
 
 def _pip_sources(file: Path) -> list[str]:
