@@ -708,7 +708,8 @@ def probe_batchpoint(server: Server, scoring_uri: str, workload: Workload, job: 
 
 def _output_folder(server: Server, job: str) -> Path | None:
     """The folder of the job's outputs (the default datastore's `azureml/<job>/score`); None before it exists."""
-    return next((server.home / "storage").glob(f"*/azureml-blobstore-*/azureml/{job}/score"), None)
+    folder = _outputs_root(server) / job / "score"
+    return folder if folder.is_dir() else None
 
 
 def _outputs_root(server: Server) -> Path:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, status_of, wait_for_job, write_inputs
+from tests.cluster.replicas import wait_until
 from tests.server import WORKSPACE_ID, Server
 
 ECHO = """
@@ -175,13 +176,13 @@ def held_file() -> Iterator[HeldFile]:
 def warm_template(server: Server) -> psutil.Process:
     """The server's warm template, once it has forked a spare worker for the next job."""
     assert server.process is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for child in psutil.Process(server.process.pid).children():
-            if "template" in child.cmdline() and child.children():
-                return child
-        time.sleep(0.05)
-    raise AssertionError("the server has no warm template with a spare worker")
+    server_process = psutil.Process(server.process.pid)
+
+    def ready() -> list[psutil.Process]:
+        return [child for child in server_process.children() if "template" in child.cmdline() and child.children()]
+
+    wait_until(lambda: bool(ready()), 30, "a warm template with a spare worker")
+    return ready()[0]
 
 
 def test_the_same_repeatability_id_creates_one_job(job_server: Server, inputs: Path) -> None:

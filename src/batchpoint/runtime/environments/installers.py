@@ -202,7 +202,7 @@ def local_sources(index: str | None, protected: Sequence[Path] = ()) -> list[str
         values += _uv_sources(file)
     words = (word for value in values for word in value.split())
     paths = (word.removeprefix("file://") for word in words if word.startswith(("file://", "/")))
-    found = {path.rstrip("/") or "/" for path in paths if os.path.exists(path)}
+    found = {path for path in paths if os.path.exists(path)}
     guarded = [os.path.realpath(folder) for folder in (Path.home(), *protected)]
     return sorted(found | {mirror for path in found if (mirror := _mirror_root(path, guarded)) is not None})
 
