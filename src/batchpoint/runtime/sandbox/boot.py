@@ -128,8 +128,10 @@ def run_template(socket_fd: int) -> None:
     assert first["kind"] == "template", first["kind"]
     server_pid = int(first["server_pid"])
     _activate(first["environment"], first["venv"])
-    from batchpoint.runtime import worker  # noqa: F401 - what every forked worker runs: imported once, here
+    from batchpoint.runtime import worker  # what every forked worker runs: imported once, here
     from batchpoint.runtime.sandbox import confine  # noqa: F401 - how it enters its sandbox (2 ms to import there)
+
+    worker.import_user_modules()  # and EntryScript's module, which each worker would find past all of sys.path
 
     roots = _site_roots()
     wakeup_read, wakeup_write = os.pipe()
