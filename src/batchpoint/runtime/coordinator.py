@@ -99,7 +99,7 @@ def run_job(
             problem = _unrunnable(spec) or (remote_output_problem(spec) if unplanned else None)
             if problem is None:
                 try:
-                    batches, planned_seconds = _plan(spec, ledger, executor)
+                    batches, planned_seconds = _plan(spec, ledger, executor, unplanned)
                 except InputError as error:
                     problem = str(error)
             if problem is not None:
@@ -117,11 +117,12 @@ def _unrunnable(spec: JobSpec) -> str | None:
     return None
 
 
-def _plan(spec: JobSpec, ledger: Ledger, executor: Executor) -> tuple[list[MiniBatch], float | None]:
+def _plan(spec: JobSpec, ledger: Ledger, executor: Executor, unplanned: bool) -> tuple[list[MiniBatch], float | None]:
     """The job's mini-batches, and how long planning them took now (None: they were planned before). A new plan's
     workers start, and call `init()`, while it is written (`Executor.prepare`): once its input is listed, so that
-    an input that cannot be read starts none."""
-    batches = ledger.mini_batches(spec.job_id)
+    an input that cannot be read starts none. A plan found before the job's lock is read again under it; one that
+    was missing is not (a plan stored meanwhile makes `Ledger.plan` refuse ours, and it is read then)."""
+    batches = None if unplanned else ledger.mini_batches(spec.job_id)
     if batches is not None:
         return batches, None
     began = time.monotonic()
