@@ -281,6 +281,7 @@ def test_a_worker_that_dies_before_its_first_task_costs_no_try(kit: Kit) -> None
 
     outcome = run_job(kit.spec(max_concurrency_per_instance=2, max_retries=0), ledger, kit.executor())
 
+    batches = ledger.mini_batches("job") or []
     assert outcome.status == "Completed", outcome.message
-    assert outcome.counts.items_failed == 0
-    assert [(batch.status, batch.tries) for batch in ledger.mini_batches("job") or []] == [("succeeded", 1)] * 2
+    assert outcome.counts.items_failed == 0, [batch.last_error for batch in batches]  # once in a loaded suite: why
+    assert [(batch.status, batch.tries) for batch in batches] == [("succeeded", 1)] * 2
