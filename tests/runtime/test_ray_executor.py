@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -25,12 +26,22 @@ from ray.exceptions import RayError
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.interpreters import PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.executor import ExecutorUnavailableError, Task, TaskDone, TaskFailed, TaskResult
+from batchpoint.runtime.executor import (
+    ExecutorUnavailableError,
+    Task,
+    TaskDone,
+    TaskEvent,
+    TaskFailed,
+    TaskResult,
+    TaskReturned,
+    TaskStarted,
+)
 from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
 from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
+from tests.cluster.replicas import wait_until
 from tests.conftest import RAY_NODE
 from tests.pythons import PYTHONS
 from tests.runtime.conftest import (
@@ -536,3 +547,80 @@ def test_a_hostile_script_on_a_node_reaches_nothing_of_the_server_nor_of_the_clu
     )
     [report] = assert_contained(printed_reports(Path(targets["output"]) / "logs"), probes=PROBES + RAY_PROBES)
     assert report["uid"] == os.geteuid()
+
+
+WAITS_FOR_THE_GATE = """
+    import os
+    import time
+
+    def run(mini_batch):
+        for path in mini_batch:
+            name = os.path.basename(path)
+            open(os.path.join(os.environ["MARKERS"], "started-" + name), "w").close()
+            if name.startswith("gate"):
+                while not os.path.exists(os.path.join(os.environ["MARKERS"], "open")):
+                    time.sleep(0.01)
+            if name.startswith("slow"):
+                time.sleep(300)
+        return [os.path.basename(path) for path in mini_batch]
+"""
+"""run() marks each file it starts; a `gate` file waits until the test opens the gate, a `slow` one 300 s."""
+
+
+def _started_actor(ray_cluster: Cluster, kit: Kit, **settings: Any) -> RayExecutor:
+    """An executor of one actor that has answered once (its first task, `warm.txt`, done)."""
+    kit.script(WAITS_FOR_THE_GATE)
+    executor = RayExecutor(ray_cluster.address, sandbox=kit.sandbox())
+    spec = kit.spec(instance_count=1, max_concurrency_per_instance=1, mini_batch_size=1, **settings)
+    executor.start(spec)
+    executor.submit(Task(0, (str(kit.input_dir / "warm.txt"),)))
+    assert [(type(event), event.index) for event in _events(executor, 1)] == [(TaskDone, 0)]
+    return executor
+
+
+def _events(executor: RayExecutor, results: int) -> list[TaskEvent]:
+    """What `executor` reports until `results` tries have ended (within 60 s), in its order."""
+    events: list[TaskEvent] = []
+    deadline = time.monotonic() + 60
+    while sum(isinstance(event, TaskDone | TaskFailed) for event in events) < results:
+        assert time.monotonic() < deadline, events
+        events += executor.poll(1)
+    return events
+
+
+def test_an_actor_starts_its_queued_mini_batch_as_its_running_one_returns(ray_cluster: Cluster, kit: Kit) -> None:
+    """The next mini-batch waits behind the running one on its actor, not for a round trip through the
+    coordinator: it starts while the coordinator is not even asking."""
+    kit.inputs("warm.txt", "gate.txt", "next.txt")
+    executor = _started_actor(ray_cluster, kit)
+    try:
+        name = executor.submit(Task(1, (str(kit.input_dir / "gate.txt"),)))
+        assert executor.queue_slots() == 1
+        executor.queue(Task(2, (str(kit.input_dir / "next.txt"),)))
+        assert executor.queue_slots() == 0
+        wait_until(lambda: (kit.markers / "started-gate.txt").exists(), 60, "the gated mini-batch")
+        (kit.markers / "open").touch()
+        wait_until(lambda: (kit.markers / "started-next.txt").exists(), 60, "the queued mini-batch, unasked")
+        events = _events(executor, 2)
+    finally:
+        executor.stop(graceful=False)
+
+    assert [(type(event), event.index) for event in events] == [(TaskDone, 1), (TaskStarted, 2), (TaskDone, 2)]
+    assert events[1] == TaskStarted(2, name)
+
+
+def test_a_mini_batch_queued_behind_a_try_that_times_out_comes_back_unbegun(ray_cluster: Cluster, kit: Kit) -> None:
+    """The running try is stopped at its own time limit (its actor started long before: no start-up time added)
+    and the one queued behind it goes back as it was, costing no try."""
+    kit.inputs("warm.txt", "slow.txt", "next.txt")
+    executor = _started_actor(ray_cluster, kit, timeout_seconds=2, init_timeout_seconds=600)
+    try:
+        executor.submit(Task(1, (str(kit.input_dir / "slow.txt"),)))
+        executor.queue(Task(2, (str(kit.input_dir / "next.txt"),)))
+        events = _events(executor, 1)
+    finally:
+        executor.stop(graceful=False)
+
+    assert [(type(event), event.index) for event in events] == [(TaskFailed, 1), (TaskReturned, 2)]
+    assert isinstance(events[0], TaskFailed) and events[0].kind == "timeout"
+    assert not (kit.markers / "started-next.txt").exists()

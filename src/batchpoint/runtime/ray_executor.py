@@ -6,7 +6,9 @@ under the interpreter of the deployment's environment as built on its node (Pyth
 cannot run), and relays the tries to it over the same pipes the local executor uses: the worker imports the
 scoring script and calls `init()` once, then `run()` once per mini-batch. The coordinator keeps what it keeps with
 local workers (the ledger, retries, the error threshold, the output): an actor only runs tries and hands back the
-formatted rows and what the script printed.
+formatted rows and what the script printed. An actor that has answered once may hold a second call behind the one
+it runs (`queue`): Ray runs an actor's calls in order, so the next mini-batch starts without a round trip through
+the coordinator.
 
 What crosses the network (docs/scale-out.md): a task carries its mini-batch's file names, and the nodes read the
 files themselves, in place on a path every node mounts (`shared_paths`) or from the remote storage the input is on
@@ -60,8 +62,10 @@ from batchpoint.runtime.executor import (
     InitFailedError,
     Task,
     TaskDone,
+    TaskEvent,
     TaskFailed,
-    TaskResult,
+    TaskReturned,
+    TaskStarted,
     TryTiming,
     WorkerName,
 )
@@ -540,6 +544,10 @@ class _Slot:
     name: WorkerName | None = None
     task: Task | None = None
     ref: Any = None
+    queued: Task | None = None
+    """A task sent behind the running one: the actor starts it as that one returns (Ray runs an actor's calls in
+    order), without a round trip through the coordinator."""
+    queued_ref: Any = None
     init_failures: int = 0
     answered: bool = False
     """The actor has answered once: it started, and its name says where it runs."""
@@ -573,7 +581,7 @@ class RayExecutor(Executor):
         self._shared = [Path(os.path.realpath(path)) for path in shared_paths]
         self._slots: list[_Slot] = []
         self._deadlines: Deadlines[int] = Deadlines()
-        self._finished: list[TaskResult] = []
+        self._finished: list[TaskEvent] = []
         self._group: Any = None
         self._archive: list[Any] = []
         self._last_init_error = ""
@@ -606,15 +614,27 @@ class RayExecutor(Executor):
         slot = next(slot for slot in self._slots if slot.task is None and self._usable(slot))
         if slot.actor is None:
             self._start_actor(slot)
-        names = [self._relative(path) for path in task.files]
-        contents = [Path(path).read_bytes() for path in task.files] if self._inputs["kind"] == SHIPPED else None
-        self.transfer.sent(sum(len(name.encode(errors="surrogateescape")) for name in names) + _size(contents))
-        slot.task, slot.ref = task, slot.actor.run.remote(task.index, names, contents)
-        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds + self._spec.init_timeout_seconds)
+        slot.task, slot.ref = task, self._call(slot, task)
+        starting = 0.0 if slot.answered else self._spec.init_timeout_seconds  # its first call starts it too
+        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds + starting)
         assert slot.name is not None
         return slot.name
 
-    def poll(self, timeout: float) -> list[TaskResult]:
+    def queue_slots(self) -> int:
+        return sum(1 for slot in self._slots if _can_queue(slot))
+
+    def queue(self, task: Task) -> None:
+        slot = next(slot for slot in self._slots if _can_queue(slot))
+        slot.queued, slot.queued_ref = task, self._call(slot, task)
+
+    def _call(self, slot: _Slot, task: Task) -> Any:
+        """Send the task to the slot's actor; its result's reference."""
+        names = [self._relative(path) for path in task.files]
+        contents = [Path(path).read_bytes() for path in task.files] if self._inputs["kind"] == SHIPPED else None
+        self.transfer.sent(sum(len(name.encode(errors="surrogateescape")) for name in names) + _size(contents))
+        return slot.actor.run.remote(task.index, names, contents)
+
+    def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in self._slots):
             raise InitFailedError.on_every_worker(
                 self._spec.init_tries, len(self._slots), self._last_init_error, self._last_init_details
@@ -769,16 +789,27 @@ class RayExecutor(Executor):
             returned, rows = value
             slot.init_failures = 0
             self._finished.append(TaskDone(task.index, slot.name, returned, rows, TryTiming(**timing)))
+            self._start_queued(slot)
         elif kind == "error":
             slot.init_failures = 0
             self._finished.append(
                 TaskFailed(task.index, slot.name, "exception", value, TryTiming(**timing) if timing else None)
             )
+            self._start_queued(slot)
         elif kind == "died":
             self._finished.append(TaskFailed(task.index, slot.name, "died", f"{slot.name}: {value}"))
             self._retire(slot, "exits: its worker process died")
         else:
             self._init_failed(slot, task, value)
+
+    def _start_queued(self, slot: _Slot) -> None:
+        """The actor went on to its queued task as it answered the one before: its time limit starts now."""
+        if slot.queued is None:
+            return
+        assert slot.name is not None
+        slot.task, slot.ref, slot.queued, slot.queued_ref = slot.queued, slot.queued_ref, None, None
+        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds)
+        self._finished.append(TaskStarted(slot.task.index, slot.name))
 
     def _init_failed(self, slot: _Slot, task: Task, error: str) -> None:
         assert slot.name is not None
@@ -814,12 +845,15 @@ class RayExecutor(Executor):
             self._retire(slot, f"was stopped: run() took longer than {seconds:g} s")
 
     def _retire(self, slot: _Slot, why: str) -> None:
+        """Kill the slot's actor; a task queued behind its last one goes back, never begun."""
         if slot.actor is not None:
             with contextlib.suppress(RayError):
                 ray.kill(slot.actor)
             assert slot.name is not None
             append_line(self._layout.node_main(slot.node), f"{slot.name.process} {why}.")
-        slot.actor = slot.task = slot.ref = None
+        if slot.queued is not None:
+            self._finished.append(TaskReturned(slot.queued.index))
+        slot.actor = slot.task = slot.ref = slot.queued = slot.queued_ref = None
 
     def _usable(self, slot: _Slot) -> bool:
         return slot.init_failures < self._spec.init_tries
@@ -847,6 +881,12 @@ class RayExecutor(Executor):
 
     def _stream_log(self, line: str) -> None:
         StreamLog(self._spec.logs_dir / STREAM_LOG).write(line)
+
+
+def _can_queue(slot: _Slot) -> bool:
+    """Only an actor that has answered once gets a queued task: one still starting may fail its `init()`, which hands
+    back its task at no cost, with no second one to hand back with it."""
+    return slot.answered and slot.task is not None and slot.queued is None
 
 
 def _gone_with_its_node(error: RayError) -> bool:
