@@ -556,7 +556,9 @@ WAITS_FOR_THE_GATE = """
     def run(mini_batch):
         for path in mini_batch:
             name = os.path.basename(path)
-            open(os.path.join(os.environ["MARKERS"], "started-" + name), "w").close()
+            gate_open = os.path.exists(os.path.join(os.environ["MARKERS"], "open"))
+            with open(os.path.join(os.environ["MARKERS"], "started-" + name), "w") as marker:
+                marker.write("after the gate opened" if gate_open else "before the gate opened")
             if name.startswith("gate"):
                 while not os.path.exists(os.path.join(os.environ["MARKERS"], "open")):
                     time.sleep(0.01)
@@ -564,7 +566,8 @@ WAITS_FOR_THE_GATE = """
                 time.sleep(300)
         return [os.path.basename(path) for path in mini_batch]
 """
-"""run() marks each file it starts; a `gate` file waits until the test opens the gate, a `slow` one 300 s."""
+"""run() marks each file it starts (saying whether the gate was open then); a `gate` file waits until the test
+opens the gate, a `slow` one 300 s."""
 
 
 def _started_actor(ray_cluster: Cluster, kit: Kit, **settings: Any) -> RayExecutor:
@@ -607,6 +610,7 @@ def test_an_actor_starts_its_queued_mini_batch_as_its_running_one_returns(ray_cl
 
     assert [(type(event), event.index) for event in events] == [(TaskDone, 1), (TaskStarted, 2), (TaskDone, 2)]
     assert events[1] == TaskStarted(2, name)
+    assert (kit.markers / "started-next.txt").read_text() == "after the gate opened"  # behind the gated one
 
 
 def test_a_mini_batch_queued_behind_a_try_that_times_out_comes_back_unbegun(ray_cluster: Cluster, kit: Kit) -> None:
@@ -624,3 +628,22 @@ def test_a_mini_batch_queued_behind_a_try_that_times_out_comes_back_unbegun(ray_
     assert [(type(event), event.index) for event in events] == [(TaskFailed, 1), (TaskReturned, 2)]
     assert isinstance(events[0], TaskFailed) and events[0].kind == "timeout"
     assert not (kit.markers / "started-next.txt").exists()
+
+
+def test_a_try_that_answered_in_time_is_not_stopped_as_timed_out_when_its_deadline_is_checked_late(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """The answer came before the deadline, but after the poll's wait returned: the deadline check collects it
+    (a timeout would stop the call queued behind it mid-run and report it unbegun)."""
+    kit.inputs("warm.txt", "quick.txt")
+    executor = _started_actor(ray_cluster, kit, timeout_seconds=1)
+    try:
+        executor.submit(Task(1, (str(kit.input_dir / "quick.txt"),)))
+        wait_until(lambda: (kit.markers / "started-quick.txt").exists(), 60, "the quick mini-batch")
+        time.sleep(1.5)  # past its deadline, unpolled
+        executor._stop_expired()  # test-only: the deadline check of a poll whose wait returned just before
+        events = executor.poll(0)
+    finally:
+        executor.stop(graceful=False)
+
+    assert [(type(event), event.index) for event in events] == [(TaskDone, 1)], events

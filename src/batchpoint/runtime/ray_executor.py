@@ -835,6 +835,9 @@ class RayExecutor(Executor):
             slot = self._slots[index]
             if slot.task is None:
                 continue
+            if ray.wait([slot.ref], timeout=0)[0]:  # it answered in time, after this poll's wait: not a timeout
+                self._collect(slot, slot.ref)  # (the call queued behind it has started)
+                continue
             seconds = self._spec.timeout_seconds
             assert slot.name is not None
             self._finished.append(
@@ -884,8 +887,9 @@ class RayExecutor(Executor):
 
 
 def _can_queue(slot: _Slot) -> bool:
-    """Only an actor that has answered once gets a queued task: one still starting may fail its `init()`, which hands
-    back its task at no cost, with no second one to hand back with it."""
+    """Only an actor that has answered once gets a queued task: after its first answer the executor asks the actor
+    where it runs (`_name_after_node`), a call that would wait behind a queued mini-batch; and one still starting
+    may fail its `init()` or lack what the job needs, which hands back its task at no cost."""
     return slot.answered and slot.task is not None and slot.queued is None
 
 
