@@ -250,3 +250,38 @@ REPORTS_ITS_GPU = """
         return [f"{name} {os.getpid()} {gpu} {os.environ['AZ_BATCHAI_GPU_COUNT_FOUND']}"]
 """
 """A script whose row names its input, its process, the GPU it sees and the GPUs its node has."""
+
+
+WRITES_INTO_ITS_PIPE = """
+    import gc
+    import os
+    from multiprocessing.connection import Connection
+
+    BAD = {
+        "not json": b"not json\\n",
+        "a stranger's index": b'{"kind": "done", "index": 7, "returned": 1, "timing": {"started": 0, "elapsed": 0}}\\n',
+        "no timing": b'{"kind": "done", "index": 0, "returned": 1}\\n',
+        "deep": b"[" * 100000 + b"\\n",
+    }[os.environ["BAD"]]
+
+    def write_once(when):
+        marker = os.path.join(os.environ["MARKERS"], "written")
+        if os.environ["WHEN"] == when and not os.path.exists(marker):
+            open(marker, "w").close()
+            for thing in gc.get_objects():
+                if isinstance(thing, Connection) and thing.writable:
+                    thing.send_bytes(BAD)
+
+    def init():
+        write_once("init")
+
+    def run(mini_batch):
+        write_once("run")
+        return [os.path.basename(path) for path in mini_batch]
+"""
+"""Writes one bad reply (`BAD`) into its worker's pipe, once in the job, in `init()` or `run()` (`WHEN`)."""
+
+
+def bad_reply_variables(kit: Kit, bad: str, when: str) -> dict[str, str]:
+    """The job's variables for WRITES_INTO_ITS_PIPE."""
+    return {"MARKERS": str(kit.markers), "BAD": bad, "WHEN": when}

@@ -48,7 +48,9 @@ from tests.runtime.conftest import (
     ECHO,
     REPORTS_ITS_GPU,
     USES_ENTRY_SCRIPT,
+    WRITES_INTO_ITS_PIPE,
     Kit,
+    bad_reply_variables,
     check_entry_script_logs,
     committed_before_shutdown_ended,
     lines,
@@ -647,3 +649,19 @@ def test_a_try_that_answered_in_time_is_not_stopped_as_timed_out_when_its_deadli
         executor.stop(graceful=False)
 
     assert [(type(event), event.index) for event in events] == [(TaskDone, 1)], events
+
+
+def test_a_script_that_writes_into_its_workers_pipe_on_a_node_costs_its_try_and_the_job_goes_on(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """Its actor stops the worker as one that crashed. Before, the actor's own call failed: on the worker's first
+    mini-batch, as a worker that could not start (the job failed); later, as a lost node (the mini-batch went back at
+    no cost, again and again)."""
+    kit.inputs("a.txt", "b.txt")
+    kit.script(WRITES_INTO_ITS_PIPE)
+    spec = kit.spec(mini_batch_size=1, max_retries=0, environment_variables=bad_reply_variables(kit, "not json", "run"))
+
+    outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address, sandbox=kit.sandbox()))
+
+    kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
+    assert "wrote into the pipe batchpoint reads its answers from" in kit.log("job_error.txt")

@@ -48,7 +48,8 @@ from batchpoint.runtime.gpus import GpuLease, GpuPool, device_files, driver_read
 from batchpoint.runtime.layout import MASTER_ROLE, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
-from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, receive, send
+from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, send
+from batchpoint.runtime.replies import ProtocolError, receive_reply, stopped_for
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import (
     StartedWorker,
@@ -378,16 +379,16 @@ class LocalProcessExecutor(Executor):
     def _read_init_failure(self, worker: _Worker) -> None:
         """A worker that went in `init()` may have said why first: its traceback is the job's error, as when `poll`
         reads it. Its `ready`, if it said that, is not taken: gone before its first task, it failed its start."""
-        with contextlib.suppress(EOFError, OSError):
+        with contextlib.suppress(EOFError, OSError, ProtocolError):
             while worker.replies.poll():
-                message, _ = receive(worker.replies)
+                message, _ = receive_reply(worker.replies)
                 if message["kind"] == INIT_FAILED:
                     self._init_failed(worker, message["error"])
                     return
 
     def _receive_from(self, worker: _Worker) -> None:
         try:
-            message, payload = receive(worker.replies)
+            message, payload = receive_reply(worker.replies, worker.task.index if worker.task is not None else None)
             kind = message["kind"]
             self._learn(message.get("modules"))
             if kind == READY:
@@ -406,6 +407,8 @@ class LocalProcessExecutor(Executor):
                 self._init_failed(worker, message["error"])
         except (EOFError, OSError):
             self._lose_dead(worker)
+        except ProtocolError as error:
+            self._stop_for(worker, error)
 
     def _learn(self, modules: list[str] | None) -> None:
         """A worker listed the modules it imported (when ready, and since then with its first answer): the warm
@@ -473,6 +476,15 @@ class LocalProcessExecutor(Executor):
             self._count_init_failure(worker, error)
         elif worker.task is not None:
             self._record_loss(worker, "died", error)
+
+    def _stop_for(self, worker: _Worker, error: ProtocolError) -> None:
+        """The worker sent what is not a reply: it is stopped as one that crashed (in `init()`: a failed `init()`)."""
+        running = f"while running mini-batch {worker.task.index}" if worker.task is not None else "between mini-batches"
+        message = stopped_for(f"The worker {worker.name}", error, running if worker.ready else "during init()")
+        if worker.ready:
+            self._lose(worker, "died", message)
+        else:
+            self._init_failed(worker, message)
 
     def _lose_before(self, worker: _Worker, task: Task) -> None:
         """The worker had gone before `task` reached it."""

@@ -7,7 +7,9 @@ anything; one frame per message, so that a mini-batch costs one write and one wa
 Executor to worker: `boot` (read by the sandbox's boot, `sandbox/boot.py`, before the worker runs), `config`
 (once), then `run` or `stop`. A `run` may be sent while the worker still runs
 the one before: it waits in the pipe, and the worker starts it as soon as it has answered the one before.
-Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`.
+Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`. The worker's
+side is untrusted (the scoring script runs there and can write to its pipe): the executors read its replies with
+`replies.receive_reply`, which refuses anything else.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, appen
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
-from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode, receive
+from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode
+from batchpoint.runtime.replies import ProtocolError, receive_reply, stopped_for
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, start_worker, why_it_ended
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec, RemoteFolder
@@ -249,12 +250,14 @@ class ScoringActor:
                 error_text = f"Could not read the mini-batch's input files: {type(error).__name__}: {error}"
                 return "error", error_text, WorkerLogs(), {}
             self._worker.commands.send_bytes(encode(RUN, index=index, files=files))
-            message, payload = receive(self._worker.replies)
+            message, payload = receive_reply(self._worker.replies, index)
         except _WorkerEnded as ended:
             return ended.kind, ended.why, self._take_logs(), {}
         except (EOFError, OSError):
             gone = self._ended("died", f"while running mini-batch {index}")
             return gone.kind, gone.why, self._take_logs(), {}
+        except ProtocolError as error:
+            return "died", self._stop_for(error, f"while running mini-batch {index}"), self._take_logs(), {}
         finally:
             self._inputs.clean(index)
         if message["kind"] == DONE:
@@ -264,13 +267,23 @@ class ScoringActor:
     def _await_ready(self) -> None:
         assert self._worker is not None
         try:
-            message, _ = receive(self._worker.replies)
+            message, _ = receive_reply(self._worker.replies)
         except (EOFError, OSError):
             raise self._ended("init", "during init()") from None
+        except ProtocolError as error:
+            raise _WorkerEnded("init", self._stop_for(error, "during init()")) from None
         if message["kind"] == INIT_FAILED:
             raise _WorkerEnded("init", message["error"])
         assert message["kind"] == READY
         self._ready = True
+
+    def _stop_for(self, error: ProtocolError, when: str) -> str:
+        """The worker sent what is not a reply: it is stopped, as one that crashed; why, for the try's error."""
+        assert self._worker is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._worker.process.pid, signal.SIGKILL)
+        self._worker.process.wait()
+        return stopped_for("The worker", error, when)
 
     def _ended(self, kind: str, when: str) -> _WorkerEnded:
         """Why the worker is gone (`kind`: it died in `init()` or in `run()`): how it exited, and the Python stacks
