@@ -261,6 +261,7 @@ WRITES_INTO_ITS_PIPE = """
         "not json": b"not json\\n",
         "a stranger's index": b'{"kind": "done", "index": 7, "returned": 1, "timing": {"started": 0, "elapsed": 0}}\\n',
         "no timing": b'{"kind": "done", "index": 0, "returned": 1}\\n',
+        "negative rows": b'{"kind": "done", "index": 0, "returned": -5, "timing": {"started": 0, "elapsed": 0}}\\n',
         "deep": b"[" * 100000 + b"\\n",
     }[os.environ["BAD"]]
 

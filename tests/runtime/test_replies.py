@@ -8,7 +8,7 @@ import pytest
 from tests.runtime.conftest import WRITES_INTO_ITS_PIPE, Kit, bad_reply_variables, lines
 
 
-@pytest.mark.parametrize("bad", ["not json", "a stranger's index", "no timing", "deep"])
+@pytest.mark.parametrize("bad", ["not json", "a stranger's index", "no timing", "negative rows", "deep"])
 def test_a_bad_reply_in_run_costs_its_mini_batch_a_try_and_the_job_goes_on(kit: Kit, bad: str) -> None:
     kit.inputs("a.txt", "b.txt")
     kit.script(WRITES_INTO_ITS_PIPE)

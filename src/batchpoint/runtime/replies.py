@@ -47,6 +47,8 @@ def receive_reply(connection: Connection, index: int | None = None) -> tuple[dic
         raise ProtocolError(f"a '{kind}' reply whose 'modules' is not a list of names")
     if kind in (DONE, ERROR) and message["index"] != index:
         raise ProtocolError(f"a '{kind}' reply of mini-batch {message['index']}, which it was not running")
+    if kind == DONE and message["returned"] < 0:
+        raise ProtocolError(f"a 'done' reply of {message['returned']} rows")
     if kind in (DONE, ERROR) and not _is_timing(message["timing"]):
         raise ProtocolError(f"a '{kind}' reply whose 'timing' is {str(message['timing'])[:SHOWN]}")
     return message, payload
