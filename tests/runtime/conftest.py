@@ -255,23 +255,36 @@ REPORTS_ITS_GPU = """
 WRITES_INTO_ITS_PIPE = """
     import gc
     import os
+    import struct
+    import time
     from multiprocessing.connection import Connection
 
+    DONE = '{"kind": "done", "index": 0, "returned": 1, "timing": {"started": 0, "elapsed": 0}%s}'
     BAD = {
         "not json": b"not json\\n",
-        "a stranger's index": b'{"kind": "done", "index": 7, "returned": 1, "timing": {"started": 0, "elapsed": 0}}\\n',
-        "no timing": b'{"kind": "done", "index": 0, "returned": 1}\\n',
-        "negative rows": b'{"kind": "done", "index": 0, "returned": -5, "timing": {"started": 0, "elapsed": 0}}\\n',
         "deep": b"[" * 100000 + b"\\n",
-    }[os.environ["BAD"]]
+        "a list for a kind": b'{"kind": []}\\n',
+        "a stranger's index": DONE.replace('"index": 0', '"index": 7').encode() % b"",
+        "no timing": b'{"kind": "done", "index": 0, "returned": 1}\\n',
+        "a timing of NaN": DONE.replace('"started": 0', '"started": NaN').encode() % b"",
+        "negative rows": DONE.replace('"returned": 1', '"returned": -5').encode() % b"",
+        "a module that is no name": DONE.encode() % b', "modules": ["os; import this"]',
+        "ready again": b'{"kind": "ready"}\\n',
+        "init_failed in run()": b'{"kind": "init_failed", "error": "no"}\\n',
+        "done in init()": DONE.encode() % b"",
+    }
 
     def write_once(when):
         marker = os.path.join(os.environ["MARKERS"], "written")
-        if os.environ["WHEN"] == when and not os.path.exists(marker):
-            open(marker, "w").close()
-            for thing in gc.get_objects():
-                if isinstance(thing, Connection) and thing.writable:
-                    thing.send_bytes(BAD)
+        if os.environ["WHEN"] != when or os.path.exists(marker):
+            return
+        open(marker, "w").close()
+        for thing in gc.get_objects():
+            if isinstance(thing, Connection) and thing.writable:
+                if os.environ["BAD"] == "a length it does not send":
+                    os.write(thing.fileno(), struct.pack("!i", 1000))
+                    time.sleep(300)
+                thing.send_bytes(BAD[os.environ["BAD"]])
 
     def init():
         write_once("init")

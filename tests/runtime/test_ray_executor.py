@@ -651,15 +651,16 @@ def test_a_try_that_answered_in_time_is_not_stopped_as_timed_out_when_its_deadli
     assert [(type(event), event.index) for event in events] == [(TaskDone, 1)], events
 
 
+@pytest.mark.parametrize("bad", ["not json", "ready again"])
 def test_a_script_that_writes_into_its_workers_pipe_on_a_node_costs_its_try_and_the_job_goes_on(
-    ray_cluster: Cluster, kit: Kit
+    ray_cluster: Cluster, kit: Kit, bad: str
 ) -> None:
     """Its actor stops the worker as one that crashed. Before, the actor's own call failed: on the worker's first
     mini-batch, as a worker that could not start (the job failed); later, as a lost node (the mini-batch went back at
     no cost, again and again)."""
     kit.inputs("a.txt", "b.txt")
     kit.script(WRITES_INTO_ITS_PIPE)
-    spec = kit.spec(mini_batch_size=1, max_retries=0, environment_variables=bad_reply_variables(kit, "not json", "run"))
+    spec = kit.spec(mini_batch_size=1, max_retries=0, environment_variables=bad_reply_variables(kit, bad, "run"))
 
     outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address, sandbox=kit.sandbox()))
 

@@ -7,8 +7,21 @@ import pytest
 
 from tests.runtime.conftest import WRITES_INTO_ITS_PIPE, Kit, bad_reply_variables, lines
 
+IN_RUN = [
+    "not json",
+    "deep",
+    "a list for a kind",
+    "a stranger's index",
+    "no timing",
+    "a timing of NaN",
+    "negative rows",
+    "a module that is no name",
+    "ready again",
+    "init_failed in run()",
+]
 
-@pytest.mark.parametrize("bad", ["not json", "a stranger's index", "no timing", "negative rows", "deep"])
+
+@pytest.mark.parametrize("bad", IN_RUN)
 def test_a_bad_reply_in_run_costs_its_mini_batch_a_try_and_the_job_goes_on(kit: Kit, bad: str) -> None:
     kit.inputs("a.txt", "b.txt")
     kit.script(WRITES_INTO_ITS_PIPE)
@@ -17,12 +30,27 @@ def test_a_bad_reply_in_run_costs_its_mini_batch_a_try_and_the_job_goes_on(kit: 
 
     kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
     assert "wrote into the pipe batchpoint reads its answers from" in kit.log("job_error.txt")
+    assert "wrote into the pipe" in kit.log("sys/node/0/_main.txt")
 
 
-def test_a_bad_reply_in_init_is_a_failed_init_and_costs_no_try(kit: Kit) -> None:
+@pytest.mark.parametrize("bad", ["not json", "done in init()"])
+def test_a_bad_reply_in_init_is_a_failed_init_and_costs_no_try(kit: Kit, bad: str) -> None:
     kit.inputs("a.txt", "b.txt")
     kit.script(WRITES_INTO_ITS_PIPE)
 
-    outcome = kit.run(mini_batch_size=1, environment_variables=bad_reply_variables(kit, "not json", "init"))
+    outcome = kit.run(mini_batch_size=1, environment_variables=bad_reply_variables(kit, bad, "init"))
 
     kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt"))
+
+
+def test_a_reply_that_claims_more_than_it_sends_times_out_and_the_job_goes_on(kit: Kit) -> None:
+    """The executor does not wait for the rest (before, its thread did, for ever: the job could not even be
+    canceled); the try runs out its time limit."""
+    kit.inputs("a.txt", "b.txt")
+    kit.script(WRITES_INTO_ITS_PIPE)
+    variables = bad_reply_variables(kit, "a length it does not send", "run")
+
+    outcome = kit.run(mini_batch_size=1, max_retries=0, timeout_seconds=2, environment_variables=variables)
+
+    kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
+    assert "did not finish mini-batch 0 within 2 seconds" in kit.log("job_error.txt")

@@ -49,7 +49,7 @@ from batchpoint.runtime.layout import MASTER_ROLE, LogLayout, ProcessNames, appe
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.perf import ResourceMonitor
 from batchpoint.runtime.protocol import CONFIG, DONE, ERROR, INIT_FAILED, READY, RUN, STOP, encode, send
-from batchpoint.runtime.replies import ProtocolError, receive_reply, stopped_for
+from batchpoint.runtime.replies import ProtocolError, ReplyPipe, reply, stopped_for
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import (
     StartedWorker,
@@ -79,6 +79,7 @@ class _Worker:
         self.process = started.process
         self.commands = started.commands
         self.replies = started.replies
+        self.reply_pipe = ReplyPipe(started.replies)
         self.home = home
         """Private folder: the script's working directory `cwd/` and the crash-traceback file."""
         self.name = replace(name, detail=f"pid {started.process.pid}" + (f", GPU {gpu.gpu}" if gpu else ""))
@@ -379,36 +380,48 @@ class LocalProcessExecutor(Executor):
     def _read_init_failure(self, worker: _Worker) -> None:
         """A worker that went in `init()` may have said why first: its traceback is the job's error, as when `poll`
         reads it. Its `ready`, if it said that, is not taken: gone before its first task, it failed its start."""
-        with contextlib.suppress(EOFError, OSError, ProtocolError):
-            while worker.replies.poll():
-                message, _ = receive_reply(worker.replies)
+        with contextlib.suppress(OSError, ProtocolError):
+            for frame in worker.reply_pipe.frames():
+                message, _ = reply(frame, ready=False)
                 if message["kind"] == INIT_FAILED:
                     self._init_failed(worker, message["error"])
                     return
 
     def _receive_from(self, worker: _Worker) -> None:
+        """What the worker sent, each reply in turn while it keeps its slot; then its end, if its pipe closed."""
         try:
-            message, payload = receive_reply(worker.replies, worker.task.index if worker.task is not None else None)
-            kind = message["kind"]
-            self._learn(message.get("modules"))
-            if kind == READY:
-                worker.ready = True
-                self._init_failures[worker.slot] = 0
-                self._deadlines.disarm(worker.slot)
-                if worker.task is not None:
-                    self._arm(worker)
-            elif kind == DONE:
-                timing = TryTiming(**message["timing"])
-                self._finish(worker, TaskDone(message["index"], worker.name, message["returned"], payload, timing))
-            elif kind == ERROR:
-                timing = TryTiming(**message["timing"])
-                self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"], timing))
-            elif kind == INIT_FAILED:
-                self._init_failed(worker, message["error"])
-        except (EOFError, OSError):
+            for frame in worker.reply_pipe.frames():
+                if self._slots[worker.slot] is not worker:
+                    return  # a reply before stopped it
+                index = worker.task.index if worker.task is not None else None
+                self._take(worker, *reply(frame, worker.ready, index))
+        except OSError:
             self._lose_dead(worker)
+            return
         except ProtocolError as error:
-            self._stop_for(worker, error)
+            if self._slots[worker.slot] is worker:
+                self._stop_for(worker, error)
+            return
+        if worker.reply_pipe.ended and self._slots[worker.slot] is worker:
+            self._lose_dead(worker)
+
+    def _take(self, worker: _Worker, message: dict[str, Any], payload: bytes) -> None:
+        kind = message["kind"]
+        self._learn(message.get("modules"))
+        if kind == READY:
+            worker.ready = True
+            self._init_failures[worker.slot] = 0
+            self._deadlines.disarm(worker.slot)
+            if worker.task is not None:
+                self._arm(worker)
+        elif kind == DONE:
+            timing = TryTiming(**message["timing"])
+            self._finish(worker, TaskDone(message["index"], worker.name, message["returned"], payload, timing))
+        elif kind == ERROR:
+            timing = TryTiming(**message["timing"])
+            self._finish(worker, TaskFailed(message["index"], worker.name, "exception", message["error"], timing))
+        elif kind == INIT_FAILED:
+            self._init_failed(worker, message["error"])
 
     def _learn(self, modules: list[str] | None) -> None:
         """A worker listed the modules it imported (when ready, and since then with its first answer): the warm
@@ -478,9 +491,11 @@ class LocalProcessExecutor(Executor):
             self._record_loss(worker, "died", error)
 
     def _stop_for(self, worker: _Worker, error: ProtocolError) -> None:
-        """The worker sent what is not a reply: it is stopped as one that crashed (in `init()`: a failed `init()`)."""
+        """The worker sent what is not a reply: it is stopped as one that crashed (in `init()`: a failed `init()`),
+        and its node's log says why (between mini-batches no try's error does)."""
         running = f"while running mini-batch {worker.task.index}" if worker.task is not None else "between mini-batches"
         message = stopped_for(f"The worker {worker.name}", error, running if worker.ready else "during init()")
+        append_line(self._layout.node_main(worker.name.node), message)
         if worker.ready:
             self._lose(worker, "died", message)
         else:

@@ -75,7 +75,7 @@ from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
 from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode
-from batchpoint.runtime.replies import ProtocolError, receive_reply, stopped_for
+from batchpoint.runtime.replies import ProtocolError, ReplyPipe, reply, stopped_for
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, start_worker, why_it_ended
 from batchpoint.runtime.spec import SUMMARY_ONLY, JobSpec, RemoteFolder
@@ -206,6 +206,7 @@ class ScoringActor:
             stdout=self._log,
             stderr=self._log,
         )
+        self._replies = ReplyPipe(self._worker.replies)
         worker = self._config["worker"]
         script = code / worker["script"]
         entry_script = {
@@ -250,7 +251,7 @@ class ScoringActor:
                 error_text = f"Could not read the mini-batch's input files: {type(error).__name__}: {error}"
                 return "error", error_text, WorkerLogs(), {}
             self._worker.commands.send_bytes(encode(RUN, index=index, files=files))
-            message, payload = receive_reply(self._worker.replies, index)
+            message, payload = reply(self._replies.next_frame(), ready=True, index=index)
         except _WorkerEnded as ended:
             return ended.kind, ended.why, self._take_logs(), {}
         except (EOFError, OSError):
@@ -267,7 +268,7 @@ class ScoringActor:
     def _await_ready(self) -> None:
         assert self._worker is not None
         try:
-            message, _ = receive_reply(self._worker.replies)
+            message, _ = reply(self._replies.next_frame(), ready=False)
         except (EOFError, OSError):
             raise self._ended("init", "during init()") from None
         except ProtocolError as error:

@@ -1,67 +1,168 @@
-"""A worker's replies as the executors read them: checked, because the scoring script runs in the worker and can
-write into its pipe. Anything that is not one of the worker's messages (`protocol.py`), well formed, raises
-ProtocolError, and the executor stops that worker as one that crashed: its try is spent, and the job goes on."""
+"""A worker's replies as the executors read them, without trusting them: the scoring script runs in the worker and
+can write into the pipe it answers on. `ReplyPipe` assembles frames from what has arrived (never blocking on a frame
+that claims more than it sends, refusing one longer than MAX_FRAME); `reply` accepts only a well-formed message the
+worker may send in its state (`ready` or `init_failed` before its `init()` returned, then `done` or `error` of the
+mini-batch it runs). Anything else raises ProtocolError, and the executor stops that worker as one that crashed: its
+try is spent (in `init()`: a failed `init()`), and the job goes on (docs/security.md)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+import math
+import os
+import re
+import select
+import struct
+from collections import deque
+from dataclasses import MISSING, fields
 from multiprocessing.connection import Connection
 from typing import Any
 
 from batchpoint.runtime.executor import TryTiming
-from batchpoint.runtime.protocol import DONE, ERROR, INIT_FAILED, READY, receive
+from batchpoint.runtime.protocol import DONE, ERROR, INIT_FAILED, READY
 
 
 class ProtocolError(Exception):
-    """A worker's reply that is none of its messages: something in the worker (the script, say) wrote into its
-    pipe. The message says what came, briefly."""
+    """A worker's reply that is none of the messages it may send now: something in the worker (the script, say) wrote
+    into its pipe. The message says what came, briefly."""
 
 
-REPLY_FIELDS: dict[str, dict[str, type]] = {
+MAX_FRAME = 1 << 30
+"""The longest reply taken (a mini-batch's formatted rows); a frame claiming more is refused before it is read."""
+READS_PER_CALL = 16
+"""How many reads of up to READ_BYTES one `frames` call makes: a worker writing without end cannot hold the executor."""
+READ_BYTES = 1 << 20
+HEADER, LONG_HEADER = struct.Struct("!i"), struct.Struct("!Q")
+"""multiprocessing's frame header: the length, or -1 then an 8-byte length (`Connection.send_bytes`)."""
+FIELDS: dict[str, dict[str, type]] = {
     READY: {},
     INIT_FAILED: {"error": str},
     DONE: {"index": int, "returned": int, "timing": dict},
     ERROR: {"index": int, "error": str, "timing": dict},
 }
-"""Each reply's fields and their types (`modules`, a list of names, may come with `ready` and `done`)."""
-TIMING_FIELDS = frozenset(field.name for field in fields(TryTiming))
+"""Each reply's fields and their types; `modules`, a list of names, may come with `ready`, `done` and `error`."""
+TEACHING = (READY, DONE, ERROR)
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
+MAX_MODULES = 20_000
+"""The most module names one reply may list (a worker of torch and pandas lists about 2,000)."""
+TIMING_FIELDS = {field.name: field.default is MISSING for field in fields(TryTiming)}
+"""`TryTiming`'s fields, each with whether it is required."""
+LAST_TIMESTAMP = 253402300799.0
+"""The end of year 9999, UTC: the last time a report can show."""
 SHOWN = 120
 """How much of a bad reply a message quotes."""
 
 
-def receive_reply(connection: Connection, index: int | None = None) -> tuple[dict[str, Any], bytes]:
-    """A worker's next reply: its kind, its fields' types, and for `done` and `error` the mini-batch `index` it was
-    sent (None: it was sent none). Raises EOFError when the worker has gone, ProtocolError for anything else."""
+class ReplyPipe:
+    """The executor's end of a worker's reply pipe, read without blocking: a frame is taken once it has all arrived."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._fd = connection.fileno()
+        os.set_blocking(self._fd, False)
+        self._buffer = bytearray()
+        self._frames: deque[bytes] = deque()
+        self.ended = False
+        """The worker's end is closed: no more frames will come than those taken."""
+
+    def frames(self) -> list[bytes]:
+        """The frames that have arrived whole since the last call. Raises ProtocolError for a length that is no
+        frame's, OSError when the pipe cannot be read."""
+        self._read()
+        taken = list(self._frames)
+        self._frames.clear()
+        return taken
+
+    def next_frame(self) -> bytes:
+        """The next frame, waiting for it (a Ray actor's call, which the executor's deadline bounds). Raises EOFError
+        when the worker's end closed first."""
+        while not self._frames:
+            if self.ended:
+                raise EOFError
+            select.select([self._fd], [], [])
+            self._read()
+        return self._frames.popleft()
+
+    def _read(self) -> None:
+        for _ in range(READS_PER_CALL):
+            try:
+                chunk = os.read(self._fd, READ_BYTES)
+            except BlockingIOError:
+                break
+            if not chunk:
+                self.ended = True
+                break
+            self._buffer += chunk
+        self._split()
+
+    def _split(self) -> None:
+        while len(self._buffer) >= HEADER.size:
+            (size,), start = HEADER.unpack_from(self._buffer), HEADER.size
+            if size == -1:
+                if len(self._buffer) < HEADER.size + LONG_HEADER.size:
+                    return
+                (size,), start = LONG_HEADER.unpack_from(self._buffer, HEADER.size), HEADER.size + LONG_HEADER.size
+            if not 0 <= size <= MAX_FRAME:
+                raise ProtocolError(f"a reply of {size:,} bytes")
+            if len(self._buffer) < start + size:
+                return
+            self._frames.append(bytes(self._buffer[start : start + size]))
+            del self._buffer[: start + size]
+
+
+def reply(frame: bytes, ready: bool, index: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """A frame's message and payload, if the worker may send it now: before its `init()` returned (not `ready`),
+    `ready` or `init_failed`; after, `done` or `error` of the mini-batch `index` it runs (None: it runs none)."""
+    header, _, payload = frame.partition(b"\n")
     try:
-        message, payload = receive(connection)
+        message = json.loads(header)
     except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, or nested past the parser's depth
         raise ProtocolError(f"a reply that is not a message ({type(error).__name__})") from None
     kind = message.get("kind") if isinstance(message, dict) else None
-    if kind not in REPLY_FIELDS:
+    if not isinstance(kind, str) or kind not in FIELDS:
         raise ProtocolError(f"a reply that is not a message: {str(message)[:SHOWN]}")
-    for name, expected in REPLY_FIELDS[kind].items():
-        if type(message.get(name)) is not expected:
+    expected = (DONE, ERROR) if ready else (READY, INIT_FAILED)
+    if kind not in expected:
+        raise ProtocolError(f"a '{kind}' reply {'after' if ready else 'before'} its init() returned")
+    for name, wanted in FIELDS[kind].items():
+        if type(message.get(name)) is not wanted:
             raise ProtocolError(f"a '{kind}' reply whose '{name}' is {str(message.get(name))[:SHOWN]}")
-    modules = message.get("modules")
-    if modules is not None and not (isinstance(modules, list) and all(isinstance(name, str) for name in modules)):
-        raise ProtocolError(f"a '{kind}' reply whose 'modules' is not a list of names")
-    if kind in (DONE, ERROR) and message["index"] != index:
-        raise ProtocolError(f"a '{kind}' reply of mini-batch {message['index']}, which it was not running")
-    if kind == DONE and message["returned"] < 0:
-        raise ProtocolError(f"a 'done' reply of {message['returned']} rows")
-    if kind in (DONE, ERROR) and not _is_timing(message["timing"]):
-        raise ProtocolError(f"a '{kind}' reply whose 'timing' is {str(message['timing'])[:SHOWN]}")
+    _check_modules(kind, message.get("modules"))
+    if kind in (DONE, ERROR):
+        _check_answer(kind, message, index)
     return message, payload
 
 
+def _check_modules(kind: str, modules: Any) -> None:
+    if modules is None:
+        return
+    if kind not in TEACHING or not isinstance(modules, list) or len(modules) > MAX_MODULES:
+        raise ProtocolError(f"a '{kind}' reply whose 'modules' is not a list of at most {MAX_MODULES:,} names")
+    if not all(isinstance(name, str) and MODULE_NAME.fullmatch(name) for name in modules):
+        raise ProtocolError(f"a '{kind}' reply whose 'modules' holds what is not a module's name")
+
+
+def _check_answer(kind: str, message: dict[str, Any], index: int | None) -> None:
+    if message["index"] != index:
+        running = f"mini-batch {index}" if index is not None else "none"
+        raise ProtocolError(f"a '{kind}' reply of mini-batch {message['index']} (it was running {running})")
+    if kind == DONE and message["returned"] < 0:
+        raise ProtocolError(f"a 'done' reply of {message['returned']} rows")
+    if not _is_timing(message["timing"]):
+        raise ProtocolError(f"a '{kind}' reply whose 'timing' is {str(message['timing'])[:SHOWN]}")
+
+
 def _is_timing(timing: dict[str, Any]) -> bool:
-    """`TryTiming`'s fields only, each a number or None, `started` and `elapsed` numbers."""
-    numbers = (int, float)
-    return (
-        set(timing) <= TIMING_FIELDS
-        and all(value is None or type(value) in numbers for value in timing.values())
-        and all(type(timing.get(name)) in numbers for name in ("started", "elapsed"))
-    )
+    """`TryTiming`'s fields only, the required ones given; each a finite number (a duration not negative, `started`
+    a time a report can show) or, when optional, None."""
+    for name, required in TIMING_FIELDS.items():
+        value = timing.get(name)
+        if value is None and not required:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            return False
+        if name == "started" and value > LAST_TIMESTAMP:
+            return False
+    return set(timing) <= set(TIMING_FIELDS)
 
 
 def stopped_for(worker: str, error: ProtocolError, when: str) -> str:

@@ -59,6 +59,9 @@ MAX_SPARES = os.cpu_count() or 1
 """The most spare children a template keeps forked ahead of the next job (`boot._Spares`)."""
 IMPORT_BATCH = 200
 """Modules per `import` message (and per `READY_SECONDS`)."""
+MAX_IMPORTS = 20_000
+"""The most modules an environment's template learns (a worker of torch and pandas teaches about 2,000): the names
+come from workers, whose scripts could make them up without end."""
 IMPORT_VARIABLES = (
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS",
     "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS",
@@ -194,7 +197,7 @@ class TemplatePool:
             if self._closed:
                 return
             known = self._known.setdefault(key, {})
-            new = [name for name in modules if name not in known]
+            new = [name for name in modules if name not in known][: max(0, MAX_IMPORTS - len(known))]
             known.update(dict.fromkeys(new))
             template = self._templates.get(key)
             if template is not None:
