@@ -259,19 +259,25 @@ WRITES_INTO_ITS_PIPE = """
     import time
     from multiprocessing.connection import Connection
 
-    DONE = '{"kind": "done", "index": 0, "returned": 1, "timing": {"started": 0, "elapsed": 0}%s}'
+    DONE = '{"kind": "done", "index": 0, "returned": 1, "timing": {"started": 0, "elapsed": 0}}'
     BAD = {
         "not json": b"not json\\n",
         "deep": b"[" * 100000 + b"\\n",
         "a list for a kind": b'{"kind": []}\\n',
-        "a stranger's index": DONE.replace('"index": 0', '"index": 7').encode() % b"",
+        "a stranger's index": DONE.replace('"index": 0', '"index": 7').encode(),
         "no timing": b'{"kind": "done", "index": 0, "returned": 1}\\n',
-        "a timing of NaN": DONE.replace('"started": 0', '"started": NaN').encode() % b"",
-        "negative rows": DONE.replace('"returned": 1', '"returned": -5').encode() % b"",
-        "a module that is no name": DONE.encode() % b', "modules": ["os; import this"]',
+        "a timing of NaN": DONE.replace('"started": 0', '"started": NaN').encode(),
+        "a timing of 400 digits": DONE.replace('"started": 0', '"started": 1' + "0" * 400).encode(),
+        "negative rows": DONE.replace('"returned": 1', '"returned": -5').encode(),
         "ready again": b'{"kind": "ready"}\\n',
         "init_failed in run()": b'{"kind": "init_failed", "error": "no"}\\n',
-        "done in init()": DONE.encode() % b"",
+        "done in init()": DONE.encode(),
+    }
+    FRAME = struct.Struct("!i")
+    OWN_DONE = DONE.encode() + b"\\na.txt\\n"
+    RAW = {
+        "a length it does not send": FRAME.pack(1000),
+        "its own done, then a length that is no frame's": FRAME.pack(len(OWN_DONE)) + OWN_DONE + FRAME.pack(-5),
     }
 
     def write_once(when):
@@ -281,8 +287,8 @@ WRITES_INTO_ITS_PIPE = """
         open(marker, "w").close()
         for thing in gc.get_objects():
             if isinstance(thing, Connection) and thing.writable:
-                if os.environ["BAD"] == "a length it does not send":
-                    os.write(thing.fileno(), struct.pack("!i", 1000))
+                if os.environ["BAD"] in RAW:
+                    os.write(thing.fileno(), RAW[os.environ["BAD"]])
                     time.sleep(300)
                 thing.send_bytes(BAD[os.environ["BAD"]])
 

@@ -14,8 +14,8 @@ IN_RUN = [
     "a stranger's index",
     "no timing",
     "a timing of NaN",
+    "a timing of 400 digits",
     "negative rows",
-    "a module that is no name",
     "ready again",
     "init_failed in run()",
 ]
@@ -54,3 +54,16 @@ def test_a_reply_that_claims_more_than_it_sends_times_out_and_the_job_goes_on(ki
 
     kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
     assert "did not finish mini-batch 0 within 2 seconds" in kit.log("job_error.txt")
+
+
+def test_a_reply_before_a_length_that_is_no_frames_is_taken_and_the_worker_stopped(kit: Kit) -> None:
+    """What came whole before the bad length counts (here the script's own answer for its mini-batch, which it may
+    give); then its worker is stopped, and the next mini-batch starts on another."""
+    kit.inputs("a.txt", "b.txt")
+    kit.script(WRITES_INTO_ITS_PIPE)
+    variables = bad_reply_variables(kit, "its own done, then a length that is no frame's", "run")
+
+    outcome = kit.run(mini_batch_size=1, max_retries=0, timeout_seconds=5, environment_variables=variables)
+
+    kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt"))
+    assert "a reply of -5 bytes" in kit.log("sys/node/0/_main.txt")

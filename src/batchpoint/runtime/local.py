@@ -388,9 +388,11 @@ class LocalProcessExecutor(Executor):
                     return
 
     def _receive_from(self, worker: _Worker) -> None:
-        """What the worker sent, each reply in turn while it keeps its slot; then its end, if its pipe closed."""
+        """What the worker sent, each reply in turn while it keeps its slot; then what ended its pipe, if something
+        did (a length that is no frame's, or its end closed)."""
+        pipe = worker.reply_pipe
         try:
-            for frame in worker.reply_pipe.frames():
+            for frame in pipe.frames():
                 if self._slots[worker.slot] is not worker:
                     return  # a reply before stopped it
                 index = worker.task.index if worker.task is not None else None
@@ -402,7 +404,9 @@ class LocalProcessExecutor(Executor):
             if self._slots[worker.slot] is worker:
                 self._stop_for(worker, error)
             return
-        if worker.reply_pipe.ended and self._slots[worker.slot] is worker:
+        if self._slots[worker.slot] is worker and pipe.broken is not None:
+            self._stop_for(worker, pipe.broken)
+        elif self._slots[worker.slot] is worker and pipe.ended:
             self._lose_dead(worker)
 
     def _take(self, worker: _Worker, message: dict[str, Any], payload: bytes) -> None:

@@ -9,7 +9,7 @@ Executor to worker: `boot` (read by the sandbox's boot, `sandbox/boot.py`, befor
 the one before: it waits in the pipe, and the worker starts it as soon as it has answered the one before.
 Worker to executor: `ready` (after `init()`) or `init_failed`, then `done` or `error` for each `run`. The worker's
 side is untrusted (the scoring script runs there and can write to its pipe): the executors read its replies with
-`replies.receive_reply`, which refuses anything else.
+`replies.ReplyPipe` and `replies.reply`, which refuse anything else.
 """
 
 from __future__ import annotations

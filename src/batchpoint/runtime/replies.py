@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import select
 import struct
 from collections import deque
@@ -27,8 +26,14 @@ class ProtocolError(Exception):
     into its pipe. The message says what came, briefly."""
 
 
+class ReplyTooLarge(ProtocolError):
+    """A reply longer than MAX_FRAME: a result too large to take, or a length that is no frame's."""
+
+
 MAX_FRAME = 1 << 30
 """The longest reply taken (a mini-batch's formatted rows); a frame claiming more is refused before it is read."""
+MAX_HEADER = 8 << 20
+"""The longest message line taken before its payload (a `ready` listing 20,000 modules is about 1 MB)."""
 READS_PER_CALL = 16
 """How many reads of up to READ_BYTES one `frames` call makes: a worker writing without end cannot hold the executor."""
 READ_BYTES = 1 << 20
@@ -42,9 +47,10 @@ FIELDS: dict[str, dict[str, type]] = {
 }
 """Each reply's fields and their types; `modules`, a list of names, may come with `ready`, `done` and `error`."""
 TEACHING = (READY, DONE, ERROR)
-MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(?:\.[A-Za-z_][A-Za-z0-9_]{0,99}){0,9}")
 MAX_MODULES = 20_000
-"""The most module names one reply may list (a worker of torch and pandas lists about 2,000)."""
+"""The most module names taken from one reply (a worker of torch and pandas lists about 2,000); they only tell
+its template what to import, so what is past it, or no module's name, is dropped rather than refused."""
+MAX_MODULE_NAME = 1_000
 TIMING_FIELDS = {field.name: field.default is MISSING for field in fields(TryTiming)}
 """`TryTiming`'s fields, each with whether it is required."""
 LAST_TIMESTAMP = 253402300799.0
@@ -63,10 +69,12 @@ class ReplyPipe:
         self._frames: deque[bytes] = deque()
         self.ended = False
         """The worker's end is closed: no more frames will come than those taken."""
+        self.broken: ProtocolError | None = None
+        """A length that is no frame's came after the frames taken: nothing after it can be read."""
 
     def frames(self) -> list[bytes]:
-        """The frames that have arrived whole since the last call. Raises ProtocolError for a length that is no
-        frame's, OSError when the pipe cannot be read."""
+        """The frames that have arrived whole since the last call (then see `ended` and `broken`). Raises OSError
+        when the pipe cannot be read."""
         self._read()
         taken = list(self._frames)
         self._frames.clear()
@@ -75,14 +83,20 @@ class ReplyPipe:
     def next_frame(self) -> bytes:
         """The next frame, waiting for it (a Ray actor's call, which the executor's deadline bounds). Raises EOFError
         when the worker's end closed first."""
+        waiting = select.poll()
+        waiting.register(self._fd, select.POLLIN)
         while not self._frames:
+            if self.broken is not None:
+                raise self.broken
             if self.ended:
                 raise EOFError
-            select.select([self._fd], [], [])
+            waiting.poll()
             self._read()
         return self._frames.popleft()
 
     def _read(self) -> None:
+        if self.broken is not None:
+            return
         for _ in range(READS_PER_CALL):
             try:
                 chunk = os.read(self._fd, READ_BYTES)
@@ -102,10 +116,12 @@ class ReplyPipe:
                     return
                 (size,), start = LONG_HEADER.unpack_from(self._buffer, HEADER.size), HEADER.size + LONG_HEADER.size
             if not 0 <= size <= MAX_FRAME:
-                raise ProtocolError(f"a reply of {size:,} bytes")
+                self.broken = ReplyTooLarge(f"a reply of {size:,} bytes, more than the {MAX_FRAME:,} a reply may hold")
+                return
             if len(self._buffer) < start + size:
                 return
-            self._frames.append(bytes(self._buffer[start : start + size]))
+            with memoryview(self._buffer) as buffer:
+                self._frames.append(bytes(buffer[start : start + size]))
             del self._buffer[: start + size]
 
 
@@ -113,6 +129,8 @@ def reply(frame: bytes, ready: bool, index: int | None = None) -> tuple[dict[str
     """A frame's message and payload, if the worker may send it now: before its `init()` returned (not `ready`),
     `ready` or `init_failed`; after, `done` or `error` of the mini-batch `index` it runs (None: it runs none)."""
     header, _, payload = frame.partition(b"\n")
+    if len(header) > MAX_HEADER:
+        raise ProtocolError(f"a reply whose message is {len(header):,} bytes long")
     try:
         message = json.loads(header)
     except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, or nested past the parser's depth
@@ -126,19 +144,18 @@ def reply(frame: bytes, ready: bool, index: int | None = None) -> tuple[dict[str
     for name, wanted in FIELDS[kind].items():
         if type(message.get(name)) is not wanted:
             raise ProtocolError(f"a '{kind}' reply whose '{name}' is {str(message.get(name))[:SHOWN]}")
-    _check_modules(kind, message.get("modules"))
+    message["modules"] = _modules(message.get("modules")) if kind in TEACHING else None
     if kind in (DONE, ERROR):
         _check_answer(kind, message, index)
     return message, payload
 
 
-def _check_modules(kind: str, modules: Any) -> None:
-    if modules is None:
-        return
-    if kind not in TEACHING or not isinstance(modules, list) or len(modules) > MAX_MODULES:
-        raise ProtocolError(f"a '{kind}' reply whose 'modules' is not a list of at most {MAX_MODULES:,} names")
-    if not all(isinstance(name, str) and MODULE_NAME.fullmatch(name) for name in modules):
-        raise ProtocolError(f"a '{kind}' reply whose 'modules' holds what is not a module's name")
+def _modules(modules: Any) -> list[str] | None:
+    """The module names a reply lists that are names (dotted identifiers), at most MAX_MODULES of them."""
+    if not isinstance(modules, list):
+        return None
+    names = (name for name in modules if isinstance(name, str) and len(name) <= MAX_MODULE_NAME)
+    return [name for name in names if all(part.isidentifier() for part in name.split("."))][:MAX_MODULES]
 
 
 def _check_answer(kind: str, message: dict[str, Any], index: int | None) -> None:
@@ -158,15 +175,21 @@ def _is_timing(timing: dict[str, Any]) -> bool:
         value = timing.get(name)
         if value is None and not required:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        if name == "started" and value > LAST_TIMESTAMP:
+        try:
+            number = float(value)
+        except OverflowError:  # an int of hundreds of digits
+            return False
+        if not math.isfinite(number) or number < 0 or (name == "started" and number > LAST_TIMESTAMP):
             return False
     return set(timing) <= set(TIMING_FIELDS)
 
 
 def stopped_for(worker: str, error: ProtocolError, when: str) -> str:
     """Why a worker that sent a bad reply was stopped, for the try's error and the job's logs."""
+    if isinstance(error, ReplyTooLarge):
+        return f"{worker} sent {error} {when}, and was stopped: return smaller results (a smaller mini-batch)."
     return (
         f"{worker} sent {error} {when}, and was stopped: something in it (the scoring script, or a library it uses) "
         "wrote into the pipe batchpoint reads its answers from."
