@@ -666,3 +666,24 @@ def test_a_script_that_writes_into_its_workers_pipe_on_a_node_costs_its_try_and_
 
     kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
     assert "wrote into the pipe batchpoint reads its answers from" in kit.log("job_error.txt")
+
+
+def test_an_actors_first_call_past_both_time_limits_is_a_timed_out_try_that_says_init_was_in_it(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    kit.inputs("a.txt")
+    kit.script("""
+        import time
+
+        def init():
+            time.sleep(300)
+
+        def run(mini_batch):
+            return mini_batch
+    """)
+    spec = kit.spec(max_retries=0, timeout_seconds=1, init_timeout_seconds=2)
+
+    outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address))
+
+    kit.check(outcome, "Completed", 1, [1], "")
+    assert "Its start, init() and first run() did not return within 3 s" in kit.log("job_error.txt")

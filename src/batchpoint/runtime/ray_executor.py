@@ -852,14 +852,13 @@ class RayExecutor(Executor):
             if ray.wait([slot.ref], timeout=0)[0]:  # it answered in time, after this poll's wait: not a timeout
                 self._collect(slot, slot.ref)  # (the call queued behind it has started)
                 continue
-            seconds = self._spec.timeout_seconds
+            seconds, what = self._spec.timeout_seconds, "run()"
+            if not slot.answered:  # its first call: the worker's start and init() are in it too
+                seconds, what = seconds + self._spec.init_timeout_seconds, "Its start, init() and first run()"
             assert slot.name is not None
-            self._finished.append(
-                TaskFailed(
-                    slot.task.index, slot.name, "timeout", f"run() did not return within {seconds:g} s on {slot.name}."
-                )
-            )
-            self._retire(slot, f"was stopped: run() took longer than {seconds:g} s")
+            error = f"{what} did not return within {seconds:g} s on {slot.name}."
+            self._finished.append(TaskFailed(slot.task.index, slot.name, "timeout", error))
+            self._retire(slot, f"was stopped: {what} took longer than {seconds:g} s")
 
     def _retire(self, slot: _Slot, why: str) -> None:
         """Kill the slot's actor; a task queued behind its last one goes back, never begun."""
