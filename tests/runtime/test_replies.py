@@ -67,3 +67,24 @@ def test_a_reply_before_a_length_that_is_no_frames_is_taken_and_the_worker_stopp
 
     kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt"))
     assert "a reply of -5 bytes" in kit.log("sys/node/0/_main.txt")
+
+
+def test_a_result_larger_than_many_reads_of_the_pipe_arrives_whole(kit: Kit) -> None:
+    """40 MB of rows: more than the pipe holds and than one pass of the executor reads (16 MB), so the frame is
+    assembled over many wake-ups, beside a second worker's small answers."""
+    kit.inputs("big.txt", "a.txt", "b.txt")
+    kit.script("""
+        import os
+
+        def run(mini_batch):
+            name = os.path.basename(mini_batch[0])
+            return [f"{name} {index:07d} " + "x" * 190 for index in range(200_000 if name == "big.txt" else 2)]
+    """)
+
+    outcome = kit.run(mini_batch_size=1, max_concurrency_per_instance=2)
+
+    assert outcome.status == "Completed", outcome.message
+    rows = (kit.output_dir / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 200_004
+    big = [row for row in rows if row.startswith("big.txt")]
+    assert [row.split()[1] for row in big] == [f"{index:07d}" for index in range(200_000)]
