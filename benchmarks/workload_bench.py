@@ -881,6 +881,10 @@ def _median_or_dash(values: list[float | None]) -> str:
 def judge(workload: Workload, results: list[list[Run]], probes: Probes, workers: int) -> bool:
     """The targets; a throughput ratio is the median over rounds of the same round's ratio."""
     name, items, rounds = workload.name, workload.items, [{run.system: run for run in runs} for runs in results]
+    if not results:  # --rounds 0: the first-prediction probes alone
+        if not probes:
+            return check(False, f"{name}: nothing was measured (no rounds, no probes)")
+        return _first_prediction(name, POOL, [], [], probes)
     share = min(agreement(runs, items) for runs in results)
     text = f"the systems wrote the same predictions for {share:.1%} of the files (target >= {AGREEMENT:.0%})"
     verdicts = [check(share >= AGREEMENT, f"{name}: {text}")]
@@ -938,7 +942,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__)
     parser.add_argument("--workload", choices=[TABULAR, IMAGES, "all"], default="all")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of: {', '.join(SYSTEMS)}")
-    parser.add_argument("--rounds", type=int, default=2, help="measured runs per system and workload (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="measured runs per system and workload (default 2; 0: the probes alone)"
+    )
     parser.add_argument("--probes", type=int, default=PROBES, help=f"paired first-prediction probes (default {PROBES})")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     parser.add_argument("--tabular-files", type=int, default=FILES[TABULAR])
