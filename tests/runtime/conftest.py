@@ -277,6 +277,7 @@ WRITES_INTO_ITS_PIPE = """
     OWN_DONE = DONE.encode() + b"\\na.txt\\n"
     RAW = {
         "a length it does not send": FRAME.pack(1000),
+        "a length over 1 GiB": FRAME.pack(2**31 - 1),
         "its own done, then a length that is no frame's": FRAME.pack(len(OWN_DONE)) + OWN_DONE + FRAME.pack(-5),
     }
 

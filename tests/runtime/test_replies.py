@@ -66,7 +66,7 @@ def test_a_reply_before_a_length_that_is_no_frames_is_taken_and_the_worker_stopp
     outcome = kit.run(mini_batch_size=1, max_retries=0, timeout_seconds=5, environment_variables=variables)
 
     kit.check(outcome, "Completed", 0, [1, 1], lines("a.txt", "b.txt"))
-    assert "a reply of -5 bytes" in kit.log("sys/node/0/_main.txt")
+    assert "a frame of length -5" in kit.log("sys/node/0/_main.txt")
 
 
 def test_a_result_larger_than_many_reads_of_the_pipe_arrives_whole(kit: Kit) -> None:
@@ -88,3 +88,16 @@ def test_a_result_larger_than_many_reads_of_the_pipe_arrives_whole(kit: Kit) -> 
     assert len(rows) == 200_004
     big = [row for row in rows if row.startswith("big.txt")]
     assert [row.split()[1] for row in big] == [f"{index:07d}" for index in range(200_000)]
+
+
+def test_a_reply_over_1_gib_stops_its_worker_at_once_saying_to_return_less(kit: Kit) -> None:
+    kit.inputs("a.txt", "b.txt")
+    kit.script(WRITES_INTO_ITS_PIPE)
+    variables = bad_reply_variables(kit, "a length over 1 GiB", "run")
+
+    outcome = kit.run(mini_batch_size=1, max_retries=0, environment_variables=variables)
+
+    kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
+    error = kit.log("job_error.txt")
+    assert "a reply of 2,147,483,647 bytes, more than the 1,073,741,824 a reply may hold" in error
+    assert "return smaller results" in error

@@ -27,7 +27,7 @@ class ProtocolError(Exception):
 
 
 class ReplyTooLarge(ProtocolError):
-    """A reply longer than MAX_FRAME: a result too large to take, or a length that is no frame's."""
+    """A reply longer than MAX_FRAME: a result too large to take (or a length the script wrote)."""
 
 
 MAX_FRAME = 1 << 30
@@ -115,7 +115,10 @@ class ReplyPipe:
                 if len(self._buffer) < HEADER.size + LONG_HEADER.size:
                     return
                 (size,), start = LONG_HEADER.unpack_from(self._buffer, HEADER.size), HEADER.size + LONG_HEADER.size
-            if not 0 <= size <= MAX_FRAME:
+            if size < 0:
+                self.broken = ProtocolError(f"a frame of length {size}")
+                return
+            if size > MAX_FRAME:
                 self.broken = ReplyTooLarge(f"a reply of {size:,} bytes, more than the {MAX_FRAME:,} a reply may hold")
                 return
             if len(self._buffer) < start + size:
