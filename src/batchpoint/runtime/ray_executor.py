@@ -6,9 +6,10 @@ under the interpreter of the deployment's environment as built on its node (Pyth
 cannot run), and relays the tries to it over the same pipes the local executor uses: the worker imports the
 scoring script and calls `init()` once, then `run()` once per mini-batch. The coordinator keeps what it keeps with
 local workers (the ledger, retries, the error threshold, the output): an actor only runs tries and hands back the
-formatted rows and what the script printed. An actor that has answered once may hold a second call behind the one
-it runs (`queue`): Ray runs an actor's calls in order, so the next mini-batch starts without a round trip through
-the coordinator.
+formatted rows and what the script printed. An actor's first call (`start`) returns once its worker's `init()`
+has, with where it runs, so that `init()` and each `run()` are timed apart, as locally. An actor that has answered
+it may hold a second mini-batch behind the one it runs (`queue`): Ray runs an actor's calls in order, so the next
+mini-batch starts without a round trip through the coordinator.
 
 What crosses the network (docs/scale-out.md): a task carries its mini-batch's file names, and the nodes read the
 files themselves, in place on a path every node mounts (`shared_paths`) or from the remote storage the input is on
@@ -231,6 +232,18 @@ class ScoringActor:
         pid = f"pid {self._worker.process.pid} on " if self._worker is not None else ""
         gpus = f", GPU {','.join(self._gpus)}" if self._gpus else ""
         return f"{pid}{self._node}{gpus}"
+
+    def start(self) -> tuple[str, str, WorkerLogs]:
+        """The actor's first call: ``("ready", where it runs, logs)`` once the worker's `init()` returned, else
+        ``("init", traceback, logs)``, ``("lost", why, logs)`` (the worker went with this node) or ``("unavailable",
+        what the node lacks, logs)``. A call of its own, so that the executor times `init()` apart from `run()`."""
+        if self._problem is not None:
+            return "unavailable", self._problem, WorkerLogs()
+        try:
+            self._await_ready()
+        except _WorkerEnded as ended:
+            return ended.kind, ended.why, self._take_logs()
+        return "ready", self.node(), self._take_logs()
 
     def run(
         self, index: int, names: list[str], contents: list[bytes] | None
@@ -562,9 +575,11 @@ class _Slot:
     """A task sent behind the running one: the actor starts it as that one returns (Ray runs an actor's calls in
     order), without a round trip through the coordinator."""
     queued_ref: Any = None
+    start_ref: Any = None
+    """The actor's `start` call, until it answers."""
     init_failures: int = 0
     answered: bool = False
-    """The actor has answered once: it started, and its name says where it runs."""
+    """The actor answered its `start`: its worker's `init()` returned, and its name says where it runs."""
 
 
 class RayExecutor(Executor):
@@ -629,8 +644,8 @@ class RayExecutor(Executor):
         if slot.actor is None:
             self._start_actor(slot)
         slot.task, slot.ref = task, self._call(slot, task)
-        starting = 0.0 if slot.answered else self._spec.init_timeout_seconds  # its first call starts it too
-        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds + starting)
+        if slot.answered:  # else its init() deadline runs, and this one's starts when it has answered
+            self._arm(slot)
         assert slot.name is not None
         return slot.name
 
@@ -653,13 +668,18 @@ class RayExecutor(Executor):
             raise InitFailedError.on_every_worker(
                 self._spec.init_tries, len(self._slots), self._last_init_error, self._last_init_details
             )
-        busy = {slot.ref: slot for slot in self._slots if slot.ref is not None}
+        starting = {slot.start_ref: slot for slot in self._slots if slot.start_ref is not None}
+        running = {slot.ref: slot for slot in self._slots if slot.ref is not None and slot.start_ref is None}
+        busy = [*starting, *running]
         if busy and not self._finished:
-            ready, _ = ray.wait(list(busy), num_returns=1, timeout=timeout)
+            ready, _ = ray.wait(busy, num_returns=1, timeout=timeout)
             if ready:
-                ready, _ = ray.wait(list(busy), num_returns=len(busy), timeout=0)
+                ready, _ = ray.wait(busy, num_returns=len(busy), timeout=0)
             for ref in ready:
-                self._collect(busy[ref], ref)
+                if ref in starting:
+                    self._started(starting[ref])
+                else:
+                    self._collect(running[ref], ref)
         elif not self._finished:
             time.sleep(timeout)
         self._stop_expired()
@@ -667,7 +687,8 @@ class RayExecutor(Executor):
         return finished
 
     def stop(self, graceful: bool = True) -> None:
-        idle = [slot for slot in self._slots if slot.actor is not None and slot.task is None] if graceful else []
+        idle = [slot for slot in self._slots if slot.answered and slot.actor is not None and slot.task is None]
+        idle = idle if graceful else []
         with contextlib.suppress(RayError, GetTimeoutError):
             logs = ray.get([slot.actor.shutdown.remote() for slot in idle], timeout=SHUTDOWN_SECONDS + 5)
             for slot, written in zip(idle, logs, strict=True):
@@ -771,6 +792,42 @@ class RayExecutor(Executor):
             scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, int(slot.node)),
         ).remote(self._config, self._archive, slot.name.process, log_name)
         self.transfer.sent(len(json.dumps(self._config)))
+        slot.start_ref = slot.actor.start.remote()
+        self._deadlines.arm(slot.index, time.monotonic() + self._spec.init_timeout_seconds)
+
+    def _started(self, slot: _Slot) -> None:
+        """The slot's actor answered its `start`: its worker is ready, named after where it runs, and its task's time
+        limit starts; or it could not start (a failed `init()`, which costs the task no try), or went with its node."""
+        ref, slot.start_ref = slot.start_ref, None
+        try:
+            kind, value, logs = ray.get(ref)
+        except RayError as error:  # the actor or its node is gone, or the actor could not be created
+            if _gone_with_its_node(error):
+                self._lose(slot, f"(its node or process died): {_first_line(error)}")
+            else:
+                self._init_failed(slot, f"The Ray worker {slot.name} could not start: {error}")
+            return
+        if kind == "unavailable":
+            raise NodeUnavailableError(value)
+        self.transfer.received(logs.size + len(value.encode()))
+        if kind != "ready":
+            self._append_logs(slot, logs)
+            if kind == "lost":
+                self._lose(slot, f"with its node: {value}.")
+            else:
+                self._init_failed(slot, value)
+            return
+        assert slot.name is not None
+        slot.name, slot.answered = replace(slot.name, detail=value), True
+        append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
+        self._append_logs(slot, WorkerLogs(f"Worker {slot.name}\n"))
+        self._append_logs(slot, logs)
+        self._deadlines.disarm(slot.index)
+        if slot.task is not None:
+            self._arm(slot)
+
+    def _arm(self, slot: _Slot) -> None:
+        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds)
 
     def _collect(self, slot: _Slot, ref: Any) -> None:
         task = slot.task
@@ -778,24 +835,15 @@ class RayExecutor(Executor):
         try:
             kind, value, logs, timing = ray.get(ref)
         except RayError as error:  # the actor, its node or the object holding its result is gone
-            if slot.answered or _gone_with_its_node(error):
-                self._lose(slot, f"(its node or process died): {_first_line(error)}")
-            else:  # it never ran a mini-batch, on a node that lives: it could not start, like a failed init()
-                self._init_failed(slot, task, f"The Ray worker {slot.name} could not start: {error}")
+            self._lose(slot, f"(its node or process died): {_first_line(error)}")
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
         self.transfer.received(logs.size + (len(value[1]) if kind == "done" else len(value.encode())))
-        if kind == "lost":  # not asked where it runs: the answer would wait for Ray to declare its node dead
-            self._append_logs(slot, logs)
+        self._append_logs(slot, logs)
+        if kind == "lost":
             self._lose(slot, f"with its node: {value}.")
             return
-        try:
-            self._name_after_node(slot)
-        except RayError as error:  # its node died right after it answered: the mini-batch runs again elsewhere
-            self._lose(slot, f"(its node or process died): {_first_line(error)}")
-            return
-        self._append_logs(slot, logs)
         slot.task = slot.ref = None
         self._deadlines.disarm(slot.index)
         assert slot.name is not None
@@ -814,7 +862,7 @@ class RayExecutor(Executor):
             self._finished.append(TaskFailed(task.index, slot.name, "died", f"{slot.name}: {value}"))
             self._retire(slot, "exits: its worker process died")
         else:
-            self._init_failed(slot, task, value)
+            self._init_failed(slot, value)
 
     def _start_queued(self, slot: _Slot) -> None:
         """The actor went on to its queued task as it answered the one before: its time limit starts now."""
@@ -822,43 +870,59 @@ class RayExecutor(Executor):
             return
         assert slot.name is not None
         slot.task, slot.ref, slot.queued, slot.queued_ref = slot.queued, slot.queued_ref, None, None
-        self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds)
+        self._arm(slot)
         self._finished.append(TaskStarted(slot.task.index, slot.name))
 
-    def _init_failed(self, slot: _Slot, task: Task, error: str) -> None:
+    def _init_failed(self, slot: _Slot, error: str) -> None:
+        """The worker could not start: its task, if it was given one, goes back costing no try (as an `init`
+        failure, which the coordinator logs; without one, its node's log says why)."""
         assert slot.name is not None
         slot.init_failures += 1
         self._last_init_error = error
         self._last_init_details = self._layout.relative(self._layout.error(slot.name))
-        self._finished.append(TaskFailed(task.index, slot.name, "init", error))
+        if slot.task is not None:
+            self._finished.append(TaskFailed(slot.task.index, slot.name, "init", error))
+        else:
+            append_line(self._layout.node_main(slot.node), f"{slot.name.process} could not start: {error}")
         self._deadlines.disarm(slot.index)
         self._retire(slot, "exits: its init() failed")
 
     def _lose(self, slot: _Slot, why: str) -> None:
-        """The worker is gone (its node or process died) with its try: the mini-batch goes back, costing no try.
-        `why` follows "The Ray worker NAME was lost"."""
-        task = slot.task
-        assert task is not None and slot.name is not None
-        message = f"The Ray worker {slot.name} was lost {why}"
-        self._finished.append(TaskFailed(task.index, slot.name, "lost", message))
+        """The worker is gone (its node or process died), with its try if it had one: the mini-batch goes back,
+        costing no try. `why` follows "The Ray worker NAME was lost"."""
+        assert slot.name is not None
+        if slot.task is not None:
+            message = f"The Ray worker {slot.name} was lost {why}"
+            self._finished.append(TaskFailed(slot.task.index, slot.name, "lost", message))
         self._deadlines.disarm(slot.index)
         self._retire(slot, "was lost with its node or process")
 
     def _stop_expired(self) -> None:
         for index in self._deadlines.expired(time.monotonic()):
             slot = self._slots[index]
+            if slot.start_ref is not None:
+                self._stop_starting(slot)
+                continue
             if slot.task is None:
                 continue
             if ray.wait([slot.ref], timeout=0)[0]:  # it answered in time, after this poll's wait: not a timeout
                 self._collect(slot, slot.ref)  # (the call queued behind it has started)
                 continue
-            seconds, what = self._spec.timeout_seconds, "run()"
-            if not slot.answered:  # its first call: the worker's start and init() are in it too
-                seconds, what = seconds + self._spec.init_timeout_seconds, "Its start, init() and first run()"
+            seconds = self._spec.timeout_seconds
             assert slot.name is not None
-            error = f"{what} did not return within {seconds:g} s on {slot.name}."
+            error = f"run() did not return within {seconds:g} s on {slot.name}."
             self._finished.append(TaskFailed(slot.task.index, slot.name, "timeout", error))
-            self._retire(slot, f"was stopped: {what} took longer than {seconds:g} s")
+            self._retire(slot, f"was stopped: run() took longer than {seconds:g} s")
+
+    def _stop_starting(self, slot: _Slot) -> None:
+        """The actor did not answer its `start` within the init() time limit: a failed `init()`, as locally."""
+        if ray.wait([slot.start_ref], timeout=0)[0]:  # it answered in time, after this poll's wait
+            self._started(slot)
+            return
+        seconds = self._spec.init_timeout_seconds
+        self._init_failed(
+            slot, f"init() did not return within {seconds:g} seconds; the Ray worker {slot.name} was stopped."
+        )
 
     def _retire(self, slot: _Slot, why: str) -> None:
         """Kill the slot's actor; a task queued behind its last one goes back, never begun."""
@@ -869,21 +933,10 @@ class RayExecutor(Executor):
             append_line(self._layout.node_main(slot.node), f"{slot.name.process} {why}.")
         if slot.queued is not None:
             self._finished.append(TaskReturned(slot.queued.index))
-        slot.actor = slot.task = slot.ref = slot.queued = slot.queued_ref = None
+        slot.actor = slot.task = slot.ref = slot.queued = slot.queued_ref = slot.start_ref = None
 
     def _usable(self, slot: _Slot) -> bool:
         return slot.init_failures < self._spec.init_tries
-
-    def _name_after_node(self, slot: _Slot) -> None:
-        """Workers are named after where they run once it is known, so the job's logs show where each ran."""
-        if not slot.answered:
-            assert slot.name is not None
-            detail = ray.get(slot.actor.node.remote())
-            self.transfer.received(len(detail.encode()))
-            slot.name = replace(slot.name, detail=detail)
-            slot.answered = True
-            append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
-            self._append_logs(slot, WorkerLogs(f"Worker {slot.name}\n"))
 
     def _append_logs(self, slot: _Slot, logs: WorkerLogs) -> None:
         if slot.name is None:
@@ -900,9 +953,8 @@ class RayExecutor(Executor):
 
 
 def _can_queue(slot: _Slot) -> bool:
-    """Only an actor that has answered once gets a queued task: after its first answer the executor asks the actor
-    where it runs (`_name_after_node`), a call that would wait behind a queued mini-batch; and one still starting
-    may fail its `init()` or lack what the job needs, which hands back its task at no cost."""
+    """Only an actor that has answered its `start` gets a queued task: one still starting may fail its `init()` or
+    lack what the job needs, which hands back its task at no cost, with no second one to hand back with it."""
     return slot.answered and slot.task is not None and slot.queued is None
 
 
