@@ -380,6 +380,8 @@ def test_an_init_that_fails_everywhere_fails_the_job_with_its_traceback(ray_clus
     assert outcome.status == "Failed"
     assert "RuntimeError: no model here" in outcome.message
     assert set(kit.tries()) == {0}
+    started = kit.log("sys/node/0/_main.txt")
+    assert "process000 started (pid " in started and "Ray node" in started  # where the failing worker ran
 
 
 def test_the_environments_requirements_are_installed_on_the_nodes(ray_cluster: Cluster, kit: Kit) -> None:
@@ -682,6 +684,6 @@ def test_an_init_past_its_time_limit_on_a_node_is_a_failed_init_that_costs_no_tr
     outcome = run_job(spec, kit.ledger, RayExecutor(ray_cluster.address))
 
     assert outcome.status == "Failed"
-    assert "init() did not return within 2 seconds" in outcome.message
+    assert "did not start and return from init() within 2 seconds" in outcome.message
     assert kit.tries() == [0]
     assert time.monotonic() - started < 30

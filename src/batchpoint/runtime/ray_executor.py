@@ -165,6 +165,8 @@ class ScoringActor:
         self._worker: StartedWorker | None = None
         self._ready = False
         self._problem: str | None = None
+        """What the node lacks, or why the worker's start failed: every call answers it."""
+        self._ended_as = "unavailable"
         try:
             code, model = _node_files(config, archive)
             python = _node_python(config["environment"], config["installer"], self._sandbox)
@@ -233,17 +235,20 @@ class ScoringActor:
         gpus = f", GPU {','.join(self._gpus)}" if self._gpus else ""
         return f"{pid}{self._node}{gpus}"
 
-    def start(self) -> tuple[str, str, WorkerLogs]:
-        """The actor's first call: ``("ready", where it runs, logs)`` once the worker's `init()` returned, else
-        ``("init", traceback, logs)``, ``("lost", why, logs)`` (the worker went with this node) or ``("unavailable",
-        what the node lacks, logs)``. A call of its own, so that the executor times `init()` apart from `run()`."""
+    def start(self) -> tuple[str, str, WorkerLogs, str]:
+        """The actor's first call: ``("ready", "", logs, where)`` once the worker's `init()` returned, else
+        ``("init", traceback, logs, where)``, ``("lost", why, logs, where)`` (the worker went with this node) or
+        ``("unavailable", what the node lacks, logs, where)``. A call of its own, so that the executor times `init()`
+        apart from `run()`; a `run` after a failed start answers what the start did."""
         if self._problem is not None:
-            return "unavailable", self._problem, WorkerLogs()
+            return "unavailable", self._problem, WorkerLogs(), self.node()
         try:
             self._await_ready()
         except _WorkerEnded as ended:
-            return ended.kind, ended.why, self._take_logs()
-        return "ready", self.node(), self._take_logs()
+            self._problem = ended.why
+            self._ended_as = ended.kind
+            return ended.kind, ended.why, self._take_logs(), self.node()
+        return "ready", "", self._take_logs(), self.node()
 
     def run(
         self, index: int, names: list[str], contents: list[bytes] | None
@@ -253,7 +258,7 @@ class ScoringActor:
         this node) or ``("unavailable", what the node lacks, logs, {})``; timing has the fields of
         `executor.TryTiming`."""
         if self._problem is not None:
-            return "unavailable", self._problem, WorkerLogs(), {}
+            return self._ended_as, self._problem, WorkerLogs(), {}
         assert self._worker is not None
         try:
             if not self._ready:
@@ -640,7 +645,8 @@ class RayExecutor(Executor):
         return sum(1 for slot in self._slots if slot.task is None and self._usable(slot))
 
     def submit(self, task: Task) -> WorkerName:
-        slot = next(slot for slot in self._slots if slot.task is None and self._usable(slot))
+        idle = [slot for slot in self._slots if slot.task is None and self._usable(slot)]
+        slot = min(idle, key=lambda slot: (not slot.answered, slot.actor is None))  # a started actor first
         if slot.actor is None:
             self._start_actor(slot)
         slot.task, slot.ref = task, self._call(slot, task)
@@ -800,7 +806,7 @@ class RayExecutor(Executor):
         limit starts; or it could not start (a failed `init()`, which costs the task no try), or went with its node."""
         ref, slot.start_ref = slot.start_ref, None
         try:
-            kind, value, logs = ray.get(ref)
+            kind, value, logs, where = ray.get(ref)
         except RayError as error:  # the actor or its node is gone, or the actor could not be created
             if _gone_with_its_node(error):
                 self._lose(slot, f"(its node or process died): {_first_line(error)}")
@@ -809,22 +815,21 @@ class RayExecutor(Executor):
             return
         if kind == "unavailable":
             raise NodeUnavailableError(value)
-        self.transfer.received(logs.size + len(value.encode()))
-        if kind != "ready":
-            self._append_logs(slot, logs)
-            if kind == "lost":
-                self._lose(slot, f"with its node: {value}.")
-            else:
-                self._init_failed(slot, value)
-            return
+        self.transfer.received(logs.size + len(value.encode()) + len(where.encode()))
         assert slot.name is not None
-        slot.name, slot.answered = replace(slot.name, detail=value), True
+        slot.name = replace(slot.name, detail=where)  # the job's logs say where each worker ran
         append_line(self._layout.node_main(slot.node), f"{slot.name.process} started ({slot.name.detail}).")
         self._append_logs(slot, WorkerLogs(f"Worker {slot.name}\n"))
         self._append_logs(slot, logs)
-        self._deadlines.disarm(slot.index)
-        if slot.task is not None:
-            self._arm(slot)
+        if kind == "lost":
+            self._lose(slot, f"with its node: {value}.")
+        elif kind != "ready":
+            self._init_failed(slot, value)
+        else:
+            slot.answered, slot.init_failures = True, 0
+            self._deadlines.disarm(slot.index)
+            if slot.task is not None:
+                self._arm(slot)
 
     def _arm(self, slot: _Slot) -> None:
         self._deadlines.arm(slot.index, time.monotonic() + self._spec.timeout_seconds)
@@ -849,20 +854,16 @@ class RayExecutor(Executor):
         assert slot.name is not None
         if kind == "done":
             returned, rows = value
-            slot.init_failures = 0
             self._finished.append(TaskDone(task.index, slot.name, returned, rows, TryTiming(**timing)))
             self._start_queued(slot)
         elif kind == "error":
-            slot.init_failures = 0
             self._finished.append(
                 TaskFailed(task.index, slot.name, "exception", value, TryTiming(**timing) if timing else None)
             )
             self._start_queued(slot)
-        elif kind == "died":
+        else:  # "died" (a run is collected only after its actor's start answered "ready")
             self._finished.append(TaskFailed(task.index, slot.name, "died", f"{slot.name}: {value}"))
             self._retire(slot, "exits: its worker process died")
-        else:
-            self._init_failed(slot, value)
 
     def _start_queued(self, slot: _Slot) -> None:
         """The actor went on to its queued task as it answered the one before: its time limit starts now."""
@@ -879,10 +880,11 @@ class RayExecutor(Executor):
         assert slot.name is not None
         slot.init_failures += 1
         self._last_init_error = error
-        self._last_init_details = self._layout.relative(self._layout.error(slot.name))
         if slot.task is not None:
+            self._last_init_details = self._layout.relative(self._layout.error(slot.name))
             self._finished.append(TaskFailed(slot.task.index, slot.name, "init", error))
         else:
+            self._last_init_details = self._layout.relative(self._layout.node_main(slot.node))
             append_line(self._layout.node_main(slot.node), f"{slot.name.process} could not start: {error}")
         self._deadlines.disarm(slot.index)
         self._retire(slot, "exits: its init() failed")
@@ -891,9 +893,11 @@ class RayExecutor(Executor):
         """The worker is gone (its node or process died), with its try if it had one: the mini-batch goes back,
         costing no try. `why` follows "The Ray worker NAME was lost"."""
         assert slot.name is not None
+        message = f"The Ray worker {slot.name} was lost {why}"
         if slot.task is not None:
-            message = f"The Ray worker {slot.name} was lost {why}"
             self._finished.append(TaskFailed(slot.task.index, slot.name, "lost", message))
+        else:
+            append_line(self._layout.node_main(slot.node), message)
         self._deadlines.disarm(slot.index)
         self._retire(slot, "was lost with its node or process")
 
@@ -921,7 +925,9 @@ class RayExecutor(Executor):
             return
         seconds = self._spec.init_timeout_seconds
         self._init_failed(
-            slot, f"init() did not return within {seconds:g} seconds; the Ray worker {slot.name} was stopped."
+            slot,
+            f"The Ray worker {slot.name} did not start and return from init() within {seconds:g} seconds (its "
+            "actor's placement, the environment on its node and init() itself); it was stopped.",
         )
 
     def _retire(self, slot: _Slot, why: str) -> None:
