@@ -102,7 +102,8 @@ class InitFailedError(Exception):
 
     @classmethod
     def on_every_worker(cls, tries: int, workers: int, last_error: str, details: str) -> InitFailedError:
-        """`details` names the log file of the last failure (`logs/user/error/<node>/<process>.txt`)."""
+        """`details` names the log file of the last failure (`logs/user/error/<node>/<process>.txt`, or the node's
+        log when the worker had no task)."""
         return cls(
             f"The init() of the scoring script failed {tries} times in a row on each of the {workers} worker(s) "
             f"({gist(last_error)}); the job cannot run. See logs/job_error.txt. The last error ({details}):\n"

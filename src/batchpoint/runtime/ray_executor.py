@@ -165,7 +165,7 @@ class ScoringActor:
         self._worker: StartedWorker | None = None
         self._ready = False
         self._problem: str | None = None
-        """What the node lacks, or why the worker's start failed: every call answers it."""
+        """What the node lacks, or why the worker's start failed: `start` and `run` answer it."""
         self._ended_as = "unavailable"
         try:
             code, model = _node_files(config, archive)
@@ -940,6 +940,7 @@ class RayExecutor(Executor):
         if slot.queued is not None:
             self._finished.append(TaskReturned(slot.queued.index))
         slot.actor = slot.task = slot.ref = slot.queued = slot.queued_ref = slot.start_ref = None
+        slot.answered = False
 
     def _usable(self, slot: _Slot) -> bool:
         return slot.init_failures < self._spec.init_tries
