@@ -29,10 +29,13 @@ SCRIPT = """
         if name.startswith("sleep"):
             time.sleep(float(name.split("-")[1]))
         if name == "die":
+            while not Path(os.environ["MARKERS"], "queued").exists():
+                time.sleep(0.01)
             os._exit(3)
         return [name]
 """
-"""run() marks each mini-batch it starts; `sleep-S` sleeps S seconds, `die` kills the worker."""
+"""run() marks each mini-batch it starts; `sleep-S` sleeps S seconds, `die` kills the worker once the test has
+queued a task behind it (its `queued` marker)."""
 
 
 @pytest.fixture
@@ -48,17 +51,26 @@ def task(index: int, *names: str) -> Task:
     return Task(index, tuple(f"/in/{name}" for name in names))
 
 
-def queue_behind(executor: LocalProcessExecutor, running: Task, queued: Task) -> list[TaskEvent]:
-    """Submit `running`, and queue `queued` once the worker is past init(); returns the events polled meanwhile."""
+def queue_behind(
+    executor: LocalProcessExecutor, running: Task, queued: Task, markers: Path | None = None
+) -> list[TaskEvent]:
+    """Submit `running`, and queue `queued` once the worker is past init(), then say so in `markers` (a `die`
+    mini-batch waits for that); returns the events polled meanwhile."""
     events = submit_until_queueable(executor, running)
     executor.queue(queued)
+    if markers is not None:
+        (markers / "queued").touch()
     return events
 
 
 def submit_until_queueable(executor: LocalProcessExecutor, running: Task) -> list[TaskEvent]:
+    """Submit `running` and poll until its worker can take a queued task (its `ready` read: the executor reads a
+    worker's replies and its end in one go, so a task that ended the worker at once would never show it)."""
     executor.submit(running)
     events: list[TaskEvent] = []
+    deadline = time.monotonic() + 30
     while not executor.queue_slots():
+        assert time.monotonic() < deadline, f"the worker never took a queued task: {events}"
         events += executor.poll(0.05)
     return events
 
@@ -87,7 +99,7 @@ def test_a_queued_task_starts_on_the_same_worker_when_the_try_before_it_ends(exe
 def test_a_queued_task_comes_back_unstarted_when_its_worker_stops_first(
     kit: Kit, executor: LocalProcessExecutor, running: str, kind: str
 ) -> None:
-    events = queue_behind(executor, task(0, running), task(1, "b"))
+    events = queue_behind(executor, task(0, running), task(1, "b"), kit.markers)
 
     events = poll_until(executor, events, 2)
 
