@@ -19,7 +19,6 @@ import hashlib
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -536,9 +535,7 @@ class LocalProcessExecutor(Executor):
 
     def _retire(self, worker: _Worker) -> int:
         """Kill what is left of the worker and its children, reap it and free its slot; returns its exit code."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(worker.process.pid, signal.SIGKILL)  # not reaped yet, so the group id cannot be reused
-        returncode = worker.process.wait()
+        returncode = worker.started.kill()
         append_line(
             self._layout.node_main(worker.name.node), f"{worker.name.process} exits with returncode {returncode}."
         )

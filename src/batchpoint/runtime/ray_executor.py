@@ -299,9 +299,7 @@ class ScoringActor:
     def _stop_for(self, error: ProtocolError, when: str) -> str:
         """The worker sent what is not a reply: it is stopped, as one that crashed; why, for the try's error."""
         assert self._worker is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._worker.process.pid, signal.SIGKILL)
-        self._worker.process.wait()
+        self._worker.kill()
         return stopped_for("The worker", error, when)
 
     def _ended(self, kind: str, when: str) -> _WorkerEnded:

@@ -57,6 +57,12 @@ class StartedWorker:
         self.commands.close()
         self.replies.close()
 
+    def kill(self) -> int:
+        """Kill the worker and what it started (its session), and reap it; returns its exit code."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # not reaped yet, so the group id cannot be reused
+        return self.process.wait()
+
 
 def start_worker(
     *,
