@@ -80,7 +80,10 @@ def median_period(starts: Iterable[tuple[object, float]]) -> float:
     by_worker: dict[object, list[float]] = defaultdict(list)
     for worker, started in starts:
         by_worker[worker].append(started)
-    intervals = [b - a for times in by_worker.values() for a, b in zip(sorted(times), sorted(times)[1:], strict=False)]
+    intervals = []
+    for times in by_worker.values():
+        times.sort()
+        intervals += [b - a for a, b in zip(times, times[1:], strict=False)]
     return statistics.median(intervals)
 
 

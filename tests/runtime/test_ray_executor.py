@@ -248,11 +248,8 @@ def test_a_worker_killed_just_before_its_nodes_raylet_is_lost_with_the_node_and_
 
 
 def _results(executor: RayExecutor, count: int) -> list[TaskResult]:
-    """The next `count` results of `executor`'s tries (within 60 s)."""
-    results: list[TaskResult] = []
-    deadline = time.monotonic() + 60
-    while len(results) < count and time.monotonic() < deadline:
-        results += executor.poll(1)
+    """The next `count` results of `executor`'s tries (within 60 s), by mini-batch."""
+    results = [event for event in _events(executor, count) if isinstance(event, TaskDone | TaskFailed)]
     return sorted(results, key=lambda result: result.index)
 
 
