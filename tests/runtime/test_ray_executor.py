@@ -3,6 +3,7 @@ CPUs, the workers use one each), shared with tests/sdk/test_ray_compute.py."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from ray._private import ray_constants
 from ray._private.node import Node
 from ray.cluster_utils import Cluster
 
+from batchpoint.cluster.faults import describe, is_transient
+from batchpoint.runtime import ray_executor
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.environments.interpreters import PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
@@ -38,7 +41,7 @@ from batchpoint.runtime.executor import (
 from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
 from batchpoint.runtime.local import LocalProcessExecutor
-from batchpoint.runtime.ray_executor import NodeUnavailableError, RayExecutor
+from batchpoint.runtime.ray_executor import ActorFailedError, NodeUnavailableError, RayExecutor, ScoringActor
 from tests.azurite import ACCOUNT, KEY, Azurite, azurite  # noqa: F401 - azurite is a fixture
 from tests.cluster.replicas import wait_until
 from tests.conftest import RAY_NODE
@@ -658,6 +661,60 @@ def test_a_script_that_writes_into_its_workers_pipe_on_a_node_costs_its_try_and_
 
     kit.check(outcome, "Completed", 1, [1, 1], lines("b.txt"))
     assert "wrote into the pipe batchpoint reads its answers from" in kit.log("job_error.txt")
+
+
+BUG = RuntimeError("a bug of batchpoint's")
+FULL_DISK = OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize(
+    ("method", "fault", "when", "described"),
+    [
+        ("run", BUG, "while running mini-batch 0", "ActorFailedError: The actor of the Ray worker"),
+        ("run", FULL_DISK, "while running mini-batch 0", "the disk is full"),
+        ("start", BUG, "while starting", "ActorFailedError: The actor of the Ray worker"),
+    ],
+    ids=["run-bug", "run-full-disk", "start-bug"],
+)
+def test_a_fault_of_batchpoints_own_actor_code_stops_the_run_for_the_servers_fault_policy(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, fault: Exception, when: str,
+    described: str,
+) -> None:  # fmt: skip
+    """Neither the script's failure nor a lost node: read as a lost node in `run`, the mini-batch went back at no
+    cost, to a new actor that failed the same way, for ever (in `start`, as a failed init()). The run stops, raised
+    from the actor's own exception, and the server's fault policy decides: a full disk pauses the job, anything
+    else fails it, saying what failed."""
+    kit.inputs("a.txt")
+    kit.script(ECHO)
+    monkeypatch.setattr(ray_executor, "RemoteScoringActor", _failing_actor(method, fault))
+    executor = RayExecutor(ray_cluster.address, sandbox=kit.sandbox())
+    executor.start(kit.spec(instance_count=1, max_concurrency_per_instance=1))
+    try:
+        executor.submit(Task(0, (str(kit.input_dir / "a.txt"),)))
+        with pytest.raises(ActorFailedError, match=f"failed {when}") as raised:
+            _events(executor, 1)
+    finally:
+        executor.stop(graceful=False)
+
+    assert type(raised.value.__cause__) is type(fault)
+    assert is_transient(raised.value) == (fault is FULL_DISK)
+    assert describe(raised.value).startswith(described)
+    assert str(fault) in str(raised.value)
+
+
+def _failing_actor(method: str, fault: Exception) -> Any:
+    """batchpoint's actor class, with `fault` raised by its own code in each call of `method` (a class defined here,
+    which Ray sends to the nodes by value)."""
+
+    class FailsToStart(ScoringActor):
+        def start(self) -> Any:
+            raise fault
+
+    class FailsToRun(ScoringActor):
+        def run(self, index: int, names: list[str], contents: list[bytes] | None) -> Any:
+            raise fault
+
+    return ray.remote(FailsToStart if method == "start" else FailsToRun)
 
 
 def test_an_init_past_its_time_limit_on_a_node_is_a_failed_init_that_costs_no_try(

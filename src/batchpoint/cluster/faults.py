@@ -84,12 +84,15 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def describe(error: BaseException) -> str:
-    """One line for the job's status message."""
+    """One line for the job's status message: of the passing fault `error` was raised from, when it was one (a full
+    disk on a Ray node reaches the runner raised from the actor's failure)."""
+    error = next((cause for cause in _chain(error) if _transient(cause)), error)
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"the disk is full ({error.filename or error})"
     if isinstance(error, sql.DBAPIError | psycopg.Error | sqlite3.Error):
         return "the database is unavailable"
-    return f"{type(error).__name__}: {error}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 class Backoff:

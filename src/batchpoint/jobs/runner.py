@@ -302,7 +302,7 @@ class JobRunner:
             if is_transient(error) or self._stopping.is_set():
                 raise
             log.exception("job %s failed outside its scoring script", job.id)
-            message = f"The job failed outside its scoring script ({type(error).__name__}); see the server's log."
+            message = f"The job failed outside its scoring script ({describe(error)}); see the server's log."
             self._finish(job.id, JobStatus.FAILED, message, None)
             remove_private_dir(spec)
         else:

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import psutil
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -108,6 +108,26 @@ class NodeUnavailableError(ExecutorUnavailableError):
     """A node of the job cannot run its workers (no Python of the version the environment asks for, an
     environment that does not build there, a shared path it does not mount); the message names the node and what
     it lacks."""
+
+
+class ActorFailedError(Exception):
+    """batchpoint's own code in a worker's actor raised (not the scoring script, which answers an error; not a
+    lost node): the job's run stops, raised from the actor's exception, and the server's fault policy decides as
+    for any failure of the machinery (a full disk on the node pauses the job, anything else fails it). Treated as
+    a lost node, it sent the mini-batch back at no cost to fail the same way for ever (docs/scale-out.md, "When
+    batchpoint itself fails on a node")."""
+
+    def __init__(self, worker: WorkerName, when: str, cause: BaseException) -> None:
+        """The actor of `worker` raised `cause` `when` ("while starting", say)."""
+        super().__init__(
+            f"The actor of the Ray worker {worker} failed {when} (batchpoint's own code on its node, not the "
+            f"scoring script): {type(cause).__name__}: {_first_line(cause)}"
+        )
+
+
+def _raised_by_the_actor(error: RayTaskError) -> BaseException:
+    """What the actor's code raised (Ray carries it when it could send it over), else Ray's error itself."""
+    return error.cause if isinstance(error.cause, BaseException) else error
 
 
 class _NodeLacks(Exception):
@@ -805,6 +825,10 @@ class RayExecutor(Executor):
         ref, slot.start_ref = slot.start_ref, None
         try:
             kind, value, logs, where = ray.get(ref)
+        except RayTaskError as error:
+            assert slot.name is not None
+            cause = _raised_by_the_actor(error)
+            raise ActorFailedError(slot.name, "while starting", cause) from cause
         except RayError as error:  # the actor or its node is gone, or the actor could not be created
             if _gone_with_its_node(error):
                 self._lose(slot, f"(its node or process died): {_first_line(error)}")
@@ -837,6 +861,10 @@ class RayExecutor(Executor):
         assert task is not None
         try:
             kind, value, logs, timing = ray.get(ref)
+        except RayTaskError as error:
+            assert slot.name is not None
+            cause = _raised_by_the_actor(error)
+            raise ActorFailedError(slot.name, f"while running mini-batch {task.index}", cause) from cause
         except RayError as error:  # the actor, its node or the object holding its result is gone
             self._lose(slot, f"(its node or process died): {_first_line(error)}")
             return
