@@ -663,6 +663,30 @@ def test_a_script_that_writes_into_its_workers_pipe_on_a_node_costs_its_try_and_
     assert "wrote into the pipe batchpoint reads its answers from" in kit.log("job_error.txt")
 
 
+def test_a_script_printing_without_end_on_a_node_has_4_mb_of_it_relayed_per_answer(
+    ray_cluster: Cluster, kit: Kit
+) -> None:
+    """What a worker prints on a node goes through the coordinator's memory: 12 MB printed in one run() come as the
+    first 4 MB and a line saying how much was left, so that a script printing gigabytes cannot exhaust the
+    server's memory. Before, all of it came, however much."""
+    kit.inputs("a.txt")
+    kit.script("""
+        import sys
+
+        def run(mini_batch):
+            sys.stdout.write("0123456789abcdef" * (12 << 16))
+            return mini_batch
+    """)
+
+    outcome = run_job(kit.spec(instance_count=1), kit.ledger, RayExecutor(ray_cluster.address))
+
+    assert outcome.status == "Completed", outcome.message
+    printed = kit.log("user/stdout/0/process000.stdout.txt")
+    assert "0123456789abcdef" * 1000 in printed
+    assert len(printed) < 4.1 * (1 << 20)
+    assert "more bytes of this output were left on the node, past the 4 MB one answer relays]" in printed
+
+
 BUG = RuntimeError("a bug of batchpoint's")
 FULL_DISK = OSError(errno.ENOSPC, "No space left on device")
 

@@ -75,6 +75,7 @@ from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, appen
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
 from batchpoint.runtime.logs import StreamLog
+from batchpoint.runtime.perf import MB
 from batchpoint.runtime.protocol import CONFIG, DONE, INIT_FAILED, READY, RUN, STOP, encode
 from batchpoint.runtime.replies import ProtocolError, ReplyPipe, reply, stopped_for
 from batchpoint.runtime.sandbox.policy import WorkerSandbox
@@ -95,6 +96,10 @@ NODE_GONE_SECONDS = 2.0
 calling it the worker's own end (the out-of-memory killer, say), which costs a try. A node going away takes its
 processes together, in no set order: Ray's worker process kills its children when the raylet dies, and may still
 answer; a worker killed a moment before the raylet is gone with its node too."""
+RELAYED_BYTES = 4 * MB
+"""The most of each of a worker's output files (what it printed, what it logged) an actor sends with one answer:
+what a script writes is relayed through the coordinator's memory, and a script printing without end must not
+exhaust the server's (docs/scale-out.md, "Progress and logs")."""
 CODE, MODEL = "code", "model"
 SHARED, REMOTE, SHIPPED = "shared", "remote", "shipped"
 """How the nodes read a job's inputs: in place on a shared path, from remote storage, or sent with each task."""
@@ -380,7 +385,8 @@ class WorkerLogs(NamedTuple):
 
 
 class _Tail:
-    """What a file a worker appends to gained since the last `take()`."""
+    """What a file a worker appends to gained since the last `take()`: at most `RELAYED_BYTES` of it, then a line
+    saying how much more was left on the node."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -389,12 +395,18 @@ class _Tail:
     def take(self) -> str:
         try:
             with open(self._path, "rb") as log:
+                end = log.seek(0, os.SEEK_END)
                 log.seek(self._offset)
-                text = log.read()
+                data = log.read(RELAYED_BYTES)
         except OSError:
             return ""
-        self._offset += len(text)
-        return text.decode("utf-8", errors="replace")
+        left = end - self._offset - len(data)
+        self._offset = max(end, self._offset + len(data))
+        text = data.decode("utf-8", errors="replace")
+        if left > 0:
+            text += f"\n[batchpoint: {left:,} more bytes of this output were left on the node, past the "
+            text += f"{RELAYED_BYTES // MB} MB one answer relays]\n"
+        return text
 
 
 class _WorkerEnded(Exception):
