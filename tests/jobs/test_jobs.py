@@ -205,6 +205,17 @@ def test_per_job_overrides_apply(job_server: Server, inputs: Path) -> None:
     assert len(predictions(job_server.home, answer["name"], "scores.txt")) == 23
 
 
+@pytest.mark.parametrize("name", ["logs", ".batchpoint"])
+def test_an_output_file_name_the_job_keeps_its_own_files_under_is_refused(
+    job_server: Server, inputs: Path, name: str
+) -> None:
+    """Named `logs`, the job took its own logs folder for an output committed before: Completed, and every row lost."""
+    with job_server.client() as client:
+        answer = invoke(client, "echo", str(inputs), outputFileName=name)
+    assert answer.status_code == 400, answer.text
+    assert f"output_file_name cannot be '{name}'" in answer.json()["error"]["message"]
+
+
 def test_a_chosen_output_folder_is_used_and_never_overwritten(
     job_server: Server, inputs: Path, data_root: Path
 ) -> None:

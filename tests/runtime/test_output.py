@@ -129,6 +129,20 @@ def test_a_newer_writer_reads_the_older_writers_rows_and_its_own_records_win(tmp
     latest.close()
 
 
+def test_an_output_file_name_of_255_bytes_is_written(tmp_path: Path) -> None:
+    """The longest name a file can have: the output is written beside its private copy, not under a name longer
+    than its own (`.NAME.JOB.GENERATION.tmp` could not be created, and the job failed at its very end)."""
+    name = "p" * 251 + ".csv"
+    output = AppendRowOutput(JobSpec(job_id="job", input_paths=[], output_dir=tmp_path, output_file_name=name))
+    output.add(0, b"row\n")
+    output.flush()
+
+    written = output.write([0], nothing)
+
+    assert written == tmp_path / name and written.read_text() == "row\n"
+    output.close()
+
+
 def test_an_output_is_committed_once_a_second_committer_keeps_the_first(tmp_path: Path) -> None:
     first, second = AppendRowOutput(spec(tmp_path), generation=1), AppendRowOutput(spec(tmp_path), generation=2)
     first.add(0, b"rows\n")

@@ -245,7 +245,7 @@ class AppendRowOutput(Output):
     def __init__(self, spec: JobSpec, generation: int = 0) -> None:
         assert spec.output_file is not None
         self._target = spec.output_file
-        self._temporary = spec.output_file.with_name(f".{spec.output_file_name}.{spec.job_id}.{generation}.tmp")
+        self._temporary = spec.private_dir / f"output.{generation}.tmp"  # whatever the length of the output's name
         self._log = spec.private_dir / f"rows.{generation}.log"
         self._log.parent.mkdir(parents=True, exist_ok=True)
         self._records: dict[int, _Record] = {}

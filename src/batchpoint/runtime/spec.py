@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,14 @@ OUTPUT_ACTIONS = (APPEND_ROW, SUMMARY_ONLY)
 LOGGING_LEVELS = ("Info", "Warning", "Debug")
 DEFAULT_INIT_TIMEOUT_SECONDS = 300.0
 DEFAULT_RESOURCE_MONITOR_SECONDS = 600.0
+LOGS_FOLDER = "logs"
+PRIVATE_FOLDER = ".batchpoint"
+RESERVED_NAMES = (LOGS_FOLDER, PRIVATE_FOLDER)
+"""What the job keeps in its output folder besides the output file, whose name cannot be one of these: named
+`logs`, the output was never written (the job's logs were taken for it, committed before) and its rows were lost."""
+NAME_BYTES = 255
+"""The longest file name Linux's file systems take (`NAME_MAX`): a longer output file name failed the job at its
+start, with an error of the server's."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +141,12 @@ class JobSpec:
 
     @property
     def logs_dir(self) -> Path:
-        return self.output_dir / "logs"
+        return self.output_dir / LOGS_FOLDER
 
     @property
     def private_dir(self) -> Path:
         """Where the job keeps its committed rows until the output file is written; hidden from listings."""
-        return self.output_dir / ".batchpoint" / self.job_id
+        return self.output_dir / PRIVATE_FOLDER / self.job_id
 
 
 def check_deployment_settings(
@@ -164,6 +173,11 @@ def check_deployment_settings(
 def _check_path_component(name: str, value: str) -> None:
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
         raise ValueError(f"{name} must be a plain file name, not {value!r}")
+    if len(os.fsencode(value)) > NAME_BYTES:
+        raise ValueError(f"{name} must be a file name of at most {NAME_BYTES} bytes, not {len(os.fsencode(value))}")
+    if value in RESERVED_NAMES:
+        raise ValueError(f"{name} cannot be {value!r}: the job keeps its logs and its uncommitted rows in the output "
+                         f"folder as {' and '.join(RESERVED_NAMES)}")  # fmt: skip
 
 
 def _check_at_least(name: str, value: int, minimum: int) -> None:
