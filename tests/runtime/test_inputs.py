@@ -26,6 +26,39 @@ def test_a_folder_is_walked_recursively_sorted_by_relative_path_without_hidden_f
     assert all(os.path.isabs(path) for path in listed)
 
 
+def test_a_link_that_loops_is_skipped_as_a_broken_one_is(kit: Kit) -> None:
+    """Before, `ln -s self self` in the input failed the job "outside its scoring script", with no job logs."""
+    kit.inputs("a.csv")
+    os.symlink("self", kit.input_dir / "self")
+    os.symlink("missing", kit.input_dir / "broken")
+    kit.script(ECHO)
+
+    outcome = kit.run()
+
+    kit.check(outcome, "Completed", 0, [1], lines("a.csv"))
+
+
+def test_a_folder_that_cannot_be_listed_fails_the_job_naming_it(kit: Kit) -> None:
+    """Here a folder whose path is longer than the system's limit (PATH_MAX): the job fails as one whose input is
+    missing does, its logs saying which folder and why, instead of "outside its scoring script" without logs."""
+    kit.inputs("a.csv")
+    deep = os.open(kit.input_dir, os.O_RDONLY)
+    for _ in range(20):  # 20 x 251 characters: past the 4,096 of a path
+        os.mkdir("d" * 250, dir_fd=deep)
+        deeper = os.open("d" * 250, os.O_RDONLY, dir_fd=deep)
+        os.close(deep)
+        deep = deeper
+    os.close(deep)
+    kit.script(ECHO)
+
+    outcome = kit.run()
+
+    assert outcome.status == "Failed"
+    assert "cannot be listed: File name too long" in outcome.message
+    assert "cannot be listed" in kit.log("job_result.txt")
+    assert kit.ledger.mini_batches("job") is None
+
+
 def test_a_file_is_one_item_and_inputs_keep_their_order(kit: Kit) -> None:
     first, second = kit.inputs("x/2.txt", "1.txt")
 
