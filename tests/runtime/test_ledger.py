@@ -88,6 +88,23 @@ def test_tries_errors_and_outcomes_are_recorded(ledger: Ledger) -> None:
     ]
 
 
+def test_an_error_quoting_a_file_name_that_is_not_utf_8_or_a_nul_is_kept_readable(ledger: Ledger) -> None:
+    """What Pillow's or open()'s error says of a file named in Latin-1 (`caf\\xe9.png`, which Python carries as a
+    surrogate), or of a file's NUL bytes: before, SQLite and PostgreSQL refused it, and the job failed "outside its
+    scoring script" with the database's error."""
+    ledger.plan("job", iter([["/in/caf\udce9.png"]]))
+    ledger.record_tries("job", [Attempt(0, 1, "process000 (pid 1)")], [])
+
+    ledger.record_failed_try(
+        "job", 0, 1, "cannot identify image file '/in/caf\udce9.png'; header PK\x03\x04\x00", RAISED
+    )
+
+    (batch,) = ledger.mini_batches("job") or []
+    assert batch.files == ("/in/caf\udce9.png",)
+    assert batch.last_error == "cannot identify image file '/in/caf\\xe9.png'; header PK\x03\x04\\x00"
+    assert [attempt.error for attempt in ledger.attempts("job")] == [batch.last_error]
+
+
 def test_a_group_records_many_tries_in_one_write(ledger: Ledger) -> None:
     ledger.plan("job", iter([["/a"], ["/b"], ["/c"]]))
 

@@ -56,6 +56,17 @@ def new_plan(mini_batches: Iterable[Sequence[str]]) -> list[MiniBatch]:
     return [MiniBatch(index, tuple(files)) for index, files in enumerate(mini_batches)]
 
 
+def storable(text: str) -> str:
+    """`text` as every ledger keeps it: UTF-8 a database takes, without NUL (PostgreSQL refuses it). The bytes of
+    a file name that is not UTF-8 (which Python carries as surrogates, and a script's error quotes) read `\\xe9`;
+    a NUL reads `\\x00`. Before, such an error failed the job "outside its scoring script"."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name's byte gives
+        data = text.encode("utf-8", "backslashreplace")
+    return data.decode("utf-8", "backslashreplace").replace("\0", "\\x00")
+
+
 @dataclass(frozen=True, slots=True)
 class TryEnd:
     """How a try ended and how long it took, for the job's report: `started` is UTC seconds since the epoch;
@@ -130,7 +141,7 @@ class Ledger(ABC):
 
     @abstractmethod
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
-        """The try failed (exception, timeout, dead worker): one more try, `last_error` = error.
+        """The try failed (exception, timeout, dead worker): one more try, `last_error` = `storable(error)`.
 
         Should be durable on return; if lost in a crash the mini-batch gets that try again."""
 
@@ -197,6 +208,7 @@ class InMemoryLedger(Ledger):
             )
 
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
+        error = storable(error)
         self._end_try(job_id, index, try_number, "failed", error, end)
         self._update(job_id, index, last_error=error)
 

@@ -23,6 +23,7 @@ from batchpoint.runtime.ledger import (
     Success,
     TryEnd,
     TryStatus,
+    storable,
 )
 from batchpoint.store.connections import Database
 from batchpoint.store.leases import Fence
@@ -116,6 +117,7 @@ class SqlLedger(Ledger):
                 connection.execute(SUCCEED_MINI_BATCHES, values)
 
     def record_failed_try(self, job_id: str, index: int, try_number: int, error: str, end: TryEnd) -> None:
+        error = storable(error)
         with self._transaction() as connection:
             connection.execute(
                 END_ATTEMPTS,
