@@ -22,6 +22,7 @@ import ray
 from ray._private import ray_constants
 from ray._private.node import Node
 from ray.cluster_utils import Cluster
+from ray.exceptions import ObjectLostError, OutOfDiskError
 
 from batchpoint.cluster.faults import describe, is_transient
 from batchpoint.runtime import ray_executor
@@ -37,6 +38,7 @@ from batchpoint.runtime.executor import (
     TaskResult,
     TaskReturned,
     TaskStarted,
+    TransientFault,
 )
 from batchpoint.runtime.layout import STREAM_LOG
 from batchpoint.runtime.ledger import SUCCEEDED, InMemoryLedger
@@ -689,25 +691,56 @@ def test_a_script_printing_without_end_on_a_node_has_4_mb_of_it_relayed_per_answ
 
 BUG = RuntimeError("a bug of batchpoint's")
 FULL_DISK = OSError(errno.ENOSPC, "No space left on device")
+LOST_OBJECT = ObjectLostError("00" * 28, None, "")
 
 
-@pytest.mark.parametrize(
-    ("method", "fault", "when", "described"),
-    [
-        ("run", BUG, "while running mini-batch 0", "ActorFailedError: The actor of the Ray worker"),
-        ("run", FULL_DISK, "while running mini-batch 0", "the disk is full"),
-        ("start", BUG, "while starting", "ActorFailedError: The actor of the Ray worker"),
-    ],
-    ids=["run-bug", "run-full-disk", "start-bug"],
-)
-def test_a_fault_of_batchpoints_own_actor_code_stops_the_run_for_the_servers_fault_policy(
-    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, fault: Exception, when: str,
-    described: str,
-) -> None:  # fmt: skip
+@pytest.mark.parametrize(("method", "when"), [("run", "while running mini-batch 0"), ("start", "while starting")])
+def test_a_bug_in_batchpoints_own_actor_code_fails_the_job_with_the_actors_traceback(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, when: str
+) -> None:
     """Neither the script's failure nor a lost node: read as a lost node in `run`, the mini-batch went back at no
-    cost, to a new actor that failed the same way, for ever (in `start`, as a failed init()). The run stops, raised
-    from the actor's own exception, and the server's fault policy decides: a full disk pauses the job, anything
-    else fails it, saying what failed."""
+    cost to a new actor that failed the same way, for ever (in `start`, as a failed init()). The run stops, and
+    the job fails (it is no passing fault), its message naming the error, the server's log the actor's traceback."""
+    with pytest.raises(ActorFailedError, match=f"failed {when}") as raised:
+        _run_on_a_failing_actor(ray_cluster, kit, monkeypatch, method, BUG)
+
+    assert not is_transient(raised.value)
+    assert describe(raised.value).startswith("ActorFailedError: The actor of the Ray worker process000")
+    assert "RuntimeError: a bug of batchpoint's" in str(raised.value)
+    (note,) = raised.value.__notes__
+    assert note.startswith("The actor's traceback, on its node:\nray::")
+    assert f"in {method}\n    raise fault\nRuntimeError: a bug of batchpoint's" in note and "\x1b[" not in note
+    assert raised.value.__cause__ is None
+
+
+@pytest.mark.parametrize("fault", [FULL_DISK, OutOfDiskError("the node's disk is over its limit")], ids=repr)
+def test_a_full_disk_on_a_node_pauses_the_job(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, fault: Exception
+) -> None:
+    """The actor's own disk full (fetching the mini-batch's files, say) or Ray's on its node (storing the answer):
+    a passing fault, which pauses the job (`cluster/faults.py`) until there is room, naming the node."""
+    with pytest.raises(TransientFault) as raised:
+        _run_on_a_failing_actor(ray_cluster, kit, monkeypatch, "run", fault)
+
+    assert is_transient(raised.value)
+    assert describe(raised.value).startswith("the node of the Ray worker process000")
+    assert f"is out of space ({type(fault).__name__}: " in describe(raised.value)
+
+
+def test_a_call_ray_could_not_give_its_arguments_loses_the_worker_at_no_cost(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object lost with its owner or node, which Ray reports as the call's error: the mini-batch goes back."""
+    events = _run_on_a_failing_actor(ray_cluster, kit, monkeypatch, "run", LOST_OBJECT)
+
+    assert [(type(event), getattr(event, "kind", None)) for event in events] == [(TaskFailed, "lost")]
+    assert "Ray could not run its call" in str(events[0])
+
+
+def _run_on_a_failing_actor(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, fault: Exception
+) -> list[TaskEvent]:
+    """One mini-batch on one actor whose `method` raises `fault`: the executor's events until it has ended."""
     kit.inputs("a.txt")
     kit.script(ECHO)
     monkeypatch.setattr(ray_executor, "RemoteScoringActor", _failing_actor(method, fault))
@@ -715,15 +748,9 @@ def test_a_fault_of_batchpoints_own_actor_code_stops_the_run_for_the_servers_fau
     executor.start(kit.spec(instance_count=1, max_concurrency_per_instance=1))
     try:
         executor.submit(Task(0, (str(kit.input_dir / "a.txt"),)))
-        with pytest.raises(ActorFailedError, match=f"failed {when}") as raised:
-            _events(executor, 1)
+        return _events(executor, 1)
     finally:
         executor.stop(graceful=False)
-
-    assert type(raised.value.__cause__) is type(fault)
-    assert is_transient(raised.value) == (fault is FULL_DISK)
-    assert describe(raised.value).startswith(described)
-    assert str(fault) in str(raised.value)
 
 
 def _failing_actor(method: str, fault: Exception) -> Any:

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 import psycopg
 from sqlalchemy import exc as sql
 
-from batchpoint.runtime.executor import TransientFault
+from batchpoint.runtime.executor import DISK_FULL_ERRNOS, TransientFault
 from batchpoint.runtime.output import JobAlreadyRunningError
 
 TRANSIENT_ERRNOS = frozenset(
     {
-        errno.ENOSPC,
-        errno.EDQUOT,
+        *DISK_FULL_ERRNOS,
         errno.ECONNRESET,
         errno.ECONNREFUSED,
         errno.ECONNABORTED,
@@ -84,13 +83,13 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def describe(error: BaseException) -> str:
-    """One line for the job's status message: of the passing fault `error` was raised from, when it was one (a full
-    disk on a Ray node reaches the runner raised from the actor's failure)."""
-    error = next((cause for cause in _chain(error) if _transient(cause)), error)
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    """One line for the job's status message."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
         return f"the disk is full ({error.filename or error})"
-    if isinstance(error, sql.DBAPIError | psycopg.Error | sqlite3.Error):
+    if _database_fault(error):
         return "the database is unavailable"
+    if isinstance(error, TransientFault):  # an executor's, written for this message
+        return str(error)
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 

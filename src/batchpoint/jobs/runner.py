@@ -321,7 +321,7 @@ class JobRunner:
     def _pause(self, job_key: str, error: Exception, delay: float) -> None:
         """Say why the job waits (best effort: the database may be the fault), then wait, watching for a stop,
         a lost lease and a cancel (which the next try then honours at once)."""
-        message = f"Paused: {describe(error)}; trying again in {delay:.0f} s."
+        message = f"Paused: {describe(error)}; trying again in {delay:g} s."
         try:
             self._update(job_key, lambda properties: properties.update(statusMessage=message))
         except TakenOver:

@@ -7,6 +7,7 @@ the plan is written (`prepare`, `discard`) are optional."""
 
 from __future__ import annotations
 
+import errno
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,10 @@ def gist(error: str) -> str:
 
 class ExecutorUnavailableError(Exception):
     """The executor cannot run the job at all (for example its cluster does not answer); the message says why."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""A full disk or quota: a passing fault wherever it happens (`cluster/faults.py`), which pauses the job."""
 
 
 class TransientFault(Exception):

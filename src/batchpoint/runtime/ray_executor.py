@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +49,15 @@ from typing import Any, NamedTuple
 
 import psutil
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
+from ray.exceptions import (
+    ActorUnavailableError,
+    GetTimeoutError,
+    ObjectStoreFullError,
+    OutOfDiskError,
+    RayError,
+    RayTaskError,
+    UnserializableException,
+)
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -58,6 +67,7 @@ from batchpoint.runtime.environments.installers import InstallerName, InstallerU
 from batchpoint.runtime.environments.interpreters import PythonFinder, PythonNotFound
 from batchpoint.runtime.environments.spec import EnvironmentSpec
 from batchpoint.runtime.executor import (
+    DISK_FULL_ERRNOS,
     Executor,
     ExecutorUnavailableError,
     InitFailedError,
@@ -67,6 +77,7 @@ from batchpoint.runtime.executor import (
     TaskFailed,
     TaskReturned,
     TaskStarted,
+    TransientFault,
     TryTiming,
     WorkerName,
 )
@@ -117,10 +128,9 @@ class NodeUnavailableError(ExecutorUnavailableError):
 
 class ActorFailedError(Exception):
     """batchpoint's own code in a worker's actor raised (not the scoring script, which answers an error; not a
-    lost node): the job's run stops, raised from the actor's exception, and the server's fault policy decides as
-    for any failure of the machinery (a full disk on the node pauses the job, anything else fails it). Treated as
-    a lost node, it sent the mini-batch back at no cost to fail the same way for ever (docs/scale-out.md, "When
-    batchpoint itself fails on a node")."""
+    lost node, nor a full disk, which pauses the job): a bug, which fails the job, the actor's traceback in a note.
+    Treated as a lost node, it sent the mini-batch back at no cost to fail the same way for ever
+    (docs/scale-out.md, "When batchpoint itself fails on a node")."""
 
     def __init__(self, worker: WorkerName, when: str, cause: BaseException) -> None:
         """The actor of `worker` raised `cause` `when` ("while starting", say)."""
@@ -130,9 +140,23 @@ class ActorFailedError(Exception):
         )
 
 
-def _raised_by_the_actor(error: RayTaskError) -> BaseException:
+def _raised_by_the_actor(error: RayError) -> BaseException:
     """What the actor's code raised (Ray carries it when it could send it over), else Ray's error itself."""
-    return error.cause if isinstance(error.cause, BaseException) else error
+    cause = getattr(error, "cause", None) if isinstance(error, RayTaskError) else None
+    return cause if isinstance(cause, BaseException) else error
+
+
+def _traceback_of(error: RayError) -> str:
+    """The traceback Ray sent of an exception raised on a node, without its terminal colours."""
+    traceback = getattr(error, "traceback_str", None) or getattr(error, "original_stack_trace", None)
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(traceback or error))
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """The node's disk (or Ray's object store on it) is full: a passing fault, which pauses the job."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    return isinstance(error, OutOfDiskError | ObjectStoreFullError)
 
 
 class _NodeLacks(Exception):
@@ -290,7 +314,9 @@ class ScoringActor:
                 self._await_ready()
             try:
                 files = self._inputs.fetch(index, names, contents)
-            except Exception as error:  # noqa: BLE001 - any storage client error: the try fails saying which files
+            except Exception as error:
+                if _out_of_space(error):
+                    raise  # not the files': the job pauses (`RayExecutor._actor_raised`)
                 error_text = f"Could not read the mini-batch's input files: {type(error).__name__}: {error}"
                 return "error", error_text, WorkerLogs(), {}
             self._worker.commands.send_bytes(encode(RUN, index=index, files=files))
@@ -837,10 +863,9 @@ class RayExecutor(Executor):
         ref, slot.start_ref = slot.start_ref, None
         try:
             kind, value, logs, where = ray.get(ref)
-        except RayTaskError as error:
-            assert slot.name is not None
-            cause = _raised_by_the_actor(error)
-            raise ActorFailedError(slot.name, "while starting", cause) from cause
+        except (RayTaskError, UnserializableException) as error:
+            self._actor_raised(slot, "while starting", error)
+            return
         except RayError as error:  # the actor or its node is gone, or the actor could not be created
             if _gone_with_its_node(error):
                 self._lose(slot, f"(its node or process died): {_first_line(error)}")
@@ -873,10 +898,9 @@ class RayExecutor(Executor):
         assert task is not None
         try:
             kind, value, logs, timing = ray.get(ref)
-        except RayTaskError as error:
-            assert slot.name is not None
-            cause = _raised_by_the_actor(error)
-            raise ActorFailedError(slot.name, f"while running mini-batch {task.index}", cause) from cause
+        except (RayTaskError, UnserializableException) as error:
+            self._actor_raised(slot, f"while running mini-batch {task.index}", error)
+            return
         except RayError as error:  # the actor, its node or the object holding its result is gone
             self._lose(slot, f"(its node or process died): {_first_line(error)}")
             return
@@ -911,6 +935,22 @@ class RayExecutor(Executor):
         slot.task, slot.ref, slot.queued, slot.queued_ref = slot.queued, slot.queued_ref, None, None
         self._arm(slot)
         self._finished.append(TaskStarted(slot.task.index, slot.name))
+
+    def _actor_raised(self, slot: _Slot, when: str, error: RayError) -> None:
+        """batchpoint's code in the slot's actor raised (`error` is what Ray says of it, `when`: "while starting",
+        say). Its node out of space pauses the job (TransientFault); Ray unable to give the call what it needs (an
+        object lost with its owner or node) loses the slot, at no cost; anything else is a bug (ActorFailedError)."""
+        assert slot.name is not None
+        cause = _raised_by_the_actor(error)
+        if _out_of_space(cause):
+            name = f"{type(cause).__name__}: {_first_line(cause)}"
+            raise TransientFault(f"the node of the Ray worker {slot.name} is out of space ({name})") from cause
+        if isinstance(cause, RayError) and cause is not error:
+            self._lose(slot, f"(Ray could not run its call): {_first_line(cause)}")
+            return
+        failed = ActorFailedError(slot.name, when, cause)
+        failed.add_note(f"The actor's traceback, on its node:\n{_traceback_of(error)}")
+        raise failed from None
 
     def _init_failed(self, slot: _Slot, error: str) -> None:
         """The worker could not start: its task, if it was given one, goes back costing no try (as an `init`
