@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from batchpoint.cluster.faults import describe
+from batchpoint.runtime.executor import TransientFault
 from tests.api.jobs import V, deploy_script, invoke, predictions, write_inputs
 from tests.cluster.replicas import SLOW_ECHO, done_fraction, input_names, job_of, wait_for_end, wait_until
 from tests.conftest import database_url_for
@@ -150,3 +153,21 @@ def test_a_full_disk_pauses_the_job_until_space_comes_back(tmp_path: Path, small
     assert job["status"] == "Completed", job
     assert (output / "predictions.csv").read_text().splitlines() == EXPECTED
     assert sorted(path.name for path in output.iterdir()) == ["logs", "predictions.csv"]
+
+
+@pytest.mark.parametrize(
+    ("error", "described"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/data/out"), "the disk is full (/data/out)"),
+        (sqlite3.OperationalError("database is locked"), "the database is unavailable"),
+        (sqlite3.IntegrityError("UNIQUE constraint failed: jobs.key"), "IntegrityError: UNIQUE constraint failed"),
+        (TransientFault("the node of the Ray worker process000 is out of space"), "the node of the Ray worker"),
+        (ValueError("first line\nsecond line"), "ValueError: first line"),
+    ],
+    ids=["full-disk", "database-down", "integrity", "executor-fault", "other"],
+)
+def test_a_job_status_message_says_what_went_wrong_in_one_line(error: Exception, described: str) -> None:
+    """Paused jobs say why, and since jobs failed outside their script say it too, a constraint violation no longer
+    reads 'the database is unavailable'."""
+    assert describe(error).startswith(described)
+    assert "\n" not in describe(error)
