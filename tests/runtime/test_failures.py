@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import psutil
 import pytest
 
 from batchpoint.runtime.coordinator import run_job
@@ -268,3 +269,53 @@ def test_a_canceled_job_stops_and_writes_no_output(kit: Kit) -> None:
     assert outcome.status == "Canceled"
     assert outcome.counts.mini_batches_succeeded < 6
     assert kit.predictions() is None
+
+
+LEAVES_PROCESSES = """
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    MARKERS = Path(os.environ["MARKERS"])
+
+    def run(mini_batch):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+        (MARKERS / f"session-{child.pid}").touch()
+        if os.fork() == 0:  # a daemon: its own session, its parent gone
+            os.setsid()
+            if os.fork() == 0:
+                (MARKERS / f"daemon-{os.getpid()}").touch()
+                time.sleep(300)
+            os._exit(0)
+        while not list(MARKERS.glob("daemon-*")):
+            time.sleep(0.01)
+        if "hang" in mini_batch[0]:
+            time.sleep(300)
+        return mini_batch
+"""
+"""run() starts a process in a session of its own and a daemon (double fork), and leaves them running."""
+
+
+@pytest.mark.parametrize("ending", ["done", "hang"])
+def test_the_processes_a_script_leaves_running_end_with_its_worker(kit: Kit, ending: str) -> None:
+    """Whether the worker leaves at the job's end (`done`) or is killed at its time limit (`hang`): before, killing the
+    worker's session missed a process the script had started in a session of its own, and it outlived the job."""
+    kit.inputs(f"{ending}.txt")
+    kit.script(LEAVES_PROCESSES)
+
+    outcome = kit.run(max_retries=0, timeout_seconds=3.0)
+
+    assert outcome.status == "Completed", outcome.message
+    assert outcome.counts.items_failed == (1 if ending == "hang" else 0)
+    left = [int(marker.name.split("-")[1]) for marker in kit.markers.iterdir()]
+    assert len(left) == 2
+    assert not [pid for pid in left if _running(pid)], "a process the script started outlived the job"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

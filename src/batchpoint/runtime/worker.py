@@ -12,6 +12,7 @@ and so does the `azureml_user` package it lets scripts import (`user_modules/`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import importlib.util
@@ -33,6 +34,9 @@ from batchpoint.runtime.protocol import DONE, ERROR, INIT_FAILED, READY, STOP, r
 LOG_LEVELS = {"Info": logging.INFO, "Warning": logging.WARNING, "Debug": logging.DEBUG}
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+MAX_REAPING_ROUNDS = 1000
+"""A bound on `stop_descendants`' rounds (each kills the worker's children; their own children come next)."""
 PARENT_CHECK_SECONDS = 1.0
 STACK_DUMP_SIGNAL = signal.SIGUSR1
 """The executor sends it before killing a worker that timed out, to learn where `run()` was stuck."""
@@ -52,15 +56,20 @@ def main(read_fd: int, write_fd: int) -> None:
     script = initialize(config, replies, imports)
     serve(script, commands, replies, config["summary_only"], imports)
     call_shutdown(script)
+    stop_descendants()
 
 
 def die_with_parent(parent_pid: int) -> None:
     """Make sure this worker cannot outlive the server: an orphan must not keep running the script.
 
     On Linux the kernel kills us when the parent goes (PR_SET_PDEATHSIG); everywhere, a thread also watches
-    `os.getppid()`, and the first check covers a parent that died before the signal was armed."""
+    `os.getppid()`, and the first check covers a parent that died before the signal was armed. On Linux the worker
+    also adopts what its script's processes leave orphaned (PR_SET_CHILD_SUBREAPER): a process the script started in
+    a session of its own, or as a daemon, stays its descendant, which `stop_descendants` and the executor stop."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="batchpoint-parent-watch", daemon=True).start()
@@ -287,6 +296,33 @@ def call_shutdown(script: ModuleType) -> None:
         shutdown()
     except BaseException:  # noqa: BLE001 - a failing shutdown() is logged; the worker exits anyway
         traceback.print_exc()
+
+
+def stop_descendants() -> None:
+    """Kill what the script started and left running, as the job ends: each child of this worker, round after
+    round, since the children of a killed one are this worker's next (it adopts orphans). Without it, a process the
+    script started in a session of its own outlived the job (killing the worker's session missed it)."""
+    for _ in range(MAX_REAPING_ROUNDS):
+        children = children_of("self")
+        if not children:
+            return
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
+def children_of(pid: int | str) -> list[int]:
+    """The children of process `pid` ("self": this one; of each of its threads), from /proc, whose only entry the
+    sandbox lets a worker read is its own. Empty where there is no /proc, or no such process."""
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as children:
+                pids += [int(child) for child in children.read().split()]
+    return pids
 
 
 def _exit_now(code: int) -> NoReturn:
