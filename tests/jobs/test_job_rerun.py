@@ -91,3 +91,69 @@ def test_a_canceled_job_reruns_what_never_ran(server: Server, tmp_path: Path) ->
     assert canceled["properties"]["status"] == "Canceled"
     assert rerun["properties"]["status"] == "Completed"
     assert rerun["properties"]["progress"]["items"]["total"] == 40 - done
+
+
+LINE_BREAKING = ("x\ny.txt", "x\nz.txt", "win\rfile.txt", "a\u2028b.txt", "v\x0bf\x0cg\x1ch\x85i\u2029.txt")
+"""File names holding each character str.splitlines() splits on, which once made a rerun fail or lose files."""
+ODD_SCRIPT = """
+import os
+
+def run(mini_batch):
+    names = [os.path.basename(path) for path in mini_batch]
+    if {broken} and names != ["plain.txt"]:
+        raise ValueError("cannot score these")
+    return [name.encode("unicode_escape").decode() for name in names]
+"""
+
+
+def test_rerun_failed_runs_every_failed_file_whatever_line_breaks_its_name_holds(
+    server: Server, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "in"
+    (inputs / "sub\ndir").mkdir(parents=True)
+    names = ["plain.txt", '"quoted.txt', *LINE_BREAKING]
+    for name in names:
+        (inputs / name).write_text("1\n")
+    (inputs / "sub\ndir" / "x\ny.txt").write_text("1\n")  # the same name again, in a folder with a line break
+    with server.client() as http:
+        script = ODD_SCRIPT.format(broken=True)
+        deploy_script(http, tmp_path, "odd-ep", "main", script, miniBatchSize=1, retrySettings={"maxRetries": 0})
+        first = wait_for_job(http, invoke(http, "odd-ep", str(inputs)).json()["name"])
+        assert first["properties"]["progress"]["items"] == {"total": 8, "succeeded": 1, "failed": 7}
+        deploy_script(http, tmp_path, "odd-ep", "main", ODD_SCRIPT.format(broken=False), miniBatchSize=1)
+
+        answer = http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V)
+
+        assert answer.status_code == 200, answer.text
+        rerun = wait_for_job(http, answer.json()["name"])["properties"]
+    assert rerun["status"] == "Completed" and rerun["progress"]["items"] == {"total": 7, "succeeded": 7, "failed": 0}
+    rerun_names = [*names[1:], "x\ny.txt"]  # the folder's file comes after the top level's, in input order
+    escaped = [name.encode("unicode_escape").decode() for name in rerun_names]
+    assert sorted(predictions(server.home, answer.json()["name"])) == sorted(escaped)
+
+
+def test_a_rerun_that_cannot_link_its_input_answers_why_and_leaves_no_folder(server: Server, tmp_path: Path) -> None:
+    """A failed file whose path fits the system's limit where it is, but not under the rerun's input folder (a
+    longer path): the rerun fails after linking the files before it, and removes what it made."""
+    inputs, length = tmp_path / "in", 4080  # at most 4095 (PATH_MAX), and over it under <home>/jobs/<job>/input
+    deep = inputs / "b"
+    while len(str(deep)) + 251 < length:
+        deep /= "d" * 200
+    deep.mkdir(parents=True)
+    long_name = "f" * (length - len(str(deep)) - 1)
+    (inputs / "a.txt").write_text("1\n")
+    (deep / long_name).write_text("1\n")
+    with server.client() as http:
+        script = SCRIPT.format(broken=True, bad={"a.txt", long_name})
+        deploy_script(http, tmp_path, "deep-ep", "main", script, miniBatchSize=1, retrySettings={"maxRetries": 0})
+        first = wait_for_job(http, invoke(http, "deep-ep", str(inputs)).json()["name"])
+        assert first["properties"]["progress"]["items"] == {"total": 2, "succeeded": 0, "failed": 2}
+        folders_before = sorted((server.home / "jobs").glob("*"))
+        jobs_before = http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"]
+
+        answer = http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V)
+
+        assert answer.status_code == 400, answer.text
+        assert "File name too long" in answer.json()["error"]["message"]
+        assert sorted((server.home / "jobs").glob("*")) == folders_before
+        assert http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"] == jobs_before

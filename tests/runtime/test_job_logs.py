@@ -4,13 +4,14 @@ fails."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batchpoint.runtime.layout import README_TEXT, LogLayout
 from batchpoint.runtime.perf import NODE_COLUMNS
-from batchpoint.runtime.report import Counts, ProgressOverview
+from batchpoint.runtime.report import Counts, ProgressOverview, read_failed_items
 from tests.runtime.conftest import Kit, lines, report
 
 RAISES_ON_BAD = """
@@ -134,6 +135,27 @@ def test_an_exception_whose_message_spans_lines_is_named_by_its_class_and_first_
     assert "(exception in process000 on node 0" in kit.log("user_logs/std_log.txt")
     assert "): ValueError: bad thing Details: logs/user/error/0/process000.txt" in kit.log("user_logs/std_log.txt")
     assert "KeyError: 'model'" in kit.log("job_error.txt")  # the chained traceback is kept whole
+
+
+def test_failed_items_lists_a_name_a_line_and_quotes_those_holding_a_line_break(kit: Kit) -> None:
+    """A name holding a line break (any that str.splitlines() splits on) is a JSON string on its line, and the
+    list reads back exactly. Before, `x\\ny.txt` spanned two lines and read back as two names (its job's rerun
+    failed), and `win\\rfile.txt` as `win` and `file.txt` (the rerun lost it)."""
+    odd = ["x\ny.txt", "win\rfile.txt", "a\u2028b.txt", "v\x0bf\x0cg\x1ch\x1di\x1ej\x85k\u2029.txt"]
+    plain = ["plain.txt", "ü.txt", '"q.txt', os.fsdecode(b"caf\xe9.txt")]
+    kit.inputs(*plain[:3], *odd)
+    (kit.input_dir / plain[3]).write_text("bytes not UTF-8 in its name")
+    kit.script("def run(mini_batch):\n    raise ValueError('no')\n")
+
+    kit.run(max_retries=0, mini_batch_size=1)
+
+    listed = (kit.output_dir / "logs" / "failed_items.txt").read_text(errors="surrogateescape")
+    paths = sorted(str(kit.input_dir / name) for name in [*plain, *odd])
+    assert read_failed_items(kit.spec()) == paths
+    assert listed.splitlines() == listed.split("\n")[:-1]  # each line ends with "\\n", whatever reads them
+    assert {str(kit.input_dir / name) for name in plain} < set(listed.splitlines())  # as they are
+    assert f'"{kit.input_dir}/x\\ny.txt"' in listed.splitlines()
+    assert f'"{kit.input_dir}/v\\u000bf\\fg\\u001ch\\u001di\\u001ej\\u0085k\\u2029.txt"' in listed.splitlines()
 
 
 def test_a_job_whose_init_fails_names_it_and_runs_no_mini_batch(kit: Kit) -> None:

@@ -514,14 +514,19 @@ class Jobs(OnResources):
         endpoint_id = f"{workspace_id}/batchEndpoints/{tags['azureml.endpointname']}"
         name = f"batchjob-{uuid.uuid4()}"
         folder = self.planner.jobs_root / name / "input"
-        link_inputs(folder, spec.input_paths, failed)
         request = InvokeProperties(
             name=name,
             inputData={"failed": JobInput(jobInputType="UriFolder", uri=str(folder))},
             properties={"batchpoint.rerunOf": job.name},
         )
         source = Location(uri=str(folder), protocol="file", path=str(folder), writable=False)
-        try:
+        try:  # a rerun that fails leaves no folder behind, whether linking or invoking failed
+            try:
+                link_inputs(folder, spec.input_paths, failed)
+            except OSError as error:
+                raise bad_request(
+                    f"Could not link the files to run again in '{folder}': {error}", "UserError"
+                ) from None
             return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source)
         except Exception:
             shutil.rmtree(folder.parent, ignore_errors=True)

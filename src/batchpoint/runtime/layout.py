@@ -153,6 +153,7 @@ The files
   job_result.txt, job_error.txt                See above.
   failed_items.txt                             The input files of the mini-batches that failed on every try or
                                                never ran: what `batchpoint jobs rerun JOB --failed` runs again.
+                                               A path a line; one holding a line break is a JSON string.
   sys/master_role.txt                          The coordinator's view: the job starting or resuming, settings the
                                                runtime does not act on, workers that failed to start or were lost,
                                                workers that share a GPU, how the job ended.

@@ -4,7 +4,9 @@ while the job runs (Decision 14; the layout is Azure's, `layout.py`), among them
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,8 +233,9 @@ class JobLogs:
         self._overview.write(f"The job ended: {outcome.status}. See job_result.txt.")
 
     def failed_items(self, files: list[str]) -> None:
-        """Write `failed_items.txt`: the files of the mini-batches that failed on every try or never ran."""
-        self._write_whole(FAILED_ITEMS, "".join(f"{path}\n" for path in files), errors="surrogateescape")
+        """Write `failed_items.txt`: the files of the mini-batches that failed on every try or never ran, one a
+        line (`failed_item_line`)."""
+        self._write_whole(FAILED_ITEMS, "".join(map(failed_item_line, files)), errors="surrogateescape")
 
     def _append_error(self, path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,13 +306,32 @@ def _read(path: Path) -> str | None:
         return None
 
 
+LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+"""What str.splitlines() splits on, which an editor or a terminal may show as a line break too."""
+QUOTE = '"'
+UNESCAPED_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""The line breaks json.dumps leaves as they are (it escapes only the ASCII control characters)."""
+
+
+def failed_item_line(path: str) -> str:
+    """One line of `failed_items.txt`: the path as it is; or, when it holds a line break or starts with a quote
+    (which an absolute path never does), the path as a JSON string, so that no name spans lines or is misread."""
+    if not LINE_BREAKS.search(path) and not path.startswith(QUOTE):
+        return f"{path}\n"
+    return f"{json.dumps(path, ensure_ascii=False).translate(UNESCAPED_BREAKS)}\n"
+
+
 def read_failed_items(spec: JobSpec) -> list[str]:
-    """The files `JobLogs.failed_items` wrote for an ended job; empty when none failed."""
+    """The files `JobLogs.failed_items` wrote for an ended job, exactly; empty when none failed. The lines end
+    with "\\n" only (no name holds a line break unquoted), and a line starting with a quote is a JSON string."""
     try:
         text = (spec.logs_dir / FAILED_ITEMS).read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return []
-    return text.splitlines()
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [json.loads(line) if line.startswith(QUOTE) else line for line in lines]
 
 
 def describe_counts(counts: Counts) -> str:
