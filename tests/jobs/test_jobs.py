@@ -326,6 +326,24 @@ def test_run_details_link_every_log_file(job_server: Server, inputs: Path) -> No
     )
 
 
+def test_a_workers_last_line_without_a_newline_reaches_the_streamed_log(job_server: Server, data_root: Path) -> None:
+    """What `jobs.stream` prints: before, `last words without newline` stayed in the worker's stdout file only."""
+    script = (
+        "import sys\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    print('line one')\n"
+        "    sys.stdout.write('last words without newline')\n    return mini_batch\n"
+    )
+    with job_server.client() as client:
+        deploy_script(client, data_root, "unended", "main", script)
+        name = invoke(client, "unended", str(write_inputs(data_root / "one", 1))).json()["name"]
+        assert wait_for_job(client, name)["properties"]["status"] == "Completed"
+        details = client.get(f"{job_server.base_url}/history/v1.0{WORKSPACE_ID}/runs/{name}/details").json()
+        stdout = client.get(details["logFiles"]["user/stdout/0/process000.stdout.txt"]).text
+        streamed = client.get(details["logFiles"]["user_logs/std_log.txt"]).text.splitlines()
+    assert stdout == "line one\nlast words without newline"
+    printed = [line for line in streamed if line.startswith("[0/process000.stdout] ")]
+    assert printed == ["[0/process000.stdout] line one", "[0/process000.stdout] last words without newline"]
+
+
 def test_jobs_are_listed_per_endpoint_and_per_deployment(job_server: Server, inputs: Path) -> None:
     mfe = f"{job_server.base_url}/mferp/managementfrontend{WORKSPACE_ID}/batchEndpoints"
     dataplane = {"api-version": "2020-09-01-dataplanepreview"}

@@ -41,15 +41,16 @@ class StreamLog:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._append("".join(f"{stamp} {line}\n" for line in text.rstrip("\n").splitlines()))
 
-    def collect(self) -> None:
-        """Copy the complete lines the sources gained since the last collection, each prefixed with its label."""
+    def collect(self, final: bool = False) -> None:
+        """Copy the complete lines the sources gained since the last collection, each prefixed with its label; the
+        `final` collection, once the writers have stopped, copies a last line without a newline too, as a line."""
         for label, source in self._sources().items():
-            chunk = self._new_lines(source)
+            chunk = self._new_lines(source, final)
             if chunk:
                 lines = chunk.decode("utf-8", errors="replace").splitlines()
                 self._append("".join(f"[{label}] {line}\n" for line in lines))
 
-    def _new_lines(self, source: Path) -> bytes:
+    def _new_lines(self, source: Path, final: bool) -> bytes:
         offset = self._offsets.get(source, 0)
         try:
             with open(source, "rb") as file:
@@ -57,7 +58,7 @@ class StreamLog:
                 chunk = file.read(MAX_COPY_BYTES)
         except FileNotFoundError:
             return b""
-        whole = chunk[: chunk.rfind(b"\n") + 1] if len(chunk) < MAX_COPY_BYTES else chunk
+        whole = chunk if final or len(chunk) == MAX_COPY_BYTES else chunk[: chunk.rfind(b"\n") + 1]
         self._offsets[source] = offset + len(whole)
         return whole
 
@@ -69,7 +70,8 @@ class StreamLog:
 
 @contextmanager
 def followed(log: StreamLog, interval: float = COLLECT_SECONDS) -> Iterator[StreamLog]:
-    """Collect ``log``'s sources every ``interval`` seconds on a thread, and once more at the end."""
+    """Collect ``log``'s sources every ``interval`` seconds on a thread, and a final time at the end (the job's
+    processes have stopped writing: what they left without a newline is copied too)."""
     stop = threading.Event()
 
     def follow() -> None:
@@ -83,4 +85,4 @@ def followed(log: StreamLog, interval: float = COLLECT_SECONDS) -> Iterator[Stre
     finally:
         stop.set()
         thread.join()
-        log.collect()
+        log.collect(final=True)
