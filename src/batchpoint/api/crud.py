@@ -31,6 +31,7 @@ from batchpoint.api.responses import accepted_response, arm_json, put_response, 
 from batchpoint.api.routing import routes
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.ids import PROVIDER
+from batchpoint.arm.mutability import CreateOnlyFields
 from batchpoint.arm.registry import ListSelection, ResourceType, Verb
 from batchpoint.arm.resources import Resources
 
@@ -165,8 +166,11 @@ def _add_get(router: APIRouter, resource_type: ResourceType) -> None:
 
 
 def _add_put(router: APIRouter, resource_type: ResourceType) -> None:
+    create_only = CreateOnlyFields.of_resource(resource_type.wire.model)
+
     def long_running(ctx: RequestContext, service: Any, resource_id: str, body: BaseModel) -> Response:
         request = body.model_dump(mode="json", exclude=SERVER_FIELDS)
+        request["properties"] = create_only.unsent(getattr(body, "properties", None), request["properties"])
         return put_response(ctx, service.put(ctx, resource_id, request))
 
     def synchronous(ctx: RequestContext, service: Any, resource_id: str, body: BaseModel) -> Response:

@@ -108,7 +108,7 @@ class Services:
                     self.runner,
                     resource_type.type,
                     cast(ResourceKind, rules),
-                    CreateOnlyFields.of(resource_type.wire.model.model_fields["properties"].annotation),
+                    CreateOnlyFields.of_resource(resource_type.wire.model),
                 )
                 if resource_type.long_running
                 else cast(UpsertService, rules)

@@ -15,6 +15,7 @@ from tests.api.arm import (
 from tests.server import API, WORKSPACE_ID, Server
 
 V = {"api-version": API}
+CODE = {"properties": {"codeUri": "https://x/y"}}
 DEFAULTS = {
     "errorThreshold": -1,
     "loggingLevel": "Info",
@@ -146,3 +147,38 @@ def test_deleting_an_endpoint_deletes_its_deployments(server: Server) -> None:
         create_endpoint(client, "cascade")
         child = client.get(deployment_url("cascade", "child"), params=V)
     assert child.status_code == 404
+
+
+def test_create_only_fields_left_out_of_a_later_put_are_kept(server: Server) -> None:
+    """azure-ai-ml sends ``resources.properties: {}``; a later PUT without it, or without ``codeId`` or
+    ``instanceCount``, keeps what was stored, and ``{}`` is the same as no object."""
+    code_id = f"{WORKSPACE_ID}/codes/kept-code/versions/1"
+    sdk = deployment_body(
+        codeConfiguration={"codeId": code_id, "scoringScript": "score.py"},
+        resources={"instanceCount": 2, "properties": {}},
+    )
+    bare = deployment_body(codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 2})
+    with server.client() as client:
+        assert client.put(f"{WORKSPACE_ID}/codes/kept-code/versions/1", params=V, json=CODE).status_code in (200, 201)
+        put_and_wait(client, deployment_url("dep-ep", "kept"), sdk)
+        answers = []
+        for body in (
+            bare,
+            sdk,
+            deployment_body(description="new", codeConfiguration={"scoringScript": "score.py"}),
+            deployment_body(description="newer", resources={}),
+        ):
+            answer = client.put(deployment_url("dep-ep", "kept"), params=V, json=body)
+            answers.append(answer.status_code)
+            if "Azure-AsyncOperation" in answer.headers:
+                wait_for_operation(client, answer)
+        put_and_wait(client, deployment_url("dep-ep", "kept-bare"), bare)
+        with_empty = deployment_body(
+            codeConfiguration={"scoringScript": "score.py"}, resources={"instanceCount": 2, "properties": {}}
+        )
+        reverse = client.put(deployment_url("dep-ep", "kept-bare"), params=V, json=with_empty)
+        final = client.get(deployment_url("dep-ep", "kept"), params=V).json()["properties"]
+    assert answers == [200, 200, 200, 200], answers
+    assert reverse.status_code == 200, reverse.text
+    assert final["codeConfiguration"] == {"codeId": code_id, "scoringScript": "score.py"}
+    assert final["resources"]["instanceCount"] == 2 and final["description"] == "newer"
