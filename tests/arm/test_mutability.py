@@ -84,3 +84,32 @@ def test_a_nested_field_left_out_is_not_its_default() -> None:
     assert BAG.keep(requested, {"bag": {"count": 3}}) == {"bag": {"count": 3, "label": "y"}}
     explicit = BagProperties.model_validate({"bag": {"count": 1}})
     assert BAG.unsent(explicit, explicit.model_dump(mode="json")) == {"bag": {"count": 1, "label": None}}
+
+
+class Code(WireModel):
+    codeId: str | None = CreateOnly(default=None)
+    script: str = CreateOnly(default="score.py")
+
+
+class CodeProperties(WireModel):
+    code: Code | None = None
+
+
+CODE = CreateOnlyFields.of(CodeProperties | None)
+CODE_ID = (
+    "/subscriptions/0/resourceGroups/Local/providers/Microsoft.MachineLearningServices/workspaces/w/codes/c/versions/1"
+)
+
+
+def test_arm_ids_are_the_same_in_any_casing_and_other_values_are_not() -> None:
+    before = {"code": {"codeId": CODE_ID, "script": "score.py"}}
+    for spelling in (CODE_ID.lower(), CODE_ID.replace("/Local/", "/LOCAL/")):
+        kept = CODE.keep({"code": {"codeId": spelling, "script": "score.py"}}, before)
+        assert kept == before  # the stored spelling stays, so re-sending it changes nothing
+        CODE.check(before, {"code": {"codeId": spelling, "script": "score.py"}})
+    for changed in (
+        {"codeId": CODE_ID.replace("/1", "/2"), "script": "score.py"},
+        {"codeId": CODE_ID, "script": "Score.py"},
+    ):
+        with pytest.raises(ArmError):
+            CODE.check(before, {"code": changed})

@@ -5,7 +5,8 @@ in ``arm/wire.py``), and ``tests/arm/test_wire_format.py`` holds the models to t
 PUT follows them here (``arm/tracked.py``), so no type writes the rule again: a PUT that leaves out an object
 holding create-only fields keeps the stored one, one that leaves out a create-only field inside an object it sends
 keeps that field's stored value (not its default), and one that changes a create-only field is refused. An empty
-object is the same as none: azure-ai-ml sends ``resources.properties: {}`` (docs/management-plane.md, Requests).
+object is the same as none: azure-ai-ml sends ``resources.properties: {}``; ARM ids are the same in any casing
+(docs/management-plane.md, Requests).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from batchpoint.arm.errors import bad_request
 from batchpoint.arm.wire import MUTABILITY, models_in
 
 Path = tuple[str, ...]
+ARM_ID_START = "/subscriptions/"
 
 
 @dataclass(frozen=True)
@@ -55,21 +57,25 @@ class CreateOnlyFields:
 
     def keep(self, requested: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         """``requested``, with the stored value of each object holding create-only fields that it leaves out, and
-        of each create-only field it leaves out (or sends empty) inside an object it sends."""
+        of each create-only field it leaves out (or sends empty) inside an object it sends, or sends as the same ARM
+        id in another casing (so re-sending it is no change)."""
         kept = {path[0] for path in self.paths if requested.get(path[0]) is None and before.get(path[0]) is not None}
         requested = {**requested, **{name: before[name] for name in kept}}
-        nested = [
+        stored = [
             path
             for path in self.paths
-            if len(path) > 1
-            and _empty(_at(requested, path))
+            if isinstance(_at(requested, path[:-1]), dict)
             and not _empty(_at(before, path))
-            and isinstance(_at(requested, path[:-1]), dict)
+            and (
+                _empty(_at(requested, path))
+                or _at(requested, path) != _at(before, path)
+                and _same(before, requested, path)
+            )
         ]
-        if not nested:
+        if not stored:
             return requested
-        requested = _copy(requested, nested)
-        for path in nested:
+        requested = _copy(requested, stored)
+        for path in stored:
             _at(requested, path[:-1])[path[-1]] = _at(before, path)
         return requested
 
@@ -80,7 +86,7 @@ class CreateOnlyFields:
 
 
 def refuse_change(field: str, before: Any, after: Any) -> None:
-    if not (before == after or _empty(before) and _empty(after)):
+    if not same_value(before, after):
         raise bad_request(
             f"'{field}' can only be set when the resource is created (it is {before!r}); delete and recreate the "
             "resource to change it."
@@ -106,6 +112,18 @@ def _at(document: dict[str, Any], path: Path) -> Any:
     for name in path:
         value = value.get(name) if isinstance(value, dict) else None
     return value
+
+
+def same_value(before: Any, after: Any) -> bool:
+    """Whether a create-only field keeps its value: ARM resource ids (``/subscriptions/...``) are compared without
+    regard to case, as ARM matches them; ``{}`` is the same as none; anything else must be equal."""
+    if isinstance(before, str) and isinstance(after, str) and before.lower().startswith(ARM_ID_START):
+        return before.lower() == after.lower()
+    return before == after or _empty(before) and _empty(after)
+
+
+def _same(before: dict[str, Any], after: dict[str, Any], path: Path) -> bool:
+    return same_value(_at(before, path), _at(after, path))
 
 
 def _empty(value: Any) -> bool:

@@ -182,3 +182,31 @@ def test_create_only_fields_left_out_of_a_later_put_are_kept(server: Server) -> 
     assert reverse.status_code == 200, reverse.text
     assert final["codeConfiguration"] == {"codeId": code_id, "scoringScript": "score.py"}
     assert final["resources"]["instanceCount"] == 2 and final["description"] == "newer"
+
+
+def test_a_code_id_is_the_same_in_any_casing_and_short_form(server: Server) -> None:
+    """ARM ids are case-insensitive: an MLClient spelling the resource group otherwise can still update the
+    deployment. 'azureml:name:version' is stored as the ARM id azure-ai-ml sends for it."""
+    code_id = f"{WORKSPACE_ID}/codes/cased-code/versions/1"
+
+    def body(code: str, script: str = "score.py") -> dict:
+        return deployment_body(codeConfiguration={"codeId": code, "scoringScript": script})
+
+    with server.client() as client:
+        for version in ("1", "2"):
+            client.put(f"{WORKSPACE_ID}/codes/cased-code/versions/{version}", params=V, json=CODE).raise_for_status()
+        put_and_wait(client, deployment_url("dep-ep", "cased-code"), body(code_id))
+        same = [
+            client.put(deployment_url("dep-ep", "cased-code"), params=V, json=body(spelling))
+            for spelling in (code_id.lower(), code_id.replace("/resourceGroups/local/", "/resourceGroups/LOCAL/"))
+        ]
+        short = put_and_wait(client, deployment_url("dep-ep", "short-code"), body("azureml:cased-code:1")).json()
+        sdk = client.put(deployment_url("dep-ep", "short-code"), params=V, json=body(code_id))
+        other = client.put(deployment_url("dep-ep", "cased-code"), params=V, json=body(code_id[:-1] + "2"))
+        script = client.put(deployment_url("dep-ep", "cased-code"), params=V, json=body(code_id, "Score.py"))
+        stored = client.get(deployment_url("dep-ep", "cased-code"), params=V).json()["properties"]
+    assert [answer.status_code for answer in same] == [200, 200], same[0].text
+    assert short["properties"]["codeConfiguration"]["codeId"] == code_id
+    assert sdk.status_code == 200, sdk.text
+    assert other.status_code == 400 and script.status_code == 400
+    assert stored["codeConfiguration"]["codeId"] == code_id

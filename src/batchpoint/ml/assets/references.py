@@ -38,6 +38,18 @@ def resolve_version(store: Store, workspace_id: str, collection: str, reference:
     return version_id
 
 
+def version_id_of(store: Store, workspace_id: str, collection: str, reference: str) -> str:
+    """The ARM id a short reference (``azureml:name:version``, ``azureml:name@latest``, ``azureml:`` and an ARM id)
+    names in this workspace, or ``reference`` as it is when it is an ARM id already or names nothing found here (its
+    checks are left to `resolve_version`)."""
+    if reference.lower().startswith("/subscriptions/"):
+        return reference
+    try:
+        return _version_id(store, workspace_id, collection, reference.strip(), collection)
+    except ArmError:
+        return reference
+
+
 def load_version(store: Store, workspace_id: str, collection: str, reference: str, what: str) -> Resource:
     """The asset version a reference names, which must exist in this workspace (one read: `resolve_version`
     then `store.get` would read it twice)."""

@@ -14,7 +14,7 @@ from batchpoint.arm.ids import ArmPath, name_of
 from batchpoint.arm.mutability import refuse_change
 from batchpoint.arm.operations import Progress
 from batchpoint.arm.resources import check_duration
-from batchpoint.ml.assets.references import resolve_version
+from batchpoint.ml.assets.references import resolve_version, version_id_of
 from batchpoint.ml.components.pipelines import load_pipeline
 from batchpoint.ml.computes.rules import resolve_compute
 from batchpoint.ml.endpoints.environments import DeploymentEnvironments
@@ -164,7 +164,12 @@ class BatchDeploymentKind:
         configuration = properties.get("deploymentConfiguration")
         if configuration is not None:
             configuration.setdefault("settings", {})
-        compute = resolve_compute(self.store, ArmPath.parse(resource_id).workspace_id, properties.get("compute"))
+        workspace_id = ArmPath.parse(resource_id).workspace_id
+        code = properties.get("codeConfiguration")
+        if code and code.get("codeId"):  # one spelling, the ARM id azure-ai-ml sends for 'azureml:x:1' (create-only)
+            code_id = version_id_of(self.store, workspace_id, "codes", code["codeId"])
+            properties["codeConfiguration"] = {**code, "codeId": code_id}
+        compute = resolve_compute(self.store, workspace_id, properties.get("compute"))
         if properties.get("compute"):
             properties["compute"] = compute.id  # one spelling of the reference: 'azureml:x' and names become ids
         return properties
