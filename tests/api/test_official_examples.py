@@ -64,9 +64,13 @@ def json_type(value: Any) -> str:
 
 def assert_same_shape(expected: Any, actual: Any, where: str = "$") -> None:
     """Every key of the example is in the response with the same JSON type (free-form map keys such as
-    generated UUIDs are data, not schema, and are skipped)."""
+    generated UUIDs and identity ids are data, not schema, and are skipped)."""
     assert json_type(actual) == json_type(expected), f"{where}: {actual!r} is not a {json_type(expected)}"
-    if isinstance(expected, dict):
+    if isinstance(expected, dict) and where.endswith(".userAssignedIdentities"):  # keyed by ids: data, not schema
+        assert actual, f"{where}: empty"
+        for value in expected.values():
+            assert_same_shape(value, next(iter(actual.values())), f"{where}.*")
+    elif isinstance(expected, dict):
         for key, value in expected.items():
             if UUID.match(key):
                 continue
@@ -84,7 +88,20 @@ def send(client: httpx.Client, method: str, example: dict[str, Any], suffix: str
     query = {name: parameters[name] for name in QUERY_PARAMETERS if name in parameters}
     if query.get("$orderBy") == "string":
         query["$orderBy"] = "CreatedAtDesc"  # the example's placeholder; any value outside the documented set is a 400
-    return client.request(method, url, params=query, json=parameters.get("body"))
+    return client.request(method, url, params=query, json=with_identity_ids(parameters.get("body"), parameters))
+
+
+def with_identity_ids(body: Any, parameters: dict[str, Any]) -> Any:
+    """The body with the example's placeholder user-assigned identity ('string', beside type SystemAssigned) made
+    one that can be: keys are ARM ids of user-assigned identities and need a type naming UserAssigned
+    (docs/management-plane.md, Requests); the example's answer lists both kinds of identity."""
+    identity = (body or {}).get("identity") or {}
+    if list(identity.get("userAssignedIdentities") or {}) != ["string"]:
+        return body
+    group = f"/subscriptions/{parameters['subscriptionId']}/resourceGroups/{parameters['resourceGroupName']}"
+    user = f"{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/example"
+    identity = {**identity, "type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {user: {}}}
+    return {**body, "identity": identity}
 
 
 def add_sibling(client: httpx.Client, group: str) -> None:

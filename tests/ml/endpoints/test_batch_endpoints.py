@@ -189,3 +189,63 @@ def test_urls_in_a_read_name_the_host_the_request_named(server: Server) -> None:
         "http://alias-two.example",
         "http://alias-one.example:8443",
     ]
+
+
+IDENTITIES = f"/subscriptions/{WORKSPACE_ID.split('/')[2]}/resourceGroups/local/providers/Microsoft.ManagedIdentity"
+U1, U2 = f"{IDENTITIES}/userAssignedIdentities/u1", f"{IDENTITIES}/userAssignedIdentities/u2"
+BOTH = "SystemAssigned,UserAssigned"
+
+
+def test_identity_patches_follow_arm(server: Server) -> None:
+    """A PATCH's null removes that user-assigned identity and keeps the others (and their ids); type None clears
+    every identity; SystemAssigned alone has no user-assigned ones; a PUT sets the identity as sent."""
+
+    def patch(identity: dict) -> dict:
+        patched = client.patch(endpoint_url("identity"), params=V, json={"identity": identity})
+        assert patched.status_code == 202, patched.text
+        return wait_for_operation(client, patched).json()["identity"]
+
+    with server.client() as client:
+        create_endpoint(client, "identity")
+        both = patch({"type": BOTH, "userAssignedIdentities": {U1: {}, U2: {}}})
+        removed = patch({"type": BOTH, "userAssignedIdentities": {U1.upper(): None}})
+        system = patch({"type": "SystemAssigned"})
+        user = patch({"type": "UserAssigned", "userAssignedIdentities": {U1: {}}})
+        none = patch({"type": "None"})
+        put = put_and_wait(
+            client,
+            endpoint_url("identity"),
+            {**endpoint_body(), "identity": {"type": "UserAssigned", "userAssignedIdentities": {U2: {}}}},
+        ).json()["identity"]
+    assert set(both["userAssignedIdentities"]) == {U1, U2}
+    assert removed["userAssignedIdentities"] == {U2: both["userAssignedIdentities"][U2]}
+    assert removed["principalId"] == both["principalId"]
+    assert system == {"type": "SystemAssigned", "principalId": both["principalId"], "tenantId": both["tenantId"]}
+    assert user["type"] == "UserAssigned" and set(user["userAssignedIdentities"]) == {U1} and "principalId" not in user
+    assert none == {"type": "None"}
+    assert put["type"] == "UserAssigned" and set(put["userAssignedIdentities"]) == {U2}
+
+
+def test_identities_that_cannot_be_are_refused(server: Server) -> None:
+    refused = [
+        {"type": "UserAssigned"},
+        {"type": "UserAssigned", "userAssignedIdentities": {}},
+        {"type": "UserAssigned", "userAssignedIdentities": {"/u1": {}}},
+        {"type": BOTH, "userAssignedIdentities": {f"{IDENTITIES}/otherThings/u1": {}}},
+        {"type": "SystemAssigned", "userAssignedIdentities": {U1: {}}},
+    ]
+    with server.client() as client:
+        create_endpoint(client, "bad-identity")
+        patches = [
+            client.patch(endpoint_url("bad-identity"), params=V, json={"identity": identity}) for identity in refused
+        ]
+        puts = [
+            client.put(endpoint_url("bad-identity"), params=V, json={**endpoint_body(), "identity": identity})
+            for identity in refused
+        ]
+        last = client.patch(
+            endpoint_url("bad-identity"),
+            params=V,
+            json={"identity": {"type": "UserAssigned", "userAssignedIdentities": {U1: None}}},
+        )
+    assert [answer.status_code for answer in patches + puts + [last]] == [400] * 11, [a.text for a in patches + puts]

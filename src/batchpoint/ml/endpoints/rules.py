@@ -139,7 +139,7 @@ class BatchEndpointKind:
 
     def apply_patch(self, body: dict[str, Any], patch: dict[str, Any]) -> None:
         if patch.get("identity") is not None:
-            identity = resolve_identity(patch["identity"], body.get("identity"))
+            identity = resolve_identity(patch["identity"], body.get("identity"), patch=True)
             if identity:
                 body["identity"] = identity
 
