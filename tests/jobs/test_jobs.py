@@ -216,6 +216,28 @@ def test_an_output_file_name_the_job_keeps_its_own_files_under_is_refused(
     assert f"output_file_name cannot be '{name}'" in answer.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        ("P99999999999D", "is not a valid duration: it is too long (at most 999999999 days)."),
+        ("P1000000000D", "is not a valid duration: it is too long (at most 999999999 days)."),
+        ("PT99999999999999999999S", "is not a valid duration: it is too long (at most 999999999 days)."),
+        ("soon", "is not an ISO-8601 duration (e.g. 'PT30S')."),
+        ("P1M", "must be a positive duration in days, hours, minutes or seconds."),
+    ],
+)
+def test_an_invoke_timeout_that_is_no_usable_duration_is_a_400_naming_it(
+    job_server: Server, inputs: Path, timeout: str, message: str
+) -> None:
+    """Before, a duration too long for isodate was a 500 (OverflowError)."""
+    with job_server.client() as client:
+        response = invoke(client, "echo", str(inputs), retrySettings={"timeout": timeout})
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error": {"code": "BadRequest", "message": f"retrySettings.timeout '{timeout}' {message}"}
+    }
+
+
 def test_a_chosen_output_folder_is_used_and_never_overwritten(
     job_server: Server, inputs: Path, data_root: Path
 ) -> None:

@@ -11,14 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import isodate
-
 from batchpoint import runtime as runtime_package
 from batchpoint.arm.context import RequestContext
 from batchpoint.arm.errors import bad_request, conflict
 from batchpoint.arm.ids import JOB_TYPE, ArmPath
 from batchpoint.arm.paging import Page, Position, fetch_page
-from batchpoint.arm.resources import OnResources, Resources, new_version
+from batchpoint.arm.resources import OnResources, Resources, duration_seconds, new_version
 from batchpoint.jobs.pipelines.planner import (
     PipelinePlanner,
     child_rows,
@@ -163,7 +161,7 @@ class JobPlanner(OnResources):
                 instance_count=instances or settings.instance_count,
                 max_concurrency_per_instance=settings.max_concurrency_per_instance,
                 max_retries=_first_set(retry.maxRetries, settings.max_retries),
-                timeout_seconds=_seconds(_first_set(retry.timeout, settings.timeout)),
+                timeout_seconds=duration_seconds("retrySettings.timeout", _first_set(retry.timeout, settings.timeout)),
                 init_timeout_seconds=float(variables.get(INIT_TIMEOUT_VARIABLE) or DEFAULT_INIT_TIMEOUT_SECONDS),
                 resource_monitor_seconds=float(
                     variables.get(RESOURCE_MONITOR_VARIABLE) or DEFAULT_RESOURCE_MONITOR_SECONDS
@@ -329,13 +327,6 @@ def _local(location: Location, what: str) -> Path:
 
 def _first_set(*values: Any) -> Any:
     return next(value for value in values if value is not None)
-
-
-def _seconds(duration: str) -> float:
-    try:
-        return isodate.parse_duration(duration).total_seconds()
-    except (isodate.ISO8601Error, AttributeError, TypeError, ValueError):
-        raise bad_request(f"retrySettings.timeout '{duration}' is not an ISO-8601 duration such as 'PT30S'.") from None
 
 
 def model_job_io(job_name: str, request: InvokeProperties, data: DataInput) -> dict[str, Any]:

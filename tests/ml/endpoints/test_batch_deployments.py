@@ -119,6 +119,28 @@ def test_invalid_bodies_get_400_naming_the_field(server: Server, properties: dic
     assert field in response.json()["error"]["message"]
 
 
+TOO_LONG = ["P99999999999D", "P1000000000D", "PT99999999999999999999S"]
+
+
+@pytest.mark.parametrize("timeout", TOO_LONG)
+def test_a_timeout_too_long_for_a_duration_is_a_400_naming_it(server: Server, timeout: str) -> None:
+    """Before, a 500: isodate's OverflowError ("Python int too large to convert to C int")."""
+    with server.client() as client:
+        response = client.put(
+            deployment_url("dep-ep", "long"), params=V, json=deployment_body(retrySettings={"timeout": timeout})
+        )
+        missing = client.get(deployment_url("dep-ep", "long"), params=V)
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error": {
+            "code": "BadRequest",
+            "message": f"retrySettings.timeout '{timeout}' is not a valid duration: it is too long (at most "
+            "999999999 days).",
+        }
+    }
+    assert missing.status_code == 404
+
+
 def test_location_is_required(server: Server) -> None:
     with server.client() as client:
         response = client.put(deployment_url("dep-ep", "nowhere"), params=V, json={"properties": {}})
