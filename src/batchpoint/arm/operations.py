@@ -126,13 +126,21 @@ class OperationRunner:
         except TakenOver:
             raise
         except Exception as error:  # the operation must end, whatever its work raised, unless it was interrupted
-            if self._stopping.is_set() or is_transient(error):
+            if self.runs_again(error):
                 return False
             log.exception("operation %s failed", operation_id)
             self._finish(operation, ArmError(500, "InternalError", "The operation failed; see the server's log."))
         else:
             self._finish(operation, None)
         return True
+
+    def runs_again(self, error: Exception) -> bool:
+        """Whether work that raised `error` was interrupted (the server stopping, a transient fault, another
+        process taking it over) and will run again; else its operation ends Failed with the error (an ArmError's,
+        or InternalError)."""
+        if isinstance(error, ArmError):
+            return False
+        return isinstance(error, TakenOver) or self._stopping.is_set() or is_transient(error)
 
     def _report(self, operation: Operation, detail: dict[str, Any]) -> None:
         operation.detail = detail

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from batchpoint.arm.context import RequestContext
-from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.arm.errors import bad_request
 from batchpoint.arm.identity import resolve_identity
 from batchpoint.arm.mutability import CreateOnlyFields
 from batchpoint.arm.operations import OperationRunner, Progress
@@ -134,8 +134,9 @@ class TrackedResources(OnResources):
             return
         try:
             self.kind.provision(resource, progress)
-        except ArmError:
-            self._set_state(resource, FAILED)
+        except Exception as error:  # whatever it was, the resource fails with its operation (not left Creating)
+            if not self.runner.runs_again(error):
+                self._set_state(resource, FAILED)
             raise
         self._set_state(resource, SUCCEEDED)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from batchpoint.store import open_store
 from tests.api.arm import (
     create_endpoint,
     deployment_body,
@@ -12,7 +15,7 @@ from tests.api.arm import (
     put_and_wait,
     wait_for_operation,
 )
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, running
 
 V = {"api-version": API}
 CODE = {"properties": {"codeUri": "https://x/y"}}
@@ -60,6 +63,33 @@ def test_missing_model_fails_provisioning_with_a_reason(server: Server) -> None:
     assert status["status"] == "Failed"
     assert "nope" in status["error"]["message"] and status["error"]["code"]
     assert deployment["properties"]["provisioningState"] == "Failed"
+
+
+def test_a_provisioning_that_fails_unexpectedly_fails_the_deployment_not_leaves_it_creating(tmp_path: Path) -> None:
+    """A model version the server cannot read (stored by an earlier server that took a number for its modelType)
+    makes provisioning raise an AttributeError. Before, the operation failed but the deployment read `Creating` until
+    its next PUT, and its invokes were refused."""
+    model = f"{WORKSPACE_ID}/models/odd/versions/1"
+    with running(tmp_path) as server, server.client() as client:
+        create_endpoint(client, "odd-ep")
+        assert client.put(model, params=V, json={"properties": {"modelType": "custom_model"}}).status_code == 201
+    store = open_store(f"sqlite:///{tmp_path / 'batchpoint.db'}")
+    stored = store.get(model)
+    assert stored is not None
+    stored.body["properties"]["modelType"] = 5
+    store.update(stored)
+    store.close()
+
+    body = deployment_body(model={"referenceType": "Id", "assetId": "azureml:odd:1"})
+    with running(tmp_path) as server, server.client() as client:
+        created = client.put(deployment_url("odd-ep", "odd"), params=V, json=body)
+        status = wait_for_operation(client, created).json()
+        failed = client.get(deployment_url("odd-ep", "odd"), params=V).json()
+        fixed = put_and_wait(client, deployment_url("odd-ep", "odd"), deployment_body()).json()
+    assert status["status"] == "Failed"
+    assert status["error"] == {"code": "InternalError", "message": "The operation failed; see the server's log."}
+    assert failed["properties"]["provisioningState"] == "Failed"
+    assert fixed["properties"]["provisioningState"] == "Succeeded"
 
 
 def test_create_only_fields_cannot_change(server: Server) -> None:
