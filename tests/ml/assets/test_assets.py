@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.arm import create_compute, create_endpoint, deployment_body, deployment_url, put_and_wait
 from tests.server import API, WORKSPACE_ID, Server
 
@@ -62,3 +64,31 @@ def test_list_view_type_is_taken_and_every_container_listed(server: Server) -> N
         archived = client.get(f"{WORKSPACE_ID}/data", params={**V, "listViewType": "ArchivedOnly"})
     assert archived.status_code == 200
     assert "viewed" in [item["name"] for item in archived.json()["value"]]
+
+
+@pytest.mark.parametrize(
+    ("collection", "properties", "field"),
+    [
+        ("models", {"modelType": 5}, "modelType"),
+        ("models", {"modelUri": ["azureml://datastores/x/paths/m"]}, "modelUri"),
+        ("models", {"description": {"a": 1}}, "description"),
+        ("environments", {"condaFile": 5}, "condaFile"),
+        ("environments", {"image": True}, "image"),
+        ("codes", {"codeUri": 5}, "codeUri"),
+        ("data", {"dataUri": 5}, "dataUri"),
+        ("components", {"isArchived": [1]}, "isArchived"),
+    ],
+)
+def test_a_version_field_the_spec_types_as_a_string_refuses_another_type(
+    server: Server, collection: str, properties: dict[str, object], field: str
+) -> None:
+    """Before, the version was stored (201), and a deployment of it failed with an InternalError (AttributeError:
+    'int' object has no attribute 'lower', or 'read')."""
+    url = f"{WORKSPACE_ID}/{collection}/typed/versions/1"
+    with server.client() as client:
+        refused = client.put(url, params=V, json={"properties": properties})
+        missing = client.get(url, params=V)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "InvalidRequestContent"
+    assert f"properties.{field}: " in refused.json()["error"]["message"]
+    assert missing.status_code == 404

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Query
 
 from batchpoint.arm.registry import CHILD_NAME_PATTERN, Names, Operations, ResourceType, Verb, Wire
-from batchpoint.ml.assets.wire import AssetContainer, AssetList, AssetVersion
+from batchpoint.ml.assets.wire import AssetContainer, AssetList, version_model
 from batchpoint.ml.workspaces.resource_types import WORKSPACES
 
 CONTAINER_NAMES = Names(pattern=CHILD_NAME_PATTERN, min_length=1, max_length=255)
@@ -48,7 +48,7 @@ def asset_types(collection: str) -> tuple[ResourceType, ResourceType]:
         operations=Operations(
             f"{kind}Versions", "Version", tag="Assets", verbs=frozenset({Verb.LIST, Verb.PUT, Verb.DELETE})
         ),
-        wire=Wire(AssetVersion, page=AssetList),
+        wire=Wire(version_model(kind, collection), page=AssetList),
         names=VERSION_NAMES,
         list_query={"list_view_type": ListViewType, "hash": Hash, "hash_version": HashVersion},
     )
