@@ -92,3 +92,29 @@ def test_a_version_field_the_spec_types_as_a_string_refuses_another_type(
     assert refused.json()["error"]["code"] == "InvalidRequestContent"
     assert f"properties.{field}: " in refused.json()["error"]["message"]
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("collection", ["models", "environments", "codes"])
+def test_a_containers_read_only_versions_are_the_servers_whatever_a_client_sends(
+    server: Server, collection: str
+) -> None:
+    """latestVersion and nextVersion are readOnly in the spec. Before, a container PUT stored what it sent: with
+    nextVersion 'abc' the next version PUT was a 500 (and the version was saved anyway), and with latestVersion '99'
+    `versions/azureml_default` was a 404."""
+    container = f"{WORKSPACE_ID}/{collection}/read-only"
+    with server.client() as client:
+        created = client.put(container, params=V, json={"properties": {"nextVersion": "abc", "latestVersion": "99"}})
+        version = client.put(f"{container}/versions/1", params=V, json={"properties": {"description": "one"}})
+        updated = client.put(
+            container, params=V, json={"properties": {"description": "c", "nextVersion": "7", "latestVersion": "99"}}
+        )
+        default = client.get(f"{container}/versions/azureml_default", params=V)
+    assert created.status_code == 201
+    assert "nextVersion" not in created.json()["properties"]
+    assert "latestVersion" not in created.json()["properties"]
+    assert version.status_code == 201, version.text
+    assert updated.status_code == 200
+    assert updated.json()["properties"]["description"] == "c"
+    assert updated.json()["properties"]["nextVersion"] == "2"
+    assert updated.json()["properties"]["latestVersion"] == "1"
+    assert default.status_code == 200 and default.json()["properties"]["description"] == "one"

@@ -20,10 +20,19 @@ DEFAULT_VERSION = "azureml_default"
 VERSION_DEFAULTS: dict[str, Any] = {"isAnonymous": False, "isArchived": False, "tags": {}, "properties": {}}
 MUTABLE_FIELDS = frozenset({"description", "tags", "isArchived", "stage", "provisioningState"})
 """What Azure lets a registered version change; everything else is its definition, fixed once registered."""
+CONTAINER_READ_ONLY = frozenset({"latestVersion", "nextVersion", "provisioningState"})
+"""A container's properties that the server sets (readOnly in the spec): what a client sends for them is ignored,
+as Azure does."""
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "models": {"flavors": {}, "modelType": "custom_model"},
     "data": {"dataType": "uri_folder"},
 }
+
+
+def _number(version: Any) -> int | None:
+    """A version's number; None for a version that is no number (``v2``, or what a container stored when clients
+    could still set its ``nextVersion``)."""
+    return int(version) if isinstance(version, str) and version.isascii() and version.isdecimal() else None
 
 
 def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
@@ -64,7 +73,10 @@ class AssetContainers(OnResources):
     def put(self, ctx: RequestContext, container_id: str, body: dict[str, Any]) -> Upserted:
         self.resources.require(parent_of(container_id))
         existing = self.store.get(container_id)
-        properties = {**(existing.body["properties"] if existing else {}), **(body.get("properties") or {})}
+        requested = {
+            name: value for name, value in (body.get("properties") or {}).items() if name not in CONTAINER_READ_ONLY
+        }
+        properties = {**(existing.body["properties"] if existing else {}), **requested}
         properties.setdefault("isArchived", False)
         properties["provisioningState"] = "Succeeded"
         resource = new_version(
@@ -137,9 +149,9 @@ class AssetVersions(OnResources):
         def record(current: Resource) -> None:
             properties = current.body["properties"]
             properties["latestVersion"] = version
-            following = int(version) + 1 if version.isdigit() else None
-            if following is not None and following > int(properties.get("nextVersion") or 0):
-                properties["nextVersion"] = str(following)
+            number = _number(version)
+            if number is not None and number + 1 > (_number(properties.get("nextVersion")) or 0):
+                properties["nextVersion"] = str(number + 1)
 
         modify(self.store, container.id, record)
 
