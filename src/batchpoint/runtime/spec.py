@@ -107,8 +107,8 @@ class JobSpec:
             instance_count=self.instance_count,
             max_concurrency_per_instance=self.max_concurrency_per_instance,
             environment_variables=self.environment_variables,
+            max_retries=self.max_retries,
         )
-        _check_at_least("max_retries", self.max_retries, 0)
         _check_at_least("error_threshold", self.error_threshold, -1)
         _check_positive("timeout_seconds", self.timeout_seconds)
         _check_positive("init_timeout_seconds", self.init_timeout_seconds)
@@ -156,6 +156,7 @@ def check_deployment_settings(
     instance_count: int = 1,
     max_concurrency_per_instance: int = 1,
     environment_variables: Mapping[str, str | None] | None = None,
+    max_retries: int = 0,
 ) -> None:
     """The settings a deployment writes that no job could run with (a ValueError naming the first, by its
     azure-ai-ml name): its PUT is refused for them, and a job of one stored before is refused at invoke."""
@@ -163,6 +164,7 @@ def check_deployment_settings(
     _check_at_least("mini_batch_size", mini_batch_size, 1)
     _check_at_least("instance_count", instance_count, 1)
     _check_at_least("max_concurrency_per_instance", max_concurrency_per_instance, 1)
+    _check_at_least("max_retries", max_retries, 0)
     for name, value in (environment_variables or {}).items():
         if not name or "=" in name or "\0" in name:
             raise ValueError(f"environment variable name {name!r} is not valid: it is empty or has '=' or NUL")

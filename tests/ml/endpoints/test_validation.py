@@ -116,9 +116,19 @@ def test_endpoints_and_deployments_named_before_the_rules_keep_working(tmp_path:
 
 
 UNRUNNABLE = [
-    ({"miniBatchSize": 0}, "mini_batch_size must be at least 1, not 0"),
-    ({"maxConcurrencyPerInstance": 0}, "max_concurrency_per_instance must be at least 1, not 0"),
-    ({"resources": {"instanceCount": 0}}, "instance_count must be at least 1, not 0"),
+    ({"miniBatchSize": 0}, "mini_batch_size must be at least 1, not 0 (properties.miniBatchSize)."),
+    (
+        {"maxConcurrencyPerInstance": 0},
+        "max_concurrency_per_instance must be at least 1, not 0 (properties.maxConcurrencyPerInstance).",
+    ),
+    (
+        {"resources": {"instanceCount": 0}},
+        "instance_count must be at least 1, not 0 (properties.resources.instanceCount).",
+    ),
+    (
+        {"retrySettings": {"maxRetries": -1}},
+        "max_retries must be at least 0, not -1 (properties.retrySettings.maxRetries).",
+    ),
     ({"outputFileName": "results/predictions.csv"}, "output_file_name must be a plain file name"),
     ({"outputFileName": ".."}, "output_file_name must be a plain file name"),
     ({"outputFileName": ""}, "output_file_name must be a plain file name, not ''"),
@@ -135,8 +145,9 @@ UNRUNNABLE = [
 def test_settings_no_job_could_run_with_are_a_400_naming_them_on_create_and_on_update(
     server: Server, settings: dict[str, object], message: str
 ) -> None:
-    """Before, such a deployment was `Succeeded` and each invoke was refused, or (for an environment variable) each
-    job's workers died in their start with "exited with code 1 during init()"."""
+    """Before, such a deployment was `Succeeded` and each invoke was refused (`maxRetries` -1 until this test named
+    it, "The job cannot run with these settings: max_retries must be at least 0, not -1"), or (for an environment
+    variable) each job's workers died in their start with "exited with code 1 during init()"."""
     with server.client() as client:
         put_and_wait(client, deployment_url("rules-ep", "runnable"), deployment_body())
         created = client.put(deployment_url("rules-ep", "unrunnable"), params=V, json=deployment_body(**settings))

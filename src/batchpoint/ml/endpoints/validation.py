@@ -41,21 +41,38 @@ def check_new_name(what: Named, name: str) -> None:
         )
 
 
+RUNTIME_NAMES = {
+    "outputFileName": "output_file_name",
+    "miniBatchSize": "mini_batch_size",
+    "resources.instanceCount": "instance_count",
+    "maxConcurrencyPerInstance": "max_concurrency_per_instance",
+    "environmentVariables": "environment_variables",
+    "retrySettings.maxRetries": "max_retries",
+}
+"""Each deployment property a job's settings take (its path under ``properties``), by its name in the runtime's
+`check_deployment_settings` (azure-ai-ml's)."""
+
+
 def check_runnable(properties: dict[str, Any]) -> None:
     """A deployment's settings must be ones a job can run with (`miniBatchSize` 0, an `outputFileName` with a `/`,
-    an environment variable named `A=B`, ...): refused on every PUT, with the runtime's own message, rather than
-    stored as `Succeeded` and refused at each invoke (Decision 21)."""
-    given = {
-        "output_file_name": properties.get("outputFileName"),
-        "mini_batch_size": properties.get("miniBatchSize"),
-        "instance_count": (properties.get("resources") or {}).get("instanceCount"),
-        "max_concurrency_per_instance": properties.get("maxConcurrencyPerInstance"),
-        "environment_variables": properties.get("environmentVariables"),
-    }
-    try:
-        check_deployment_settings(**{name: value for name, value in given.items() if value is not None})
-    except ValueError as error:
-        raise _invalid(f"No job can run with this deployment's settings: {error}.") from None
+    an environment variable named `A=B`, `retrySettings.maxRetries` -1, ...): refused on every PUT, with the
+    runtime's own message and the property's path, rather than stored as `Succeeded` and refused at each invoke
+    (Decision 21)."""
+    for path, name in RUNTIME_NAMES.items():
+        value = _at(properties, path)
+        if value is None:
+            continue
+        try:
+            check_deployment_settings(**{name: value})
+        except ValueError as error:
+            raise _invalid(f"No job can run with this deployment's settings: {error} (properties.{path}).") from None
+
+
+def _at(properties: dict[str, Any], path: str) -> Any:
+    value: Any = properties
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def unacted_settings(store: Store, workspace_id: str, properties: dict[str, Any]) -> list[str]:
