@@ -238,6 +238,36 @@ def test_an_invoke_timeout_that_is_no_usable_duration_is_a_400_naming_it(
     }
 
 
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"miniBatchSize": 2**63}, "miniBatchSize"),
+        ({"miniBatchSize": 2**70}, "miniBatchSize"),
+        ({"errorThreshold": 2**31}, "errorThreshold"),
+        ({"errorThreshold": 2**70}, "errorThreshold"),
+    ],
+)
+def test_an_invoke_setting_beyond_its_deployment_fields_range_is_a_400_naming_it(
+    job_server: Server, inputs: Path, override: dict[str, int], field: str
+) -> None:
+    """The deployment's miniBatchSize is an int64 and its errorThreshold an int32. Before, a larger miniBatchSize was
+    accepted (200) and the job failed ("Stop argument for islice() must be None or an integer: 0 <= x <=
+    sys.maxsize")."""
+    with job_server.client() as client:
+        response = invoke(client, "echo", str(inputs), **override)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "InvalidRequestContent"
+    assert f"properties.{field}: " in response.json()["error"]["message"]
+
+
+def test_the_largest_mini_batch_size_runs(job_server: Server, inputs: Path) -> None:
+    with job_server.client() as client:
+        answer = invoke(client, "echo", str(inputs), miniBatchSize=2**63 - 1, errorThreshold=2**31 - 1).json()
+        job = wait_for_job(client, answer["name"])
+    assert job["properties"]["status"] == "Completed", job
+    assert job["properties"]["progress"]["miniBatches"]["total"] == 1
+
+
 def test_a_chosen_output_folder_is_used_and_never_overwritten(
     job_server: Server, inputs: Path, data_root: Path
 ) -> None:

@@ -34,8 +34,10 @@ class InvokeProperties(InvokeModel):
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")
     properties: dict[str, str] | None = None
     retrySettings: RetrySettings | None = None
-    errorThreshold: int | None = Field(default=None, ge=-1)
-    miniBatchSize: int | None = Field(default=None, ge=1)
+    errorThreshold: int | None = Field(default=None, ge=-1, le=2**31 - 1)
+    """The range of the deployment's `errorThreshold` (int32)."""
+    miniBatchSize: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    """The range of the deployment's `miniBatchSize` (int64), which a job can take whole."""
     compute: ComputeOverride | None = None
 
 

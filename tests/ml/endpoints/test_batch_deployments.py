@@ -131,6 +131,7 @@ def test_patch_changes_only_tags_and_description(server: Server) -> None:
     ("properties", "field"),
     [
         ({"miniBatchSize": "many"}, "miniBatchSize"),
+        ({"miniBatchSize": 2**63}, "miniBatchSize"),
         ({"loggingLevel": "Verbose"}, "loggingLevel"),
         ({"errorThreshold": -2}, "errorThreshold"),
         ({"model": {"referenceType": "Id"}}, "assetId"),
