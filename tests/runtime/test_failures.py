@@ -319,3 +319,60 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.parametrize(
+    "left",
+    [
+        "pool = multiprocessing.Pool(2)",  # the Pool's exit handler ends it: killed first, it hung that handler
+        "threading.Thread(target=time.sleep, args=(300,)).start()",  # not daemon=True
+    ],
+    ids=["open-pool", "thread"],
+)
+def test_a_worker_leaves_at_once_whatever_its_script_left_open(kit: Kit, left: str) -> None:
+    """Before, the worker waited for a thread the script left running, or hung in the exit handler of a Pool whose
+    workers it had killed, until the executor's 10 s of grace ran out and it was killed (returncode -9)."""
+    kit.inputs("a.txt")
+    kit.script(f"""
+        import multiprocessing
+        import threading
+        import time
+
+        def init():
+            global pool
+            {left}
+
+        def run(mini_batch):
+            return mini_batch
+    """)
+
+    began = time.monotonic()
+    outcome = kit.run()
+
+    assert outcome.status == "Completed", outcome.message
+    assert time.monotonic() - began < 8, "the job waited for its worker to be killed"
+    assert "process000 exits with returncode 0." in kit.log("sys/node/0/_main.txt")
+
+
+def test_the_processes_an_init_that_fails_leaves_running_end_with_its_worker(kit: Kit) -> None:
+    kit.inputs("a.txt")
+    kit.script("""
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        def init():
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+            Path(os.environ["MARKERS"], f"session-{child.pid}").touch()
+            raise RuntimeError("no model")
+
+        def run(mini_batch):
+            return mini_batch
+    """)
+
+    outcome = kit.run()
+
+    assert outcome.status == "Failed" and "no model" in outcome.message
+    left = [int(marker.name.split("-")[1]) for marker in kit.markers.iterdir()]
+    assert left and not [pid for pid in left if _running(pid)], "a process init() started outlived the job"

@@ -3,6 +3,7 @@ mini-batches then share."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -85,11 +86,14 @@ def _walk(folder: str) -> list[str]:
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:
-    """A file, or a link to one; not a link that loops (its target cannot be found), as not a broken link."""
+    """A file, or a link to one; not a link that loops (its target cannot be found), as not a broken link. Any other
+    error (a file system's I/O error) fails the listing: a file must not drop out of the job unsaid."""
     try:
         return entry.is_file()
-    except OSError:
-        return False
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return False
+        raise
 
 
 def iter_remote_files(remote: RemoteFolder, copy_root: Path) -> Iterator[str]:

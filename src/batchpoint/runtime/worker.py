@@ -12,6 +12,7 @@ and so does the `azureml_user` package it lets scripts import (`user_modules/`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import faulthandler
@@ -56,7 +57,7 @@ def main(read_fd: int, write_fd: int) -> None:
     script = initialize(config, replies, imports)
     serve(script, commands, replies, config["summary_only"], imports)
     call_shutdown(script)
-    stop_descendants()
+    leave()
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -137,6 +138,7 @@ def initialize(config: dict[str, Any], replies: Connection, imports: ImportRecor
             init()
     except BaseException as error:  # noqa: BLE001 - whatever the script raises (SystemExit too) fails its init
         send(replies, INIT_FAILED, error=user_traceback(error))
+        stop_descendants()
         _exit_now(1)
     send(replies, READY, modules=imports.lesson() if imports is not None else [])
     return script
@@ -296,6 +298,17 @@ def call_shutdown(script: ModuleType) -> None:
         shutdown()
     except BaseException:  # noqa: BLE001 - a failing shutdown() is logged; the worker exits anyway
         traceback.print_exc()
+
+
+def leave() -> NoReturn:
+    """End the worker once its script's `shutdown()` has returned: its exit handlers run first (logging's flush, the
+    script's own, multiprocessing's, which ends a Pool the script left open: killed first, a Pool worker holding its
+    queue's lock hung that handler), then what the script left running is killed, and the worker exits without
+    waiting for the script's threads (one started in `init()` without `daemon=True` held every job's end for the
+    executor's 10 s of grace). A worker forked from a template left without waiting for them already."""
+    atexit._run_exitfuncs()
+    stop_descendants()
+    _exit_now(0)
 
 
 def stop_descendants() -> None:
