@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,19 @@ def test_jobs_stored_before_their_run_records_named_their_kind_keep_working(back
     found = upgraded.get(endpoint.id)
     assert found is not None and found.private == {"primaryKey": "k1", "secondaryKey": "k2"}
     upgraded.close()
+
+
+def test_a_job_stored_before_a_rule_was_made_stricter_stays_readable(tmp_path: Path) -> None:
+    """An output file name refused since (`logs`): before, reading the job back raised, and its record, logs and
+    pages answered 500. Running it again (a changed copy of its spec) is still refused."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    record = spec_to_record(JobSpec(job_id="j1", input_paths=[tmp_path / "in"], output_dir=tmp_path / "out"))
+    model = job("model", "ep", "blue", "Completed")
+    model.private = {"kind": "model", "spec": {**record, "output_file_name": "logs"}}
+    store.insert_many([model])
+
+    model_run = run_of(store.get(model.id))
+
+    assert isinstance(model_run, ModelRun) and model_run.spec.output_file_name == "logs"
+    with pytest.raises(ValueError, match="output_file_name cannot be 'logs'"):
+        replace(model_run.spec, python=None)

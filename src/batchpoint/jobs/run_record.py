@@ -9,7 +9,7 @@ parent.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ def keep_run(job: Resource, run: JobRun) -> None:
 
 def spec_to_record(spec: JobSpec) -> dict[str, Any]:
     """What the runner needs to (re)build the spec after a restart."""
-    record = {name: getattr(spec, name) for name in spec.__dataclass_fields__}
+    record = {field.name: getattr(spec, field.name) for field in fields(spec)}
     record["input_paths"] = [str(path) for path in spec.input_paths]
     for name in PATH_FIELDS:
         record[name] = str(record[name]) if record[name] is not None else None
@@ -120,8 +120,9 @@ def spec_from_record(record: dict[str, Any]) -> JobSpec:
     """The spec of a stored record; a field an older server recorded and the spec no longer has
     (``unset_variables``) is left out."""
     paths = {name: Path(record[name]) if record.get(name) is not None else None for name in PATH_FIELDS}
-    fields = {name: value for name, value in record.items() if name in JobSpec.__dataclass_fields__}
-    return JobSpec(**{**fields, **paths, "input_paths": [Path(path) for path in record["input_paths"]]})
+    known = {field.name for field in fields(JobSpec)}
+    kept = {name: value for name, value in record.items() if name in known}
+    return JobSpec(**{**kept, **paths, "input_paths": [Path(path) for path in record["input_paths"]]}, stored=True)
 
 
 def _remote_record(folder: RemoteFolder | None) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,13 +93,22 @@ class JobSpec:
     """Lines for the job's `sys/master_role.txt` from whoever made the spec, such as the settings of the
     deployment that the runtime records but does not act on."""
 
-    def __post_init__(self) -> None:
+    stored: InitVar[bool] = False
+    """Read back from a job's stored record: not checked again, so that a rule made stricter since it was stored
+    (an output file name it may no longer have) leaves the job's record, logs and pages readable. A changed copy
+    (`dataclasses.replace`) is checked."""
+
+    def __post_init__(self, stored: bool) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))
         object.__setattr__(self, "notes", tuple(self.notes))
         for name in ("remote_input", "remote_output"):
             fields = getattr(self, name)
             if isinstance(fields, Mapping):  # as a job's stored run record holds them
                 object.__setattr__(self, name, RemoteFolder(**fields) if fields else None)
+        if not stored:
+            self._check()
+
+    def _check(self) -> None:
         _check_path_component("job_id", self.job_id)
         check_deployment_settings(
             output_file_name=self.output_file_name,
