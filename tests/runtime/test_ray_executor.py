@@ -689,6 +689,8 @@ def test_a_script_printing_without_end_on_a_node_has_4_mb_of_it_relayed_per_answ
     assert "more bytes of this output were left on the node, past the 4 MB one answer relays]" in printed
 
 
+Fault = BaseException | type[BaseException]
+"""What a failing actor raises: an exception, or a class of them, raised (made) on the node."""
 BUG = RuntimeError("a bug of batchpoint's")
 FULL_DISK = OSError(errno.ENOSPC, "No space left on device")
 LOST_OBJECT = ObjectLostError("00" * 28, None, "")
@@ -711,6 +713,22 @@ def test_a_bug_in_batchpoints_own_actor_code_fails_the_job_with_the_actors_trace
     assert note.startswith("The actor's traceback, on its node:\nray::")
     assert f"in {method}\n    raise fault\nRuntimeError: a bug of batchpoint's" in note and "\x1b[" not in note
     assert raised.value.__cause__ is None
+
+
+class _HoldsALock(Exception):
+    """An exception Ray cannot send back from the node: it puts a plain RayError in its place."""
+
+    def __init__(self) -> None:
+        super().__init__("a bug whose exception holds a lock")
+        self.lock = threading.Lock()
+
+
+def test_an_exception_ray_cannot_send_back_is_a_bug_too(
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, Ray's stand-in for it read as an object Ray had lost: the worker lost at no cost, for ever."""
+    with pytest.raises(ActorFailedError, match="failed while running mini-batch 0"):
+        _run_on_a_failing_actor(ray_cluster, kit, monkeypatch, "run", _HoldsALock)
 
 
 @pytest.mark.parametrize("fault", [FULL_DISK, OutOfDiskError("the node's disk is over its limit")], ids=repr)
@@ -738,7 +756,7 @@ def test_a_call_ray_could_not_give_its_arguments_loses_the_worker_at_no_cost(
 
 
 def _run_on_a_failing_actor(
-    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, fault: Exception
+    ray_cluster: Cluster, kit: Kit, monkeypatch: pytest.MonkeyPatch, method: str, fault: Fault
 ) -> list[TaskEvent]:
     """One mini-batch on one actor whose `method` raises `fault`: the executor's events until it has ended."""
     kit.inputs("a.txt")
@@ -753,7 +771,7 @@ def _run_on_a_failing_actor(
         executor.stop(graceful=False)
 
 
-def _failing_actor(method: str, fault: Exception) -> Any:
+def _failing_actor(method: str, fault: Fault) -> Any:
     """batchpoint's actor class, with `fault` raised by its own code in each call of `method` (a class defined here,
     which Ray sends to the nodes by value)."""
 

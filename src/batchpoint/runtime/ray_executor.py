@@ -52,6 +52,7 @@ import ray
 from ray.exceptions import (
     ActorUnavailableError,
     GetTimeoutError,
+    ObjectLostError,
     ObjectStoreFullError,
     OutOfDiskError,
     RayError,
@@ -939,13 +940,14 @@ class RayExecutor(Executor):
     def _actor_raised(self, slot: _Slot, when: str, error: RayError) -> None:
         """batchpoint's code in the slot's actor raised (`error` is what Ray says of it, `when`: "while starting",
         say). Its node out of space pauses the job (TransientFault); Ray unable to give the call what it needs (an
-        object lost with its owner or node) loses the slot, at no cost; anything else is a bug (ActorFailedError)."""
+        object lost with its owner or node) loses the slot, at no cost; anything else is a bug (ActorFailedError),
+        an exception Ray could not send back too (a plain RayError in its place, or UnserializableException)."""
         assert slot.name is not None
         cause = _raised_by_the_actor(error)
         if _out_of_space(cause):
             name = f"{type(cause).__name__}: {_first_line(cause)}"
             raise TransientFault(f"the node of the Ray worker {slot.name} is out of space ({name})") from cause
-        if isinstance(cause, RayError) and cause is not error:
+        if isinstance(cause, ObjectLostError):  # and what derives from it: its owner died, its fetch timed out, ...
             self._lose(slot, f"(Ray could not run its call): {_first_line(cause)}")
             return
         failed = ActorFailedError(slot.name, when, cause)
