@@ -68,6 +68,10 @@ class GadgetRules:
     def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:
         return {}
 
+    def as_written_now(self, resource_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """Gadgets have always been written this way."""
+        return stored
+
     def check_parent(self, parent: Resource) -> None:
         """Any workspace takes gadgets."""
 

@@ -30,6 +30,11 @@ class ResourceKind(Protocol):
 
     def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]: ...
 
+    def as_written_now(self, resource_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """The stored properties spelled as `build_properties` writes them now, so what an earlier version of the
+        server stored compares as what it names (a deployment's short ``codeId``); ``stored`` itself is not
+        changed."""
+
     def check_parent(self, parent: Resource) -> None:
         """Refuse writes under a parent that cannot take them (for example one being deleted)."""
 
@@ -77,12 +82,12 @@ class TrackedResources(OnResources):
         self.kind.check_parent(self.resources.get(parent_of(resource_id)))
         existing = self.store.get(resource_id)
         document = self._envelope(request, existing)
-        before = existing.body["properties"] if existing else {}
+        before = self.kind.as_written_now(resource_id, existing.body["properties"]) if existing else {}
         requested = self.create_only.keep(request["properties"], before)
         document["properties"] = self.kind.build_properties(resource_id, requested, existing)
         if existing:
             self.create_only.check(before, document["properties"])
-        if existing and _unchanged(existing.body, document):
+        if existing and _unchanged({**existing.body, "properties": before}, document):
             raise _Unchanged(existing)
         document["properties"]["provisioningState"] = "Updating" if existing else "Creating"
         resource = new_version(ctx, existing.id if existing else resource_id, self.type, document, existing)

@@ -263,3 +263,46 @@ def test_a_code_id_is_the_same_in_any_casing_and_short_form(server: Server) -> N
     assert sdk.status_code == 200, sdk.text
     assert other.status_code == 400 and script.status_code == 400
     assert stored["codeConfiguration"]["codeId"] == code_id
+
+
+def test_a_code_id_an_earlier_server_stored_short_is_the_id_it_names(tmp_path: Path) -> None:
+    """Servers before 143ac8b stored codeId as sent ('azureml:name:version', '@latest'). Each later PUT of such a
+    deployment was then a 400 "'properties.codeConfiguration.codeId' can only be set when the resource is created
+    (it is 'azureml:old-code:1')": one leaving codeConfiguration out, one re-sending the same short form and
+    azure-ai-ml's ARM id alike. A stored short form is now compared as the id it names ('@latest': the version
+    latest now, as the earlier server's invokes used)."""
+    versions = f"{WORKSPACE_ID}/codes/old-code/versions"
+    pinned, latest = deployment_url("old-code-ep", "pinned"), deployment_url("old-code-ep", "latest")
+
+    def body(code: str) -> dict:
+        return deployment_body(codeConfiguration={"codeId": code, "scoringScript": "score.py"})
+
+    with running(tmp_path) as server, server.client() as client:
+        create_endpoint(client, "old-code-ep")
+        for version in ("1", "2"):
+            client.put(f"{versions}/{version}", params=V, json=CODE).raise_for_status()
+        for url in (pinned, latest):
+            put_and_wait(client, url, body(f"{versions}/1"))
+    store = open_store(f"sqlite:///{tmp_path / 'batchpoint.db'}")
+    for url, short in ((pinned, "azureml:old-code:1"), (latest, "azureml:old-code@latest")):
+        stored = store.get(url)
+        assert stored is not None
+        stored.body["properties"]["codeConfiguration"]["codeId"] = short
+        store.update(stored)
+    store.close()
+
+    with running(tmp_path) as server, server.client() as client:
+        same = [client.put(pinned, params=V, json=body(code)) for code in ("azureml:old-code:1", f"{versions}/1")]
+        described = put_and_wait(client, pinned, deployment_body(description="newer")).json()["properties"]
+        again = put_and_wait(client, pinned, deployment_body(description="newest")).json()["properties"]
+        other = client.put(pinned, params=V, json=body(f"{versions}/2"))
+        latest_sdk = client.put(latest, params=V, json=body(f"{versions}/2"))
+        latest_described = put_and_wait(client, latest, deployment_body(description="newer")).json()["properties"]
+        latest_before = client.put(latest, params=V, json=body(f"{versions}/1"))
+    assert [answer.status_code for answer in same] == [200, 200], same[0].text
+    assert described["codeConfiguration"]["codeId"] == f"{versions}/1" and described["description"] == "newer"
+    assert again["provisioningState"] == "Succeeded" and again["description"] == "newest"
+    assert other.status_code == 400 and "it is '/subscriptions/" in other.json()["error"]["message"]
+    assert latest_sdk.status_code == 200, latest_sdk.text
+    assert latest_described["codeConfiguration"]["codeId"] == f"{versions}/2"
+    assert latest_before.status_code == 400

@@ -103,6 +103,10 @@ class ComputeKind:
             return {"adminUserPassword": password}
         return existing.private if existing else {}
 
+    def as_written_now(self, resource_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """Computes are stored as written now."""
+        return stored
+
     def check_parent(self, parent: Resource) -> None:
         """Workspaces have no state that blocks compute writes."""
 

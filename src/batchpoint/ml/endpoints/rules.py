@@ -131,6 +131,10 @@ class BatchEndpointKind:
             "secondaryKey": keys.get("secondaryKey") or secrets.token_urlsafe(32),
         }
 
+    def as_written_now(self, resource_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """Endpoints are stored as written now."""
+        return stored
+
     def check_parent(self, parent: Resource) -> None:
         """Workspaces have no state that blocks endpoint writes."""
 
@@ -164,15 +168,31 @@ class BatchDeploymentKind:
         configuration = properties.get("deploymentConfiguration")
         if configuration is not None:
             configuration.setdefault("settings", {})
+        properties = self._with_code_id(resource_id, properties)
         workspace_id = ArmPath.parse(resource_id).workspace_id
-        code = properties.get("codeConfiguration")
-        if code and code.get("codeId"):  # one spelling, the ARM id azure-ai-ml sends for 'azureml:x:1' (create-only)
-            code_id = version_id_of(self.store, workspace_id, "codes", code["codeId"])
-            properties["codeConfiguration"] = {**code, "codeId": code_id}
         compute = resolve_compute(self.store, workspace_id, properties.get("compute"))
         if properties.get("compute"):
             properties["compute"] = compute.id  # one spelling of the reference: 'azureml:x' and names become ids
         return properties
+
+    def as_written_now(self, resource_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """Servers before codeId was written as an ARM id stored it as sent: 'azureml:name:version' compares as the
+        id of that version, 'azureml:name@latest' as the id of the version latest now (what that server's invokes
+        ran: they resolved it at each invoke), so a later PUT, with or without codeConfiguration, is not a change of
+        it (docs/management-plane.md, Create-only fields)."""
+        return self._with_code_id(resource_id, stored)
+
+    def _with_code_id(self, resource_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """``properties`` with one spelling of codeConfiguration.codeId, the ARM id azure-ai-ml sends for
+        'azureml:x:1' (it is create-only); ``properties`` itself is not changed."""
+        code = properties.get("codeConfiguration")
+        if not (code and code.get("codeId")):
+            return properties
+        workspace_id = ArmPath.parse(resource_id).workspace_id
+        code_id = version_id_of(self.store, workspace_id, "codes", code["codeId"])
+        if code_id == code["codeId"]:
+            return properties
+        return {**properties, "codeConfiguration": {**code, "codeId": code_id}}
 
     def build_secrets(self, requested: dict[str, Any], existing: Resource | None) -> dict[str, Any]:
         return {}
