@@ -3,7 +3,8 @@
 ARM's ``ManagedServiceIdentity`` (docs/management-plane.md, Managed identities): a PUT sets the identity as it is
 sent; a PATCH changes what it names (a user-assigned identity mapped to null is removed, the others stay). Type
 ``None`` has no identities, ``SystemAssigned`` no user-assigned ones, and a type naming ``UserAssigned`` needs at
-least one, each named by the ARM id of a ``Microsoft.ManagedIdentity/userAssignedIdentities`` resource.
+least one, each named by the ARM id of a ``Microsoft.ManagedIdentity/userAssignedIdentities`` resource (or by a
+key already stored, as earlier servers took any).
 """
 
 from __future__ import annotations
@@ -27,24 +28,29 @@ def resolve_identity(
 ) -> dict[str, Any] | None:
     """The identity to store for a PUT's ``requested`` identity (or a PATCH's, with ``patch``): ids the caller
     cannot set are kept from before, for the identities that stay, or newly assigned. Without one, the stored one
-    stays."""
+    stays.
+
+    What ``existing`` holds is accepted back, so that a GET then PUT works on what earlier servers stored: a key
+    that is not an ARM id (Azure's examples send ``string``), and user-assigned identities beside a type without
+    ``UserAssigned``, which are dropped. A key not stored must be an ARM id, and not beside such a type."""
     if requested is None:
         return existing
     existing = existing or {}
     kind = requested.get("type") or (existing.get("type") if patch else None) or "None"
     asked = requested.get("userAssignedIdentities") or {}
+    before = existing.get("userAssignedIdentities") or {}
+    stored = {name.lower(): value for name, value in before.items()}
     for name in asked:
-        if not USER_IDENTITY_ID.match(name):
+        if not USER_IDENTITY_ID.match(name) and name.lower() not in stored:
             raise bad_request(
                 f"'{name}' in identity.userAssignedIdentities is not the ARM id of a user-assigned identity "
                 "(/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/"
                 "userAssignedIdentities/{name})."
             )
-    before = existing.get("userAssignedIdentities") or {}
     kept = before if patch and USER_ASSIGNED in (existing.get("type") or "") else {}
     names = _user_identities(kept, asked)
     if USER_ASSIGNED not in kind:
-        if any(value is not None for value in asked.values()):
+        if any(value is not None and name.lower() not in stored for name, value in asked.items()):
             raise bad_request(f"identity.userAssignedIdentities can only be given with a type naming {USER_ASSIGNED}.")
         names = []
     elif not names:
@@ -54,7 +60,6 @@ def resolve_identity(
         identity["principalId"] = existing.get("principalId") or str(uuid.uuid4())
         identity["tenantId"] = LOCAL_TENANT_ID
     if names:
-        stored = {name.lower(): value for name, value in before.items()}
         identity["userAssignedIdentities"] = {
             name: stored.get(name.lower()) or {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4())}
             for name in names

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 from batchpoint.access.issuer import ensure_issuer
+from batchpoint.store import open_store
 from tests.api.arm import (
     ENDPOINTS,
+    compute_url,
+    create_compute,
     create_endpoint,
     endpoint_body,
     endpoint_url,
@@ -12,7 +18,7 @@ from tests.api.arm import (
     put_and_wait,
     wait_for_operation,
 )
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, running
 
 V = {"api-version": API}
 
@@ -249,3 +255,59 @@ def test_identities_that_cannot_be_are_refused(server: Server) -> None:
             json={"identity": {"type": "UserAssigned", "userAssignedIdentities": {U1: None}}},
         )
     assert [answer.status_code for answer in patches + puts + [last]] == [400] * 11, [a.text for a in patches + puts]
+
+
+def _ids() -> dict[str, str]:
+    return {"principalId": str(uuid.uuid4()), "clientId": str(uuid.uuid4())}
+
+
+def test_identities_an_earlier_server_stored_survive_a_get_then_put(tmp_path: Path) -> None:
+    """Servers before 86cb60b stored user-assigned identities beside types without UserAssigned, and any key
+    (Azure's examples send 'string'). Since, re-sending what a GET answered (azure-mgmt's
+    begin_create_or_update(get(...)), azure-ai-ml's compute begin_update(get(...))) was a 400: "can only be given
+    with a type naming UserAssigned", "'string' ... is not the ARM id of a user-assigned identity". Now what is
+    stored is accepted back: the user-assigned identities beside another type are dropped, stored keys stay with
+    their ids; new ones are still checked."""
+    system = {"type": "SystemAssigned", "principalId": str(uuid.uuid4()), "tenantId": str(uuid.UUID(int=0))}
+    old = {
+        endpoint_url("old-system"): {**system, "userAssignedIdentities": {U1: _ids()}},
+        endpoint_url("old-none"): {"type": "None", "userAssignedIdentities": {U1: _ids()}},
+        endpoint_url("old-string"): {"type": "UserAssigned", "userAssignedIdentities": {"string": _ids()}},
+        compute_url("old-cpu"): {**system, "userAssignedIdentities": {"string": _ids(), U2: _ids()}},
+    }
+    with running(tmp_path) as server, server.client() as client:
+        for name in ("old-system", "old-none", "old-string"):
+            create_endpoint(client, name)
+        create_compute(client, "old-cpu")
+    store = open_store(f"sqlite:///{tmp_path / 'batchpoint.db'}")
+    for url, identity in old.items():
+        stored = store.get(url)
+        assert stored is not None
+        stored.body["identity"] = identity
+        store.update(stored)
+    store.close()
+
+    with running(tmp_path) as server, server.client() as client:
+        again = {url: put_and_wait(client, url, client.get(url, params=V).json()).json()["identity"] for url in old}
+        unread = {url: put_and_wait(client, url, client.get(url, params=V).json()).json()["identity"] for url in old}
+        patched = client.patch(
+            endpoint_url("old-string"),
+            params=V,
+            json={"identity": {"userAssignedIdentities": {"string": None, U1: {}}}},
+        )
+        refused = [
+            client.put(endpoint_url("old-string"), params=V, json={**endpoint_body(), "identity": identity})
+            for identity in (
+                {"type": "UserAssigned", "userAssignedIdentities": {"other": {}}},
+                {"type": "SystemAssigned", "userAssignedIdentities": {U2: {}}},
+                {"type": "None", "userAssignedIdentities": {U2: {}}},
+            )
+        ]
+        after_patch = wait_for_operation(client, patched).json()["identity"]
+    assert again[endpoint_url("old-system")] == system
+    assert again[endpoint_url("old-none")] == {"type": "None"}
+    assert again[endpoint_url("old-string")] == old[endpoint_url("old-string")]
+    assert again[compute_url("old-cpu")] == system
+    assert unread == again
+    assert set(after_patch["userAssignedIdentities"]) == {U1}
+    assert [answer.status_code for answer in refused] == [400] * 3, [answer.text for answer in refused]
