@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.jobs import V, deploy_script, invoke, predictions, wait_for_job, write_inputs
@@ -148,12 +149,63 @@ def test_a_rerun_that_cannot_link_its_input_answers_why_and_leaves_no_folder(ser
         deploy_script(http, tmp_path, "deep-ep", "main", script, miniBatchSize=1, retrySettings={"maxRetries": 0})
         first = wait_for_job(http, invoke(http, "deep-ep", str(inputs)).json()["name"])
         assert first["properties"]["progress"]["items"] == {"total": 2, "succeeded": 0, "failed": 2}
-        folders_before = sorted((server.home / "jobs").glob("*"))
-        jobs_before = http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"]
 
-        answer = http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V)
+        message = refused_rerun(server, http, first["name"])
 
-        assert answer.status_code == 400, answer.text
-        assert "File name too long" in answer.json()["error"]["message"]
-        assert sorted((server.home / "jobs").glob("*")) == folders_before
-        assert http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"] == jobs_before
+    assert "File name too long" in message
+
+
+def refused_rerun(server: Server, http: httpx.Client, name: str) -> str:
+    """The message of a rerunFailed of job `name` that answers 400 and leaves no job and no folder behind."""
+    folders_before = sorted((server.home / "jobs").glob("*"))
+    jobs_before = http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"]
+    answer = http.post(f"{WORKSPACE_ID}/jobs/{name}/rerunFailed", params=V)
+    assert answer.status_code == 400, answer.text
+    assert sorted((server.home / "jobs").glob("*")) == folders_before
+    assert http.get(f"{WORKSPACE_ID}/jobs", params=V).json()["value"] == jobs_before
+    return str(answer.json()["error"]["message"])
+
+
+PLANTING_SCRIPT = """
+import os
+
+def run(mini_batch):
+    logs = os.path.join(os.environ["AZUREML_BI_OUTPUT_PATH"], "logs")
+    os.makedirs(logs, exist_ok=True)
+    with open(os.path.join(logs, "failed_items.txt"), "w") as listing:
+        listing.write({listing!r})
+    return [open(path).read().strip() for path in mini_batch]
+"""
+
+
+@pytest.mark.parametrize("outside", ["absolute", "climbing"])
+def test_a_rerun_never_links_a_file_outside_the_jobs_input_that_its_script_listed(
+    server: Server, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, outside: str
+) -> None:
+    """A script running as the server's user can write failed_items.txt, which the server writes only when
+    something failed: a rerun of what it lists would link the server's files and let the rerun's script read them."""
+    secret = tmp_path_factory.mktemp("elsewhere") / "signing.key"
+    secret.write_text("the server's secret\n")
+    inputs = write_inputs(tmp_path / "in", 2)
+    planted = str(secret) if outside == "absolute" else f"{inputs}/{'../' * len(inputs.parts)}{str(secret)[1:]}"
+    with server.client() as http:
+        script = PLANTING_SCRIPT.format(listing=f"{inputs / 'f00000.txt'}\n{planted}\n")
+        deploy_script(http, tmp_path, "plant-ep", "main", script, miniBatchSize=1)
+        first = wait_for_job(http, invoke(http, "plant-ep", str(inputs)).json()["name"])
+        assert first["properties"]["progress"]["items"] == {"total": 2, "succeeded": 2, "failed": 0}
+
+        message = refused_rerun(server, http, first["name"])
+
+    assert f"names {planted!r}, which is not" in message
+
+
+def test_a_rerun_of_an_unreadable_failed_items_list_answers_400(server: Server, tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path / "in", 1)
+    with server.client() as http:
+        script = PLANTING_SCRIPT.format(listing=f'{inputs / "f00000.txt"}\n"/not/a/json/string\n')
+        deploy_script(http, tmp_path, "bad-list-ep", "main", script, miniBatchSize=1)
+        first = wait_for_job(http, invoke(http, "bad-list-ep", str(inputs)).json()["name"])
+
+        message = refused_rerun(server, http, first["name"])
+
+    assert "line 2 of" in message and "failed_items.txt' is not a JSON string" in message

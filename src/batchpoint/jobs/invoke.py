@@ -260,6 +260,28 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def inside_input(path: str, roots: Sequence[Path]) -> str:
+    """`path`, a file `failed_items.txt` names, normalised, when it is (lexically) one of the job's input `roots`
+    or inside one; else a ValueError naming it. The list lies in the job's output folder, which its scoring script
+    may write; a rerun links what it names, and its workers may read where those links lead (`links_of`), so a
+    path anywhere else (absolute, or climbing out with '..') would hand the rerun's script any file the server
+    can read."""
+    try:
+        os.fsencode(path)
+        valid = os.path.isabs(path) and "\0" not in path and ".." not in Path(path).parts
+    except UnicodeError:
+        valid = False
+    if not valid:
+        raise ValueError(f"its failed_items.txt names {path!r}, which is not an absolute path of an input file.")
+    normal = os.path.normpath(path)
+    for root in roots:
+        top = os.path.normpath(os.path.abspath(root))
+        if normal == top or normal.startswith(os.path.join(top, "")):
+            return normal
+    inputs = ", ".join(repr(str(root)) for root in roots)
+    raise ValueError(f"its failed_items.txt names {path!r}, which is not inside its input ({inputs}).")
+
+
 def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
     """A folder of symbolic links to `files`, each at its path relative to the input root it came from, so a
     rerun lists them in their original order and its script sees their original names."""
@@ -496,7 +518,11 @@ class Jobs(OnResources):
         if run is None:
             raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
         spec = run.spec
-        failed = read_failed_items(spec)
+        roots = [*spec.input_paths, *([run.fetch.target] if run.fetch is not None else [])]
+        try:
+            failed = [inside_input(path, roots) for path in read_failed_items(spec)]
+        except ValueError as error:
+            raise bad_request(f"The job '{job.name}' cannot be rerun: {error}", "UserError") from None
         if not failed:
             raise bad_request(f"The job '{job.name}' has no failed or unprocessed items to run again.", "UserError")
         _copy_remote_inputs(run.fetch, failed)

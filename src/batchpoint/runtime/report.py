@@ -321,17 +321,38 @@ def failed_item_line(path: str) -> str:
     return f"{json.dumps(path, ensure_ascii=False).translate(UNESCAPED_BREAKS)}\n"
 
 
+class FailedItemsError(ValueError):
+    """`failed_items.txt` cannot be read back as `JobLogs.failed_items` writes it; the message says where."""
+
+
 def read_failed_items(spec: JobSpec) -> list[str]:
     """The files `JobLogs.failed_items` wrote for an ended job, exactly; empty when none failed. The lines end
-    with "\\n" only (no name holds a line break unquoted), and a line starting with a quote is a JSON string."""
+    with "\\n" only (no name holds a line break unquoted), and a line starting with a quote is a JSON string.
+
+    The file lies in the job's output folder, which its scoring script may write: what it lists is not trusted
+    (the rerun checks each path), and one it cannot read (a line that is not a JSON string, a folder in its
+    place) raises FailedItemsError."""
+    path = spec.logs_dir / FAILED_ITEMS
     try:
-        text = (spec.logs_dir / FAILED_ITEMS).read_text(encoding="utf-8", errors="surrogateescape")
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return []
+    except OSError as error:
+        raise FailedItemsError(f"'{path}' cannot be read: {error.strerror or error}") from None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [json.loads(line) if line.startswith(QUOTE) else line for line in lines]
+    return [_failed_item(path, number, line) for number, line in enumerate(lines, start=1)]
+
+
+def _failed_item(path: Path, number: int, line: str) -> str:
+    if not line.startswith(QUOTE):
+        return line
+    try:
+        item = json.loads(line)
+    except ValueError as error:
+        raise FailedItemsError(f"line {number} of '{path}' is not a JSON string: {error}") from None
+    return str(item)  # a line starting with a quote that parses is a string
 
 
 def describe_counts(counts: Counts) -> str:
