@@ -91,6 +91,37 @@ def test_output_on_a_blob_datastore_appears_once_whole_with_every_row_in_order(
     assert container.download_blob("results/predictions.csv").readall() == rows(400)
 
 
+HIDDEN_WRITER = """
+import os
+from pathlib import Path
+
+def run(mini_batch):
+    side = Path(os.environ["AZUREML_BI_OUTPUT_PATH"], ".side")
+    side.mkdir(exist_ok=True)
+    (side / ".note.txt").write_text("noted")
+    return [os.path.basename(path) for path in mini_batch]
+"""
+
+
+def test_an_output_file_named_with_a_leading_dot_is_uploaded_with_the_scripts_hidden_files(
+    server: Server, azurite: Azurite, container: ContainerClient, tmp_path: Path
+) -> None:
+    """Every file but the job's logs and private folder reaches the datastore, whatever its name; before, a name
+    starting with '.' never did, yet the job completed."""
+    put_datastore(server, azurite, container, "remote")
+    inputs = write_inputs(tmp_path / "in", 3)
+    output = {"score": {"jobOutputType": "UriFolder", "uri": "azureml://datastores/remote/paths/results/"}}
+    with server.client() as http:
+        deploy_script(http, tmp_path, "dot-out", "main", HIDDEN_WRITER, miniBatchSize=1)
+        name = invoke(http, "dot-out", str(inputs), outputData=output, outputFileName=".preds.csv").json()["name"]
+        job = wait_for_job(http, name)
+
+    assert job["properties"]["status"] == "Completed", job["properties"]
+    assert sorted(blob.name for blob in container.list_blobs()) == ["results/.preds.csv", "results/.side/.note.txt"]
+    assert container.download_blob("results/.preds.csv").readall() == rows(3)
+    assert container.download_blob("results/.side/.note.txt").readall() == b"noted"
+
+
 def test_a_job_on_a_blob_default_datastore_survives_kill_9_with_its_output_whole(
     server: Server, azurite: Azurite, container: ContainerClient, tmp_path: Path
 ) -> None:

@@ -17,10 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from batchpoint.runtime.spec import JobSpec
-
-PRIVATE_FOLDERS = ("logs", ".batchpoint")
-"""Folders of the staging folder that are the job's own, never published."""
+from batchpoint.runtime.spec import RESERVED_NAMES, JobSpec
 
 
 class PublishError(Exception):
@@ -66,15 +63,17 @@ def publish(spec: JobSpec) -> None:
 
 
 def staged_files(spec: JobSpec) -> list[str]:
-    """The staging folder's files to publish, as relative POSIX paths; the predictions file comes last. Regular
-    files only: the scripts write this folder, and a link (or a FIFO) there must not make the server upload (or
-    wait on) what it points to (the sandbox lets a worker make neither; this does not rely on it)."""
+    """The staging folder's files to publish, as relative POSIX paths; the predictions file comes last. Every
+    file, whatever its name (`.preds.csv` too), but for the job's own folders at the top (`RESERVED_NAMES`: its
+    logs, which stay here, and its private rows). Regular files only: the scripts write this folder, and a link (or
+    a FIFO) there must not make the server upload (or wait on) what it points to (the sandbox lets a worker make
+    neither; this does not rely on it)."""
     found: list[str] = []
     for folder, subfolders, files in os.walk(spec.output_dir):
         relative = Path(folder).relative_to(spec.output_dir)
         if relative == Path():
-            subfolders[:] = [name for name in subfolders if name not in PRIVATE_FOLDERS]
+            subfolders[:] = [name for name in subfolders if name not in RESERVED_NAMES]
         regular = [name for name in files if stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)]
-        found += sorted((relative / name).as_posix() for name in regular if not name.startswith("."))
+        found += sorted((relative / name).as_posix() for name in regular)
     predictions = spec.output_file_name if spec.output_file is not None else None
     return sorted(found, key=lambda path: path == predictions)
