@@ -178,7 +178,7 @@ def run(mini_batch):
 """
 
 
-@pytest.mark.parametrize("outside", ["absolute", "climbing"])
+@pytest.mark.parametrize("outside", ["absolute", "climbing", "through-a-link"])
 def test_a_rerun_never_links_a_file_outside_the_jobs_input_that_its_script_listed(
     server: Server, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, outside: str
 ) -> None:
@@ -187,7 +187,12 @@ def test_a_rerun_never_links_a_file_outside_the_jobs_input_that_its_script_liste
     secret = tmp_path_factory.mktemp("elsewhere") / "signing.key"
     secret.write_text("the server's secret\n")
     inputs = write_inputs(tmp_path / "in", 2)
-    planted = str(secret) if outside == "absolute" else f"{inputs}/{'../' * len(inputs.parts)}{str(secret)[1:]}"
+    (inputs / "sub").symlink_to(secret.parent)  # a link a user placed in the input, which listing does not follow
+    planted = {
+        "absolute": str(secret),
+        "climbing": f"{inputs}/{'../' * len(inputs.parts)}{str(secret)[1:]}",
+        "through-a-link": str(inputs / "sub" / secret.name),
+    }[outside]
     with server.client() as http:
         script = PLANTING_SCRIPT.format(listing=f"{inputs / 'f00000.txt'}\n{planted}\n")
         deploy_script(http, tmp_path, "plant-ep", "main", script, miniBatchSize=1)
@@ -197,6 +202,26 @@ def test_a_rerun_never_links_a_file_outside_the_jobs_input_that_its_script_liste
         message = refused_rerun(server, http, first["name"])
 
     assert f"names {planted!r}, which is not" in message
+
+
+def test_a_rerun_never_hands_its_script_a_file_its_job_could_not_read(
+    server: Server, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A link a user placed in the input to a file elsewhere: the job's sandbox let it not read it, and it failed.
+    Before, its rerun linked it, and the rerun's sandbox followed the link to the file."""
+    secret = tmp_path_factory.mktemp("elsewhere") / "signing.key"
+    secret.write_text("the server's secret\n")
+    inputs = write_inputs(tmp_path / "in", 1)
+    (inputs / "leak.txt").symlink_to(secret)
+    with server.client() as http:
+        script = "def run(mini_batch):\n    return [open(path).read().strip() for path in mini_batch]\n"
+        deploy_script(http, tmp_path, "leak-ep", "main", script, miniBatchSize=1, retrySettings={"maxRetries": 0})
+        first = wait_for_job(http, invoke(http, "leak-ep", str(inputs)).json()["name"])
+        assert first["properties"]["progress"]["items"] == {"total": 2, "succeeded": 1, "failed": 1}
+
+        message = refused_rerun(server, http, first["name"])
+
+    assert f"names {str(inputs / 'leak.txt')!r}, which is not inside its input" in message
 
 
 def test_a_rerun_of_an_unreadable_failed_items_list_answers_400(server: Server, tmp_path: Path) -> None:

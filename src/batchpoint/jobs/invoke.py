@@ -260,12 +260,13 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def inside_input(path: str, roots: Sequence[Path]) -> str:
-    """`path`, a file `failed_items.txt` names, normalised, when it is (lexically) one of the job's input `roots`
-    or inside one; else a ValueError naming it. The list lies in the job's output folder, which its scoring script
-    may write; a rerun links what it names, and its workers may read where those links lead (`links_of`), so a
-    path anywhere else (absolute, or climbing out with '..') would hand the rerun's script any file the server
-    can read."""
+def inside_input(path: str, roots: Sequence[Path], made_here: Path) -> str:
+    """`path`, a file `failed_items.txt` names, normalised, when it is one of the job's input `roots` or inside one
+    (lexically, and where it leads too, unless the root is a folder of links the server made under `made_here`, a
+    rerun's); else a ValueError naming it. The list lies in the job's output folder, which its scoring script may
+    write; a rerun links what it names, and its workers may read where those links lead (`links_of`), so a path
+    anywhere else (absolute, climbing out with '..', or through a link a user placed in the input, to a file or a
+    folder) would hand the rerun's script a file its job could not read, or any the server can."""
     try:
         os.fsencode(path)
         valid = os.path.isabs(path) and "\0" not in path and ".." not in Path(path).parts
@@ -276,10 +277,14 @@ def inside_input(path: str, roots: Sequence[Path]) -> str:
     normal = os.path.normpath(path)
     for root in roots:
         top = os.path.normpath(os.path.abspath(root))
-        if normal == top or normal.startswith(os.path.join(top, "")):
+        if _within(normal, top) and (_within(top, str(made_here)) or _within(*map(os.path.realpath, (normal, top)))):
             return normal
     inputs = ", ".join(repr(str(root)) for root in roots)
     raise ValueError(f"its failed_items.txt names {path!r}, which is not inside its input ({inputs}).")
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(os.path.join(folder, ""))
 
 
 def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:
@@ -520,7 +525,7 @@ class Jobs(OnResources):
         spec = run.spec
         roots = [*spec.input_paths, *([run.fetch.target] if run.fetch is not None else [])]
         try:
-            failed = [inside_input(path, roots) for path in read_failed_items(spec)]
+            failed = [inside_input(path, roots, self.planner.jobs_root) for path in read_failed_items(spec)]
         except ValueError as error:
             raise bad_request(f"The job '{job.name}' cannot be rerun: {error}", "UserError") from None
         if not failed:
