@@ -224,6 +224,36 @@ def test_a_rerun_never_hands_its_script_a_file_its_job_could_not_read(
     assert f"names {str(inputs / 'leak.txt')!r}, which is not inside its input" in message
 
 
+READING_SCRIPT = """
+def run(mini_batch):
+    if {broken} and any(path.endswith("f00001.txt") for path in mini_batch):
+        raise ValueError("not yet")
+    return [open(path).read().strip() for path in mini_batch]
+"""
+
+
+def test_a_rerun_of_a_rerun_reads_its_first_jobs_files(server: Server, tmp_path: Path) -> None:
+    """Through the links of each rerun of the chain: a rerun's sandbox names its first job's inputs (it does not
+    follow the links, which a user could have changed since), and so does a rerun of it."""
+    inputs = write_inputs(tmp_path / "in", 3)
+    with server.client() as http:
+        settings = {"miniBatchSize": 1, "retrySettings": {"maxRetries": 0}}
+        deploy_script(http, tmp_path, "chain-ep", "main", READING_SCRIPT.format(broken=True), **settings)
+        first = wait_for_job(http, invoke(http, "chain-ep", str(inputs)).json()["name"])
+        second = wait_for_job(
+            http, http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V).json()["name"]
+        )
+        deploy_script(http, tmp_path, "chain-ep", "main", READING_SCRIPT.format(broken=False), **settings)
+        third = wait_for_job(
+            http, http.post(f"{WORKSPACE_ID}/jobs/{second['name']}/rerunFailed", params=V).json()["name"]
+        )
+
+    assert first["properties"]["progress"]["items"] == {"total": 3, "succeeded": 2, "failed": 1}
+    assert second["properties"]["progress"]["items"] == {"total": 1, "succeeded": 0, "failed": 1}
+    assert third["properties"]["progress"]["items"] == {"total": 1, "succeeded": 1, "failed": 0}
+    assert predictions(server.home, third["name"]) == ["1"]
+
+
 def test_a_rerun_of_an_unreadable_failed_items_list_answers_400(server: Server, tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path / "in", 1)
     with server.client() as http:

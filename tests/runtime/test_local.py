@@ -15,8 +15,10 @@ import pytest
 from batchpoint.runtime.coordinator import run_job
 from batchpoint.runtime.executor import Task, TaskDone, TaskEvent, TaskFailed, TaskReturned, TaskStarted
 from batchpoint.runtime.ledger import InMemoryLedger
-from batchpoint.runtime.local import LocalProcessExecutor
+from batchpoint.runtime.local import LocalProcessExecutor, job_reads
+from batchpoint.runtime.sandbox.policy import WorkerSandbox
 from batchpoint.runtime.spawn import BOOT_SCRIPT
+from batchpoint.runtime.spec import JobSpec
 from tests.cluster.replicas import wait_until
 from tests.runtime.conftest import Kit
 
@@ -301,3 +303,28 @@ def test_a_worker_that_dies_before_its_first_task_costs_no_try(kit: Kit) -> None
     assert outcome.status == "Completed", outcome.message
     assert outcome.counts.items_failed == 0, [batch.last_error for batch in batches]  # once in a loaded suite: why
     assert [(batch.status, batch.tries) for batch in batches] == [("succeeded", 1)] * 2
+
+
+def test_a_reruns_workers_read_its_first_jobs_inputs_not_where_its_links_lead(tmp_path: Path) -> None:
+    """A rerun's input folder holds the server's links to the first job's files; a file there may have been made a
+    link to elsewhere by a user since (or a folder the first job's listing did not follow). Before, the rerun's
+    sandbox followed each link to its end and let its script read that."""
+    first_inputs, jobs = tmp_path / "in", tmp_path / "jobs"
+    secret = tmp_path / "elsewhere" / "signing.key"
+    for folder in (first_inputs, jobs / "rerun" / "input", secret.parent):
+        folder.mkdir(parents=True)
+    secret.write_text("the server's secret\n")
+    (first_inputs / "f.txt").symlink_to(secret)  # a regular file when the rerun was asked for, a link now
+    (jobs / "rerun" / "input" / "f.txt").symlink_to(first_inputs / "f.txt")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text("def run(mini_batch):\n    return mini_batch\n")
+    spec = JobSpec(
+        job_id="rerun", input_paths=[jobs / "rerun" / "input"], output_dir=tmp_path / "out", code_dir=code,
+        scoring_script="score.py", input_roots=[first_inputs],
+    )  # fmt: skip
+
+    reads = [str(path) for path in job_reads(spec, WorkerSandbox(server_links=(str(jobs),)))]
+
+    assert str(first_inputs) in reads
+    assert not [path for path in reads if path.startswith(str(secret.parent))], reads

@@ -260,13 +260,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def inside_input(path: str, roots: Sequence[Path], made_here: Path) -> str:
-    """`path`, a file `failed_items.txt` names, normalised, when it is one of the job's input `roots` or inside one
-    (lexically, and where it leads too, unless the root is a folder of links the server made under `made_here`, a
-    rerun's); else a ValueError naming it. The list lies in the job's output folder, which its scoring script may
-    write; a rerun links what it names, and its workers may read where those links lead (`links_of`), so a path
-    anywhere else (absolute, climbing out with '..', or through a link a user placed in the input, to a file or a
-    folder) would hand the rerun's script a file its job could not read, or any the server can."""
+def inside_input(path: str, roots: Sequence[Path], first_inputs: Sequence[Path]) -> str:
+    """`path`, a file `failed_items.txt` names, normalised, when it is one of the job's input `roots` or inside one,
+    and leads inside `first_inputs` (the inputs of the first job of a chain of reruns); else a ValueError naming
+    it. The list lies in the job's output folder, which its scoring script may write, so it names nothing else
+    (absolute, climbing out with '..', or through a link a user placed in the input). The rerun's sandbox holds
+    the same line where it counts, when its workers read (`JobSpec.input_roots`): this is the early, clear 400."""
     try:
         os.fsencode(path)
         valid = os.path.isabs(path) and "\0" not in path and ".." not in Path(path).parts
@@ -275,10 +274,10 @@ def inside_input(path: str, roots: Sequence[Path], made_here: Path) -> str:
     if not valid:
         raise ValueError(f"its failed_items.txt names {path!r}, which is not an absolute path of an input file.")
     normal = os.path.normpath(path)
-    for root in roots:
-        top = os.path.normpath(os.path.abspath(root))
-        if _within(normal, top) and (_within(top, str(made_here)) or _within(*map(os.path.realpath, (normal, top)))):
-            return normal
+    real = os.path.realpath(normal)
+    inside = any(_within(normal, os.path.normpath(os.path.abspath(root))) for root in roots)
+    if inside and any(_within(real, os.path.realpath(first)) for first in first_inputs):
+        return normal
     inputs = ", ".join(repr(str(root)) for root in roots)
     raise ValueError(f"its failed_items.txt names {path!r}, which is not inside its input ({inputs}).")
 
@@ -442,9 +441,10 @@ class Jobs(OnResources):
         header: str | None,
         request_id: str | None,
         source: Location | None = None,
+        input_roots: Sequence[Path] = (),
     ) -> Resource:
-        """Start a job; `source` is its input already resolved (a rerun's folder of failed files), else the
-        request's `inputData` is resolved."""
+        """Start a job; `source` is its input already resolved (a rerun's folder of failed files, with the inputs
+        its links point into, `input_roots`), else the request's `inputData` is resolved."""
         endpoint = self.resources.get(endpoint_id)
         repeated = self._repeated(endpoint, request_id)
         if repeated is not None:
@@ -464,7 +464,7 @@ class Jobs(OnResources):
             keep_run(job, PipelineRun(planned.record))
             children = child_rows(ctx, workspace_id, planned)
         else:
-            job, children = self._model_job(ctx, job_id, endpoint, routing, request, source)
+            job, children = self._model_job(ctx, job_id, endpoint, routing, request, source, input_roots)
         if not self._accept(endpoint, request_id, job, children):
             return self._repeated(endpoint, request_id) or self.resources.get(job_id)
         self.runner.submit(job.id)
@@ -487,6 +487,7 @@ class Jobs(OnResources):
         routing: Routing,
         request: InvokeProperties,
         source: Location | None,
+        input_roots: Sequence[Path],
     ) -> tuple[Resource, list[Resource]]:
         """A model deployment's job, its run record kept, and its scoring step."""
         workspace_id, job_name = job_id.rsplit("/jobs/", 1)
@@ -495,6 +496,7 @@ class Jobs(OnResources):
         scoring = Scoring.of(routing.deployment)
         environment = self.planner.environment(workspace_id, scoring)
         spec = self.planner.spec(job_name, workspace_id, routing.deployment, scoring, request, source, environment)
+        spec = replace(spec, input_roots=input_roots) if input_roots else spec
         placement, spec = self.planner.place(workspace_id, scoring, spec)
         try:
             check_output_available(spec)
@@ -524,8 +526,9 @@ class Jobs(OnResources):
             raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
         spec = run.spec
         roots = [*spec.input_paths, *([run.fetch.target] if run.fetch is not None else [])]
+        first_inputs = spec.input_roots or roots
         try:
-            failed = [inside_input(path, roots, self.planner.jobs_root) for path in read_failed_items(spec)]
+            failed = [inside_input(path, roots, first_inputs) for path in read_failed_items(spec)]
         except ValueError as error:
             raise bad_request(f"The job '{job.name}' cannot be rerun: {error}", "UserError") from None
         if not failed:
@@ -549,7 +552,7 @@ class Jobs(OnResources):
                 raise bad_request(
                     f"Could not link the files to run again in '{folder}': {error}", "UserError"
                 ) from None
-            return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source)
+            return self.invoke(ctx, endpoint_id, request, tags["azureml.deploymentname"], None, source, first_inputs)
         except Exception:
             shutil.rmtree(folder.parent, ignore_errors=True)
             raise

@@ -108,6 +108,7 @@ def spec_to_record(spec: JobSpec) -> dict[str, Any]:
     """What the runner needs to (re)build the spec after a restart."""
     record = {field.name: getattr(spec, field.name) for field in fields(spec)}
     record["input_paths"] = [str(path) for path in spec.input_paths]
+    record["input_roots"] = [str(path) for path in spec.input_roots]
     for name in PATH_FIELDS:
         record[name] = str(record[name]) if record[name] is not None else None
     record["environment_variables"] = dict(spec.environment_variables)

@@ -555,11 +555,13 @@ def _may_leave(worker: _Worker) -> bool:
 
 def job_reads(spec: JobSpec, sandbox: WorkerSandbox) -> list[Path | str]:
     """What a job's workers read besides their environment: its code (or the script's folder), its model, its
-    inputs, and where the links the server made there lead."""
+    inputs, and where the links the server made there lead; a rerun's, the inputs of the job it reruns, not where
+    its links lead (one a user placed there may lead anywhere, and be changed after the rerun was asked for)."""
     assert spec.script_path is not None
     code = spec.code_dir or spec.script_path.parent
     model = [spec.model_dir] if spec.model_dir is not None else []
-    return [code, *model, *spec.input_paths, *sandbox.links_of([*model, *spec.input_paths])]
+    linked = model if spec.input_roots else [*model, *spec.input_paths]
+    return [code, *model, *spec.input_paths, *spec.input_roots, *sandbox.links_of(linked)]
 
 
 def _job_homes(spec: JobSpec) -> Path:

@@ -86,6 +86,10 @@ class JobSpec:
     remote_output: RemoteFolder | None = None
     """Where a completed job's output files are uploaded (`remote_output.py`); `output_dir` is then a local staging
     folder. None: `output_dir` is the output."""
+    input_roots: Sequence[Path] = ()
+    """A rerun's (`rerunFailed`): the inputs of the job it reruns (or their local copy), which its input folder's
+    links point into: all its workers may read of the input, as that job's could (a link leading elsewhere is not
+    followed). Empty: `input_paths` are the inputs."""
     input_uri: str | None = None
     """How the invoke named the input (`azureml://datastores/...`, a data asset's path, ...), for messages about
     it; None names it by `input_paths`."""
@@ -100,6 +104,7 @@ class JobSpec:
 
     def __post_init__(self, stored: bool) -> None:
         object.__setattr__(self, "input_paths", tuple(Path(path) for path in self.input_paths))
+        object.__setattr__(self, "input_roots", tuple(Path(path) for path in self.input_roots))
         object.__setattr__(self, "notes", tuple(self.notes))
         for name in ("remote_input", "remote_output"):
             fields = getattr(self, name)
