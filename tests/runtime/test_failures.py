@@ -326,8 +326,9 @@ def _running(pid: int) -> bool:
     [
         "pool = multiprocessing.Pool(2)",  # the Pool's exit handler ends it: killed first, it hung that handler
         "threading.Thread(target=time.sleep, args=(300,)).start()",  # not daemon=True
+        "multiprocessing.Process(target=time.sleep, args=(300,)).start()",  # the exit handler joins it
     ],
-    ids=["open-pool", "thread"],
+    ids=["open-pool", "thread", "process"],
 )
 def test_a_worker_leaves_at_once_whatever_its_script_left_open(kit: Kit, left: str) -> None:
     """Before, the worker waited for a thread the script left running, or hung in the exit handler of a Pool whose

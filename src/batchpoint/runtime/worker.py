@@ -36,6 +36,8 @@ LOG_LEVELS = {"Info": logging.INFO, "Warning": logging.WARNING, "Debug": logging
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+EXIT_HANDLERS_SECONDS = 3.0
+"""How long a leaving worker lets its exit handlers run (`leave`), well within the executor's grace."""
 MAX_REAPING_ROUNDS = 1000
 """A bound on `stop_descendants`' rounds (each kills the worker's children; their own children come next)."""
 PARENT_CHECK_SECONDS = 1.0
@@ -303,10 +305,14 @@ def call_shutdown(script: ModuleType) -> None:
 def leave() -> NoReturn:
     """End the worker once its script's `shutdown()` has returned: its exit handlers run first (logging's flush, the
     script's own, multiprocessing's, which ends a Pool the script left open: killed first, a Pool worker holding its
-    queue's lock hung that handler), then what the script left running is killed, and the worker exits without
-    waiting for the script's threads (one started in `init()` without `daemon=True` held every job's end for the
-    executor's 10 s of grace). A worker forked from a template left without waiting for them already."""
-    atexit._run_exitfuncs()
+    queue's lock hung that handler), for at most `EXIT_HANDLERS_SECONDS` (multiprocessing's joins a Process the
+    script left running, which may never end); then what the script left running is killed, and the worker exits
+    without waiting for the script's threads (one started in `init()` without `daemon=True` held every job's end
+    for the executor's 10 s of grace). A worker forked from a template left without waiting for them already. Files
+    the script left open unflushed are not flushed (the interpreter's end is skipped)."""
+    handlers = threading.Thread(target=atexit._run_exitfuncs, name="batchpoint-exit-handlers", daemon=True)
+    handlers.start()
+    handlers.join(EXIT_HANDLERS_SECONDS)
     stop_descendants()
     _exit_now(0)
 
