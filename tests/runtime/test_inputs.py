@@ -27,10 +27,13 @@ def test_a_folder_is_walked_recursively_sorted_by_relative_path_without_hidden_f
 
 
 def test_a_link_that_loops_is_skipped_as_a_broken_one_is(kit: Kit) -> None:
-    """Before, `ln -s self self` in the input failed the job "outside its scoring script", with no job logs."""
+    """Before, `ln -s self self` in the input failed the job "outside its scoring script", with no job logs; so did
+    a link through a file, or to a name too long."""
     kit.inputs("a.csv")
     os.symlink("self", kit.input_dir / "self")
     os.symlink("missing", kit.input_dir / "broken")
+    os.symlink("a.csv/old", kit.input_dir / "through-a-file")  # ENOTDIR
+    os.symlink("x" * 300, kit.input_dir / "too-long")  # ENAMETOOLONG
     kit.script(ECHO)
 
     outcome = kit.run()

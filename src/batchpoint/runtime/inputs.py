@@ -85,15 +85,20 @@ def _walk(folder: str) -> list[str]:
     return files
 
 
+BROKEN_LINK_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+"""What following a link that leads nowhere raises (to nothing, through a file, too long, in a loop)."""
+
+
 def _is_file(entry: os.DirEntry[str]) -> bool:
-    """A file, or a link to one; not a link that loops (its target cannot be found), as not a broken link. Any other
-    error (a file system's I/O error) fails the listing: a file must not drop out of the job unsaid."""
+    """A file, or a link to one; not a link that leads nowhere (`BROKEN_LINK_ERRNOS`). Any other error (a file
+    system's I/O error, a link into a folder the server cannot enter) fails the listing, naming the entry: a file
+    must not drop out of the job unsaid."""
     try:
         return entry.is_file()
     except OSError as error:
-        if error.errno == errno.ELOOP:
+        if error.errno in BROKEN_LINK_ERRNOS and entry.is_symlink():
             return False
-        raise
+        raise InputError(f"The input '{entry.path}' cannot be read: {error.strerror or error}.") from error
 
 
 def iter_remote_files(remote: RemoteFolder, copy_root: Path) -> Iterator[str]:
