@@ -59,6 +59,9 @@ class StartedWorker:
     replies: Connection
     parent_pid: int = field(default_factory=os.getpid)
     """The worker's parent, which it must not outlive: this server, or the template it was forked from."""
+    handle: psutil.Process | None = None
+    """The worker as psutil knows it from its start (its pid and start time): signalled only while its pid is still
+    its own (a forked worker is reaped by its template, which says so a moment later)."""
 
     def close(self) -> None:
         self.commands.close()
@@ -67,10 +70,10 @@ class StartedWorker:
     def kill(self) -> int:
         """Kill the worker and what it started (its session, and its descendants in sessions of their own, which
         it adopts when orphaned: `worker.die_with_parent`), and reap it; returns its exit code. Its descendants are
-        looked for only while it is not reaped (its pid cannot be another's), and stopped as they are found, so that
-        none forks past the search."""
-        unreaped = self.process.returncode is None
-        descendants = _stopped_descendants(self.process.pid) if unreaped else []
+        looked for only while it is not known to be reaped and its pid is still its own (`handle`), and stopped as
+        they are found, so that none forks past the search."""
+        handle = self.handle if self.process.returncode is None else None
+        descendants = _stopped_descendants(handle) if handle is not None else []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # its group lives on while a member does
         for process in descendants:
@@ -84,16 +87,18 @@ MAX_SEARCHES = 100
 the next)."""
 
 
-def _stopped_descendants(pid: int) -> list[psutil.Process]:
-    """The processes under `pid` (none once it has exited: they went to another parent), `pid` and each of them
+def _stopped_descendants(root: psutil.Process) -> list[psutil.Process]:
+    """The processes under `root` (none once it has exited: they went to another parent), `root` and each of them
     stopped (SIGSTOP) as it is found, each known by its start time, so that a pid used again meanwhile is not
-    killed. From each one's `children` files, not a scan of every process (2 ms with 100 of them) at each worker's
-    end."""
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGSTOP)
+    signalled. From each one's `children` files, not a scan of every process (2 ms with 100 of them) at each
+    worker's end."""
+    try:
+        root.suspend()
+    except psutil.Error:  # gone, or its pid is another process's now
+        return []
     found: dict[int, psutil.Process] = {}
     for _ in range(MAX_SEARCHES):
-        new = [process for process in _descendants(pid) if process.pid not in found]
+        new = [process for process in _descendants(root.pid) if process.pid not in found]
         if not new:
             break
         for process in new:
@@ -108,12 +113,13 @@ def _descendants(pid: int) -> list[psutil.Process]:
     parents = [pid]
     while parents:
         children = [child for parent in parents for child in children_of(parent)]
-        found += [process for child in children if (process := _process(child)) is not None]
+        found += [process for child in children if (process := handle_of(child)) is not None]
         parents = children
     return found
 
 
-def _process(pid: int) -> psutil.Process | None:
+def handle_of(pid: int) -> psutil.Process | None:
+    """psutil's handle on a process just started (None: it has exited already)."""
     try:
         return psutil.Process(pid)
     except psutil.Error:
@@ -144,7 +150,8 @@ def start_worker(
     finally:
         os.close(command_read)
         os.close(reply_write)
-    started = StartedWorker(process, Connection(command_write, readable=False), Connection(reply_read, writable=False))
+    commands, replies = Connection(command_write, readable=False), Connection(reply_read, writable=False)
+    started = StartedWorker(process, commands, replies, handle=handle_of(process.pid))
     boot_worker(started, python, policy, environment)
     return started
 

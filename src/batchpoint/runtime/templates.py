@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from batchpoint.runtime.sandbox.policy import virtual_environment
-from batchpoint.runtime.spawn import StartedWorker, private_temp_root, read_text, reply_pipe, start_boot
+from batchpoint.runtime.spawn import StartedWorker, handle_of, private_temp_root, read_text, reply_pipe, start_boot
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class ForkedProcess:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.handle = handle_of(pid)
+        """Taken as its template says it forked it: the template reaps it, and says so only after."""
         self.returncode: int | None = None
         self._ended = threading.Event()
 
@@ -188,7 +190,7 @@ class TemplatePool:
             os.close(reply_read)
             return None
         commands, replies = Connection(command_write, readable=False), Connection(reply_read, writable=False)
-        return StartedWorker(forked, commands, replies, parent_pid=template.process.pid)
+        return StartedWorker(forked, commands, replies, parent_pid=template.process.pid, handle=forked.handle)
 
     def learn(self, key: TemplateKey, modules: Iterable[str], environment: Environment, workers: int) -> None:
         """`key`'s workers import `modules`: its template imports them too, and starts if there is none (with spares
