@@ -715,6 +715,28 @@ def test_a_bug_in_batchpoints_own_actor_code_fails_the_job_with_the_actors_trace
     assert raised.value.__cause__ is None
 
 
+def test_a_link_in_the_input_to_a_file_elsewhere_is_not_read_for_a_node(
+    ray_cluster: Cluster, kit: Kit, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Inputs on the server's own disk are read by the coordinator, with the server's rights, and sent to the nodes:
+    a link a user placed in the input, to a file elsewhere, was read and handed to the script, which a local
+    worker's sandbox refuses. Now its try fails saying so, and the file is not read."""
+    secret = tmp_path_factory.mktemp("elsewhere") / "signing.key"
+    secret.write_text("the server's secret")
+    kit.inputs("a.txt")
+    (kit.input_dir / "leak.txt").symlink_to(secret)
+    kit.script("""
+        def run(mini_batch):
+            return [open(path).read() for path in mini_batch]
+    """)
+
+    outcome = run_job(kit.spec(mini_batch_size=1, max_retries=0), kit.ledger, RayExecutor(ray_cluster.address))
+
+    assert outcome.status == "Completed" and outcome.counts.items_failed == 1, outcome.message
+    assert "the server's secret" not in (kit.predictions() or "")
+    assert "'leak.txt' leads outside the job's input (a link): it was not read" in kit.log("job_error.txt")
+
+
 class _HoldsALock(Exception):
     """An exception Ray cannot send back from the node: it puts a plain RayError in its place."""
 

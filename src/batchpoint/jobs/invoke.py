@@ -37,7 +37,7 @@ from batchpoint.ml.endpoints.rules import JobSettings
 from batchpoint.ml.endpoints.scoring import Scoring
 from batchpoint.ml.endpoints.validation import unacted_settings
 from batchpoint.runtime.environments.spec import EnvironmentSpec
-from batchpoint.runtime.inputs import copy_remote_files
+from batchpoint.runtime.inputs import copy_remote_files, is_within
 from batchpoint.runtime.output import OutputExistsError, check_output_available
 from batchpoint.runtime.report import read_failed_items
 from batchpoint.runtime.spec import (
@@ -275,15 +275,11 @@ def inside_input(path: str, roots: Sequence[Path], first_inputs: Sequence[Path])
         raise ValueError(f"its failed_items.txt names {path!r}, which is not an absolute path of an input file.")
     normal = os.path.normpath(path)
     real = os.path.realpath(normal)
-    inside = any(_within(normal, os.path.normpath(os.path.abspath(root))) for root in roots)
-    if inside and any(_within(real, os.path.realpath(first)) for first in first_inputs):
+    inside = any(is_within(normal, os.path.normpath(os.path.abspath(root))) for root in roots)
+    if inside and any(is_within(real, os.path.realpath(first)) for first in first_inputs):
         return normal
     inputs = ", ".join(repr(str(root)) for root in roots)
     raise ValueError(f"its failed_items.txt names {path!r}, which is not inside its input ({inputs}).")
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(os.path.join(folder, ""))
 
 
 def link_inputs(folder: Path, roots: Sequence[Path], files: list[str]) -> None:

@@ -27,6 +27,11 @@ class InputNotFoundError(InputError):
         self.path = path
 
 
+def is_within(path: str, folder: str) -> bool:
+    """`path` is `folder` or lies under it (both as given: normalise or resolve them first)."""
+    return path == folder or path.startswith(os.path.join(folder, ""))
+
+
 def list_inputs(spec: JobSpec) -> Iterator[str]:
     """The job's input files: its local input paths, or its remote input when the job reads that in place."""
     remote = spec.remote_input

@@ -83,6 +83,7 @@ from batchpoint.runtime.executor import (
     WorkerName,
 )
 from batchpoint.runtime.gpus import device_files, driver_reads, worker_environment
+from batchpoint.runtime.inputs import is_within
 from batchpoint.runtime.layout import STREAM_LOG, LogLayout, ProcessNames, append_line
 from batchpoint.runtime.limits import Deadlines
 from batchpoint.runtime.local import script_argv
@@ -236,8 +237,11 @@ class ScoringActor:
             self._sandbox.share(folder)
         self._sandbox.prepare_home(self._worker_home)
         job_python = python or Path(sys.executable)
-        folders = [*([model] if model is not None else []), self._inputs.root]  # a shared rerun's inputs are links
-        reads: list[Path | str] = [code, *folders, *self._sandbox.links_of(folders)]
+        models = [model] if model is not None else []
+        folders = [*models, self._inputs.root]
+        first_inputs = self._inputs.first_inputs  # a shared rerun's: its links lead there, as far as it may read
+        linked = models if first_inputs else folders
+        reads: list[Path | str] = [code, *folders, *first_inputs, *self._sandbox.links_of(linked)]
         policy = self._sandbox.policy(
             python=job_python,
             read=[*reads, *driver_reads(self._gpus)],
@@ -301,7 +305,7 @@ class ScoringActor:
         return "ready", "", self._take_logs(), self.node()
 
     def run(
-        self, index: int, names: list[str], contents: list[bytes] | None
+        self, index: int, names: list[str], contents: list[bytes | None] | None
     ) -> tuple[str, Any, WorkerLogs, dict[str, float]]:
         """``("done", (returned, rows), logs, timing)``, ``("error", traceback, logs, timing)``, ``("init",
         traceback, logs, {})``, ``("died", why, logs, {})``, ``("lost", why, logs, {})`` (the worker went with
@@ -448,6 +452,7 @@ class _NodeInputs:
     def __init__(self, config: dict[str, Any], folder: Path) -> None:
         self._kind = config["kind"]
         self._root = config.get("root", "")
+        self._first_inputs: list[str] = config.get("first_inputs", [])
         self._folder = folder
         self._filesystem: Any = None
         if self._kind == SHARED and not os.path.isdir(self._root):
@@ -462,7 +467,12 @@ class _NodeInputs:
         """What the worker reads its inputs from: the shared folder, or this actor's copies."""
         return Path(self._root) if self._kind == SHARED else self._folder
 
-    def fetch(self, index: int, names: list[str], contents: list[bytes] | None) -> list[str]:
+    @property
+    def first_inputs(self) -> list[str]:
+        """A rerun's on a shared path: the inputs of the job it reruns, where its links lead."""
+        return list(self._first_inputs)
+
+    def fetch(self, index: int, names: list[str], contents: list[bytes | None] | None) -> list[str]:
         """The paths `run()` gets: the shared files themselves, else copies in this mini-batch's own folder."""
         if self._kind == SHARED:
             return [os.path.join(self._root, name) for name in names]
@@ -474,7 +484,9 @@ class _NodeInputs:
             self._filesystem.get([f"{self._root}/{name}" for name in names], local)
         else:
             assert contents is not None
-            for path, content in zip(local, contents, strict=True):
+            for name, path, content in zip(names, local, contents, strict=True):
+                if content is None:
+                    raise PermissionError(f"'{name}' leads outside the job's input (a link): it was not read")
                 Path(path).write_bytes(content)
         return local
 
@@ -722,9 +734,19 @@ class RayExecutor(Executor):
     def _call(self, slot: _Slot, task: Task) -> Any:
         """Send the task to the slot's actor; its result's reference."""
         names = [self._relative(path) for path in task.files]
-        contents = [Path(path).read_bytes() for path in task.files] if self._inputs["kind"] == SHIPPED else None
+        contents = self._shipped(task.files) if self._inputs["kind"] == SHIPPED else None
         self.transfer.sent(sum(len(name.encode(errors="surrogateescape")) for name in names) + _size(contents))
         return slot.actor.run.remote(task.index, names, contents)
+
+    def _shipped(self, files: Sequence[str]) -> list[bytes | None]:
+        """The files' contents, read here with the server's rights, so only of those that lead inside the job's
+        inputs (`JobSpec.input_roots` for a rerun), as a worker's sandbox would read them; None for any other (a
+        link a user placed in the input, to a file elsewhere): its node fails the try saying so."""
+        inputs = [os.path.realpath(root) for root in self._spec.input_roots or self._spec.input_paths]
+        return [
+            Path(path).read_bytes() if any(is_within(os.path.realpath(path), root) for root in inputs) else None
+            for path in files
+        ]
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in self._slots):
@@ -783,7 +805,8 @@ class RayExecutor(Executor):
         folder = _common_folder(spec.input_paths)
         shared = self._shared_path(Path(folder))
         if shared is not None:
-            return folder, {"kind": SHARED, "root": shared}
+            first_inputs = [place for root in spec.input_roots if (place := self._shared_path(root)) is not None]
+            return folder, {"kind": SHARED, "root": shared, "first_inputs": first_inputs}
         return folder, {"kind": SHIPPED, "folder": folder}
 
     def _actor_config(self, spec: JobSpec) -> dict[str, Any]:
@@ -1118,8 +1141,8 @@ def _describe_inputs(inputs: dict[str, Any], spec: JobSpec) -> str:
     )
 
 
-def _size(contents: list[bytes] | None) -> int:
-    return sum(len(content) for content in contents) if contents else 0
+def _size(contents: list[bytes | None] | None) -> int:
+    return sum(len(content) for content in contents if content is not None) if contents else 0
 
 
 def _first_line(error: BaseException) -> str:
