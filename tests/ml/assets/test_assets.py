@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from batchpoint.store import open_store
 from tests.api.arm import create_compute, create_endpoint, deployment_body, deployment_url, put_and_wait
-from tests.server import API, WORKSPACE_ID, Server
+from tests.server import API, WORKSPACE_ID, Server, running
 
 V = {"api-version": API}
 
@@ -118,3 +121,24 @@ def test_a_containers_read_only_versions_are_the_servers_whatever_a_client_sends
     assert updated.json()["properties"]["nextVersion"] == "2"
     assert updated.json()["properties"]["latestVersion"] == "1"
     assert default.status_code == 200 and default.json()["properties"]["description"] == "one"
+
+
+def test_a_version_an_earlier_server_stored_with_nulls_is_the_same_definition_sent_again(tmp_path: Path) -> None:
+    """An earlier server stored a version's top-level nulls as sent (`isAnonymous`, `modelType`); a null is now
+    absent, so its default applies. Before, sending the same body again was a 409 'differs in: isAnonymous,
+    modelType, properties'; it is the same definition."""
+    version = f"{WORKSPACE_ID}/models/old/versions/1"
+    body = {"properties": {"modelUri": "azureml://x", "isAnonymous": None, "modelType": None, "properties": None}}
+    with running(tmp_path) as server, server.client() as client:
+        assert client.put(version, params=V, json={"properties": {"modelUri": "azureml://x"}}).status_code == 201
+    store = open_store(f"sqlite:///{tmp_path / 'batchpoint.db'}")
+    stored = store.get(version)
+    assert stored is not None
+    stored.body["properties"].update(isAnonymous=None, modelType=None, properties=None)  # as an earlier server did
+    store.update(stored)
+    store.close()
+
+    with running(tmp_path) as server, server.client() as client:
+        again = client.put(version, params=V, json=body)
+
+    assert again.status_code == 200, again.text

@@ -43,10 +43,18 @@ def _name_component_spec(spec: dict[str, Any], version_id: str) -> None:
     spec["version"] = str(spec.get("version") or version)
 
 
+def _with_defaults(collection: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """A version's properties with the defaults where they are absent or null (a null is absent on the wire; an
+    earlier server stored some nulls as sent)."""
+    given = {name: value for name, value in properties.items() if value is not None}
+    return {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **given}
+
+
 def _check_same_definition(collection: str, existing: Resource, properties: dict[str, Any]) -> None:
     """Azure refuses to change a registered version (azure-ai-ml relies on that 409 to move on to the next
-    version); registering the same definition again only updates the mutable fields."""
-    before = existing.body["properties"]
+    version); registering the same definition again only updates the mutable fields. What is stored is compared as
+    it would be written now: a version an earlier server stored with nulls is the same definition sent again."""
+    before = _with_defaults(collection, existing.body["properties"])
     changed = sorted(
         name
         for name in (before.keys() | properties.keys()) - MUTABLE_FIELDS
@@ -117,10 +125,8 @@ class AssetVersions(OnResources):
         container_id = parent_of(version_id)
         container = self.store.get(container_id) or self.containers.put(ctx, container_id, {}).resource
         existing = self.store.get(version_id)
-        properties = {**VERSION_DEFAULTS, **KIND_DEFAULTS.get(collection, {}), **requested}
+        properties = _with_defaults(collection, requested)
         properties["tags"] = check_tags(properties.get("tags"))
-        if properties.get("flavors") is None and collection == "models":
-            properties["flavors"] = {}
         if collection == "components" and isinstance(properties.get("componentSpec"), dict):
             _name_component_spec(properties["componentSpec"], version_id)
         properties["provisioningState"] = "Succeeded"
