@@ -315,10 +315,17 @@ def test_the_processes_a_script_leaves_running_end_with_its_worker(kit: Kit, end
 
 
 def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    """Whether `pid` still runs a second after the job's end: a kill is delivered, and a stopped process woken to
+    die, a moment after it is sent (on a loaded machine the check came first)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            running = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            running = False
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(

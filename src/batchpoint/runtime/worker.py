@@ -310,11 +310,13 @@ def leave() -> NoReturn:
     without waiting for the script's threads (one started in `init()` without `daemon=True` held every job's end
     for the executor's 10 s of grace). A worker forked from a template left without waiting for them already. Files
     the script left open unflushed are not flushed (the interpreter's end is skipped)."""
-    handlers = threading.Thread(target=atexit._run_exitfuncs, name="batchpoint-exit-handlers", daemon=True)
-    handlers.start()
-    handlers.join(EXIT_HANDLERS_SECONDS)
-    stop_descendants()
-    _exit_now(0)
+    try:
+        handlers = threading.Thread(target=atexit._run_exitfuncs, name="batchpoint-exit-handlers", daemon=True)
+        handlers.start()  # RuntimeError at a task limit (a script that left many threads or processes)
+        handlers.join(EXIT_HANDLERS_SECONDS)
+    finally:
+        stop_descendants()
+        _exit_now(0)
 
 
 def stop_descendants() -> None:
