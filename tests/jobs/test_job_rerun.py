@@ -3,6 +3,8 @@ the items that failed (or never ran), and its output has their rows."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -252,6 +254,33 @@ def test_a_rerun_of_a_rerun_reads_its_first_jobs_files(server: Server, tmp_path:
     assert second["properties"]["progress"]["items"] == {"total": 1, "succeeded": 0, "failed": 1}
     assert third["properties"]["progress"]["items"] == {"total": 1, "succeeded": 1, "failed": 0}
     assert predictions(server.home, third["name"]) == ["1"]
+
+
+def test_a_rerun_stored_before_reruns_recorded_their_first_inputs_can_be_rerun(server: Server, tmp_path: Path) -> None:
+    """Its first job's inputs are found through its `batchpoint.rerunOf`: before, every failed file of it led
+    outside its own folder of links, and its rerun was refused."""
+    inputs = write_inputs(tmp_path / "in", 2)
+    settings = {"miniBatchSize": 1, "retrySettings": {"maxRetries": 0}}
+    with server.client() as http:
+        deploy_script(http, tmp_path, "old-ep", "main", READING_SCRIPT.format(broken=True), **settings)
+        first = wait_for_job(http, invoke(http, "old-ep", str(inputs)).json()["name"])
+        rerun = http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V)
+        second = wait_for_job(http, rerun.json()["name"])
+    server.stop()
+    with sqlite3.connect(server.home / "batchpoint.db") as database:  # as an earlier server stored it
+        key = f"{WORKSPACE_ID}/jobs/{second['name']}".lower()
+        (private,) = database.execute("SELECT private FROM resources WHERE key = ?", (key,)).fetchone()
+        record = json.loads(private)
+        assert record["spec"].pop("input_roots")
+        database.execute("UPDATE resources SET private = ? WHERE key = ?", (json.dumps(record), key))
+    server.start()
+    with server.client() as http:
+        deploy_script(http, tmp_path, "old-ep", "main", READING_SCRIPT.format(broken=False), **settings)
+        answer = http.post(f"{WORKSPACE_ID}/jobs/{second['name']}/rerunFailed", params=V)
+        assert answer.status_code == 200, answer.text
+        third = wait_for_job(http, answer.json()["name"])
+
+    assert third["properties"]["progress"]["items"] == {"total": 1, "succeeded": 1, "failed": 0}
 
 
 def test_a_rerun_of_an_unreadable_failed_items_list_answers_400(server: Server, tmp_path: Path) -> None:

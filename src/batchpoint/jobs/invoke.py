@@ -260,6 +260,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+MAX_RERUN_CHAIN = 100
+"""How far back `Jobs._first_inputs` follows a chain of reruns."""
+
+
 def inside_input(path: str, roots: Sequence[Path], first_inputs: Sequence[Path]) -> str:
     """`path`, a file `failed_items.txt` names, normalised, when it is one of the job's input `roots` or inside one,
     and leads inside `first_inputs` (the inputs of the first job of a chain of reruns); else a ValueError naming
@@ -522,7 +526,7 @@ class Jobs(OnResources):
             raise bad_request(f"The job '{job.name}' is not a job of a model deployment; only those can be rerun.")
         spec = run.spec
         roots = [*spec.input_paths, *([run.fetch.target] if run.fetch is not None else [])]
-        first_inputs = spec.input_roots or roots
+        first_inputs = spec.input_roots or self._first_inputs(job) or roots
         try:
             failed = [inside_input(path, roots, first_inputs) for path in read_failed_items(spec)]
         except ValueError as error:
@@ -552,6 +556,22 @@ class Jobs(OnResources):
         except Exception:
             shutil.rmtree(folder.parent, ignore_errors=True)
             raise
+
+    def _first_inputs(self, job: Resource) -> list[Path]:
+        """The inputs of the first job of the chain of reruns `job` ends (none: it is no rerun), found through each
+        one's `batchpoint.rerunOf`: for a rerun stored before reruns recorded them (`JobSpec.input_roots`)."""
+        workspace_id = job.id.rsplit("/jobs/", 1)[0]
+        inputs: list[Path] = []
+        for _ in range(MAX_RERUN_CHAIN):
+            parent = (job.body["properties"].get("properties") or {}).get("batchpoint.rerunOf")
+            found = self.store.get(f"{workspace_id}/jobs/{parent}") if parent else None
+            run = model_run_of(found)
+            if found is None or run is None:
+                return inputs
+            job, inputs = found, list(run.spec.input_roots or run.spec.input_paths)
+            if run.spec.input_roots:
+                return inputs
+        return inputs
 
     def of_endpoint(self, endpoint_id: str, where: JobFilter, order: SortOrder, position: Position, size: int) -> Page:
         """A page of the jobs an endpoint ran that pass ``where`` (one deployment's, ...); jobs outlive the endpoint,

@@ -240,7 +240,7 @@ class ScoringActor:
         models = [model] if model is not None else []
         folders = [*models, self._inputs.root]
         first_inputs = self._inputs.first_inputs  # a shared rerun's: its links lead there, as far as it may read
-        linked = models if first_inputs else folders
+        linked = models if self._inputs.rerun else folders
         reads: list[Path | str] = [code, *folders, *first_inputs, *self._sandbox.links_of(linked)]
         policy = self._sandbox.policy(
             python=job_python,
@@ -453,6 +453,7 @@ class _NodeInputs:
         self._kind = config["kind"]
         self._root = config.get("root", "")
         self._first_inputs: list[str] = config.get("first_inputs", [])
+        self._rerun = bool(config.get("rerun"))
         self._folder = folder
         self._filesystem: Any = None
         if self._kind == SHARED and not os.path.isdir(self._root):
@@ -471,6 +472,11 @@ class _NodeInputs:
     def first_inputs(self) -> list[str]:
         """A rerun's on a shared path: the inputs of the job it reruns, where its links lead."""
         return list(self._first_inputs)
+
+    @property
+    def rerun(self) -> bool:
+        """A rerun's on a shared path: its links are not followed (`first_inputs` is what it may read)."""
+        return self._rerun
 
     def fetch(self, index: int, names: list[str], contents: list[bytes | None] | None) -> list[str]:
         """The paths `run()` gets: the shared files themselves, else copies in this mini-batch's own folder."""
@@ -743,10 +749,7 @@ class RayExecutor(Executor):
         inputs (`JobSpec.input_roots` for a rerun), as a worker's sandbox would read them; None for any other (a
         link a user placed in the input, to a file elsewhere): its node fails the try saying so."""
         inputs = [os.path.realpath(root) for root in self._spec.input_roots or self._spec.input_paths]
-        return [
-            Path(path).read_bytes() if any(is_within(os.path.realpath(path), root) for root in inputs) else None
-            for path in files
-        ]
+        return [_read_inside(path, inputs) for path in files]
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in self._slots):
@@ -805,8 +808,11 @@ class RayExecutor(Executor):
         folder = _common_folder(spec.input_paths)
         shared = self._shared_path(Path(folder))
         if shared is not None:
-            first_inputs = [place for root in spec.input_roots if (place := self._shared_path(root)) is not None]
-            return folder, {"kind": SHARED, "root": shared, "first_inputs": first_inputs}
+            if not spec.input_roots:
+                return folder, {"kind": SHARED, "root": shared}
+            first = [os.path.realpath(root) for root in spec.input_roots]  # Landlock follows no link under them
+            shared_first = [real for real in first if any(Path(real).is_relative_to(root) for root in self._shared)]
+            return folder, {"kind": SHARED, "root": shared, "rerun": True, "first_inputs": shared_first}
         return folder, {"kind": SHIPPED, "folder": folder}
 
     def _actor_config(self, spec: JobSpec) -> dict[str, Any]:
@@ -1139,6 +1145,20 @@ def _describe_inputs(inputs: dict[str, Any], spec: JobSpec) -> str:
         f"sent to the nodes with each mini-batch ({inputs['folder']} is on no shared path the nodes mount; see "
         "`batchpoint serve --ray-shared-path`)."
     )
+
+
+def _read_inside(path: str, roots: list[str]) -> bytes | None:
+    """The file's contents when the file it opens (not a path checked before: a user could swap the file for a link
+    in between) lies in one of `roots`; else None."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        opened = os.readlink(f"/proc/self/fd/{descriptor}")
+        if not any(is_within(opened, root) for root in roots):
+            return None
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(descriptor)
 
 
 def _size(contents: list[bytes | None] | None) -> int:
