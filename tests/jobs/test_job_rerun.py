@@ -266,14 +266,12 @@ def test_a_rerun_stored_before_reruns_recorded_their_first_inputs_can_be_rerun(s
         first = wait_for_job(http, invoke(http, "old-ep", str(inputs)).json()["name"])
         rerun = http.post(f"{WORKSPACE_ID}/jobs/{first['name']}/rerunFailed", params=V)
         second = wait_for_job(http, rerun.json()["name"])
-    server.stop()
     with sqlite3.connect(server.home / "batchpoint.db") as database:  # as an earlier server stored it
         key = f"{WORKSPACE_ID}/jobs/{second['name']}".lower()
         (private,) = database.execute("SELECT private FROM resources WHERE key = ?", (key,)).fetchone()
         record = json.loads(private)
         assert record["spec"].pop("input_roots")
         database.execute("UPDATE resources SET private = ? WHERE key = ?", (json.dumps(record), key))
-    server.start()
     with server.client() as http:
         deploy_script(http, tmp_path, "old-ep", "main", READING_SCRIPT.format(broken=False), **settings)
         answer = http.post(f"{WORKSPACE_ID}/jobs/{second['name']}/rerunFailed", params=V)

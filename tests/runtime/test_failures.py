@@ -305,7 +305,7 @@ def test_the_processes_a_script_leaves_running_end_with_its_worker(kit: Kit, end
     kit.inputs(f"{ending}.txt")
     kit.script(LEAVES_PROCESSES)
 
-    outcome = kit.run(max_retries=0, timeout_seconds=3.0)
+    outcome = kit.run(max_retries=0, timeout_seconds=2.0)
 
     assert outcome.status == "Completed", outcome.message
     assert outcome.counts.items_failed == (1 if ending == "hang" else 0)
