@@ -50,7 +50,7 @@ class CreateOnlyFields:
             return requested
         requested = _copy(requested, left_out)
         for path in left_out:
-            parent = _at(requested, path[:-1])
+            parent = value_at(requested, path[:-1])
             if isinstance(parent, dict):
                 parent.pop(path[-1], None)
         return requested
@@ -64,11 +64,11 @@ class CreateOnlyFields:
         stored = [
             path
             for path in self.paths
-            if isinstance(_at(requested, path[:-1]), dict)
-            and not _empty(_at(before, path))
+            if isinstance(value_at(requested, path[:-1]), dict)
+            and not _empty(value_at(before, path))
             and (
-                _empty(_at(requested, path))
-                or _at(requested, path) != _at(before, path)
+                _empty(value_at(requested, path))
+                or value_at(requested, path) != value_at(before, path)
                 and _same(before, requested, path)
             )
         ]
@@ -76,13 +76,13 @@ class CreateOnlyFields:
             return requested
         requested = _copy(requested, stored)
         for path in stored:
-            _at(requested, path[:-1])[path[-1]] = _at(before, path)
+            value_at(requested, path[:-1])[path[-1]] = value_at(before, path)
         return requested
 
     def check(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Refuse ``after`` when it changes a create-only field of ``before``."""
         for path in self.paths:
-            refuse_change(".".join(("properties", *path)), _at(before, path), _at(after, path))
+            refuse_change(".".join(("properties", *path)), value_at(before, path), value_at(after, path))
 
 
 def refuse_change(field: str, before: Any, after: Any) -> None:
@@ -107,7 +107,7 @@ def _paths(annotation: Any, below: Path) -> list[Path]:
     return found
 
 
-def _at(document: dict[str, Any], path: Path) -> Any:
+def value_at(document: dict[str, Any], path: Path) -> Any:
     value: Any = document
     for name in path:
         value = value.get(name) if isinstance(value, dict) else None
@@ -123,7 +123,7 @@ def same_value(before: Any, after: Any) -> bool:
 
 
 def _same(before: dict[str, Any], after: dict[str, Any], path: Path) -> bool:
-    return same_value(_at(before, path), _at(after, path))
+    return same_value(value_at(before, path), value_at(after, path))
 
 
 def _empty(value: Any) -> bool:

@@ -706,6 +706,9 @@ class RayExecutor(Executor):
         self._layout = LogLayout(spec.logs_dir)
         self._names = ProcessNames(self._layout)
         names_root, self._inputs = self._inputs_config(spec)
+        self._readable = [os.path.realpath(root) for root in spec.input_roots or spec.input_paths]
+        """Where the files the coordinator reads for the nodes must lie (`_shipped`): the job's inputs, a rerun's
+        first job's; resolved once, not per mini-batch."""
         self._relative = _relative_names(names_root)
         self._config = self._actor_config(spec)
         self._stream_log(f"Inputs: {_describe_inputs(self._inputs, spec)}")
@@ -746,10 +749,9 @@ class RayExecutor(Executor):
 
     def _shipped(self, files: Sequence[str]) -> list[bytes | None]:
         """The files' contents, read here with the server's rights, so only of those that lead inside the job's
-        inputs (`JobSpec.input_roots` for a rerun), as a worker's sandbox would read them; None for any other (a
-        link a user placed in the input, to a file elsewhere): its node fails the try saying so."""
-        inputs = [os.path.realpath(root) for root in self._spec.input_roots or self._spec.input_paths]
-        return [_read_inside(path, inputs) for path in files]
+        inputs (`_readable`), as a worker's sandbox would read them; None for any other (a link a user placed in
+        the input, to a file elsewhere): its node fails the try saying so."""
+        return [_read_inside(path, self._readable) for path in files]
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         if not any(self._usable(slot) for slot in self._slots):

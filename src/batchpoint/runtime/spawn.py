@@ -119,7 +119,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def handle_of(pid: int) -> psutil.Process | None:
-    """psutil's handle on a process just started (None: it has exited already)."""
+    """psutil's handle on process `pid`, which knows it by its start time (None: it has exited already)."""
     try:
         return psutil.Process(pid)
     except psutil.Error:

@@ -189,8 +189,9 @@ def check_deployment_settings(
 def _check_path_component(name: str, value: str) -> None:
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
         raise ValueError(f"{name} must be a plain file name, not {value!r}")
-    if len(os.fsencode(value)) > NAME_BYTES:
-        raise ValueError(f"{name} must be a file name of at most {NAME_BYTES} bytes, not {len(os.fsencode(value))}")
+    size = len(os.fsencode(value))
+    if size > NAME_BYTES:
+        raise ValueError(f"{name} must be a file name of at most {NAME_BYTES} bytes, not {size}")
     if value in RESERVED_NAMES:
         raise ValueError(f"{name} cannot be {value!r}: the job keeps its logs and its uncommitted rows in the output "
                          f"folder as {' and '.join(RESERVED_NAMES)}")  # fmt: skip

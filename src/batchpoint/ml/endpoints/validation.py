@@ -13,6 +13,7 @@ import re
 from typing import Any, Literal
 
 from batchpoint.arm.errors import ArmError, bad_request
+from batchpoint.arm.mutability import value_at
 from batchpoint.ml.assets.references import is_registry_reference, load_version
 from batchpoint.runtime.spec import check_deployment_settings
 from batchpoint.store import Store
@@ -59,20 +60,13 @@ def check_runnable(properties: dict[str, Any]) -> None:
     runtime's own message and the property's path, rather than stored as `Succeeded` and refused at each invoke
     (Decision 21)."""
     for path, name in RUNTIME_NAMES.items():
-        value = _at(properties, path)
+        value = value_at(properties, tuple(path.split(".")))
         if value is None:
             continue
         try:
             check_deployment_settings(**{name: value})
         except ValueError as error:
             raise _invalid(f"No job can run with this deployment's settings: {error} (properties.{path}).") from None
-
-
-def _at(properties: dict[str, Any], path: str) -> Any:
-    value: Any = properties
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 def unacted_settings(store: Store, workspace_id: str, properties: dict[str, Any]) -> list[str]:
